@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Exit codes, documented in the README and in `kubectl pvbackup --help`.
+const (
+	ExitOK          = 0   // everything done
+	ExitFailed      = 1   // nothing or not enough done: bad input, unreachable storage, a failed backup
+	ExitPartial     = 2   // done, but some items failed: each is named in the output
+	ExitInterrupted = 130 // stopped by Ctrl-C after cleaning up
+)
+
+// ErrPartial marks a run that finished with some failed items; the items were already printed.
+var ErrPartial = errors.New("some items failed")
+
+// ExitCode maps the error a command returned to the process exit code and prints it to stderr.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(os.Stderr, "error:", err)
+	return exitCodeOf(err)
+}
+
+func exitCodeOf(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.Is(err, ErrPartial):
+		return ExitPartial
+	default:
+		return ExitFailed
+	}
+}

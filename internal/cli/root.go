@@ -1,0 +1,45 @@
+// Package cli turns command lines into engine configurations and engine results into output.
+// It is the only package that knows cobra.
+package cli
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	// Auth plugins (OIDC, exec, ...) so every kubeconfig that works with kubectl works here.
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+)
+
+// StdStreams returns the process's standard streams.
+func StdStreams() genericiooptions.IOStreams {
+	return genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}
+
+// NewRootCmd builds the command tree. ctx is cancelled on the first Ctrl-C.
+func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
+	flags := genericclioptions.NewConfigFlags(true)
+	root := &cobra.Command{
+		Use:   "kubectl pvbackup",
+		Short: "Back up and restore Kubernetes applications and their volume data to object storage",
+		Long: `kubectl pvbackup backs up and restores Kubernetes applications - resource specs and
+PersistentVolume data - to object storage, with no in-cluster components.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl pvbackup",
+		},
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	flags.AddFlags(root.PersistentFlags())
+
+	root.AddCommand(
+		NewVersionCmd(streams),
+	)
+	return root
+}
