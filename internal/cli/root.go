@@ -39,6 +39,12 @@ PersistentVolume data - to object storage, with no in-cluster components.`,
 	flags.AddFlags(root.PersistentFlags())
 
 	root.AddCommand(
+		NewCreateCmd(flags, streams),
+		NewRestoreCmd(flags, streams),
+		NewListCmd(streams),
+		NewDescribeCmd(streams),
+		NewLogsCmd(streams),
+		NewDeleteCmd(streams),
 		NewVersionCmd(streams),
 	)
 	return root
