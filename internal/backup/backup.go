@@ -35,10 +35,10 @@ const (
 	// ClusterAuto takes every cluster-scoped object when all namespaces are selected, and
 	// otherwise only those the selected objects need: bound PVs, their StorageClasses, the CRDs
 	// of custom resources, ClusterRoles that RoleBindings refer to.
-	ClusterAuto  ClusterMode = "auto"
-	ClusterAll   ClusterMode = "true"
-	ClusterNone  ClusterMode = "false"
-	defaultPage              = 500
+	ClusterAuto ClusterMode = "auto"
+	ClusterAll  ClusterMode = "true"
+	ClusterNone ClusterMode = "false"
+	defaultPage             = 500
 	// clusterWideAbove: with more selected namespaces than this, one cluster-wide list per
 	// resource beats a list per namespace.
 	clusterWideAbove = 3

@@ -30,7 +30,7 @@ var configResources = map[schema.GroupResource]bool{
 	{Resource: "resourcequotas"}:  true,
 	// Services before pods: a pod gets the environment variables of the Services that exist
 	// when it starts.
-	{Resource: "services"}: true,
+	{Resource: "services"}:                                         true,
 	{Group: "rbac.authorization.k8s.io", Resource: "roles"}:        true,
 	{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}: true,
 }

@@ -30,7 +30,7 @@ func (r Resource) GroupResource() string { return r.GVR.GroupResource().String()
 var Transient = []string{
 	"events", "events.events.k8s.io", // history, not state
 	"nodes", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io", // the cluster's machines
-	"leases.coordination.k8s.io", // leader-election locks, renewed every few seconds
+	"leases.coordination.k8s.io",                                      // leader-election locks, renewed every few seconds
 	"ipaddresses.networking.k8s.io", "servicecidrs.networking.k8s.io", // allocated by the apiserver
 	"componentstatuses",
 	"nodes.metrics.k8s.io", "pods.metrics.k8s.io", // live metrics
