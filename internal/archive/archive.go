@@ -26,6 +26,11 @@ const ClusterScope = "_cluster"
 // ErrWrongPassword is returned when the archive cannot be decrypted with the password given.
 var ErrWrongPassword = errors.New("wrong repository password")
 
+// WorkFactor is the scrypt cost (log2 N) of the archive key. Kopia derives its repository key
+// from the same password with N = 2^16; a dearer factor here would add no strength (an attacker
+// goes for the cheaper one) and would cost every backup and restore a second or more.
+const WorkFactor = 16
+
 // maxEntry bounds one object's JSON: the apiserver's own limit on a request is 3 MiB.
 const maxEntry = 64 << 20
 
@@ -96,6 +101,7 @@ func NewWriter(w io.Writer, password string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
+	r.SetWorkFactor(WorkFactor)
 	enc, err := age.Encrypt(w, r)
 	if err != nil {
 		return nil, fmt.Errorf("archive: start encryption: %w", err)
