@@ -81,9 +81,6 @@ type Result struct {
 	DryRun   bool
 }
 
-// ErrFailed marks a backup whose manifest says Failed.
-var ErrFailed = errors.New("backup failed")
-
 // Run backs up what cfg selects. The returned error is nil for Completed and PartiallyFailed
 // backups (see Result.Manifest.Status); a Failed backup returns its manifest and an error.
 func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
@@ -162,7 +159,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return &Result{Manifest: m}, fmt.Errorf("%w (the backup is incomplete)", err)
 	}
 	if m.Status == catalog.Failed {
-		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %s: %w", cfg.Name, strings.Join(m.Errors, "; "), ErrFailed)
+		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %w", cfg.Name, runErr)
 	}
 	return &Result{Manifest: m}, nil
 }
@@ -305,7 +302,7 @@ func (b *run) write(ctx context.Context, p *planned) (err error) {
 func (b *run) walk(ctx context.Context, p *planned, aw *archive.Writer) error {
 	b.m.Namespaces = p.namespaces
 	for _, r := range p.cluster {
-		if err := b.listResource(ctx, r, "", p, aw); err != nil {
+		if err := b.listResource(ctx, r, p, aw); err != nil {
 			return err
 		}
 	}
@@ -313,7 +310,7 @@ func (b *run) walk(ctx context.Context, p *planned, aw *archive.Writer) error {
 		if len(p.namespaces) == 0 {
 			break
 		}
-		if err := b.listResource(ctx, r, "", p, aw); err != nil {
+		if err := b.listResource(ctx, r, p, aw); err != nil {
 			return err
 		}
 	}
@@ -327,7 +324,10 @@ func (b *run) walk(ctx context.Context, p *planned, aw *archive.Writer) error {
 
 // listResource lists one resource, across the selected namespaces, and archives what matches.
 // Errors of one resource (forbidden, a broken aggregated API) are warnings; archive errors stop.
-func (b *run) listResource(ctx context.Context, r selection.Resource, _ string, p *planned, aw *archive.Writer) error {
+func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned, aw *archive.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	done := b.d.Progress.Start(r.GroupResource())
 	before := b.items
 	inNS := map[string]bool{}

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,34 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	if ok, _ := cat.Exists(context.Background(), "b"); ok {
 		t.Fatal("a dry run wrote to the bucket")
+	}
+}
+
+// TestInterrupted cancels the context in the middle of the listing, as Ctrl-C does: the archive
+// is abandoned, and the manifest says Failed and why.
+func TestInterrupted(t *testing.T) {
+	dyn, disc := fakeCluster()
+	ctx, cancel := context.WithCancel(context.Background())
+	lists := 0
+	dyn.PrependReactor("list", "*", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if lists++; lists == 4 {
+			cancel()
+		}
+		return false, nil, nil
+	})
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", Password: "pw"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	m, err := cat.Manifest(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status != catalog.Failed || len(m.Errors) != 1 || !strings.Contains(m.Errors[0], "context canceled") {
+		t.Fatalf("manifest: %s %v", m.Status, m.Errors)
+	}
+	if _, err := cat.NewReader(context.Background(), "b", catalog.ResourcesFile); err == nil {
+		t.Fatal("an interrupted backup left a resources archive")
 	}
 }
