@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e lint release image bench cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e lint release image bench bench-resources cluster cluster-down demo clean
 
 all: build
 
@@ -32,6 +32,13 @@ lint: ## go vet and staticcheck
 	$(GO) vet -tags integration ./...
 	hack/tools.sh staticcheck
 	.local/bin/staticcheck ./...
+
+bench: bench-resources ## benchmarks: ratios against reference tools run on the same data in the same run
+
+bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 ConfigMaps of a real apiserver
+	hack/tools.sh controlplane
+	hack/tools.sh kube
+	$(GO) run ./hack/bench-resources -plugin bin/kubectl-pvbackup -kubectl .local/bin/kubectl
 
 release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
 	VERSION=$(VERSION) hack/release.sh
