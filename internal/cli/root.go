@@ -40,6 +40,7 @@ PersistentVolume data - to object storage, with no in-cluster components.`,
 
 	root.AddCommand(
 		NewVersionCmd(streams),
+		NewMoverCmd(ctx, streams),
 	)
 	return root
 }

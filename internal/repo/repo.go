@@ -74,7 +74,11 @@ type Repository struct {
 	display string
 	dir     string
 	release func()
+	st      *Storage
 }
+
+// UploadedBytes is the number of bytes this process wrote to the repository's bucket.
+func (r *Repository) UploadedBytes() int64 { return r.st.UploadedBytes() }
 
 // NamespacePrefix is where the repository of a source namespace lives inside the location.
 func NamespacePrefix(namespace string) (string, error) {
@@ -143,7 +147,7 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	if err != nil {
 		return nil, classify(err, display)
 	}
-	out := &Repository{Repository: r, display: display, dir: dir, release: release}
+	out := &Repository{Repository: r, display: display, dir: dir, release: release, st: st}
 	if created {
 		if err := out.setDefaults(ctx, cfg); err != nil {
 			_ = r.Close(ctx)

@@ -41,15 +41,16 @@ type StorageOptions struct {
 type Storage struct {
 	kblob.DefaultProviderImplementation
 
-	bucket *blob.Bucket
-	opts   StorageOptions
+	bucket   *blob.Bucket
+	opts     StorageOptions
+	uploaded *atomic.Int64 // bytes put, shared by every Storage over the same handle
 }
 
 var _ kblob.Storage = (*Storage)(nil)
 
 var (
 	registryMu sync.Mutex
-	registry   = map[string]*blob.Bucket{}
+	registry   = map[string]*Storage{}
 	handleSeq  atomic.Int64
 )
 
@@ -57,12 +58,12 @@ func init() {
 	// repo.Open rebuilds the storage from the saved connection config: find the live bucket again.
 	kblob.AddSupportedStorage(StorageType, StorageOptions{}, func(_ context.Context, o *StorageOptions, _ bool) (kblob.Storage, error) {
 		registryMu.Lock()
-		b := registry[o.Handle]
+		s := registry[o.Handle]
 		registryMu.Unlock()
-		if b == nil {
+		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: b, opts: *o}, nil
+		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded}, nil
 	})
 }
 
@@ -70,16 +71,21 @@ func init() {
 // messages. The returned release function must be called when Kopia no longer uses the storage.
 func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	handle := fmt.Sprintf("b%d", handleSeq.Add(1))
+	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64)}
 	registryMu.Lock()
-	registry[handle] = bucket
+	registry[handle] = st
 	registryMu.Unlock()
 	release := func() {
 		registryMu.Lock()
 		delete(registry, handle)
 		registryMu.Unlock()
 	}
-	return &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}}, release
+	return st, release
 }
+
+// UploadedBytes is the number of bytes written through this storage (and every storage Kopia
+// rebuilt from its connection info).
+func (s *Storage) UploadedBytes() int64 { return s.uploaded.Load() }
 
 // GetBlob reads length bytes at offset (the whole blob when length < 0) into output.
 func (s *Storage) GetBlob(ctx context.Context, id kblob.ID, offset, length int64, output kblob.OutputBuffer) error {
@@ -152,6 +158,7 @@ func (s *Storage) PutBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	if err := w.Close(); err != nil {
 		return s.translate("put", id, err)
 	}
+	s.uploaded.Add(int64(data.Length()))
 	if opts.GetModTime != nil {
 		a, err := s.bucket.Attributes(ctx, string(id))
 		if err != nil {
