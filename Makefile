@@ -36,5 +36,12 @@ lint: ## go vet and staticcheck
 release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
 	VERSION=$(VERSION) hack/release.sh
 
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_TAR  ?= .local/images/pvbackup-mover.tar
+image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref overrides the default reference)
+	GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup ./cmd/kubectl-pvbackup
+	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup \
+		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
+
 clean:
 	rm -rf bin dist
