@@ -43,5 +43,11 @@ image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref o
 	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
+bench: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
+	hack/tools.sh kopia
+	hack/tools.sh seaweedfs
+	@command -v restic >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
+
 clean:
 	rm -rf bin dist

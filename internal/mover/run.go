@@ -3,6 +3,7 @@ package mover
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
@@ -26,7 +27,7 @@ func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository,
 	if err != nil {
 		return nil, nil, err
 	}
-	loc, err := store.Open(ctx, s.Location)
+	loc, err := store.Open(ctx, fileWithoutSidecars(s.Location))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,4 +97,18 @@ func finish(sink Sink, res *Result, err error) (*Result, error) {
 	res.OK = err == nil
 	sink(Event{Time: time.Now().UTC(), Event: EventResult, Op: res.Op, Result: res})
 	return res, err
+}
+
+// fileWithoutSidecars turns off fileblob's attribute sidecars for a file:// location: with them
+// every blob write also MD5s the data and writes a second file, which made backups to a
+// filesystem 60% slower than the kopia CLI's; Kopia needs neither content types nor MD5s.
+func fileWithoutSidecars(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.Scheme != "file" || u.Query().Has("metadata") {
+		return location
+	}
+	q := u.Query()
+	q.Set("metadata", "skip")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
