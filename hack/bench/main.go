@@ -324,7 +324,9 @@ func (r resticT) setup() error {
 	_, err := execRun(r.env(), resticBin, "init")
 	return err
 }
-func (r resticT) backup() (run, error) { return execRun(r.env(), resticBin, "backup", "--quiet", treeDir) }
+func (r resticT) backup() (run, error) {
+	return execRun(r.env(), resticBin, "backup", "--quiet", treeDir)
+}
 func (r resticT) restore(dst string) (run, error) {
 	run, err := execRun(r.env(), resticBin, "restore", "latest", "--target", dst)
 	if err != nil {

@@ -50,8 +50,8 @@ func roundTrip(t *testing.T, s Settings) {
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
-	if res.Files != 10009 {
-		t.Errorf("backed up %d files; want 10009", res.Files)
+	if res.Files != 10008 {
+		t.Errorf("backed up %d files; want 10008", res.Files)
 	}
 	// Change one file: the next backup has the first as parent and uploads little.
 	if err := os.WriteFile(filepath.Join(src, "many", "d042", "f04242"), []byte("changed\n"), 0o644); err != nil {
@@ -178,5 +178,106 @@ func TestKilledUpload(t *testing.T) {
 	defer closeRepo()
 	if err := repo.Verify(ctx, r, 100); err != nil {
 		t.Fatalf("kopia verification after a killed upload: %v", err)
+	}
+}
+
+// TestUnreadableFiles checks --on-error: fail names the unreadable paths and saves nothing; skip
+// saves the rest and names them in the result. Root reads everything, so as root the mover runs
+// in a child process as nobody.
+func TestUnreadableFiles(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(base, "src")
+	makeTree(t, src, treeSpec{smallFiles: 5})
+	if err := os.WriteFile(filepath.Join(src, "locked.bin"), []byte("no"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(src, "locked-dir"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "private"), 0o755); err != nil { // nobody must read the rest
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "private", "secret.txt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(base, "cache")
+	if err := os.Mkdir(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	loc := "file://" + filepath.Join(base, "location")
+	if err := os.Mkdir(filepath.Join(base, "location"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(filepath.Join(base, "location"), 0o777)
+
+	run := func(onError string) ([]Event, error) {
+		if os.Geteuid() != 0 {
+			var ev events
+			_, err := RunBackup(context.Background(), Settings{Location: loc, Namespace: "team-a", Password: "pw", CacheDir: cache},
+				BackupConfig{Source: src, PVC: "data", OnError: onError}, ev.sink())
+			return ev.parse(t), err
+		}
+		exe := filepath.Join(base, "mover.test")
+		b, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(exe, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Dir = base
+		cmd.Env = []string{"PVBACKUP_TEST_CHILD=backup", "PVBACKUP_LOCATION=" + loc, "PVBACKUP_PASSWORD=pw", "PVBACKUP_SOURCE=" + src,
+			"PVBACKUP_CACHE_DIR=" + cache, "PVBACKUP_ON_ERROR=" + onError, "HOME=" + base, "TMPDIR=" + cache}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.Output()
+		var evs []Event
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if ev, perr := ParseEvent([]byte(line)); perr == nil {
+				evs = append(evs, ev)
+			}
+		}
+		if len(evs) == 0 {
+			stderr := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("child mover printed no events: %v\n%s\n%s", err, out, stderr)
+		}
+		return evs, err
+	}
+
+	evs, err := run(OnErrorFail)
+	res := evs[len(evs)-1].Result
+	if err == nil || res == nil || res.OK || !strings.Contains(res.Error, "locked") || !strings.Contains(res.Error, "--on-error skip") || res.SnapshotID != "" {
+		t.Fatalf("on-error fail: err %v, result %+v; want a failure naming the locked paths and no snapshot", err, res)
+	}
+	var paths []string
+	for _, e := range evs {
+		if e.Event == EventError {
+			paths = append(paths, e.Path)
+		}
+	}
+	if len(paths) != 2 {
+		t.Errorf("error events for %v; want locked.bin and locked-dir", paths)
+	}
+
+	evs, err = run(OnErrorSkip)
+	res = evs[len(evs)-1].Result
+	if err != nil || res == nil || !res.OK || res.SnapshotID == "" || res.ErrorCount != 2 || len(res.Errors) != 2 {
+		t.Fatalf("on-error skip: err %v, result %+v; want a snapshot with 2 errors listed", err, res)
+	}
+	for _, fe := range res.Errors {
+		if !strings.Contains(fe.Path, "locked") {
+			t.Errorf("listed error %+v is not one of the locked paths", fe)
+		}
 	}
 }

@@ -33,12 +33,18 @@ func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository,
 	}
 	bucket := loc.Sub(prefix) // the location's own bucket is closed by Sub; this one owns the driver
 	display := loc.String() + " (" + prefix + ")"
-	r, err := repo.Open(ctx, bucket, display, repo.Config{
+	cfg := repo.Config{
 		Password:    s.Password,
 		CacheDir:    s.CacheDir,
 		Create:      create,
 		Compression: s.Compression,
-	})
+	}
+	if bucketURL, locPrefix, err := store.Parse(s.Location); err == nil {
+		if u, err := url.Parse(bucketURL); err == nil && u.Scheme == "s3" {
+			cfg.S3Bucket, cfg.S3KeyPrefix = u.Host, locPrefix+prefix
+		}
+	}
+	r, err := repo.Open(ctx, bucket, display, cfg)
 	if err != nil {
 		_ = bucket.Close()
 		return nil, nil, err

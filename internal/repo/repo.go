@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kopia/kopia/repo"
+	kblob "github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/compression"
 	"github.com/kopia/kopia/repo/content"
 	"github.com/kopia/kopia/repo/format"
@@ -68,6 +70,9 @@ type Config struct {
 	Compression string
 	// Splitter is the object splitter of a repository created now ("" = DefaultSplitter).
 	Splitter string
+	// S3Bucket and S3KeyPrefix, for an s3:// bucket, name the real bucket and the key prefix the
+	// gocloud bucket adds, so puts can go straight to S3 (see Storage.UseS3PutObject).
+	S3Bucket, S3KeyPrefix string
 }
 
 // Repository is an open Kopia repository in a bucket.
@@ -101,6 +106,9 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 		return nil, fmt.Errorf("open repository %s: no password given (there is no default password)", display)
 	}
 	st, release := NewStorage(bucket, display)
+	if cfg.S3Bucket != "" {
+		st.UseS3PutObject(cfg.S3Bucket, cfg.S3KeyPrefix)
+	}
 	dir, err := os.MkdirTemp(cfg.CacheDir, "pvbackup-kopia-")
 	if err != nil {
 		release()
@@ -127,9 +135,10 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 			MetadataCacheSizeLimitBytes: max(metaBytes, metadataCacheLimitBytes),
 		},
 	}
+	// Look for the repository first, then write Kopia's connection config ourselves: repo.Connect
+	// would open the repository once to verify the config, doubling the cost of every mover start.
 	created := false
-	err = repo.Connect(ctx, configFile, st, cfg.Password, copts)
-	if errors.Is(err, repo.ErrRepositoryNotInitialized) {
+	if _, err = st.GetMetadata(ctx, format.KopiaRepositoryBlobID); errors.Is(err, kblob.ErrBlobNotFound) {
 		if !cfg.Create {
 			return nil, fmt.Errorf("%w at %s (nothing was backed up from there yet)", ErrNoRepository, display)
 		}
@@ -137,10 +146,11 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 			return nil, err
 		}
 		created = true
-		err = repo.Connect(ctx, configFile, st, cfg.Password, copts)
+	} else if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", display, err)
 	}
-	if err != nil {
-		return nil, classify(err, display)
+	if err = writeConfig(configFile, st, copts); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", display, err)
 	}
 	r, err := repo.Open(ctx, configFile, cfg.Password, &repo.Options{
 		// Kopia's default exits the process; a mover must write its result first.
@@ -157,6 +167,20 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 		}
 	}
 	return out, nil
+}
+
+// writeConfig writes what repo.Connect would: storage, caching and client options.
+func writeConfig(path string, st *Storage, opts *repo.ConnectOptions) error {
+	ci := st.ConnectionInfo()
+	caching := opts.CachingOptions
+	if caching.ContentCacheSizeBytes == 0 {
+		caching = content.CachingOptions{} // as Kopia does: no content cache means no local cache at all
+	}
+	b, err := json.MarshalIndent(&repo.LocalConfig{Storage: &ci, Caching: &caching, ClientOptions: opts.ClientOptions}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }
 
 func initialize(ctx context.Context, st *Storage, cfg Config) error {

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	kblob "github.com/kopia/kopia/repo/blob"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -44,9 +47,38 @@ type Storage struct {
 	bucket   *blob.Bucket
 	opts     StorageOptions
 	uploaded *atomic.Int64 // bytes put, shared by every Storage over the same handle
+	s3       *s3Direct     // set for s3:// buckets: puts bypass gocloud's buffering writer
+}
+
+// s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
+// (the AWS transfer manager) copies each blob into a 16 MiB first-part buffer and, for Kopia's
+// 20 MiB packs, a pool of (concurrency+1) part buffers: measured, it raised the mover's peak RSS
+// over S3 to 1.65× the kopia CLI's and doubled the requests per pack.
+type s3Direct struct {
+	client    *s3.Client
+	bucket    string
+	keyPrefix string // the location's prefix and the repository's, e.g. "backups/kopia/ns/"
+}
+
+// UseS3PutObject makes puts go straight to S3 when bucket is an s3:// bucket. bucketName and
+// keyPrefix name where the bucket's keys really are (the gocloud bucket is prefixed).
+func (s *Storage) UseS3PutObject(bucketName, keyPrefix string) bool {
+	var c *s3.Client
+	if !s.bucket.As(&c) || c == nil {
+		return false
+	}
+	s.s3 = &s3Direct{client: c, bucket: bucketName, keyPrefix: keyPrefix}
+	registryMu.Lock()
+	if r := registry[s.opts.Handle]; r != nil {
+		r.s3 = s.s3
+	}
+	registryMu.Unlock()
+	return true
 }
 
 var _ kblob.Storage = (*Storage)(nil)
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 var (
 	registryMu sync.Mutex
@@ -63,7 +95,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded}, nil
+		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3}, nil
 	})
 }
 
@@ -113,7 +145,12 @@ func (s *Storage) GetBlob(ctx context.Context, id kblob.ID, offset, length int64
 		// Some drivers answer a range past the end with an empty body instead of an error.
 		return fmt.Errorf("get %s: offset %d beyond length %d: %w", id, offset, r.Size(), kblob.ErrInvalidRange)
 	}
-	if _, err := io.Copy(output, r); err != nil {
+	// Not io.Copy: gocloud's Reader.WriteTo allocates (and zeroes) a fresh 1 MiB buffer per call,
+	// which cost a restore 15% of its CPU; a pooled buffer does the same copy.
+	bp := copyBuffers.Get().(*[]byte)
+	_, err = io.CopyBuffer(output, struct{ io.Reader }{r}, *bp)
+	copyBuffers.Put(bp)
+	if err != nil {
 		return s.translate("get", id, err)
 	}
 	if err := kblob.EnsureLengthExactly(output.Length(), length); err != nil {
@@ -139,6 +176,9 @@ func (s *Storage) PutBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	if !opts.SetModTime.IsZero() {
 		return fmt.Errorf("put %s: %w", id, kblob.ErrSetTimeUnsupported)
 	}
+	if s.s3 != nil {
+		return s.putS3(ctx, id, data, opts)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := s.bucket.NewWriter(wctx, string(id), &blob.WriterOptions{
@@ -157,6 +197,40 @@ func (s *Storage) PutBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	}
 	if err := w.Close(); err != nil {
 		return s.translate("put", id, err)
+	}
+	s.uploaded.Add(int64(data.Length()))
+	if opts.GetModTime != nil {
+		a, err := s.bucket.Attributes(ctx, string(id))
+		if err != nil {
+			return s.translate("stat after put", id, err)
+		}
+		*opts.GetModTime = a.ModTime
+	}
+	return nil
+}
+
+func (s *Storage) putS3(ctx context.Context, id kblob.ID, data kblob.Bytes, opts kblob.PutOptions) error {
+	r := data.Reader()
+	defer r.Close() //nolint:errcheck // an in-memory reader
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.s3.bucket),
+		Key:           aws.String(s.s3.keyPrefix + string(id)),
+		Body:          r,
+		ContentLength: aws.Int64(int64(data.Length())),
+		ContentType:   aws.String("application/x-kopia"),
+	}
+	if opts.DoNotRecreate {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if _, err := s.s3.client.PutObject(ctx, in); err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+			return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, kblob.ErrBlobAlreadyExists)
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, err)
 	}
 	s.uploaded.Add(int64(data.Length()))
 	if opts.GetModTime != nil {

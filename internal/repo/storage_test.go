@@ -35,13 +35,13 @@ func TestKopiaOnFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	kopiaRoundTrip(t, b, "file:///test/kopia/ns/")
+	kopiaRoundTrip(t, b, "file:///test/kopia/ns/", "", "")
 }
 
 func TestKopiaOnMem(t *testing.T) {
 	b := memblob.OpenBucket(nil)
 	defer b.Close()
-	kopiaRoundTrip(t, b, "mem://kopia/ns/")
+	kopiaRoundTrip(t, b, "mem://kopia/ns/", "", "")
 }
 
 func TestOpenWithoutRepository(t *testing.T) {

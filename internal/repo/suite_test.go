@@ -252,7 +252,7 @@ func assertList(t *testing.T, st blob.Storage, prefix blob.ID, want ...blob.ID) 
 
 // kopiaRoundTrip proves the adapter end to end: a real Kopia repository created on the bucket,
 // a snapshot of a small tree, reopened with the same and a wrong password, verified.
-func kopiaRoundTrip(t *testing.T, bucket *gblob.Bucket, display string) {
+func kopiaRoundTrip(t *testing.T, bucket *gblob.Bucket, display string, s3Bucket, s3Prefix string) {
 	ctx := context.Background()
 	src := t.TempDir()
 	for i := range 50 {
@@ -264,7 +264,7 @@ func kopiaRoundTrip(t *testing.T, bucket *gblob.Bucket, display string) {
 			t.Fatal(err)
 		}
 	}
-	cfg := Config{Password: "correct horse", CacheDir: t.TempDir(), Create: true}
+	cfg := Config{Password: "correct horse", CacheDir: t.TempDir(), Create: true, S3Bucket: s3Bucket, S3KeyPrefix: s3Prefix}
 	r, err := Open(ctx, bucket, display, cfg)
 	if err != nil {
 		t.Fatalf("create repository: %v", err)
