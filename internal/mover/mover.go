@@ -172,9 +172,13 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	res.ErrorCount = c.errCount.Load()
 	res.Errors = c.fileErrors()
 	if man != nil {
-		res.Files = int64(man.Stats.TotalFileCount)
-		res.Dirs = int64(man.Stats.TotalDirectoryCount)
-		res.Bytes = man.Stats.TotalFileSize
+		// Kopia's Stats count only the files it hashed this time; the root's summary counts all.
+		res.CachedFiles = int64(man.Stats.CachedFiles)
+		res.Files, res.Dirs, res.Bytes = int64(man.Stats.TotalFileCount)+res.CachedFiles, int64(man.Stats.TotalDirectoryCount), man.Stats.TotalFileSize
+		if man.RootEntry != nil && man.RootEntry.DirSummary != nil {
+			ds := man.RootEntry.DirSummary
+			res.Files, res.Dirs, res.Bytes = ds.TotalFileCount, ds.TotalDirCount, ds.TotalFileSize
+		}
 	}
 	if err != nil {
 		res.SnapshotID = ""

