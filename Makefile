@@ -25,6 +25,7 @@ unit: ## tests that need no server
 
 integration: ## tests against a real kube-apiserver + etcd and real object stores
 	hack/tools.sh controlplane
+	hack/tools.sh seaweedfs
 	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) test -count=1 -tags integration -p 1 ./...
 
 lint: ## go vet and staticcheck

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -300,6 +299,3 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil
 }
-
-// DefaultParallel is the upload parallelism when none is given.
-func DefaultParallel() int { return runtime.NumCPU() }

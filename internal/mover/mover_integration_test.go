@@ -202,8 +202,10 @@ func TestUnreadableFiles(t *testing.T) {
 	if err := os.Chmod(filepath.Join(src, "private"), 0o755); err != nil { // nobody must read the rest
 		t.Fatal(err)
 	}
-	if err := os.Chmod(filepath.Join(src, "private", "secret.txt"), 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"private/secret.txt", "ünïcødé/emoji-🎉.txt"} { // the tree's private files
+		if err := os.Chmod(filepath.Join(src, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cache := filepath.Join(base, "cache")
 	if err := os.Mkdir(cache, 0o777); err != nil {
