@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e lint release image bench cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e lint release release-check image bench cluster cluster-down demo clean
 
 all: build
 
@@ -34,7 +34,10 @@ lint: ## go vet and staticcheck
 	.local/bin/staticcheck ./...
 
 release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
-	VERSION=$(VERSION) hack/release.sh
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release.sh
+
+release-check: release ## install the release with krew in a sandbox, every platform (docs/install.md)
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release-check.sh
 
 clean:
 	rm -rf bin dist
