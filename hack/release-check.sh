@@ -38,7 +38,7 @@ run() {
 # 1. krew and validate-krew-manifest, from the Go module proxy; kept while they are $KREW_VERSION.
 mkdir -p "$BIN"
 for cmd in krew validate-krew-manifest; do
-	if ! go version -m "$BIN/$cmd" 2>/dev/null | grep -qE "^\s+mod\s+sigs.k8s.io/krew\s+$KREW_VERSION\s"; then
+	if ! grep -qE "^\s+mod\s+sigs.k8s.io/krew\s+$KREW_VERSION\s" <<<"$(go version -m "$BIN/$cmd" 2>/dev/null)"; then
 		log "building $cmd $KREW_VERSION"
 		GOBIN=$BIN CGO_ENABLED=0 GOFLAGS= go install -trimpath \
 			-ldflags "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" "sigs.k8s.io/krew/cmd/$cmd@$KREW_VERSION"
@@ -65,7 +65,7 @@ ln -s "$BIN/krew" "$sandbox/bin/kubectl-krew"
 GOCACHE=$(go env GOCACHE) GOMODCACHE=$(go env GOMODCACHE) GOPATH=$(go env GOPATH)
 export GOCACHE GOMODCACHE GOPATH
 export HOME=$sandbox/home TMPDIR=$sandbox/tmp KREW_NO_UPGRADE_CHECK=1
-export PATH=$sandbox/bin:$sandbox/krew/bin:$PATH
+export PATH=$sandbox/bin:$PATH
 # krew refuses a manifest whose file name is not <plugin name>.yaml.
 cp "$manifest" "$sandbox/pvbackup.yaml"
 
@@ -109,7 +109,8 @@ if [ -f plugins.yaml ]; then
 else
 	fail "plugins.yaml is missing: run make release VERSION=vX.Y.Z and commit it"
 fi
-diff -u <(template_body) <(unrender "$manifest") >&2 || fail "$manifest differs from hack/plugins.yaml.tmpl"
+diff -u <(template_body) <(unrender "$manifest") >&2 || fail "$manifest differs from hack/plugins.yaml.tmpl (above)"
+pass "$manifest is rendered from hack/plugins.yaml.tmpl"
 
 # 3. Every platform installs from its archive.
 platforms=$(sed -n 's/^ *uri: .*_\([a-z]*_[a-z0-9]*\)\.tar\.gz$/\1/p' "$manifest")

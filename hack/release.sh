@@ -44,7 +44,7 @@ semver='^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-((0|[1-9][0-9]*|[0-
 # GNU tar for --sort and --mtime (macOS: brew install gnu-tar, which installs gtar).
 TAR=tar
 command -v gtar >/dev/null && TAR=gtar
-"$TAR" --version 2>/dev/null | grep -q 'GNU tar' || die "GNU tar is needed for reproducible archives (macOS: brew install gnu-tar)"
+[[ $("$TAR" --version 2>/dev/null) == *"GNU tar"* ]] || die "GNU tar is needed for reproducible archives (macOS: brew install gnu-tar)"
 
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct -- . ':(exclude)plugins.yaml' 2>/dev/null) ||
