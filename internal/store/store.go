@@ -1,0 +1,178 @@
+// Package store opens the backup location: a gocloud.dev/blob bucket (s3://, gs://, azblob://,
+// file://, mem://) and the prefix inside it under which kubectl-pvbackup keeps its files.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob://
+	_ "gocloud.dev/blob/fileblob"  // file://
+	_ "gocloud.dev/blob/gcsblob"   // gs://
+	_ "gocloud.dev/blob/memblob"   // mem://
+	_ "gocloud.dev/blob/s3blob"    // s3://
+	"gocloud.dev/gcerrors"
+)
+
+// EnvLocation names the environment variable that holds the default location URL.
+const EnvLocation = "PVBACKUP_LOCATION"
+
+// ProbeTimeout bounds the reachability check so a wrong endpoint fails in seconds, not minutes.
+var ProbeTimeout = 15 * time.Second
+
+// ErrNotFound is returned (wrapped) when a key does not exist.
+var ErrNotFound = errors.New("not found")
+
+var schemes = []string{"azblob", "file", "gs", "mem", "s3"}
+
+// Location is an opened backup location.
+type Location struct {
+	display string       // the URL without secrets, for messages
+	bucket  *blob.Bucket // already narrowed to the prefix
+}
+
+// FromBucket wraps an opened bucket, for tests and callers that open buckets themselves.
+func FromBucket(b *blob.Bucket, display string) *Location {
+	return &Location{display: display, bucket: b}
+}
+
+// Parse checks a location URL and splits it into the URL gocloud opens and the prefix in the
+// bucket. For s3://, gs:// and azblob:// the path after the bucket is the prefix
+// ("s3://bucket/team/prod?region=..."); for file:// the path is the directory itself.
+func Parse(raw string) (bucketURL, prefix string, err error) {
+	if raw == "" {
+		return "", "", fmt.Errorf("no backup location: pass --to/--from URL or set %s (e.g. s3://bucket/prefix?region=us-east-1 or file:///var/backups)", EnvLocation)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("backup location %q is not a URL: %w", Redact(raw), err)
+	}
+	i := sort.SearchStrings(schemes, u.Scheme)
+	if i == len(schemes) || schemes[i] != u.Scheme {
+		return "", "", fmt.Errorf("backup location %q: unsupported scheme %q (use s3://, gs://, azblob://, file:// or mem://)", Redact(raw), u.Scheme)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Path == "" || !filepath.IsAbs(u.Path) {
+			return "", "", fmt.Errorf("backup location %q: file:// needs an absolute path, e.g. file:///var/backups", Redact(raw))
+		}
+	case "mem":
+		prefix = strings.Trim(u.Path, "/")
+		u.Path = ""
+	default:
+		if u.Host == "" {
+			return "", "", fmt.Errorf("backup location %q has no bucket name (e.g. %s://my-bucket/prefix)", Redact(raw), u.Scheme)
+		}
+		prefix = strings.Trim(u.Path, "/")
+		u.Path = ""
+	}
+	if q := u.Query().Get("prefix"); q != "" {
+		prefix = strings.Trim(strings.Trim(prefix, "/")+"/"+strings.Trim(q, "/"), "/")
+		qs := u.Query()
+		qs.Del("prefix")
+		u.RawQuery = qs.Encode()
+	}
+	if prefix != "" {
+		prefix += "/"
+	}
+	return u.String(), prefix, nil
+}
+
+// Open opens the location and checks, within ProbeTimeout, that the bucket is reachable.
+func Open(ctx context.Context, raw string) (*Location, error) {
+	bucketURL, prefix, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	display := Redact(raw)
+	if u, _ := url.Parse(bucketURL); u.Scheme == "file" {
+		// fileblob wants the directory to exist; a new backup location is a normal first step.
+		if err := os.MkdirAll(u.Path, 0o700); err != nil {
+			return nil, fmt.Errorf("backup location %s: %w", display, err)
+		}
+	}
+	b, err := blob.OpenBucket(ctx, bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("open backup location %s: %w", display, err)
+	}
+	if prefix != "" {
+		b = blob.PrefixedBucket(b, prefix)
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	ok, err := b.IsAccessible(probeCtx)
+	if err == nil && !ok {
+		err = errors.New("the bucket does not exist")
+	}
+	if err != nil {
+		_ = b.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("backup location %s is not reachable: %s (check the URL, the endpoint and the credentials)", display, shortError(err))
+	}
+	return &Location{display: display, bucket: b}, nil
+}
+
+// String returns the location without secrets.
+func (l *Location) String() string { return l.display }
+
+// Bucket returns the bucket, narrowed to the location's prefix.
+func (l *Location) Bucket() *blob.Bucket { return l.bucket }
+
+// Sub returns the bucket narrowed further to prefix ("kopia/ns/"). Closing it closes nothing shared.
+func (l *Location) Sub(prefix string) *blob.Bucket { return blob.PrefixedBucket(l.bucket, prefix) }
+
+// Close releases the bucket.
+func (l *Location) Close() error { return l.bucket.Close() }
+
+// IsNotFound reports whether err means a key does not exist.
+func IsNotFound(err error) bool {
+	return errors.Is(err, ErrNotFound) || gcerrors.Code(err) == gcerrors.NotFound
+}
+
+// Redact removes user info and query values that look like credentials from a URL.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		lk := strings.ToLower(k)
+		for _, s := range []string{"key", "secret", "token", "sig", "password", "credential"} {
+			if strings.Contains(lk, s) {
+				q.Set(k, "REDACTED")
+				changed = true
+			}
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// shortError keeps the first line of an SDK error, which often carries a page of retry detail.
+func shortError(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}

@@ -1,0 +1,219 @@
+// Package s3server starts S3 servers for tests: SeaweedFS (a real object store, started as a
+// process on loopback) and gofakes3 (an in-process S3 test double for fast tests).
+package s3server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// Server is a running S3 endpoint with one bucket.
+type Server struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	Bucket    string
+	AccessKey string
+	SecretKey string
+}
+
+// URL returns the gocloud.dev/blob URL of the bucket, with prefix as the path ("" for none).
+// Credentials are not in the URL: callers set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (see SetEnv).
+func (s *Server) URL(prefix string) string {
+	p := ""
+	if prefix != "" {
+		p = "/" + strings.Trim(prefix, "/")
+	}
+	return fmt.Sprintf("s3://%s%s?endpoint=%s&region=us-east-1&use_path_style=true&disable_https=true", s.Bucket, p, s.Endpoint)
+}
+
+// SetEnv points the AWS SDK at the server's credentials for the rest of the test.
+func (s *Server) SetEnv(tb testing.TB) {
+	tb.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
+	tb.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
+	tb.Setenv("AWS_REGION", "us-east-1")
+	// Keep the SDK away from ~/.aws and instance metadata on the developer's machine.
+	tb.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	tb.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// Fake starts gofakes3 in process with an in-memory backend and one bucket.
+func Fake(tb testing.TB) *Server {
+	tb.Helper()
+	backend := s3mem.New()
+	faker := gofakes3.New(backend)
+	ts := httptest.NewServer(faker.Server())
+	tb.Cleanup(ts.Close)
+	bucket := "fake-" + randomHex(4)
+	if err := backend.CreateBucket(bucket); err != nil {
+		tb.Fatalf("create bucket on gofakes3: %v", err)
+	}
+	return &Server{Endpoint: ts.URL, Bucket: bucket, AccessKey: "fake", SecretKey: "fakefakefake"}
+}
+
+// SeaweedFS returns the SeaweedFS server named by PVBACKUP_TEST_S3_ENDPOINT (started once by the
+// Makefile for a whole test run, with PVBACKUP_TEST_S3_ACCESS_KEY/SECRET_KEY), creating a fresh
+// bucket on it; without that variable it starts `weed mini` from the tools directory
+// (PVBACKUP_TOOLS, default .local/bin of the checkout) for this test only.
+func SeaweedFS(tb testing.TB) *Server {
+	tb.Helper()
+	if ep := os.Getenv("PVBACKUP_TEST_S3_ENDPOINT"); ep != "" {
+		s := &Server{Endpoint: ep, AccessKey: os.Getenv("PVBACKUP_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("PVBACKUP_TEST_S3_SECRET_KEY")}
+		s.Bucket = "t-" + randomHex(6)
+		if err := createBucket(s); err != nil {
+			tb.Fatalf("create bucket on SeaweedFS at %s: %v", ep, err)
+		}
+		return s
+	}
+	weed := filepath.Join(ToolsDir(), "weed")
+	if _, err := os.Stat(weed); err != nil {
+		tb.Fatalf("SeaweedFS is not built (%v): run `hack/tools.sh seaweedfs` or `make integration`", err)
+	}
+	s, stop, err := StartSeaweedFS(weed, tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(stop)
+	return s
+}
+
+// StartSeaweedFS starts `weed mini` on free loopback ports with its data in dir and waits for S3.
+// The returned function stops it.
+func StartSeaweedFS(weed, dir string) (*Server, func(), error) {
+	s := &Server{AccessKey: "pvbackup", SecretKey: "pvbackup-" + randomHex(8), Bucket: "pvbackup"}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, nil, err
+	}
+	logPath := filepath.Join(dir, "weed.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, weed, "mini",
+		"-dir="+filepath.Join(dir, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
+		fmt.Sprintf("-master.port=%d", ports[0]), fmt.Sprintf("-volume.port=%d", ports[1]),
+		fmt.Sprintf("-filer.port=%d", ports[2]), fmt.Sprintf("-s3.port=%d", ports[3]),
+		"-bucket="+s.Bucket)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	_ = os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, nil, fmt.Errorf("start weed: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop := func() { cancel(); <-done; _ = logf.Close() }
+	s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-done:
+			b, _ := os.ReadFile(logPath)
+			return nil, nil, fmt.Errorf("weed mini exited before S3 was ready; log:\n%s", tail(string(b), 2000))
+		default:
+		}
+		// Ready when the bucket answers, not just the port: the filer comes up after the S3 listener.
+		if err := headBucket(s); err == nil {
+			return s, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			b, _ := os.ReadFile(logPath)
+			return nil, nil, fmt.Errorf("SeaweedFS S3 not ready after 60s; log:\n%s", tail(string(b), 2000))
+		}
+		time.Sleep(200 * time.Millisecond) // a process start has nothing to watch
+	}
+}
+
+// ToolsDir is where hack/tools.sh puts built programs.
+func ToolsDir() string {
+	if d := os.Getenv("PVBACKUP_TOOLS"); d != "" {
+		return d
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", ".local", "bin")
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		// SeaweedFS puts each gRPC port at +10000: keep it within range and free of the ephemeral range.
+		if p+10000 > 65535 {
+			continue
+		}
+		if c, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10000)); err == nil {
+			_ = c.Close()
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func s3Client(s *Server) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		HTTPClient:   &http.Client{Timeout: 5 * time.Second},
+	})
+}
+
+func headBucket(s *Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s3Client(s).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.Bucket)})
+	return err
+}
+
+func createBucket(s *Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := s3Client(s).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
+	return err
+}
