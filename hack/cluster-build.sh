@@ -77,7 +77,7 @@ images() {
 		CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$BUILD/pause" ./cmd/pause)
 	[ -x /bin/busybox ] || { echo "busybox-static is not installed (hack/cluster.sh installs it)" >&2; return 1; }
 	"$BIN/imagetar" -o "$IMAGES/pause.tar" -name localhost/pvbackup/pause:3.10 -file "$BUILD/pause:/pause" -entrypoint /pause
-	"$BIN/imagetar" -o "$IMAGES/busybox.tar" -name localhost/pvbackup/busybox:1.35 -busybox /bin/busybox -entrypoint /bin/sh
+	"$BIN/imagetar" -o "$IMAGES/busybox.tar" -name localhost/pvbackup/busybox:1.35 -busybox /bin/busybox -cmd sh
 }
 
 case "${1:-all}" in

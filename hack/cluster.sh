@@ -287,6 +287,7 @@ tlsCertFile: $PKI/kubelet.crt
 tlsPrivateKeyFile: $PKI/kubelet.key
 clusterDomain: cluster.local
 resolvConf: $STATE/conf/resolv.conf
+podLogsDir: $STATE/pod-logs
 # A small or busy disk must not evict the test pods or collect the imported (unpullable) images.
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100
@@ -331,6 +332,23 @@ network_up() {
 	iptables -C FORWARD -j "$ISOLATE_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$ISOLATE_CHAIN"
 }
 
+# iptables_cleanup removes the KUBE-* chains the kubelet and kube-proxy made (nothing else on this
+# machine runs them) and the rules that jump to them.
+iptables_cleanup() {
+	local cmd t rule chains c
+	for cmd in iptables ip6tables; do
+		command -v "$cmd" >/dev/null || continue
+		for t in filter nat mangle; do
+			while read -r rule; do
+				[ -n "$rule" ] && eval "$cmd -t $t ${rule/-A/-D}" 2>/dev/null || true
+			done <<<"$($cmd -t $t -S 2>/dev/null | grep -E -- '-j KUBE-' | grep -vE '^-A KUBE-' || true)"
+			chains=$($cmd -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}')
+			for c in $chains; do $cmd -t "$t" -F "$c" 2>/dev/null || true; done
+			for c in $chains; do $cmd -t "$t" -X "$c" 2>/dev/null || true; done
+		done
+	done
+}
+
 network_down() {
 	while iptables -D FORWARD -j "$ISOLATE_CHAIN" 2>/dev/null; do :; done
 	iptables -F "$ISOLATE_CHAIN" 2>/dev/null || true
@@ -357,6 +375,7 @@ start_control_plane() {
 		--service-cluster-ip-range "$SERVICE_CIDR" \
 		--service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
 		--service-account-issuer https://kubernetes.default.svc.cluster.local \
+		--kubelet-preferred-address-types InternalIP \
 		--authorization-mode Node,RBAC --allow-privileged=true --profiling=false --v=1
 	local curl_admin=(curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key")
 	wait_until "kube-apiserver /readyz" 120 "${curl_admin[@]}" "$APISERVER/readyz"
@@ -582,6 +601,7 @@ down() {
 	if [ -x "$BIN/kube-proxy" ]; then
 		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 	fi
+	iptables_cleanup
 	# Mounts: pod volumes, container root filesystems, shm, network namespaces; deepest first.
 	local m
 	for _ in 1 2 3; do

@@ -2,7 +2,7 @@
 // `ctr images import` loads, so the test cluster never pulls an image:
 //
 //	imagetar -o pause.tar -name localhost/pvbackup/pause:3.10 -file .local/bin/pause:/pause -entrypoint /pause
-//	imagetar -o busybox.tar -name localhost/pvbackup/busybox:1.35 -busybox /bin/busybox -entrypoint /bin/sh
+//	imagetar -o busybox.tar -name localhost/pvbackup/busybox:1.35 -busybox /bin/busybox -cmd sh
 //
 // The layer also holds /etc/passwd, /etc/group and /tmp. Timestamps are fixed, so the same inputs
 // give the same image digest.
@@ -41,9 +41,10 @@ func main() {
 	ref := flag.String("name", "", "image name, e.g. localhost/pvbackup/busybox:1.35")
 	busybox := flag.String("busybox", "", "a static busybox binary: installed as /bin/busybox with a /bin symlink per applet")
 	entrypoint := flag.String("entrypoint", "", "entrypoint, words separated by spaces")
+	cmd := flag.String("cmd", "", "default command (arguments of the entrypoint), words separated by spaces")
 	flag.Var(&files, "file", "SRC:DST, a file to put in the image with mode 0755 (repeatable)")
 	flag.Parse()
-	if err := run(*out, *ref, *busybox, *entrypoint, files); err != nil {
+	if err := run(*out, *ref, *busybox, *entrypoint, *cmd, files); err != nil {
 		fmt.Fprintln(os.Stderr, "imagetar:", err)
 		os.Exit(1)
 	}
@@ -54,7 +55,7 @@ type entry struct {
 	data []byte
 }
 
-func run(out, ref, busybox, entrypoint string, files []string) error {
+func run(out, ref, busybox, entrypoint, cmd string, files []string) error {
 	if out == "" || ref == "" {
 		return fmt.Errorf("-o and -name are required")
 	}
@@ -151,6 +152,9 @@ func run(out, ref, busybox, entrypoint string, files []string) error {
 	cf.Config.Env = []string{"PATH=/bin"}
 	if entrypoint != "" {
 		cf.Config.Entrypoint = strings.Fields(entrypoint)
+	}
+	if cmd != "" {
+		cf.Config.Cmd = strings.Fields(cmd)
 	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
