@@ -79,8 +79,17 @@ start() {
 	local exe
 	exe=$(readlink -f "$bin")
 	setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
-	echo "$! $exe" >"$PIDS/$name.pid"
+	local pid=$! i
+	echo "$pid $exe" >"$PIDS/$name.pid"
 	STARTED+=("$name")
+	# The child runs setsid first and execs the binary just after: wait for that, so that a check
+	# right after start does not take the setsid moment for a dead component.
+	for i in $(seq 1 100); do
+		[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] && return 0
+		[ -d "/proc/$pid" ] || break
+		sleep 0.05
+	done
+	check_alive
 }
 
 tail_log() {
@@ -562,7 +571,7 @@ up() {
 	wait_until "ServiceAccount default/default" 60 kubectl get serviceaccount default -n default
 	wait_until "the CSI driver's registration with the kubelet" 60 csi_registered
 	wait_until "SeaweedFS S3 with bucket $S3_BUCKET" 120 s3_bucket_ok
-	wait_until "default StorageClass and VolumeSnapshotClass" 30 kubectl get storageclass csi-dir volumesnapshotclass csi-dir
+	wait_until "default StorageClass and VolumeSnapshotClass" 30 kubectl get storageclass/csi-dir volumesnapshotclass/csi-dir
 	check_alive
 	CLUSTER_UP_DONE=1
 	trap - EXIT

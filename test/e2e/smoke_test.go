@@ -80,7 +80,7 @@ func TestPodsReachS3(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open %s: %v", c.S3URL, err)
 	}
-	defer bucket.Close()
+	t.Cleanup(func() { bucket.Close() }) // after the object's deletion below (cleanups run last first)
 	key := "e2e/reach-" + randomSuffix()
 	token := "s3-" + randomSuffix()
 	if err := bucket.WriteAll(ctx, key, []byte(token), nil); err != nil {
