@@ -127,7 +127,7 @@ wait_until() {
 }
 
 stop_component() {
-	local name=$1 pid i
+	local name=$1 pid i t0=$SECONDS
 	if pid=$(pidof_component "$name"); then
 		kill -TERM "$pid" 2>/dev/null || true
 		for i in $(seq 1 100); do
@@ -139,6 +139,7 @@ stop_component() {
 			kill -KILL "$pid" 2>/dev/null || true
 			while [ -d "/proc/$pid" ]; do sleep 0.1; done
 		fi
+		[ $((SECONDS - t0)) -lt 3 ] || log "$name took $((SECONDS - t0))s to stop"
 	fi
 	rm -f "$PIDS/$name.pid"
 }
