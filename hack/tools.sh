@@ -4,7 +4,7 @@
 #
 #   hack/tools.sh apt          Debian packages (etcd, containerd, runc, CNI plugins, ...)
 #   hack/tools.sh kube         kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl
-#   hack/tools.sh controlplane apt (etcd only) + kube-apiserver: what the resource integration tests need
+#   hack/tools.sh controlplane etcd, kube-apiserver, kube-controller-manager: what the resource integration tests need
 #   hack/tools.sh seaweedfs    SeaweedFS (weed): the local S3 server
 #   hack/tools.sh kopia        the kopia CLI, for benchmarks
 #   hack/tools.sh staticcheck  the linter
@@ -95,7 +95,7 @@ apt)
 	;;
 controlplane)
 	etcd_link
-	kube_build kube-apiserver
+	kube_build kube-apiserver kube-controller-manager
 	;;
 kube)
 	kube_build kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl

@@ -2,16 +2,13 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.SignalContext()
 	err := cli.NewRootCmd(ctx, cli.StdStreams()).ExecuteContext(ctx)
 	stop()
 	os.Exit(cli.ExitCode(err))

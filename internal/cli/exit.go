@@ -24,10 +24,11 @@ func ExitCode(err error) int {
 		return ExitOK
 	}
 	fmt.Fprintln(os.Stderr, "error:", err)
-	return exitCodeOf(err)
+	return ExitCodeOf(err)
 }
 
-func exitCodeOf(err error) int {
+// ExitCodeOf maps an error to its exit code without printing it.
+func ExitCodeOf(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK

@@ -26,7 +26,13 @@ func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.
 		Use:   "kubectl pvbackup",
 		Short: "Back up and restore Kubernetes applications and their volume data to object storage",
 		Long: `kubectl pvbackup backs up and restores Kubernetes applications - resource specs and
-PersistentVolume data - to object storage, with no in-cluster components.`,
+PersistentVolume data - to object storage, with no in-cluster components.
+
+The repository password comes from $PVBACKUP_PASSWORD or --password-file; there is no
+default. The location comes from --to/--from or $PVBACKUP_LOCATION.
+
+Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed backup);
+2 partially failed (some items failed, each named in the output); 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations: map[string]string{
@@ -39,6 +45,12 @@ PersistentVolume data - to object storage, with no in-cluster components.`,
 	flags.AddFlags(root.PersistentFlags())
 
 	root.AddCommand(
+		NewCreateCmd(flags, streams),
+		NewRestoreCmd(flags, streams),
+		NewListCmd(streams),
+		NewDescribeCmd(streams),
+		NewLogsCmd(streams),
+		NewDeleteCmd(streams),
 		NewVersionCmd(streams),
 	)
 	return root

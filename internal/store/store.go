@@ -61,8 +61,8 @@ func Parse(raw string) (bucketURL, prefix string, err error) {
 	}
 	switch u.Scheme {
 	case "file":
-		if u.Path == "" || !filepath.IsAbs(u.Path) {
-			return "", "", fmt.Errorf("backup location %q: file:// needs an absolute path, e.g. file:///var/backups", Redact(raw))
+		if (u.Host != "" && u.Host != "localhost") || u.Path == "" || !filepath.IsAbs(u.Path) {
+			return "", "", fmt.Errorf("backup location %q: file:// needs an absolute path, e.g. file:///var/backups (three slashes)", Redact(raw))
 		}
 	case "mem":
 		prefix = strings.Trim(u.Path, "/")

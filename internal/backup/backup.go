@@ -1,0 +1,592 @@
+// Package backup is the engine of `kubectl pvbackup create`: it lists the selected objects,
+// streams them into the encrypted resources archive and writes the manifest last.
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
+)
+
+// ClusterMode says which cluster-scoped objects a backup takes.
+type ClusterMode string
+
+// Cluster modes (--include-cluster-resources).
+const (
+	// ClusterAuto takes every cluster-scoped object when all namespaces are selected, and
+	// otherwise only those the selected objects need: bound PVs, their StorageClasses, the CRDs
+	// of custom resources, ClusterRoles that RoleBindings refer to.
+	ClusterAuto ClusterMode = "auto"
+	ClusterAll  ClusterMode = "true"
+	ClusterNone ClusterMode = "false"
+	defaultPage             = 500
+	// clusterWideAbove: with more selected namespaces than this, one cluster-wide list per
+	// resource beats a list per namespace.
+	clusterWideAbove = 3
+)
+
+// ParseClusterMode checks a --include-cluster-resources value.
+func ParseClusterMode(s string) (ClusterMode, error) {
+	switch m := ClusterMode(s); m {
+	case ClusterAuto, ClusterAll, ClusterNone:
+		return m, nil
+	}
+	return "", fmt.Errorf("--include-cluster-resources=%q: use auto, true or false", s)
+}
+
+// Config is what to back up.
+type Config struct {
+	Name             string
+	Namespaces       selection.NamespaceFilter
+	Resources        selection.ResourceFilter
+	LabelSelector    string
+	ClusterResources ClusterMode
+	Password         string
+	DryRun           bool
+	PageSize         int64
+}
+
+// Deps are the engine's connections to the world.
+type Deps struct {
+	Dynamic   dynamic.Interface
+	Discovery discovery.DiscoveryInterface
+	Catalog   *catalog.Catalog // may be nil on a dry run
+	Cluster   catalog.Cluster
+	Progress  progress.Reporter
+	Now       func() time.Time
+}
+
+// Result is what a backup did, or on a dry run what it would do.
+type Result struct {
+	Manifest *catalog.Manifest
+	DryRun   bool
+}
+
+// Run backs up what cfg selects. The returned error is nil for Completed and PartiallyFailed
+// backups (see Result.Manifest.Status); a Failed backup returns its manifest and an error.
+func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = defaultPage
+	}
+	if cfg.ClusterResources == "" {
+		cfg.ClusterResources = ClusterAuto
+	}
+	sel, err := labels.Parse(cfg.LabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
+	}
+	if !cfg.DryRun && d.Catalog != nil {
+		exists, err := d.Catalog.Exists(ctx, cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			return nil, fmt.Errorf("backup %q already exists in %s (choose another name, or `kubectl pvbackup delete %s` first): %w", cfg.Name, d.Catalog.Location(), cfg.Name, catalog.ErrExists)
+		}
+	}
+
+	m := &catalog.Manifest{
+		FormatVersion: catalog.FormatVersion,
+		Name:          cfg.Name,
+		ToolVersion:   version.Version,
+		Cluster:       d.Cluster,
+		Selection: catalog.Selection{
+			IncludeNamespaces:       cfg.Namespaces.Include,
+			ExcludeNamespaces:       cfg.Namespaces.Exclude,
+			IncludeResources:        cfg.Resources.Include,
+			ExcludeResources:        cfg.Resources.Exclude,
+			LabelSelector:           cfg.LabelSelector,
+			IncludeClusterResources: string(cfg.ClusterResources),
+		},
+		StartTime: d.Now().UTC().Truncate(time.Second),
+	}
+	b := &run{d: d, cfg: cfg, sel: sel, m: m, log: catalog.NewLog(), counts: map[countKey]int{}}
+
+	plan, err := b.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DryRun {
+		if err := b.walk(ctx, plan, nil); err != nil {
+			return nil, err
+		}
+		b.finish()
+		return &Result{Manifest: m, DryRun: true}, nil
+	}
+	if d.Catalog == nil {
+		return nil, errors.New("backup: no location")
+	}
+	runErr := b.write(ctx, plan)
+	b.finish()
+	if runErr != nil {
+		m.Status = catalog.Failed
+		m.Errors = append(m.Errors, runErr.Error())
+	}
+	// The log and the manifest are written even when the context was cancelled: a user who
+	// pressed Ctrl-C should find a Failed backup that says so, not an unexplained directory.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	b.log.Add(catalog.LogEntry{Level: "info", Message: "backup " + string(m.Status)})
+	if err := d.Catalog.WriteLog(wctx, cfg.Name, b.log); err != nil {
+		m.Warnings = append(m.Warnings, catalog.Warning{Message: err.Error()})
+	}
+	if err := d.Catalog.WriteManifest(wctx, m); err != nil {
+		return &Result{Manifest: m}, fmt.Errorf("%w (the backup is incomplete)", err)
+	}
+	if m.Status == catalog.Failed {
+		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %w", cfg.Name, runErr)
+	}
+	return &Result{Manifest: m}, nil
+}
+
+type countKey struct{ resource, namespace string }
+
+type run struct {
+	d      Deps
+	cfg    Config
+	sel    labels.Selector
+	m      *catalog.Manifest
+	log    *catalog.Log
+	counts map[countKey]int
+	items  int
+	// needs collects the cluster-scoped objects the selected objects refer to (auto mode).
+	needs map[schema.GroupResource]map[string]bool
+	crds  map[string]bool // plural.group of every CRD, to tell custom resources apart
+}
+
+// planned is the walk's input: the resources to list and the namespaces to list them in.
+type planned struct {
+	namespaced []selection.Resource
+	cluster    []selection.Resource // listed whole (ClusterAll, or all namespaces in auto)
+	byGR       map[schema.GroupResource]selection.Resource
+	namespaces []string
+	allNS      bool
+	auto       bool // fetch only what is needed
+}
+
+func (b *run) plan(ctx context.Context) (*planned, error) {
+	done := b.d.Progress.Start("discover API resources")
+	all, warns, err := selection.Discover(b.d.Discovery)
+	if err != nil {
+		done("", err)
+		return nil, err
+	}
+	for _, w := range warns {
+		b.warn(catalog.Warning{Message: w})
+	}
+	chosen, err := b.cfg.Resources.Resolve(all)
+	if err != nil {
+		done("", err)
+		return nil, err
+	}
+	p := &planned{byGR: map[schema.GroupResource]selection.Resource{}}
+	for _, r := range all {
+		p.byGR[r.GVR.GroupResource()] = r
+	}
+	nsRes, ok := p.byGR[schema.GroupResource{Resource: "namespaces"}]
+	if !ok {
+		done("", errors.New("the cluster serves no namespaces resource"))
+		return nil, errors.New("the cluster serves no namespaces resource")
+	}
+	nsList, err := b.d.Dynamic.Resource(nsRes.GVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		done("", err)
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	var existing []string
+	for _, n := range nsList.Items {
+		existing = append(existing, n.GetName())
+	}
+	if p.namespaces, err = b.cfg.Namespaces.Resolve(existing); err != nil {
+		done("", err)
+		return nil, err
+	}
+	p.allNS = b.cfg.Namespaces.All()
+	mode := b.cfg.ClusterResources
+	p.auto = mode == ClusterAuto && !p.allNS
+	includeNamespaceObjects := false
+	for _, r := range chosen {
+		switch {
+		case r.Namespaced:
+			p.namespaced = append(p.namespaced, r)
+		case r.GVR.Group == "" && r.GVR.Resource == "namespaces":
+			includeNamespaceObjects = true
+		case mode == ClusterAll || (mode == ClusterAuto && p.allNS):
+			p.cluster = append(p.cluster, r)
+		}
+	}
+	if includeNamespaceObjects {
+		// The selected namespaces' own objects (labels, annotations) go with them in every mode.
+		p.cluster = append([]selection.Resource{nsRes}, p.cluster...)
+	}
+	if p.auto {
+		b.needs = map[schema.GroupResource]map[string]bool{}
+		b.crds = map[string]bool{}
+		if crd, ok := p.byGR[schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}]; ok {
+			list, err := b.d.Dynamic.Resource(crd.GVR).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "list CRDs: " + err.Error() + " (CRDs of custom resources will be missing)"})
+			} else {
+				for _, c := range list.Items {
+					b.crds[c.GetName()] = true
+				}
+			}
+		}
+	}
+	done(fmt.Sprintf("%d resource types, %d namespaces", len(p.namespaced)+len(p.cluster), len(p.namespaces)), nil)
+	return p, nil
+}
+
+// write streams the archive to the bucket. The object appears only if everything succeeded.
+func (b *run) write(ctx context.Context, p *planned) (err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bw, err := b.d.Catalog.NewWriter(wctx, b.cfg.Name, catalog.ResourcesFile, "application/octet-stream")
+	if err != nil {
+		return err
+	}
+	cw := &countingWriter{w: bw}
+	aw, err := archive.NewWriter(cw, b.cfg.Password)
+	if err != nil {
+		cancel()
+		_ = bw.Close()
+		return err
+	}
+	if err := b.walk(ctx, p, aw); err != nil {
+		cancel() // abandon the upload: gocloud does not create the object
+		_ = bw.Close()
+		return err
+	}
+	done := b.d.Progress.Start("upload resources archive")
+	if err := aw.Close(); err != nil {
+		cancel()
+		_ = bw.Close()
+		done("", err)
+		return fmt.Errorf("finish resources archive: %w", err)
+	}
+	if err := bw.Close(); err != nil {
+		done("", err)
+		return fmt.Errorf("upload resources archive to %s: %w", b.d.Catalog.Location(), err)
+	}
+	done(progress.Bytes(cw.n), nil)
+	b.m.Archive = catalog.ArchiveRef{File: catalog.ResourcesFile, Size: cw.n, Encrypted: "age-scrypt"}
+	return nil
+}
+
+// walk lists every planned resource and hands each object to aw (nil: count only).
+func (b *run) walk(ctx context.Context, p *planned, aw *archive.Writer) error {
+	b.m.Namespaces = p.namespaces
+	for _, r := range p.cluster {
+		if err := b.listResource(ctx, r, p, aw); err != nil {
+			return err
+		}
+	}
+	for _, r := range p.namespaced {
+		if len(p.namespaces) == 0 {
+			break
+		}
+		if err := b.listResource(ctx, r, p, aw); err != nil {
+			return err
+		}
+	}
+	if p.auto {
+		if err := b.fetchNeeds(ctx, p, aw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listResource lists one resource, across the selected namespaces, and archives what matches.
+// Errors of one resource (forbidden, a broken aggregated API) are warnings; archive errors stop.
+func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned, aw *archive.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := b.d.Progress.Start(r.GroupResource())
+	before := b.items
+	inNS := map[string]bool{}
+	for _, n := range p.namespaces {
+		inNS[n] = true
+	}
+	isNamespaceList := !r.Namespaced && r.GVR.Group == "" && r.GVR.Resource == "namespaces"
+	var scopes []string
+	switch {
+	case !r.Namespaced:
+		scopes = []string{""}
+	case p.allNS || len(p.namespaces) > clusterWideAbove:
+		scopes = []string{metav1.NamespaceAll}
+	default:
+		scopes = p.namespaces
+	}
+	var listErrs []string
+	for i := 0; i < len(scopes); i++ {
+		ns := scopes[i]
+		err := b.listPages(ctx, r, ns, isNamespaceList, func(o *unstructured.Unstructured) error {
+			if r.Namespaced && !inNS[o.GetNamespace()] {
+				return nil
+			}
+			if isNamespaceList && !inNS[o.GetName()] {
+				return nil
+			}
+			return b.add(r, o, aw)
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				done("", ctx.Err())
+				return ctx.Err()
+			}
+			var ae *archiveError
+			if errors.As(err, &ae) {
+				done("", err)
+				return err
+			}
+			if ns == metav1.NamespaceAll && apierrors.IsForbidden(err) {
+				// Allowed per namespace only: fall back to one list per selected namespace.
+				scopes = append(scopes, p.namespaces...)
+				continue
+			}
+			where := ""
+			if ns != "" {
+				where = " in namespace " + ns
+			}
+			msg := fmt.Sprintf("list %s%s: %v", r.GroupResource(), where, err)
+			listErrs = append(listErrs, msg)
+			b.warn(catalog.Warning{Resource: r.GroupResource(), Namespace: ns, Message: msg})
+		}
+	}
+	n := b.items - before
+	if len(listErrs) > 0 {
+		done(fmt.Sprintf("%d", n), errors.New(strings.Join(listErrs, "; ")))
+		b.m.Errors = append(b.m.Errors, listErrs...)
+		return nil
+	}
+	done(fmt.Sprintf("%d", n), nil)
+	if n > 0 {
+		b.log.Add(catalog.LogEntry{Level: "info", Resource: r.GroupResource(), Message: fmt.Sprintf("backed up %d objects", n)})
+	}
+	return nil
+}
+
+func (b *run) listPages(ctx context.Context, r selection.Resource, ns string, unfiltered bool, fn func(*unstructured.Unstructured) error) error {
+	opts := metav1.ListOptions{Limit: b.cfg.PageSize}
+	if !unfiltered {
+		// Namespace objects go with the selection whatever their labels: restores need them.
+		opts.LabelSelector = b.cfg.LabelSelector
+	}
+	var ri dynamic.ResourceInterface = b.d.Dynamic.Resource(r.GVR)
+	if r.Namespaced {
+		ri = b.d.Dynamic.Resource(r.GVR).Namespace(ns)
+	}
+	for {
+		list, err := ri.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for i := range list.Items {
+			if err := fn(&list.Items[i]); err != nil {
+				return err
+			}
+		}
+		opts.Continue = list.GetContinue()
+		if opts.Continue == "" {
+			return nil
+		}
+	}
+}
+
+type archiveError struct{ err error }
+
+func (e *archiveError) Error() string { return e.err.Error() }
+func (e *archiveError) Unwrap() error { return e.err }
+
+// add archives one object (aw nil: counts it) and notes what cluster objects it needs.
+func (b *run) add(r selection.Resource, o *unstructured.Unstructured, aw *archive.Writer) error {
+	lbls := o.GetLabels()
+	for k, v := range selection.ControllerManagedLabels {
+		if lbls[k] == v {
+			return nil
+		}
+	}
+	if b.needs != nil && r.Namespaced {
+		b.noteNeeds(r, o)
+	}
+	if aw != nil {
+		// managedFields only say which client last wrote each field; restore drops them anyway.
+		o.SetManagedFields(nil)
+		data, err := json.Marshal(o.Object)
+		if err != nil {
+			return fmt.Errorf("encode %s %s/%s: %w", r.GroupResource(), o.GetNamespace(), o.GetName(), err)
+		}
+		k := archive.Key{GVR: r.GVR, Namespace: o.GetNamespace(), Name: o.GetName()}
+		if err := aw.Add(k, data); err != nil {
+			return &archiveError{err}
+		}
+	}
+	b.items++
+	b.counts[countKey{resourceID(r.GVR), o.GetNamespace()}]++
+	return nil
+}
+
+var (
+	grPV   = schema.GroupResource{Resource: "persistentvolumes"}
+	grSC   = schema.GroupResource{Group: "storage.k8s.io", Resource: "storageclasses"}
+	grCRD  = schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}
+	grRole = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}
+)
+
+func (b *run) need(gr schema.GroupResource, name string) {
+	if name == "" {
+		return
+	}
+	if b.needs[gr] == nil {
+		b.needs[gr] = map[string]bool{}
+	}
+	b.needs[gr][name] = true
+}
+
+func (b *run) noteNeeds(r selection.Resource, o *unstructured.Unstructured) {
+	gr := r.GVR.GroupResource()
+	switch gr {
+	case schema.GroupResource{Resource: "persistentvolumeclaims"}:
+		v, _, _ := unstructured.NestedString(o.Object, "spec", "volumeName")
+		b.need(grPV, v)
+		sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName")
+		b.need(grSC, sc)
+	case schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}:
+		kind, _, _ := unstructured.NestedString(o.Object, "roleRef", "kind")
+		name, _, _ := unstructured.NestedString(o.Object, "roleRef", "name")
+		if kind == "ClusterRole" {
+			b.need(grRole, name)
+		}
+	}
+	if crd := gr.Resource + "." + gr.Group; b.crds[crd] {
+		b.need(grCRD, crd)
+	}
+}
+
+// fetchNeeds archives the cluster-scoped objects the selection refers to. PVs come first so
+// that their StorageClasses are needed too.
+func (b *run) fetchNeeds(ctx context.Context, p *planned, aw *archive.Writer) error {
+	for _, gr := range []schema.GroupResource{grPV, grSC, grCRD, grRole} {
+		names := b.needs[gr]
+		if len(names) == 0 {
+			continue
+		}
+		r, ok := p.byGR[gr]
+		if !ok {
+			continue
+		}
+		if excluded(b.cfg.Resources, r) {
+			continue
+		}
+		done := b.d.Progress.Start(r.GroupResource() + " (needed by the selection)")
+		sorted := make([]string, 0, len(names))
+		for n := range names {
+			sorted = append(sorted, n)
+		}
+		sort.Strings(sorted)
+		n := 0
+		for _, name := range sorted {
+			o, err := b.d.Dynamic.Resource(r.GVR).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				if ctx.Err() != nil {
+					done("", ctx.Err())
+					return ctx.Err()
+				}
+				b.warn(catalog.Warning{Resource: r.GroupResource(), Name: name, Message: fmt.Sprintf("get %s %s, needed by the selection: %v", r.GroupResource(), name, err)})
+				continue
+			}
+			if gr == grPV {
+				sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName")
+				b.need(grSC, sc)
+			}
+			if err := b.add(r, o, aw); err != nil {
+				done("", err)
+				return err
+			}
+			n++
+		}
+		done(fmt.Sprintf("%d", n), nil)
+	}
+	return nil
+}
+
+func excluded(f selection.ResourceFilter, r selection.Resource) bool {
+	got, err := selection.ResourceFilter{Exclude: f.Exclude}.Resolve([]selection.Resource{r})
+	return err == nil && len(got) == 0
+}
+
+func (b *run) warn(w catalog.Warning) {
+	b.m.Warnings = append(b.m.Warnings, w)
+	b.d.Progress.Warn(w.Message)
+	b.log.Add(catalog.LogEntry{Level: "warning", Resource: w.Resource, Namespace: w.Namespace, Name: w.Name, Message: w.Message})
+}
+
+// finish fills the manifest's counts, status and end time.
+func (b *run) finish() {
+	b.m.Items = b.items
+	b.m.Resources = b.m.Resources[:0]
+	for k, n := range b.counts {
+		b.m.Resources = append(b.m.Resources, catalog.Count{Resource: k.resource, Namespace: k.namespace, Count: n})
+	}
+	sort.Slice(b.m.Resources, func(i, j int) bool {
+		a, c := b.m.Resources[i], b.m.Resources[j]
+		if a.Resource != c.Resource {
+			return a.Resource < c.Resource
+		}
+		return a.Namespace < c.Namespace
+	})
+	switch {
+	case b.m.Status == catalog.Failed:
+	case len(b.m.Errors) > 0:
+		b.m.Status = catalog.PartiallyFailed
+	default:
+		b.m.Status = catalog.Completed
+	}
+	b.m.CompletionTime = b.d.Now().UTC().Truncate(time.Second)
+}
+
+// resourceID is "group/version/resource", "v1/resource" for the core group.
+func resourceID(gvr schema.GroupVersionResource) string {
+	if gvr.Group == "" {
+		return gvr.Version + "/" + gvr.Resource
+	}
+	return gvr.Group + "/" + gvr.Version + "/" + gvr.Resource
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,178 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
+)
+
+var verbs = metav1.Verbs{"create", "get", "list", "watch"}
+
+func obj(apiVersion, kind, ns, name string, fields map[string]any) *unstructured.Unstructured {
+	md := map[string]any{"name": name, "uid": "uid-" + name}
+	if ns != "" {
+		md["namespace"] = ns
+	}
+	o := map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": md}
+	for k, v := range fields {
+		o[k] = v
+	}
+	return &unstructured.Unstructured{Object: o}
+}
+
+// fakeCluster serves a shop namespace with a PVC bound to a PV, a RoleBinding to a
+// ClusterRole, a custom resource with its CRD, an event, and an unrelated namespace.
+func fakeCluster() (*dynamicfake.FakeDynamicClient, *fakediscovery.FakeDiscovery) {
+	disc := &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{Resources: []*metav1.APIResourceList{
+		{GroupVersion: "v1", APIResources: []metav1.APIResource{
+			{Name: "namespaces", SingularName: "namespace", Kind: "Namespace", Verbs: verbs},
+			{Name: "configmaps", SingularName: "configmap", Kind: "ConfigMap", Namespaced: true, Verbs: verbs},
+			{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true, Verbs: verbs},
+			{Name: "persistentvolumeclaims", SingularName: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true, Verbs: verbs},
+			{Name: "persistentvolumes", SingularName: "persistentvolume", Kind: "PersistentVolume", Verbs: verbs},
+			{Name: "nodes", SingularName: "node", Kind: "Node", Verbs: verbs},
+		}},
+		{GroupVersion: "storage.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "storageclasses", SingularName: "storageclass", Kind: "StorageClass", Verbs: verbs}}},
+		{GroupVersion: "rbac.authorization.k8s.io/v1", APIResources: []metav1.APIResource{
+			{Name: "rolebindings", SingularName: "rolebinding", Kind: "RoleBinding", Namespaced: true, Verbs: verbs},
+			{Name: "clusterroles", SingularName: "clusterrole", Kind: "ClusterRole", Verbs: verbs},
+		}},
+		{GroupVersion: "apiextensions.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition", Verbs: verbs}}},
+		{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{{Name: "widgets", SingularName: "widget", Kind: "Widget", Namespaced: true, Verbs: verbs}}},
+	}}}
+	objs := []runtime.Object{
+		obj("v1", "Namespace", "", "shop", nil),
+		obj("v1", "Namespace", "", "other", nil),
+		obj("v1", "ConfigMap", "shop", "app", map[string]any{"data": map[string]any{"k": "v"}}),
+		obj("v1", "ConfigMap", "other", "unrelated", nil),
+		obj("v1", "Event", "shop", "ev1", nil),
+		obj("v1", "PersistentVolumeClaim", "shop", "data", map[string]any{"spec": map[string]any{"volumeName": "pv-1", "storageClassName": "fast"}}),
+		obj("v1", "PersistentVolume", "", "pv-1", map[string]any{"spec": map[string]any{"storageClassName": "fast"}}),
+		obj("v1", "PersistentVolume", "", "pv-other", nil),
+		obj("v1", "Node", "", "node-1", nil),
+		obj("storage.k8s.io/v1", "StorageClass", "", "fast", nil),
+		obj("storage.k8s.io/v1", "StorageClass", "", "slow", nil),
+		obj("rbac.authorization.k8s.io/v1", "RoleBinding", "shop", "view", map[string]any{"roleRef": map[string]any{"kind": "ClusterRole", "name": "view"}}),
+		obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "view", nil),
+		obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "admin", nil),
+		obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "widgets.example.com", nil),
+		obj("example.com/v1", "Widget", "shop", "gear", nil),
+	}
+	kinds := map[schema.GroupVersionResource]string{}
+	for _, l := range disc.Resources {
+		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+		for _, r := range l.APIResources {
+			kinds[gv.WithResource(r.Name)] = r.Kind + "List"
+		}
+	}
+	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...), disc
+}
+
+func TestBackupManifestGolden(t *testing.T) {
+	dyn, disc := fakeCluster()
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	version.Version = "v0.1.0-test"
+	res, err := Run(context.Background(), Deps{
+		Dynamic: dyn, Discovery: disc, Catalog: cat,
+		Cluster: catalog.Cluster{Server: "https://127.0.0.1:6443", Context: "test", ServerVersion: "v1.34.4"},
+		Now:     func() time.Time { clock = clock.Add(time.Second); return clock },
+	}, Config{Name: "shop-1", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.Status != catalog.Completed {
+		t.Fatalf("status %s: %v", res.Manifest.Status, res.Manifest.Errors)
+	}
+	m, err := cat.Manifest(context.Background(), "shop-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Archive.Size = 0 // encryption makes it vary
+	b, _ := json.MarshalIndent(m, "", "  ")
+	golden.Assert(t, "manifest.golden.json", append(b, '\n'))
+	// The namespaced objects and exactly the cluster objects they need; no event, no node.
+	s := string(b)
+	for _, unwanted := range []string{"events", "nodes", `"other"`} {
+		if strings.Contains(s, unwanted) {
+			t.Errorf("manifest mentions %s", unwanted)
+		}
+	}
+}
+
+func TestBackupRefusesExistingName(t *testing.T) {
+	dyn, disc := fakeCluster()
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	cfg := Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw"}
+	if _, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg)
+	if err == nil || !strings.Contains(err.Error(), `backup "b" already exists in mem://`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	dyn, disc := fakeCluster()
+	bucket := memblob.OpenBucket(nil)
+	cat := catalog.New(store.FromBucket(bucket, "mem://"))
+	res, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat},
+		Config{Name: "b", ClusterResources: ClusterNone, Resources: selection.ResourceFilter{Include: []string{"ConfigMap"}}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.DryRun || res.Manifest.Items != 2 {
+		t.Fatalf("plan: %+v", res.Manifest)
+	}
+	if ok, _ := cat.Exists(context.Background(), "b"); ok {
+		t.Fatal("a dry run wrote to the bucket")
+	}
+}
+
+// TestInterrupted cancels the context in the middle of the listing, as Ctrl-C does: the archive
+// is abandoned, and the manifest says Failed and why.
+func TestInterrupted(t *testing.T) {
+	dyn, disc := fakeCluster()
+	ctx, cancel := context.WithCancel(context.Background())
+	lists := 0
+	dyn.PrependReactor("list", "*", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if lists++; lists == 4 {
+			cancel()
+		}
+		return false, nil, nil
+	})
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", Password: "pw"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	m, err := cat.Manifest(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status != catalog.Failed || len(m.Errors) != 1 || !strings.Contains(m.Errors[0], "context canceled") {
+		t.Fatalf("manifest: %s %v", m.Status, m.Errors)
+	}
+	if _, err := cat.NewReader(context.Background(), "b", catalog.ResourcesFile); err == nil {
+		t.Fatal("an interrupted backup left a resources archive")
+	}
+}

@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+)
+
+// CatalogOptions are the flags shared by list, describe, logs and delete: they read the
+// bucket only, need no cluster and no password.
+type CatalogOptions struct {
+	streams  genericiooptions.IOStreams
+	location locationOptions
+	output   outputOptions
+	now      func() time.Time
+	Name     string
+}
+
+func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example string, args cobra.PositionalArgs, withOutput bool, run func(context.Context, *CatalogOptions, *catalog.Catalog) error) *cobra.Command {
+	o := &CatalogOptions{streams: streams, now: time.Now}
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: fmt.Sprintf(examples(example), "kubectl pvbackup"),
+		Args:    args,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if len(a) > 0 {
+				o.Name = a[0]
+			}
+			o.location.complete()
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			cat, closeFn, err := o.location.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			return run(cmd.Context(), o, cat)
+		},
+	}
+	o.location.addFlag(cmd.Flags(), "from")
+	if withOutput {
+		o.output.addFlag(cmd.Flags())
+	}
+	return cmd
+}
+
+// Validate checks the options without any I/O.
+func (o *CatalogOptions) Validate() error {
+	if o.Name != "" {
+		if err := catalog.ValidateName(o.Name); err != nil {
+			return err
+		}
+	}
+	if err := o.output.validate(); err != nil {
+		return err
+	}
+	return o.location.validate()
+}
+
+// NewListCmd builds `list`.
+func NewListCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	return newCatalogCmd(streams, "list [--from URL]", "List the backups in a location", `
+		# List the backups in $PVBACKUP_LOCATION
+		%[1]s list`, cobra.NoArgs, true, runList)
+}
+
+func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+	entries, err := cat.List(ctx)
+	if err != nil {
+		return err
+	}
+	if o.output.Format != "" {
+		if entries == nil {
+			entries = []catalog.Entry{}
+		}
+		return o.output.print(o.streams.Out, entries)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		return nil
+	}
+	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE")
+	for _, e := range entries {
+		if e.Manifest == nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			continue
+		}
+		m := e.Manifest
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+	}
+	return tw.Flush()
+}
+
+func abbreviate(s []string, n int) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	if len(s) <= n {
+		return strings.Join(s, ",")
+	}
+	return fmt.Sprintf("%s,+%d", strings.Join(s[:n], ","), len(s)-n)
+}
+
+// NewDescribeCmd builds `describe`.
+func NewDescribeCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	return newCatalogCmd(streams, "describe NAME [--from URL]", "Show what a backup holds and how it went", `
+		# Show backup shop-1
+		%[1]s describe shop-1`, cobra.ExactArgs(1), true, runDescribe)
+}
+
+func runDescribe(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+	m, err := cat.Manifest(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	if o.output.Format != "" {
+		return o.output.print(o.streams.Out, m)
+	}
+	return describeManifest(o.streams, m)
+}
+
+func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) error {
+	w := streams.Out
+	fmt.Fprintf(w, "Name:         %s\n", m.Name)
+	fmt.Fprintf(w, "Status:       %s\n", m.Status)
+	fmt.Fprintf(w, "Started:      %s\n", m.StartTime.Format(time.RFC3339))
+	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
+	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)
+	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
+	s := m.Selection
+	fmt.Fprintf(w, "Selection:    namespaces %s, excluded %s; resources %s, excluded %s; labels %s; cluster resources %s\n",
+		joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"), joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"), orDash(s.LabelSelector), s.IncludeClusterResources)
+	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
+	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", m.Archive.File, progress.Bytes(m.Archive.Size), m.Archive.Encrypted)
+	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
+	totals := map[string]int{}
+	for _, c := range m.Resources {
+		totals[c.Resource] += c.Count
+	}
+	names := make([]string, 0, len(totals))
+	for n := range totals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, n := range names {
+		fmt.Fprintf(tw, "  %s\t%d\n", n, totals[n])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(m.Errors) > 0 {
+		fmt.Fprintln(w, "Errors:")
+		for _, e := range m.Errors {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	if len(m.Warnings) > 0 {
+		fmt.Fprintln(w, "Warnings:")
+		for _, wn := range m.Warnings {
+			fmt.Fprintf(w, "  %s\n", wn.Message)
+		}
+	}
+	return nil
+}
+
+// NewLogsCmd builds `logs`.
+func NewLogsCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	return newCatalogCmd(streams, "logs NAME [--from URL]", "Print what happened during a backup", `
+		# Print the log of backup shop-1
+		%[1]s logs shop-1`, cobra.ExactArgs(1), true, runLogs)
+}
+
+func runLogs(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+	if _, err := cat.Manifest(ctx, o.Name); err != nil && !errors.Is(err, catalog.ErrIncomplete) {
+		return err
+	}
+	entries, err := cat.ReadLog(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	if o.output.Format != "" {
+		return o.output.print(o.streams.Out, entries)
+	}
+	for _, e := range entries {
+		obj := ""
+		switch {
+		case e.Name != "" && e.Namespace != "":
+			obj = fmt.Sprintf(" %s %s/%s:", e.Resource, e.Namespace, e.Name)
+		case e.Name != "":
+			obj = fmt.Sprintf(" %s %s:", e.Resource, e.Name)
+		case e.Resource != "":
+			obj = " " + e.Resource + ":"
+		}
+		fmt.Fprintf(o.streams.Out, "%s %-7s%s %s\n", e.Time.Format(time.RFC3339), e.Level, obj, e.Message)
+	}
+	return nil
+}
+
+// NewDeleteCmd builds `delete`.
+func NewDeleteCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	return newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup's files from the location", `
+		# Delete backup shop-1, complete or not
+		%[1]s delete shop-1`, cobra.ExactArgs(1), false, runDelete)
+}
+
+func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+	n, err := cat.Delete(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(n, "file", "files"), cat.Location())
+	return nil
+}

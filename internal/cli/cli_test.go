@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
+)
+
+// run executes the command line in process and returns what the user sees.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := NewRootCmd(context.Background(), genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil {
+		errOut.WriteString("error: " + err.Error() + "\n")
+	}
+	return out.String(), errOut.String(), ExitCodeOf(err)
+}
+
+func TestHelp(t *testing.T) {
+	t.Setenv("HOME", "/home/user") // kubectl's --cache-dir default shows it
+	out, _, code := run(t, "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	golden.Assert(t, "cli/help.golden", []byte(out))
+	out, _, _ = run(t, "create", "--help")
+	if !strings.Contains(out, "kubectl pvbackup create shop-1 --to") || !strings.Contains(out, "--include-cluster-resources") || !strings.Contains(out, "--kubeconfig") {
+		t.Fatalf("create help:\n%s", out)
+	}
+}
+
+// TestBadInput checks that bad input fails at once, before any cluster or bucket is reached,
+// with a one-line error that names the thing.
+func TestBadInput(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "pw")
+	t.Setenv("PVBACKUP_LOCATION", "")
+	nowhere := []string{"--kubeconfig", filepath.Join(t.TempDir(), "missing")}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"create", "Bad_Name", "--to", "file:///tmp/x"}, want: `backup name "Bad_Name" is not valid`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "-o", "table"}, want: `--output="table": use json or yaml`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x"}, env: map[string]string{"PVBACKUP_PASSWORD": ""}, want: "no repository password: set PVBACKUP_PASSWORD or pass --password-file FILE (there is no default password)"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--password-file", "/nonexistent/pw"}, want: "read password file: open /nonexistent/pw"},
+		{args: []string{"create", "b"}, want: "no backup location: pass --to/--from URL or set PVBACKUP_LOCATION"},
+		{args: []string{"create", "b", "--to", "ftp://h/x"}, want: `unsupported scheme "ftp"`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--include-cluster-resources", "maybe"}, want: `--include-cluster-resources="maybe": use auto, true or false`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--include-namespaces", "[x"}, want: `namespace pattern "[x"`},
+		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--namespace-mapping", "a"}, want: `--namespace-mapping "a": use old:new`},
+		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--namespace-mapping", "a:B_"}, want: `"B_" is not a valid namespace name`},
+		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--namespace-mapping", "a:c,b:c"}, want: `maps both "a" and "b" to "c"`},
+		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--existing-resource-policy", "merge"}, want: `--existing-resource-policy="merge": use none or update`},
+		{args: []string{"describe", "b", "--from", "file://relative"}, want: "file:// needs an absolute path"},
+		{args: []string{"create"}, want: "accepts 1 arg(s), received 0"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, errOut, code := run(t, append(tc.args, nowhere...)...)
+			if code != ExitFailed || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant %q", code, errOut, tc.want)
+			}
+			if n := strings.Count(strings.TrimSpace(errOut), "\n"); n > 0 {
+				t.Fatalf("error is %d lines, want one:\n%s", n+1, errOut)
+			}
+		})
+	}
+}
+
+// TestCatalogCommands runs list, describe, logs and delete on a file:// location holding a
+// complete backup and an interrupted one; they need neither cluster nor password.
+func TestCatalogCommands(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	dir := t.TempDir()
+	loc := "file://" + dir
+	ctx := context.Background()
+	l, err := store.Open(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.New(l)
+	start := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+	m := &catalog.Manifest{
+		FormatVersion: 1, Name: "shop-1", ToolVersion: "v0.1.0", Status: catalog.PartiallyFailed,
+		Cluster:   catalog.Cluster{Server: "https://10.0.0.1:6443", Context: "prod", ServerVersion: "v1.34.4"},
+		Selection: catalog.Selection{IncludeNamespaces: []string{"shop"}, IncludeClusterResources: "auto"},
+		StartTime: start, CompletionTime: start.Add(2 * time.Second),
+		Namespaces: []string{"shop"}, Items: 4,
+		Resources: []catalog.Count{{Resource: "v1/configmaps", Namespace: "shop", Count: 3}, {Resource: "v1/namespaces", Count: 1}},
+		Errors:    []string{"list metrics.k8s.io/v1beta1 pods in namespace shop: the server is currently unable to handle the request"},
+		Archive:   catalog.ArchiveRef{File: catalog.ResourcesFile, Size: 2048, Encrypted: "age-scrypt"},
+	}
+	w, _ := cat.NewWriter(ctx, "shop-1", catalog.ResourcesFile, "")
+	_, _ = w.Write(make([]byte, 2048))
+	_ = w.Close()
+	log := catalog.NewLog()
+	log.Add(catalog.LogEntry{Time: start, Level: "info", Resource: "configmaps", Message: "backed up 3 objects"})
+	log.Add(catalog.LogEntry{Time: start.Add(time.Second), Level: "warning", Resource: "pods.metrics.k8s.io", Namespace: "shop", Message: "list failed"})
+	if err := cat.WriteLog(ctx, "shop-1", log); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// An interrupted backup: an archive, no manifest, two hours old.
+	w, _ = cat.NewWriter(ctx, "broken", catalog.ResourcesFile, "")
+	_, _ = w.Write([]byte("partial"))
+	_ = w.Close()
+	old := time.Now().Add(-2 * time.Hour)
+	_ = os.Chtimes(filepath.Join(dir, "backups", "broken", catalog.ResourcesFile), old, old)
+
+	for _, tc := range []struct {
+		golden string
+		args   []string
+		code   int
+	}{
+		{"cli/list.golden", []string{"list", "--from", loc}, 0},
+		{"cli/describe.golden", []string{"describe", "shop-1", "--from", loc}, 0},
+		{"cli/logs.golden", []string{"logs", "shop-1", "--from", loc}, 0},
+		{"cli/describe-incomplete.golden", []string{"describe", "broken", "--from", loc}, ExitFailed},
+		{"cli/delete.golden", []string{"delete", "broken", "--from", loc}, 0},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			out, errOut, code := run(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			got := strings.NewReplacer(dir, "DIR", start.Format(time.RFC3339), "START",
+				start.Add(time.Second).Format(time.RFC3339), "START+1s", start.Add(2*time.Second).Format(time.RFC3339), "START+2s").Replace(out + errOut)
+			golden.Assert(t, tc.golden, []byte(got))
+		})
+	}
+	out, _, _ := run(t, "list", "--from", loc, "-o", "json")
+	if !strings.Contains(out, `"name": "shop-1"`) || strings.Contains(out, `"broken"`) {
+		t.Fatalf("list -o json after delete:\n%s", out)
+	}
+}

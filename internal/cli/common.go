@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+)
+
+// locationOptions is the backup location (--to / --from / PVBACKUP_LOCATION).
+type locationOptions struct {
+	URL string
+}
+
+func (o *locationOptions) addFlag(fs *pflag.FlagSet, name string) {
+	fs.StringVar(&o.URL, name, "", "backup location URL: s3://bucket/prefix?region=..., gs://bucket/prefix, azblob://container/prefix, file:///dir (default $"+store.EnvLocation+")")
+}
+
+func (o *locationOptions) complete() {
+	if o.URL == "" {
+		o.URL = os.Getenv(store.EnvLocation)
+	}
+}
+
+func (o *locationOptions) validate() error {
+	_, _, err := store.Parse(o.URL)
+	return err
+}
+
+func (o *locationOptions) open(ctx context.Context) (*catalog.Catalog, func(), error) {
+	loc, err := store.Open(ctx, o.URL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return catalog.New(loc), func() { _ = loc.Close() }, nil
+}
+
+// outputOptions is -o/--output.
+type outputOptions struct {
+	Format string
+}
+
+func (o *outputOptions) addFlag(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.Format, "output", "o", "", "output format: json or yaml (default: text for people)")
+}
+
+func (o *outputOptions) validate() error {
+	switch o.Format {
+	case "", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("--output=%q: use json or yaml", o.Format)
+}
+
+// print writes v as JSON or YAML. It is only called when a format was chosen.
+func (o *outputOptions) print(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if o.Format == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// reporter picks the progress output: JSON events for machine output, text otherwise.
+func (o *outputOptions) reporter(streams genericiooptions.IOStreams) progress.Reporter {
+	if o.Format != "" {
+		return progress.NewJSON(streams.ErrOut)
+	}
+	return progress.NewText(streams.ErrOut)
+}
+
+// passwordOptions is --password-file.
+type passwordOptions struct {
+	File string
+}
+
+func (o *passwordOptions) addFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&o.File, "password-file", "", "file holding the repository password (default $PVBACKUP_PASSWORD; there is no default password)")
+}
+
+// age formats a duration like kubectl's AGE column.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func joinOr(s []string, empty string) string {
+	if len(s) == 0 {
+		return empty
+	}
+	return strings.Join(s, ",")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// examples trims the indentation of a command's examples, kubectl style.
+func examples(s string) string {
+	lines := strings.Split(strings.Trim(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + strings.TrimLeft(l, "\t")
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+)
+
+var createExample = examples(`
+	# Back up namespace "shop" (resources, and the cluster objects they need) to S3
+	export PVBACKUP_PASSWORD=...   # or --password-file
+	%[1]s create shop-1 --to 's3://backups/prod?region=eu-west-1' --include-namespaces shop
+
+	# See what a backup would take, without writing anything
+	%[1]s create nightly --include-namespaces 'team-*' --exclude-resources secrets --dry-run
+
+	# Back up every namespace and all cluster-scoped objects to a local directory
+	%[1]s create full --to file:///var/backups/k8s --include-cluster-resources=true`)
+
+// CreateOptions are the flags of `create`.
+type CreateOptions struct {
+	configFlags *genericclioptions.ConfigFlags
+	streams     genericiooptions.IOStreams
+
+	Name              string
+	location          locationOptions
+	output            outputOptions
+	password          passwordOptions
+	IncludeNamespaces []string
+	ExcludeNamespaces []string
+	IncludeResources  []string
+	ExcludeResources  []string
+	Selector          string
+	ClusterResources  string
+	DryRun            bool
+
+	cfg     backup.Config
+	clients *kube.Clients
+}
+
+// NewCreateCmd builds `create`.
+func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CreateOptions{configFlags: flags, streams: streams}
+	cmd := &cobra.Command{
+		Use:     "create NAME [--to URL]",
+		Short:   "Back up the selected resources to object storage",
+		Example: fmt.Sprintf(createExample, "kubectl pvbackup"),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	o.location.addFlag(fs, "to")
+	o.output.addFlag(fs)
+	o.password.addFlag(fs)
+	fs.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "namespaces to back up, globs allowed (default: the -n namespace if given, else all)")
+	fs.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "namespaces to leave out, globs allowed")
+	fs.StringSliceVar(&o.IncludeResources, "include-resources", nil, "resource types to back up: kinds, plurals, short names or group-qualified names (default: all but the transient ones)")
+	fs.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "resource types to leave out")
+	fs.StringVarP(&o.Selector, "selector", "l", "", "label selector: only objects that match")
+	fs.StringVar(&o.ClusterResources, "include-cluster-resources", "auto", "cluster-scoped objects: auto (all when all namespaces are selected, else those the selection needs), true or false")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
+	return cmd
+}
+
+// Complete fills the options from arguments, environment and kubeconfig.
+func (o *CreateOptions) Complete(args []string) error {
+	o.Name = args[0]
+	o.location.complete()
+	mode, err := backup.ParseClusterMode(o.ClusterResources)
+	if err != nil {
+		return err
+	}
+	include := o.IncludeNamespaces
+	if len(include) == 0 && o.configFlags.Namespace != nil && *o.configFlags.Namespace != "" {
+		include = []string{*o.configFlags.Namespace}
+	}
+	o.cfg = backup.Config{
+		Name:             o.Name,
+		Namespaces:       selection.NamespaceFilter{Include: include, Exclude: o.ExcludeNamespaces},
+		Resources:        selection.ResourceFilter{Include: o.IncludeResources, Exclude: o.ExcludeResources},
+		LabelSelector:    o.Selector,
+		ClusterResources: mode,
+		DryRun:           o.DryRun,
+	}
+	if !o.DryRun {
+		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks the options without any I/O.
+func (o *CreateOptions) Validate() error {
+	if err := catalog.ValidateName(o.Name); err != nil {
+		return err
+	}
+	if err := o.output.validate(); err != nil {
+		return err
+	}
+	if err := o.cfg.Namespaces.Validate(); err != nil {
+		return err
+	}
+	if o.DryRun && o.location.URL == "" {
+		return nil
+	}
+	return o.location.validate()
+}
+
+// Run performs the backup and prints its manifest.
+func (o *CreateOptions) Run(ctx context.Context) error {
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	deps := backup.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Progress: o.output.reporter(o.streams)}
+	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
+	if v, err := clients.Discovery.ServerVersion(); err == nil {
+		deps.Cluster.ServerVersion = v.GitVersion
+	} else {
+		return fmt.Errorf("reach the cluster at %s: %w", clients.Config.Host, err)
+	}
+	if o.location.URL != "" {
+		cat, closeFn, err := o.location.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		deps.Catalog = cat
+	}
+	res, err := backup.Run(ctx, deps, o.cfg)
+	if res != nil && res.Manifest != nil {
+		if perr := o.print(res); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if res.Manifest.Status == catalog.PartiallyFailed {
+		return fmt.Errorf("backup %q is PartiallyFailed: %d errors (see `kubectl pvbackup describe %s`): %w", o.Name, len(res.Manifest.Errors), o.Name, ErrPartial)
+	}
+	return nil
+}
+
+func (o *CreateOptions) print(res *backup.Result) error {
+	if o.output.Format != "" {
+		return o.output.print(o.streams.Out, res.Manifest)
+	}
+	m := res.Manifest
+	if res.DryRun {
+		return printPlan(o.streams.Out, m)
+	}
+	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
+		plural(len(m.Namespaces), "namespace", "namespaces"), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	printProblems(o.streams.Out, m)
+	return nil
+}
+
+func printPlan(w io.Writer, m *catalog.Manifest) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESOURCE\tNAMESPACE\tOBJECTS")
+	for _, c := range m.Resources {
+		ns := c.Namespace
+		if ns == "" {
+			ns = "(cluster)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Resource, ns, c.Count)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Plan for backup %q: %s in %s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"))
+	printProblems(w, m)
+	return nil
+}
+
+func printProblems(w io.Writer, m *catalog.Manifest) {
+	for _, e := range m.Errors {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+	for _, wn := range m.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
+	}
+}

@@ -1,0 +1,60 @@
+// Package kube builds the Kubernetes clients the engines use from kubectl's standard flags.
+package kube
+
+import (
+	"fmt"
+
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Clients are the typed, dynamic and discovery clients of one cluster.
+type Clients struct {
+	Config    *rest.Config
+	Typed     kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Discovery discovery.DiscoveryInterface
+	// Context is the kubeconfig context in use ("" when not from a kubeconfig), for manifests.
+	Context string
+}
+
+// New builds clients from the command line's kubeconfig flags.
+func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
+	cfg, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	c, err := FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if raw, err := flags.ToRawKubeConfigLoader().RawConfig(); err == nil {
+		c.Context = raw.CurrentContext
+		if flags.Context != nil && *flags.Context != "" {
+			c.Context = *flags.Context
+		}
+	}
+	return c, nil
+}
+
+// FromConfig builds clients from a REST config. Listing thousands of objects is the main job,
+// so the client-side rate limit is raised above client-go's default of 5 QPS.
+func FromConfig(cfg *rest.Config) (*Clients, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 {
+		cfg.QPS = 50
+		cfg.Burst = 100
+	}
+	typed, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create dynamic client: %w", err)
+	}
+	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn, Discovery: typed.Discovery()}, nil
+}

@@ -1,0 +1,607 @@
+// Package restore is the engine of `kubectl pvbackup restore`: it reads a backup, decides what
+// to create and in which order, sanitises each object and applies it to the cluster.
+package restore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+)
+
+// Policy says what happens to objects that already exist.
+type Policy string
+
+// Existing-resource policies.
+const (
+	PolicyNone   Policy = "none"   // leave them as they are (reported as skipped)
+	PolicyUpdate Policy = "update" // overwrite them with the backup's spec
+)
+
+// ParsePolicy checks an --existing-resource-policy value.
+func ParsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case PolicyNone, PolicyUpdate:
+		return p, nil
+	}
+	return "", fmt.Errorf("--existing-resource-policy=%q: use none or update", s)
+}
+
+// Config is what to restore.
+type Config struct {
+	Backup            string
+	Namespaces        selection.NamespaceFilter // source namespaces
+	Resources         selection.ResourceFilter
+	LabelSelector     string
+	NamespaceMapping  map[string]string
+	Policy            Policy
+	PreserveNodePorts bool
+	DryRun            bool
+	Password          string
+	// CRDTimeout bounds the wait for a restored CRD to become Established.
+	CRDTimeout time.Duration
+}
+
+// Deps are the engine's connections to the world.
+type Deps struct {
+	Dynamic   dynamic.Interface
+	Discovery discovery.DiscoveryInterface
+	Catalog   *catalog.Catalog
+	Progress  progress.Reporter
+}
+
+// Action is what happened to one object.
+type Action string
+
+// Actions.
+const (
+	Created     Action = "created"
+	Updated     Action = "updated"
+	Skipped     Action = "skipped"
+	Failed      Action = "failed"
+	WouldCreate Action = "would-create"
+	WouldUpdate Action = "would-update"
+)
+
+// Item is the outcome for one object.
+type Item struct {
+	Resource  string `json:"resource"` // group/resource, "pods" for core
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Action    Action `json:"action"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Result is what a restore did.
+type Result struct {
+	Backup   string         `json:"backup"`
+	DryRun   bool           `json:"dryRun,omitempty"`
+	Items    []Item         `json:"items"`
+	Summary  map[Action]int `json:"summary"`
+	Warnings []string       `json:"warnings,omitempty"`
+}
+
+// Failed reports whether any item failed.
+func (r *Result) Failed() bool { return r.Summary[Failed] > 0 }
+
+// ErrWrongPassword is returned when the archive cannot be decrypted.
+var ErrWrongPassword = archive.ErrWrongPassword
+
+// entry is one object from the archive on its way into the cluster.
+type entry struct {
+	key     archive.Key // as backed up
+	gr      schema.GroupResource
+	obj     *unstructured.Unstructured
+	oldUID  types.UID
+	skip    string // reason, when it is not restored
+	created bool
+}
+
+// Run restores the backup. It reads and decrypts the whole archive before it changes anything,
+// so a wrong password or a damaged archive leaves the cluster untouched.
+func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	if cfg.Policy == "" {
+		cfg.Policy = PolicyNone
+	}
+	if cfg.CRDTimeout == 0 {
+		cfg.CRDTimeout = time.Minute
+	}
+	sel, err := labels.Parse(cfg.LabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
+	}
+	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
+	if err != nil {
+		return nil, err
+	}
+	if m.Status == catalog.Failed {
+		return nil, fmt.Errorf("backup %q failed and has nothing to restore: %s", cfg.Backup, strings.Join(m.Errors, "; "))
+	}
+	for src := range cfg.NamespaceMapping {
+		if !contains(m.Namespaces, src) {
+			return nil, fmt.Errorf("--namespace-mapping %s:%s: backup %q has no namespace %q (it has %s)", src, cfg.NamespaceMapping[src], cfg.Backup, src, strings.Join(m.Namespaces, ", "))
+		}
+	}
+	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}}
+	if m.Status == catalog.PartiallyFailed {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("backup %q is PartiallyFailed: %s", cfg.Backup, strings.Join(m.Errors, "; ")))
+	}
+
+	done := d.Progress.Start("read backup " + cfg.Backup)
+	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.Password)
+	if err != nil {
+		done("", err)
+		return nil, err
+	}
+	done(fmt.Sprintf("%d objects", len(entries)), nil)
+
+	all, warns, err := selection.Discover(d.Discovery)
+	if err != nil {
+		return nil, err
+	}
+	res.Warnings = append(res.Warnings, warns...)
+	served := map[schema.GroupVersionResource]bool{}
+	for _, x := range all {
+		served[x.GVR] = true
+	}
+	// Filters name what the backup holds too: custom resources whose CRD this restore brings
+	// back are not served yet.
+	universe := append([]selection.Resource{}, all...)
+	for _, e := range entries {
+		if !served[e.key.GVR] {
+			served[e.key.GVR] = false
+			kind := e.obj.GetKind()
+			universe = append(universe, selection.Resource{GVR: e.key.GVR, Kind: kind, Singular: strings.ToLower(kind), Namespaced: e.key.Namespace != ""})
+		}
+	}
+	chosen, err := cfg.Resources.Resolve(universe)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}}
+	for _, x := range chosen {
+		r.chosen[x.GVR.GroupResource()] = true
+	}
+	r.selectEntries(entries, sel)
+	return r.apply(ctx, entries)
+}
+
+func readArchive(ctx context.Context, c *catalog.Catalog, name, password string) ([]*entry, error) {
+	rd, err := c.NewReader(ctx, name, catalog.ResourcesFile)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	ar, err := archive.NewReader(rd, password)
+	if err != nil {
+		if errors.Is(err, archive.ErrWrongPassword) {
+			return nil, fmt.Errorf("wrong repository password for backup %q in %s (check %s or --password-file): %w", name, c.Location(), "PVBACKUP_PASSWORD", err)
+		}
+		return nil, fmt.Errorf("backup %q: %w", name, err)
+	}
+	var out []*entry
+	for {
+		k, data, err := ar.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("backup %q: %w", name, err)
+		}
+		var o unstructured.Unstructured
+		if err := json.Unmarshal(data, &o.Object); err != nil {
+			return nil, fmt.Errorf("backup %q: %s is not a JSON object: %w", name, k.Path(), err)
+		}
+		if _, ok := o.Object["metadata"].(map[string]any); !ok {
+			return nil, fmt.Errorf("backup %q: %s has no metadata", name, k.Path())
+		}
+		out = append(out, &entry{key: k, gr: k.GVR.GroupResource(), obj: &o, oldUID: o.GetUID()})
+	}
+}
+
+type run struct {
+	d      Deps
+	cfg    Config
+	res    *Result
+	served map[schema.GroupVersionResource]bool
+	chosen map[schema.GroupResource]bool
+	// newUID maps the uid an object had in the backup to the uid it has now, to rewrite the
+	// owner references of objects restored after their owners.
+	newUID map[types.UID]types.UID
+}
+
+// selectEntries marks what is not restored, and why.
+func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
+	inSet := map[types.UID]*entry{}
+	for _, e := range entries {
+		ns := e.key.Namespace
+		if e.gr == (schema.GroupResource{Resource: "namespaces"}) {
+			ns = e.key.Name
+		}
+		switch {
+		case !r.chosen[e.gr]:
+			e.skip = "-" // filtered out: not reported
+		case ns != "" && !r.cfg.Namespaces.Match(ns):
+			e.skip = "-"
+		case e.gr != (schema.GroupResource{Resource: "namespaces"}) && !sel.Matches(labels.Set(e.obj.GetLabels())):
+			e.skip = "-"
+		}
+		if e.skip == "" && e.oldUID != "" {
+			inSet[e.oldUID] = e
+		}
+	}
+	restoredPVs := map[string]bool{}
+	for _, e := range entries {
+		if e.skip != "" {
+			continue
+		}
+		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil {
+			if _, ok := inSet[ref.UID]; ok {
+				e.skip = fmt.Sprintf("left to its controller %s %s", ref.Kind, ref.Name)
+				continue
+			}
+		}
+		switch e.gr {
+		case schema.GroupResource{Resource: "secrets"}:
+			if t, _, _ := unstructured.NestedString(e.obj.Object, "type"); t == "kubernetes.io/service-account-token" {
+				e.skip = "service account token secrets are issued by the cluster"
+			}
+		case grPV:
+			if p, _, _ := unstructured.NestedString(e.obj.Object, "spec", "persistentVolumeReclaimPolicy"); p != "Retain" {
+				e.skip = fmt.Sprintf("reclaim policy %s: its storage was deleted with its claim; the claim gets a new volume", p)
+			} else {
+				restoredPVs[e.key.Name] = true
+			}
+		}
+	}
+	for _, e := range entries {
+		if e.skip == "" {
+			Sanitize(e.gr, e.obj, SanitizeOptions{PreserveNodePorts: r.cfg.PreserveNodePorts, RestoredPVs: restoredPVs})
+			MapNamespace(e.gr, e.obj, r.cfg.NamespaceMapping)
+		}
+	}
+}
+
+func (r *run) record(e *entry, a Action, reason string) {
+	it := Item{Resource: e.gr.String(), Namespace: e.obj.GetNamespace(), Name: e.obj.GetName(), Action: a, Reason: reason}
+	r.res.Items = append(r.res.Items, it)
+	r.res.Summary[a]++
+}
+
+func (r *run) apply(ctx context.Context, entries []*entry) (*Result, error) {
+	byKey := map[archive.Key]*entry{}
+	var keys []archive.Key
+	for _, e := range entries {
+		if e.skip == "-" {
+			continue
+		}
+		if e.skip != "" {
+			r.record(e, Skipped, e.skip)
+			continue
+		}
+		byKey[e.key] = e
+		keys = append(keys, e.key)
+	}
+	Sort(keys)
+	if err := r.ensureNamespaces(ctx, byKey); err != nil {
+		return r.res, err
+	}
+	phase := -1
+	var endPhase func(string, error)
+	var phaseCount int
+	var crds []*entry
+	for _, k := range keys {
+		e := byKey[k]
+		p := PhaseOf(e.gr, k.Namespace != "")
+		if p != phase {
+			if endPhase != nil {
+				endPhase(fmt.Sprintf("%d", phaseCount), nil)
+			}
+			if phase == PhaseCRDs && len(crds) > 0 && !r.cfg.DryRun {
+				r.waitCRDs(ctx, crds)
+			}
+			phase, phaseCount = p, 0
+			endPhase = r.d.Progress.Start("restore " + PhaseNames[p])
+		}
+		if err := ctx.Err(); err != nil {
+			endPhase("", err)
+			return r.res, err
+		}
+		phaseCount++
+		r.applyOne(ctx, e)
+		if e.gr == (schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}) && e.created {
+			crds = append(crds, e)
+		}
+	}
+	if endPhase != nil {
+		endPhase(fmt.Sprintf("%d", phaseCount), nil)
+	}
+	return r.res, nil
+}
+
+// ensureNamespaces creates the namespaces objects will go into that the backup does not bring
+// (a mapped namespace, or a namespace whose object was filtered out).
+func (r *run) ensureNamespaces(ctx context.Context, byKey map[archive.Key]*entry) error {
+	brought := map[string]bool{}
+	needed := map[string]bool{}
+	for k, e := range byKey {
+		if e.gr == (schema.GroupResource{Resource: "namespaces"}) {
+			brought[e.obj.GetName()] = true
+		} else if k.Namespace != "" {
+			needed[e.obj.GetNamespace()] = true
+		}
+	}
+	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	for ns := range needed {
+		if brought[ns] {
+			continue
+		}
+		_, err := r.d.Dynamic.Resource(nsGVR).Get(ctx, ns, metav1.GetOptions{})
+		if err == nil {
+			continue
+		}
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("look up namespace %s: %w", ns, err)
+		}
+		o := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+		e := &entry{gr: nsGVR.GroupResource(), obj: o, key: archive.Key{GVR: nsGVR, Name: ns}}
+		byKey[e.key] = e
+		r.applyOne(ctx, e)
+	}
+	return nil
+}
+
+func (r *run) applyOne(ctx context.Context, e *entry) {
+	gvr := e.key.GVR
+	if !r.served[gvr] && !r.crdRestored(gvr) {
+		r.record(e, Failed, fmt.Sprintf("%s is not served by this cluster (install its API or CRD first)", resourceString(gvr)))
+		return
+	}
+	r.rewriteOwners(e)
+	ri := r.client(gvr, e.obj.GetNamespace())
+	if r.cfg.DryRun {
+		_, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || (err != nil && r.crdRestored(gvr)):
+			r.record(e, WouldCreate, "")
+		case err != nil:
+			r.record(e, Failed, err.Error())
+		case r.cfg.Policy == PolicyUpdate:
+			r.record(e, WouldUpdate, "exists")
+		default:
+			r.record(e, Skipped, "exists")
+		}
+		return
+	}
+	created, err := r.create(ctx, ri, gvr, e.obj)
+	if err == nil {
+		e.created = true
+		r.newUID[e.oldUID] = created.GetUID()
+		r.record(e, Created, "")
+		return
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		r.record(e, Failed, reason(err))
+		return
+	}
+	if r.cfg.Policy != PolicyUpdate {
+		r.record(e, Skipped, "exists")
+		if cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{}); err == nil {
+			r.newUID[e.oldUID] = cur.GetUID()
+		}
+		return
+	}
+	updated, err := r.update(ctx, ri, e)
+	if err != nil {
+		r.record(e, Failed, "exists; update failed: "+reason(err))
+		return
+	}
+	r.newUID[e.oldUID] = updated.GetUID()
+	e.created = true
+	r.record(e, Updated, "")
+}
+
+// create retries briefly on NotFound for custom resources: a CRD can be Established a moment
+// before every apiserver handler serves it.
+func (r *run) create(ctx context.Context, ri dynamic.ResourceInterface, gvr schema.GroupVersionResource, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := ri.Create(ctx, o, metav1.CreateOptions{})
+		if err == nil || !apierrors.IsNotFound(err) || time.Now().After(deadline) || r.served[gvr] || !r.crdRestored(gvr) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) update(ctx context.Context, ri dynamic.ResourceInterface, e *entry) (*unstructured.Unstructured, error) {
+	cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	o := e.obj.DeepCopy()
+	o.SetResourceVersion(cur.GetResourceVersion())
+	// Fields the cluster allocated and will not let change.
+	switch e.gr {
+	case grService:
+		for _, f := range []string{"clusterIP", "clusterIPs"} {
+			if v, ok, _ := unstructured.NestedFieldCopy(cur.Object, "spec", f); ok {
+				if _, set, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", f); !set {
+					_ = unstructured.SetNestedField(o.Object, v, "spec", f)
+				}
+			}
+		}
+		if !r.cfg.PreserveNodePorts {
+			curPorts, _, _ := unstructured.NestedSlice(cur.Object, "spec", "ports")
+			ports, _, _ := unstructured.NestedSlice(o.Object, "spec", "ports")
+			for i := range ports {
+				if i < len(curPorts) {
+					if np, ok := curPorts[i].(map[string]any)["nodePort"]; ok {
+						ports[i].(map[string]any)["nodePort"] = np
+					}
+				}
+			}
+			if ports != nil {
+				_ = unstructured.SetNestedSlice(o.Object, ports, "spec", "ports")
+			}
+		}
+	case grPVC:
+		if v, ok, _ := unstructured.NestedString(cur.Object, "spec", "volumeName"); ok {
+			_ = unstructured.SetNestedField(o.Object, v, "spec", "volumeName")
+		}
+	case grJob:
+		if v, ok, _ := unstructured.NestedFieldCopy(cur.Object, "spec", "selector"); ok {
+			_ = unstructured.SetNestedField(o.Object, v, "spec", "selector")
+		}
+		if v, ok, _ := unstructured.NestedFieldCopy(cur.Object, "spec", "template"); ok {
+			_ = unstructured.SetNestedField(o.Object, v, "spec", "template") // immutable
+		}
+	}
+	return ri.Update(ctx, o, metav1.UpdateOptions{})
+}
+
+// rewriteOwners points owner references at the restored owners' new uids and drops those
+// whose owner is not restored: a reference to a uid that does not exist makes the garbage
+// collector delete the object.
+func (r *run) rewriteOwners(e *entry) {
+	refs := e.obj.GetOwnerReferences()
+	if len(refs) == 0 {
+		return
+	}
+	var keep []metav1.OwnerReference
+	for _, ref := range refs {
+		if uid, ok := r.newUID[ref.UID]; ok {
+			ref.UID = uid
+			keep = append(keep, ref)
+		}
+	}
+	e.obj.SetOwnerReferences(keep)
+}
+
+func (r *run) client(gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
+	if ns == "" {
+		return r.d.Dynamic.Resource(gvr)
+	}
+	return r.d.Dynamic.Resource(gvr).Namespace(ns)
+}
+
+// crdRestored reports whether this restore created (or would create) a CRD serving gvr.
+func (r *run) crdRestored(gvr schema.GroupVersionResource) bool {
+	for _, it := range r.res.Items {
+		if it.Resource != "customresourcedefinitions.apiextensions.k8s.io" || (it.Action != Created && it.Action != Updated && it.Action != WouldCreate) {
+			continue
+		}
+		if it.Name == gvr.Resource+"."+gvr.Group {
+			return true
+		}
+	}
+	return false
+}
+
+// waitCRDs waits, with a deadline, until every restored CRD is Established.
+func (r *run) waitCRDs(ctx context.Context, crds []*entry) {
+	done := r.d.Progress.Start("wait for custom resource definitions")
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CRDTimeout)
+	defer cancel()
+	var late []string
+	for _, e := range crds {
+		if err := waitEstablished(ctx, r.d.Dynamic.Resource(e.key.GVR), e.obj.GetName()); err != nil {
+			late = append(late, fmt.Sprintf("%s: %v", e.obj.GetName(), err))
+		}
+	}
+	if len(late) > 0 {
+		msg := "CRDs not Established after " + r.cfg.CRDTimeout.String() + ": " + strings.Join(late, "; ")
+		r.res.Warnings = append(r.res.Warnings, msg)
+		done("", errors.New(msg))
+		return
+	}
+	done(fmt.Sprintf("%d", len(crds)), nil)
+}
+
+func waitEstablished(ctx context.Context, ri dynamic.NamespaceableResourceInterface, name string) error {
+	established := func(o *unstructured.Unstructured) bool {
+		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+		for _, c := range conds {
+			cm, _ := c.(map[string]any)
+			if cm["type"] == "Established" && cm["status"] == "True" {
+				return true
+			}
+		}
+		return false
+	}
+	cur, err := ri.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if established(cur) {
+		return nil
+	}
+	w, err := ri.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(), ResourceVersion: cur.GetResourceVersion()})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return errors.New("watch closed")
+			}
+			if o, ok := ev.Object.(*unstructured.Unstructured); ok && established(o) {
+				return nil
+			}
+		}
+	}
+}
+
+// reason returns the apiserver's message, which names the field that was refused.
+func reason(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) && se.Status().Message != "" {
+		return se.Status().Message
+	}
+	return err.Error()
+}
+
+func resourceString(gvr schema.GroupVersionResource) string {
+	if gvr.Group == "" {
+		return gvr.Version + "/" + gvr.Resource
+	}
+	return gvr.Group + "/" + gvr.Version + " " + gvr.Resource
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
