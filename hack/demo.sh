@@ -40,7 +40,7 @@ fi
 export PVBACKUP_PASSWORD
 BACKUP=demo-$(date -u +%Y%m%d-%H%M%S)
 if [ -z "${PVBACKUP_LOCATION:-}" ]; then
-	PVBACKUP_LOCATION="s3://$PVBACKUP_S3_BUCKET?endpoint=$PVBACKUP_S3_ENDPOINT&region=us-east-1&use_path_style=true&disable_https=true&prefix=demo/"
+	PVBACKUP_LOCATION="s3://$PVBACKUP_S3_BUCKET/demo?endpoint=$PVBACKUP_S3_ENDPOINT&region=us-east-1&use_path_style=true&disable_https=true"
 fi
 export PVBACKUP_LOCATION
 
@@ -137,7 +137,7 @@ check "ConfigMap app-config has its data" \
 	test "$(kubectl -n "$NS" get configmap app-config -o jsonpath='{.data.greeting}' 2>/dev/null)" = "hello from the pvbackup demo"
 check "Secret app-secret has its data" \
 	test "$(kubectl -n "$NS" get secret app-secret -o jsonpath='{.data.token}' 2>/dev/null | base64 -d)" = "s3cr3t-demo-token"
-check "PVC app-data exists" kubectl -n "$NS" get pvc app-data -o name
+check "PVC app-data exists" kubectl -n "$NS" get pvc app-data -o name >/dev/null
 check "Deployment app rolls out" kubectl -n "$NS" rollout status deployment/app --timeout=180s
 kubectl -n "$NS" get all,pvc,configmap,secret || true
 
@@ -160,5 +160,9 @@ else
 fi
 
 [ -n "$ok" ] || fail "the restored app differs from the one backed up (see above)"
-step "demo passed: backup $BACKUP restored namespace $NS"
+if [ -n "$data_ok" ]; then
+	step "demo passed: backup $BACKUP restored namespace $NS with its volume data"
+else
+	step "demo passed for resources: backup $BACKUP restored namespace $NS, but not its volume data"
+fi
 echo "the cluster keeps running; make cluster-down stops it"
