@@ -126,22 +126,41 @@ wait_until() {
 	done
 }
 
-stop_component() {
-	local name=$1 pid i t0=$SECONDS
-	if pid=$(pidof_component "$name"); then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 100); do
-			[ -d "/proc/$pid" ] || break
-			sleep 0.2
-		done
-		if [ -d "/proc/$pid" ]; then
-			log "$name (pid $pid) did not stop in 20 s: SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			while [ -d "/proc/$pid" ]; do sleep 0.1; done
+# stop_components NAME... sends SIGTERM to the named components at once, waits up to 20 s for them
+# to exit, then SIGKILLs the rest.
+stop_components() {
+	local name pid t0=$SECONDS pids=() names=()
+	for name in "$@"; do
+		if pid=$(pidof_component "$name"); then
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+			names+=("$name")
 		fi
-		[ $((SECONDS - t0)) -lt 3 ] || log "$name took $((SECONDS - t0))s to stop"
-	fi
-	rm -f "$PIDS/$name.pid"
+	done
+	local i j alive
+	for i in $(seq 1 200); do
+		alive=
+		for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && alive=1; done
+		[ -z "$alive" ] && break
+		sleep 0.1
+	done
+	for j in "${!pids[@]}"; do
+		if [ -d "/proc/${pids[$j]}" ]; then
+			log "${names[$j]} (pid ${pids[$j]}) did not stop in 20 s: SIGKILL"
+			kill -KILL "${pids[$j]}" 2>/dev/null || true
+			while [ -d "/proc/${pids[$j]}" ]; do sleep 0.1; done
+		fi
+	done
+	[ $((SECONDS - t0)) -lt 5 ] || log "$* took $((SECONDS - t0))s to stop"
+	for name in "$@"; do rm -f "$PIDS/$name.pid"; done
+}
+
+# pod_pids lists the processes in the kubelet's pod cgroups: every container, pause included.
+pod_pids() {
+	local f
+	for f in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+		if [ -d "$f" ]; then find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
+	done | sort -un
 }
 
 # ---------------------------------------------------------------- install and build
@@ -580,34 +599,22 @@ up() {
 }
 
 down() {
-	local c i pid
+	local i pid
 	# The node side first, so no new pods start while the rest goes.
-	for c in seaweedfs csi-snapshotter csi-provisioner pvbackup-csi snapshot-controller kube-proxy kubelet; do
-		stop_component "$c"
+	stop_components seaweedfs csi-snapshotter csi-provisioner pvbackup-csi snapshot-controller kube-proxy kubelet
+	# Pod containers (pause included) by PID, then containerd, then the shims it leaves behind.
+	for i in $(seq 1 50); do
+		pid=$(pod_pids)
+		[ -z "$pid" ] && break
+		kill -KILL $pid 2>/dev/null || true
+		sleep 0.1
 	done
-	if pidof_component containerd >/dev/null; then
-		local tasks
-		tasks=$(ctr tasks ls -q 2>/dev/null || true)
-		for i in $tasks; do ctr tasks kill -s SIGKILL "$i" >/dev/null 2>&1 || true; done
-		for i in $tasks; do
-			for _ in $(seq 1 50); do ctr tasks delete "$i" >/dev/null 2>&1 && break || sleep 0.1; done
-		done
-	fi
-	stop_component containerd
-	# Shims outlive containerd: stop the ones of this cluster's containerd, by PID.
+	stop_components containerd
 	for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" || true); do
 		kill -KILL "$pid" 2>/dev/null || true
 	done
-	# Any process still in the pods' cgroups (a container that escaped its task) goes too.
-	for f in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-		[ -d "$f" ] || continue
-		for pid in $(find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null || true
-		done
-	done
-	for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do
-		stop_component "$c"
-	done
+	stop_components kube-scheduler kube-controller-manager kube-apiserver
+	stop_components etcd
 	if [ -x "$BIN/kube-proxy" ]; then
 		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 	fi
