@@ -636,6 +636,9 @@ down() {
 	local left
 	left=$(findmnt -rn -o TARGET | grep -E "^($STATE|$RUN)(/|$)" || true)
 	[ -z "$left" ] || die "mounts left behind: $left"
+	# Every process of the cluster names its state directories on its command line.
+	left=$(pgrep -af -- "$STATE|$RUN" | grep -v "^$$ " || true)
+	[ -z "$left" ] || die "processes left behind: $left"
 	log "cluster down"
 }
 
