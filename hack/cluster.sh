@@ -512,7 +512,8 @@ EOF
 	mkdir -p "$STATE/seaweedfs"
 	export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 	start seaweedfs "$BIN/weed" mini -dir="$STATE/seaweedfs" -ip="$GATEWAY" -ip.bind="$GATEWAY" \
-		-bucket="$S3_BUCKET" -admin.ui=false
+		-bucket="$S3_BUCKET" -admin.ui=false -master.telemetry=false -webdav=false \
+		-s3.port.iceberg=0 -s3.port.lance=0 -admin.port=12537 -admin.port.legacy=0
 }
 
 s3_bucket_ok() {
