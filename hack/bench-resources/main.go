@@ -1,6 +1,6 @@
 // Command bench-resources measures `kubectl pvbackup create` against `kubectl get -A -o json`
 // on the same objects of a real kube-apiserver, in the same run: wall time and peak RSS, at
-// 1,000 and at 5,000 ConfigMaps of ~2 KiB across 50 namespaces. Run it with `make bench`.
+// 1,000, 5,000 and 10,000 ConfigMaps of ~2 KiB across 50 namespaces. Run it with `make bench`.
 package main
 
 import (
@@ -27,7 +27,7 @@ func main() {
 	plugin := flag.String("plugin", "bin/kubectl-pvbackup", "the plugin binary")
 	kubectl := flag.String("kubectl", filepath.Join(controlplane.ToolsDir(), "kubectl"), "the kubectl binary")
 	runs := flag.Int("runs", 3, "runs of each command; the median is reported")
-	sizes := flag.String("sizes", "1000,5000", "object counts to measure at, ascending")
+	sizes := flag.String("sizes", "1000,5000,10000", "object counts to measure at, ascending")
 	flag.Parse()
 	var counts []int
 	for _, f := range strings.Split(*sizes, ",") {

@@ -46,8 +46,7 @@ type CreateOptions struct {
 	ClusterResources  string
 	DryRun            bool
 
-	cfg     backup.Config
-	clients *kube.Clients
+	cfg backup.Config
 }
 
 // NewCreateCmd builds `create`.
