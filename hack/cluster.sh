@@ -672,7 +672,7 @@ down) down ;;
 status) status ;;
 load-image) load_image "${@:2}" ;;
 *)
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
