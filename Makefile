@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e lint release release-check image bench bench-resources cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e lint release release-check image bench bench-resources bench-mover cluster cluster-down demo clean
 
 all: build
 
@@ -34,7 +34,7 @@ lint: ## go vet and staticcheck
 	hack/tools.sh staticcheck
 	.local/bin/staticcheck ./...
 
-bench: bench-resources ## benchmarks: ratios against reference tools run on the same data in the same run
+bench: bench-resources bench-mover ## benchmarks: ratios against reference tools run on the same data in the same run
 
 bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 ConfigMaps of a real apiserver
 	hack/tools.sh controlplane
@@ -66,10 +66,10 @@ image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref o
 	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
-bench: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
+bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
 	hack/tools.sh kopia
 	hack/tools.sh seaweedfs
-	@command -v restic >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
 	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
 
 clean:
