@@ -170,7 +170,7 @@ install_and_build() {
 	# busybox-static: the test workload image; curl: health checks.
 	local p missing=()
 	for p in busybox-static curl; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "apt-get install ${missing[*]}"
@@ -435,7 +435,7 @@ start_node() {
 	start containerd /usr/bin/containerd --config "$STATE/conf/containerd.toml"
 	wait_until "containerd" 60 /usr/bin/ctr --address "$CONTAINERD_SOCK" version
 	import_images
-	ctr images ls -q | grep -qx "$PAUSE_IMAGE" || die "the pause image $PAUSE_IMAGE is missing after import"
+	ctr images ls -q | grep -x "$PAUSE_IMAGE" >/dev/null || die "the pause image $PAUSE_IMAGE is missing after import"
 
 	mkdir -p "$KUBELET_DIR"
 	start kubelet "$BIN/kubelet" --config "$STATE/conf/kubelet.yaml" \
@@ -526,7 +526,7 @@ node_ready() {
 }
 
 csi_registered() {
-	kubectl get csinode "$NODE" -o jsonpath='{.spec.drivers[*].name}' | grep -qw "$CSI_DRIVER"
+	kubectl get csinode "$NODE" -o jsonpath='{.spec.drivers[*].name}' | grep -w "$CSI_DRIVER" >/dev/null
 }
 
 write_outputs() {
