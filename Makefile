@@ -25,6 +25,7 @@ unit: ## tests that need no server
 
 integration: ## tests against a real kube-apiserver + etcd and real object stores
 	hack/tools.sh controlplane
+	hack/tools.sh seaweedfs
 	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) test -count=1 -tags integration -p 1 ./...
 
 lint: ## go vet and staticcheck
@@ -42,6 +43,19 @@ bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 Confi
 
 release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
 	VERSION=$(VERSION) hack/release.sh
+
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_TAR  ?= .local/images/pvbackup-mover.tar
+image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref overrides the default reference)
+	GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup ./cmd/kubectl-pvbackup
+	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup \
+		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
+
+bench: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
+	hack/tools.sh kopia
+	hack/tools.sh seaweedfs
+	@command -v restic >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf bin dist

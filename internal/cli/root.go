@@ -52,6 +52,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewLogsCmd(streams),
 		NewDeleteCmd(streams),
 		NewVersionCmd(streams),
+		NewMoverCmd(ctx, streams),
 	)
 	return root
 }

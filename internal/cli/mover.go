@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+)
+
+// Environment variables the mover reads when the flag is not given, so the plugin can pass every
+// setting through a Job's env and a temporary Secret.
+const (
+	envSourceNamespace = "PVBACKUP_SOURCE_NAMESPACE"
+	envPVC             = "PVBACKUP_PVC"
+	envBackup          = "PVBACKUP_BACKUP"
+	envSnapshot        = "PVBACKUP_SNAPSHOT"
+	envSource          = "PVBACKUP_SOURCE"
+	envTarget          = "PVBACKUP_TARGET"
+	envParallel        = "PVBACKUP_PARALLEL"
+	envOnError         = "PVBACKUP_ON_ERROR"
+	envResult          = "PVBACKUP_RESULT"
+	envCacheDir        = "PVBACKUP_CACHE_DIR"
+	envCompression     = "PVBACKUP_COMPRESSION"
+	envPasswordFile    = "PVBACKUP_PASSWORD_FILE"
+	envSkipOwners      = "PVBACKUP_SKIP_OWNERS"
+	envSparse          = "PVBACKUP_SPARSE"
+)
+
+// DefaultResultPath is the container's default terminationMessagePath.
+const DefaultResultPath = "/dev/termination-log"
+
+// MoverOptions are the settings shared by `mover backup` and `mover restore`.
+type MoverOptions struct {
+	Location     string
+	Namespace    string
+	PasswordFile string
+	Parallel     int
+	OnError      string
+	Result       string
+	CacheDir     string
+
+	// backup
+	Source, PVC, Backup, Compression string
+	// restore
+	Snapshot, Target   string
+	SkipOwners, Sparse bool
+
+	password string
+	streams  genericiooptions.IOStreams
+}
+
+// NewMoverCmd is the hidden in-pod side of the plugin: it runs inside the Jobs the plugin creates.
+func NewMoverCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "mover",
+		Short:  "Move volume data between a mounted directory and the Kopia repository (runs inside mover Jobs)",
+		Hidden: true,
+		Long: `The mover runs inside the Jobs that kubectl pvbackup creates. It prints progress as JSON lines
+on stdout (at most twice a second), writes its result as JSON to --result (the container's
+termination message) and exits non-zero with a one-line reason when it fails.
+
+Every flag can be given as an environment variable instead (PVBACKUP_LOCATION, PVBACKUP_PASSWORD or
+PVBACKUP_PASSWORD_FILE, PVBACKUP_SOURCE_NAMESPACE, PVBACKUP_PVC, ...); storage credentials come from
+the variables the storage SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).`,
+	}
+	cmd.AddCommand(newMoverBackupCmd(ctx, streams), newMoverRestoreCmd(ctx, streams))
+	// PVBACKUP_CPU_PROFILE=FILE writes a Go CPU profile of the run (for `make bench` investigations).
+	var profile *os.File
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if p := os.Getenv("PVBACKUP_CPU_PROFILE"); p != "" {
+			f, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			profile = f
+			return pprof.StartCPUProfile(f)
+		}
+		return nil
+	}
+	cmd.PersistentPostRun = func(*cobra.Command, []string) {
+		if profile != nil {
+			pprof.StopCPUProfile()
+			_ = profile.Close()
+		}
+	}
+	return cmd
+}
+
+func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.Location, "location", "", "backup location URL, e.g. s3://bucket/prefix?region=eu-west-1 (env "+store.EnvLocation+")")
+	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+envSourceNamespace+")")
+	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+envPasswordFile+"; else env "+password.EnvPassword+")")
+	f.IntVar(&o.Parallel, "parallel", 0, "files processed in parallel (0 = number of CPUs for backup, 8 for restore; env "+envParallel+")")
+	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+envOnError+")")
+	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+envResult+"; \"-\" for none)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+envCacheDir+")")
+}
+
+// Complete fills unset flags from the environment and reads the password.
+func (o *MoverOptions) Complete(cmd *cobra.Command) error {
+	env := func(v *string, flag, name string) {
+		if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && *v == "" {
+			*v = os.Getenv(name)
+		}
+	}
+	env(&o.Location, "location", store.EnvLocation)
+	env(&o.Namespace, "source-namespace", envSourceNamespace)
+	env(&o.PasswordFile, "password-file", envPasswordFile)
+	env(&o.OnError, "on-error", envOnError)
+	env(&o.Result, "result", envResult)
+	env(&o.CacheDir, "cache-dir", envCacheDir)
+	env(&o.Source, "source", envSource)
+	env(&o.PVC, "pvc", envPVC)
+	env(&o.Backup, "backup", envBackup)
+	env(&o.Compression, "compression", envCompression)
+	env(&o.Snapshot, "snapshot", envSnapshot)
+	env(&o.Target, "target", envTarget)
+	if f := cmd.Flags().Lookup("parallel"); !f.Changed && os.Getenv(envParallel) != "" {
+		n, err := strconv.Atoi(os.Getenv(envParallel))
+		if err != nil {
+			return fmt.Errorf("%s=%q is not a number", envParallel, os.Getenv(envParallel))
+		}
+		o.Parallel = n
+	}
+	for flag, name := range map[string]string{"skip-owners": envSkipOwners, "sparse": envSparse} {
+		if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && os.Getenv(name) != "" {
+			if err := f.Value.Set(os.Getenv(name)); err != nil {
+				return fmt.Errorf("%s=%q: %w", name, os.Getenv(name), err)
+			}
+		}
+	}
+	switch o.Result {
+	case "":
+		o.Result = DefaultResultPath
+	case "-":
+		o.Result = ""
+	}
+	p, err := password.Load(o.PasswordFile)
+	if err != nil {
+		return err
+	}
+	o.password = p
+	return nil
+}
+
+// Validate checks the settings without I/O.
+func (o *MoverOptions) Validate() error {
+	if o.Location == "" {
+		return fmt.Errorf("no backup location: pass --location or set %s", store.EnvLocation)
+	}
+	if _, _, err := store.Parse(o.Location); err != nil {
+		return err
+	}
+	if o.Namespace == "" {
+		return fmt.Errorf("no source namespace: pass --source-namespace or set %s", envSourceNamespace)
+	}
+	if o.OnError != "" && o.OnError != mover.OnErrorFail && o.OnError != mover.OnErrorSkip {
+		return fmt.Errorf("--on-error %q: use fail or skip", o.OnError)
+	}
+	if o.Parallel < 0 {
+		return fmt.Errorf("--parallel %d: must be 0 or more", o.Parallel)
+	}
+	return nil
+}
+
+func (o *MoverOptions) settings() mover.Settings {
+	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression}
+}
+
+// finish writes the result file; a failure to write it is reported but does not hide err.
+func (o *MoverOptions) finish(res *mover.Result, err error) error {
+	if werr := mover.WriteResult(o.Result, res); werr != nil {
+		fmt.Fprintln(o.streams.ErrOut, "warning:", werr)
+	}
+	return err
+}
+
+// failEarly records a settings error in the result file too, so the plugin sees why the pod failed.
+func (o *MoverOptions) failEarly(op string, err error) error {
+	if o.Result == "" {
+		o.Result = DefaultResultPath
+	}
+	return o.finish(&mover.Result{Op: op, Error: err.Error()}, err)
+}
+
+func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &MoverOptions{streams: streams}
+	cmd := &cobra.Command{
+		Use:   "backup --source DIR --location URL --source-namespace NS --pvc NAME",
+		Short: "Upload a directory as a snapshot of a PVC into the namespace's repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(cmd); err != nil {
+				return o.failEarly(mover.OpBackup, err)
+			}
+			if err := o.Validate(); err != nil {
+				return o.failEarly(mover.OpBackup, err)
+			}
+			res, err := mover.RunBackup(ctx, o.settings(), mover.BackupConfig{
+				Source: o.Source, PVC: o.PVC, Backup: o.Backup, Parallel: o.Parallel, OnError: o.OnError,
+			}, mover.JSONLines(streams.Out))
+			return o.finish(res, err)
+		},
+	}
+	o.addCommonFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.Source, "source", "", "directory to back up (env "+envSource+")")
+	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+envPVC+")")
+	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+envBackup+")")
+	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+envCompression+")")
+	return cmd
+}
+
+func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &MoverOptions{streams: streams}
+	cmd := &cobra.Command{
+		Use:   "restore --snapshot ID --target DIR --location URL --source-namespace NS",
+		Short: "Restore a snapshot from the namespace's repository into a directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(cmd); err != nil {
+				return o.failEarly(mover.OpRestore, err)
+			}
+			if err := o.Validate(); err != nil {
+				return o.failEarly(mover.OpRestore, err)
+			}
+			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
+				SnapshotID: o.Snapshot, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
+				SkipOwners: o.SkipOwners, Sparse: o.Sparse,
+			}, mover.JSONLines(streams.Out))
+			return o.finish(res, err)
+		},
+	}
+	o.addCommonFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+envSnapshot+")")
+	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+envTarget+")")
+	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+envSkipOwners+")")
+	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+envSparse+")")
+	return cmd
+}

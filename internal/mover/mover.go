@@ -1,0 +1,301 @@
+package mover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kopia/kopia/fs/localfs"
+	kopiarepo "github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/policy"
+	"github.com/kopia/kopia/snapshot/restore"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+	"github.com/kopia/kopia/snapshot/upload"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
+)
+
+// What to do with a file that cannot be read (backup) or written (restore).
+const (
+	OnErrorFail = "fail" // the operation fails and names the files; a backup saves no snapshot
+	OnErrorSkip = "skip" // the files are left out, named in the result; the operation succeeds
+)
+
+// Tag keys on every snapshot (Kopia's "tag:" convention, so `kopia snapshot list` shows them).
+const (
+	TagBackup    = "tag:backup"
+	TagNamespace = "tag:namespace"
+	TagPVC       = "tag:pvc"
+)
+
+// BackupConfig says what to upload.
+type BackupConfig struct {
+	Source    string // the mounted volume
+	Namespace string // source namespace: the repository and the snapshot's source host
+	PVC       string // the claim: the snapshot's source path, so its previous snapshot is the parent
+	Backup    string // the plugin's backup name, as a tag
+	Parallel  int    // files hashed and uploaded in parallel (0 = number of CPUs)
+	OnError   string // OnErrorFail (default) or OnErrorSkip
+}
+
+// RestoreConfig says what to restore where.
+type RestoreConfig struct {
+	SnapshotID string
+	Target     string // the mounted (empty) volume
+	Parallel   int    // files restored in parallel (0 = 8, as the kopia CLI)
+	OnError    string
+	SkipOwners bool // do not chown (a non-root mover cannot)
+	Sparse     bool // write runs of zeros as holes
+}
+
+// SourceInfo is the Kopia source of a PVC's snapshots: parents are found by it.
+func SourceInfo(namespace, pvc string) snapshot.SourceInfo {
+	return snapshot.SourceInfo{Host: namespace, UserName: repo.ClientUser, Path: "/" + pvc}
+}
+
+func (c *BackupConfig) validate() error {
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"source directory", c.Source}, {"namespace", c.Namespace}, {"pvc", c.PVC}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("backup needs a %s", strings.Join(missing, ", a "))
+	}
+	if c.OnError == "" {
+		c.OnError = OnErrorFail
+	}
+	if c.OnError != OnErrorFail && c.OnError != OnErrorSkip {
+		return fmt.Errorf("on-error %q: use fail or skip", c.OnError)
+	}
+	st, err := os.Stat(c.Source)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("source %s is not a directory", c.Source)
+	}
+	return nil
+}
+
+// Backup uploads cfg.Source into r as a snapshot of the PVC, with the PVC's previous snapshot as
+// parent, reporting to sink. The Result is filled even when an error is returned.
+func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink Sink) (*Result, error) {
+	start := time.Now()
+	res := &Result{Op: OpBackup, Namespace: cfg.Namespace, PVC: cfg.PVC, Backup: cfg.Backup}
+	fail := func(err error) (*Result, error) {
+		res.Error = oneLine(err.Error())
+		res.DurationSeconds = time.Since(start).Seconds()
+		return res, err
+	}
+	if err := cfg.validate(); err != nil {
+		return fail(err)
+	}
+	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpBackup})
+
+	var c counters
+	si := SourceInfo(cfg.Namespace, cfg.PVC)
+	skip := cfg.OnError == OnErrorSkip
+	override := &policy.Policy{ErrorHandlingPolicy: policy.ErrorHandlingPolicy{
+		IgnoreFileErrors:      newOptionalBool(skip),
+		IgnoreDirectoryErrors: newOptionalBool(skip),
+		IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
+	}}
+	var man *snapshot.Manifest
+	err := kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
+		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
+			previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
+			if err != nil {
+				return fmt.Errorf("find previous snapshots of %s/%s: %w", cfg.Namespace, cfg.PVC, err)
+			}
+			if len(previous) > 0 {
+				res.ParentID = string(previous[0].ID)
+			}
+			tree, err := policy.TreeForSourceWithOverride(ctx, w, si, override)
+			if err != nil {
+				return fmt.Errorf("read policy: %w", err)
+			}
+			entry, err := localfs.NewEntry(cfg.Source)
+			if err != nil {
+				return fmt.Errorf("source %s: %w", cfg.Source, err)
+			}
+			u := upload.NewUploader(w)
+			u.ParallelUploads = cfg.Parallel
+			u.Progress = newUploadProgress(&c, sink)
+			stopCancel := context.AfterFunc(ctx, u.Cancel)
+			defer stopCancel()
+
+			uc, _ := r.(uploadCounter)
+			stop := c.ticker(ctx, sink, OpBackup, uc)
+			man, err = u.Upload(ctx, entry, tree, si, previous...)
+			stop()
+			if err != nil {
+				return fmt.Errorf("upload %s: %w", cfg.Source, err)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if man.IncompleteReason != "" {
+				return fmt.Errorf("upload %s stopped: %s", cfg.Source, man.IncompleteReason)
+			}
+			if n := fatalErrors(man); n > 0 && !skip {
+				return fmt.Errorf("%d file(s) or directories could not be read, first %s (fix their permissions or pass --on-error skip to back up the rest); no snapshot was saved",
+					n, describeErrors(c.fileErrors()))
+			}
+			man.Tags = map[string]string{TagNamespace: cfg.Namespace, TagPVC: cfg.PVC}
+			if cfg.Backup != "" {
+				man.Tags[TagBackup] = cfg.Backup
+			}
+			man.Description = "kubectl-pvbackup " + cfg.Backup
+			id, err := snapshot.SaveSnapshot(ctx, w, man)
+			if err != nil {
+				return fmt.Errorf("save snapshot: %w", err)
+			}
+			res.SnapshotID = string(id)
+			return nil
+		})
+	res.Files = int64(c.files.Load())
+	res.Bytes = c.bytes.Load()
+	res.UploadedBytes = c.uploaded.Load()
+	if uc, ok := r.(uploadCounter); ok {
+		res.UploadedBytes = uc.UploadedBytes() // after the session's flush
+	}
+	res.CachedFiles = c.cached.Load()
+	res.ErrorCount = c.errCount.Load()
+	res.Errors = c.fileErrors()
+	if man != nil {
+		// Kopia's Stats count only the files it hashed this time; the root's summary counts all.
+		res.CachedFiles = int64(man.Stats.CachedFiles)
+		res.Files, res.Dirs, res.Bytes = int64(man.Stats.TotalFileCount)+res.CachedFiles, int64(man.Stats.TotalDirectoryCount), man.Stats.TotalFileSize
+		if man.RootEntry != nil && man.RootEntry.DirSummary != nil {
+			ds := man.RootEntry.DirSummary
+			res.Files, res.Dirs, res.Bytes = ds.TotalFileCount, ds.TotalDirCount, ds.TotalFileSize
+		}
+	}
+	if err != nil {
+		res.SnapshotID = ""
+		return fail(err)
+	}
+	res.OK = true
+	res.DurationSeconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func fatalErrors(man *snapshot.Manifest) int {
+	if man.RootEntry == nil || man.RootEntry.DirSummary == nil {
+		return 0
+	}
+	return man.RootEntry.DirSummary.FatalErrorCount
+}
+
+func describeErrors(errs []FileError) string {
+	var parts []string
+	for i, e := range errs {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more in the result", len(errs)-3))
+			break
+		}
+		parts = append(parts, e.Path+": "+e.Message)
+	}
+	if len(parts) == 0 {
+		return "(see the error events)"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func newOptionalBool(b bool) *policy.OptionalBool {
+	v := policy.OptionalBool(b)
+	return &v
+}
+
+// Restore writes snapshot cfg.SnapshotID of r into cfg.Target: modes, owners (unless SkipOwners),
+// times, symlinks and empty directories, files in parallel.
+func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sink Sink) (*Result, error) {
+	start := time.Now()
+	res := &Result{Op: OpRestore, SnapshotID: cfg.SnapshotID}
+	fail := func(err error) (*Result, error) {
+		res.Error = oneLine(err.Error())
+		res.DurationSeconds = time.Since(start).Seconds()
+		return res, err
+	}
+	if cfg.SnapshotID == "" || cfg.Target == "" {
+		return fail(errors.New("restore needs a snapshot ID and a target directory"))
+	}
+	if cfg.OnError == "" {
+		cfg.OnError = OnErrorFail
+	}
+	if cfg.OnError != OnErrorFail && cfg.OnError != OnErrorSkip {
+		return fail(fmt.Errorf("on-error %q: use fail or skip", cfg.OnError))
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 8
+	}
+	man, err := snapshot.LoadSnapshot(ctx, r, manifest.ID(cfg.SnapshotID))
+	if err != nil {
+		if errors.Is(err, snapshot.ErrSnapshotNotFound) {
+			return fail(fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID))
+		}
+		return fail(fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err))
+	}
+	res.Namespace, res.PVC, res.Backup = man.Tags[TagNamespace], man.Tags[TagPVC], man.Tags[TagBackup]
+	root, err := snapshotfs.SnapshotRoot(r, man)
+	if err != nil {
+		return fail(fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err))
+	}
+	if err := os.MkdirAll(cfg.Target, 0o755); err != nil {
+		return fail(fmt.Errorf("target: %w", err))
+	}
+	out := &restore.FilesystemOutput{
+		TargetPath:             cfg.Target,
+		OverwriteDirectories:   true,
+		OverwriteFiles:         true,
+		OverwriteSymlinks:      true,
+		IgnorePermissionErrors: true,
+		SkipOwners:             cfg.SkipOwners,
+		WriteSparseFiles:       cfg.Sparse,
+	}
+	if err := out.Init(ctx); err != nil {
+		return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
+	}
+	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpRestore})
+	var c counters
+	if man.Stats.TotalFileCount > 0 {
+		c.totalFiles.Store(int64(man.Stats.TotalFileCount))
+		c.totalBytes.Store(man.Stats.TotalFileSize)
+	}
+	stop := c.ticker(ctx, sink, OpRestore, nil)
+	cancel := make(chan struct{})
+	stopCancel := context.AfterFunc(ctx, func() { close(cancel) })
+	st, err := restore.Entry(ctx, r, out, root, restore.Options{
+		Parallel:               cfg.Parallel,
+		IgnoreErrors:           cfg.OnError == OnErrorSkip,
+		RestoreDirEntryAtDepth: math.MaxInt32, // without it Kopia writes .kopia-entry placeholders
+		Cancel:                 cancel,
+		ProgressCallback: func(_ context.Context, s restore.Stats) {
+			c.files.Store(int64(s.RestoredFileCount))
+			c.bytes.Store(s.RestoredTotalFileSize)
+		},
+	})
+	stopCancel()
+	c.files.Store(int64(st.RestoredFileCount))
+	c.bytes.Store(st.RestoredTotalFileSize)
+	stop()
+	res.Files, res.Dirs, res.Bytes = int64(st.RestoredFileCount), int64(st.RestoredDirCount), st.RestoredTotalFileSize
+	res.ErrorCount = int64(st.IgnoredErrorCount)
+	if err != nil {
+		return fail(fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err))
+	}
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
+	res.OK = true
+	res.DurationSeconds = time.Since(start).Seconds()
+	return res, nil
+}

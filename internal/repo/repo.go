@@ -1,0 +1,274 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/kopia/kopia/repo"
+	kblob "github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/compression"
+	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/format"
+	"github.com/kopia/kopia/repo/maintenance"
+	"github.com/kopia/kopia/repo/splitter"
+	"github.com/kopia/kopia/snapshot/policy"
+	"gocloud.dev/blob"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Identity under which every mover and the plugin open the repositories; Kopia's maintenance
+// owner is this identity, so maintenance (prune) can run from any of them.
+const (
+	ClientUser = "pvbackup"
+	ClientHost = "pvbackup"
+)
+
+// Defaults chosen by measurement (see docs/mover-image.md and the report of `make bench`):
+// Kopia's default splitter (content-defined chunks of ~4 MiB) and no compression. Compression is a
+// policy: a repository's global policy can be changed later without a format change.
+const (
+	DefaultSplitter    = "DYNAMIC-4M-BUZHASH"
+	DefaultCompression = "none"
+)
+
+// Bounds of Kopia's local caches: they live in a temporary directory that Close removes.
+const (
+	defaultMetadataCacheBytes = 256 << 20
+	metadataCacheLimitBytes   = 512 << 20
+)
+
+// ErrWrongPassword is returned (wrapped, naming the location) when the password does not open
+// an existing repository.
+var ErrWrongPassword = errors.New("wrong repository password")
+
+// ErrNoRepository is returned (wrapped) by Open when the location holds no repository.
+var ErrNoRepository = errors.New("no volume data repository")
+
+// Config says how to open a repository.
+type Config struct {
+	Password string // required: there is no default
+	// CacheDir is the parent of the temporary directory that holds Kopia's config and caches
+	// ("" = os.TempDir()). The temporary directory is removed by Close.
+	CacheDir string
+	// ContentCacheBytes bounds Kopia's cache of data contents. 0 (the default) disables it: a
+	// mover reads each content once, and with a cache a restore writes everything twice (measured:
+	// 3× slower). Kopia then keeps no local cache at all, as `kopia cache set --content-cache-size-mb=0`.
+	ContentCacheBytes int64
+	// MetadataCacheBytes bounds the cache of directory listings and indexes when ContentCacheBytes
+	// > 0 (0 = 256 MiB, hard limit 512 MiB).
+	MetadataCacheBytes int64
+	// Create, when the location has no repository, initialises one (backup); otherwise Open
+	// fails with ErrNoRepository (restore).
+	Create bool
+	// Compression is the global compression policy of a repository created now ("" = none).
+	Compression string
+	// Splitter is the object splitter of a repository created now ("" = DefaultSplitter).
+	Splitter string
+	// S3Bucket and S3KeyPrefix, for an s3:// bucket, name the real bucket and the key prefix the
+	// gocloud bucket adds, so puts can go straight to S3 (see Storage.UseS3PutObject).
+	S3Bucket, S3KeyPrefix string
+}
+
+// Repository is an open Kopia repository in a bucket.
+type Repository struct {
+	repo.Repository
+	display string
+	dir     string
+	release func()
+	st      *Storage
+}
+
+// UploadedBytes is the number of bytes this process wrote to the repository's bucket.
+func (r *Repository) UploadedBytes() int64 { return r.st.UploadedBytes() }
+
+// NamespacePrefix is where the repository of a source namespace lives inside the location.
+func NamespacePrefix(namespace string) (string, error) {
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return "", fmt.Errorf("namespace %q: %s", namespace, strings.Join(errs, "; "))
+	}
+	return "kopia/" + namespace + "/", nil
+}
+
+// Location names the repository in messages (the redacted location URL and the prefix).
+func (r *Repository) Location() string { return r.display }
+
+// Open opens the Kopia repository in bucket (already narrowed to the repository prefix), creating
+// it first when cfg.Create and the bucket holds none. display names it in errors, without secrets.
+// The caller keeps owning bucket and closes it after Close.
+func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) (_ *Repository, err error) {
+	if cfg.Password == "" {
+		return nil, fmt.Errorf("open repository %s: no password given (there is no default password)", display)
+	}
+	st, release := NewStorage(bucket, display)
+	if cfg.S3Bucket != "" {
+		st.UseS3PutObject(cfg.S3Bucket, cfg.S3KeyPrefix)
+	}
+	dir, err := os.MkdirTemp(cfg.CacheDir, "pvbackup-kopia-")
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("open repository %s: create cache directory: %w", display, err)
+	}
+	defer func() {
+		if err != nil {
+			release()
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	configFile := filepath.Join(dir, "repository.config")
+	metaBytes := cfg.MetadataCacheBytes
+	if metaBytes == 0 {
+		metaBytes = defaultMetadataCacheBytes
+	}
+	copts := &repo.ConnectOptions{
+		ClientOptions: repo.ClientOptions{Username: ClientUser, Hostname: ClientHost, Description: "kubectl-pvbackup " + display},
+		CachingOptions: content.CachingOptions{
+			CacheDirectory:              filepath.Join(dir, "cache"),
+			ContentCacheSizeBytes:       cfg.ContentCacheBytes,
+			ContentCacheSizeLimitBytes:  cfg.ContentCacheBytes,
+			MetadataCacheSizeBytes:      metaBytes,
+			MetadataCacheSizeLimitBytes: max(metaBytes, metadataCacheLimitBytes),
+		},
+	}
+	// Look for the repository first, then write Kopia's connection config ourselves: repo.Connect
+	// would open the repository once to verify the config, doubling the cost of every mover start.
+	created := false
+	if _, err = st.GetMetadata(ctx, format.KopiaRepositoryBlobID); errors.Is(err, kblob.ErrBlobNotFound) {
+		if !cfg.Create {
+			return nil, fmt.Errorf("%w at %s (nothing was backed up from there yet)", ErrNoRepository, display)
+		}
+		if err = initialize(ctx, st, cfg); err != nil {
+			return nil, err
+		}
+		created = true
+	} else if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", display, err)
+	}
+	if err = writeConfig(configFile, st, copts); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", display, err)
+	}
+	r, err := repo.Open(ctx, configFile, cfg.Password, &repo.Options{
+		// Kopia's default exits the process; a mover must write its result first.
+		OnFatalError: func(error) {},
+	})
+	if err != nil {
+		return nil, classify(err, display)
+	}
+	out := &Repository{Repository: r, display: display, dir: dir, release: release, st: st}
+	if created {
+		if err := out.setDefaults(ctx, cfg); err != nil {
+			_ = r.Close(ctx)
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// writeConfig writes what repo.Connect would: storage, caching and client options.
+func writeConfig(path string, st *Storage, opts *repo.ConnectOptions) error {
+	ci := st.ConnectionInfo()
+	caching := opts.CachingOptions
+	if caching.ContentCacheSizeBytes == 0 {
+		caching = content.CachingOptions{} // as Kopia does: no content cache means no local cache at all
+	}
+	b, err := json.MarshalIndent(&repo.LocalConfig{Storage: &ci, Caching: &caching, ClientOptions: opts.ClientOptions}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func initialize(ctx context.Context, st *Storage, cfg Config) error {
+	sp := cfg.Splitter
+	if sp == "" {
+		sp = DefaultSplitter
+	}
+	if splitter.GetFactory(sp) == nil {
+		return fmt.Errorf("create repository %s: unknown splitter %q (use one of %s)", st.DisplayName(), sp, strings.Join(splitter.SupportedAlgorithms(), ", "))
+	}
+	if err := ValidateCompression(cfg.Compression); err != nil {
+		return fmt.Errorf("create repository %s: %w", st.DisplayName(), err)
+	}
+	err := repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
+		ObjectFormat: format.ObjectFormat{Splitter: sp},
+	}, cfg.Password)
+	if errors.Is(err, repo.ErrAlreadyInitialized) {
+		return nil // another mover created it a moment ago
+	}
+	if err != nil {
+		return fmt.Errorf("create repository %s: %w", st.DisplayName(), err)
+	}
+	return nil
+}
+
+// setDefaults writes what `kopia repository create` writes: the global policy (with our
+// compression) and the maintenance owner.
+func (r *Repository) setDefaults(ctx context.Context, cfg Config) error {
+	comp := cfg.Compression
+	if comp == "" {
+		comp = DefaultCompression
+	}
+	return repo.WriteSession(ctx, r.Repository, repo.WriteSessionOptions{Purpose: "pvbackup: repository defaults"},
+		func(ctx context.Context, w repo.RepositoryWriter) error {
+			pol := *policy.DefaultPolicy
+			pol.CompressionPolicy.CompressorName = compressorName(comp)
+			if err := policy.SetPolicy(ctx, w, policy.GlobalPolicySourceInfo, &pol); err != nil {
+				return fmt.Errorf("set global policy in %s: %w", r.display, err)
+			}
+			p := maintenance.DefaultParams()
+			p.Owner = ClientUser + "@" + ClientHost
+			if err := maintenance.SetParams(ctx, w, &p); err != nil {
+				return fmt.Errorf("set maintenance owner in %s: %w", r.display, err)
+			}
+			return nil
+		})
+}
+
+// Close closes the repository and removes its local config and caches.
+func (r *Repository) Close(ctx context.Context) error {
+	err := r.Repository.Close(ctx)
+	r.release()
+	if rerr := os.RemoveAll(r.dir); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("close repository %s: %w", r.display, err)
+	}
+	return nil
+}
+
+func classify(err error, display string) error {
+	if errors.Is(err, repo.ErrInvalidPassword) {
+		return fmt.Errorf("%w for %s (the repository exists and was created with another password; pass the password it was created with via PVBACKUP_PASSWORD or --password-file)", ErrWrongPassword, display)
+	}
+	return fmt.Errorf("open repository %s: %w", display, err)
+}
+
+// compressorName checks a compression name ("none", "zstd-fastest", "s2-default", ...).
+func compressorName(name string) compression.Name {
+	if name == "" || name == "none" {
+		return "none"
+	}
+	return compression.Name(name)
+}
+
+// ValidateCompression reports whether Kopia knows the compressor.
+func ValidateCompression(name string) error {
+	if name == "" || name == "none" {
+		return nil
+	}
+	if compression.ByName[compression.Name(name)] == nil {
+		known := make([]string, 0, len(compression.ByName))
+		for n := range compression.ByName {
+			known = append(known, string(n))
+		}
+		sort.Strings(known)
+		return fmt.Errorf("unknown compression %q (use none or one of %s)", name, strings.Join(known, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+//go:build integration
+
+package repo
+
+import (
+	"context"
+	"testing"
+
+	"gocloud.dev/blob"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
+)
+
+// The same suite and Kopia round trip against a real S3 server (SeaweedFS) on loopback, through
+// the same store.Open the mover uses.
+func TestSeaweedFS(t *testing.T) {
+	srv := s3server.SeaweedFS(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+
+	t.Run("Storage", func(t *testing.T) {
+		loc, err := store.Open(ctx, srv.URL("suite"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := loc.Sub("kopia/ns/")
+		defer b.Close()
+		st, release := NewStorage(b, loc.String())
+		defer release()
+		if !st.UseS3PutObject(srv.Bucket, "suite/kopia/ns/") {
+			t.Fatal("an s3:// bucket did not give its S3 client")
+		}
+		storageSuite(t, st)
+		t.Run("ThroughGocloudWriter", func(t *testing.T) {
+			b2 := loc2(t, srv.URL("suite2"))
+			st2, release2 := NewStorage(b2, "gocloud writer")
+			defer release2()
+			storageSuite(t, st2)
+		})
+	})
+	t.Run("Kopia", func(t *testing.T) {
+		loc, err := store.Open(ctx, srv.URL("kopia-e2e"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := loc.Sub("kopia/ns/")
+		defer b.Close()
+		kopiaRoundTrip(t, b, loc.String(), srv.Bucket, "kopia-e2e/kopia/ns/")
+	})
+}
+
+func loc2(t *testing.T, url string) *blob.Bucket {
+	loc, err := store.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := loc.Sub("kopia/ns/")
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
