@@ -318,7 +318,7 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 	created.snapshot = true
 	name := vs.Name
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s)", t.Namespace, name, v.SnapshotClass)
-	lw := &cache.ListWatch{
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 			return vsc.List(ctx, o)
@@ -327,7 +327,7 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 			return vsc.Watch(ctx, o)
 		},
-	}
+	}, e.d.Snap)
 	match := func(ref corev1.ObjectReference) bool {
 		return (ref.Kind == "VolumeSnapshot" && ref.Name == name) || (ref.Kind == "PersistentVolumeClaim" && ref.Name == t.PVC)
 	}
@@ -403,7 +403,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	created.job = true
 	podc := e.d.Kube.CoreV1().Pods(t.Namespace)
 	sel := labels.SelectorFromSet(t.Labels()).String()
-	lw := &cache.ListWatch{
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = sel
 			return podc.List(ctx, o)
@@ -412,7 +412,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 			o.LabelSelector = sel
 			return podc.Watch(ctx, o)
 		},
-	}
+	}, e.d.Kube)
 	match := func(ref corev1.ObjectReference) bool {
 		switch ref.Kind {
 		case "Job":
@@ -476,8 +476,15 @@ func (e *engine) cleanup(ctx context.Context, t Task, c *createdObjects, dropSna
 			errs = append(errs, fmt.Errorf("delete Job %s/%s: %w", ns, t.JobName(), err))
 		}
 		// Pods go with the Job, but at once: they hold the volumes the next steps delete.
-		if err := e.d.Kube.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(t.Labels()).String()}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete mover pods in %s: %w", ns, err))
+		pods, err := e.d.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(t.Labels()).String()})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list mover pods in %s: %w", ns, err))
+		} else {
+			for _, p := range pods.Items {
+				if err := e.d.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
+					errs = append(errs, fmt.Errorf("delete mover pod %s/%s: %w", ns, p.Name, err))
+				}
+			}
 		}
 	}
 	if c.tempPVC {

@@ -17,10 +17,10 @@ import (
 
 // Paths inside the mover container.
 const (
-	mountData  = "/data"
-	mountTmp   = "/tmp"
-	mountCreds = "/var/run/pvbackup/credentials"
-	passwordKey = "PVBACKUP_PASSWORD"
+	mountData     = "/data"
+	mountTmp      = "/tmp"
+	mountCreds    = "/var/run/pvbackup/credentials"
+	passwordKey   = "PVBACKUP_PASSWORD"
 	containerName = "mover"
 )
 
@@ -73,9 +73,9 @@ func (t Task) SnapshotName() string { return t.name("snap") }
 
 // KeptSnapshotName is the VolumeSnapshot of snapshot mode, which outlives the backup.
 func (t Task) KeptSnapshotName() string { return t.name("keep") }
-func (t Task) TempPVCName() string  { return t.name("tmp") }
-func (t Task) JobName() string      { return t.name(t.Op[:1]) } // pvb-b-... / pvb-r-...
-func (t Task) SecretName() string   { return t.name("sec" + t.Op[:1]) }
+func (t Task) TempPVCName() string      { return t.name("tmp") }
+func (t Task) JobName() string          { return t.name(t.Op[:1]) } // pvb-b-... / pvb-r-...
+func (t Task) SecretName() string       { return t.name("sec" + t.Op[:1]) }
 
 // Labels are those of every temporary object of the task.
 func (t Task) Labels() map[string]string {
@@ -243,6 +243,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 					SecurityContext:               podSC,
 					Affinity:                      affinity,
 					Tolerations:                   tolerations,
+					Volumes:                       vols,
 					TerminationGracePeriodSeconds: ptr.To(int64(10)),
 					EnableServiceLinks:            ptr.To(false),
 					Containers: []corev1.Container{{
