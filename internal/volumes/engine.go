@@ -291,6 +291,15 @@ func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1
 	return fmt.Errorf("volume mode %s cannot be backed up", v.Mode)
 }
 
+func named(name string) func(metav1.Object) bool {
+	return func(o metav1.Object) bool { return o.GetName() == name }
+}
+
+func labelled(set map[string]string) func(metav1.Object) bool {
+	sel := labels.SelectorFromSet(set)
+	return func(o metav1.Object) bool { return sel.Matches(labels.Set(o.GetLabels())) }
+}
+
 func fill(v *catalog.Volume, r *mover.Result) {
 	if r == nil {
 		return
@@ -338,7 +347,7 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 		return nil
 	}
 	// A snapshot controller sets a status at once; none means none runs.
-	err = until(ctx, e.d.Kube, t.Namespace, what+": waiting for a snapshot controller", e.cfg.ControllerTimeout, match, lw, &snapv1.VolumeSnapshot{},
+	err = until(ctx, e.d.Kube, t.Namespace, named(name), what+": waiting for a snapshot controller", e.cfg.ControllerTimeout, match, lw, &snapv1.VolumeSnapshot{},
 		func(o runtime.Object, _ *stall) (bool, string, error) {
 			s := o.(*snapv1.VolumeSnapshot)
 			if s.Name != name {
@@ -356,7 +365,7 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 		return nil, err
 	}
 	var ready *snapv1.VolumeSnapshot
-	err = until(ctx, e.d.Kube, t.Namespace, what+": waiting until readyToUse", e.cfg.Timeout, match, lw, &snapv1.VolumeSnapshot{},
+	err = until(ctx, e.d.Kube, t.Namespace, named(name), what+": waiting until readyToUse", e.cfg.Timeout, match, lw, &snapv1.VolumeSnapshot{},
 		func(o runtime.Object, _ *stall) (bool, string, error) {
 			s := o.(*snapv1.VolumeSnapshot)
 			if s.Name != name {
@@ -432,7 +441,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	lctx, stopLogs := context.WithCancel(ctx)
 	defer func() { stopLogs(); wg.Wait() }()
 	what := fmt.Sprintf("mover Job %s/%s", t.Namespace, j.Name)
-	err = until(ctx, e.d.Kube, t.Namespace, what, e.cfg.Timeout, match, lw, &corev1.Pod{},
+	err = until(ctx, e.d.Kube, t.Namespace, labelled(t.Labels()), what, e.cfg.Timeout, match, lw, &corev1.Pod{},
 		func(o runtime.Object, st *stall) (bool, string, error) {
 			p := o.(*corev1.Pod)
 			done, status, err := podStatus(p)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -131,9 +132,9 @@ func watchEvents(ctx context.Context, kube kubernetes.Interface, ns string, matc
 	}
 }
 
-// until watches the objects lw lists until cond says done, while events of match are followed.
+// until watches the objects lw lists (those mine accepts) until cond says done, while events of match are followed.
 // cond returns a status line for "last seen" (a change counts as progress).
-func until(ctx context.Context, kube kubernetes.Interface, ns, what string, timeout time.Duration, match eventMatcher, lw cache.ListerWatcher, obj runtime.Object, cond func(runtime.Object, *stall) (bool, string, error)) error {
+func until(ctx context.Context, kube kubernetes.Interface, ns string, mine func(metav1.Object) bool, what string, timeout time.Duration, match eventMatcher, lw cache.ListerWatcher, obj runtime.Object, cond func(runtime.Object, *stall) (bool, string, error)) error {
 	ctx, st, stop := newStall(ctx, timeout, what)
 	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -143,7 +144,14 @@ func until(ctx context.Context, kube kubernetes.Interface, ns, what string, time
 	}
 	_, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {
-			return false, fmt.Errorf("%s: the object was deleted while waiting", what)
+			// Only objects the step waits for: a field selector may not filter (fake clients).
+			if m, err := meta.Accessor(ev.Object); err == nil && mine(m) {
+				return false, fmt.Errorf("%s: %s was deleted while waiting", what, m.GetName())
+			}
+			return false, nil
+		}
+		if m, err := meta.Accessor(ev.Object); err != nil || !mine(m) {
+			return false, nil // selectors may not filter (fake clients)
 		}
 		done, status, err := cond(ev.Object, st)
 		st.see(status, false)
