@@ -50,7 +50,8 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewListCmd(streams),
 		NewDescribeCmd(streams),
 		NewLogsCmd(streams),
-		NewDeleteCmd(streams),
+		NewDeleteCmd(flags, streams),
+		NewCleanupCmd(flags, streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)

@@ -561,3 +561,24 @@ func deleteSnapshot(ctx context.Context, snap snapclient.Interface, ns, name str
 	}
 	return nil
 }
+
+// Runner binds Deps and Config for the backup and restore engines.
+type Runner struct {
+	Deps   Deps
+	Config Config
+}
+
+// Plan implements backup.VolumeEngine.
+func (r *Runner) Plan(ctx context.Context, claims []*corev1.PersistentVolumeClaim) ([]catalog.Volume, error) {
+	return Plan(ctx, r.Deps, r.Config, claims)
+}
+
+// Backup implements backup.VolumeEngine.
+func (r *Runner) Backup(ctx context.Context, claims []*corev1.PersistentVolumeClaim) ([]catalog.Volume, error) {
+	return Backup(ctx, r.Deps, r.Config, claims)
+}
+
+// Restore fills restored claims (restore.VolumeEngine).
+func (r *Runner) Restore(ctx context.Context, items []RestoreItem) ([]RestoreOutcome, error) {
+	return Restore(ctx, r.Deps, r.Config, items)
+}
