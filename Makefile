@@ -18,7 +18,7 @@ build: ## the plugin binary in bin/
 install: build ## copy the plugin onto PATH as kubectl-pvbackup (PREFIX=/usr/local)
 	install -D -m 0755 bin/kubectl-pvbackup $(DESTDIR)$(PREFIX)/bin/kubectl-pvbackup
 
-test: unit integration ## unit, integration and end-to-end tests (what CI runs)
+test: unit integration e2e ## unit, integration and end-to-end tests (what CI runs)
 
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
@@ -43,6 +43,18 @@ bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 Confi
 
 release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
 	VERSION=$(VERSION) hack/release.sh
+
+cluster: ## start the local test cluster (root; see docs/local-cluster.md), write .local/cluster/env
+	hack/cluster.sh up
+
+cluster-down: ## stop the local test cluster and remove its state
+	hack/cluster.sh down
+
+e2e: ## end-to-end tests on the local cluster (started if needed, and stopped again if e2e started it)
+	hack/e2e.sh
+
+demo: build ## back up a sample app with the real plugin, delete it, restore it, verify
+	hack/demo.sh
 
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGE_TAR  ?= .local/images/pvbackup-mover.tar

@@ -36,7 +36,8 @@ apt_install() {
 kube_build() {
 	local want=() c
 	for c in "$@"; do
-		[ -x "$BIN/$c" ] && "$BIN/$c" --version 2>/dev/null | grep -q "$KUBE_VERSION" && continue
+		# kubectl has no --version flag: `kubectl version --client` prints the version.
+		[ -x "$BIN/$c" ] && { [ "$c" = kubectl ] && "$BIN/$c" version --client 2>/dev/null || "$BIN/$c" --version 2>/dev/null; } | grep "$KUBE_VERSION" >/dev/null && continue
 		want+=("$c")
 	done
 	[ ${#want[@]} -eq 0 ] && return 0

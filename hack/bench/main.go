@@ -88,7 +88,7 @@ func bench(compression string) error {
 		return err
 	}
 	kfs := kopiaFS{dir: filepath.Join(work, "kopia-fs"), compression: compression}
-	mfs := moverT{name: "mover-fs", location: "file://" + filepath.Join(work, "mover-fs"), compression: compression}
+	mfs := &moverT{name: "mover-fs", location: "file://" + filepath.Join(work, "mover-fs"), compression: compression}
 	targets := []target{kfs, mfs}
 	var stopWeed func()
 	if weedBin != "" {
@@ -108,7 +108,7 @@ func bench(compression string) error {
 		os.Setenv("AWS_REGION", "us-east-1")
 		targets = append(targets,
 			kopiaS3{srv: srv, compression: compression, dir: filepath.Join(work, "kopia-s3")},
-			moverT{name: "mover-s3", location: srv.URL("mover"), compression: compression})
+			&moverT{name: "mover-s3", s3: srv, compression: compression})
 	}
 	if resticBin != "" {
 		targets = append(targets, resticT{dir: filepath.Join(work, "restic-fs")})
@@ -234,7 +234,7 @@ type kopiaS3 struct {
 func (k kopiaS3) label() string { return "kopia-s3" }
 func (k kopiaS3) setup() error {
 	_ = os.RemoveAll(k.dir)
-	if _, err := execRun(kopiaEnv(k.dir), kopiaBin, "repository", "create", "s3", "--cache-directory", filepath.Join(k.dir, "cache"), "--bucket", k.srv.Bucket, "--prefix", "kopia-cli/",
+	if _, err := execRun(kopiaEnv(k.dir), kopiaBin, "repository", "create", "s3", "--cache-directory", filepath.Join(k.dir, "cache"), "--bucket", k.srv.Bucket, "--prefix", fmt.Sprintf("kopia-cli-%d/", nextSetup()),
 		"--endpoint", strings.TrimPrefix(k.srv.Endpoint, "http://"), "--disable-tls", "--region", "us-east-1",
 		"--access-key", k.srv.AccessKey, "--secret-access-key", k.srv.SecretKey); err != nil {
 		return err
@@ -275,14 +275,24 @@ func kopiaRestore(dir, dst string) (run, error) {
 
 // ---- the mover
 
-type moverT struct{ name, location, compression string }
+type moverT struct {
+	name, location, compression string
+	s3                          *s3server.Server // a fresh prefix per setup when set
+}
 
-func (m moverT) label() string { return m.name }
-func (m moverT) env() []string {
+var setups int
+
+func nextSetup() int { setups++; return setups }
+
+func (m *moverT) label() string { return m.name }
+func (m *moverT) env() []string {
 	return append(os.Environ(), "PVBACKUP_PASSWORD="+password, "PVBACKUP_LOCATION="+m.location, "PVBACKUP_SOURCE_NAMESPACE=bench",
 		"PVBACKUP_RESULT=-", "PVBACKUP_COMPRESSION="+m.compression)
 }
-func (m moverT) setup() error {
+func (m *moverT) setup() error {
+	if m.s3 != nil {
+		m.location = m.s3.URL(fmt.Sprintf("mover-%d", nextSetup()))
+	}
 	if strings.HasPrefix(m.location, "file://") {
 		_ = os.RemoveAll(strings.TrimPrefix(m.location, "file://"))
 	}
@@ -295,7 +305,7 @@ func (m moverT) setup() error {
 
 var lastSnapshot = map[string]string{}
 
-func (m moverT) backup() (run, error) {
+func (m *moverT) backup() (run, error) {
 	r, out, err := execOut(m.env(), moverBin, "mover", "backup", "--source", treeDir, "--pvc", "data", "--backup", "bench")
 	if err != nil {
 		return r, err
@@ -308,7 +318,7 @@ func (m moverT) backup() (run, error) {
 	return r, nil
 }
 
-func (m moverT) restore(dst string) (run, error) {
+func (m *moverT) restore(dst string) (run, error) {
 	return execRun(m.env(), moverBin, "mover", "restore", "--snapshot", lastSnapshot[m.name], "--target", dst, "--sparse=false")
 }
 

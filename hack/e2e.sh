@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make e2e: the test CSI driver's own tests (csi-sanity included), then the end-to-end tests on the
+# local cluster. The cluster is started if it is not running, and stopped again at the end if this
+# script started it (E2E_KEEP_CLUSTER=1 keeps it), so a run leaves the machine as it found it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+echo ">>> test CSI driver: csi-sanity and driver tests" >&2
+(cd test/csidriver && go test -count=1 ./...)
+
+started=
+if ! hack/cluster.sh status >/dev/null 2>&1; then
+	started=1
+fi
+stop() {
+	local rc=$?
+	if [ -n "$started" ] && [ "${E2E_KEEP_CLUSTER:-}" != 1 ]; then
+		hack/cluster.sh down || rc=1
+	fi
+	exit $rc
+}
+trap stop EXIT
+hack/cluster.sh up
+# shellcheck source=/dev/null
+. .local/cluster/env
+echo ">>> end-to-end tests" >&2
+go test -count=1 -tags e2e -p 1 -timeout 30m "${@:-./test/e2e/...}"
