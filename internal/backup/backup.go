@@ -216,6 +216,9 @@ func (b *run) addVolumes(vols []catalog.Volume) {
 			b.log.Add(catalog.LogEntry{Level: "info", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC,
 				Message: fmt.Sprintf("volume %s: %s (%s)", v.Status, v.Mode, v.Reason)})
 		}
+		for _, h := range v.Hooks {
+			b.log.Add(catalog.LogEntry{Level: "info", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: h})
+		}
 		for _, w := range v.Warnings {
 			b.warn(catalog.Warning{Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: "volume " + where + ": " + w})
 		}

@@ -328,6 +328,7 @@ type Volume struct {
 	Status         string   `json:"status"` // Completed, Failed or Skipped
 	Error          string   `json:"error,omitempty"`
 	Warnings       []string `json:"warnings,omitempty"`
+	Hooks          []string `json:"hooks,omitempty"` // what the pre/post hooks around it did
 }
 
 // Volume statuses.

@@ -17,8 +17,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // CatalogOptions are the flags shared by list, describe, logs and delete: they read the
@@ -221,8 +221,8 @@ func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	cmd := newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup: its files, its Kopia snapshots and the VolumeSnapshots it kept", `
 		# Delete backup shop-1, complete or not
 		%[1]s delete shop-1`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
-			return runDelete(ctx, o, cat, flags, pw.File)
-		})
+		return runDelete(ctx, o, cat, flags, pw.File)
+	})
 	pw.addFlag(cmd.Flags())
 	return cmd
 }

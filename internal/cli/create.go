@@ -6,14 +6,17 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -52,6 +55,11 @@ type CreateOptions struct {
 	SnapshotClasses   []string
 	MoverClassMapping []string
 	mover             moverOptions
+	PreHook, PostHook string
+	HookSelector      string
+	HookContainer     string
+	HookOnError       string
+	HookTimeout       time.Duration
 
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
@@ -91,6 +99,12 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs)
+	fs.StringVar(&o.PreHook, "pre-hook", "", "shell command run (sh -c) in each pod that mounts a backed-up volume, just before its volumes are snapshotted or uploaded; pod annotations "+"pre.hook.pvbackup.io/command (or Velero's pre.hook.backup.velero.io/command) take precedence")
+	fs.StringVar(&o.PostHook, "post-hook", "", "shell command run in those pods right after their snapshots are created (or uploads done)")
+	fs.StringVar(&o.HookSelector, "hook-selector", "", "label selector of the pods --pre-hook/--post-hook run in (default: every pod that mounts a backed-up volume)")
+	fs.StringVar(&o.HookContainer, "hook-container", "", "container the hooks run in (default the pod's first)")
+	fs.StringVar(&o.HookOnError, "hook-on-error", "Fail", "a failing --pre-hook: Fail (the pod's volumes are not backed up) or Continue")
+	fs.DurationVar(&o.HookTimeout, "hook-timeout", hooks.DefaultTimeout, "how long a --pre-hook/--post-hook may run")
 	return cmd
 }
 
@@ -150,8 +164,13 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 		}
 	}
 	mc.StorageClassMapping = classMap
+	sel, err := labels.Parse(o.HookSelector)
+	if err != nil {
+		return fmt.Errorf("--hook-selector %q: %w", o.HookSelector, err)
+	}
+	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
 	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, Mover: mc,
-		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun}
+		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf}
 	return nil
 }
 
@@ -184,7 +203,8 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config}}}
 	}
 	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
 	if v, err := clients.Discovery.ServerVersion(); err == nil {

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
@@ -37,6 +38,13 @@ type Deps struct {
 	Progress  progress.Reporter
 	// OnEvent receives the movers' progress events (may be nil).
 	OnEvent func(namespace, pvc string, ev mover.Event)
+	// Hooks runs pre/post hooks in application pods (nil: no hooks).
+	Hooks HookRunner
+}
+
+// HookRunner executes one hook (hooks.Executor in the plugin).
+type HookRunner interface {
+	Run(ctx context.Context, h hooks.Hook) (hooks.Output, error)
 }
 
 // Config is how volumes are backed up or restored.
@@ -51,6 +59,8 @@ type Config struct {
 	// ControllerTimeout bounds the wait for a snapshot controller to take up a VolumeSnapshot.
 	ControllerTimeout time.Duration
 	DryRun            bool
+	// HookFlags are the --pre-hook/--post-hook settings; pod annotations come first.
+	HookFlags hooks.Flags
 }
 
 func (c *Config) defaults() {
@@ -140,17 +150,22 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 		byKey[c.Namespace+"/"+c.Name] = c
 	}
 	pods := &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}}
-	e := &engine{d: d, cfg: cfg}
+	e := &engine{d: d, cfg: cfg, precreated: map[string]bool{}, done: map[string]bool{}}
+	if d.Hooks != nil {
+		if err := e.hookWindows(ctx, plan, byKey, pods); err != nil {
+			return plan, err
+		}
+	}
 	err = e.forEach(ctx, len(plan), func(ctx context.Context, i int) {
 		v := &plan[i]
-		if v.Status != "" { // decided: skipped or failed
+		if v.Status != "" || e.done[v.Namespace+"/"+v.PVC] { // decided (skipped, failed) or done in a hook window
 			return
 		}
 		claim := byKey[v.Namespace+"/"+v.PVC]
 		done := d.Progress.Start(fmt.Sprintf("volume %s/%s (%s)", v.Namespace, v.PVC, v.Mode))
 		start := time.Now()
 		err := e.backupOne(ctx, v, claim, pods)
-		v.Seconds = time.Since(start).Round(time.Millisecond).Seconds()
+		v.Seconds += time.Since(start).Round(time.Millisecond).Seconds()
 		if err != nil {
 			v.Status, v.Error = catalog.VolumeFailed, err.Error()
 			done("", err)
@@ -169,6 +184,11 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 type engine struct {
 	d   Deps
 	cfg Config
+	// precreated are the claims (ns/pvc) whose VolumeSnapshot was created inside their pod's hook
+	// window; written before the volumes run in parallel, read-only after.
+	precreated map[string]bool
+	// done are claims backed up completely inside a hook window (fs).
+	done map[string]bool
 }
 
 // forEach runs fn for 0..n-1, cfg.Parallel at a time; it stops starting new ones when ctx ends.
@@ -316,16 +336,17 @@ type createdObjects struct {
 // snapshot creates the VolumeSnapshot and waits until it is ready, failing at once on its error.
 func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, created *createdObjects, kept bool) (*snapv1.VolumeSnapshot, error) {
 	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace)
-	spec := t.SnapshotSpec(v.SnapshotClass, kept)
+	name := t.SnapshotName()
 	if kept {
-		spec.Name = t.KeptSnapshotName()
+		name = t.KeptSnapshotName()
 	}
-	vs, err := vsc.Create(ctx, spec, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("create VolumeSnapshot %s/%s of PVC %s: %w", t.Namespace, spec.Name, t.PVC, err)
+	if !e.precreated[t.Namespace+"/"+t.PVC] {
+		if err := e.createSnapshot(ctx, t, v, created, kept); err != nil {
+			return nil, err
+		}
 	}
 	created.snapshot = true
-	name := vs.Name
+	var err error
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s)", t.Namespace, name, v.SnapshotClass)
 	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -393,6 +414,19 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 		}
 	}
 	return ready, nil
+}
+
+// createSnapshot creates the claim's VolumeSnapshot (waiting is snapshot's job).
+func (e *engine) createSnapshot(ctx context.Context, t Task, v *catalog.Volume, created *createdObjects, kept bool) error {
+	spec := t.SnapshotSpec(v.SnapshotClass, kept)
+	if kept {
+		spec.Name = t.KeptSnapshotName()
+	}
+	if _, err := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace).Create(ctx, spec, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create VolumeSnapshot %s/%s of PVC %s: %w", t.Namespace, spec.Name, t.PVC, err)
+	}
+	created.snapshot = true
+	return nil
 }
 
 // runMover creates the Secret and the Job, and follows the pod to its end.

@@ -72,9 +72,9 @@ func plugin(t *testing.T) string {
 }
 
 type result struct {
-	code          int
+	code           int
 	stdout, stderr string
-	took          time.Duration
+	took           time.Duration
 }
 
 // location is a fresh prefix of the test bucket, so tests do not see each other's backups.
