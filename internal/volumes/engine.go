@@ -61,6 +61,9 @@ type Config struct {
 	DryRun            bool
 	// HookFlags are the --pre-hook/--post-hook settings; pod annotations come first.
 	HookFlags hooks.Flags
+	// KeepSnapshots > 0 keeps, per PVC, the newest N VolumeSnapshots snapshot mode made (this one
+	// included) and deletes older ones made by this tool.
+	KeepSnapshots int
 }
 
 func (c *Config) defaults() {
@@ -274,6 +277,15 @@ func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1
 			return err
 		}
 		v.VolumeSnapshot = vs.Name
+		if e.cfg.KeepSnapshots > 0 {
+			pruned, err := e.pruneKept(ctx, t)
+			if err != nil {
+				v.Warnings = append(v.Warnings, err.Error())
+			}
+			for _, p := range pruned {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("deleted older VolumeSnapshot %s (--keep-snapshots %d)", p, e.cfg.KeepSnapshots))
+			}
+		}
 		return nil
 	case ModeSnapshotMove:
 		vs, err := e.snapshot(ctx, t, v, &created, false)
@@ -414,6 +426,36 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 		}
 	}
 	return ready, nil
+}
+
+// pruneKept deletes the claim's kept VolumeSnapshots (made by this tool, any backup) beyond the
+// newest cfg.KeepSnapshots.
+func (e *engine) pruneKept(ctx context.Context, t Task) ([]string, error) {
+	sel := labels.SelectorFromSet(map[string]string{LabelManagedBy: ManagedBy, LabelKept: "true", LabelSourcePVC: t.PVC}).String()
+	list, err := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("list kept VolumeSnapshots of PVC %s/%s: %w", t.Namespace, t.PVC, err)
+	}
+	items := list.Items
+	current := t.KeptSnapshotName()
+	sort.Slice(items, func(i, j int) bool {
+		if items[i].Name == current || items[j].Name == current {
+			return items[i].Name == current // the one just made is the newest
+		}
+		a, b := items[i].CreationTimestamp, items[j].CreationTimestamp
+		if a.Equal(&b) {
+			return items[i].Name > items[j].Name
+		}
+		return b.Before(&a) // newest first
+	})
+	var deleted []string
+	for i := e.cfg.KeepSnapshots; i < len(items); i++ {
+		if err := deleteSnapshot(ctx, e.d.Snap, t.Namespace, items[i].Name); err != nil {
+			return deleted, err
+		}
+		deleted = append(deleted, items[i].Name)
+	}
+	return deleted, nil
 }
 
 // createSnapshot creates the claim's VolumeSnapshot (waiting is snapshot's job).

@@ -473,3 +473,44 @@ func TestJobSpecSecurity(t *testing.T) {
 		t.Errorf("privileged mover: %+v", pj.Spec.Template.Spec.SecurityContext)
 	}
 }
+
+func TestKeepSnapshots(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"))
+	// Older kept snapshots of the same PVC (two by this tool, one by someone else).
+	for i, name := range []string{"old-1", "old-2", "foreign"} {
+		vs := &snapv1.VolumeSnapshot{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: name, CreationTimestamp: metav1.NewTime(time.Now().Add(time.Duration(i-10) * time.Hour)),
+			Labels: map[string]string{LabelManagedBy: ManagedBy, LabelKept: "true", LabelSourcePVC: "data", LabelBackup: "older"}}}
+		if name == "foreign" {
+			vs.Labels = map[string]string{"app": "x"}
+		}
+		if _, err := s.snap.SnapshotV1().VolumeSnapshots("app").Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.run(ctx)
+	cfg := testConfig(ModeSnapshot)
+	cfg.KeepSnapshots = 2
+	vols, err := Backup(ctx, Deps{Kube: s.kube, Snap: snapFake{s.snap}, Discovery: s.kube.Discovery()}, cfg, []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vols[0]
+	tk := Task{Backup: "b1", PVC: "data"}
+	if v.Status != catalog.VolumeCompleted || v.VolumeSnapshot != tk.KeptSnapshotName() || v.KopiaSnapshot != "" {
+		t.Fatalf("%+v", v)
+	}
+	list, _ := s.snap.SnapshotV1().VolumeSnapshots("app").List(ctx, metav1.ListOptions{})
+	var names []string
+	for _, x := range list.Items {
+		names = append(names, x.Name)
+	}
+	got := strings.Join(names, ",")
+	if strings.Contains(got, "old-1") || !strings.Contains(got, "old-2") || !strings.Contains(got, "foreign") || !strings.Contains(got, v.VolumeSnapshot) {
+		t.Errorf("after --keep-snapshots 2: %s", got)
+	}
+	if len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "deleted older VolumeSnapshot old-1") {
+		t.Errorf("warnings %q", v.Warnings)
+	}
+}

@@ -159,7 +159,11 @@ func (c *Cluster) deployApp(t *testing.T, ns string) app {
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: appsv1.StatefulSetSpec{
 			Replicas: ptr.To(int32(2)), ServiceName: "web", Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
+				// The pre hook's marker is in the backup; the post hook's is not.
+				"pre.hook.pvbackup.io/command":       `echo pre > /data/hook-pre && sync`,
+				"post.hook.backup.velero.io/command": `["/bin/sh", "-c", "echo post > /data/hook-post"]`,
+			}}, Spec: corev1.PodSpec{
 				InitContainers: []corev1.Container{writer("web")}, Containers: []corev1.Container{sleeper}, TerminationGracePeriodSeconds: ptr.To(int64(1))}},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}, Spec: corev1.PersistentVolumeClaimSpec{
 				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &c.StorageClass,
@@ -255,11 +259,29 @@ func (c *Cluster) noLeftovers(t *testing.T, backup string) {
 	}
 }
 
+// withoutHooks drops the hook markers from a listing.
+func withoutHooks(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "./hook-") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 func compareSums(t *testing.T, want, got map[string]string, what string) {
 	t.Helper()
 	for claim, w := range want {
-		if got[claim] != w {
-			t.Errorf("%s: data of %s differs\nwant:\n%s\ngot:\n%s", what, claim, head(w), head(got[claim]))
+		if strings.HasPrefix(claim, "data-web-") {
+			// The StatefulSet's pods have hooks: the pre hook ran before the snapshot or upload,
+			// the post hook after it.
+			if !strings.Contains(got[claim], "./hook-pre file") || strings.Contains(got[claim], "./hook-post") {
+				t.Errorf("%s: %s: the backup should hold the pre hook's marker and not the post hook's:\n%s", what, claim, head(got[claim]))
+			}
+		}
+		if withoutHooks(got[claim]) != withoutHooks(w) {
+			t.Errorf("%s: data of %s differs\nwant:\n%s\ngot:\n%s", what, claim, head(withoutHooks(w)), head(withoutHooks(got[claim])))
 		}
 	}
 }
@@ -440,5 +462,51 @@ func TestKilledBackupCleanup(t *testing.T) {
 	if err != nil {
 		o, _ := volumes.Leftovers(context.Background(), c.Kube, c.Snap, name)
 		t.Errorf("after cleanup: %v", o)
+	}
+}
+
+// TestSnapshotModeRestore keeps VolumeSnapshots (not a backup: they live on the primary storage),
+// then restores the deleted PVCs from them in the same namespace; --keep-snapshots prunes older ones.
+func TestSnapshotModeRestore(t *testing.T) {
+	c := NewCluster(t)
+	ns := c.Namespace(t, "e2e-snap")
+	c.PVC(t, ns, "data", "64Mi", nil)
+	c.RunJob(t, ns, "write", "data", 2*time.Minute, "sh", "-c", strings.ReplaceAll(writeScript, "$NAME", "snap"))
+	want := c.sums(t, ns, []string{"data"}, "before")
+	loc := c.location(t)
+	var names []string
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("snap-%d-%s", i, randomSuffix())
+		names = append(names, name)
+		r := runPlugin(t, 5*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims",
+			"--volumes", "snapshot", "--keep-snapshots", "2"}, moverArgs()...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "not a backup") {
+			t.Fatalf("create %s: exit %d\n%s", name, r.code, r.stdout)
+		}
+	}
+	kept, err := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(context.Background(), metav1.ListOptions{LabelSelector: volumes.LabelKept + "=true"})
+	if err != nil || len(kept.Items) != 2 {
+		t.Fatalf("kept VolumeSnapshots: %v, %d (want 2 with --keep-snapshots 2)", err, len(kept.Items))
+	}
+	ctx := context.Background()
+	if err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	r := runPlugin(t, 5*time.Minute, "restore", names[2], "--from", loc, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("restore: exit %d\n%s", r.code, r.stdout)
+	}
+	var res restore.Result
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Volumes) != 1 || res.Volumes[0].Action != restore.FromSnapshot {
+		t.Fatalf("restore volumes: %v %+v", err, res.Volumes)
+	}
+	compareSums(t, want, c.sums(t, ns, []string{"data"}, "after"), "restore from the kept VolumeSnapshot")
+	r = runPlugin(t, 5*time.Minute, "delete", names[2], "--from", loc)
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted 1 VolumeSnapshot kept by snapshot mode") {
+		t.Errorf("delete: exit %d\n%s", r.code, r.stdout)
 	}
 }
