@@ -467,6 +467,12 @@ func TestJobSpecSecurity(t *testing.T) {
 	if renv["PVBACKUP_SKIP_OWNERS"] != "true" || renv["PVBACKUP_SNAPSHOT"] != "kid" || renv["PVBACKUP_SOURCE_NAMESPACE"] != "old" || rj.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ReadOnly {
 		t.Errorf("restore env %v", renv)
 	}
+	if fg := rj.Spec.Template.Spec.SecurityContext.FSGroup; fg == nil || *fg != DefaultMoverUID {
+		t.Errorf("a non-root restore cannot write a root-owned volume without fsGroup: %v", fg)
+	}
+	if j.Spec.Template.Spec.SecurityContext.FSGroup != nil {
+		t.Error("a backup mover must not set fsGroup: the kubelet could re-own the live volume")
+	}
 	c.Privileged = true
 	pj := r.JobSpec(c, "p", "kid", "", nil)
 	if *pj.Spec.Template.Spec.SecurityContext.RunAsUser != 0 || len(pj.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add) == 0 {

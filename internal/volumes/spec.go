@@ -214,6 +214,11 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	if c.FSGroup != nil {
 		podSC.FSGroup = c.FSGroup
 		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
+	} else if !backup && !c.Privileged {
+		// A new volume's root is usually root's: the kubelet gives it to the mover's group so a
+		// non-root restore can write (read-only backup mounts are never re-owned).
+		podSC.FSGroup = podSC.RunAsGroup
+		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
 	}
 	if c.Privileged {
 		podSC.RunAsNonRoot, podSC.RunAsUser, podSC.RunAsGroup = ptr.To(false), ptr.To(int64(0)), ptr.To(int64(0))
