@@ -126,6 +126,19 @@ func Decide(requested Mode, classFlag []string, pvc *corev1.PersistentVolumeClai
 		if classErr != nil {
 			return d, fmt.Errorf("PVC %s/%s: %s: %w", pvc.Namespace, pvc.Name, d.Mode, classErr)
 		}
+		if len(classFlag) > 0 && classWhy != "--snapshot-class" {
+			// Asked for this mode with classes of other drivers only: a mistake, not a fallback.
+			var wrong []string
+			for _, n := range classFlag {
+				for _, c := range f.Classes {
+					if c.Name == n {
+						wrong = append(wrong, fmt.Sprintf("%s is for driver %s", n, c.Driver))
+					}
+				}
+			}
+			return d, fmt.Errorf("PVC %s/%s: %s: --snapshot-class %s, not %s (the driver of volume %s): name a class of %s, or leave --snapshot-class out to use %s (%s)",
+				pvc.Namespace, pvc.Name, d.Mode, strings.Join(wrong, "; "), d.Driver, pvc.Spec.VolumeName, d.Driver, class.Name, classWhy)
+		}
 		d.SnapshotClass, d.Reason = class.Name, source+"; VolumeSnapshotClass "+class.Name+" ("+classWhy+")"
 		d.Warnings = append(d.Warnings, classWarnings(class)...)
 		return d, nil

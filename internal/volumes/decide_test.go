@@ -76,6 +76,7 @@ func TestDecide(t *testing.T) {
 		{name: "auto picks labelled class over default", mode: ModeAuto, claim: claim("a", "pv-dir", nil), wantMode: ModeSnapshotMove, wantClass: "mine", reason: "label " + LabelClassPlain},
 		{name: "flag beats label", mode: ModeAuto, flag: []string{"dir-slow"}, claim: claim("a", "pv-dir", nil), wantMode: ModeSnapshotMove, wantClass: "dir-slow", reason: "--snapshot-class"},
 		{name: "flag for another driver is ignored for this one", mode: ModeAuto, flag: []string{"ebs-plain"}, claim: claim("a", "pv-dir", nil), wantMode: ModeSnapshotMove, wantClass: "mine"},
+		{name: "explicit mode with a class of another driver is an error", mode: ModeSnapshotMove, flag: []string{"ebs-plain"}, claim: claim("a", "pv-dir", nil), err: "--snapshot-class ebs-plain is for driver ebs.csi.aws.com, not dir.csi"},
 		{name: "velero label", mode: ModeAuto, claim: claim("a", "pv-ebs", nil), wantMode: ModeSnapshotMove, wantClass: "ebs-velero", reason: LabelClassVelero},
 		{name: "two classes none chosen: fs with why", mode: ModeAuto, claim: claim("a", "pv-gce", nil), wantMode: ModeFS, reason: "gce-a, gce-b but none is chosen"},
 		{name: "two classes none chosen, snapshot-move asked: error", mode: ModeSnapshotMove, claim: claim("a", "pv-gce", nil), err: "pass --snapshot-class"},
