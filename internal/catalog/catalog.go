@@ -325,7 +325,8 @@ type Volume struct {
 	UploadedBytes  int64    `json:"uploadedBytes,omitempty"`
 	Files          int64    `json:"files,omitempty"`
 	Seconds        float64  `json:"durationSeconds,omitempty"`
-	Status         string   `json:"status"` // Completed, Failed or Skipped
+	MoverSeconds   float64  `json:"moverSeconds,omitempty"` // of which the mover's own upload
+	Status         string   `json:"status"`                 // Completed, Failed or Skipped
 	Error          string   `json:"error,omitempty"`
 	Warnings       []string `json:"warnings,omitempty"`
 	Hooks          []string `json:"hooks,omitempty"` // what the pre/post hooks around it did

@@ -338,6 +338,7 @@ func fill(v *catalog.Volume, r *mover.Result) {
 	}
 	v.KopiaSnapshot, v.KopiaParent = r.SnapshotID, r.ParentID
 	v.Bytes, v.UploadedBytes, v.Files = r.Bytes, r.UploadedBytes, r.Files
+	v.MoverSeconds = r.DurationSeconds
 }
 
 // createdObjects records what a task created, for its cleanup.
