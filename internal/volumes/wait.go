@@ -92,9 +92,11 @@ func terminalEvent(ev *corev1.Event, seen int) bool {
 		// kubelet retries mounts; a repeated failure is the volume's, not a race.
 		return seen >= 2 || ev.Count >= 2
 	case "FailedScheduling":
+		// Waiting for a claim to be provisioned or bound resolves by itself, and a provisioning
+		// failure has its own event (ProvisioningFailed): only the others are final.
 		for _, transient := range []string{"persistentvolumeclaim", "unbound", "waiting for", "binding", "volume", "not found"} {
 			if strings.Contains(msg, transient) {
-				return seen >= 3 || ev.Count >= 3
+				return false
 			}
 		}
 		return true
