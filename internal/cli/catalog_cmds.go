@@ -167,6 +167,12 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(m.Volumes) > 0 {
+		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
+		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
 	if len(m.Errors) > 0 {
 		fmt.Fprintln(w, "Errors:")
 		for _, e := range m.Errors {
