@@ -59,12 +59,6 @@ func (s *stall) see(msg string, progress bool) {
 	}
 }
 
-func (s *stall) lastSeen() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last
-}
-
 // cause returns why ctx ended: the stall's timeout, or the caller's cancellation.
 func cause(ctx context.Context) error {
 	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
