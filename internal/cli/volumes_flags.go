@@ -46,7 +46,7 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceAccount, "mover-service-account", "", "service account of the mover pods (for workload identity: IRSA, GKE, Azure)")
 	fs.Int64Var(&o.RunAs, "mover-run-as", -1, "user and group ID the mover runs as (default the image's 65532): the owner of the volume's files")
 	fs.Int64Var(&o.FSGroup, "mover-fs-group", -1, "fsGroup of the mover pods: files readable by this group can be read")
-	fs.BoolVar(&o.Privileged, "mover-privileged", false, "run the mover as root with CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER: reads every file and restores owners; needs Pod Security baseline")
+	fs.BoolVar(&o.Privileged, "mover-privileged", false, "run the mover as root with CHOWN, DAC_OVERRIDE, FOWNER, FSETID (all allowed by Pod Security baseline): reads every file and restores owners; needs Pod Security baseline")
 	fs.StringVar(&o.CPURequest, "mover-cpu-request", "100m", "CPU request of mover pods")
 	fs.StringVar(&o.MemoryRequest, "mover-memory-request", "256Mi", "memory request of mover pods")
 	fs.StringVar(&o.CPULimit, "mover-cpu-limit", "", "CPU limit of mover pods (default none)")

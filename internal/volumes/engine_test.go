@@ -3,6 +3,7 @@ package volumes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -518,5 +519,33 @@ func TestKeepSnapshots(t *testing.T) {
 	}
 	if len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "deleted older VolumeSnapshot old-1") {
 		t.Errorf("warnings %q", v.Warnings)
+	}
+}
+
+// Ctrl-C while waiting: the wait ends at once and what was created is deleted.
+func TestBackupInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"))
+	s.noController = true
+	s.run(ctx)
+	cfg := testConfig(ModeSnapshotMove)
+	cfg.ControllerTimeout = time.Minute
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	vols, err := Backup(ctx, Deps{Kube: s.kube, Snap: snapFake{s.snap}, Discovery: s.kube.Discovery()}, cfg, []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1")})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s after Ctrl-C", d)
+	}
+	if vols[0].Status != catalog.VolumeFailed || !strings.Contains(vols[0].Error, "context canceled") {
+		t.Errorf("%s %q", vols[0].Status, vols[0].Error)
+	}
+	if l := leftovers(t, s); len(l) != 0 {
+		t.Errorf("left behind after Ctrl-C: %v", l)
 	}
 }

@@ -223,7 +223,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	if c.Privileged {
 		podSC.RunAsNonRoot, podSC.RunAsUser, podSC.RunAsGroup = ptr.To(false), ptr.To(int64(0)), ptr.To(int64(0))
 		sc.RunAsNonRoot = ptr.To(false)
-		sc.Capabilities.Add = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"}
+		sc.Capabilities.Add = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"}
 		sc.Capabilities.Drop = []corev1.Capability{"ALL"}
 	}
 	var affinity *corev1.Affinity
