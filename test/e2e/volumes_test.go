@@ -247,15 +247,21 @@ func (c *Cluster) deleteNamespace(t *testing.T, ns string) {
 	}
 }
 
-// noLeftovers checks that nothing labelled by the plugin is left for a backup.
+// noLeftovers checks that nothing labelled by the plugin is left for a backup. The plugin deletes
+// and does not wait for finalizers (PVC protection until the mover pod is gone, the snapshot
+// controller's), so objects may take a few seconds to disappear.
 func (c *Cluster) noLeftovers(t *testing.T, backup string) {
 	t.Helper()
-	objs, err := volumes.Leftovers(context.Background(), c.Kube, c.Snap, backup)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var objs []volumes.Object
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		var err error
+		objs, err = volumes.Leftovers(ctx, c.Kube, c.Snap, backup)
+		return err == nil && len(objs) == 0, nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if len(objs) > 0 {
-		t.Errorf("backup %s left %d objects: %v", backup, len(objs), objs)
+		t.Errorf("backup %s left %d objects after 90s: %v", backup, len(objs), objs)
 	}
 }
 
