@@ -359,9 +359,18 @@ func TestVolumeRoundTrip(t *testing.T) {
 			t.Cleanup(func() {
 				_ = c.Kube.CoreV1().Namespaces().Delete(context.Background(), copyNS, metav1.DeleteOptions{})
 			})
-			r = runPlugin(t, 15*time.Minute, append([]string{"restore", name, "--from", loc, "--namespace-mapping", ns + ":" + copyNS}, moverArgs()...)...)
+			// Into another namespace, and onto a WaitForFirstConsumer class: the mover pod is the
+			// first consumer, so the claims bind on its node.
+			r = runPlugin(t, 15*time.Minute, append([]string{"restore", name, "--from", loc, "--namespace-mapping", ns + ":" + copyNS,
+				"--storage-class-mapping", c.StorageClass + ":csi-dir-wffc"}, moverArgs()...)...)
 			if r.code != 0 {
 				t.Fatalf("restore into %s: exit %d\n%s\n%s", copyNS, r.code, r.stdout, c.Diagnose(copyNS))
+			}
+			for _, claim := range a.claims {
+				pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(copyNS).Get(context.Background(), claim, metav1.GetOptions{})
+				if err != nil || ptr.Deref(pvc.Spec.StorageClassName, "") != "csi-dir-wffc" {
+					t.Errorf("claim %s/%s: %v, class %v", copyNS, claim, err, pvc.Spec.StorageClassName)
+				}
 			}
 			c.waitPodsReady(t, copyNS, 3, 4*time.Minute)
 			compareSums(t, want, c.sums(t, copyNS, a.claims, "copy"), "restore into "+copyNS)
