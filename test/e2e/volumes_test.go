@@ -368,8 +368,10 @@ func TestVolumeRoundTrip(t *testing.T) {
 			}
 			for _, claim := range a.claims {
 				pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(copyNS).Get(context.Background(), claim, metav1.GetOptions{})
-				if err != nil || ptr.Deref(pvc.Spec.StorageClassName, "") != "csi-dir-wffc" {
-					t.Errorf("claim %s/%s: %v, class %v", copyNS, claim, err, pvc.Spec.StorageClassName)
+				if err != nil {
+					t.Errorf("claim %s/%s: %v", copyNS, claim, err)
+				} else if sc := ptr.Deref(pvc.Spec.StorageClassName, ""); sc != "csi-dir-wffc" {
+					t.Errorf("claim %s/%s has class %q, want csi-dir-wffc", copyNS, claim, sc)
 				}
 			}
 			c.waitPodsReady(t, copyNS, 3, 4*time.Minute)
