@@ -3,7 +3,9 @@
 package volumes_test
 
 import (
+	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cli"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/controlplane"
 )
@@ -101,6 +105,19 @@ func TestVolumesOnControlPlane(t *testing.T) {
 			t.Errorf("took %s", d)
 		}
 		noLeftovers("stall")
+	})
+
+	t.Run("dry run prints each volume's mode and reason", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		root := cli.NewRootCmd(ctx, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+		root.SetArgs([]string{"--kubeconfig", cp.Kubeconfig, "create", "plan", "--include-namespaces", "stall", "--dry-run"})
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("%v\n%s", err, errOut.String())
+		}
+		if !regexp.MustCompile(`(?m)^VOLUME\s+SIZE\s+MODE\s+REASON\n^stall/data\s+1Gi\s+fs\s+not a CSI volume$`).MatchString(out.String()) {
+			t.Errorf("plan:\n%s", out.String())
+		}
+		noLeftovers("plan")
 	})
 
 	t.Run("quota refusal fails at once with the Job's event", func(t *testing.T) {
