@@ -61,6 +61,8 @@ type Config struct {
 	DryRun            bool
 	// HookFlags are the --pre-hook/--post-hook settings; pod annotations come first.
 	HookFlags hooks.Flags
+	// RunID makes this run's object names unique (default: random).
+	RunID string
 	// KeepSnapshots > 0 keeps, per PVC, the newest N VolumeSnapshots snapshot mode made (this one
 	// included) and deletes older ones made by this tool.
 	KeepSnapshots int
@@ -75,6 +77,9 @@ func (c *Config) defaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Minute
+	}
+	if c.RunID == "" {
+		c.RunID = NewRunID()
 	}
 	if c.ControllerTimeout == 0 {
 		c.ControllerTimeout = 30 * time.Second
@@ -260,7 +265,7 @@ func hasMode(c *corev1.PersistentVolumeClaim, m corev1.PersistentVolumeAccessMod
 }
 
 func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex) (err error) {
-	t := Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC}
+	t := Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
 	var created createdObjects
 	defer func() {
 		// A fresh bounded context: the backup's own may be cancelled (Ctrl-C) and cleanup must still run.

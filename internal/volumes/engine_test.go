@@ -196,7 +196,7 @@ func boundClaim(name, pv string, modes ...corev1.PersistentVolumeAccessMode) *co
 }
 
 func testConfig(mode Mode) Config {
-	return Config{Backup: "b1", Mode: mode, Parallel: 2, Timeout: 5 * time.Second, ControllerTimeout: time.Second,
+	return Config{Backup: "b1", Mode: mode, RunID: "r0001", Parallel: 2, Timeout: 5 * time.Second, ControllerTimeout: time.Second,
 		Mover: MoverConfig{Image: "mover:test", Location: "s3://bucket/prefix", Password: "pw", Env: map[string]string{"AWS_ACCESS_KEY_ID": "k"}}}
 }
 
@@ -249,7 +249,7 @@ func TestBackupSnapshotMove(t *testing.T) {
 		if v.Mode != string(ModeSnapshotMove) || v.SnapshotClass != "dir" || !strings.Contains(v.Reason, "dir.csi has VolumeSnapshotClass dir") {
 			t.Errorf("%s: mode %s class %s reason %q", v.PVC, v.Mode, v.SnapshotClass, v.Reason)
 		}
-		tk := Task{Backup: "b1", Op: "backup", Namespace: "app", PVC: v.PVC}
+		tk := Task{Backup: "b1", Op: "backup", Namespace: "app", PVC: v.PVC, Run: "r0001"}
 		if v.KopiaSnapshot != "k"+tk.JobName() || v.Files != 3 || v.Bytes != 1000 || v.UploadedBytes != 900 {
 			t.Errorf("%s: result not taken from the termination message: %+v", v.PVC, v)
 		}
@@ -422,7 +422,7 @@ func TestCleanupLeftovers(t *testing.T) {
 }
 
 func TestJobSpecSecurity(t *testing.T) {
-	tk := Task{Backup: "nightly-2026-11-25", Op: "backup", Namespace: "shop", SourceNamespace: "shop", PVC: strings.Repeat("very-long-claim-name-", 4)}
+	tk := Task{Backup: "nightly-2026-11-25", Op: "backup", Namespace: "shop", SourceNamespace: "shop", PVC: strings.Repeat("very-long-claim-name-", 4), Run: NewRunID()}
 	c := &MoverConfig{Image: "img", Location: "s3://b/p", Password: "pw", Files: map[string][]byte{"GOOGLE_APPLICATION_CREDENTIALS": []byte("{}")}}
 	c.Defaults()
 	j := tk.JobSpec(c, "claim", "", "", nil)
@@ -504,7 +504,7 @@ func TestKeepSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := vols[0]
-	tk := Task{Backup: "b1", PVC: "data"}
+	tk := Task{Backup: "b1", PVC: "data", Run: "r0001"}
 	if v.Status != catalog.VolumeCompleted || v.VolumeSnapshot != tk.KeptSnapshotName() || v.KopiaSnapshot != "" {
 		t.Fatalf("%+v", v)
 	}

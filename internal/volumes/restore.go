@@ -37,7 +37,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 	err := e.forEach(ctx, len(items), func(ctx context.Context, i int) {
 		it := items[i]
 		out[i].RestoreItem = it
-		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC}
+		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID}
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from snapshot %s", it.Namespace, it.PVC, it.KopiaSnapshot))
 		start := time.Now()
 		var created createdObjects

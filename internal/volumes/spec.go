@@ -1,6 +1,7 @@
 package volumes
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -38,6 +39,16 @@ var CredentialEnv = []string{
 // variable pointed at the mounted copy).
 var CredentialFiles = []string{"GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE"}
 
+// runIDLen is the length of a Task's Run.
+const runIDLen = 5
+
+// NewRunID returns a random run ID of runIDLen characters.
+func NewRunID() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:runIDLen]
+}
+
 // objectName makes a DNS-1123 name from parts, at most 63 characters, unique by a hash.
 func objectName(prefix string, parts ...string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "/")))
@@ -50,7 +61,7 @@ func objectName(prefix string, parts ...string) string {
 		}
 		return '-'
 	}, base)
-	if max := 63 - 1 - len(suffix); len(base) > max {
+	if max := 63 - 1 - len(suffix) - runIDLen; len(base) > max {
 		base = base[:max]
 	}
 	return strings.TrimRight(base, "-") + "-" + suffix
@@ -64,9 +75,14 @@ type Task struct {
 	// SourceNamespace selects the repository (differs from Namespace on a mapped restore).
 	SourceNamespace string
 	PVC             string
+	// Run makes the names of one run unique, so events of an earlier run's objects of the same
+	// backup and claim (a second restore, say) are never taken for this run's.
+	Run string
 }
 
-func (t Task) name(kind string) string { return objectName("pvb-"+kind, t.Backup, t.PVC) }
+func (t Task) name(kind string) string {
+	return objectName("pvb-"+kind, t.Backup, t.PVC) + t.Run
+}
 
 // Names of the temporary objects.
 func (t Task) SnapshotName() string { return t.name("snap") }
