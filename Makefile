@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e lint release image bench bench-resources bench-volumes cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e lint release release-check image bench bench-resources bench-volumes cluster cluster-down demo clean
 
 all: build
 
@@ -42,7 +42,10 @@ bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 Confi
 	$(GO) run ./hack/bench-resources -plugin bin/kubectl-pvbackup -kubectl .local/bin/kubectl
 
 release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
-	VERSION=$(VERSION) hack/release.sh
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release.sh
+
+release-check: release ## install the release with krew in a sandbox, every platform (docs/install.md)
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release-check.sh
 
 cluster: ## start the local test cluster (root; see docs/local-cluster.md), write .local/cluster/env
 	hack/cluster.sh up

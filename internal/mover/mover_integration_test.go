@@ -44,7 +44,6 @@ func roundTrip(t *testing.T, s Settings) {
 	ctx := context.Background()
 	src := t.TempDir()
 	makeTree(t, src, bigTree)
-	want := describeTree(t, src)
 
 	res, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "data", Backup: "b1", Parallel: 4}, func(Event) {})
 	if err != nil {
@@ -60,7 +59,7 @@ func roundTrip(t *testing.T, s Settings) {
 	if err := os.Chtimes(filepath.Join(src, "many", "d042", "f04242"), fixedTime, fixedTime); err != nil {
 		t.Fatal(err)
 	}
-	want = describeTree(t, src)
+	want := describeTree(t, src)
 	res2, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "data", Backup: "b2"}, func(Event) {})
 	if err != nil {
 		t.Fatalf("second backup: %v", err)

@@ -31,7 +31,11 @@ func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository,
 	if err != nil {
 		return nil, nil, err
 	}
-	bucket := loc.Sub(prefix) // the location's own bucket is closed by Sub; this one owns the driver
+	bucket, err := loc.Sub(ctx, prefix)
+	_ = loc.Close() // only the repository's own handle is used from here on
+	if err != nil {
+		return nil, nil, err
+	}
 	display := loc.String() + " (" + prefix + ")"
 	cfg := repo.Config{
 		Password:    s.Password,

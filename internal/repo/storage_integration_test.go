@@ -24,8 +24,8 @@ func TestSeaweedFS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := loc.Sub("kopia/ns/")
-		defer b.Close()
+		defer loc.Close()
+		b := sub(t, loc)
 		st, release := NewStorage(b, loc.String())
 		defer release()
 		if !st.UseS3PutObject(srv.Bucket, "suite/kopia/ns/") {
@@ -44,8 +44,8 @@ func TestSeaweedFS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := loc.Sub("kopia/ns/")
-		defer b.Close()
+		defer loc.Close()
+		b := sub(t, loc)
 		kopiaRoundTrip(t, b, loc.String(), srv.Bucket, "kopia-e2e/kopia/ns/")
 	})
 }
@@ -55,7 +55,15 @@ func loc2(t *testing.T, url string) *blob.Bucket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := loc.Sub("kopia/ns/")
+	t.Cleanup(func() { _ = loc.Close() })
+	return sub(t, loc)
+}
+
+func sub(t *testing.T, loc *store.Location) *blob.Bucket {
+	b, err := loc.Sub(context.Background(), "kopia/ns/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }

@@ -35,8 +35,10 @@ var schemes = []string{"azblob", "file", "gs", "mem", "s3"}
 
 // Location is an opened backup location.
 type Location struct {
-	display string       // the URL without secrets, for messages
-	bucket  *blob.Bucket // already narrowed to the prefix
+	display   string       // the URL without secrets, for messages
+	bucketURL string       // what gocloud opens; "" when built by FromBucket
+	prefix    string       // "" or "a/b/"
+	bucket    *blob.Bucket // already narrowed to the prefix
 }
 
 // FromBucket wraps an opened bucket, for tests and callers that open buckets themselves.
@@ -119,7 +121,7 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 		}
 		return nil, fmt.Errorf("backup location %s is not reachable: %s (check the URL, the endpoint and the credentials)", display, shortError(err))
 	}
-	return &Location{display: display, bucket: b}, nil
+	return &Location{display: display, bucketURL: bucketURL, prefix: prefix, bucket: b}, nil
 }
 
 // String returns the location without secrets.
@@ -128,8 +130,19 @@ func (l *Location) String() string { return l.display }
 // Bucket returns the bucket, narrowed to the location's prefix.
 func (l *Location) Bucket() *blob.Bucket { return l.bucket }
 
-// Sub returns the bucket narrowed further to prefix ("kopia/ns/"). Closing it closes nothing shared.
-func (l *Location) Sub(prefix string) *blob.Bucket { return blob.PrefixedBucket(l.bucket, prefix) }
+// Sub opens a second handle on the location's bucket, narrowed further to prefix ("kopia/ns/").
+// It is the caller's to close. A handle of its own, because gocloud's PrefixedBucket takes over
+// the bucket it wraps: a view on l's handle would close l.
+func (l *Location) Sub(ctx context.Context, prefix string) (*blob.Bucket, error) {
+	if l.bucketURL == "" {
+		return nil, fmt.Errorf("location %s was not opened from a URL: it has no sub-locations", l.display)
+	}
+	b, err := blob.OpenBucket(ctx, l.bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("open backup location %s: %w", l.display, err)
+	}
+	return blob.PrefixedBucket(b, l.prefix+prefix), nil
+}
 
 // Close releases the bucket.
 func (l *Location) Close() error { return l.bucket.Close() }

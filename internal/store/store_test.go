@@ -71,3 +71,31 @@ func TestUnreachable(t *testing.T) {
 	}
 	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// TestSub checks that a sub-location and the location itself stay usable side by side, as the
+// catalog and a Kopia repository on one location need.
+func TestSub(t *testing.T) {
+	ctx := context.Background()
+	loc, err := Open(ctx, "file://"+t.TempDir()+"?prefix=team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	sub, err := loc.Sub(ctx, "kopia/shop/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.WriteAll(ctx, "blob", []byte("k"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := loc.Bucket().WriteAll(ctx, "backups/x/backup.json", []byte("{}"), nil); err != nil {
+		t.Fatalf("the location is unusable after Sub: %v", err)
+	}
+	got, err := loc.Bucket().ReadAll(ctx, "kopia/shop/blob")
+	if err != nil || string(got) != "k" {
+		t.Fatalf("the sub-location did not write under the location's prefix: %q %v", got, err)
+	}
+}

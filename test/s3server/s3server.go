@@ -98,7 +98,7 @@ func SeaweedFS(tb testing.TB) *Server {
 // The returned function stops it.
 func StartSeaweedFS(weed, dir string) (*Server, func(), error) {
 	s := &Server{AccessKey: "pvbackup", SecretKey: "pvbackup-" + randomHex(8), Bucket: "pvbackup"}
-	ports, err := freePorts(4)
+	ports, err := freePorts(10)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,10 +108,16 @@ func StartSeaweedFS(weed, dir string) (*Server, func(), error) {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// Every port is chosen here, and the extra servers weed mini starts by default (WebDAV,
+	// Iceberg, Lance, the admin's legacy port) are off, so runs can overlap on one machine.
 	cmd := exec.CommandContext(ctx, weed, "mini",
 		"-dir="+filepath.Join(dir, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-		fmt.Sprintf("-master.port=%d", ports[0]), fmt.Sprintf("-volume.port=%d", ports[1]),
-		fmt.Sprintf("-filer.port=%d", ports[2]), fmt.Sprintf("-s3.port=%d", ports[3]),
+		fmt.Sprintf("-master.port=%d", ports[0]), fmt.Sprintf("-master.port.grpc=%d", ports[1]),
+		fmt.Sprintf("-volume.port=%d", ports[2]), fmt.Sprintf("-volume.port.grpc=%d", ports[3]),
+		fmt.Sprintf("-filer.port=%d", ports[4]), fmt.Sprintf("-filer.port.grpc=%d", ports[5]),
+		fmt.Sprintf("-s3.port=%d", ports[6]), fmt.Sprintf("-s3.port.grpc=%d", ports[7]),
+		fmt.Sprintf("-admin.port=%d", ports[8]), fmt.Sprintf("-admin.port.grpc=%d", ports[9]),
+		"-admin.port.legacy=0", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-bucket="+s.Bucket)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -123,7 +129,7 @@ func StartSeaweedFS(weed, dir string) (*Server, func(), error) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	stop := func() { cancel(); <-done; _ = logf.Close() }
-	s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
+	s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[6])
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -168,15 +174,7 @@ func freePorts(n int) ([]int, error) {
 			return nil, err
 		}
 		ls = append(ls, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		// SeaweedFS puts each gRPC port at +10000: keep it within range and free of the ephemeral range.
-		if p+10000 > 65535 {
-			continue
-		}
-		if c, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10000)); err == nil {
-			_ = c.Close()
-			ports = append(ports, p)
-		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
 }

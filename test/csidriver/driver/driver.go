@@ -54,8 +54,10 @@ type Driver struct {
 
 	cfg Config
 	now func() time.Time // the clock; tests replace it
-	mu  sync.Mutex
-	st  state
+
+	csiListener, regListener net.Listener
+	mu                       sync.Mutex
+	st                       state
 }
 
 // New loads the driver's state from cfg.DataDir.
@@ -76,34 +78,53 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-// Run serves the CSI services (and the kubelet registration service if configured) until ctx is done.
+// Run listens and serves the CSI services (and the kubelet registration service if configured)
+// until ctx is done.
 func (d *Driver) Run(ctx context.Context) error {
-	csiSrv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls))
-	csi.RegisterIdentityServer(csiSrv, d)
-	csi.RegisterControllerServer(csiSrv, d)
-	csi.RegisterNodeServer(csiSrv, d)
+	if err := d.Listen(); err != nil {
+		return err
+	}
+	return d.Serve(ctx)
+}
+
+// Listen creates the sockets, so that clients can connect as soon as it returns.
+func (d *Driver) Listen() error {
 	l, err := listenUnix(d.cfg.Endpoint)
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 2)
-	go func() { errc <- csiSrv.Serve(l) }()
-	d.cfg.Logger.Printf("serving CSI %s on %s (data %s, capacity %d bytes)", d.cfg.Name, d.cfg.Endpoint, d.cfg.DataDir, d.cfg.Capacity)
-
-	var regSrv *grpc.Server
+	d.csiListener = l
 	if d.cfg.RegistrationDir != "" {
-		regSrv = grpc.NewServer()
-		registerapi.RegisterRegistrationServer(regSrv, &registration{d: d})
 		sock := filepath.Join(d.cfg.RegistrationDir, d.cfg.Name+"-reg.sock")
 		rl, err := listenUnix(sock)
 		if err != nil {
-			csiSrv.Stop()
+			l.Close()
 			return err
 		}
-		go func() { errc <- regSrv.Serve(rl) }()
-		d.cfg.Logger.Printf("kubelet registration socket %s", sock)
+		d.regListener = rl
+	}
+	return nil
+}
+
+// Serve serves on the sockets made by Listen until ctx is done.
+func (d *Driver) Serve(ctx context.Context) error {
+	csiSrv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls))
+	csi.RegisterIdentityServer(csiSrv, d)
+	csi.RegisterControllerServer(csiSrv, d)
+	csi.RegisterNodeServer(csiSrv, d)
+	errc := make(chan error, 2)
+	go func() { errc <- csiSrv.Serve(d.csiListener) }()
+	d.cfg.Logger.Printf("serving CSI %s on %s (data %s, capacity %d bytes)", d.cfg.Name, d.cfg.Endpoint, d.cfg.DataDir, d.cfg.Capacity)
+
+	var regSrv *grpc.Server
+	if d.regListener != nil {
+		regSrv = grpc.NewServer()
+		registerapi.RegisterRegistrationServer(regSrv, &registration{d: d})
+		go func() { errc <- regSrv.Serve(d.regListener) }()
+		d.cfg.Logger.Printf("kubelet registration socket %s", d.regListener.Addr())
 	}
 
+	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -182,4 +203,6 @@ func (d *Driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, 
 	return &csi.ProbeResponse{}, nil
 }
 
-func errf(c codes.Code, format string, a ...any) error { return status.Error(c, fmt.Sprintf(format, a...)) }
+func errf(c codes.Code, format string, a ...any) error {
+	return status.Error(c, fmt.Sprintf(format, a...))
+}

@@ -38,9 +38,13 @@ func startDriver(t *testing.T, cfg Config) *Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Listen before the test connects: no race between the socket's creation and the first dial.
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	go func() { done <- d.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -44,7 +44,7 @@ type state struct {
 	Snapshots map[string]*snapshot `json:"snapshots"`
 }
 
-func (d *Driver) statePath() string          { return filepath.Join(d.cfg.DataDir, "state.json") }
+func (d *Driver) statePath() string           { return filepath.Join(d.cfg.DataDir, "state.json") }
 func (d *Driver) volumePath(id string) string { return filepath.Join(d.cfg.DataDir, "volumes", id) }
 func (d *Driver) snapshotPath(id string) string {
 	return filepath.Join(d.cfg.DataDir, "snapshots", id+".tar")
