@@ -464,6 +464,36 @@ func (e *engine) pruneKept(ctx context.Context, t Task) ([]string, error) {
 	return deleted, nil
 }
 
+// waitCut waits until the storage system has cut the snapshot (status.creationTime set, or ready),
+// failing at once on its error: the moment a post hook may run.
+func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bool) error {
+	name := t.SnapshotName()
+	if kept {
+		name = t.KeptSnapshotName()
+	}
+	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace)
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			return vsc.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			return vsc.Watch(ctx, o)
+		},
+	}, e.d.Snap)
+	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s): waiting until it is cut", t.Namespace, name, v.SnapshotClass)
+	match := func(ref corev1.ObjectReference) bool { return ref.Kind == "VolumeSnapshot" && ref.Name == name }
+	return until(ctx, e.d.Kube, t.Namespace, named(name), what, e.cfg.Timeout, match, lw, &snapv1.VolumeSnapshot{},
+		func(o runtime.Object, _ *stall) (bool, string, error) {
+			st := o.(*snapv1.VolumeSnapshot).Status
+			if st != nil && st.Error != nil && st.Error.Message != nil {
+				return false, "", fmt.Errorf("VolumeSnapshot %s/%s failed: %s", t.Namespace, name, *st.Error.Message)
+			}
+			return st != nil && (st.CreationTime != nil || ptr.Deref(st.ReadyToUse, false)), "", nil
+		})
+}
+
 // createSnapshot creates the claim's VolumeSnapshot (waiting is snapshot's job).
 func (e *engine) createSnapshot(ctx context.Context, t Task, v *catalog.Volume, created *createdObjects, kept bool) error {
 	spec := t.SnapshotSpec(v.SnapshotClass, kept)

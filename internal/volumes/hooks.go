@@ -21,8 +21,8 @@ type hookWindow struct {
 }
 
 // hookWindows runs, pod by pod, the pre hook, then creates the VolumeSnapshots of the pod's
-// snapshot volumes (and uploads its fs volumes), then the post hook — so the post hook follows
-// snapshot creation, not readiness. The rest of each volume (waiting, moving) runs afterwards in
+// snapshot volumes (and uploads its fs volumes), waits until the snapshots are cut
+// (status.creationTime), then runs the post hook — after the cut, not after readiness. The rest of each volume (waiting, moving) runs afterwards in
 // parallel. A volume mounted by several hooked pods belongs to the first (by name).
 func (e *engine) hookWindows(ctx context.Context, plan []catalog.Volume, claims map[string]*corev1.PersistentVolumeClaim, pods *podIndex) error {
 	owner := map[int]bool{}
@@ -167,6 +167,14 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 				v.Status = catalog.VolumeCompleted
 				done(fmt.Sprintf("%d files, %d bytes", v.Files, v.Bytes), nil)
 			}
+		}
+	}
+	// The post hook follows the cut of the snapshots (status.creationTime), not their readiness.
+	for _, i := range made {
+		v := &plan[i]
+		t := Task{Backup: e.cfg.Backup, Op: "backup", Namespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
+		if err := e.waitCut(ctx, t, v, Mode(v.Mode) == ModeSnapshot); err != nil {
+			fail(i, err)
 		}
 	}
 	if w.post != nil {
