@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -206,7 +207,10 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != ""),
-			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config}}}
+			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
+			EnsureRepository: func(ctx context.Context, ns string) error {
+				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: o.cfg.Password})
+			}}}
 	}
 	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
 	if v, err := clients.Discovery.ServerVersion(); err == nil {

@@ -39,3 +39,15 @@ func deleteSnapshots(ctx context.Context, r *repo.Repository, ids []string) (int
 	})
 	return n, err
 }
+
+// EnsureRepository opens the namespace's repository, creating it on first use. The plugin calls
+// it once per namespace before it starts movers in parallel: two movers creating the same new
+// repository at once would race (the loser cannot read the other's format blob).
+func EnsureRepository(ctx context.Context, s Settings) error {
+	_, closeFn, err := openRepo(ctx, s, true)
+	if err != nil {
+		return err
+	}
+	closeFn()
+	return nil
+}

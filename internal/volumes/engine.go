@@ -40,6 +40,9 @@ type Deps struct {
 	OnEvent func(namespace, pvc string, ev mover.Event)
 	// Hooks runs pre/post hooks in application pods (nil: no hooks).
 	Hooks HookRunner
+	// EnsureRepository creates a namespace's Kopia repository if it does not exist, before movers
+	// of that namespace run in parallel (nil: the movers create it, one volume at a time).
+	EnsureRepository func(ctx context.Context, namespace string) error
 }
 
 // HookRunner executes one hook (hooks.Executor in the plugin).
@@ -159,6 +162,21 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 	}
 	pods := &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}}
 	e := &engine{d: d, cfg: cfg, precreated: map[string]bool{}, done: map[string]bool{}}
+	if d.EnsureRepository != nil {
+		ready := map[string]error{}
+		for i := range plan {
+			v := &plan[i]
+			if v.Status != "" || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeFS) {
+				continue
+			}
+			if _, done := ready[v.Namespace]; !done {
+				ready[v.Namespace] = d.EnsureRepository(ctx, v.Namespace)
+			}
+			if err := ready[v.Namespace]; err != nil {
+				v.Status, v.Error = catalog.VolumeFailed, fmt.Sprintf("repository of namespace %s: %v", v.Namespace, err)
+			}
+		}
+	}
 	if d.Hooks != nil {
 		if err := e.hookWindows(ctx, plan, byKey, pods); err != nil {
 			return plan, err

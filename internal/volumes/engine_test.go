@@ -447,7 +447,7 @@ func TestJobSpecSecurity(t *testing.T) {
 	for _, e := range ps.Containers[0].Env {
 		env[e.Name] = e.Value
 	}
-	if env["PVBACKUP_SOURCE"] != "/data" || env["PVBACKUP_LOCATION"] != "s3://b/p" || env["GOOGLE_APPLICATION_CREDENTIALS"] != mountCreds+"/GOOGLE_APPLICATION_CREDENTIALS" || env["PVBACKUP_PASSWORD"] != "" {
+	if env["PVBACKUP_SOURCE"] != "/tmp/data" || env["PVBACKUP_LOCATION"] != "s3://b/p" || env["GOOGLE_APPLICATION_CREDENTIALS"] != mountCreds+"/GOOGLE_APPLICATION_CREDENTIALS" || env["PVBACKUP_PASSWORD"] != "" {
 		t.Errorf("env %v", env)
 	}
 	// The password is only in the Secret.

@@ -18,8 +18,10 @@ import (
 
 // Paths inside the mover container.
 const (
-	mountData     = "/data"
-	mountTmp      = "/tmp"
+	mountTmp = "/tmp"
+	// mountData is inside the writable /tmp emptyDir: Kopia's restore writes a placeholder next to
+	// its target (<target>.kopia-entry), and the root filesystem is read-only.
+	mountData     = mountTmp + "/data"
 	mountCreds    = "/var/run/pvbackup/credentials"
 	passwordKey   = "PVBACKUP_PASSWORD"
 	containerName = "mover"
