@@ -198,7 +198,9 @@ func podStatus(p *corev1.Pod) (done bool, status string, err error) {
 			if w.Message != "" {
 				status += ": " + w.Message
 			}
-			if terminalWaiting[w.Reason] {
+			// A Secret the kubelet has not synced yet resolves by itself; a missing one does not.
+			transient := w.Reason == "CreateContainerConfigError" && !strings.Contains(w.Message, "not found")
+			if terminalWaiting[w.Reason] && !transient {
 				return false, status, fmt.Errorf("mover pod %s/%s: %s: %s", p.Namespace, p.Name, w.Reason, w.Message)
 			}
 		case cs.State.Running != nil:

@@ -35,3 +35,24 @@ func TestTerminalEvent(t *testing.T) {
 		})
 	}
 }
+
+func TestPodStatus(t *testing.T) {
+	waiting := func(reason, msg string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: containerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}}}
+	}
+	for _, tc := range []struct {
+		pod     *corev1.Pod
+		wantErr bool
+	}{
+		{waiting("ContainerCreating", ""), false},
+		{waiting("ImagePullBackOff", "Back-off pulling image"), true},
+		{waiting("CreateContainerConfigError", `secret "x" not found`), true},
+		{waiting("CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition"), false},
+	} {
+		_, _, err := podStatus(tc.pod)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err %v, want error %v", tc.pod.Status.ContainerStatuses[0].State.Waiting.Message, err, tc.wantErr)
+		}
+	}
+}
