@@ -501,11 +501,20 @@ func TestSnapshotModeRestore(t *testing.T) {
 			t.Fatalf("create %s: exit %d\n%s", name, r.code, r.stdout)
 		}
 	}
-	kept, err := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(context.Background(), metav1.ListOptions{LabelSelector: volumes.LabelKept + "=true"})
-	if err != nil || len(kept.Items) != 2 {
-		t.Fatalf("kept VolumeSnapshots: %v, %d (want 2 with --keep-snapshots 2)", err, len(kept.Items))
-	}
+	// The pruned one goes once the snapshot controller has removed its finalizers.
 	ctx := context.Background()
+	live := 0
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		kept, err := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(ctx, metav1.ListOptions{LabelSelector: volumes.LabelKept + "=true"})
+		if err != nil {
+			return false, nil
+		}
+		live = len(kept.Items)
+		return live == 2, nil
+	})
+	if err != nil {
+		t.Fatalf("kept VolumeSnapshots: %d (want 2 with --keep-snapshots 2)", live)
+	}
 	if err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
