@@ -518,10 +518,21 @@ func TestSnapshotModeRestore(t *testing.T) {
 	if err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_ = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
+	// The claim goes once its finalizers are removed (PVC protection, the snapshot controller's
+	// source protection); restoring over a claim still there would rightly report "exists".
+	var held []string
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if pvc != nil {
+			held = pvc.Finalizers
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatalf("PVC %s/data not deleted within 3m; finalizers %v", ns, held)
+	}
 	r := runPlugin(t, 5*time.Minute, "restore", names[2], "--from", loc, "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("restore: exit %d\n%s", r.code, r.stdout)
