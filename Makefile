@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e lint release release-check image bench bench-resources bench-mover cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e lint release release-check image bench bench-resources bench-mover bench-volumes cluster cluster-down demo clean
 
 all: build
 
@@ -71,6 +71,10 @@ bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 G
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
 	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
+
+bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
+	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
+		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureVolumes -v -timeout 30m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
 
 clean:
 	rm -rf bin dist

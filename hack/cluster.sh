@@ -479,7 +479,7 @@ apiVersion: snapshot.storage.k8s.io/v1
 kind: VolumeSnapshotClass
 metadata:
   name: csi-dir
-  annotations: {snapshot.storage.k8s.io/is-default-class: "true"}
+  annotations: {snapshot.storage.kubernetes.io/is-default-class: "true"}
 driver: $CSI_DRIVER
 deletionPolicy: Delete
 ---

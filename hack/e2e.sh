@@ -21,7 +21,12 @@ stop() {
 	exit $rc
 }
 trap stop EXIT
+# The mover image the volume tests run (--mover-image), built from this checkout.
+export PVBACKUP_MOVER_IMAGE=${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e}
+echo ">>> mover image $PVBACKUP_MOVER_IMAGE" >&2
+make image MOVER_IMAGE="$PVBACKUP_MOVER_IMAGE" IMAGE_TAR=.local/images/pvbackup-mover-e2e.tar
 hack/cluster.sh up
+hack/cluster.sh load-image .local/images/pvbackup-mover-e2e.tar >/dev/null
 # shellcheck source=/dev/null
 . .local/cluster/env
 echo ">>> end-to-end tests" >&2

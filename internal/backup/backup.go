@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -73,6 +75,15 @@ type Deps struct {
 	Cluster   catalog.Cluster
 	Progress  progress.Reporter
 	Now       func() time.Time
+	// Volumes backs up the data of the selected PVCs; nil backs up resources only.
+	Volumes VolumeEngine
+}
+
+// VolumeEngine backs up PVC data (internal/volumes through the CLI): Plan decides without
+// creating anything, Backup moves the data. Each returns one record per claim.
+type VolumeEngine interface {
+	Plan(ctx context.Context, claims []*corev1.PersistentVolumeClaim) ([]catalog.Volume, error)
+	Backup(ctx context.Context, claims []*corev1.PersistentVolumeClaim) ([]catalog.Volume, error)
 }
 
 // Result is what a backup did, or on a dry run what it would do.
@@ -135,6 +146,13 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		if err := b.walk(ctx, plan, nil); err != nil {
 			return nil, err
 		}
+		if d.Volumes != nil && len(b.claims) > 0 {
+			vols, err := d.Volumes.Plan(ctx, b.claims)
+			if err != nil {
+				return nil, err
+			}
+			b.addVolumes(vols)
+		}
 		b.finish()
 		return &Result{Manifest: m, DryRun: true}, nil
 	}
@@ -142,6 +160,11 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return nil, errors.New("backup: no location")
 	}
 	runErr := b.write(ctx, plan)
+	if runErr == nil && d.Volumes != nil && len(b.claims) > 0 {
+		vols, err := d.Volumes.Backup(ctx, b.claims)
+		b.addVolumes(vols)
+		runErr = err
+	}
 	b.finish()
 	if runErr != nil {
 		m.Status = catalog.Failed
@@ -177,6 +200,29 @@ type run struct {
 	// needs collects the cluster-scoped objects the selected objects refer to (auto mode).
 	needs map[schema.GroupResource]map[string]bool
 	crds  map[string]bool // plural.group of every CRD, to tell custom resources apart
+	// claims are the selected PVCs, for the volume engine.
+	claims []*corev1.PersistentVolumeClaim
+}
+
+// addVolumes records the volume outcomes; a failed volume is an error of the backup.
+func (b *run) addVolumes(vols []catalog.Volume) {
+	b.m.Volumes = append(b.m.Volumes, vols...)
+	for _, v := range vols {
+		where := v.Namespace + "/" + v.PVC
+		if v.Status == catalog.VolumeFailed {
+			b.m.Errors = append(b.m.Errors, fmt.Sprintf("volume %s (%s): %s", where, v.Mode, v.Error))
+			b.log.Add(catalog.LogEntry{Level: "error", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: v.Error})
+		} else {
+			b.log.Add(catalog.LogEntry{Level: "info", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC,
+				Message: fmt.Sprintf("volume %s: %s (%s)", v.Status, v.Mode, v.Reason)})
+		}
+		for _, h := range v.Hooks {
+			b.log.Add(catalog.LogEntry{Level: "info", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: h})
+		}
+		for _, w := range v.Warnings {
+			b.warn(catalog.Warning{Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: "volume " + where + ": " + w})
+		}
+	}
 }
 
 // planned is the walk's input: the resources to list and the namespaces to list them in.
@@ -435,6 +481,13 @@ func (b *run) add(r selection.Resource, o *unstructured.Unstructured, aw *archiv
 	}
 	if b.needs != nil && r.Namespaced {
 		b.noteNeeds(r, o)
+	}
+	if r.Namespaced && r.GVR.Group == "" && r.GVR.Resource == "persistentvolumeclaims" && b.d.Volumes != nil {
+		var c corev1.PersistentVolumeClaim
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &c); err != nil {
+			return fmt.Errorf("decode PVC %s/%s: %w", o.GetNamespace(), o.GetName(), err)
+		}
+		b.claims = append(b.claims, &c)
 	}
 	if aw != nil {
 		// managedFields only say which client last wrote each field; restore drops them anyway.

@@ -79,6 +79,7 @@ type Manifest struct {
 	Resources      []Count    `json:"resources"`
 	Items          int        `json:"items"`
 	Archive        ArchiveRef `json:"archive"`
+	Volumes        []Volume   `json:"volumes,omitempty"`
 }
 
 // Cluster describes where the backup was taken.
@@ -304,3 +305,36 @@ func (c *Catalog) Delete(ctx context.Context, name string) (int, error) {
 	}
 	return len(keys), nil
 }
+
+// Volume is what happened to one PVC's data.
+type Volume struct {
+	Namespace      string   `json:"namespace"`
+	PVC            string   `json:"pvc"`
+	Mode           string   `json:"mode"`   // snapshot-move, fs, snapshot or none
+	Reason         string   `json:"reason"` // why this mode
+	StorageClass   string   `json:"storageClass,omitempty"`
+	Driver         string   `json:"driver,omitempty"`
+	Size           string   `json:"size,omitempty"`
+	AccessModes    []string `json:"accessModes,omitempty"`
+	SnapshotClass  string   `json:"snapshotClass,omitempty"`
+	VolumeSnapshot string   `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
+	SnapshotHandle string   `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
+	KopiaSnapshot  string   `json:"kopiaSnapshot,omitempty"`
+	KopiaParent    string   `json:"kopiaParent,omitempty"`
+	Bytes          int64    `json:"bytes,omitempty"`
+	UploadedBytes  int64    `json:"uploadedBytes,omitempty"`
+	Files          int64    `json:"files,omitempty"`
+	Seconds        float64  `json:"durationSeconds,omitempty"`
+	MoverSeconds   float64  `json:"moverSeconds,omitempty"` // of which the mover's own upload
+	Status         string   `json:"status"`                 // Completed, Failed or Skipped
+	Error          string   `json:"error,omitempty"`
+	Warnings       []string `json:"warnings,omitempty"`
+	Hooks          []string `json:"hooks,omitempty"` // what the pre/post hooks around it did
+}
+
+// Volume statuses.
+const (
+	VolumeCompleted = "Completed"
+	VolumeFailed    = "Failed"
+	VolumeSkipped   = "Skipped"
+)

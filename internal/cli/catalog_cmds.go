@@ -10,10 +10,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // CatalogOptions are the flags shared by list, describe, logs and delete: they read the
@@ -162,6 +167,12 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(m.Volumes) > 0 {
+		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
+		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
 	if len(m.Errors) > 0 {
 		fmt.Fprintln(w, "Errors:")
 		for _, e := range m.Errors {
@@ -211,17 +222,77 @@ func runLogs(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 }
 
 // NewDeleteCmd builds `delete`.
-func NewDeleteCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	return newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup's files from the location", `
+func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	var pw passwordOptions
+	cmd := newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup: its files, its Kopia snapshots and the VolumeSnapshots it kept", `
 		# Delete backup shop-1, complete or not
-		%[1]s delete shop-1`, cobra.ExactArgs(1), false, runDelete)
+		%[1]s delete shop-1`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		return runDelete(ctx, o, cat, flags, pw.File)
+	})
+	pw.addFlag(cmd.Flags())
+	return cmd
 }
 
-func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+// runDelete removes the backup's volume data first (Kopia snapshots: needs the password; kept
+// VolumeSnapshots: needs the cluster), then its files. What cannot be removed is a warning that
+// says what is left and how to remove it; the files go anyway, so a backup can always be deleted.
+func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
+	var notes []string
+	if m, err := cat.Manifest(ctx, o.Name); err == nil && len(m.Volumes) > 0 {
+		notes = deleteVolumeData(ctx, m, o.location.URL, flags, passwordFile)
+	}
 	n, err := cat.Delete(ctx, o.Name)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(n, "file", "files"), cat.Location())
+	for _, s := range notes {
+		fmt.Fprintln(o.streams.Out, "  "+s)
+	}
 	return nil
+}
+
+func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string, flags *genericclioptions.ConfigFlags, passwordFile string) []string {
+	var notes []string
+	byNS := map[string][]string{}
+	kept := 0
+	for _, v := range m.Volumes {
+		if v.KopiaSnapshot != "" {
+			byNS[v.Namespace] = append(byNS[v.Namespace], v.KopiaSnapshot)
+		}
+		if v.VolumeSnapshot != "" {
+			kept++
+		}
+	}
+	if len(byNS) > 0 {
+		pw, err := password.Load(passwordFile)
+		if err != nil {
+			notes = append(notes, "warning: Kopia snapshots of the volumes were kept: "+err.Error())
+		} else {
+			for ns, ids := range byNS {
+				n, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw}, ids)
+				if err != nil {
+					notes = append(notes, fmt.Sprintf("warning: Kopia snapshots of namespace %s were kept: %v", ns, err))
+					continue
+				}
+				notes = append(notes, fmt.Sprintf("deleted %s of namespace %s (their data is freed by the next `kubectl pvbackup prune`)", plural(n, "Kopia snapshot", "Kopia snapshots"), ns))
+			}
+		}
+	}
+	if kept > 0 {
+		clients, err := kube.New(flags)
+		if err == nil {
+			var objs []volumes.Object
+			if objs, err = volumes.KeptSnapshots(ctx, clients.Snap, m.Name); err == nil {
+				err = volumes.Delete(ctx, clients.Typed, clients.Snap, objs)
+				if err == nil {
+					notes = append(notes, fmt.Sprintf("deleted %s kept by snapshot mode", plural(len(objs), "VolumeSnapshot", "VolumeSnapshots")))
+				}
+			}
+		}
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("warning: VolumeSnapshots kept by this backup were not deleted (%v): delete them with kubectl delete volumesnapshots -A -l %s,%s=true", err, volumes.Selector(m.Name), volumes.LabelKept))
+		}
+	}
+	return notes
 }

@@ -67,6 +67,14 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--existing-resource-policy", "merge"}, want: `--existing-resource-policy="merge": use none or update`},
 		{args: []string{"describe", "b", "--from", "file://relative"}, want: "file:// needs an absolute path"},
 		{args: []string{"create"}, want: "accepts 1 arg(s), received 0"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--volumes", "fs"}, want: "location file:///tmp/x is a directory on this machine, which mover pods cannot reach"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--volumes", "fast"}, want: `--volumes: volume mode "fast": use auto, snapshot-move, fs, snapshot or none`},
+		{args: []string{"create", "b", "--to", "s3://b/p", "--mover-pull-policy", "Sometimes"}, want: `--mover-pull-policy="Sometimes": use IfNotPresent, Always or Never`},
+		{args: []string{"create", "b", "--to", "s3://b/p", "--mover-memory-limit", "lots"}, want: `--mover-memory-limit="lots"`},
+		{args: []string{"create", "b", "--to", "s3://b/p", "--parallel", "0"}, want: "--parallel 0: must be 1 or more"},
+		{args: []string{"create", "b", "--to", "s3://b/p", "--hook-selector", "a b"}, want: `--hook-selector "a b"`},
+		{args: []string{"restore", "b", "--from", "s3://b/p", "--storage-class-mapping", "gp2"}, want: `--storage-class-mapping "gp2": use old:new`},
+		{args: []string{"cleanup", "--backup", "Bad_Name"}, want: `backup name "Bad_Name" is not valid`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			for k, v := range tc.env {

@@ -13,8 +13,10 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 var restoreExample = examples(`
@@ -45,8 +47,13 @@ type RestoreOptions struct {
 	ExistingPolicy    string
 	PreserveNodePorts bool
 	DryRun            bool
+	RestoreVolumes    bool
+	ClassMapping      []string
+	mover             moverOptions
 
-	cfg restore.Config
+	cfg       restore.Config
+	volCfg    *volumes.Config
+	volNotice string
 }
 
 // NewRestoreCmd builds `restore`.
@@ -80,6 +87,9 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.StringVar(&o.ExistingPolicy, "existing-resource-policy", "none", "objects that exist: none (leave them) or update (overwrite with the backup's)")
 	fs.BoolVar(&o.PreserveNodePorts, "preserve-nodeports", false, "keep Services' node ports instead of letting the cluster pick new ones")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be restored and change nothing")
+	fs.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "fill restored PVCs with their backed-up data (a restore mover Job per PVC) before workloads are created; false restores specs only")
+	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs and PVs with another StorageClass: old:new[,old2:new2]")
+	o.mover.addFlags(fs)
 	return cmd
 }
 
@@ -105,8 +115,23 @@ func (o *RestoreOptions) Complete(args []string) error {
 		PreserveNodePorts: o.PreserveNodePorts,
 		DryRun:            o.DryRun,
 	}
-	o.cfg.Password, err = password.Load(o.password.File)
-	return err
+	if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+		return err
+	}
+	o.cfg.RestoreVolumes = o.RestoreVolumes
+	if o.cfg.StorageClassMapping, err = volumes.ParseMapping("storage-class-mapping", o.ClassMapping); err != nil {
+		return err
+	}
+	if !o.RestoreVolumes || o.DryRun {
+		return nil
+	}
+	mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+	if err != nil {
+		o.volNotice = "volume data is not restored: " + err.Error()
+		return nil
+	}
+	o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
+	return nil
 }
 
 func parseMapping(pairs []string) (map[string]string, error) {
@@ -156,7 +181,15 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeFn()
-	res, err := restore.Run(ctx, restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}, o.cfg)
+	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	if o.volNotice != "" {
+		deps.Progress.Warn(o.volNotice)
+	}
+	if o.volCfg != nil {
+		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != "")}}
+	}
+	res, err := restore.Run(ctx, deps, o.cfg)
 	if res != nil {
 		if perr := o.print(res); perr != nil {
 			return perr
@@ -166,7 +199,13 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if res.Failed() {
-		return fmt.Errorf("restore of %q: %d of %d objects failed (listed above): %w", o.Name, res.Summary[restore.Failed], len(res.Items), ErrPartial)
+		vf := 0
+		for _, v := range res.Volumes {
+			if v.Action == restore.Failed {
+				vf++
+			}
+		}
+		return fmt.Errorf("restore of %q: %d of %d objects and %d of %d volumes failed (listed above): %w", o.Name, res.Summary[restore.Failed], len(res.Items), vf, len(res.Volumes), ErrPartial)
 	}
 	return nil
 }
@@ -191,6 +230,20 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(res.Volumes) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "VOLUME\tFROM\tMODE\tRESULT\tFILES\tSIZE\tTIME\tREASON")
+		for _, v := range res.Volumes {
+			files, size := "-", "-"
+			if v.Action == restore.Restored {
+				files, size = fmt.Sprint(v.Files), progress.Bytes(v.Bytes)
+			}
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", v.Namespace, v.PVC, v.From, v.Mode, v.Action, files, size, v.Seconds, v.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	var parts []string
 	for _, a := range []restore.Action{restore.Created, restore.Updated, restore.WouldCreate, restore.WouldUpdate, restore.Skipped, restore.Failed} {

@@ -4,9 +4,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -22,6 +25,7 @@ func StdStreams() genericiooptions.IOStreams {
 // NewRootCmd builds the command tree. ctx is cancelled on the first Ctrl-C.
 func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
+	quietCancelledWatches()
 	root := &cobra.Command{
 		Use:   "kubectl pvbackup",
 		Short: "Back up and restore Kubernetes applications and their volume data to object storage",
@@ -50,9 +54,24 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewListCmd(streams),
 		NewDescribeCmd(streams),
 		NewLogsCmd(streams),
-		NewDeleteCmd(streams),
+		NewDeleteCmd(flags, streams),
+		NewCleanupCmd(flags, streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)
 	return root
+}
+
+// quietCancelledWatches keeps client-go from logging "Failed to watch ... context canceled" each
+// time a wait ends and stops its watch; other unhandled errors are still logged.
+func quietCancelledWatches() {
+	handlers := utilruntime.ErrorHandlers
+	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{func(ctx context.Context, err error, msg string, kv ...interface{}) {
+		if errors.Is(err, context.Canceled) || (err != nil && strings.Contains(err.Error(), "context canceled")) {
+			return
+		}
+		for _, h := range handlers {
+			h(ctx, err, msg, kv...)
+		}
+	}}
 }

@@ -4,6 +4,7 @@ package kube
 import (
 	"fmt"
 
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -17,6 +18,7 @@ type Clients struct {
 	Typed     kubernetes.Interface
 	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
+	Snap      snapclient.Interface
 	// Context is the kubeconfig context in use ("" when not from a kubeconfig), for manifests.
 	Context string
 }
@@ -56,5 +58,9 @@ func FromConfig(cfg *rest.Config) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create dynamic client: %w", err)
 	}
-	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn, Discovery: typed.Discovery()}, nil
+	snap, err := snapclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create VolumeSnapshot client: %w", err)
+	}
+	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn, Discovery: typed.Discovery(), Snap: snap}, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // Policy says what happens to objects that already exist.
@@ -58,6 +59,29 @@ type Config struct {
 	Password          string
 	// CRDTimeout bounds the wait for a restored CRD to become Established.
 	CRDTimeout time.Duration
+	// RestoreVolumes fills restored PVCs with their backed-up data before workloads are created.
+	RestoreVolumes bool
+	// StorageClassMapping renames the StorageClass of restored PVCs (and PVs): old → new.
+	StorageClassMapping map[string]string
+}
+
+// VolumeEngine fills restored claims with their data (internal/volumes through the CLI).
+type VolumeEngine interface {
+	Restore(ctx context.Context, items []volumes.RestoreItem) ([]volumes.RestoreOutcome, error)
+}
+
+// VolumeItem is what happened to one claim's data.
+type VolumeItem struct {
+	Namespace     string  `json:"namespace"`
+	PVC           string  `json:"pvc"`
+	From          string  `json:"from"` // source namespace/pvc
+	Mode          string  `json:"mode"`
+	Action        Action  `json:"action"`
+	Reason        string  `json:"reason,omitempty"`
+	KopiaSnapshot string  `json:"kopiaSnapshot,omitempty"`
+	Files         int64   `json:"files,omitempty"`
+	Bytes         int64   `json:"bytes,omitempty"`
+	Seconds       float64 `json:"durationSeconds,omitempty"`
 }
 
 // Deps are the engine's connections to the world.
@@ -66,6 +90,7 @@ type Deps struct {
 	Discovery discovery.DiscoveryInterface
 	Catalog   *catalog.Catalog
 	Progress  progress.Reporter
+	Volumes   VolumeEngine // nil: specs only
 }
 
 // Action is what happened to one object.
@@ -96,11 +121,26 @@ type Result struct {
 	DryRun   bool           `json:"dryRun,omitempty"`
 	Items    []Item         `json:"items"`
 	Summary  map[Action]int `json:"summary"`
+	Volumes  []VolumeItem   `json:"volumes,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
 }
 
-// Failed reports whether any item failed.
-func (r *Result) Failed() bool { return r.Summary[Failed] > 0 }
+// Failed reports whether any item or volume failed.
+func (r *Result) Failed() bool {
+	for _, v := range r.Volumes {
+		if v.Action == Failed {
+			return true
+		}
+	}
+	return r.Summary[Failed] > 0
+}
+
+// Volume actions.
+const (
+	Restored     Action = "restored"      // filled by a mover
+	FromSnapshot Action = "from-snapshot" // provisioned from the kept VolumeSnapshot
+	WouldRestore Action = "would-restore"
+)
 
 // ErrWrongPassword is returned when the archive cannot be decrypted.
 var ErrWrongPassword = archive.ErrWrongPassword
@@ -179,7 +219,10 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}}
+	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}, vols: map[string]catalog.Volume{}}
+	for _, v := range m.Volumes {
+		r.vols[v.Namespace+"/"+v.PVC] = v
+	}
 	for _, x := range chosen {
 		r.chosen[x.GVR.GroupResource()] = true
 	}
@@ -229,6 +272,10 @@ type run struct {
 	// newUID maps the uid an object had in the backup to the uid it has now, to rewrite the
 	// owner references of objects restored after their owners.
 	newUID map[types.UID]types.UID
+	// vols are the backup's volume records by source namespace/pvc.
+	vols map[string]catalog.Volume
+	// claims are the PVC entries in restore order, filled once the claims phase ends.
+	claims []*entry
 }
 
 // selectEntries marks what is not restored, and why.
@@ -279,6 +326,12 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 		if e.skip == "" {
 			Sanitize(e.gr, e.obj, SanitizeOptions{PreserveNodePorts: r.cfg.PreserveNodePorts, RestoredPVs: restoredPVs})
 			MapNamespace(e.gr, e.obj, r.cfg.NamespaceMapping)
+			if e.gr == grPVC || e.gr == grPV {
+				mapStorageClass(e.obj, r.cfg.StorageClassMapping)
+			}
+			if e.gr == grPVC {
+				r.prepareClaim(e)
+			}
 		}
 	}
 }
@@ -318,6 +371,11 @@ func (r *run) apply(ctx context.Context, entries []*entry) (*Result, error) {
 			if endPhase != nil {
 				endPhase(fmt.Sprintf("%d", phaseCount), nil)
 			}
+			if phase == PhaseClaims {
+				if err := r.fillClaims(ctx); err != nil {
+					return r.res, err
+				}
+			}
 			if phase == PhaseCRDs && len(crds) > 0 && !r.cfg.DryRun {
 				r.waitCRDs(ctx, crds)
 			}
@@ -330,12 +388,20 @@ func (r *run) apply(ctx context.Context, entries []*entry) (*Result, error) {
 		}
 		phaseCount++
 		r.applyOne(ctx, e)
+		if e.gr == grPVC {
+			r.claims = append(r.claims, e)
+		}
 		if e.gr == (schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}) && e.created {
 			crds = append(crds, e)
 		}
 	}
 	if endPhase != nil {
 		endPhase(fmt.Sprintf("%d", phaseCount), nil)
+	}
+	if phase == PhaseClaims {
+		if err := r.fillClaims(ctx); err != nil {
+			return r.res, err
+		}
 	}
 	return r.res, nil
 }

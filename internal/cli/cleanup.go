@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// CleanupOptions are the flags of `cleanup`.
+type CleanupOptions struct {
+	configFlags *genericclioptions.ConfigFlags
+	streams     genericiooptions.IOStreams
+	output      outputOptions
+	Backup      string
+	DryRun      bool
+}
+
+// NewCleanupCmd builds `cleanup`.
+func NewCleanupCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CleanupOptions{configFlags: flags, streams: streams}
+	cmd := &cobra.Command{
+		Use:   "cleanup [--backup NAME] [--dry-run]",
+		Short: "Delete the temporary objects a killed or failed run left in the cluster",
+		Long: `cleanup finds, in every namespace, the temporary objects kubectl pvbackup creates - mover Jobs
+and their pods, temporary PVCs, VolumeSnapshots, Secrets - by their labels
+` + volumes.LabelManagedBy + "=" + volumes.ManagedBy + ` and ` + volumes.LabelBackup + `=<backup>, and deletes them,
+with the PVs and VolumeSnapshotContents behind them whatever their reclaim and deletion policies.
+VolumeSnapshots kept by snapshot mode are not touched: ` + "`delete`" + ` removes them with their backup.`,
+		Example: fmt.Sprintf(examples(`
+			# See what a killed backup left behind
+			%[1]s cleanup --backup shop-1 --dry-run
+
+			# Remove everything any run left
+			%[1]s cleanup`), "kubectl pvbackup"),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Backup, "backup", "", "only the objects of this backup (default: of every backup)")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be deleted and delete nothing")
+	o.output.addFlag(cmd.Flags())
+	return cmd
+}
+
+// Validate checks the options without any I/O.
+func (o *CleanupOptions) Validate() error {
+	if o.Backup != "" {
+		if err := catalog.ValidateName(o.Backup); err != nil {
+			return err
+		}
+	}
+	return o.output.validate()
+}
+
+// Run lists and deletes the leftovers.
+func (o *CleanupOptions) Run(ctx context.Context) error {
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	objs, err := volumes.Leftovers(ctx, clients.Typed, clients.Snap, o.Backup)
+	if err != nil {
+		return err
+	}
+	var delErr error
+	if !o.DryRun && len(objs) > 0 {
+		// Deleting must finish even after Ctrl-C: it is what the user asked for.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		delErr = volumes.Delete(dctx, clients.Typed, clients.Snap, objs)
+	}
+	if o.output.Format != "" {
+		if err := o.output.print(o.streams.Out, map[string]any{"dryRun": o.DryRun, "objects": objs}); err != nil {
+			return err
+		}
+		return delErr
+	}
+	if len(objs) == 0 {
+		fmt.Fprintln(o.streams.Out, "Nothing to clean up.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME")
+	for _, x := range objs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Kind, x.Namespace, x.Name)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	verb := "Deleted"
+	if o.DryRun {
+		verb = "Would delete"
+	}
+	fmt.Fprintf(o.streams.Out, "%s %s.\n", verb, plural(len(objs), "object", "objects"))
+	return delErr
+}

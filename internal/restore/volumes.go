@@ -1,0 +1,120 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// mapStorageClass applies --storage-class-mapping to a PVC or PV.
+func mapStorageClass(o *unstructured.Unstructured, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	if sc, ok, _ := unstructured.NestedString(o.Object, "spec", "storageClassName"); ok && m[sc] != "" {
+		_ = unstructured.SetNestedField(o.Object, m[sc], "spec", "storageClassName")
+	}
+}
+
+// volumeOf returns the backup's record of the claim's data (by its source namespace and name).
+func (r *run) volumeOf(e *entry) (catalog.Volume, bool) {
+	v, ok := r.vols[e.key.Namespace+"/"+e.key.Name]
+	return v, ok
+}
+
+// prepareClaim drops data sources of the original claim (a clone source or a snapshot that may
+// not exist here) when the backup has its data, and points a snapshot-mode claim at its kept
+// VolumeSnapshot.
+func (r *run) prepareClaim(e *entry) {
+	v, ok := r.volumeOf(e)
+	if !ok || !r.cfg.RestoreVolumes || v.Status != catalog.VolumeCompleted {
+		return
+	}
+	switch {
+	case v.KopiaSnapshot != "":
+		unstructured.RemoveNestedField(e.obj.Object, "spec", "dataSource")
+		unstructured.RemoveNestedField(e.obj.Object, "spec", "dataSourceRef")
+	case v.VolumeSnapshot != "" && e.obj.GetNamespace() == v.Namespace:
+		src := map[string]any{"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": v.VolumeSnapshot}
+		_ = unstructured.SetNestedMap(e.obj.Object, src, "spec", "dataSource")
+		_ = unstructured.SetNestedMap(e.obj.Object, deepCopyMap(src), "spec", "dataSourceRef")
+	}
+}
+
+func deepCopyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// fillClaims runs once the claims exist and before any workload: each created claim whose data
+// is in a Kopia snapshot is filled by a restore mover.
+func (r *run) fillClaims(ctx context.Context) error {
+	var items []volumes.RestoreItem
+	var idx []int
+	for _, e := range r.claims {
+		v, ok := r.volumeOf(e)
+		if !ok {
+			continue
+		}
+		it := VolumeItem{Namespace: e.obj.GetNamespace(), PVC: e.obj.GetName(), From: v.Namespace + "/" + v.PVC, Mode: v.Mode, KopiaSnapshot: v.KopiaSnapshot}
+		switch {
+		case v.Status != catalog.VolumeCompleted:
+			it.Action, it.Reason = Skipped, fmt.Sprintf("its data was not backed up (%s: %s%s)", v.Status, v.Reason, orEmpty(": ", v.Error))
+		case !r.cfg.RestoreVolumes:
+			it.Action, it.Reason = Skipped, "--restore-volumes=false"
+		case v.Mode == string(volumes.ModeSnapshot):
+			if e.obj.GetNamespace() != v.Namespace {
+				it.Action, it.Reason = Failed, fmt.Sprintf("its data is VolumeSnapshot %s/%s, which a claim in namespace %s cannot use; restore without --namespace-mapping", v.Namespace, v.VolumeSnapshot, e.obj.GetNamespace())
+			} else if r.cfg.DryRun {
+				it.Action, it.Reason = WouldRestore, "from VolumeSnapshot "+v.VolumeSnapshot
+			} else if e.created {
+				it.Action, it.Reason = FromSnapshot, "VolumeSnapshot "+v.VolumeSnapshot
+			} else {
+				it.Action, it.Reason = Skipped, "the claim exists: its data was left as it is"
+			}
+		case v.KopiaSnapshot == "":
+			it.Action, it.Reason = Skipped, "no data in the backup"
+		case r.cfg.DryRun:
+			it.Action, it.Reason = WouldRestore, "from Kopia snapshot "+v.KopiaSnapshot
+		case !e.created:
+			it.Action, it.Reason = Skipped, "the claim was not created (exists or failed): its data was left as it is"
+		case r.d.Volumes == nil:
+			it.Action, it.Reason = Skipped, "volume data is not restored by this command"
+		default:
+			items = append(items, volumes.RestoreItem{Namespace: it.Namespace, SourceNamespace: v.Namespace, PVC: it.PVC, KopiaSnapshot: v.KopiaSnapshot})
+			idx = append(idx, len(r.res.Volumes))
+		}
+		r.res.Volumes = append(r.res.Volumes, it)
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	outs, err := r.d.Volumes.Restore(ctx, items)
+	for i, o := range outs {
+		it := &r.res.Volumes[idx[i]]
+		it.Seconds = o.Seconds
+		switch {
+		case o.Err != nil:
+			it.Action, it.Reason = Failed, o.Err.Error()
+		case o.Result != nil:
+			it.Action, it.Files, it.Bytes = Restored, o.Result.Files, o.Result.Bytes
+		default:
+			it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
+		}
+	}
+	return err
+}
+
+func orEmpty(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}

@@ -1,0 +1,249 @@
+package volumes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+)
+
+// noSnapshotRestore are CSI drivers whose snapshots cannot be restored into a new volume the
+// mover could read (or that have no snapshots): their volumes go through fs in auto mode.
+var noSnapshotRestore = map[string]string{
+	"file.csi.azure.com": "Azure Files snapshots cannot be restored into a new volume",
+	"efs.csi.aws.com":    "EFS has no CSI snapshots",
+	"nfs.csi.k8s.io":     "the NFS driver's snapshots are tarballs that cannot back a new volume reliably",
+}
+
+// ErrNoSnapshotAPI means the cluster serves no snapshot.storage.k8s.io/v1 VolumeSnapshots.
+var ErrNoSnapshotAPI = errors.New("the cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1)")
+
+// Facts are what the decisions depend on, read once per backup.
+type Facts struct {
+	SnapshotAPI bool
+	Classes     []snapv1.VolumeSnapshotClass
+	// PVs by name: the driver of a bound claim.
+	PVs map[string]*corev1.PersistentVolume
+}
+
+// ReadFacts reads the snapshot API, the VolumeSnapshotClasses and the PVs of claims.
+func ReadFacts(ctx context.Context, disc discovery.DiscoveryInterface, snap snapclient.Interface, pvGet func(ctx context.Context, name string) (*corev1.PersistentVolume, error), claims []*corev1.PersistentVolumeClaim) (*Facts, error) {
+	f := &Facts{PVs: map[string]*corev1.PersistentVolume{}}
+	res, err := disc.ServerResourcesForGroupVersion(snapv1.SchemeGroupVersion.String())
+	switch {
+	case err == nil:
+		for _, r := range res.APIResources {
+			if r.Name == "volumesnapshots" {
+				f.SnapshotAPI = true
+			}
+		}
+	case apierrors.IsNotFound(err):
+	default:
+		return nil, fmt.Errorf("discover %s: %w", snapv1.SchemeGroupVersion, err)
+	}
+	if f.SnapshotAPI && snap != nil {
+		list, err := snap.SnapshotV1().VolumeSnapshotClasses().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list VolumeSnapshotClasses: %w", err)
+		}
+		f.Classes = list.Items
+	}
+	for _, c := range claims {
+		if c.Spec.VolumeName == "" || f.PVs[c.Spec.VolumeName] != nil {
+			continue
+		}
+		pv, err := pvGet(ctx, c.Spec.VolumeName)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("get PersistentVolume %s of PVC %s/%s: %w", c.Spec.VolumeName, c.Namespace, c.Name, err)
+		}
+		f.PVs[pv.Name] = pv
+	}
+	return f, nil
+}
+
+// Decision is what happens to one PVC, and why.
+type Decision struct {
+	Mode          Mode
+	Reason        string
+	Driver        string // CSI driver, "" for other volumes
+	SnapshotClass string
+	Warnings      []string
+}
+
+// Decide chooses the mode of one claim. requested is --volumes; classFlag is --snapshot-class
+// (names; each applies to the driver its class belongs to). An error means the claim cannot be
+// backed up as asked; its text says why and what to do.
+func Decide(requested Mode, classFlag []string, pvc *corev1.PersistentVolumeClaim, f *Facts) (Decision, error) {
+	d := Decision{Mode: requested}
+	source := "--volumes=" + string(requested)
+	if a, ok := pvc.Annotations[AnnotationMode]; ok {
+		m, err := ParseMode(a)
+		if err != nil {
+			return d, fmt.Errorf("PVC %s/%s: annotation %s: %w", pvc.Namespace, pvc.Name, AnnotationMode, err)
+		}
+		d.Mode, source = m, "annotation "+AnnotationMode+"="+a
+	}
+	if d.Mode == ModeNone {
+		d.Reason = source
+		return d, nil
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		d.Mode, d.Reason = ModeNone, fmt.Sprintf("claim is %s, not Bound: it holds no data yet", phaseOr(pvc.Status.Phase))
+		return d, nil
+	}
+	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
+		d.Mode, d.Reason = ModeNone, "block volume: only filesystem volumes are supported"
+		d.Warnings = append(d.Warnings, fmt.Sprintf("PVC %s/%s is a raw block volume: its data is not backed up", pvc.Namespace, pvc.Name))
+		return d, nil
+	}
+	pv := f.PVs[pvc.Spec.VolumeName]
+	if pv != nil && pv.Spec.CSI != nil {
+		d.Driver = pv.Spec.CSI.Driver
+	}
+	class, classWhy, classErr := ChooseClass(d.Driver, classFlag, f)
+	switch d.Mode {
+	case ModeFS:
+		d.Reason = source
+		return d, nil
+	case ModeSnapshotMove, ModeSnapshot:
+		if d.Driver == "" {
+			return d, fmt.Errorf("PVC %s/%s: %s needs a CSI volume, and its volume %s is not one: use --volumes=fs (or annotate the PVC %s=fs)", pvc.Namespace, pvc.Name, d.Mode, pvc.Spec.VolumeName, AnnotationMode)
+		}
+		if !f.SnapshotAPI {
+			return d, fmt.Errorf("PVC %s/%s: %s: %w: install the snapshot CRDs and snapshot-controller, or use --volumes=fs", pvc.Namespace, pvc.Name, d.Mode, ErrNoSnapshotAPI)
+		}
+		if classErr != nil {
+			return d, fmt.Errorf("PVC %s/%s: %s: %w", pvc.Namespace, pvc.Name, d.Mode, classErr)
+		}
+		if len(classFlag) > 0 && classWhy != "--snapshot-class" {
+			// Asked for this mode with classes of other drivers only: a mistake, not a fallback.
+			var wrong []string
+			for _, n := range classFlag {
+				for _, c := range f.Classes {
+					if c.Name == n {
+						wrong = append(wrong, fmt.Sprintf("%s is for driver %s", n, c.Driver))
+					}
+				}
+			}
+			return d, fmt.Errorf("PVC %s/%s: %s: --snapshot-class %s, not %s (the driver of volume %s): name a class of %s, or leave --snapshot-class out to use %s (%s)",
+				pvc.Namespace, pvc.Name, d.Mode, strings.Join(wrong, "; "), d.Driver, pvc.Spec.VolumeName, d.Driver, class.Name, classWhy)
+		}
+		d.SnapshotClass, d.Reason = class.Name, source+"; VolumeSnapshotClass "+class.Name+" ("+classWhy+")"
+		d.Warnings = append(d.Warnings, classWarnings(class)...)
+		return d, nil
+	}
+	// auto
+	switch {
+	case d.Driver == "":
+		d.Mode, d.Reason = ModeFS, "not a CSI volume"
+	case noSnapshotRestore[d.Driver] != "":
+		d.Mode, d.Reason = ModeFS, d.Driver+": "+noSnapshotRestore[d.Driver]
+	case !f.SnapshotAPI:
+		d.Mode, d.Reason = ModeFS, "the cluster has no VolumeSnapshot API"
+	case classErr != nil:
+		d.Mode, d.Reason = ModeFS, classErr.Error()
+	default:
+		d.Mode, d.SnapshotClass = ModeSnapshotMove, class.Name
+		d.Reason = "CSI driver " + d.Driver + " has VolumeSnapshotClass " + class.Name + " (" + classWhy + ")"
+		d.Warnings = append(d.Warnings, classWarnings(class)...)
+	}
+	return d, nil
+}
+
+func phaseOr(p corev1.PersistentVolumeClaimPhase) string {
+	if p == "" {
+		return "Pending"
+	}
+	return string(p)
+}
+
+// ChooseClass picks the VolumeSnapshotClass of a driver: a class named by --snapshot-class, then
+// one labelled pvbackup.io/snapshot-class=true or velero.io/csi-volumesnapshot-class=true, then
+// the driver's default class. It returns the class and why it was chosen.
+func ChooseClass(driver string, classFlag []string, f *Facts) (*snapv1.VolumeSnapshotClass, string, error) {
+	if driver == "" {
+		return nil, "", errors.New("not a CSI volume")
+	}
+	byName := map[string]*snapv1.VolumeSnapshotClass{}
+	var mine []*snapv1.VolumeSnapshotClass
+	for i := range f.Classes {
+		c := &f.Classes[i]
+		byName[c.Name] = c
+		if c.Driver == driver {
+			mine = append(mine, c)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	var wrong []string
+	for _, n := range classFlag {
+		c, ok := byName[n]
+		if !ok {
+			continue // checked by ValidateClassFlag
+		}
+		if c.Driver == driver {
+			return c, "--snapshot-class", nil
+		}
+		wrong = append(wrong, fmt.Sprintf("%s is for driver %s", n, c.Driver))
+	}
+	if len(classFlag) > 0 && len(wrong) == len(classFlag) && len(mine) == 0 {
+		return nil, "", fmt.Errorf("no VolumeSnapshotClass for CSI driver %s (--snapshot-class %s): create one for %s, or use --volumes=fs", driver, strings.Join(wrong, "; "), driver)
+	}
+	for _, label := range []string{LabelClassPlain, LabelClassVelero} {
+		for _, c := range mine {
+			if c.Labels[label] == "true" {
+				return c, "label " + label, nil
+			}
+		}
+	}
+	for _, c := range mine {
+		if c.Annotations[AnnotationDefaultClass] == "true" {
+			return c, "the driver's default class", nil
+		}
+	}
+	if len(mine) == 1 {
+		return nil, "", fmt.Errorf("VolumeSnapshotClass %s of CSI driver %s is neither the default (annotation %s=true) nor labelled %s=true: mark it, or pass --snapshot-class %s", mine[0].Name, driver, AnnotationDefaultClass, LabelClassPlain, mine[0].Name)
+	}
+	if len(mine) > 1 {
+		names := make([]string, len(mine))
+		for i, c := range mine {
+			names[i] = c.Name
+		}
+		return nil, "", fmt.Errorf("CSI driver %s has VolumeSnapshotClasses %s but none is chosen: pass --snapshot-class or label one %s=true", driver, strings.Join(names, ", "), LabelClassPlain)
+	}
+	return nil, "", fmt.Errorf("no VolumeSnapshotClass for CSI driver %s", driver)
+}
+
+// ValidateClassFlag checks that every --snapshot-class exists, before anything is created.
+func ValidateClassFlag(classFlag []string, f *Facts) error {
+	for _, n := range classFlag {
+		found := false
+		for _, c := range f.Classes {
+			found = found || c.Name == n
+		}
+		if !found {
+			if !f.SnapshotAPI {
+				return fmt.Errorf("--snapshot-class %s: %w", n, ErrNoSnapshotAPI)
+			}
+			return fmt.Errorf("--snapshot-class %s: no such VolumeSnapshotClass (see `kubectl get volumesnapshotclasses`)", n)
+		}
+	}
+	return nil
+}
+
+func classWarnings(c *snapv1.VolumeSnapshotClass) []string {
+	if c.Driver == "driver.longhorn.io" && c.Parameters["type"] != "snap" {
+		return []string{fmt.Sprintf("VolumeSnapshotClass %s (Longhorn) has no parameters.type: snap: each snapshot becomes a full Longhorn backup to its backup target, which is slow and costly; set type: snap", c.Name)}
+	}
+	return nil
+}

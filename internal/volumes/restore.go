@@ -1,0 +1,58 @@
+package volumes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+)
+
+// RestoreItem is one claim to fill from a Kopia snapshot. The claim exists already.
+type RestoreItem struct {
+	Namespace       string // where the claim is now
+	SourceNamespace string // the repository: the namespace the data was backed up from
+	PVC             string
+	KopiaSnapshot   string
+}
+
+// RestoreOutcome is what happened to one RestoreItem.
+type RestoreOutcome struct {
+	RestoreItem
+	Result  *mover.Result
+	Err     error
+	Seconds float64
+}
+
+// Restore fills each claim with a restore mover Job, cfg.Parallel at a time. The Job mounts the
+// claim, so a WaitForFirstConsumer claim binds on the mover pod's node.
+func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]RestoreOutcome, error) {
+	cfg.defaults()
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	e := &engine{d: d, cfg: cfg}
+	out := make([]RestoreOutcome, len(items))
+	err := e.forEach(ctx, len(items), func(ctx context.Context, i int) {
+		it := items[i]
+		out[i].RestoreItem = it
+		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID}
+		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from snapshot %s", it.Namespace, it.PVC, it.KopiaSnapshot))
+		start := time.Now()
+		var created createdObjects
+		res, err := e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, "", nil)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil && err == nil {
+			d.Progress.Warn("cleanup: " + cerr.Error())
+		}
+		cancel()
+		out[i].Result, out[i].Err, out[i].Seconds = res, err, time.Since(start).Round(time.Millisecond).Seconds()
+		if err != nil {
+			done("", err)
+			return
+		}
+		done(fmt.Sprintf("%d files, %s", res.Files, progress.Bytes(res.Bytes)), nil)
+	})
+	return out, err
+}

@@ -1,0 +1,292 @@
+package volumes
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// Paths inside the mover container.
+const (
+	mountTmp = "/tmp"
+	// mountData is inside the writable /tmp emptyDir: Kopia's restore writes a placeholder next to
+	// its target (<target>.kopia-entry), and the root filesystem is read-only.
+	mountData     = mountTmp + "/data"
+	mountCreds    = "/var/run/pvbackup/credentials"
+	passwordKey   = "PVBACKUP_PASSWORD"
+	containerName = "mover"
+)
+
+// CredentialEnv are the environment variables the plugin passes to movers when it has them: the
+// ones the storage SDKs behind gocloud read.
+var CredentialEnv = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE",
+	"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_DOMAIN",
+	"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
+	"GOOGLE_CLOUD_PROJECT",
+}
+
+// CredentialFiles are variables naming files whose content goes into the Secret (mounted, and the
+// variable pointed at the mounted copy).
+var CredentialFiles = []string{"GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE"}
+
+// runIDLen is the length of a Task's Run.
+const runIDLen = 5
+
+// NewRunID returns a random run ID of runIDLen characters.
+func NewRunID() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:runIDLen]
+}
+
+// objectName makes a DNS-1123 name from parts, at most 63 characters, unique by a hash.
+func objectName(prefix string, parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "/")))
+	suffix := hex.EncodeToString(h[:])[:8]
+	base := prefix + "-" + strings.Join(parts, "-")
+	base = strings.ToLower(base)
+	base = strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			return r
+		}
+		return '-'
+	}, base)
+	if max := 63 - 1 - len(suffix) - runIDLen; len(base) > max {
+		base = base[:max]
+	}
+	return strings.TrimRight(base, "-") + "-" + suffix
+}
+
+// Task is one volume's work: its identity and the names of its temporary objects.
+type Task struct {
+	Backup    string
+	Op        string // "backup" or "restore"
+	Namespace string // where the claim and the temporary objects are
+	// SourceNamespace selects the repository (differs from Namespace on a mapped restore).
+	SourceNamespace string
+	PVC             string
+	// Run makes the names of one run unique, so events of an earlier run's objects of the same
+	// backup and claim (a second restore, say) are never taken for this run's.
+	Run string
+}
+
+func (t Task) name(kind string) string {
+	return objectName("pvb-"+kind, t.Backup, t.PVC) + t.Run
+}
+
+// Names of the temporary objects.
+func (t Task) SnapshotName() string { return t.name("snap") }
+
+// KeptSnapshotName is the VolumeSnapshot of snapshot mode, which outlives the backup.
+func (t Task) KeptSnapshotName() string { return t.name("keep") }
+func (t Task) TempPVCName() string      { return t.name("tmp") }
+func (t Task) JobName() string          { return t.name(t.Op[:1]) } // pvb-b-... / pvb-r-...
+func (t Task) SecretName() string       { return t.name("sec" + t.Op[:1]) }
+
+// Labels are those of every temporary object of the task.
+func (t Task) Labels() map[string]string {
+	return map[string]string{LabelManagedBy: ManagedBy, LabelBackup: t.Backup, LabelOperation: t.Op, LabelSourcePVC: t.PVC}
+}
+
+func (t Task) meta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: t.Namespace, Labels: t.Labels()}
+}
+
+// SnapshotSpec is the VolumeSnapshot of the task's claim.
+func (t Task) SnapshotSpec(class string, kept bool) *snapv1.VolumeSnapshot {
+	m := t.meta(t.SnapshotName())
+	if kept {
+		m.Labels[LabelKept] = "true"
+	}
+	return &snapv1.VolumeSnapshot{
+		ObjectMeta: m,
+		Spec: snapv1.VolumeSnapshotSpec{
+			Source:                  snapv1.VolumeSnapshotSource{PersistentVolumeClaimName: ptr.To(t.PVC)},
+			VolumeSnapshotClassName: ptr.To(class),
+		},
+	}
+}
+
+// TempPVCSpec is the temporary claim restored from the snapshot: the source's class (or its
+// mapping), a size of at least the snapshot's restore size, read-only use by one pod.
+func (t Task) TempPVCSpec(src *corev1.PersistentVolumeClaim, restoreSize *resource.Quantity, classMap map[string]string) *corev1.PersistentVolumeClaim {
+	size := src.Spec.Resources.Requests[corev1.ResourceStorage]
+	if q, ok := src.Status.Capacity[corev1.ResourceStorage]; ok && q.Cmp(size) > 0 {
+		size = q
+	}
+	if restoreSize != nil && restoreSize.Cmp(size) > 0 {
+		size = *restoreSize
+	}
+	class := src.Spec.StorageClassName
+	if class != nil && classMap[*class] != "" {
+		class = ptr.To(classMap[*class])
+	}
+	modes := []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	for _, m := range src.Spec.AccessModes {
+		if m == corev1.ReadWriteOncePod {
+			modes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
+		}
+	}
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: t.meta(t.TempPVCName()),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      modes,
+			StorageClassName: class,
+			VolumeMode:       src.Spec.VolumeMode,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+			DataSource:       &corev1.TypedLocalObjectReference{APIGroup: ptr.To(snapv1.GroupName), Kind: "VolumeSnapshot", Name: t.SnapshotName()},
+		},
+	}
+}
+
+// SecretSpec is the temporary Secret: the repository password and the storage credentials.
+func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: t.meta(t.SecretName()), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
+	s.Data[passwordKey] = []byte(c.Password)
+	for k, v := range c.Env {
+		s.Data[k] = []byte(v)
+	}
+	for k, v := range c.Files {
+		s.Data["file-"+k] = v
+	}
+	return s
+}
+
+// JobSpec is the mover Job. claim is the PVC it mounts (read-only for a backup); nodeName pins
+// it to a node (an RWO volume in use there), tolerations come from the pod using it.
+func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolerations []corev1.Toleration) *batchv1.Job {
+	backup := t.Op == "backup"
+	args := []string{t.Op} // the image's entrypoint is `kubectl-pvbackup mover`
+	env := []corev1.EnvVar{
+		{Name: "PVBACKUP_LOCATION", Value: c.Location},
+		{Name: "PVBACKUP_SOURCE_NAMESPACE", Value: t.SourceNamespace},
+		{Name: "PVBACKUP_PVC", Value: t.PVC},
+		{Name: "PVBACKUP_BACKUP", Value: t.Backup},
+		{Name: "PVBACKUP_CACHE_DIR", Value: mountTmp},
+		{Name: "TMPDIR", Value: mountTmp},
+	}
+	if backup {
+		env = append(env, corev1.EnvVar{Name: "PVBACKUP_SOURCE", Value: mountData})
+	} else {
+		env = append(env, corev1.EnvVar{Name: "PVBACKUP_TARGET", Value: mountData}, corev1.EnvVar{Name: "PVBACKUP_SNAPSHOT", Value: snapshotID})
+		if !c.Privileged {
+			env = append(env, corev1.EnvVar{Name: "PVBACKUP_SKIP_OWNERS", Value: "true"})
+		}
+	}
+	secret := c.Secret
+	if secret == "" {
+		secret = t.SecretName()
+	}
+	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
+	mounts := []corev1.VolumeMount{
+		{Name: "data", MountPath: mountData, ReadOnly: backup},
+		{Name: "tmp", MountPath: mountTmp},
+	}
+	vols := []corev1.Volume{
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: backup}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if len(c.Files) > 0 && c.Secret == "" {
+		var items []corev1.KeyToPath
+		keys := make([]string, 0, len(c.Files))
+		for k := range c.Files {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			items = append(items, corev1.KeyToPath{Key: "file-" + k, Path: k})
+			env = append(env, corev1.EnvVar{Name: k, Value: mountCreds + "/" + k})
+		}
+		vols = append(vols, corev1.Volume{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "credentials", MountPath: mountCreds, ReadOnly: true})
+	}
+
+	sc := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	podSC := &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		RunAsUser:      ptr.To(int64(DefaultMoverUID)),
+		RunAsGroup:     ptr.To(int64(DefaultMoverUID)),
+	}
+	if c.RunAsUser != nil {
+		podSC.RunAsUser, podSC.RunAsGroup = c.RunAsUser, c.RunAsUser
+	}
+	if c.FSGroup != nil {
+		podSC.FSGroup = c.FSGroup
+		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
+	} else if !backup && !c.Privileged {
+		// A new volume's root is usually root's: the kubelet gives it to the mover's group so a
+		// non-root restore can write (read-only backup mounts are never re-owned).
+		podSC.FSGroup = podSC.RunAsGroup
+		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
+	}
+	if c.Privileged {
+		podSC.RunAsNonRoot, podSC.RunAsUser, podSC.RunAsGroup = ptr.To(false), ptr.To(int64(0)), ptr.To(int64(0))
+		sc.RunAsNonRoot = ptr.To(false)
+		sc.Capabilities.Add = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"}
+		sc.Capabilities.Drop = []corev1.Capability{"ALL"}
+	}
+	var affinity *corev1.Affinity
+	if nodeName != "" {
+		affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{nodeName}}}}},
+		}}}
+	}
+	labels := t.Labels()
+	return &batchv1.Job{
+		ObjectMeta: t.meta(t.JobName()),
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To(c.BackoffLimit),
+			ActiveDeadlineSeconds:   ptr.To(int64(c.ActiveDeadline.Seconds())),
+			TTLSecondsAfterFinished: ptr.To(int32(c.TTL.Seconds())),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                 corev1.RestartPolicyNever,
+					ServiceAccountName:            c.ServiceAccount,
+					AutomountServiceAccountToken:  ptr.To(c.ServiceAccount != ""),
+					SecurityContext:               podSC,
+					Affinity:                      affinity,
+					Tolerations:                   tolerations,
+					Volumes:                       vols,
+					TerminationGracePeriodSeconds: ptr.To(int64(10)),
+					EnableServiceLinks:            ptr.To(false),
+					Containers: []corev1.Container{{
+						Name:                     containerName,
+						Image:                    c.Image,
+						ImagePullPolicy:          c.PullPolicy,
+						Args:                     args,
+						Env:                      env,
+						EnvFrom:                  envFrom,
+						VolumeMounts:             mounts,
+						SecurityContext:          sc,
+						Resources:                corev1.ResourceRequirements{Requests: c.Requests, Limits: c.Limits},
+						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+					}},
+				},
+			},
+		},
+	}
+}
+
+// describeClaim is "ns/name" for messages.
+func describeClaim(ns, name string) string { return fmt.Sprintf("%s/%s", ns, name) }

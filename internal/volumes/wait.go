@@ -1,0 +1,284 @@
+package volumes
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+)
+
+// ErrTimeout is wrapped by a wait that saw no progress for the step's timeout.
+var ErrTimeout = errors.New("no progress")
+
+// stall is an inactivity deadline: every touch (a new status, an event, a log line) restarts it.
+type stall struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	d     time.Duration
+	last  string
+}
+
+func newStall(ctx context.Context, d time.Duration, what string) (context.Context, *stall, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	s := &stall{d: d, last: "nothing yet"}
+	s.timer = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		last := s.last
+		s.mu.Unlock()
+		cancel(fmt.Errorf("%s: %w for %s; last seen: %s (raise --timeout if this step is just slow)", what, ErrTimeout, d, last))
+	})
+	return ctx, s, func() { s.timer.Stop(); cancel(nil) }
+}
+
+// see records what was last seen; progress restarts the deadline.
+func (s *stall) see(msg string, progress bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg != "" && msg != s.last {
+		s.last = msg
+		progress = true
+	}
+	if progress {
+		s.timer.Reset(s.d)
+	}
+}
+
+// cause returns why ctx ended: the stall's timeout, or the caller's cancellation.
+func cause(ctx context.Context) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return ctx.Err()
+}
+
+// eventMatcher says whether an event concerns the objects a step waits for.
+type eventMatcher func(ref corev1.ObjectReference) bool
+
+// terminalEvent reports whether an event means the step cannot succeed, with its reason.
+// seen counts how often (reason, object) was seen: some reasons are final only when repeated.
+func terminalEvent(ev *corev1.Event, seen int) bool {
+	if ev.Type != corev1.EventTypeWarning {
+		return false
+	}
+	msg := strings.ToLower(ev.Message)
+	switch ev.Reason {
+	case "FailedCreate", "BackoffLimitExceeded", "DeadlineExceeded", "ProvisioningFailed", "ErrImageNeverPull", "InspectFailed", "FailedPostStartHook":
+		return true
+	case "FailedAttachVolume":
+		return strings.Contains(msg, "multi-attach") || seen >= 2 || ev.Count >= 2
+	case "FailedMount":
+		// kubelet retries mounts; a repeated failure is the volume's, not a race.
+		return seen >= 2 || ev.Count >= 2
+	case "FailedScheduling":
+		// Waiting for a claim to be provisioned or bound resolves by itself, and a provisioning
+		// failure has its own event (ProvisioningFailed): only the others are final.
+		for _, transient := range []string{"persistentvolumeclaim", "unbound", "waiting for", "binding", "volume", "not found"} {
+			if strings.Contains(msg, transient) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// watchEvents reports the events of the step's objects: each one is "seen", a terminal one ends
+// the step through fail.
+func watchEvents(ctx context.Context, kube kubernetes.Interface, ns string, match eventMatcher, st *stall, fail func(error)) {
+	counts := map[string]int{}
+	for ctx.Err() == nil {
+		w, err := kube.CoreV1().Events(ns).Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for ev := range w.ResultChan() {
+			e, ok := ev.Object.(*corev1.Event)
+			if !ok || ev.Type == watch.Deleted || !match(e.InvolvedObject) {
+				continue
+			}
+			desc := fmt.Sprintf("%s %s: %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, strings.TrimSpace(e.Message))
+			key := e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name + "/" + e.Reason
+			counts[key]++
+			st.see(desc, false)
+			if terminalEvent(e, counts[key]) {
+				fail(errors.New(desc))
+			}
+		}
+		w.Stop()
+	}
+}
+
+// until watches the objects lw lists (those mine accepts) until cond says done, while events of match are followed.
+// cond returns a status line for "last seen" (a change counts as progress).
+func until(ctx context.Context, kube kubernetes.Interface, ns string, mine func(metav1.Object) bool, what string, timeout time.Duration, match eventMatcher, lw cache.ListerWatcher, obj runtime.Object, cond func(runtime.Object, *stall) (bool, string, error)) error {
+	ctx, st, stop := newStall(ctx, timeout, what)
+	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if match != nil {
+		go watchEvents(ctx, kube, ns, match, st, func(err error) { cancel(err) })
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
+		if ev.Type == watch.Deleted {
+			// Only objects the step waits for: a field selector may not filter (fake clients).
+			if m, err := meta.Accessor(ev.Object); err == nil && mine(m) {
+				return false, fmt.Errorf("%s: %s was deleted while waiting", what, m.GetName())
+			}
+			return false, nil
+		}
+		if m, err := meta.Accessor(ev.Object); err != nil || !mine(m) {
+			return false, nil // selectors may not filter (fake clients)
+		}
+		done, status, err := cond(ev.Object, st)
+		st.see(status, false)
+		return done, err
+	})
+	if err != nil && ctx.Err() != nil {
+		c := cause(ctx)
+		if errors.Is(c, ErrTimeout) || errors.Is(c, context.Canceled) || errors.Is(c, context.DeadlineExceeded) {
+			return c
+		}
+		return fmt.Errorf("%s: %w", what, c)
+	}
+	return err
+}
+
+// podOutcome is how a mover pod ended.
+type podOutcome struct {
+	pod    *corev1.Pod
+	result *mover.Result
+	err    error
+}
+
+// terminalWaiting are container waiting reasons that do not resolve by waiting.
+var terminalWaiting = map[string]bool{
+	"ImagePullBackOff": true, "ErrImageNeverPull": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+}
+
+// podStatus inspects a mover pod: done when its container has terminated; an error for a
+// container that cannot start.
+func podStatus(p *corev1.Pod) (done bool, status string, err error) {
+	status = fmt.Sprintf("pod %s %s", p.Name, p.Status.Phase)
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
+			status += fmt.Sprintf(" (%s: %s)", c.Reason, c.Message)
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name != containerName {
+			continue
+		}
+		switch {
+		case cs.State.Terminated != nil:
+			return true, status + ": container terminated: " + cs.State.Terminated.Reason, nil
+		case cs.State.Waiting != nil:
+			w := cs.State.Waiting
+			status += ": " + w.Reason
+			if w.Message != "" {
+				status += ": " + w.Message
+			}
+			// A Secret the kubelet has not synced yet resolves by itself; a missing one does not.
+			transient := w.Reason == "CreateContainerConfigError" && !strings.Contains(w.Message, "not found")
+			if terminalWaiting[w.Reason] && !transient {
+				return false, status, fmt.Errorf("mover pod %s/%s: %s: %s", p.Namespace, p.Name, w.Reason, w.Message)
+			}
+		case cs.State.Running != nil:
+			status += ": running"
+		}
+	}
+	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		return true, status, nil
+	}
+	return false, status, nil
+}
+
+// readOutcome turns a finished pod into the mover's Result, or an error with the reason.
+func readOutcome(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod, limits corev1.ResourceList) podOutcome {
+	out := podOutcome{pod: p}
+	var term *corev1.ContainerStateTerminated
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == containerName && cs.State.Terminated != nil {
+			term = cs.State.Terminated
+		}
+	}
+	where := fmt.Sprintf("mover pod %s/%s", p.Namespace, p.Name)
+	if term == nil {
+		msg := p.Status.Message
+		if msg == "" {
+			msg = p.Status.Reason
+		}
+		out.err = fmt.Errorf("%s %s before its container ran: %s", where, p.Status.Phase, msg)
+		return out
+	}
+	if term.Message != "" {
+		var r mover.Result
+		if err := json.Unmarshal([]byte(term.Message), &r); err == nil && r.Op != "" {
+			out.result = &r
+		}
+	}
+	switch {
+	case term.Reason == "OOMKilled":
+		lim := limits[corev1.ResourceMemory]
+		out.err = fmt.Errorf("%s was OOMKilled (memory limit %s): raise --mover-memory-limit", where, lim.String())
+	case term.ExitCode != 0 && out.result != nil && out.result.Error != "":
+		out.err = fmt.Errorf("%s failed: %s", where, out.result.Error)
+	case term.ExitCode != 0:
+		out.err = fmt.Errorf("%s exited with code %d (%s): %s", where, term.ExitCode, term.Reason, tailLogs(ctx, kube, p))
+	case out.result == nil:
+		out.err = fmt.Errorf("%s succeeded but left no result in its termination message (is --mover-image a kubectl-pvbackup mover of this version?)", where)
+	case !out.result.OK:
+		out.err = fmt.Errorf("%s: %s", where, out.result.Error)
+	}
+	return out
+}
+
+func tailLogs(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	b, err := kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: containerName, TailLines: ptr.To(int64(5))}).DoRaw(ctx)
+	if err != nil {
+		return "no logs: " + err.Error()
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "no output"
+	}
+	return strings.ReplaceAll(s, "\n", " | ")
+}
+
+// followLogs reads the mover's JSON lines until the container ends or ctx is done.
+func followLogs(ctx context.Context, kube kubernetes.Interface, ns, pod string, onEvent func(mover.Event)) {
+	rc, err := kube.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: containerName, Follow: true}).Stream(ctx)
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if ev, err := mover.ParseEvent(sc.Bytes()); err == nil {
+			onEvent(ev)
+		}
+	}
+}

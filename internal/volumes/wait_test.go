@@ -1,0 +1,58 @@
+package volumes
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestTerminalEvent(t *testing.T) {
+	w := func(reason, msg string, count int32) *corev1.Event {
+		return &corev1.Event{Type: corev1.EventTypeWarning, Reason: reason, Message: msg, Count: count}
+	}
+	tests := []struct {
+		name string
+		ev   *corev1.Event
+		seen int
+		want bool
+	}{
+		{"quota", w("FailedCreate", `pods "x" is forbidden: exceeded quota: q`, 1), 1, true},
+		{"normal events never", &corev1.Event{Type: corev1.EventTypeNormal, Reason: "FailedCreate"}, 1, false},
+		{"no node fits", w("FailedScheduling", "0/1 nodes are available: 1 Insufficient memory.", 1), 1, true},
+		{"claim being provisioned", w("FailedScheduling", "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.", 9), 9, false},
+		{"first FailedMount", w("FailedMount", "MountVolume.SetUp failed", 1), 1, false},
+		{"repeated FailedMount", w("FailedMount", "MountVolume.SetUp failed", 2), 1, true},
+		{"multi-attach at once", w("FailedAttachVolume", "Multi-Attach error for volume pv1", 1), 1, true},
+		{"provisioning failed", w("ProvisioningFailed", "rpc error: RESOURCE_EXHAUSTED", 1), 1, true},
+		{"image never pulled", w("ErrImageNeverPull", "image not present with pull policy of Never", 1), 1, true},
+		{"pulling backoff is seen on the pod, not here", w("BackOff", "Back-off pulling image", 1), 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := terminalEvent(tc.ev, tc.seen); got != tc.want {
+				t.Errorf("terminalEvent = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPodStatus(t *testing.T) {
+	waiting := func(reason, msg string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: containerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}}}
+	}
+	for _, tc := range []struct {
+		pod     *corev1.Pod
+		wantErr bool
+	}{
+		{waiting("ContainerCreating", ""), false},
+		{waiting("ImagePullBackOff", "Back-off pulling image"), true},
+		{waiting("CreateContainerConfigError", `secret "x" not found`), true},
+		{waiting("CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition"), false},
+	} {
+		_, _, err := podStatus(tc.pod)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err %v, want error %v", tc.pod.Status.ContainerStatuses[0].State.Waiting.Message, err, tc.wantErr)
+		}
+	}
+}
