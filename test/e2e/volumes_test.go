@@ -481,4 +481,3 @@ func TestKilledBackupCleanup(t *testing.T) {
 		t.Errorf("after cleanup: %v", o)
 	}
 }
-
