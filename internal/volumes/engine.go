@@ -371,7 +371,6 @@ type createdObjects struct {
 
 // snapshot creates the VolumeSnapshot and waits until it is ready, failing at once on its error.
 func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, created *createdObjects, kept bool) (*snapv1.VolumeSnapshot, error) {
-	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace)
 	name := t.SnapshotName()
 	if kept {
 		name = t.KeptSnapshotName()
@@ -384,16 +383,7 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 	created.snapshot = true
 	var err error
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s)", t.Namespace, name, v.SnapshotClass)
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return vsc.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return vsc.Watch(ctx, o)
-		},
-	}, e.d.Snap)
+	lw := e.snapshotListWatch(t.Namespace, name)
 	match := func(ref corev1.ObjectReference) bool {
 		return (ref.Kind == "VolumeSnapshot" && ref.Name == name) || (ref.Kind == "PersistentVolumeClaim" && ref.Name == t.PVC)
 	}
@@ -484,13 +474,10 @@ func (e *engine) pruneKept(ctx context.Context, t Task) ([]string, error) {
 
 // waitCut waits until the storage system has cut the snapshot (status.creationTime set, or ready),
 // failing at once on its error: the moment a post hook may run.
-func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bool) error {
-	name := t.SnapshotName()
-	if kept {
-		name = t.KeptSnapshotName()
-	}
-	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace)
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+// snapshotListWatch lists and watches the one VolumeSnapshot ns/name.
+func (e *engine) snapshotListWatch(ns, name string) cache.ListerWatcher {
+	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(ns)
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 			return vsc.List(ctx, o)
@@ -500,6 +487,14 @@ func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bo
 			return vsc.Watch(ctx, o)
 		},
 	}, e.d.Snap)
+}
+
+func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bool) error {
+	name := t.SnapshotName()
+	if kept {
+		name = t.KeptSnapshotName()
+	}
+	lw := e.snapshotListWatch(t.Namespace, name)
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s): waiting until it is cut", t.Namespace, name, v.SnapshotClass)
 	match := func(ref corev1.ObjectReference) bool { return ref.Kind == "VolumeSnapshot" && ref.Name == name }
 	return until(ctx, e.d.Kube, t.Namespace, named(name), what, e.cfg.Timeout, match, lw, &snapv1.VolumeSnapshot{},
