@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -95,6 +96,37 @@ type passwordOptions struct {
 
 func (o *passwordOptions) addFlag(fs *pflag.FlagSet) {
 	fs.StringVar(&o.File, "password-file", "", "file holding the repository password (default $PVBACKUP_PASSWORD; there is no default password)")
+}
+
+// selectionOptions are the flags choosing what create and restore cover; the verbs word their
+// help differently (what to back up, what of the backup to restore).
+type selectionOptions struct {
+	IncludeNamespaces []string
+	ExcludeNamespaces []string
+	IncludeResources  []string
+	ExcludeResources  []string
+	Selector          string
+}
+
+// selectionHelp is the verb's wording of the include flags.
+type selectionHelp struct{ includeNamespaces, excludeNamespaces, includeResources, excludeResources string }
+
+func (o *selectionOptions) addFlags(fs *pflag.FlagSet, h selectionHelp) {
+	fs.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, h.includeNamespaces)
+	fs.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, h.excludeNamespaces)
+	fs.StringSliceVar(&o.IncludeResources, "include-resources", nil, h.includeResources)
+	fs.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, h.excludeResources)
+	fs.StringVarP(&o.Selector, "selector", "l", "", "label selector: only objects that match")
+}
+
+// filters are the selection as the engines take it; include replaces --include-namespaces when
+// the verb has a default of its own (create's -n).
+func (o *selectionOptions) filters(include []string) (selection.NamespaceFilter, selection.ResourceFilter) {
+	if include == nil {
+		include = o.IncludeNamespaces
+	}
+	return selection.NamespaceFilter{Include: include, Exclude: o.ExcludeNamespaces},
+		selection.ResourceFilter{Include: o.IncludeResources, Exclude: o.ExcludeResources}
 }
 
 // age formats a duration like kubectl's AGE column.

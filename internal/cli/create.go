@@ -21,7 +21,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -41,15 +40,11 @@ type CreateOptions struct {
 	configFlags *genericclioptions.ConfigFlags
 	streams     genericiooptions.IOStreams
 
-	Name              string
-	location          locationOptions
-	output            outputOptions
-	password          passwordOptions
-	IncludeNamespaces []string
-	ExcludeNamespaces []string
-	IncludeResources  []string
-	ExcludeResources  []string
-	Selector          string
+	Name     string
+	location locationOptions
+	output   outputOptions
+	password passwordOptions
+	selectionOptions
 	ClusterResources  string
 	DryRun            bool
 	Volumes           string
@@ -90,11 +85,12 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	o.location.addFlag(fs, "to")
 	o.output.addFlag(fs)
 	o.password.addFlag(fs)
-	fs.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "namespaces to back up, globs allowed (default: the -n namespace if given, else all)")
-	fs.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "namespaces to leave out, globs allowed")
-	fs.StringSliceVar(&o.IncludeResources, "include-resources", nil, "resource types to back up: kinds, plurals, short names or group-qualified names (default: all but the transient ones)")
-	fs.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "resource types to leave out")
-	fs.StringVarP(&o.Selector, "selector", "l", "", "label selector: only objects that match")
+	o.selectionOptions.addFlags(fs, selectionHelp{
+		includeNamespaces: "namespaces to back up, globs allowed (default: the -n namespace if given, else all)",
+		excludeNamespaces: "namespaces to leave out, globs allowed",
+		includeResources:  "resource types to back up: kinds, plurals, short names or group-qualified names (default: all but the transient ones)",
+		excludeResources:  "resource types to leave out",
+	})
 	fs.StringVar(&o.ClusterResources, "include-cluster-resources", "auto", "cluster-scoped objects: auto (all when all namespaces are selected, else those the selection needs), true or false")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
@@ -119,14 +115,15 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	include := o.IncludeNamespaces
-	if len(include) == 0 && o.configFlags.Namespace != nil && *o.configFlags.Namespace != "" {
+	var include []string
+	if len(o.IncludeNamespaces) == 0 && o.configFlags.Namespace != nil && *o.configFlags.Namespace != "" {
 		include = []string{*o.configFlags.Namespace}
 	}
+	namespaces, resources := o.filters(include)
 	o.cfg = backup.Config{
 		Name:             o.Name,
-		Namespaces:       selection.NamespaceFilter{Include: include, Exclude: o.ExcludeNamespaces},
-		Resources:        selection.ResourceFilter{Include: o.IncludeResources, Exclude: o.ExcludeResources},
+		Namespaces:       namespaces,
+		Resources:        resources,
 		LabelSelector:    o.Selector,
 		ClusterResources: mode,
 		DryRun:           o.DryRun,

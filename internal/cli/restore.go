@@ -15,7 +15,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -34,15 +33,11 @@ type RestoreOptions struct {
 	configFlags *genericclioptions.ConfigFlags
 	streams     genericiooptions.IOStreams
 
-	Name              string
-	location          locationOptions
-	output            outputOptions
-	password          passwordOptions
-	IncludeNamespaces []string
-	ExcludeNamespaces []string
-	IncludeResources  []string
-	ExcludeResources  []string
-	Selector          string
+	Name     string
+	location locationOptions
+	output   outputOptions
+	password passwordOptions
+	selectionOptions
 	NamespaceMapping  []string
 	ExistingPolicy    string
 	PreserveNodePorts bool
@@ -78,11 +73,12 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	o.location.addFlag(fs, "from")
 	o.output.addFlag(fs)
 	o.password.addFlag(fs)
-	fs.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "namespaces of the backup to restore, globs allowed (default all)")
-	fs.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "namespaces of the backup to leave out")
-	fs.StringSliceVar(&o.IncludeResources, "include-resources", nil, "resource types to restore (default all)")
-	fs.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "resource types to leave out")
-	fs.StringVarP(&o.Selector, "selector", "l", "", "label selector: only objects that match")
+	o.selectionOptions.addFlags(fs, selectionHelp{
+		includeNamespaces: "namespaces of the backup to restore, globs allowed (default all)",
+		excludeNamespaces: "namespaces of the backup to leave out",
+		includeResources:  "resource types to restore (default all)",
+		excludeResources:  "resource types to leave out",
+	})
 	fs.StringSliceVar(&o.NamespaceMapping, "namespace-mapping", nil, "restore namespaces under other names: old:new[,old2:new2]")
 	fs.StringVar(&o.ExistingPolicy, "existing-resource-policy", "none", "objects that exist: none (leave them) or update (overwrite with the backup's)")
 	fs.BoolVar(&o.PreserveNodePorts, "preserve-nodeports", false, "keep Services' node ports instead of letting the cluster pick new ones")
@@ -105,10 +101,11 @@ func (o *RestoreOptions) Complete(args []string) error {
 	if err != nil {
 		return err
 	}
+	namespaces, resources := o.filters(nil)
 	o.cfg = restore.Config{
 		Backup:            o.Name,
-		Namespaces:        selection.NamespaceFilter{Include: o.IncludeNamespaces, Exclude: o.ExcludeNamespaces},
-		Resources:         selection.ResourceFilter{Include: o.IncludeResources, Exclude: o.ExcludeResources},
+		Namespaces:        namespaces,
+		Resources:         resources,
 		LabelSelector:     o.Selector,
 		NamespaceMapping:  mapping,
 		Policy:            policy,
