@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -447,12 +448,14 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 	r.rewriteOwners(e)
 	ri := r.client(gvr, e.obj.GetNamespace())
 	if r.cfg.DryRun {
-		_, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
+		cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err) || (err != nil && r.crdRestored(gvr)):
 			r.record(e, WouldCreate, "")
 		case err != nil:
 			r.record(e, Failed, err.Error())
+		case beingDeleted(cur) != "":
+			r.record(e, Failed, beingDeleted(cur))
 		case r.cfg.Policy == PolicyUpdate:
 			r.record(e, WouldUpdate, "exists")
 		default:
@@ -471,9 +474,15 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 		r.record(e, Failed, reason(err))
 		return
 	}
+	cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
+	if err == nil && beingDeleted(cur) != "" {
+		// Skipping or updating it would restore nothing: it is about to go.
+		r.record(e, Failed, beingDeleted(cur))
+		return
+	}
 	if r.cfg.Policy != PolicyUpdate {
 		r.record(e, Skipped, "exists")
-		if cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{}); err == nil {
+		if err == nil {
 			r.newUID[e.oldUID] = cur.GetUID()
 		}
 		return
@@ -486,6 +495,25 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 	r.newUID[e.oldUID] = updated.GetUID()
 	e.created = true
 	r.record(e, Updated, "")
+}
+
+// beingDeleted explains, for an object that exists but is being deleted, why the restore cannot
+// use it ("" if it is not being deleted): the usual case is a PVC held by kubernetes.io/pvc-protection
+// while pods (finished ones too) still reference it.
+func beingDeleted(o *unstructured.Unstructured) string {
+	ts := o.GetDeletionTimestamp()
+	if ts == nil {
+		return ""
+	}
+	held := "its finalizers"
+	if f := o.GetFinalizers(); len(f) > 0 {
+		held = strings.Join(f, ", ")
+	}
+	hint := "restore it again once it is gone"
+	if slices.Contains(o.GetFinalizers(), "kubernetes.io/pvc-protection") {
+		hint = "pods still reference it, finished ones too: delete them, then restore again"
+	}
+	return fmt.Sprintf("exists but is being deleted (since %s, held by %s): %s", ts.UTC().Format(time.RFC3339), held, hint)
 }
 
 // create retries briefly on NotFound for custom resources: a CRD can be Established a moment

@@ -472,8 +472,6 @@ func (e *engine) pruneKept(ctx context.Context, t Task) ([]string, error) {
 	return deleted, nil
 }
 
-// waitCut waits until the storage system has cut the snapshot (status.creationTime set, or ready),
-// failing at once on its error: the moment a post hook may run.
 // snapshotListWatch lists and watches the one VolumeSnapshot ns/name.
 func (e *engine) snapshotListWatch(ns, name string) cache.ListerWatcher {
 	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(ns)
@@ -489,6 +487,8 @@ func (e *engine) snapshotListWatch(ns, name string) cache.ListerWatcher {
 	}, e.d.Snap)
 }
 
+// waitCut waits until the storage system has cut the snapshot (status.creationTime set, or ready),
+// failing at once on its error: the moment a post hook may run.
 func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bool) error {
 	name := t.SnapshotName()
 	if kept {

@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/utils/ptr"
 )
 
 // Cluster is the local test cluster as described by .local/cluster/env.
@@ -142,6 +143,40 @@ func (c *Cluster) PVC(t *testing.T, ns, name, size string, source *corev1.TypedL
 // given command, waits for it to complete and returns its pod's log.
 func (c *Cluster) RunJob(t *testing.T, ns, name, pvc string, timeout time.Duration, command ...string) string {
 	t.Helper()
+	return c.runJob(t, ns, name, pvc, timeout, nil, command)
+}
+
+// RunRestrictedJob is RunJob with a pod that Pod Security "restricted" admits, running as uid:gid 1000.
+func (c *Cluster) RunRestrictedJob(t *testing.T, ns, name, pvc string, timeout time.Duration, command ...string) string {
+	t.Helper()
+	return c.runJob(t, ns, name, pvc, timeout, restrictedPod, command)
+}
+
+// restrictedUID owns the data of the Pod Security tests.
+const restrictedUID = 1000
+
+// restrictedPod makes a pod satisfy Pod Security "restricted": non-root (uid and gid 1000, which
+// own the volume through fsGroup), no privilege escalation, every capability dropped, seccomp.
+func restrictedPod(pod *corev1.PodSpec) {
+	pod.SecurityContext = &corev1.PodSecurityContext{
+		RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(restrictedUID)), RunAsGroup: ptr.To(int64(restrictedUID)),
+		FSGroup: ptr.To(int64(restrictedUID)), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		// The kubelet's default (Always) adds group rw to every file at each mount: checksum
+		// pods would change the modes they compare.
+		FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+	}
+	for _, list := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
+		for i := range list {
+			list[i].SecurityContext = &corev1.SecurityContext{
+				AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			}
+		}
+	}
+}
+
+func (c *Cluster) runJob(t *testing.T, ns, name, pvc string, timeout time.Duration, mutate func(*corev1.PodSpec), command []string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pod := corev1.PodSpec{
@@ -155,6 +190,9 @@ func (c *Cluster) RunJob(t *testing.T, ns, name, pvc string, timeout time.Durati
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc},
 		}}}
 		pod.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	}
+	if mutate != nil {
+		mutate(&pod)
 	}
 	backoff, deadline := int32(0), int64(timeout.Seconds())
 	_, err := c.Kube.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
@@ -246,12 +284,16 @@ func (c *Cluster) Diagnose(ns string) string {
 	}
 	if pvcs, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		for _, p := range pvcs.Items {
-			fmt.Fprintf(&b, "pvc %s: %s volume %q\n", p.Name, p.Status.Phase, p.Spec.VolumeName)
+			fmt.Fprintf(&b, "pvc %s: %s volume %q finalizers %v", p.Name, p.Status.Phase, p.Spec.VolumeName, p.Finalizers)
+			if p.DeletionTimestamp != nil {
+				fmt.Fprintf(&b, " deleted at %s", p.DeletionTimestamp.Format(time.RFC3339))
+			}
+			b.WriteString("\n")
 		}
 	}
 	if snaps, err := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		for _, s := range snaps.Items {
-			fmt.Fprintf(&b, "volumesnapshot %s: %s\n", s.Name, snapshotState(&s))
+			fmt.Fprintf(&b, "volumesnapshot %s: %s finalizers %v deleting %v\n", s.Name, snapshotState(&s), s.Finalizers, s.DeletionTimestamp != nil)
 		}
 	}
 	if evs, err := c.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); err == nil {

@@ -137,6 +137,39 @@ func TestResourceRoundTrip(t *testing.T) {
 		if cm, _ := cs.CoreV1().ConfigMaps("shop").Get(ctx, "shop-config", metav1.GetOptions{}); cm.Data["greeting"] != "hello" {
 			t.Fatalf("policy update did not restore the backup's data: %v", cm.Data)
 		}
+
+		// An object that is being deleted is not "restored" by leaving or updating it: it is
+		// about to go. The restore fails it, naming what holds it.
+		cm, err = cs.CoreV1().ConfigMaps("shop").Get(ctx, "shop-config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Finalizers = append(cm.Finalizers, "example.com/hold")
+		if _, err := cs.CoreV1().ConfigMaps("shop").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		release := func() {
+			cm, err := cs.CoreV1().ConfigMaps("shop").Get(ctx, "shop-config", metav1.GetOptions{})
+			if err == nil {
+				cm.Finalizers = nil
+				_, _ = cs.CoreV1().ConfigMaps("shop").Update(ctx, cm, metav1.UpdateOptions{})
+			}
+		}
+		defer release()
+		if err := cs.CoreV1().ConfigMaps("shop").Delete(ctx, "shop-config", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, policy := range []string{"none", "update"} {
+			r := run(t, "restore", "shop-1", "--from", loc, "--include-resources", "configmaps", "--include-namespaces", "shop", "--existing-resource-policy", policy)
+			if r.code != 2 || !strings.Contains(r.out, "exists but is being deleted") || !strings.Contains(r.out, "held by example.com/hold): restore it again once it is gone") {
+				t.Errorf("policy %s, a ConfigMap being deleted: want it failed with the reason, exit 2; got exit %d\n%s%s", policy, r.code, r.out, r.err)
+			}
+		}
+		release()
+		r = run(t, "restore", "shop-1", "--from", loc, "--include-resources", "configmaps", "--include-namespaces", "shop")
+		if r.code != 0 || !strings.Contains(r.out, `Restore of "shop-1": 1 created, 1 skipped.`) {
+			t.Errorf("restore once it is gone: exit %d\n%s%s", r.code, r.out, r.err)
+		}
 	})
 
 	t.Run("list and delete", func(t *testing.T) {

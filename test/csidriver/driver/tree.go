@@ -110,7 +110,8 @@ func readTree(r io.Reader, dir string) error {
 			return fmt.Errorf("unsafe path %q in snapshot", hdr.Name)
 		}
 		path := filepath.Join(dir, name)
-		mode := os.FileMode(hdr.Mode).Perm() | os.FileMode(hdr.Mode)&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
+		// FileInfo maps tar's Unix bits (c_ISGID = 0o2000, ...) to Go's os.ModeSetgid and friends.
+		mode := hdr.FileInfo().Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.Mkdir(path, 0o700); err != nil && !os.IsExist(err) {
