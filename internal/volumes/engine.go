@@ -177,16 +177,21 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 			}
 		}
 	}
+	started := make([]bool, len(plan))
+	// Snapshots requested but never waited for (Ctrl-C before their volume's turn) are not left behind.
+	defer e.dropUnstarted(ctx, plan, started)
 	if d.Hooks != nil {
 		if err := e.hookWindows(ctx, plan, byKey, pods); err != nil {
 			return plan, err
 		}
 	}
+	e.requestSnapshots(ctx, plan)
 	err = e.forEach(ctx, len(plan), func(ctx context.Context, i int) {
 		v := &plan[i]
 		if v.Status != "" || e.done[v.Namespace+"/"+v.PVC] { // decided (skipped, failed) or done in a hook window
 			return
 		}
+		started[i] = true
 		claim := byKey[v.Namespace+"/"+v.PVC]
 		done := d.Progress.Start(fmt.Sprintf("volume %s/%s (%s)", v.Namespace, v.PVC, v.Mode))
 		start := time.Now()
@@ -198,13 +203,62 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 			return
 		}
 		v.Status = catalog.VolumeCompleted
-		detail := v.Mode
-		if v.KopiaSnapshot != "" {
-			detail = fmt.Sprintf("%s, %d files, %s, %s uploaded", v.Mode, v.Files, progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
+		// The phase's name already says the mode.
+		detail := ""
+		switch {
+		case v.KopiaSnapshot != "":
+			detail = fmt.Sprintf("%d files, %s, %s uploaded", v.Files, progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
+		case v.VolumeSnapshot != "":
+			detail = "kept as VolumeSnapshot " + v.VolumeSnapshot
 		}
 		done(detail, nil)
 	})
 	return plan, err
+}
+
+// requestSnapshots creates the VolumeSnapshots of every volume still to do at once, before any
+// mover runs. The snapshot controller is the slow step when volumes run in parallel (its API client
+// is rate limited: 5 requests/s by default, several requests per snapshot); this way it works
+// through the snapshots while the first movers run, and an application's volumes are cut at nearly
+// the same moment. A snapshot that cannot be created here is created (and its error reported) in
+// the volume's turn.
+func (e *engine) requestSnapshots(ctx context.Context, plan []catalog.Volume) {
+	for i := range plan {
+		v := &plan[i]
+		key := v.Namespace + "/" + v.PVC
+		if v.Status != "" || e.precreated[key] || e.done[key] || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeSnapshot) {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := e.createSnapshot(ctx, e.backupTask(v), v, &createdObjects{}, Mode(v.Mode) == ModeSnapshot); err == nil {
+			e.precreated[key] = true
+		}
+	}
+}
+
+// dropUnstarted deletes the snapshots created ahead for volumes whose turn never came.
+func (e *engine) dropUnstarted(ctx context.Context, plan []catalog.Volume, started []bool) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for i := range plan {
+		v := &plan[i]
+		if started[i] || !e.precreated[v.Namespace+"/"+v.PVC] || e.done[v.Namespace+"/"+v.PVC] || v.Status == catalog.VolumeCompleted {
+			continue
+		}
+		if err := e.cleanup(cctx, e.backupTask(v), &createdObjects{snapshot: true}, true); err != nil {
+			v.Warnings = append(v.Warnings, "cleanup: "+err.Error())
+		}
+		if v.Status == "" {
+			v.Status, v.Error = catalog.VolumeFailed, "not started: "+context.Cause(ctx).Error()
+		}
+	}
+}
+
+// backupTask is the Task of a volume's backup.
+func (e *engine) backupTask(v *catalog.Volume) Task {
+	return Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
 }
 
 type engine struct {
@@ -283,7 +337,7 @@ func hasMode(c *corev1.PersistentVolumeClaim, m corev1.PersistentVolumeAccessMod
 }
 
 func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex) (err error) {
-	t := Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
+	t := e.backupTask(v)
 	var created createdObjects
 	defer func() {
 		// A fresh bounded context: the backup's own may be cancelled (Ctrl-C) and cleanup must still run.

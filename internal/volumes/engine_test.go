@@ -522,28 +522,36 @@ func TestKeepSnapshots(t *testing.T) {
 	}
 }
 
-// Ctrl-C while waiting: the wait ends at once and what was created is deleted.
+// Ctrl-C while waiting: the wait ends at once and what was created is deleted, the snapshots
+// requested ahead for the volumes whose turn never came included.
 func TestBackupInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"))
+	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"), boundClaim("logs", "pv2"), csiPV("pv2", "dir.csi"), boundClaim("cache", "pv3"), csiPV("pv3", "dir.csi"))
 	s.noController = true
 	s.run(ctx)
 	cfg := testConfig(ModeSnapshotMove)
 	cfg.ControllerTimeout = time.Minute
+	cfg.Parallel = 1
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		cancel()
 	}()
 	start := time.Now()
-	vols, err := Backup(ctx, Deps{Kube: s.kube, Snap: snapFake{s.snap}, Discovery: s.kube.Discovery()}, cfg, []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1")})
+	claims := []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1"), boundClaim("logs", "pv2"), boundClaim("cache", "pv3")}
+	vols, err := Backup(ctx, Deps{Kube: s.kube, Snap: snapFake{s.snap}, Discovery: s.kube.Discovery()}, cfg, claims)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %s after Ctrl-C", d)
 	}
-	if vols[0].Status != catalog.VolumeFailed || !strings.Contains(vols[0].Error, "context canceled") {
-		t.Errorf("%s %q", vols[0].Status, vols[0].Error)
+	if len(vols) != 3 {
+		t.Fatalf("%d volumes", len(vols))
+	}
+	for _, v := range vols {
+		if v.Status != catalog.VolumeFailed || !strings.Contains(v.Error, "context canceled") {
+			t.Errorf("%s: %s %q", v.PVC, v.Status, v.Error)
+		}
 	}
 	if l := leftovers(t, s); len(l) != 0 {
 		t.Errorf("left behind after Ctrl-C: %v", l)

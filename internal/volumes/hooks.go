@@ -144,7 +144,7 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 			break
 		}
 		v := &plan[i]
-		t := Task{Backup: e.cfg.Backup, Op: "backup", Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
+		t := e.backupTask(v)
 		switch Mode(v.Mode) {
 		case ModeSnapshot, ModeSnapshotMove:
 			var c createdObjects
@@ -172,7 +172,7 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 	// The post hook follows the cut of the snapshots (status.creationTime), not their readiness.
 	for _, i := range made {
 		v := &plan[i]
-		t := Task{Backup: e.cfg.Backup, Op: "backup", Namespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
+		t := e.backupTask(v)
 		if err := e.waitCut(ctx, t, v, Mode(v.Mode) == ModeSnapshot); err != nil {
 			fail(i, err)
 		}
@@ -191,7 +191,7 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 	// A snapshot whose volume failed is not left behind.
 	for _, i := range made {
 		if plan[i].Status == catalog.VolumeFailed {
-			t := Task{Backup: e.cfg.Backup, Namespace: plan[i].Namespace, PVC: plan[i].PVC, Run: e.cfg.RunID}
+			t := e.backupTask(&plan[i])
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			_ = e.cleanup(cctx, t, &createdObjects{snapshot: true}, true)
 			cancel()
