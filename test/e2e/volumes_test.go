@@ -542,13 +542,13 @@ func TestRestrictedNamespace(t *testing.T) {
 	labels := map[string]string{"app": "psa"}
 	pod := corev1.PodSpec{
 		InitContainers: []corev1.Container{{Name: "write", Image: c.Image, ImagePullPolicy: corev1.PullNever,
-			Command: []string{"sh", "-c", strings.ReplaceAll(restrictedWriteScript, "$NAME", "data")},
+			Command:      []string{"sh", "-c", strings.ReplaceAll(restrictedWriteScript, "$NAME", "data")},
 			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
 		Containers: []corev1.Container{{Name: "app", Image: c.Image, ImagePullPolicy: corev1.PullNever,
 			Command:      []string{"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"},
 			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
 		TerminationGracePeriodSeconds: ptr.To(int64(1)),
-		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
+		Volumes:                       []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
 	}
 	restrictedPod(&pod)
 	if _, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
