@@ -217,11 +217,10 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 }
 
 // requestSnapshots creates the VolumeSnapshots of every volume still to do at once, before any
-// mover runs. The snapshot controller is the slow step when volumes run in parallel (its API client
-// is rate limited: 5 requests/s by default, several requests per snapshot); this way it works
-// through the snapshots while the first movers run, and an application's volumes are cut at nearly
-// the same moment. A snapshot that cannot be created here is created (and its error reported) in
-// the volume's turn.
+// mover runs, so that an application's volumes are cut at nearly the same moment rather than one
+// volume's run apart. (It does not shorten a run: the snapshot controller's rate-limited API client
+// bounds it either way; docs/volumes.md has the figures.) A snapshot that cannot be created here is
+// created, and its error reported, in the volume's turn.
 func (e *engine) requestSnapshots(ctx context.Context, plan []catalog.Volume) {
 	for i := range plan {
 		v := &plan[i]
