@@ -475,10 +475,12 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 		return
 	}
 	cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
-	if err == nil && beingDeleted(cur) != "" {
-		// Skipping or updating it would restore nothing: it is about to go.
-		r.record(e, Failed, beingDeleted(cur))
-		return
+	if err == nil {
+		if why := beingDeleted(cur); why != "" {
+			// Skipping or updating it would restore nothing: it is about to go.
+			r.record(e, Failed, why)
+			return
+		}
 	}
 	if r.cfg.Policy != PolicyUpdate {
 		r.record(e, Skipped, "exists")
@@ -487,7 +489,11 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 		}
 		return
 	}
-	updated, err := r.update(ctx, ri, e)
+	if err != nil {
+		r.record(e, Failed, "exists; update failed: "+reason(err))
+		return
+	}
+	updated, err := r.update(ctx, ri, e, cur)
 	if err != nil {
 		r.record(e, Failed, "exists; update failed: "+reason(err))
 		return
@@ -533,11 +539,8 @@ func (r *run) create(ctx context.Context, ri dynamic.ResourceInterface, gvr sche
 	}
 }
 
-func (r *run) update(ctx context.Context, ri dynamic.ResourceInterface, e *entry) (*unstructured.Unstructured, error) {
-	cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
+// update overwrites cur, the object as the cluster has it now, with the backup's.
+func (r *run) update(ctx context.Context, ri dynamic.ResourceInterface, e *entry, cur *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	o := e.obj.DeepCopy()
 	o.SetResourceVersion(cur.GetResourceVersion())
 	// Fields the cluster allocated and will not let change.
