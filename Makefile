@@ -62,8 +62,8 @@ demo: build ## back up a sample app with the real plugin, delete it, restore it,
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGE_TAR  ?= .local/images/pvbackup-mover.tar
 image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref overrides the default reference)
-	GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup ./cmd/kubectl-pvbackup
-	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary .local/images/linux-$(IMAGE_ARCH)/kubectl-pvbackup \
+	GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_TAR:.tar=)-linux-$(IMAGE_ARCH)/kubectl-pvbackup ./cmd/kubectl-pvbackup
+	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary $(IMAGE_TAR:.tar=)-linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
 bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
