@@ -10,6 +10,8 @@
 #                                      import an image tarball (docker-archive or OCI) into the cluster;
 #                                      BASE_NAME names the images of an OCI archive that holds tags only.
 #                                      Tarballs in .local/images/ are imported by every `up`.
+#   hack/cluster.sh snapshot-controller stop|start
+#                                      stop or start the snapshot controller alone (doctor's e2e test)
 #
 # Layout: binaries in .local/bin, logs in .local/cluster/logs (kept after down), runtime state in
 # /var/lib/pvbackup-cluster and /run/pvbackup-cluster (removed by down). Network: everything listens on
@@ -499,7 +501,7 @@ parameters: {fail: "this VolumeSnapshotClass (csi-dir-fail) makes every snapshot
 EOF
 
 	local admin=$STATE/conf/admin.kubeconfig
-	start snapshot-controller "$BIN/snapshot-controller" --kubeconfig "$admin" --leader-election=false --v=2
+	start_snapshot_controller
 	start pvbackup-csi "$BIN/pvbackup-csi" --drivername "$CSI_DRIVER" --nodeid "$NODE" \
 		--endpoint "$CSI_SOCK" --datadir "$STATE/csi" --capacity 50Gi \
 		--kubelet-registration-dir "$KUBELET_DIR/plugins_registry"
@@ -514,6 +516,31 @@ EOF
 	start seaweedfs "$BIN/weed" mini -dir="$STATE/seaweedfs" -ip="$GATEWAY" -ip.bind="$GATEWAY" \
 		-bucket="$S3_BUCKET" -admin.ui=false -master.telemetry=false -webdav=false \
 		-s3.port.iceberg=0 -s3.port.lance=0 -admin.port=12537 -admin.port.legacy=0
+}
+
+# The snapshot controller runs with leader election: its Lease (kube-system/snapshot-controller-leader,
+# renewed every 5 s) is how a client such as `kubectl pvbackup doctor` sees that a controller running
+# outside the cluster's pods is alive. A restarted controller has the same identity (the hostname),
+# so it takes the Lease back at once.
+start_snapshot_controller() {
+	start snapshot-controller "$BIN/snapshot-controller" --kubeconfig "$STATE/conf/admin.kubeconfig" \
+		--leader-election=true --leader-election-namespace=kube-system --v=2
+}
+
+# snapshot-controller stop|start: stop or start the snapshot controller alone, for the e2e test of
+# doctor's "snapshot controller stopped" verdict (the test restarts it at once).
+snapshot_controller() {
+	pidof_component kube-apiserver >/dev/null || die "the cluster is not running (hack/cluster.sh up)"
+	case "${1:-}" in
+	stop) stop_components snapshot-controller ;;
+	start)
+		pidof_component snapshot-controller >/dev/null && return 0
+		[ -f "$LOGS/snapshot-controller.log" ] && mv "$LOGS/snapshot-controller.log" "$LOGS/snapshot-controller.previous.log"
+		STARTED=()
+		start_snapshot_controller
+		;;
+	*) die "usage: hack/cluster.sh snapshot-controller stop|start" ;;
+	esac
 }
 
 s3_bucket_ok() {
@@ -671,6 +698,7 @@ up) up ;;
 down) down ;;
 status) status ;;
 load-image) load_image "${@:2}" ;;
+snapshot-controller) snapshot_controller "${@:2}" ;;
 *)
 	sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
 	exit 2

@@ -77,6 +77,17 @@ type Deps struct {
 	Now       func() time.Time
 	// Volumes backs up the data of the selected PVCs; nil backs up resources only.
 	Volumes VolumeEngine
+	// Preflight, when set, checks the plan before anything is written or created (not on a dry
+	// run); its error stops the backup.
+	Preflight func(ctx context.Context, p PreflightPlan) error
+}
+
+// PreflightPlan is what a backup is about to cover, for Deps.Preflight.
+type PreflightPlan struct {
+	Namespaces    []string
+	AllNamespaces bool
+	// Claims is whether PVCs are selected and their data goes through Volumes.
+	Claims bool
 }
 
 // VolumeEngine backs up PVC data (internal/volumes through the CLI): Plan decides without
@@ -159,6 +170,11 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if d.Catalog == nil {
 		return nil, errors.New("backup: no location")
 	}
+	if d.Preflight != nil {
+		if err := d.Preflight(ctx, plan.preflight(d.Volumes != nil)); err != nil {
+			return nil, err
+		}
+	}
 	runErr := b.write(ctx, plan)
 	if runErr == nil && d.Volumes != nil && len(b.claims) > 0 {
 		vols, err := d.Volumes.Backup(ctx, b.claims)
@@ -233,6 +249,16 @@ type planned struct {
 	namespaces []string
 	allNS      bool
 	auto       bool // fetch only what is needed
+}
+
+func (p *planned) preflight(volumes bool) PreflightPlan {
+	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS}
+	for _, r := range p.namespaced {
+		if r.GVR.Group == "" && r.GVR.Resource == "persistentvolumeclaims" {
+			pp.Claims = volumes
+		}
+	}
+	return pp
 }
 
 func (b *run) plan(ctx context.Context) (*planned, error) {

@@ -57,6 +57,7 @@ type CreateOptions struct {
 	HookOnError       string
 	HookTimeout       time.Duration
 	KeepSnapshots     int
+	SkipPreflight     bool
 
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
@@ -104,6 +105,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringVar(&o.HookContainer, "hook-container", "", "container the hooks run in (default the pod's first)")
 	fs.StringVar(&o.HookOnError, "hook-on-error", "Fail", "a failing --pre-hook: Fail (the pod's volumes are not backed up) or Continue")
 	fs.DurationVar(&o.HookTimeout, "hook-timeout", hooks.DefaultTimeout, "how long a --pre-hook/--post-hook may run")
+	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not run doctor's checks of the plan first (volume decisions, snapshot controller, rights, location, mover admission)")
 	return cmd
 }
 
@@ -208,6 +210,9 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 			EnsureRepository: func(ctx context.Context, ns string) error {
 				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: o.cfg.Password})
 			}}}
+	}
+	if !o.SkipPreflight {
+		deps.Preflight = o.preflight(clients, deps.Progress)
 	}
 	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
 	if v, err := clients.Discovery.ServerVersion(); err == nil {

@@ -11,19 +11,27 @@ import (
 const (
 	ExitOK          = 0   // everything done
 	ExitFailed      = 1   // nothing or not enough done: bad input, unreachable storage, a failed backup
-	ExitPartial     = 2   // done, but some items failed: each is named in the output
+	ExitPartial     = 2   // done, but some items failed (doctor: warnings only): each is named in the output
 	ExitInterrupted = 130 // stopped by Ctrl-C after cleaning up
 )
 
 // ErrPartial marks a run that finished with some failed items; the items were already printed.
 var ErrPartial = errors.New("some items failed")
 
+// ErrWarnings marks a doctor run whose checks warned but none failed: exit 2, so CI can tell it
+// from a failure (1).
+var ErrWarnings = errors.New("warnings only")
+
 // ExitCode maps the error a command returned to the process exit code and prints it to stderr.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(os.Stderr, "error:", err)
+	if errors.Is(err, ErrWarnings) {
+		fmt.Fprintln(os.Stderr, "warning:", err)
+	} else {
+		fmt.Fprintln(os.Stderr, "error:", err)
+	}
 	return ExitCodeOf(err)
 }
 
@@ -34,7 +42,7 @@ func ExitCodeOf(err error) int {
 		return ExitOK
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.Is(err, ErrPartial):
+	case errors.Is(err, ErrPartial), errors.Is(err, ErrWarnings):
 		return ExitPartial
 	default:
 		return ExitFailed

@@ -32,6 +32,8 @@ const (
 	envPasswordFile    = "PVBACKUP_PASSWORD_FILE"
 	envSkipOwners      = "PVBACKUP_SKIP_OWNERS"
 	envSparse          = "PVBACKUP_SPARSE"
+	envProbeToken      = "PVBACKUP_PROBE_TOKEN"
+	envProbeVerify     = "PVBACKUP_PROBE_VERIFY"
 )
 
 // DefaultResultPath is the container's default terminationMessagePath.
@@ -71,7 +73,7 @@ Every flag can be given as an environment variable instead (PVBACKUP_LOCATION, P
 PVBACKUP_PASSWORD_FILE, PVBACKUP_SOURCE_NAMESPACE, PVBACKUP_PVC, ...); storage credentials come from
 the variables the storage SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).`,
 	}
-	cmd.AddCommand(newMoverBackupCmd(ctx, streams), newMoverRestoreCmd(ctx, streams))
+	cmd.AddCommand(newMoverBackupCmd(ctx, streams), newMoverRestoreCmd(ctx, streams), newMoverProbeCmd(ctx, streams))
 	// PVBACKUP_CPU_PROFILE=FILE writes a Go CPU profile of the run (for `make bench` investigations).
 	var profile *os.File
 	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
@@ -247,4 +249,31 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+envSkipOwners+")")
 	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+envSparse+")")
 	return cmd
+}
+
+// newMoverProbeCmd is doctor's probe inside the cluster: it writes a token into the mounted volume
+// (or reads it back from a volume restored from a snapshot) and writes and deletes a marker in
+// the backup location, as a mover pod would reach it. Settings come from the environment.
+func newMoverProbeCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:    "probe",
+		Short:  "Write or read back a file in the mounted volume and reach the backup location (doctor's live probe)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg := mover.ProbeConfig{Target: os.Getenv(envTarget), Token: os.Getenv(envProbeToken), Verify: os.Getenv(envProbeVerify) == "true"}
+			result := os.Getenv(envResult)
+			switch result {
+			case "":
+				result = DefaultResultPath
+			case "-":
+				result = ""
+			}
+			res, err := mover.RunProbe(ctx, mover.Settings{Location: os.Getenv(store.EnvLocation)}, cfg, mover.JSONLines(streams.Out))
+			if werr := mover.WriteResult(result, res); werr != nil {
+				fmt.Fprintln(streams.ErrOut, "warning:", werr)
+			}
+			return err
+		},
+	}
 }

@@ -44,6 +44,7 @@ type RestoreOptions struct {
 	DryRun            bool
 	RestoreVolumes    bool
 	ClassMapping      []string
+	SkipPreflight     bool
 	mover             moverOptions
 
 	cfg       restore.Config
@@ -85,6 +86,7 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be restored and change nothing")
 	fs.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "fill restored PVCs with their backed-up data (a restore mover Job per PVC) before workloads are created; false restores specs only")
 	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs and PVs with another StorageClass: old:new[,old2:new2]")
+	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
 	o.mover.addFlags(fs)
 	return cmd
 }
@@ -185,6 +187,11 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != "")}}
+		if !o.SkipPreflight {
+			if err := o.restorePreflight(ctx, clients, cat, deps.Progress); err != nil {
+				return err
+			}
+		}
 	}
 	res, err := restore.Run(ctx, deps, o.cfg)
 	if res != nil {

@@ -36,7 +36,8 @@ The repository password comes from $PVBACKUP_PASSWORD or --password-file; there 
 default. The location comes from --to/--from or $PVBACKUP_LOCATION.
 
 Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed backup);
-2 partially failed (some items failed, each named in the output); 130 interrupted.`,
+2 partially failed (some items failed, each named in the output; doctor: warnings only);
+130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations: map[string]string{
@@ -56,6 +57,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewLogsCmd(streams),
 		NewDeleteCmd(flags, streams),
 		NewCleanupCmd(flags, streams),
+		NewDoctorCmd(flags, streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)

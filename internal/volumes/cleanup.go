@@ -20,10 +20,16 @@ type Object struct {
 	Name      string `json:"name"`
 }
 
-func (o Object) String() string { return o.Kind + " " + o.Namespace + "/" + o.Name }
+func (o Object) String() string {
+	if o.Namespace == "" {
+		return o.Kind + " " + o.Name
+	}
+	return o.Kind + " " + o.Namespace + "/" + o.Name
+}
 
 // Leftovers lists the temporary objects of a backup ("" = of every backup) in every namespace:
-// Jobs, pods, PVCs, VolumeSnapshots (not those kept by snapshot mode), Secrets, in deletion order.
+// Jobs, pods, PVCs, VolumeSnapshots (not those kept by snapshot mode), Secrets, and the namespaces of
+// doctor's probes, in deletion order.
 func Leftovers(ctx context.Context, kube kubernetes.Interface, snap snapclient.Interface, backup string) ([]Object, error) {
 	opts := metav1.ListOptions{LabelSelector: Selector(backup)}
 	var out []Object
@@ -67,7 +73,15 @@ func Leftovers(ctx context.Context, kube kubernetes.Interface, snap snapclient.I
 	for _, s := range secrets.Items {
 		add("Secret", s.Namespace, s.Name)
 	}
-	order := map[string]int{"Job": 0, "Pod": 1, "PersistentVolumeClaim": 2, "VolumeSnapshot": 3, "Secret": 4}
+	// Doctor's probe runs in a namespace of its own, labelled like the objects in it.
+	nss, err := kube.CoreV1().Namespaces().List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces labelled %s: %w", opts.LabelSelector, err)
+	}
+	for _, n := range nss.Items {
+		add("Namespace", "", n.Name)
+	}
+	order := map[string]int{"Job": 0, "Pod": 1, "PersistentVolumeClaim": 2, "VolumeSnapshot": 3, "Secret": 4, "Namespace": 5}
 	sort.SliceStable(out, func(i, j int) bool { return order[out[i].Kind] < order[out[j].Kind] })
 	return out, nil
 }
@@ -89,6 +103,8 @@ func Delete(ctx context.Context, kube kubernetes.Interface, snap snapclient.Inte
 			err = deleteSnapshot(ctx, snap, o.Namespace, o.Name)
 		case "Secret":
 			err = kube.CoreV1().Secrets(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{})
+		case "Namespace":
+			err = kube.CoreV1().Namespaces().Delete(ctx, o.Name, metav1.DeleteOptions{})
 		default:
 			err = fmt.Errorf("unknown kind")
 		}

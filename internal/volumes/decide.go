@@ -241,6 +241,13 @@ func ValidateClassFlag(classFlag []string, f *Facts) error {
 	return nil
 }
 
+// NoSnapshotRestore says why a CSI driver's snapshots cannot be used ("" when they can).
+func NoSnapshotRestore(driver string) string { return noSnapshotRestore[driver] }
+
+// ClassWarnings are the problems of a VolumeSnapshotClass that do not stop a backup (Longhorn
+// without type: snap).
+func ClassWarnings(c *snapv1.VolumeSnapshotClass) []string { return classWarnings(c) }
+
 func classWarnings(c *snapv1.VolumeSnapshotClass) []string {
 	if c.Driver == "driver.longhorn.io" && c.Parameters["type"] != "snap" {
 		return []string{fmt.Sprintf("VolumeSnapshotClass %s (Longhorn) has no parameters.type: snap: each snapshot becomes a full Longhorn backup to its backup target, which is slow and costly; set type: snap", c.Name)}

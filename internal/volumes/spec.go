@@ -80,6 +80,8 @@ type Task struct {
 	// Run makes the names of one run unique, so events of an earlier run's objects of the same
 	// backup and claim (a second restore, say) are never taken for this run's.
 	Run string
+	// Env is more environment for the mover (doctor's probe passes its token this way).
+	Env map[string]string
 }
 
 func (t Task) name(kind string) string {
@@ -184,6 +186,14 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 		if !c.Privileged {
 			env = append(env, corev1.EnvVar{Name: "PVBACKUP_SKIP_OWNERS", Value: "true"})
 		}
+	}
+	extra := make([]string, 0, len(t.Env))
+	for k := range t.Env {
+		extra = append(extra, k)
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		env = append(env, corev1.EnvVar{Name: k, Value: t.Env[k]})
 	}
 	secret := c.Secret
 	if secret == "" {

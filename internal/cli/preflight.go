@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// preflight returns create's check of its plan, run by the backup engine before it writes or
+// creates anything: a plan that cannot work is refused, naming the check.
+func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter) func(context.Context, backup.PreflightPlan) error {
+	return func(ctx context.Context, p backup.PreflightPlan) error {
+		start := time.Now()
+		done := rep.Start("preflight checks")
+		plan := doctor.CreatePlan{Namespaces: p.Namespaces, AllNamespaces: p.AllNamespaces, Hooks: o.PreHook != "" || o.PostHook != ""}
+		cfg := doctor.Config{Location: o.location.URL, Password: o.cfg.Password}
+		if p.Claims && o.volCfg != nil {
+			claims, err := o.claims(ctx, clients, p)
+			if err != nil {
+				done("", err)
+				return err
+			}
+			vd := volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery}
+			if plan.Volumes, err = volumes.Plan(ctx, vd, *o.volCfg, claims); err != nil {
+				done("", err)
+				return err
+			}
+			cfg.Mover, cfg.Mode, cfg.SnapshotClasses = o.volCfg.Mover, o.volCfg.Mode, o.volCfg.SnapshotClasses
+		}
+		r := doctor.CreatePreflight(ctx, doctorDeps(clients), cfg, plan)
+		return judgePreflight(ctx, r, rep, done, start)
+	}
+}
+
+// claims are the PVCs the backup will select (the engine finds the same ones while it writes).
+func (o *CreateOptions) claims(ctx context.Context, clients *kube.Clients, p backup.PreflightPlan) ([]*corev1.PersistentVolumeClaim, error) {
+	nss := p.Namespaces
+	if p.AllNamespaces {
+		nss = []string{""}
+	}
+	var out []*corev1.PersistentVolumeClaim
+	for _, ns := range nss {
+		list, err := clients.Typed.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
+		if err != nil {
+			return nil, fmt.Errorf("preflight: list PVCs in %s: %w", ns, err)
+		}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out, nil
+}
+
+// judgePreflight prints the warnings and turns failures into the error that stops the command.
+func judgePreflight(ctx context.Context, r *doctor.Report, rep progress.Reporter, done func(string, error), start time.Time) error {
+	if ctx.Err() != nil {
+		done("", ctx.Err())
+		return ctx.Err()
+	}
+	for _, c := range r.Problems() {
+		if c.Status == doctor.Warn {
+			msg := "preflight: " + c.Check + ": " + c.Detail
+			if c.Fix != "" {
+				msg += " (" + c.Fix + ")"
+			}
+			rep.Warn(msg)
+		}
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	if r.Status == doctor.Fail {
+		err := fmt.Errorf("preflight: %s; nothing was created (fix it, or pass --skip-preflight to run anyway)", r.Summary())
+		done("", err)
+		return err
+	}
+	done(fmt.Sprintf("%s in %s", plural(len(r.Checks), "check", "checks"), took), nil)
+	return nil
+}
+
+// restorePreflight checks the restore's target before anything is restored: the StorageClasses
+// of its PVCs exist, a node can run the mover, and the namespaces admit it.
+func (o *RestoreOptions) restorePreflight(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog, rep progress.Reporter) error {
+	m, err := cat.Manifest(ctx, o.Name)
+	if err != nil {
+		return nil // restore reports it, with its own wording
+	}
+	plan := restorePlan(m, o.cfg)
+	if len(plan.StorageClasses) == 0 {
+		return nil // no volume data to fill
+	}
+	start := time.Now()
+	done := rep.Start("preflight checks")
+	cfg := doctor.Config{Mover: o.volCfg.Mover}
+	r := doctor.RestorePreflight(ctx, doctorDeps(clients), cfg, plan)
+	return judgePreflight(ctx, r, rep, done, start)
+}
+
+// restorePlan is the restore's target: namespaces and StorageClasses after the mappings, of the
+// backup's volumes the selection keeps.
+func restorePlan(m *catalog.Manifest, cfg restore.Config) doctor.RestorePlan {
+	mapNS := func(ns string) string {
+		if to, ok := cfg.NamespaceMapping[ns]; ok {
+			return to
+		}
+		return ns
+	}
+	plan := doctor.RestorePlan{StorageClasses: map[string]string{}}
+	nss := map[string]bool{}
+	for _, v := range m.Volumes {
+		if !cfg.Namespaces.Match(v.Namespace) || v.StorageClass == "" || v.KopiaSnapshot == "" {
+			continue
+		}
+		nss[mapNS(v.Namespace)] = true
+		to := v.StorageClass
+		if n, ok := cfg.StorageClassMapping[to]; ok {
+			to = n
+		}
+		plan.StorageClasses[to] = v.StorageClass
+	}
+	for ns := range nss {
+		plan.Namespaces = append(plan.Namespaces, ns)
+	}
+	sort.Strings(plan.Namespaces)
+	return plan
+}

@@ -1,0 +1,140 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// CreatePlan is what create is about to do: its preflight checks that and nothing more.
+type CreatePlan struct {
+	Namespaces    []string
+	AllNamespaces bool
+	// Volumes are the decisions of volumes.Plan (nil: resources only).
+	Volumes []catalog.Volume
+	Hooks   bool
+}
+
+// CreatePreflight runs the static checks that concern a backup's plan: the volume decisions, the
+// snapshot controller when snapshots are taken, the caller's rights for what the plan does, the
+// location (writable, the password opens its repositories) and the admission of the mover pod in
+// the namespaces that get one. cfg carries the location, password and mover configuration.
+func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *Report {
+	cfg.Namespaces, cfg.AllNamespaces = plan.Namespaces, plan.AllNamespaces
+	needs := []string{"resources"}
+	moverNS := map[string]bool{}
+	snapshots := false
+	for _, v := range plan.Volumes {
+		if v.Status != "" {
+			continue // skipped, or failed: the plan step names it
+		}
+		switch volumes.Mode(v.Mode) {
+		case volumes.ModeSnapshotMove:
+			moverNS[v.Namespace], snapshots = true, true
+		case volumes.ModeFS:
+			moverNS[v.Namespace] = true
+		case volumes.ModeSnapshot:
+			snapshots = true
+		}
+	}
+	if len(moverNS) > 0 {
+		needs = append(needs, "volumes")
+	}
+	if snapshots {
+		needs = append(needs, "snapshots")
+	}
+	if plan.Hooks {
+		needs = append(needs, "hooks")
+	}
+	cfg.Commands = needs
+	steps := []Step{{"volume plan", func(context.Context, *Deps, *Config) []Result { return judgePlan(plan.Volumes) }}}
+	if snapshots {
+		steps = append(steps, Step{"snapshot controller", checkSnapshotController})
+	}
+	steps = append(steps, Step{"rights", checkRights}, Step{"location", checkLocation})
+	if len(moverNS) > 0 {
+		nss := sortedNames(moverNS)
+		steps = append(steps, Step{"mover admission", func(ctx context.Context, d *Deps, cfg *Config) []Result {
+			c := *cfg
+			c.Namespaces, c.AllNamespaces = nss, false
+			return checkAdmission(ctx, d, &c)
+		}})
+	}
+	cfg.Probe = false
+	return Run(ctx, d, cfg, steps)
+}
+
+// judgePlan turns volumes the plan cannot back up into failures.
+func judgePlan(vols []catalog.Volume) []Result {
+	var bad []string
+	n := 0
+	for _, v := range vols {
+		if v.Status == catalog.VolumeFailed {
+			bad = append(bad, fmt.Sprintf("PVC %s/%s: %s", v.Namespace, v.PVC, v.Error))
+		}
+		if v.Status == "" {
+			n++
+		}
+	}
+	if len(bad) > 0 {
+		return []Result{fail("volume plan", strings.Join(bad, "; "), "fix the cause, choose another --volumes mode (or annotate the PVC "+volumes.AnnotationMode+"), or pass --skip-preflight to back up the rest")}
+	}
+	return []Result{ok("volume plan", fmt.Sprintf("%d of %d volumes to back up", n, len(vols)))}
+}
+
+// RestorePlan is the target of a restore.
+type RestorePlan struct {
+	// Namespaces are the target namespaces (after --namespace-mapping).
+	Namespaces []string
+	// StorageClasses are the classes the restored PVCs will have (after --storage-class-mapping),
+	// each with the backup's class it comes from.
+	StorageClasses map[string]string
+}
+
+// RestorePreflight checks a restore's target: the StorageClasses of its PVCs exist, a node can
+// run the mover, and the namespaces' admission (Pod Security, quotas) takes the restore mover.
+func RestorePreflight(ctx context.Context, d Deps, cfg Config, plan RestorePlan) *Report {
+	cfg.Namespaces, cfg.AllNamespaces, cfg.MoverOp, cfg.Probe = plan.Namespaces, false, "restore", false
+	steps := []Step{
+		{"storage classes", func(ctx context.Context, d *Deps, _ *Config) []Result {
+			return judgeTargetClasses(ctx, d, plan.StorageClasses)
+		}},
+		{"mover scheduling", checkScheduling},
+		{"mover admission", checkAdmission},
+	}
+	return Run(ctx, d, cfg, steps)
+}
+
+func judgeTargetClasses(ctx context.Context, d *Deps, classes map[string]string) []Result {
+	names := make([]string, 0, len(classes))
+	for n := range classes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []Result
+	for _, n := range names {
+		check := storageClassCheck + n
+		_, err := d.Kube.StorageV1().StorageClasses().Get(ctx, n, metav1.GetOptions{})
+		from := ""
+		if classes[n] != n {
+			from = " (mapped from the backup's " + classes[n] + ")"
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			out = append(out, fail(check, "StorageClass "+n+from+" does not exist: the restored PVCs would stay Pending",
+				"map it to an existing class: --storage-class-mapping "+classes[n]+":NEW (see `kubectl get storageclass`)"))
+		case err != nil:
+			out = append(out, warn(check, "cannot read StorageClass "+n+": "+err.Error(), ""))
+		default:
+			out = append(out, ok(check, "StorageClass "+n+from+" exists"))
+		}
+	}
+	return out
+}

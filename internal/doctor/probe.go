@@ -1,0 +1,293 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// ProbePrefix starts the names of the probe's namespaces.
+const ProbePrefix = "pvb-doctor-"
+
+// probe runs, in a temporary namespace, per StorageClass: a PVC, a mover that writes a file into
+// it and reaches the location, a VolumeSnapshot, a PVC restored from it and a mover that reads
+// the file back. Each step is timed and bounded by cfg.Timeout; a class stops at its first
+// failure. The namespace and everything in it are deleted afterwards, also when ctx is cancelled.
+func probe(ctx context.Context, d *Deps, cfg *Config, skip map[string]string) []Result {
+	classes := cfg.StorageClasses
+	if len(classes) == 0 {
+		if def := defaultClass(ctx, d); def != "" {
+			classes = []string{def}
+		}
+	}
+	if len(classes) == 0 {
+		return []Result{warn("probe", "no StorageClass to probe: none given and no default", "pass --storage-class")}
+	}
+	if cfg.MoverErr != nil {
+		return []Result{fail("probe", "no mover can run: "+cfg.MoverErr.Error(), "")}
+	}
+	id := volumes.NewRunID()
+	p := &prober{d: d, cfg: cfg, id: id, ns: ProbePrefix + id}
+	labels := map[string]string{volumes.LabelManagedBy: volumes.ManagedBy, volumes.LabelBackup: p.backup(), volumes.LabelOperation: "doctor"}
+	var out []Result
+	created := p.step(ctx, &out, "probe: namespace", func(ctx context.Context) (string, error) {
+		_, err := d.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns, Labels: labels}}, metav1.CreateOptions{})
+		if err != nil {
+			return "", fmt.Errorf("create namespace %s: %w", p.ns, err)
+		}
+		return "namespace " + p.ns + " (labelled " + volumes.Selector(p.backup()) + ": `kubectl pvbackup cleanup` finds it)", nil
+	})
+	if !created {
+		return out
+	}
+	var todo []string
+	for _, c := range classes {
+		if why, bad := skip[c]; bad {
+			out = append(out, fail("probe "+c, "not probed: "+why, "see the storage class check"))
+			continue
+		}
+		todo = append(todo, c)
+	}
+	out = append(out, forEach(indexes(len(todo)), 2, func(i int) []Result { return p.class(ctx, todo[i], i) })...)
+	// Cleanup runs whatever happened to ctx (Ctrl-C): nothing is left behind.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	p.step(cctx, &out, "probe: cleanup", func(ctx context.Context) (string, error) { return p.cleanup(ctx, todo) })
+	return out
+}
+
+type prober struct {
+	d   *Deps
+	cfg *Config
+	id  string
+	ns  string
+}
+
+func (p *prober) backup() string { return "doctor-" + p.id }
+
+// step runs one timed step bounded by cfg.Timeout and records its result.
+func (p *prober) step(ctx context.Context, out *[]Result, name string, fn func(context.Context) (string, error)) bool {
+	if p.d.Progress != nil {
+		p.d.Progress(name)
+	}
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	detail, err := fn(sctx)
+	r := Result{Check: name, Status: OK, Detail: detail, Seconds: time.Since(t0).Seconds()}
+	if err != nil {
+		if sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = fmt.Errorf("%w (no result within --timeout %s)", err, p.cfg.Timeout)
+		}
+		r.Status, r.Detail, r.Fix = Fail, err.Error(), probeFix(err.Error())
+	}
+	*out = append(*out, r)
+	return err == nil
+}
+
+func (p *prober) task(class string, i int) volumes.Task {
+	return volumes.Task{Backup: p.backup(), Op: mover.OpProbe, Namespace: p.ns, SourceNamespace: p.ns, PVC: fmt.Sprintf("probe-%d", i), Run: p.id}
+}
+
+func (p *prober) engine() *volumes.Prober {
+	mc := p.cfg.Mover
+	mc.ActiveDeadline = p.cfg.Timeout
+	ctl := 30 * time.Second
+	if p.cfg.Timeout < ctl {
+		ctl = p.cfg.Timeout
+	}
+	return volumes.NewProber(volumes.Deps{Kube: p.d.Kube, Snap: p.d.Snap, Discovery: p.d.Discovery},
+		volumes.Config{Backup: p.backup(), Mover: mc, Timeout: p.cfg.Timeout, ControllerTimeout: ctl, RunID: p.id})
+}
+
+// class probes one StorageClass.
+func (p *prober) class(ctx context.Context, class string, i int) []Result {
+	var out []Result
+	name := func(s string) string { return "probe " + class + ": " + s }
+	t := p.task(class, i)
+	eng := p.engine()
+	sc, err := p.d.Kube.StorageV1().StorageClasses().Get(ctx, class, metav1.GetOptions{})
+	if err != nil {
+		return []Result{fail(name("storage class"), err.Error(), "")}
+	}
+	if !p.step(ctx, &out, name("PVC"), func(ctx context.Context) (string, error) { return p.claim(ctx, eng, t, sc) }) {
+		return out
+	}
+	token := "pvbackup-probe-" + volumes.NewRunID()
+	t.Env = map[string]string{"PVBACKUP_PROBE_TOKEN": token}
+	if !p.step(ctx, &out, name("mover writes and reaches the location"), func(ctx context.Context) (string, error) {
+		if _, err := eng.Mover(ctx, t, t.PVC); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("image %s wrote into the volume, and wrote and deleted a marker in %s from inside the cluster", p.cfg.Mover.Image, store.Redact(p.cfg.Mover.Location)), nil
+	}) {
+		return out
+	}
+	facts, err := volumes.ReadFacts(ctx, p.d.Discovery, p.d.Snap, nil, nil)
+	if err != nil {
+		return append(out, fail(name("snapshot"), err.Error(), ""))
+	}
+	snapClass, why, err := volumes.ChooseClass(sc.Provisioner, p.cfg.SnapshotClasses, facts)
+	if err != nil || !facts.SnapshotAPI {
+		reason := "no snapshot API"
+		if err != nil {
+			reason = err.Error()
+		}
+		return append(out, warn(name("snapshot"), "not probed: "+reason+": auto backs up volumes of "+class+" with fs", ""))
+	}
+	var restoreSize *resource.Quantity
+	if !p.step(ctx, &out, name("snapshot"), func(ctx context.Context) (string, error) {
+		vs, err := eng.Snapshot(ctx, t, snapClass.Name)
+		if err != nil {
+			return "", err
+		}
+		restoreSize = vs.Status.RestoreSize
+		return fmt.Sprintf("VolumeSnapshot of class %s (%s) ready", snapClass.Name, why), nil
+	}) {
+		return out
+	}
+	p.step(ctx, &out, name("restore from the snapshot"), func(ctx context.Context) (string, error) {
+		return p.restore(ctx, eng, t, restoreSize)
+	})
+	return out
+}
+
+// claim creates the probe's PVC and waits until it is bound (a WaitForFirstConsumer class binds
+// when the mover starts).
+func (p *prober) claim(ctx context.Context, eng *volumes.Prober, t volumes.Task, sc *storagev1.StorageClass) (string, error) {
+	size, err := resource.ParseQuantity(p.cfg.ProbeSize)
+	if err != nil {
+		return "", fmt.Errorf("--probe-size %q: %w", p.cfg.ProbeSize, err)
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: t.PVC, Namespace: t.Namespace, Labels: t.Labels()},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To(sc.Name),
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+	if _, err := p.d.Kube.CoreV1().PersistentVolumeClaims(t.Namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		return "", fmt.Errorf("create PVC %s/%s: %w", t.Namespace, t.PVC, err)
+	}
+	if sc.VolumeBindingMode != nil && *sc.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer {
+		return fmt.Sprintf("PVC %s of %s created (WaitForFirstConsumer: it binds when the mover starts)", t.PVC, p.cfg.ProbeSize), nil
+	}
+	bound, err := eng.WaitBound(ctx, t.Namespace, t.PVC)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("PVC %s of %s bound to %s", t.PVC, p.cfg.ProbeSize, bound.Spec.VolumeName), nil
+}
+
+// restore creates a PVC from the snapshot and has a mover read the file back.
+func (p *prober) restore(ctx context.Context, eng *volumes.Prober, t volumes.Task, size *resource.Quantity) (string, error) {
+	src, err := p.d.Kube.CoreV1().PersistentVolumeClaims(t.Namespace).Get(ctx, t.PVC, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("get PVC %s/%s: %w", t.Namespace, t.PVC, err)
+	}
+	restored := t.TempPVCSpec(src, size, nil)
+	if _, err := p.d.Kube.CoreV1().PersistentVolumeClaims(t.Namespace).Create(ctx, restored, metav1.CreateOptions{}); err != nil {
+		return "", fmt.Errorf("create PVC %s/%s from VolumeSnapshot %s: %w", t.Namespace, restored.Name, t.SnapshotName(), err)
+	}
+	rt := t
+	rt.PVC = restored.Name
+	rt.Env = map[string]string{"PVBACKUP_PROBE_TOKEN": t.Env["PVBACKUP_PROBE_TOKEN"], "PVBACKUP_PROBE_VERIFY": "true"}
+	if _, err := eng.Mover(ctx, rt, restored.Name); err != nil {
+		return "", err
+	}
+	return "PVC " + restored.Name + " restored from the snapshot holds the file the first mover wrote", nil
+}
+
+// cleanup deletes the probe's snapshots and claims (their storage too, whatever the policies),
+// then the namespace, and waits until it is gone.
+func (p *prober) cleanup(ctx context.Context, classes []string) (string, error) {
+	var objs []volumes.Object
+	for i := range classes {
+		t := p.task(classes[i], i)
+		objs = append(objs,
+			volumes.Object{Kind: "PersistentVolumeClaim", Namespace: p.ns, Name: t.TempPVCName()},
+			t.SnapshotObject(),
+			volumes.Object{Kind: "PersistentVolumeClaim", Namespace: p.ns, Name: t.PVC})
+	}
+	objs = append(objs, volumes.Object{Kind: "Namespace", Name: p.ns})
+	if err := volumes.Delete(ctx, p.d.Kube, p.d.Snap, objs); err != nil {
+		return "", fmt.Errorf("%w: run `kubectl pvbackup cleanup --backup %s`", err, p.backup())
+	}
+	if err := p.waitGone(ctx); err != nil {
+		return "", fmt.Errorf("namespace %s is still being deleted: %v (`kubectl pvbackup cleanup --backup %s` finds what is left)", p.ns, err, p.backup())
+	}
+	return "namespace " + p.ns + " and everything in it deleted", nil
+}
+
+func (p *prober) waitGone(ctx context.Context) error {
+	nsc := p.d.Kube.CoreV1().Namespaces()
+	sel := "metadata.name=" + p.ns
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return nsc.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return nsc.Watch(ctx, o)
+		},
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Namespace{}, func(s cache.Store) (bool, error) {
+		for _, o := range s.List() {
+			if o.(*corev1.Namespace).Name == p.ns {
+				return false, nil
+			}
+		}
+		return true, nil
+	}, func(ev watch.Event) (bool, error) {
+		n, ok := ev.Object.(*corev1.Namespace)
+		return ev.Type == watch.Deleted && ok && n.Name == p.ns, nil
+	})
+	return err
+}
+
+func defaultClass(ctx context.Context, d *Deps) string {
+	list, err := d.Kube.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, sc := range list.Items {
+		if sc.Annotations[annotationDefaultSC] == "true" {
+			return sc.Name
+		}
+	}
+	return ""
+}
+
+// probeFix says what to do about a probe step's error.
+func probeFix(msg string) string {
+	switch {
+	case strings.Contains(msg, "ImagePullBackOff") || strings.Contains(msg, "ErrImage") || strings.Contains(msg, "InvalidImageName"):
+		return "the nodes cannot pull --mover-image: check its name, mirror it to a registry the nodes reach (or load it), and --mover-pull-policy"
+	case strings.Contains(msg, "from inside the cluster"):
+		return "pods cannot reach the backup location as the plugin does: pass --mover-location with an endpoint pods reach (an in-cluster Service, the bucket's public endpoint) and check NetworkPolicies and egress"
+	case strings.Contains(msg, "snapshot controller"):
+		return "start the snapshot controller, or back up with --volumes=fs"
+	case strings.Contains(msg, "ProvisioningFailed") || strings.Contains(msg, "waiting until it is bound"):
+		return "the StorageClass cannot provision volumes: see its driver's logs"
+	case strings.Contains(msg, "forbidden"):
+		return "see the rights and Pod Security checks"
+	}
+	return ""
+}

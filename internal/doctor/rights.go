@@ -1,0 +1,189 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Right is one API call the plugin makes: a verb on a resource, namespaced or cluster-wide, and
+// what needs it. The list follows what create and restore call (internal/backup, restore,
+// volumes, hooks): a missing right fails there, half-way, with objects already created.
+type Right struct {
+	Verb, Group, Resource, Subresource string
+	Cluster                            bool
+	// Need is what the right serves: "resources", "volumes", "snapshots", "hooks", "restore".
+	Need string
+	// Why names the command and the step, for the report.
+	Why string
+}
+
+func (r Right) String() string {
+	res := r.Resource
+	if r.Subresource != "" {
+		res += "/" + r.Subresource
+	}
+	if r.Group != "" {
+		res += "." + r.Group
+	}
+	return r.Verb + " " + res
+}
+
+const snapGroup = "snapshot.storage.k8s.io"
+
+// Rights are every right create and restore need.
+var Rights = []Right{
+	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "resources", Why: "create, restore: resolve --include-namespaces"},
+	{Verb: "list", Resource: "configmaps", Need: "resources", Why: "create: back up resources"},
+	{Verb: "list", Resource: "secrets", Need: "resources", Why: "create: back up resources"},
+	{Verb: "list", Resource: "services", Need: "resources", Why: "create: back up resources"},
+	{Verb: "list", Group: "apps", Resource: "deployments", Need: "resources", Why: "create: back up resources"},
+	{Verb: "list", Group: "apps", Resource: "statefulsets", Need: "resources", Why: "create: back up resources"},
+	{Verb: "list", Resource: "persistentvolumeclaims", Need: "resources", Why: "create: back up resources, find the volumes"},
+
+	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: the CSI driver of each volume"},
+	{Verb: "patch", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: delete the storage of temporary PVCs"},
+	{Verb: "list", Resource: "pods", Need: "volumes", Why: "create: place fs movers, follow movers"},
+	{Verb: "watch", Resource: "pods", Need: "volumes", Why: "create, restore: follow movers"},
+	{Verb: "delete", Resource: "pods", Need: "volumes", Why: "create, restore: remove finished mover pods"},
+	{Verb: "get", Resource: "pods", Subresource: "log", Need: "volumes", Why: "create, restore: mover progress and errors"},
+	{Verb: "watch", Resource: "events", Need: "volumes", Why: "create, restore: fail fast with the reason of a stuck step"},
+	{Verb: "create", Resource: "secrets", Need: "volumes", Why: "create, restore: the movers' temporary Secret"},
+	{Verb: "delete", Resource: "secrets", Need: "volumes", Why: "create, restore: remove the temporary Secret"},
+	{Verb: "create", Group: "batch", Resource: "jobs", Need: "volumes", Why: "create, restore: mover Jobs"},
+	{Verb: "delete", Group: "batch", Resource: "jobs", Need: "volumes", Why: "create, restore: remove mover Jobs"},
+	{Verb: "get", Resource: "persistentvolumeclaims", Need: "volumes", Why: "create: temporary PVCs"},
+	{Verb: "create", Resource: "persistentvolumeclaims", Need: "snapshots", Why: "create: temporary PVCs from snapshots"},
+	{Verb: "delete", Resource: "persistentvolumeclaims", Need: "snapshots", Why: "create: remove temporary PVCs"},
+
+	{Verb: "list", Group: snapGroup, Resource: "volumesnapshotclasses", Cluster: true, Need: "snapshots", Why: "create: choose a VolumeSnapshotClass"},
+	{Verb: "create", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: snapshot-move, snapshot"},
+	{Verb: "watch", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready"},
+	{Verb: "delete", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: remove temporary snapshots"},
+	{Verb: "get", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: the snapshot handle, deletion policy"},
+	{Verb: "patch", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: delete the storage snapshot with its VolumeSnapshot"},
+
+	{Verb: "create", Resource: "pods", Subresource: "exec", Need: "hooks", Why: "create: pre/post hooks"},
+
+	{Verb: "create", Resource: "namespaces", Cluster: true, Need: "restore", Why: "restore: namespaces that do not exist"},
+	{Verb: "create", Resource: "persistentvolumeclaims", Need: "restore", Why: "restore: PVCs"},
+	{Verb: "create", Resource: "configmaps", Need: "restore", Why: "restore: objects of the backup"},
+	{Verb: "create", Resource: "secrets", Need: "restore", Why: "restore: objects of the backup"},
+	{Verb: "create", Resource: "services", Need: "restore", Why: "restore: objects of the backup"},
+	{Verb: "create", Group: "apps", Resource: "deployments", Need: "restore", Why: "restore: objects of the backup"},
+	{Verb: "create", Group: "apps", Resource: "statefulsets", Need: "restore", Why: "restore: objects of the backup"},
+}
+
+// needsOf are the needs of the commands checked.
+func needsOf(commands []string) map[string]bool {
+	n := map[string]bool{}
+	for _, c := range commands {
+		switch c {
+		case "create":
+			n["resources"], n["volumes"], n["snapshots"], n["hooks"] = true, true, true, true
+		case "restore":
+			n["volumes"], n["restore"] = true, true
+		default:
+			n[c] = true // a need named directly (the preflight passes its plan's needs)
+		}
+	}
+	return n
+}
+
+func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
+	needs := needsOf(cfg.Commands)
+	var cluster, namespaced []Right
+	for _, r := range Rights {
+		switch {
+		case !needs[r.Need]:
+		case r.Cluster:
+			cluster = append(cluster, r)
+		default:
+			namespaced = append(namespaced, r)
+		}
+	}
+	who := caller(ctx, d)
+	scopes := cfg.Namespaces
+	if cfg.AllNamespaces {
+		scopes = []string{""} // every namespace at once: a ClusterRole
+	}
+	out := judgeRights(ctx, d, "rights (cluster)", "", cluster, who)
+	return append(out, forEach(scopes, 4, func(ns string) []Result {
+		name := "rights in " + ns
+		if ns == "" {
+			name = "rights in all namespaces"
+		}
+		return judgeRights(ctx, d, name, ns, namespaced, who)
+	})...)
+}
+
+// caller names who the checks run as ("" when the cluster does not say).
+func caller(ctx context.Context, d *Deps) string {
+	r, err := d.Kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || r.Status.UserInfo.Username == "" {
+		return ""
+	}
+	return r.Status.UserInfo.Username
+}
+
+// judgeRights asks the API server, one SelfSubjectAccessReview per right, whether the caller has them.
+func judgeRights(ctx context.Context, d *Deps, check, ns string, rights []Right, who string) []Result {
+	if len(rights) == 0 {
+		return nil
+	}
+	type answer struct {
+		r       Right
+		allowed bool
+		err     error
+	}
+	answers := make([]answer, len(rights))
+	forEach(indexes(len(rights)), 8, func(i int) []Result {
+		r := rights[i]
+		ra := &authzv1.ResourceAttributes{Verb: r.Verb, Group: r.Group, Resource: r.Resource, Subresource: r.Subresource}
+		if !r.Cluster {
+			ra.Namespace = ns
+		}
+		res, err := d.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
+			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: ra}}, metav1.CreateOptions{})
+		answers[i] = answer{r: r, err: err, allowed: err == nil && res.Status.Allowed}
+		return nil
+	})
+	var missing, unknown []string
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			unknown = append(unknown, fmt.Sprintf("%s (%v)", a.r, a.err))
+		case !a.allowed:
+			missing = append(missing, fmt.Sprintf("%s (%s)", a.r, a.r.Why))
+		}
+	}
+	as := ""
+	if who != "" {
+		as = " as " + who
+	}
+	where := "in namespace " + ns
+	kind := "a Role and RoleBinding"
+	if ns == "" {
+		where, kind = "cluster-wide", "a ClusterRole and ClusterRoleBinding"
+	}
+	switch {
+	case len(missing) > 0:
+		return []Result{fail(check, fmt.Sprintf("missing%s: %s", as, strings.Join(missing, "; ")),
+			fmt.Sprintf("grant these rights %s (%s), or run as a user who has them", where, kind))}
+	case len(unknown) > 0:
+		return []Result{warn(check, "could not ask: "+strings.Join(unknown, "; "), "")}
+	}
+	return []Result{ok(check, fmt.Sprintf("%d rights checked%s", len(rights), as))}
+}
+
+func indexes(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package mover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+)
+
+// OpProbe is doctor's live probe: write (or read back) a file in the mounted volume, and reach
+// the backup location from inside the cluster.
+const OpProbe = "probe"
+
+// ProbeFile is the file the probe writes at the volume's root.
+const ProbeFile = ".pvbackup-probe"
+
+// ProbeConfig says what the probe does.
+type ProbeConfig struct {
+	Target string // the mounted volume
+	Token  string // content written, or expected when Verify
+	Verify bool   // read the file back (a volume restored from a snapshot) instead of writing it
+}
+
+// RunProbe runs the probe and reports its Result like backup and restore do.
+func RunProbe(ctx context.Context, s Settings, cfg ProbeConfig, sink Sink) (*Result, error) {
+	start := time.Now()
+	res := &Result{Op: OpProbe}
+	err := probe(ctx, s, cfg)
+	res.DurationSeconds = time.Since(start).Seconds()
+	return finish(sink, res, err)
+}
+
+func probe(ctx context.Context, s Settings, cfg ProbeConfig) error {
+	if cfg.Target == "" || cfg.Token == "" {
+		return errors.New("probe needs a target directory and a token")
+	}
+	path := filepath.Join(cfg.Target, ProbeFile)
+	if cfg.Verify {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read back %s from the volume restored from the snapshot: %w", ProbeFile, err)
+		}
+		if got := strings.TrimSpace(string(b)); got != cfg.Token {
+			return fmt.Errorf("the volume restored from the snapshot holds %q in %s, want %q: the snapshot did not keep the data", got, ProbeFile, cfg.Token)
+		}
+	} else if err := writeSynced(path, cfg.Token+"\n"); err != nil {
+		return fmt.Errorf("write %s into the volume: %w", ProbeFile, err)
+	}
+	if s.Location == "" {
+		return nil
+	}
+	loc, err := store.Open(ctx, s.Location)
+	if err != nil {
+		return fmt.Errorf("from inside the cluster: %w", err)
+	}
+	defer loc.Close()
+	if err := store.CheckWritable(ctx, loc); err != nil {
+		return fmt.Errorf("from inside the cluster: %w", err)
+	}
+	return nil
+}
+
+func writeSynced(path, content string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// CheckRepository opens the namespace's existing repository with s.Password and closes it again:
+// ErrNoRepository (wrapped) when there is none, repo.ErrWrongPassword when the password does not
+// open it. It is the one place doctor opens repositories, so a change to how namespace
+// repositories are keyed reaches it through openRepo.
+func CheckRepository(ctx context.Context, s Settings) error {
+	_, closeFn, err := openRepo(ctx, s, false)
+	if err != nil {
+		return err
+	}
+	closeFn()
+	return nil
+}
