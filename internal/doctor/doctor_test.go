@@ -229,6 +229,18 @@ func TestRights(t *testing.T) {
 		}
 	}
 
+	// Many namespaces: the first ones are checked, and the report says so.
+	d = cluster(t, false)
+	allow(d)
+	var many []string
+	for i := 0; i < maxRightsNamespaces+3; i++ {
+		many = append(many, fmt.Sprintf("ns%02d", i))
+	}
+	got = checkRights(context.Background(), d, &Config{Namespaces: many, Commands: []string{"create"}})
+	if len(got) != 2+maxRightsNamespaces || got[1].Status != Warn || !strings.Contains(got[1].Detail, "first 10 of 13") {
+		t.Errorf("many namespaces: %d results, %+v", len(got), got[1])
+	}
+
 	// A backup of every namespace needs the rights cluster-wide.
 	d = cluster(t, false)
 	asked = allow(d)
