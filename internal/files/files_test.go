@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	kopiarepo "github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/fs"
+	kopiarepo "github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/object"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
