@@ -32,6 +32,8 @@ type MoverOptions struct {
 	// restore
 	Snapshot, Target   string
 	SkipOwners, Sparse bool
+	RequireEmpty       bool
+	SubPath            string
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -198,7 +200,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 			}
 			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
 				SnapshotID: o.Snapshot, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
-				SkipOwners: o.SkipOwners, Sparse: o.Sparse,
+				SkipOwners: o.SkipOwners, Sparse: o.Sparse, RequireEmpty: o.RequireEmpty, SubPath: o.SubPath,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
@@ -209,5 +211,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+mover.EnvTarget+")")
 	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+mover.EnvSkipOwners+")")
 	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+mover.EnvSparse+")")
+	f.BoolVar(&o.RequireEmpty, "require-empty", false, "fail, writing nothing, when the target holds anything but lost+found (env "+mover.EnvRequireEmpty+")")
+	f.StringVar(&o.SubPath, "sub-path", "", "restore only this directory of the snapshot, to the same path in the target (env "+mover.EnvSubPath+")")
 	return cmd
 }

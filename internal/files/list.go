@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sort"
 	"time"
 
 	"github.com/kopia/kopia/fs"
@@ -65,6 +66,7 @@ func listDir(ctx context.Context, dir fs.Directory, p string, recursive bool, em
 	if err != nil {
 		return fmt.Errorf("read directory %s: %w", p, err)
 	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, child := range entries {
 		if !safeName(child.Name()) {
 			continue // never shown as a path it is not; cp refuses it by name

@@ -28,6 +28,8 @@ const (
 	EnvPasswordFile    = "PVBACKUP_PASSWORD_FILE"
 	EnvSkipOwners      = "PVBACKUP_SKIP_OWNERS"
 	EnvSparse          = "PVBACKUP_SPARSE"
+	EnvRequireEmpty    = "PVBACKUP_REQUIRE_EMPTY"
+	EnvSubPath         = "PVBACKUP_SUB_PATH"
 	EnvTmpDir          = "TMPDIR"
 )
 
@@ -64,6 +66,8 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"target", EnvTarget},
 	{"skip-owners", EnvSkipOwners},
 	{"sparse", EnvSparse},
+	{"require-empty", EnvRequireEmpty},
+	{"sub-path", EnvSubPath},
 }
 
 // Invocation is what the plugin tells one mover run through its environment.
@@ -77,6 +81,10 @@ type Invocation struct {
 	Dir             string // the mounted volume: the backup's source or the restore's target
 	Snapshot        string // restore
 	SkipOwners      bool   // restore
+	// RequireEmpty makes a restore fail, writing nothing, when the target holds anything but lost+found.
+	RequireEmpty bool
+	// SubPath restores only this directory of the snapshot, to the same path in the target.
+	SubPath string
 }
 
 // EnvVar is one name=value of an Invocation.
@@ -101,6 +109,12 @@ func (in Invocation) Env() []EnvVar {
 	env = append(env, EnvVar{EnvTarget, in.Dir}, EnvVar{EnvSnapshot, in.Snapshot})
 	if in.SkipOwners {
 		env = append(env, EnvVar{EnvSkipOwners, strconv.FormatBool(true)})
+	}
+	if in.RequireEmpty {
+		env = append(env, EnvVar{EnvRequireEmpty, strconv.FormatBool(true)})
+	}
+	if in.SubPath != "" {
+		env = append(env, EnvVar{EnvSubPath, in.SubPath})
 	}
 	return env
 }

@@ -82,6 +82,9 @@ type Task struct {
 	// Run makes the names of one run unique, so events of an earlier run's objects of the same
 	// backup and claim (a second restore, say) are never taken for this run's.
 	Run string
+	// RequireEmpty and SubPath are a restore's (mover.Invocation).
+	RequireEmpty bool
+	SubPath      string
 }
 
 func (t Task) name(kind string) string {
@@ -172,7 +175,8 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	backup := t.Op == "backup"
 	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
-		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged}
+		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
+		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath}
 	args := inv.Args()
 	var env []corev1.EnvVar
 	for _, e := range inv.Env() {
