@@ -34,6 +34,7 @@ type MoverOptions struct {
 	SkipOwners, Sparse bool
 	RequireEmpty       bool
 	SubPath            string
+	Sync, DiffOnly     bool
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -201,6 +202,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
 				SnapshotID: o.Snapshot, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
 				SkipOwners: o.SkipOwners, Sparse: o.Sparse, RequireEmpty: o.RequireEmpty, SubPath: o.SubPath,
+				Sync: o.Sync, DiffOnly: o.DiffOnly,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
@@ -212,6 +214,8 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+mover.EnvSkipOwners+")")
 	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+mover.EnvSparse+")")
 	f.BoolVar(&o.RequireEmpty, "require-empty", false, "fail, writing nothing, when the target holds anything but lost+found (env "+mover.EnvRequireEmpty+")")
+	f.BoolVar(&o.Sync, "sync", false, "make the target equal to the snapshot: remove what it does not have, keep files whose size and time match (env "+mover.EnvSync+")")
+	f.BoolVar(&o.DiffOnly, "diff-only", false, "write nothing: report in the result what --sync would change (env "+mover.EnvDiffOnly+")")
 	f.StringVar(&o.SubPath, "sub-path", "", "restore only this directory of the snapshot, to the same path in the target (env "+mover.EnvSubPath+")")
 	return cmd
 }

@@ -30,6 +30,8 @@ const (
 	EnvSparse          = "PVBACKUP_SPARSE"
 	EnvRequireEmpty    = "PVBACKUP_REQUIRE_EMPTY"
 	EnvSubPath         = "PVBACKUP_SUB_PATH"
+	EnvSync            = "PVBACKUP_SYNC"
+	EnvDiffOnly        = "PVBACKUP_DIFF_ONLY"
 	EnvTmpDir          = "TMPDIR"
 )
 
@@ -68,6 +70,8 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"sparse", EnvSparse},
 	{"require-empty", EnvRequireEmpty},
 	{"sub-path", EnvSubPath},
+	{"sync", EnvSync},
+	{"diff-only", EnvDiffOnly},
 }
 
 // Invocation is what the plugin tells one mover run through its environment.
@@ -85,6 +89,8 @@ type Invocation struct {
 	RequireEmpty bool
 	// SubPath restores only this directory of the snapshot, to the same path in the target.
 	SubPath string
+	// Sync makes the target equal to the snapshot; DiffOnly only counts what Sync would change.
+	Sync, DiffOnly bool
 }
 
 // EnvVar is one name=value of an Invocation.
@@ -112,6 +118,12 @@ func (in Invocation) Env() []EnvVar {
 	}
 	if in.RequireEmpty {
 		env = append(env, EnvVar{EnvRequireEmpty, strconv.FormatBool(true)})
+	}
+	if in.Sync {
+		env = append(env, EnvVar{EnvSync, strconv.FormatBool(true)})
+	}
+	if in.DiffOnly {
+		env = append(env, EnvVar{EnvDiffOnly, strconv.FormatBool(true)})
 	}
 	if in.SubPath != "" {
 		env = append(env, EnvVar{EnvSubPath, in.SubPath})

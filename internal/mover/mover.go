@@ -62,6 +62,11 @@ type RestoreConfig struct {
 	// SubPath, when set, restores only that directory (or file) of the snapshot, to the same
 	// path under Target.
 	SubPath string
+	// Sync makes Target equal to the snapshot: entries not in it are removed, files whose size
+	// and modification time match are left as they are, the rest rewritten (in-place restore).
+	Sync bool
+	// DiffOnly writes nothing: the Result's Diff says what Sync would change.
+	DiffOnly bool
 }
 
 // SourceInfo is the Kopia source of a PVC's snapshots: parents are found by it.
@@ -259,6 +264,14 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	if err != nil {
 		return fail(fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err))
 	}
+	if cfg.DiffOnly {
+		d, err := DiffTree(ctx, root, cfg.Target)
+		if err != nil {
+			return fail(fmt.Errorf("compare snapshot %s with %s: %w", cfg.SnapshotID, cfg.Target, err))
+		}
+		res.Diff, res.OK, res.DurationSeconds = d, true, time.Since(start).Seconds()
+		return res, nil
+	}
 	if cfg.RequireEmpty {
 		if err := requireEmpty(cfg.Target); err != nil {
 			return fail(err)
@@ -298,6 +311,8 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 		Parallel:               cfg.Parallel,
 		IgnoreErrors:           cfg.OnError == OnErrorSkip,
 		RestoreDirEntryAtDepth: math.MaxInt32, // without it Kopia writes .kopia-entry placeholders
+		Incremental:            cfg.Sync,      // files whose size and time match are kept
+		DeleteExtra:            cfg.Sync,      // entries the snapshot does not have are removed
 		Cancel:                 cancel,
 		ProgressCallback: func(_ context.Context, s restore.Stats) {
 			c.files.Store(int64(s.RestoredFileCount))
@@ -310,6 +325,7 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	stop()
 	res.Files, res.Dirs, res.Bytes = int64(st.RestoredFileCount), int64(st.RestoredDirCount), st.RestoredTotalFileSize
 	res.ErrorCount = int64(st.IgnoredErrorCount)
+	res.SkippedFiles = int64(st.SkippedCount)
 	if err != nil {
 		return fail(fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err))
 	}
