@@ -50,6 +50,7 @@ type RestoreOptions struct {
 	ClassMapping      []string
 	mover             moverOptions
 	DataOnly          bool
+	InPlace           bool
 	DataVolumes       []string
 	TargetPVC         string
 	IncludePath       string
@@ -95,7 +96,8 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs and PVs with another StorageClass: old:new[,old2:new2]")
 	o.mover.addFlags(fs)
 	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
-	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
+	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
+	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
 	fs.StringVar(&o.TargetPVC, "target-pvc", "", "with --data-only and one volume: the claim to fill, namespace/name (default: the same name in the mapped namespace)")
 	fs.StringVar(&o.IncludePath, "include-path", "", "with --data-only: restore only this directory of the volume (to the same path)")
 	return cmd
@@ -131,7 +133,10 @@ func (o *RestoreOptions) Complete(args []string) error {
 	if o.cfg.StorageClassMapping, err = volumes.ParseMapping("storage-class-mapping", o.ClassMapping); err != nil {
 		return err
 	}
-	if o.DataOnly && !o.DryRun {
+	if o.InPlace {
+		o.DataOnly = true
+	}
+	if o.DataOnly && (!o.DryRun || o.InPlace) { // an in-place dry run compares with a read-only mover
 		mc, err := o.mover.config(o.location.URL, o.cfg.Password)
 		if err != nil {
 			return err
@@ -225,7 +230,11 @@ func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients,
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 	}
-	res, err := restore.DataOnly(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
+	run := restore.DataOnly
+	if o.InPlace {
+		run = restore.InPlace
+	}
+	res, err := run(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
 		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath,
 		Password: o.cfg.Password, DryRun: o.DryRun})
 	return o.finish(res, err)

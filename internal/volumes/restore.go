@@ -19,6 +19,9 @@ type RestoreItem struct {
 	RequireEmpty bool
 	// SubPath restores only that directory of the snapshot.
 	SubPath string
+	// Sync makes the claim equal to the snapshot (in-place); DiffOnly counts what Sync would change,
+	// mounting the claim read-only.
+	Sync, DiffOnly bool
 }
 
 // RestoreOutcome is what happened to one RestoreItem.
@@ -42,7 +45,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		it := items[i]
 		out[i].RestoreItem = it
 		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID,
-			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath}
+			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath, Sync: it.Sync, DiffOnly: it.DiffOnly}
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from snapshot %s", it.Namespace, it.PVC, it.KopiaSnapshot))
 		start := time.Now()
 		var created createdObjects

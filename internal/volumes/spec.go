@@ -83,8 +83,9 @@ type Task struct {
 	// backup and claim (a second restore, say) are never taken for this run's.
 	Run string
 	// RequireEmpty and SubPath are a restore's (mover.Invocation).
-	RequireEmpty bool
-	SubPath      string
+	RequireEmpty   bool
+	SubPath        string
+	Sync, DiffOnly bool
 }
 
 func (t Task) name(kind string) string {
@@ -173,10 +174,11 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 // it to a node (an RWO volume in use there), tolerations come from the pod using it.
 func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolerations []corev1.Toleration) *batchv1.Job {
 	backup := t.Op == "backup"
+	readOnly := backup || t.DiffOnly // a diff only reads
 	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
-		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath}
+		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly}
 	args := inv.Args()
 	var env []corev1.EnvVar
 	for _, e := range inv.Env() {
@@ -188,11 +190,11 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	}
 	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
 	mounts := []corev1.VolumeMount{
-		{Name: "data", MountPath: mountData, ReadOnly: backup},
+		{Name: "data", MountPath: mountData, ReadOnly: readOnly},
 		{Name: "tmp", MountPath: mountTmp},
 	}
 	vols := []corev1.Volume{
-		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: backup}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	if len(c.Files) > 0 && c.Secret == "" {
@@ -229,7 +231,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	if c.FSGroup != nil {
 		podSC.FSGroup = c.FSGroup
 		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
-	} else if !backup && !c.Privileged {
+	} else if !readOnly && !c.Privileged {
 		// A new volume's root is usually root's: the kubelet gives it to the mover's group so a
 		// non-root restore can write (read-only backup mounts are never re-owned).
 		podSC.FSGroup = podSC.RunAsGroup
