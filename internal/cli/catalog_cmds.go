@@ -9,13 +9,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -239,7 +240,18 @@ func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
 	var notes []string
 	if m, err := cat.Manifest(ctx, o.Name); err == nil && len(m.Volumes) > 0 {
-		notes = deleteVolumeData(ctx, m, o.location.URL, flags, passwordFile)
+		notes = volumes.DeleteData(ctx, volumes.DeleteDataDeps{
+			Location: o.location.URL,
+			// Loaded only when the backup has Kopia snapshots: deleting resources only needs no password.
+			RepoPassword: func(string) (string, error) { return password.Load(passwordFile) },
+			Cluster: func() (kubernetes.Interface, snapclient.Interface, error) {
+				clients, err := kube.New(flags)
+				if err != nil {
+					return nil, nil, err
+				}
+				return clients.Typed, clients.Snap, nil
+			},
+		}, m)
 	}
 	n, err := cat.Delete(ctx, o.Name)
 	if err != nil {
@@ -250,49 +262,4 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, fla
 		fmt.Fprintln(o.streams.Out, "  "+s)
 	}
 	return nil
-}
-
-func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string, flags *genericclioptions.ConfigFlags, passwordFile string) []string {
-	var notes []string
-	byNS := map[string][]string{}
-	kept := 0
-	for _, v := range m.Volumes {
-		if v.KopiaSnapshot != "" {
-			byNS[v.Namespace] = append(byNS[v.Namespace], v.KopiaSnapshot)
-		}
-		if v.VolumeSnapshot != "" {
-			kept++
-		}
-	}
-	if len(byNS) > 0 {
-		pw, err := password.Load(passwordFile)
-		if err != nil {
-			notes = append(notes, "warning: Kopia snapshots of the volumes were kept: "+err.Error())
-		} else {
-			for ns, ids := range byNS {
-				n, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw}, ids)
-				if err != nil {
-					notes = append(notes, fmt.Sprintf("warning: Kopia snapshots of namespace %s were kept: %v", ns, err))
-					continue
-				}
-				notes = append(notes, fmt.Sprintf("deleted %s of namespace %s (their data is freed by the next `kubectl pvbackup prune`)", plural(n, "Kopia snapshot", "Kopia snapshots"), ns))
-			}
-		}
-	}
-	if kept > 0 {
-		clients, err := kube.New(flags)
-		if err == nil {
-			var objs []volumes.Object
-			if objs, err = volumes.KeptSnapshots(ctx, clients.Snap, m.Name); err == nil {
-				err = volumes.Delete(ctx, clients.Typed, clients.Snap, objs)
-				if err == nil {
-					notes = append(notes, fmt.Sprintf("deleted %s kept by snapshot mode", plural(len(objs), "VolumeSnapshot", "VolumeSnapshots")))
-				}
-			}
-		}
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("warning: VolumeSnapshots kept by this backup were not deleted (%v): delete them with kubectl delete volumesnapshots -A -l %s,%s=true", err, volumes.Selector(m.Name), volumes.LabelKept))
-		}
-	}
-	return notes
 }

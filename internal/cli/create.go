@@ -203,7 +203,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
 			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
 			EnsureRepository: func(ctx context.Context, ns string) error {
 				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: o.cfg.Password})

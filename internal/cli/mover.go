@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -15,27 +14,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
-// Environment variables the mover reads when the flag is not given, so the plugin can pass every
-// setting through a Job's env and a temporary Secret.
-const (
-	envSourceNamespace = "PVBACKUP_SOURCE_NAMESPACE"
-	envPVC             = "PVBACKUP_PVC"
-	envBackup          = "PVBACKUP_BACKUP"
-	envSnapshot        = "PVBACKUP_SNAPSHOT"
-	envSource          = "PVBACKUP_SOURCE"
-	envTarget          = "PVBACKUP_TARGET"
-	envParallel        = "PVBACKUP_PARALLEL"
-	envOnError         = "PVBACKUP_ON_ERROR"
-	envResult          = "PVBACKUP_RESULT"
-	envCacheDir        = "PVBACKUP_CACHE_DIR"
-	envCompression     = "PVBACKUP_COMPRESSION"
-	envPasswordFile    = "PVBACKUP_PASSWORD_FILE"
-	envSkipOwners      = "PVBACKUP_SKIP_OWNERS"
-	envSparse          = "PVBACKUP_SPARSE"
-)
-
 // DefaultResultPath is the container's default terminationMessagePath.
-const DefaultResultPath = "/dev/termination-log"
+const DefaultResultPath = mover.DefaultResultPath
 
 // MoverOptions are the settings shared by `mover backup` and `mover restore`.
 type MoverOptions struct {
@@ -52,6 +32,9 @@ type MoverOptions struct {
 	// restore
 	Snapshot, Target   string
 	SkipOwners, Sparse bool
+	RequireEmpty       bool
+	SubPath            string
+	Sync, DiffOnly     bool
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -97,45 +80,28 @@ the variables the storage SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, .
 func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Location, "location", "", "backup location URL, e.g. s3://bucket/prefix?region=eu-west-1 (env "+store.EnvLocation+")")
-	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+envSourceNamespace+")")
-	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+envPasswordFile+"; else env "+password.EnvPassword+")")
-	f.IntVar(&o.Parallel, "parallel", 0, "files processed in parallel (0 = number of CPUs for backup, 8 for restore; env "+envParallel+")")
-	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+envOnError+")")
-	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+envResult+"; \"-\" for none)")
-	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+envCacheDir+")")
+	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+mover.EnvSourceNamespace+")")
+	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+mover.EnvPasswordFile+"; else env "+password.EnvPassword+")")
+	f.IntVar(&o.Parallel, "parallel", 0, "files processed in parallel (0 = number of CPUs for backup, 8 for restore; env "+mover.EnvParallel+")")
+	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+mover.EnvOnError+")")
+	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+mover.EnvCacheDir+")")
 }
 
 // Complete fills unset flags from the environment and reads the password.
 func (o *MoverOptions) Complete(cmd *cobra.Command) error {
-	env := func(v *string, flag, name string) {
-		if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && *v == "" {
-			*v = os.Getenv(name)
+	// Every flag falls back to its variable of the plugin ↔ mover contract.
+	for _, fe := range mover.FlagEnv {
+		f := cmd.Flags().Lookup(fe.Flag)
+		v := os.Getenv(fe.Env)
+		if f == nil || f.Changed || v == "" {
+			continue
 		}
-	}
-	env(&o.Location, "location", store.EnvLocation)
-	env(&o.Namespace, "source-namespace", envSourceNamespace)
-	env(&o.PasswordFile, "password-file", envPasswordFile)
-	env(&o.OnError, "on-error", envOnError)
-	env(&o.Result, "result", envResult)
-	env(&o.CacheDir, "cache-dir", envCacheDir)
-	env(&o.Source, "source", envSource)
-	env(&o.PVC, "pvc", envPVC)
-	env(&o.Backup, "backup", envBackup)
-	env(&o.Compression, "compression", envCompression)
-	env(&o.Snapshot, "snapshot", envSnapshot)
-	env(&o.Target, "target", envTarget)
-	if f := cmd.Flags().Lookup("parallel"); !f.Changed && os.Getenv(envParallel) != "" {
-		n, err := strconv.Atoi(os.Getenv(envParallel))
-		if err != nil {
-			return fmt.Errorf("%s=%q is not a number", envParallel, os.Getenv(envParallel))
-		}
-		o.Parallel = n
-	}
-	for flag, name := range map[string]string{"skip-owners": envSkipOwners, "sparse": envSparse} {
-		if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && os.Getenv(name) != "" {
-			if err := f.Value.Set(os.Getenv(name)); err != nil {
-				return fmt.Errorf("%s=%q: %w", name, os.Getenv(name), err)
+		if err := f.Value.Set(v); err != nil {
+			if fe.Flag == "parallel" {
+				return fmt.Errorf("%s=%q is not a number", fe.Env, v)
 			}
+			return fmt.Errorf("%s=%q: %w", fe.Env, v, err)
 		}
 	}
 	switch o.Result {
@@ -161,7 +127,7 @@ func (o *MoverOptions) Validate() error {
 		return err
 	}
 	if o.Namespace == "" {
-		return fmt.Errorf("no source namespace: pass --source-namespace or set %s", envSourceNamespace)
+		return fmt.Errorf("no source namespace: pass --source-namespace or set %s", mover.EnvSourceNamespace)
 	}
 	if o.OnError != "" && o.OnError != mover.OnErrorFail && o.OnError != mover.OnErrorSkip {
 		return fmt.Errorf("--on-error %q: use fail or skip", o.OnError)
@@ -213,10 +179,10 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 	}
 	o.addCommonFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.Source, "source", "", "directory to back up (env "+envSource+")")
-	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+envPVC+")")
-	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+envBackup+")")
-	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+envCompression+")")
+	f.StringVar(&o.Source, "source", "", "directory to back up (env "+mover.EnvSource+")")
+	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+mover.EnvPVC+")")
+	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+mover.EnvBackup+")")
+	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+mover.EnvCompression+")")
 	return cmd
 }
 
@@ -235,16 +201,21 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 			}
 			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
 				SnapshotID: o.Snapshot, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
-				SkipOwners: o.SkipOwners, Sparse: o.Sparse,
+				SkipOwners: o.SkipOwners, Sparse: o.Sparse, RequireEmpty: o.RequireEmpty, SubPath: o.SubPath,
+				Sync: o.Sync, DiffOnly: o.DiffOnly,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
 	}
 	o.addCommonFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+envSnapshot+")")
-	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+envTarget+")")
-	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+envSkipOwners+")")
-	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+envSparse+")")
+	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+mover.EnvSnapshot+")")
+	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+mover.EnvTarget+")")
+	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+mover.EnvSkipOwners+")")
+	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+mover.EnvSparse+")")
+	f.BoolVar(&o.RequireEmpty, "require-empty", false, "fail, writing nothing, when the target holds anything but lost+found (env "+mover.EnvRequireEmpty+")")
+	f.BoolVar(&o.Sync, "sync", false, "make the target equal to the snapshot: remove what it does not have, keep files whose size and time match (env "+mover.EnvSync+")")
+	f.BoolVar(&o.DiffOnly, "diff-only", false, "write nothing: report in the result what --sync would change (env "+mover.EnvDiffOnly+")")
+	f.StringVar(&o.SubPath, "sub-path", "", "restore only this directory of the snapshot, to the same path in the target (env "+mover.EnvSubPath+")")
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -26,7 +27,10 @@ var restoreExample = examples(`
 	%[1]s restore shop-1 --namespace-mapping shop:shop-copy --dry-run
 
 	# Overwrite objects that exist with the backup's version
-	%[1]s restore shop-1 --include-resources configmaps,secrets --existing-resource-policy update`)
+	%[1]s restore shop-1 --include-resources configmaps,secrets --existing-resource-policy update
+
+	# The data of one volume only, into a new claim (nothing else is created or changed)
+	%[1]s restore shop-1 --data-only --volumes shop/data --target-pvc shop/data-restored`)
 
 // RestoreOptions are the flags of `restore`.
 type RestoreOptions struct {
@@ -45,6 +49,11 @@ type RestoreOptions struct {
 	RestoreVolumes    bool
 	ClassMapping      []string
 	mover             moverOptions
+	DataOnly          bool
+	InPlace           bool
+	DataVolumes       []string
+	TargetPVC         string
+	IncludePath       string
 
 	cfg       restore.Config
 	volCfg    *volumes.Config
@@ -86,6 +95,11 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "fill restored PVCs with their backed-up data (a restore mover Job per PVC) before workloads are created; false restores specs only")
 	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs and PVs with another StorageClass: old:new[,old2:new2]")
 	o.mover.addFlags(fs)
+	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
+	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
+	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
+	fs.StringVar(&o.TargetPVC, "target-pvc", "", "with --data-only and one volume: the claim to fill, namespace/name (default: the same name in the mapped namespace)")
+	fs.StringVar(&o.IncludePath, "include-path", "", "with --data-only: restore only this directory of the volume (to the same path)")
 	return cmd
 }
 
@@ -118,6 +132,17 @@ func (o *RestoreOptions) Complete(args []string) error {
 	o.cfg.RestoreVolumes = o.RestoreVolumes
 	if o.cfg.StorageClassMapping, err = volumes.ParseMapping("storage-class-mapping", o.ClassMapping); err != nil {
 		return err
+	}
+	if o.InPlace {
+		o.DataOnly = true
+	}
+	if o.DataOnly && (!o.DryRun || o.InPlace) { // an in-place dry run compares with a read-only mover
+		mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+		if err != nil {
+			return err
+		}
+		o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
+		return nil
 	}
 	if !o.RestoreVolumes || o.DryRun {
 		return nil
@@ -164,7 +189,55 @@ func (o *RestoreOptions) Validate() error {
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
 	}
+	if err := o.validateDataOnly(); err != nil {
+		return err
+	}
 	return o.location.validate()
+}
+
+func (o *RestoreOptions) validateDataOnly() error {
+	if !o.DataOnly {
+		if len(o.DataVolumes) > 0 || o.TargetPVC != "" || o.IncludePath != "" {
+			return fmt.Errorf("--volumes, --target-pvc and --include-path go with --data-only")
+		}
+		return nil
+	}
+	if len(o.DataVolumes) == 0 {
+		return fmt.Errorf("--data-only needs --volumes namespace/pvc[,namespace/pvc] (see `kubectl pvbackup ls %s`)", o.Name)
+	}
+	if o.TargetPVC != "" && len(o.DataVolumes) != 1 {
+		return fmt.Errorf("--target-pvc takes one volume; --volumes names %d", len(o.DataVolumes))
+	}
+	if len(o.IncludeResources)+len(o.ExcludeResources) > 0 || o.Selector != "" {
+		return fmt.Errorf("--data-only restores volume data only: --include-resources, --exclude-resources and -l do not apply")
+	}
+	claims := o.DataVolumes
+	if o.TargetPVC != "" {
+		claims = append([]string{o.TargetPVC}, claims...)
+	}
+	for _, v := range claims {
+		if ns, name, ok := strings.Cut(v, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("%q: name a claim as namespace/name", v)
+		}
+	}
+	return nil
+}
+
+// runDataOnly restores the data of the named volumes and nothing else.
+func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog) error {
+	deps := restore.DataDeps{Kube: clients.Typed, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	if o.volCfg != nil {
+		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+	}
+	run := restore.DataOnly
+	if o.InPlace {
+		run = restore.InPlace
+	}
+	res, err := run(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
+		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath,
+		Password: o.cfg.Password, DryRun: o.DryRun})
+	return o.finish(res, err)
 }
 
 // Run restores and prints the outcome per item.
@@ -178,15 +251,23 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeFn()
+	if o.DataOnly {
+		return o.runDataOnly(ctx, clients, cat)
+	}
 	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 	}
 	res, err := restore.Run(ctx, deps, o.cfg)
+	return o.finish(res, err)
+}
+
+// finish prints the result and maps failed items to ErrPartial.
+func (o *RestoreOptions) finish(res *restore.Result, err error) error {
 	if res != nil {
 		if perr := o.print(res); perr != nil {
 			return perr

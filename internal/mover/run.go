@@ -122,3 +122,10 @@ func fileWithoutSidecars(location string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// OpenRepository opens the namespace's existing repository for reading on the user's machine
+// (ls, cat, cp): Kopia's content cache is off, so data is read once and never written locally.
+// close releases it.
+func OpenRepository(ctx context.Context, s Settings) (*repo.Repository, func(), error) {
+	return openRepo(ctx, s, false)
+}

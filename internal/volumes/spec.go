@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
 // Paths inside the mover container.
@@ -23,8 +25,8 @@ const (
 	// its target (<target>.kopia-entry), and the root filesystem is read-only.
 	mountData     = mountTmp + "/data"
 	mountCreds    = "/var/run/pvbackup/credentials"
-	passwordKey   = "PVBACKUP_PASSWORD"
-	containerName = "mover"
+	passwordKey   = mover.SecretKeyPassword
+	containerName = mover.ContainerName
 )
 
 // CredentialEnv are the environment variables the plugin passes to movers when it has them: the
@@ -80,6 +82,10 @@ type Task struct {
 	// Run makes the names of one run unique, so events of an earlier run's objects of the same
 	// backup and claim (a second restore, say) are never taken for this run's.
 	Run string
+	// RequireEmpty and SubPath are a restore's (mover.Invocation).
+	RequireEmpty   bool
+	SubPath        string
+	Sync, DiffOnly bool
 }
 
 func (t Task) name(kind string) string {
@@ -159,7 +165,7 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 		s.Data[k] = []byte(v)
 	}
 	for k, v := range c.Files {
-		s.Data["file-"+k] = v
+		s.Data[mover.SecretFilePrefix+k] = v
 	}
 	return s
 }
@@ -168,22 +174,15 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 // it to a node (an RWO volume in use there), tolerations come from the pod using it.
 func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolerations []corev1.Toleration) *batchv1.Job {
 	backup := t.Op == "backup"
-	args := []string{t.Op} // the image's entrypoint is `kubectl-pvbackup mover`
-	env := []corev1.EnvVar{
-		{Name: "PVBACKUP_LOCATION", Value: c.Location},
-		{Name: "PVBACKUP_SOURCE_NAMESPACE", Value: t.SourceNamespace},
-		{Name: "PVBACKUP_PVC", Value: t.PVC},
-		{Name: "PVBACKUP_BACKUP", Value: t.Backup},
-		{Name: "PVBACKUP_CACHE_DIR", Value: mountTmp},
-		{Name: "TMPDIR", Value: mountTmp},
-	}
-	if backup {
-		env = append(env, corev1.EnvVar{Name: "PVBACKUP_SOURCE", Value: mountData})
-	} else {
-		env = append(env, corev1.EnvVar{Name: "PVBACKUP_TARGET", Value: mountData}, corev1.EnvVar{Name: "PVBACKUP_SNAPSHOT", Value: snapshotID})
-		if !c.Privileged {
-			env = append(env, corev1.EnvVar{Name: "PVBACKUP_SKIP_OWNERS", Value: "true"})
-		}
+	readOnly := backup || t.DiffOnly // a diff only reads
+	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
+	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
+		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
+		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly}
+	args := inv.Args()
+	var env []corev1.EnvVar
+	for _, e := range inv.Env() {
+		env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
 	secret := c.Secret
 	if secret == "" {
@@ -191,11 +190,11 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	}
 	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
 	mounts := []corev1.VolumeMount{
-		{Name: "data", MountPath: mountData, ReadOnly: backup},
+		{Name: "data", MountPath: mountData, ReadOnly: readOnly},
 		{Name: "tmp", MountPath: mountTmp},
 	}
 	vols := []corev1.Volume{
-		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: backup}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	if len(c.Files) > 0 && c.Secret == "" {
@@ -206,7 +205,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			items = append(items, corev1.KeyToPath{Key: "file-" + k, Path: k})
+			items = append(items, corev1.KeyToPath{Key: mover.SecretFilePrefix + k, Path: k})
 			env = append(env, corev1.EnvVar{Name: k, Value: mountCreds + "/" + k})
 		}
 		vols = append(vols, corev1.Volume{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items}}})
@@ -232,7 +231,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	if c.FSGroup != nil {
 		podSC.FSGroup = c.FSGroup
 		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
-	} else if !backup && !c.Privileged {
+	} else if !readOnly && !c.Privileged {
 		// A new volume's root is usually root's: the kubelet gives it to the mover's group so a
 		// non-root restore can write (read-only backup mounts are never re-owned).
 		podSC.FSGroup = podSC.RunAsGroup
