@@ -56,6 +56,8 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewLogsCmd(streams),
 		NewDeleteCmd(flags, streams),
 		NewCleanupCmd(flags, streams),
+		NewPruneCmd(flags, streams),
+		NewRepoCmd(streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)

@@ -122,3 +122,9 @@ func fileWithoutSidecars(location string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// OpenRepository opens the namespace's existing repository for the plugin's own work on it
+// (delete, maintenance, verify, status); closeFn releases it.
+func OpenRepository(ctx context.Context, s Settings) (_ *repo.Repository, closeFn func(), err error) {
+	return openRepo(ctx, s, false)
+}
