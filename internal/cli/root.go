@@ -57,6 +57,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewDeleteCmd(flags, streams),
 		NewCleanupCmd(flags, streams),
 		NewPruneCmd(flags, streams),
+		NewVerifyCmd(streams),
 		NewRepoCmd(streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
