@@ -244,10 +244,30 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	if mode == Full {
 		km = kmaint.ModeFull
 	}
-	err = kopiarepo.DirectWriteSession(ctx, dr, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup maintenance"},
-		func(ctx context.Context, dw kopiarepo.DirectRepositoryWriter) error {
-			return snapshotmaintenance.Run(ctx, dw, km, false, safety.kopia())
-		})
+	// Kopia's full cycle marks unreferenced contents deleted, but drops from the index only those
+	// marked before the cycle's clock second (index times are whole seconds), and a pack is
+	// deleted only once its live contents were rewritten elsewhere. With safety none nothing else
+	// has to be waited for, so the cycles run back to back, a clock second apart: the second
+	// drops what the first marked, the third rewrites the packs without it and deletes the old
+	// ones (measured: two cycles leave the dead data in place, three free it).
+	cycles := 1
+	if mode == Full && safety == SafetyNone {
+		cycles = 2
+	}
+	for i := range cycles {
+		if i > 0 {
+			if err = nextSecond(ctx); err != nil {
+				return err
+			}
+		}
+		err = kopiarepo.DirectWriteSession(ctx, dr, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup maintenance"},
+			func(ctx context.Context, dw kopiarepo.DirectRepositoryWriter) error {
+				return snapshotmaintenance.Run(ctx, dw, km, false, safety.kopia())
+			})
+		if err != nil {
+			break
+		}
+	}
 	var notOwned kmaint.NotOwnedError
 	if errors.As(err, &notOwned) {
 		return fmt.Errorf("maintenance of %s belongs to %s, not to %s@%s (set it back with `kopia maintenance set --owner=%s@%s`)", r.Location(), notOwned.Owner, repo.ClientUser, repo.ClientHost, repo.ClientUser, repo.ClientHost)
@@ -261,6 +281,19 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	}
 	rr.After, rr.Deleted, rr.Written = stats(after), diff(before, after), diff(after, before)
 	return nil
+}
+
+// nextSecond waits until the wall clock is in a later second than now (with a margin): Kopia
+// compares index times in whole seconds. There is nothing to watch but the clock.
+func nextSecond(ctx context.Context) error {
+	t := time.NewTimer(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // RepoStatus is the state of one namespace's repository.
