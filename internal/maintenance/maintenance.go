@@ -247,9 +247,9 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	// Kopia's full cycle marks unreferenced contents deleted, but drops from the index only those
 	// marked before the cycle's clock second (index times are whole seconds), and a pack is
 	// deleted only once its live contents were rewritten elsewhere. With safety none nothing else
-	// has to be waited for, so the cycles run back to back, a clock second apart: the second
-	// drops what the first marked, the third rewrites the packs without it and deletes the old
-	// ones (measured: two cycles leave the dead data in place, three free it).
+	// has to be waited for, so a second cycle runs a clock second after the first: it drops what
+	// the first marked and rewrites the packs without it, deleting the old ones (measured on five
+	// backups with 20 % changed: one cycle frees nothing, two bring the repository to 1.00x).
 	cycles := 1
 	if mode == Full && safety == SafetyNone {
 		cycles = 2
