@@ -90,6 +90,12 @@ func (w *world) backup(ctx context.Context, ns, name string, start time.Time) *c
 	if err != nil {
 		w.t.Fatalf("backup %s: %v", name, err)
 	}
+	return w.record(ctx, ns, name, start, res.SnapshotID)
+}
+
+// record writes the catalog files of a backup whose volume is Kopia snapshot id.
+func (w *world) record(ctx context.Context, ns, name string, start time.Time, id string) *catalog.Manifest {
+	w.t.Helper()
 	aw, err := w.cat.NewWriter(ctx, name, catalog.ResourcesFile, "")
 	if err != nil {
 		w.t.Fatal(err)
@@ -106,7 +112,7 @@ func (w *world) backup(ctx context.Context, ns, name string, start time.Time) *c
 	}
 	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: name, Status: catalog.Completed, Namespaces: []string{ns}, StartTime: start, CompletionTime: start,
 		Archive: catalog.ArchiveRef{File: catalog.ResourcesFile, Encrypted: "age-scrypt"},
-		Volumes: []catalog.Volume{{Namespace: ns, PVC: "data", Mode: "fs", Status: catalog.VolumeCompleted, KopiaSnapshot: res.SnapshotID, Bytes: res.Bytes}}}
+		Volumes: []catalog.Volume{{Namespace: ns, PVC: "data", Mode: "fs", Status: catalog.VolumeCompleted, KopiaSnapshot: id}}}
 	if err := w.cat.WriteManifest(ctx, m); err != nil {
 		w.t.Fatal(err)
 	}
