@@ -147,7 +147,7 @@ func (d Deps) removeKopia(ctx context.Context, targets []Target, out []Outcome, 
 	for _, ns := range namespaces {
 		if err := d.deleteSnapshots(ctx, ns, byNS[ns], out); err != nil {
 			for i := range byNS[ns] {
-				errs[i] = append(errs[i], fmt.Errorf("Kopia snapshots of namespace %s were kept: %w", ns, err))
+				errs[i] = append(errs[i], fmt.Errorf("the Kopia snapshots of namespace %s were kept: %w", ns, err))
 			}
 		}
 	}
