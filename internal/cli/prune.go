@@ -190,8 +190,13 @@ func (o *PruneOptions) print(res *prune.Result) error {
 	}
 	w := o.streams.Out
 	now := o.now()
+	if len(res.Items) == 0 {
+		fmt.Fprintf(o.streams.ErrOut, "No backups to decide on in %s.\n", res.Location)
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "BACKUP\tNAMESPACES\tAGE\tSTATUS\tACTION\tWHY")
+	if len(res.Items) > 0 {
+		fmt.Fprintln(tw, "BACKUP\tNAMESPACES\tAGE\tSTATUS\tACTION\tWHY")
+	}
 	for _, it := range res.Items {
 		action := string(it.Action)
 		why := strings.Join(it.Reasons, "; ")
