@@ -65,6 +65,8 @@ type Config struct {
 	Password         string
 	DryRun           bool
 	PageSize         int64
+	// TTL, when > 0, is recorded in the manifest: `prune` removes the backup once it has passed.
+	TTL time.Duration
 }
 
 // Deps are the engine's connections to the world.
@@ -135,6 +137,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 			IncludeClusterResources: string(cfg.ClusterResources),
 		},
 		StartTime: d.Now().UTC().Truncate(time.Second),
+	}
+	if cfg.TTL > 0 {
+		m.TTL, m.ExpiresAt = cfg.TTL.String(), m.StartTime.Add(cfg.TTL)
 	}
 	b := &run{d: d, cfg: cfg, sel: sel, m: m, log: catalog.NewLog(), counts: map[countKey]int{}}
 

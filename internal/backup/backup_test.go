@@ -176,3 +176,21 @@ func TestInterrupted(t *testing.T) {
 		t.Fatal("an interrupted backup left a resources archive")
 	}
 }
+
+func TestBackupRecordsTTL(t *testing.T) {
+	dyn, disc := fakeCluster()
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	_, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat, Now: func() time.Time { return start }},
+		Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw", TTL: 36 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cat.Manifest(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TTL != "36h0m0s" || !m.ExpiresAt.Equal(start.Add(36*time.Hour)) || m.Expired(start.Add(35*time.Hour)) || !m.Expired(start.Add(36*time.Hour)) {
+		t.Fatalf("ttl %q, expires %s", m.TTL, m.ExpiresAt)
+	}
+}

@@ -80,6 +80,15 @@ type Manifest struct {
 	Items          int        `json:"items"`
 	Archive        ArchiveRef `json:"archive"`
 	Volumes        []Volume   `json:"volumes,omitempty"`
+	// TTL is how long the backup is kept (`create --ttl`), as Go writes a duration ("720h0m0s");
+	// ExpiresAt is StartTime + TTL. `prune` removes the backup once ExpiresAt has passed.
+	TTL       string    `json:"ttl,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+}
+
+// Expired reports whether the backup has a TTL that has run out at now.
+func (m *Manifest) Expired(now time.Time) bool {
+	return !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt)
 }
 
 // Cluster describes where the backup was taken.

@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
-	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/removal"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -98,16 +97,27 @@ func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 		return nil
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE")
 	for _, e := range entries {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
 	}
 	return tw.Flush()
+}
+
+// expires is the EXPIRES column: "-" without a TTL, "expired" once passed, else the time left.
+func expires(m *catalog.Manifest, now time.Time) string {
+	switch {
+	case m.ExpiresAt.IsZero():
+		return "-"
+	case m.Expired(now):
+		return "expired"
+	}
+	return "in " + age(m.ExpiresAt.Sub(now))
 }
 
 func abbreviate(s []string, n int) string {
@@ -144,6 +154,9 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	fmt.Fprintf(w, "Status:       %s\n", m.Status)
 	fmt.Fprintf(w, "Started:      %s\n", m.StartTime.Format(time.RFC3339))
 	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
+	if !m.ExpiresAt.IsZero() {
+		fmt.Fprintf(w, "Expires:      %s (ttl %s)\n", m.ExpiresAt.Format(time.RFC3339), m.TTL)
+	}
 	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)
 	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
 	s := m.Selection
@@ -238,28 +251,50 @@ func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 // VolumeSnapshots: needs the cluster), then its files. What cannot be removed is a warning that
 // says what is left and how to remove it; the files go anyway, so a backup can always be deleted.
 func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
-	var notes []string
-	if m, err := cat.Manifest(ctx, o.Name); err == nil && len(m.Volumes) > 0 {
-		notes = volumes.DeleteData(ctx, volumes.DeleteDataDeps{
-			Location: o.location.URL,
-			// Loaded only when the backup has Kopia snapshots: deleting resources only needs no password.
-			RepoPassword: func(string) (string, error) { return password.Load(passwordFile) },
-			Cluster: func() (kubernetes.Interface, snapclient.Interface, error) {
-				clients, err := kube.New(flags)
-				if err != nil {
-					return nil, nil, err
-				}
-				return clients.Typed, clients.Snap, nil
-			},
-		}, m)
+	m, err := cat.Manifest(ctx, o.Name)
+	if err != nil {
+		m = nil // incomplete or absent: Remove deletes the files or says there are none
 	}
-	n, err := cat.Delete(ctx, o.Name)
+	d := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: repoPassword(passwordFile), DeleteKeptSnapshots: deleteKeptSnapshots(flags)}
+	res, err := removal.Remove(ctx, d, o.Name, m, false)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(n, "file", "files"), cat.Location())
-	for _, s := range notes {
-		fmt.Fprintln(o.streams.Out, "  "+s)
+	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
+	for _, ns := range sortedKeys(res.KopiaSnapshots) {
+		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by `kubectl pvbackup repo maintain --full`)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), ns)
+	}
+	if res.VolumeSnapshots > 0 {
+		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(o.streams.Out, "  warning: "+w)
 	}
 	return nil
+}
+
+// deleteKeptSnapshots deletes the VolumeSnapshots a backup kept, connecting to the cluster only
+// when a backup has some, and once for all.
+func deleteKeptSnapshots(flags *genericclioptions.ConfigFlags) func(context.Context, string) (int, error) {
+	connect := sync.OnceValues(func() (*kube.Clients, error) { return kube.New(flags) })
+	return func(ctx context.Context, backup string) (int, error) {
+		clients, err := connect()
+		if err != nil {
+			return 0, err
+		}
+		objs, err := volumes.KeptSnapshots(ctx, clients.Snap, backup)
+		if err != nil {
+			return 0, err
+		}
+		return len(objs), volumes.Delete(ctx, clients.Typed, clients.Snap, objs)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

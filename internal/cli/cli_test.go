@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
 )
@@ -113,6 +114,7 @@ func TestCatalogCommands(t *testing.T) {
 		Resources: []catalog.Count{{Resource: "v1/configmaps", Namespace: "shop", Count: 3}, {Resource: "v1/namespaces", Count: 1}},
 		Errors:    []string{"list metrics.k8s.io/v1beta1 pods in namespace shop: the server is currently unable to handle the request"},
 		Archive:   catalog.ArchiveRef{File: catalog.ResourcesFile, Size: 2048, Encrypted: "age-scrypt"},
+		TTL:       "720h0m0s", ExpiresAt: start.Add(720 * time.Hour),
 	}
 	w, _ := cat.NewWriter(ctx, "shop-1", catalog.ResourcesFile, "")
 	_, _ = w.Write(make([]byte, 2048))
@@ -142,6 +144,7 @@ func TestCatalogCommands(t *testing.T) {
 		{"cli/describe.golden", []string{"describe", "shop-1", "--from", loc}, 0},
 		{"cli/logs.golden", []string{"logs", "shop-1", "--from", loc}, 0},
 		{"cli/describe-incomplete.golden", []string{"describe", "broken", "--from", loc}, ExitFailed},
+		{"cli/prune-dry-run.golden", []string{"prune", "--from", loc, "--keep-last", "1", "--incomplete-after", "1h", "--dry-run"}, 0},
 		{"cli/delete.golden", []string{"delete", "broken", "--from", loc}, 0},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -150,12 +153,60 @@ func TestCatalogCommands(t *testing.T) {
 				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
 			}
 			got := strings.NewReplacer(dir, "DIR", start.Format(time.RFC3339), "START",
-				start.Add(time.Second).Format(time.RFC3339), "START+1s", start.Add(2*time.Second).Format(time.RFC3339), "START+2s").Replace(out + errOut)
+				start.Add(time.Second).Format(time.RFC3339), "START+1s", start.Add(2*time.Second).Format(time.RFC3339), "START+2s", start.Add(720*time.Hour).Format(time.RFC3339), "START+720h").Replace(out + errOut)
 			golden.Assert(t, tc.golden, []byte(got))
 		})
 	}
 	out, _, _ := run(t, "list", "--from", loc, "-o", "json")
 	if !strings.Contains(out, `"name": "shop-1"`) || strings.Contains(out, `"broken"`) {
 		t.Fatalf("list -o json after delete:\n%s", out)
+	}
+}
+
+// TestPrune removes an expired backup and keeps the others, and refuses to run while another
+// prune holds the location's lease.
+func TestPrune(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	dir := t.TempDir()
+	loc := "file://" + dir
+	ctx := context.Background()
+	l, err := store.Open(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cat := catalog.New(l)
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, m := range []*catalog.Manifest{
+		{FormatVersion: 1, Name: "old", Status: catalog.Completed, Namespaces: []string{"shop"}, StartTime: now.Add(-2 * time.Hour), TTL: "1h0m0s", ExpiresAt: now.Add(-time.Hour)},
+		{FormatVersion: 1, Name: "new", Status: catalog.Completed, Namespaces: []string{"shop"}, StartTime: now.Add(-time.Hour), TTL: "24h0m0s", ExpiresAt: now.Add(23 * time.Hour)},
+	} {
+		if err := cat.WriteManifest(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := lease.Acquire(ctx, l.Bucket(), loc, "repo maintain", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, "prune", "--from", loc)
+	if code != ExitFailed || !strings.Contains(errOut, "another maintenance run holds the location: "+held.Record().Owner+" is running repo maintain") {
+		t.Fatalf("prune while the lease is held: exit %d\n%s", code, errOut)
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "prune", "--from", loc, "-o", "json")
+	if code != 0 {
+		t.Fatalf("prune: exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{`"name": "old"`, `"action": "remove"`, `"ttl 1h0m0s expired at`, `"name": "new"`, `"action": "keep"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("prune -o json lacks %s:\n%s", want, out)
+		}
+	}
+	entries, err := cat.List(ctx)
+	if err != nil || len(entries) != 1 || entries[0].Name != "new" {
+		t.Fatalf("after prune: %+v (%v); want only new", entries, err)
 	}
 }

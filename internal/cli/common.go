@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -96,6 +97,13 @@ type passwordOptions struct {
 
 func (o *passwordOptions) addFlag(fs *pflag.FlagSet) {
 	fs.StringVar(&o.File, "password-file", "", "file holding the repository password (default $PVBACKUP_PASSWORD; there is no default password)")
+}
+
+// repoPassword returns how the password of a namespace's Kopia repository is found. It is the
+// one place that knows: today every namespace repository opens with the location password
+// itself; with per-namespace keys it derives the namespace's key here.
+func repoPassword(passwordFile string) func(namespace string) (string, error) {
+	return func(string) (string, error) { return password.Load(passwordFile) }
 }
 
 // selectionOptions are the flags choosing what create and restore cover; the verbs word their

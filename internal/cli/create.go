@@ -57,6 +57,7 @@ type CreateOptions struct {
 	HookOnError       string
 	HookTimeout       time.Duration
 	KeepSnapshots     int
+	TTL               time.Duration
 
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
@@ -97,6 +98,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs)
+	fs.DurationVar(&o.TTL, "ttl", 0, "keep the backup this long (e.g. 720h): recorded in backup.json, and `kubectl pvbackup prune` removes it once it has passed (default: no expiry)")
 	fs.IntVar(&o.KeepSnapshots, "keep-snapshots", 0, "snapshot mode: keep the newest N VolumeSnapshots per PVC made by this tool and delete older ones (0 keeps all)")
 	fs.StringVar(&o.PreHook, "pre-hook", "", "shell command run (sh -c) in each pod that mounts a backed-up volume, just before its volumes are snapshotted or uploaded; pod annotations "+"pre.hook.pvbackup.io/command (or Velero's pre.hook.backup.velero.io/command) take precedence")
 	fs.StringVar(&o.PostHook, "post-hook", "", "shell command run in those pods right after their snapshots are created (or uploads done)")
@@ -127,6 +129,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		LabelSelector:    o.Selector,
 		ClusterResources: mode,
 		DryRun:           o.DryRun,
+		TTL:              o.TTL,
 	}
 	if !o.DryRun {
 		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
@@ -184,6 +187,9 @@ func (o *CreateOptions) Validate() error {
 	}
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
+	}
+	if o.TTL < 0 {
+		return fmt.Errorf("--ttl %s: must be positive (0 = no expiry)", o.TTL)
 	}
 	if o.DryRun && o.location.URL == "" {
 		return nil

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/files"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
@@ -57,17 +55,6 @@ func (o *filesOptions) validate() error {
 		return err
 	}
 	return o.location.validate()
-}
-
-// repoPassword is the password of a namespace's repository: the one place ls, cat and cp get it.
-func repoPassword(file string) func(namespace string) (string, error) {
-	var once sync.Once
-	var pw string
-	var err error
-	return func(string) (string, error) {
-		once.Do(func() { pw, err = password.Load(file) })
-		return pw, err
-	}
 }
 
 // run opens the location and calls fn with the engine's dependencies.

@@ -59,6 +59,9 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewCatCmd(streams),
 		NewCpCmd(streams),
 		NewCleanupCmd(flags, streams),
+		NewPruneCmd(flags, streams),
+		NewVerifyCmd(streams),
+		NewRepoCmd(streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)

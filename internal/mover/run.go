@@ -123,9 +123,9 @@ func fileWithoutSidecars(location string) string {
 	return u.String()
 }
 
-// OpenRepository opens the namespace's existing repository for reading on the user's machine
-// (ls, cat, cp): Kopia's content cache is off, so data is read once and never written locally.
-// close releases it.
-func OpenRepository(ctx context.Context, s Settings) (*repo.Repository, func(), error) {
+// OpenRepository opens the namespace's existing repository for the plugin's own work on it on the
+// user's machine (ls, cat, cp, delete, maintenance, verify, status): Kopia's content cache is off,
+// so data is read once and never written locally. closeFn releases it.
+func OpenRepository(ctx context.Context, s Settings) (_ *repo.Repository, closeFn func(), err error) {
 	return openRepo(ctx, s, false)
 }
