@@ -14,10 +14,12 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -239,7 +241,7 @@ func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
 	var notes []string
 	if m, err := cat.Manifest(ctx, o.Name); err == nil && len(m.Volumes) > 0 {
-		notes = deleteVolumeData(ctx, m, o.location.URL, flags, passwordFile)
+		notes = deleteVolumeData(ctx, m, cat.Location(), o.location.URL, flags, passwordFile)
 	}
 	n, err := cat.Delete(ctx, o.Name)
 	if err != nil {
@@ -252,7 +254,7 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, fla
 	return nil
 }
 
-func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string, flags *genericclioptions.ConfigFlags, passwordFile string) []string {
+func deleteVolumeData(ctx context.Context, m *catalog.Manifest, loc *store.Location, location string, flags *genericclioptions.ConfigFlags, passwordFile string) []string {
 	var notes []string
 	byNS := map[string][]string{}
 	kept := 0
@@ -265,12 +267,12 @@ func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string,
 		}
 	}
 	if len(byNS) > 0 {
-		pw, err := password.Load(passwordFile)
+		kr, err := openKeyring(ctx, m, loc, passwordFile)
 		if err != nil {
 			notes = append(notes, "warning: Kopia snapshots of the volumes were kept: "+err.Error())
 		} else {
 			for ns, ids := range byNS {
-				n, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw}, ids)
+				n, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: kr.RepoPassword(ns)}, ids)
 				if err != nil {
 					notes = append(notes, fmt.Sprintf("warning: Kopia snapshots of namespace %s were kept: %v", ns, err))
 					continue
@@ -295,4 +297,16 @@ func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string,
 		}
 	}
 	return notes
+}
+
+// openKeyring opens the location's key for a backup's volume data.
+func openKeyring(ctx context.Context, m *catalog.Manifest, loc *store.Location, passwordFile string) (*keyring.Keyring, error) {
+	if m.FormatVersion < catalog.FormatLocationKey {
+		return nil, fmt.Errorf("backup %q has format %d (before per-namespace keys): this build cannot open its repositories", m.Name, m.FormatVersion)
+	}
+	pw, err := password.Load(passwordFile)
+	if err != nil {
+		return nil, err
+	}
+	return keyring.Open(ctx, loc, pw)
 }

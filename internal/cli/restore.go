@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -46,6 +47,7 @@ type RestoreOptions struct {
 	ClassMapping      []string
 	mover             moverOptions
 
+	pw        string // the user's password: it only unwraps the location key (internal/keyring)
 	cfg       restore.Config
 	volCfg    *volumes.Config
 	volNotice string
@@ -112,7 +114,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 		PreserveNodePorts: o.PreserveNodePorts,
 		DryRun:            o.DryRun,
 	}
-	if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+	if o.pw, err = password.Load(o.password.File); err != nil {
 		return err
 	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
@@ -122,7 +124,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 	if !o.RestoreVolumes || o.DryRun {
 		return nil
 	}
-	mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+	mc, err := o.mover.config(o.location.URL)
 	if err != nil {
 		o.volNotice = "volume data is not restored: " + err.Error()
 		return nil
@@ -178,12 +180,21 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeFn()
+	kr, err := keyring.Open(ctx, cat.Location(), o.pw)
+	if err != nil {
+		return err
+	}
+	o.cfg.ArchiveKey = kr.ArchiveKey()
 	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
 	if o.volCfg != nil {
-		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+		vc := *o.volCfg
+		// Each mover gets the key of the repository it reads: the source namespace's, also
+		// when --namespace-mapping restores it elsewhere (volumes.Task.SourceNamespace).
+		vc.Mover.RepoPassword = kr.RepoPassword
+		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != "")}}
 	}
 	res, err := restore.Run(ctx, deps, o.cfg)

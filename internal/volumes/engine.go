@@ -576,12 +576,10 @@ func (e *engine) createSnapshot(ctx context.Context, t Task, v *catalog.Volume, 
 // runMover creates the Secret and the Job, and follows the pod to its end.
 func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID, node string, tolerations []corev1.Toleration) (*mover.Result, error) {
 	mc := &e.cfg.Mover
-	if mc.Secret == "" {
-		if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, t.SecretSpec(mc), metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
-		}
-		created.secret = true
+	if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, t.SecretSpec(mc), metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
 	}
+	created.secret = true
 	job := t.JobSpec(mc, claim, snapshotID, node, tolerations)
 	j, err := e.d.Kube.BatchV1().Jobs(t.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
