@@ -171,16 +171,17 @@ func (o *RestoreOptions) Validate() error {
 
 // Run restores and prints the outcome per item.
 func (o *RestoreOptions) Run(ctx context.Context) error {
-	clients, err := kube.New(o.configFlags)
-	if err != nil {
-		return err
-	}
 	cat, closeFn, err := o.location.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	// The password is checked before the cluster is touched.
 	kr, err := keyring.Open(ctx, cat.Location(), o.pw)
+	if err != nil {
+		return err
+	}
+	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err
 	}

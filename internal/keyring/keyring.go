@@ -49,6 +49,10 @@ const WorkFactor = 18
 // workFactor is WorkFactor; tests lower it (the shared test machine takes seconds per unwrap).
 var workFactor = WorkFactor
 
+// SetTestWorkFactor makes keys wrapped from now on cheap to unwrap. For tests only: a key file
+// made so is as readable as any, but its password is easier to guess.
+func SetTestWorkFactor(logN int) { workFactor = logN }
+
 // MaxWorkFactor caps the cost accepted on read: a bucket writer could raise the factor in the
 // header to make every command spend minutes and gigabytes before failing.
 const MaxWorkFactor = 20
