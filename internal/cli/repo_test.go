@@ -59,7 +59,7 @@ func changePasswordChild() int {
 
 type pwLocation struct {
 	url, old, new string // location URL, files holding the old and the new password
-	key               *keyring.Keyring
+	key           *keyring.Keyring
 }
 
 func newPWLocation(t *testing.T) pwLocation {
