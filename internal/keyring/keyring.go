@@ -148,7 +148,14 @@ func Create(ctx context.Context, loc *store.Location, password string) (*Keyring
 		return nil, fmt.Errorf("write the key of %s (%s): %w", loc, KeyFile, err)
 	}
 	// Written or lost the race: read back what the bucket holds, and use that. (A store that
-	// ignored If-None-Match let the last writer win; the read shows which.)
+	// ignored If-None-Match let the last writer win; the read shows which.) Our own bytes need
+	// no second scrypt.
+	if err == nil {
+		back, rerr := loc.Bucket().ReadAll(ctx, KeyFile)
+		if rerr == nil && bytes.Equal(back, data) {
+			return &Keyring{key: key}, nil
+		}
+	}
 	return Open(ctx, loc, password)
 }
 
