@@ -24,6 +24,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
@@ -62,9 +63,11 @@ type Config struct {
 	Resources        selection.ResourceFilter
 	LabelSelector    string
 	ClusterResources ClusterMode
-	Password         string
-	DryRun           bool
-	PageSize         int64
+	// ArchiveKey encrypts the resources archive (keyring.ArchiveKey: derived from the location
+	// key, never the password itself).
+	ArchiveKey string
+	DryRun     bool
+	PageSize   int64
 	// TTL, when > 0, is recorded in the manifest: `prune` removes the backup once it has passed.
 	TTL time.Duration
 }
@@ -125,6 +128,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 
 	m := &catalog.Manifest{
 		FormatVersion: catalog.FormatVersion,
+		KeyScheme:     keyring.Scheme,
 		Name:          cfg.Name,
 		ToolVersion:   version.Version,
 		Cluster:       d.Cluster,
@@ -322,7 +326,7 @@ func (b *run) write(ctx context.Context, p *planned) (err error) {
 		return err
 	}
 	cw := &countingWriter{w: bw}
-	aw, err := archive.NewWriter(cw, b.cfg.Password)
+	aw, err := archive.NewWriter(cw, b.cfg.ArchiveKey)
 	if err != nil {
 		cancel()
 		_ = bw.Close()

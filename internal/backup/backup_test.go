@@ -95,7 +95,7 @@ func TestBackupManifestGolden(t *testing.T) {
 		Dynamic: dyn, Discovery: disc, Catalog: cat,
 		Cluster: catalog.Cluster{Server: "https://127.0.0.1:6443", Context: "test", ServerVersion: "v1.34.4"},
 		Now:     func() time.Time { clock = clock.Add(time.Second); return clock },
-	}, Config{Name: "shop-1", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw"})
+	}, Config{Name: "shop-1", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestBackupManifestGolden(t *testing.T) {
 func TestBackupRefusesExistingName(t *testing.T) {
 	dyn, disc := fakeCluster()
 	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
-	cfg := Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw"}
+	cfg := Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw"}
 	if _, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestInterrupted(t *testing.T) {
 		return false, nil, nil
 	})
 	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
-	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", Password: "pw"})
+	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", ArchiveKey: "pw"})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
@@ -182,7 +182,7 @@ func TestBackupRecordsTTL(t *testing.T) {
 	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	_, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat, Now: func() time.Time { return start }},
-		Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw", TTL: 36 * time.Hour})
+		Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw", TTL: 36 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,16 @@ import (
 )
 
 // FormatVersion is the manifest format this build writes; it reads this one and older.
-const FormatVersion = 1
+// 2: the archive and the volume repositories are encrypted with keys derived from the location
+// key (internal/keyring), not with the password itself; 1 (development builds only) did that.
+const FormatVersion = 2
+
+// FormatLocationKey is the first format whose secrets derive from the location key. Older
+// backups are listed and described, but not restored.
+const FormatLocationKey = 2
+
+// ErrOldFormat is returned (wrapped) for a backup this build lists but cannot open.
+var ErrOldFormat = errors.New("backup format too old to open")
 
 // File names inside a backup's directory.
 const (
@@ -79,7 +88,10 @@ type Manifest struct {
 	Resources      []Count    `json:"resources"`
 	Items          int        `json:"items"`
 	Archive        ArchiveRef `json:"archive"`
-	Volumes        []Volume   `json:"volumes,omitempty"`
+	// KeyScheme is how the archive and repository keys derive from the location key
+	// (keyring.Scheme); "" in format 1.
+	KeyScheme string   `json:"keyScheme,omitempty"`
+	Volumes   []Volume `json:"volumes,omitempty"`
 	// TTL is how long the backup is kept (`create --ttl`), as Go writes a duration ("720h0m0s");
 	// ExpiresAt is StartTime + TTL. `prune` removes the backup once ExpiresAt has passed.
 	TTL       string    `json:"ttl,omitempty"`

@@ -255,7 +255,7 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, fla
 	if err != nil {
 		m = nil // incomplete or absent: Remove deletes the files or says there are none
 	}
-	d := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: repoPassword(passwordFile), DeleteKeptSnapshots: deleteKeptSnapshots(flags)}
+	d := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), passwordFile).repo, DeleteKeptSnapshots: deleteKeptSnapshots(flags)}
 	res, err := removal.Remove(ctx, d, o.Name, m, false)
 	if err != nil {
 		return err

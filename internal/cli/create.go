@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
@@ -59,6 +60,7 @@ type CreateOptions struct {
 	KeepSnapshots     int
 	TTL               time.Duration
 
+	pw        string // the user's password: it only unwraps the location key (internal/keyring)
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
 	volNotice string
@@ -132,7 +134,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		TTL:              o.TTL,
 	}
 	if !o.DryRun {
-		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+		if o.pw, err = password.Load(o.password.File); err != nil {
 			return err
 		}
 	}
@@ -154,7 +156,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+	mc, err := o.mover.config(o.location.URL)
 	if err != nil {
 		if mode == volumes.ModeAuto && !flags.Changed("volumes") && !flags.Changed("mover-location") && strings.HasPrefix(o.location.URL, "file://") {
 			o.volNotice = "volume data is not backed up: " + err.Error()
@@ -207,14 +209,6 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
-	if o.volCfg != nil {
-		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
-			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
-			EnsureRepository: func(ctx context.Context, ns string) error {
-				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: o.cfg.Password})
-			}}}
-	}
 	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
 	if v, err := clients.Discovery.ServerVersion(); err == nil {
 		deps.Cluster.ServerVersion = v.GitVersion
@@ -228,6 +222,24 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		}
 		defer closeFn()
 		deps.Catalog = cat
+	}
+	var repoPassword func(string) string
+	if !o.DryRun {
+		kr, err := keyring.Create(ctx, deps.Catalog.Location(), o.pw)
+		if err != nil {
+			return err
+		}
+		o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+	}
+	if o.volCfg != nil {
+		vc := *o.volCfg
+		vc.Mover.RepoPassword = repoPassword
+		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
+			EnsureRepository: func(ctx context.Context, ns string) error {
+				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: repoPassword(ns)})
+			}}}
 	}
 	res, err := backup.Run(ctx, deps, o.cfg)
 	if res != nil && res.Manifest != nil {

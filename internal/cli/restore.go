@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -55,6 +56,7 @@ type RestoreOptions struct {
 	TargetPVC         string
 	IncludePath       string
 
+	pw        string // the user's password: it only unwraps the location key (internal/keyring)
 	cfg       restore.Config
 	volCfg    *volumes.Config
 	volNotice string
@@ -126,7 +128,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 		PreserveNodePorts: o.PreserveNodePorts,
 		DryRun:            o.DryRun,
 	}
-	if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+	if o.pw, err = password.Load(o.password.File); err != nil {
 		return err
 	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
@@ -137,7 +139,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 		o.DataOnly = true
 	}
 	if o.DataOnly && (!o.DryRun || o.InPlace) { // an in-place dry run compares with a read-only mover
-		mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+		mc, err := o.mover.config(o.location.URL)
 		if err != nil {
 			return err
 		}
@@ -147,7 +149,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 	if !o.RestoreVolumes || o.DryRun {
 		return nil
 	}
-	mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+	mc, err := o.mover.config(o.location.URL)
 	if err != nil {
 		o.volNotice = "volume data is not restored: " + err.Error()
 		return nil
@@ -236,21 +238,32 @@ func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients,
 	}
 	res, err := run(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
 		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath,
-		Password: o.cfg.Password, DryRun: o.DryRun})
+		ArchiveKey: o.cfg.ArchiveKey, DryRun: o.DryRun})
 	return o.finish(res, err)
 }
 
 // Run restores and prints the outcome per item.
 func (o *RestoreOptions) Run(ctx context.Context) error {
-	clients, err := kube.New(o.configFlags)
-	if err != nil {
-		return err
-	}
 	cat, closeFn, err := o.location.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	// The password is checked before the cluster is touched.
+	kr, err := keyring.Open(ctx, cat.Location(), o.pw)
+	if err != nil {
+		return err
+	}
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	o.cfg.ArchiveKey = kr.ArchiveKey()
+	if o.volCfg != nil {
+		// Each mover gets the key of the repository it reads: the source namespace's, also
+		// when --namespace-mapping restores it elsewhere (volumes.Task.SourceNamespace).
+		o.volCfg.Mover.RepoPassword = kr.RepoPassword
+	}
 	if o.DataOnly {
 		return o.runDataOnly(ctx, clients, cat)
 	}

@@ -33,7 +33,8 @@ func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.
 PersistentVolume data - to object storage, with no in-cluster components.
 
 The repository password comes from $PVBACKUP_PASSWORD or --password-file; there is no
-default. The location comes from --to/--from or $PVBACKUP_LOCATION.
+default. It unwraps the location's key, from which each namespace repository's key is derived
+on this machine: a mover in namespace A gets A's key only (see docs/security.md). The location comes from --to/--from or $PVBACKUP_LOCATION.
 
 Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed backup);
 2 partially failed (some items failed, each named in the output); 130 interrupted.`,

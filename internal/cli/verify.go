@@ -11,7 +11,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/verify"
 )
@@ -102,9 +101,9 @@ func (o *VerifyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeFn()
+	keys := newLocationKeys(ctx, cat.Location(), o.password.File)
 	d := verify.Deps{Catalog: cat, URL: o.location.URL, Progress: o.output.reporter(o.streams),
-		ArchivePassword: func() (string, error) { return password.Load(o.password.File) },
-		RepoPassword:    repoPassword(o.password.File)}
+		ArchivePassword: keys.archive, RepoPassword: keys.repo}
 	res, err := verify.Run(ctx, d, o.cfg)
 	if res != nil {
 		if perr := o.print(res); perr != nil {

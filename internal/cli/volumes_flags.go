@@ -38,7 +38,7 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (built by `make image`; mirror it for air-gapped clusters)")
 	fs.StringVar(&o.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the mover: IfNotPresent, Always or Never")
 	fs.StringVar(&o.Location, "mover-location", "", "the backup location as mover pods reach it, when it differs from --to/--from (e.g. an in-cluster S3 endpoint)")
-	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with PVBACKUP_PASSWORD and the storage credentials (instead of a temporary Secret made from your environment)")
+	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with the storage credentials for the movers (instead of copying those of your environment into a temporary Secret); the namespace's repository key still comes in a temporary Secret")
 	fs.StringVar(&o.ServiceAccount, "mover-service-account", "", "service account of the mover pods (for workload identity: IRSA, GKE, Azure)")
 	fs.Int64Var(&o.RunAs, "mover-run-as", -1, "user and group ID the mover runs as (default the image's 65532): the owner of the volume's files")
 	fs.Int64Var(&o.FSGroup, "mover-fs-group", -1, "fsGroup of the mover pods: files readable by this group can be read")
@@ -52,9 +52,10 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Deadline, "mover-deadline", 6*time.Hour, "activeDeadlineSeconds of mover Jobs")
 }
 
-// config builds the mover configuration. location is --to/--from; password the repository's.
-func (o *moverOptions) config(location, password string) (volumes.MoverConfig, error) {
-	c := volumes.MoverConfig{Image: o.Image, PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location, Password: password,
+// config builds the mover configuration. location is --to/--from. The repository passwords are
+// set by Run, once the location's key is open.
+func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
+	c := volumes.MoverConfig{Image: o.Image, PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location,
 		Secret: o.Secret, ServiceAccount: o.ServiceAccount, Privileged: o.Privileged, ActiveDeadline: o.Deadline}
 	switch c.PullPolicy {
 	case corev1.PullIfNotPresent, corev1.PullAlways, corev1.PullNever:

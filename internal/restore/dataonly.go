@@ -33,7 +33,7 @@ type DataConfig struct {
 	StorageClassMapping map[string]string
 	// IncludePath restores only this directory of each volume.
 	IncludePath string
-	Password    string
+	ArchiveKey  string // keyring.ArchiveKey: decrypts the backup's archive (for the claims' specs)
 	DryRun      bool
 }
 
@@ -145,7 +145,7 @@ func orText(s, def string) string {
 
 // claimSpecs reads the backed-up PersistentVolumeClaims of the volumes from the archive.
 func claimSpecs(ctx context.Context, c *catalog.Catalog, cfg DataConfig) (map[string]*unstructured.Unstructured, error) {
-	entries, err := readArchive(ctx, c, cfg.Backup, cfg.Password)
+	entries, err := readArchive(ctx, c, cfg.Backup, cfg.ArchiveKey)
 	if err != nil {
 		return nil, err
 	}

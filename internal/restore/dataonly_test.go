@@ -95,7 +95,7 @@ func TestDataOnly(t *testing.T) {
 		kube := fake.NewSimpleClientset(ns("shop"), ns("copy"), existing.DeepCopy(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "untouched", Namespace: "shop"}})
 		rec := &fillRecorder{}
 		res, err := DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, Target: "copy/data2",
-			StorageClassMapping: map[string]string{"gp2": "gp3"}, IncludePath: "/sub", Password: dataPW})
+			StorageClassMapping: map[string]string{"gp2": "gp3"}, IncludePath: "/sub", ArchiveKey: dataPW})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestDataOnly(t *testing.T) {
 		if res.Volumes[0].Action != Restored || res.Summary[Created] != 1 {
 			t.Errorf("result %+v", res)
 		}
-		res, err = DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/logs"}, Password: dataPW})
+		res, err = DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/logs"}, ArchiveKey: dataPW})
 		if err != nil || len(rec.items) != 2 || !rec.items[1].RequireEmpty || rec.items[1].PVC != "logs" || len(res.Items) != 0 {
 			t.Errorf("existing claim: %v, fills %+v, items %+v", err, rec.items, res.Items)
 		}
@@ -129,7 +129,7 @@ func TestDataOnly(t *testing.T) {
 	t.Run("a new claim whose fill fails is deleted again", func(t *testing.T) {
 		kube := fake.NewSimpleClientset(ns("shop"))
 		rec := &fillRecorder{fail: map[string]bool{"data": true}}
-		res, err := DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, Password: dataPW})
+		res, err := DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, ArchiveKey: dataPW})
 		if err != nil || res.Volumes[0].Action != Failed || !res.Failed() {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -139,7 +139,7 @@ func TestDataOnly(t *testing.T) {
 	})
 	t.Run("dry run changes nothing", func(t *testing.T) {
 		kube := fake.NewSimpleClientset(ns("shop"))
-		res, err := DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, Password: dataPW, DryRun: true})
+		res, err := DataOnly(ctx, DataDeps{Kube: kube, Catalog: cat}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, ArchiveKey: dataPW, DryRun: true})
 		if err != nil || res.Volumes[0].Action != WouldRestore || res.Summary[WouldCreate] != 1 {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -161,7 +161,7 @@ func TestDataOnly(t *testing.T) {
 		{"missing namespace", DataConfig{Volumes: []string{"shop/data"}, NamespaceMapping: map[string]string{"shop": "gone"}}, fake.NewSimpleClientset(), "namespace gone does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.Backup, tc.cfg.Password = "b1", dataPW
+			tc.cfg.Backup, tc.cfg.ArchiveKey = "b1", dataPW
 			res, err := DataOnly(ctx, DataDeps{Kube: tc.kube, Catalog: cat, Volumes: &fillRecorder{}}, tc.cfg)
 			msg := ""
 			if err != nil {

@@ -59,7 +59,7 @@ func TestInPlace(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		kube := inPlaceCluster()
 		rec := &syncRecorder{t: t, kube: kube, fail: fail}
-		res, err := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, Password: dataPW})
+		res, err := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, ArchiveKey: dataPW})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestInPlace(t *testing.T) {
 	t.Run("bare pod", func(t *testing.T) {
 		kube := inPlaceCluster()
 		rec := &syncRecorder{t: t, kube: kube}
-		res, _ := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/logs"}, Password: dataPW})
+		res, _ := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/logs"}, ArchiveKey: dataPW})
 		if res.Volumes[0].Action != Failed || !strings.Contains(res.Volumes[0].Reason, "pod shop/bare") || len(rec.items) != 0 {
 			t.Errorf("%+v, fills %+v", res.Volumes[0], rec.items)
 		}
@@ -88,7 +88,7 @@ func TestInPlace(t *testing.T) {
 	t.Run("dry run", func(t *testing.T) {
 		kube := inPlaceCluster()
 		rec := &syncRecorder{t: t, kube: kube}
-		res, err := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, Password: dataPW, DryRun: true})
+		res, err := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, ArchiveKey: dataPW, DryRun: true})
 		if err != nil || res.Volumes[0].Action != WouldSync || !strings.Contains(res.Volumes[0].Reason, "2 changed (10 bytes)") || !rec.items[0].DiffOnly || rec.replicas != 3 {
 			t.Errorf("%v %+v, fill %+v, replicas during %d", err, res.Volumes[0], rec.items, rec.replicas)
 		}

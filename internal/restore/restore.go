@@ -57,7 +57,8 @@ type Config struct {
 	Policy            Policy
 	PreserveNodePorts bool
 	DryRun            bool
-	Password          string
+	// ArchiveKey decrypts the resources archive (keyring.ArchiveKey).
+	ArchiveKey string
 	// CRDTimeout bounds the wait for a restored CRD to become Established.
 	CRDTimeout time.Duration
 	// RestoreVolumes fills restored PVCs with their backed-up data before workloads are created.
@@ -176,6 +177,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.FormatVersion < catalog.FormatLocationKey {
+		return nil, fmt.Errorf("backup %q has format %d: its archive and volume data are encrypted with the password itself, as development builds did before per-namespace keys (v0.1.0 was never released); this build cannot open it: restore it with the build that made it, and back up again: %w", cfg.Backup, m.FormatVersion, catalog.ErrOldFormat)
+	}
 	if m.Status == catalog.Failed {
 		return nil, fmt.Errorf("backup %q failed and has nothing to restore: %s", cfg.Backup, strings.Join(m.Errors, "; "))
 	}
@@ -190,7 +194,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 
 	done := d.Progress.Start("read backup " + cfg.Backup)
-	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.Password)
+	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.ArchiveKey)
 	if err != nil {
 		done("", err)
 		return nil, err
@@ -231,16 +235,18 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	return r.apply(ctx, entries)
 }
 
-func readArchive(ctx context.Context, c *catalog.Catalog, name, password string) ([]*entry, error) {
+func readArchive(ctx context.Context, c *catalog.Catalog, name, key string) ([]*entry, error) {
 	rd, err := c.NewReader(ctx, name, catalog.ResourcesFile)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	ar, err := archive.NewReader(rd, password)
+	ar, err := archive.NewReader(rd, key)
 	if err != nil {
 		if errors.Is(err, archive.ErrWrongPassword) {
-			return nil, fmt.Errorf("wrong repository password for backup %q in %s (check %s or --password-file): %w", name, c.Location(), "PVBACKUP_PASSWORD", err)
+			// The password opened the location's key (or we would not be here): the archive was
+			// encrypted under another key, so the key file or the archive was replaced.
+			return nil, fmt.Errorf("the archive of backup %q in %s does not open with the location's key: it was encrypted under another location key (was keys/location.age or the archive replaced or copied from another location?): %w", name, c.Location(), err)
 		}
 		return nil, fmt.Errorf("backup %q: %w", name, err)
 	}

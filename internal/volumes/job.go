@@ -67,12 +67,12 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 // startMover creates the temporary Secret (unless the user's is used) and the mover Job.
 func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID, node string, tolerations []corev1.Toleration) (*batchv1.Job, error) {
 	mc := &e.cfg.Mover
-	if mc.Secret == "" {
-		if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, t.SecretSpec(mc), metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
-		}
-		created.secret = true
+	// Always a temporary Secret: it carries the namespace's repository key (a user's --mover-secret
+	// brings the storage credentials only).
+	if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, t.SecretSpec(mc), metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
 	}
+	created.secret = true
 	job := t.JobSpec(mc, claim, snapshotID, node, tolerations)
 	j, err := e.d.Kube.BatchV1().Jobs(t.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {

@@ -157,10 +157,16 @@ func (t Task) TempPVCSpec(src *corev1.PersistentVolumeClaim, restoreSize *resour
 	}
 }
 
-// SecretSpec is the temporary Secret: the repository password and the storage credentials.
+// SecretSpec is the temporary Secret: the password of the source namespace's repository alone
+// (which opens nothing else), and the storage credentials unless the user's --mover-secret has them.
 func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: t.meta(t.SecretName()), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
-	s.Data[passwordKey] = []byte(c.Password)
+	if c.RepoPassword != nil {
+		s.Data[passwordKey] = []byte(c.RepoPassword(t.SourceNamespace))
+	}
+	if c.Secret != "" {
+		return s
+	}
 	for k, v := range c.Env {
 		s.Data[k] = []byte(v)
 	}
@@ -184,11 +190,13 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	for _, e := range inv.Env() {
 		env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
-	secret := c.Secret
-	if secret == "" {
-		secret = t.SecretName()
-	}
+	secret := t.SecretName()
 	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
+	if c.Secret != "" {
+		// The user's Secret brings the storage credentials; the temporary one, last so that it
+		// wins, the repository password.
+		envFrom = append([]corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: c.Secret}}}}, envFrom...)
+	}
 	mounts := []corev1.VolumeMount{
 		{Name: "data", MountPath: mountData, ReadOnly: readOnly},
 		{Name: "tmp", MountPath: mountTmp},

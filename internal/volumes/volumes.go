@@ -65,12 +65,16 @@ type MoverConfig struct {
 	PullPolicy corev1.PullPolicy
 	// Location is the backup location URL as pods reach it.
 	Location string
-	Password string
+	// RepoPassword returns the Kopia password of a source namespace's repository (derived by
+	// internal/keyring on the user's machine). A mover's Secret gets its namespace's only: never
+	// the user's password, the location key or the archive key.
+	RepoPassword func(namespace string) string
 	// Env is the storage credentials passed to the mover through the temporary Secret.
 	Env map[string]string
 	// Files are credential files (GOOGLE_APPLICATION_CREDENTIALS) put into the Secret: env name → content.
 	Files map[string][]byte
-	// Secret, when set, is a Secret of the user's in each namespace used instead of a temporary one.
+	// Secret, when set, is a Secret of the user's in each namespace that holds the storage
+	// credentials; the temporary Secret then holds the repository password alone.
 	Secret         string
 	ServiceAccount string
 	RunAsUser      *int64

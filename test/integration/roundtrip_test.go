@@ -65,7 +65,7 @@ func TestResourceRoundTrip(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		t.Setenv("PVBACKUP_PASSWORD", "wrong")
 		r := run(t, "restore", "shop-1", "--from", loc, "--namespace-mapping", "shop:never-created")
-		if r.code != 1 || !strings.Contains(r.err, "wrong repository password for backup \"shop-1\"") {
+		if r.code != 1 || !strings.Contains(r.err, "wrong repository password for "+loc) {
 			t.Fatalf("want exit 1 and a wrong-password error, got %d: %s", r.code, r.err)
 		}
 		if _, err := cs.CoreV1().Namespaces().Get(ctx, "never-created", metav1.GetOptions{}); err == nil {
