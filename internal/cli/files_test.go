@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -31,15 +32,20 @@ func TestLsCatCpWithoutCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	res, err := mover.RunBackup(ctx, mover.Settings{Location: loc, Namespace: "shop", Password: "pw-123456", CacheDir: dir}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
 	l, err := store.Open(ctx, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	// The location's key, as create makes it: the repository opens with the namespace's derived key.
+	kr, err := keyring.Create(ctx, l, "pw-123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := mover.RunBackup(ctx, mover.Settings{Location: loc, Namespace: "shop", Password: kr.RepoPassword("shop"), CacheDir: dir}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: "b1", Status: catalog.Completed,
 		Volumes: []catalog.Volume{{Namespace: "shop", PVC: "data", Mode: "fs", Status: catalog.VolumeCompleted, Files: 1, Bytes: 8, KopiaSnapshot: res.SnapshotID}}}
 	if err := catalog.New(l).WriteManifest(ctx, m); err != nil {
