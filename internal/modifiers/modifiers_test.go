@@ -194,3 +194,30 @@ resourceModifierRules:
 		t.Fatalf("changed %v, labels %v, err %v", changed, o.GetLabels(), err)
 	}
 }
+
+// TestGroupResourceGlobs: "*" does not cross a dot, as in Velero.
+func TestGroupResourceGlobs(t *testing.T) {
+	for _, tc := range []struct {
+		glob string
+		gr   schema.GroupResource
+		want bool
+	}{
+		{"*", schema.GroupResource{Resource: "pods"}, true},
+		{"*", schema.GroupResource{Group: "apps", Resource: "deployments"}, false},
+		{"*.apps", schema.GroupResource{Group: "apps", Resource: "deployments"}, true},
+		{"*.*", schema.GroupResource{Group: "batch", Resource: "jobs"}, true},
+		{"*.*", schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, false},
+		{"**", schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, true},
+		{"persistentvolumeclaims.storage.k8s.io", schema.GroupResource{Resource: "persistentvolumeclaims"}, false},
+	} {
+		m, err := Load([]byte("version: v1\nresourceModifierRules:\n- conditions: {groupResource: \"" + tc.glob + "\"}\n  mergePatches: [{patchData: '{\"metadata\":{\"labels\":{\"m\":\"y\"}}}'}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "X", "metadata": map[string]any{"name": "x"}}}
+		changed, err := m.Apply(tc.gr, o)
+		if err != nil || (len(changed) == 1) != tc.want {
+			t.Errorf("%q on %s: changed %v, err %v; want match %v", tc.glob, tc.gr, changed, err, tc.want)
+		}
+	}
+}
