@@ -313,8 +313,6 @@ type run struct {
 // their status), before transform changes them.
 func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 	inSet := map[types.UID]*entry{}
-	// notRestored are the Jobs left out as finished or running: their pods go with them.
-	notRestored := map[types.UID]*entry{}
 	for _, e := range entries {
 		ns := e.key.Namespace
 		if e.gr == (schema.GroupResource{Resource: "namespaces"}) {
@@ -332,20 +330,7 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 			inSet[e.oldUID] = e
 		}
 	}
-	// Finished and running Jobs and Pods, unless their controller (a CronJob, a Job) is
-	// restored and recreates what it needs.
-	for _, e := range entries {
-		if e.skip != "" {
-			continue
-		}
-		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil && inSet[ref.UID] != nil {
-			continue
-		}
-		if e.skip, e.note = r.jobDecision(e); e.skip != "" && e.oldUID != "" {
-			delete(inSet, e.oldUID)
-			notRestored[e.oldUID] = e
-		}
-	}
+	notRestored := r.decideJobs(entries, inSet)
 	r.restoredPVs = map[string]bool{}
 	for _, e := range entries {
 		if e.skip != "" {
@@ -376,6 +361,26 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 			e.skip = r.mappedAway(e)
 		}
 	}
+}
+
+// decideJobs leaves out finished Jobs and Pods and, with --running-jobs=skip, running Jobs,
+// unless their controller (a CronJob, a Job) is restored and recreates what it needs. It returns
+// the Jobs left out, whose Pods go with them, and takes them out of inSet.
+func (r *run) decideJobs(entries []*entry, inSet map[types.UID]*entry) map[types.UID]*entry {
+	notRestored := map[types.UID]*entry{}
+	for _, e := range entries {
+		if e.skip != "" {
+			continue
+		}
+		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil && inSet[ref.UID] != nil {
+			continue
+		}
+		if e.skip, e.note = r.jobDecision(e); e.skip != "" && e.oldUID != "" {
+			delete(inSet, e.oldUID)
+			notRestored[e.oldUID] = e
+		}
+	}
+	return notRestored
 }
 
 // transform turns each object to restore into what is created, in Velero's order: sanitise,
