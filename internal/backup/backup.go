@@ -532,14 +532,30 @@ func (b *run) need(gr schema.GroupResource, name string) {
 	b.needs[gr][name] = true
 }
 
+// needClasses notes the StorageClass a claim, claim template or PV names, in its spec or in the
+// beta annotation that published manifests still use.
+func (b *run) needClasses(claim map[string]any) {
+	sc, _, _ := unstructured.NestedString(claim, "spec", "storageClassName")
+	b.need(grSC, sc)
+	beta, _, _ := unstructured.NestedString(claim, "metadata", "annotations", "volume.beta.kubernetes.io/storage-class")
+	b.need(grSC, beta)
+}
+
 func (b *run) noteNeeds(r selection.Resource, o *unstructured.Unstructured) {
 	gr := r.GVR.GroupResource()
 	switch gr {
 	case schema.GroupResource{Resource: "persistentvolumeclaims"}:
 		v, _, _ := unstructured.NestedString(o.Object, "spec", "volumeName")
 		b.need(grPV, v)
-		sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName")
-		b.need(grSC, sc)
+		b.needClasses(o.Object)
+	case schema.GroupResource{Group: "apps", Resource: "statefulsets"}:
+		// Replicas added after a restore get claims from these templates.
+		tmpls, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+		for _, t := range tmpls {
+			if m, ok := t.(map[string]any); ok {
+				b.needClasses(m)
+			}
+		}
 	case schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}:
 		kind, _, _ := unstructured.NestedString(o.Object, "roleRef", "kind")
 		name, _, _ := unstructured.NestedString(o.Object, "roleRef", "name")
@@ -585,8 +601,7 @@ func (b *run) fetchNeeds(ctx context.Context, p *planned, aw *archive.Writer) er
 				continue
 			}
 			if gr == grPV {
-				sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName")
-				b.need(grSC, sc)
+				b.needClasses(o.Object)
 			}
 			if err := b.add(r, o, aw); err != nil {
 				done("", err)

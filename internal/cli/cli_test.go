@@ -75,6 +75,10 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "b", "--to", "s3://b/p", "--parallel", "0"}, want: "--parallel 0: must be 1 or more"},
 		{args: []string{"create", "b", "--to", "s3://b/p", "--hook-selector", "a b"}, want: `--hook-selector "a b"`},
 		{args: []string{"restore", "b", "--from", "s3://b/p", "--storage-class-mapping", "gp2"}, want: `--storage-class-mapping "gp2": use old:new`},
+		{args: []string{"restore", "b", "--from", "s3://b/p", "--storage-class-mapping", "gp2:GP3"}, want: `"GP3" is not a valid StorageClass name`},
+		{args: []string{"restore", "b", "--from", "s3://b/p", "--running-jobs", "rerun"}, want: `--running-jobs="rerun": use suspend, restore or skip`},
+		{args: []string{"restore", "b", "--from", "s3://b/p", "--resource-modifiers", "/nonexistent/m.yaml"}, want: `--resource-modifiers: open /nonexistent/m.yaml: no such file or directory`},
+		{args: []string{"restore", "b", "--from", "s3://b/p", "--resource-modifiers", golden.Path("restore/bad-modifiers.yaml")}, want: `bad-modifiers.yaml: resourceModifierRules[1]: patches[0]: operation "update": use add, remove, replace, move, copy or test`},
 		{args: []string{"cleanup", "--backup", "Bad_Name"}, want: `backup name "Bad_Name" is not valid`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

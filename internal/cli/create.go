@@ -19,6 +19,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -152,7 +153,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	if mode == volumes.ModeNone {
 		return nil
 	}
-	classMap, err := volumes.ParseMapping("mover-storage-class", o.MoverClassMapping)
+	classMap, err := mapping.Parse("mover-storage-class", mapping.StorageClass, o.MoverClassMapping)
 	if err != nil {
 		return err
 	}

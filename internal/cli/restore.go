@@ -3,17 +3,19 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
@@ -29,6 +31,9 @@ var restoreExample = examples(`
 
 	# Overwrite objects that exist with the backup's version
 	%[1]s restore shop-1 --include-resources configmaps,secrets --existing-resource-policy update
+
+	# Restore onto another StorageClass, patching objects with a Velero resource modifier file
+	%[1]s restore shop-1 --storage-class-mapping gp2:gp3 --resource-modifiers modifiers.yaml
 
 	# The data of one volume only, into a new claim (nothing else is created or changed)
 	%[1]s restore shop-1 --data-only --volumes shop/data --target-pvc shop/data-restored`)
@@ -49,6 +54,9 @@ type RestoreOptions struct {
 	DryRun            bool
 	RestoreVolumes    bool
 	ClassMapping      []string
+	FinishedJobs      bool
+	RunningJobs       string
+	ModifiersFile     string
 	mover             moverOptions
 	DataOnly          bool
 	InPlace           bool
@@ -95,7 +103,10 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.BoolVar(&o.PreserveNodePorts, "preserve-nodeports", false, "keep Services' node ports instead of letting the cluster pick new ones")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be restored and change nothing")
 	fs.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "fill restored PVCs with their backed-up data (a restore mover Job per PVC) before workloads are created; false restores specs only")
-	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs and PVs with another StorageClass: old:new[,old2:new2]")
+	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs, PVs and StatefulSet volumeClaimTemplates with another StorageClass (spec and beta annotation): old:new[,old2:new2]")
+	fs.BoolVar(&o.FinishedJobs, "include-finished-jobs", false, "also restore Jobs that had completed or failed and Pods that had succeeded or failed: they run again")
+	fs.StringVar(&o.RunningJobs, "running-jobs", string(restore.RunningSuspend), "Jobs running at backup time: suspend (restore them with spec.suspend=true), restore (they start again) or skip")
+	fs.StringVar(&o.ModifiersFile, "resource-modifiers", "", "patch objects on their way in with a Velero resource modifier file (version v1: JSON, merge and strategic patches)")
 	o.mover.addFlags(fs)
 	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
 	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
@@ -113,26 +124,41 @@ func (o *RestoreOptions) Complete(args []string) error {
 	if err != nil {
 		return err
 	}
-	mapping, err := parseMapping(o.NamespaceMapping)
+	nsMapping, err := mapping.Parse("namespace-mapping", mapping.Namespace, o.NamespaceMapping)
+	if err != nil {
+		return err
+	}
+	running, err := restore.ParseRunningJobs(o.RunningJobs)
 	if err != nil {
 		return err
 	}
 	namespaces, resources := o.filters(nil)
 	o.cfg = restore.Config{
-		Backup:            o.Name,
-		Namespaces:        namespaces,
-		Resources:         resources,
-		LabelSelector:     o.Selector,
-		NamespaceMapping:  mapping,
-		Policy:            policy,
-		PreserveNodePorts: o.PreserveNodePorts,
-		DryRun:            o.DryRun,
+		Backup:              o.Name,
+		Namespaces:          namespaces,
+		Resources:           resources,
+		LabelSelector:       o.Selector,
+		NamespaceMapping:    nsMapping,
+		Policy:              policy,
+		PreserveNodePorts:   o.PreserveNodePorts,
+		DryRun:              o.DryRun,
+		IncludeFinishedJobs: o.FinishedJobs,
+		RunningJobs:         running,
+	}
+	if o.ModifiersFile != "" {
+		data, err := os.ReadFile(o.ModifiersFile)
+		if err != nil {
+			return fmt.Errorf("--resource-modifiers: %w", err)
+		}
+		if o.cfg.Modifiers, err = modifiers.Load(data); err != nil {
+			return fmt.Errorf("--resource-modifiers %s: %w", o.ModifiersFile, err)
+		}
 	}
 	if o.pw, err = password.Load(o.password.File); err != nil {
 		return err
 	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
-	if o.cfg.StorageClassMapping, err = volumes.ParseMapping("storage-class-mapping", o.ClassMapping); err != nil {
+	if o.cfg.StorageClassMapping, err = mapping.Parse("storage-class-mapping", mapping.StorageClass, o.ClassMapping); err != nil {
 		return err
 	}
 	if o.InPlace {
@@ -156,31 +182,6 @@ func (o *RestoreOptions) Complete(args []string) error {
 	}
 	o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
 	return nil
-}
-
-func parseMapping(pairs []string) (map[string]string, error) {
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	m := map[string]string{}
-	targets := map[string]string{}
-	for _, p := range pairs {
-		from, to, ok := strings.Cut(p, ":")
-		if !ok || from == "" || to == "" {
-			return nil, fmt.Errorf("--namespace-mapping %q: use old:new", p)
-		}
-		if errs := validation.IsDNS1123Label(to); len(errs) > 0 {
-			return nil, fmt.Errorf("--namespace-mapping %q: %q is not a valid namespace name: %s", p, to, strings.Join(errs, "; "))
-		}
-		if _, dup := m[from]; dup {
-			return nil, fmt.Errorf("--namespace-mapping maps %q twice", from)
-		}
-		if other, dup := targets[to]; dup {
-			return nil, fmt.Errorf("--namespace-mapping maps both %q and %q to %q", other, from, to)
-		}
-		m[from], targets[to] = to, from
-	}
-	return m, nil
 }
 
 // Validate checks the options without any I/O.
@@ -309,8 +310,9 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	rows := 0
 	for _, it := range res.Items {
-		// A real restore lists what did not simply get created; a dry run lists everything.
-		if !res.DryRun && it.Action == restore.Created {
+		// A real restore lists what did not simply get created (or was created with something
+		// to know: a finished Job that runs again, a modified object); a dry run lists everything.
+		if !res.DryRun && it.Action == restore.Created && it.Reason == "" {
 			continue
 		}
 		if rows == 0 {

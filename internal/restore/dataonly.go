@@ -199,7 +199,7 @@ func newClaim(src *unstructured.Unstructured, t *dataTarget, classMap map[string
 	unstructured.RemoveNestedField(o.Object, "spec", "volumeName")
 	unstructured.RemoveNestedField(o.Object, "spec", "dataSource")
 	unstructured.RemoveNestedField(o.Object, "spec", "dataSourceRef")
-	mapStorageClass(o, classMap)
+	mapStorageClass(grPVC, o, classMap)
 	o.SetNamespace(t.ns)
 	o.SetName(t.pvc)
 	o.SetOwnerReferences(nil)

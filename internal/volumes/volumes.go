@@ -7,7 +7,6 @@ package volumes
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,25 +111,4 @@ func (c *MoverConfig) Defaults() {
 	if c.TTL == 0 {
 		c.TTL = time.Hour
 	}
-}
-
-// ParseMapping reads "old:new,old2:new2".
-func ParseMapping(flag string, pairs []string) (map[string]string, error) {
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	m := map[string]string{}
-	for _, p := range pairs {
-		for _, p := range strings.Split(p, ",") {
-			if p == "" {
-				continue
-			}
-			a, b, ok := strings.Cut(p, ":")
-			if !ok || a == "" || b == "" {
-				return nil, fmt.Errorf("--%s %q: use old:new", flag, p)
-			}
-			m[a] = b
-		}
-	}
-	return m, nil
 }
