@@ -20,6 +20,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -57,6 +58,9 @@ type CreateOptions struct {
 	HookOnError       string
 	HookTimeout       time.Duration
 	KeepSnapshots     int
+	ResourcePolicies  string
+	SnapshotMoveData  bool
+	policies          *policy.Policies
 
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
@@ -97,6 +101,8 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs)
+	fs.StringVar(&o.ResourcePolicies, "resource-policies", "", "Velero resource policy file (version v1): volumePolicies choose each matching volume's mode (skip, fs-backup, snapshot, snapshot-move) before --volumes; the PVC annotation "+volumes.AnnotationMode+" comes first")
+	fs.BoolVar(&o.SnapshotMoveData, "snapshot-move-data", false, "the resource policy action snapshot moves the data to the location (snapshot-move) instead of keeping VolumeSnapshots, as Velero's flag of that name does")
 	fs.IntVar(&o.KeepSnapshots, "keep-snapshots", 0, "snapshot mode: keep the newest N VolumeSnapshots per PVC made by this tool and delete older ones (0 keeps all)")
 	fs.StringVar(&o.PreHook, "pre-hook", "", "shell command run (sh -c) in each pod that mounts a backed-up volume, just before its volumes are snapshotted or uploaded; pod annotations "+"pre.hook.pvbackup.io/command (or Velero's pre.hook.backup.velero.io/command) take precedence")
 	fs.StringVar(&o.PostHook, "post-hook", "", "shell command run in those pods right after their snapshots are created (or uploads done)")
@@ -111,6 +117,13 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	o.Name = args[0]
 	o.location.complete()
+	if o.ResourcePolicies != "" {
+		p, err := policy.Load(o.ResourcePolicies)
+		if err != nil {
+			return err
+		}
+		o.policies = p
+	}
 	mode, err := backup.ParseClusterMode(o.ClusterResources)
 	if err != nil {
 		return err
@@ -144,7 +157,9 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	if err != nil {
 		return fmt.Errorf("--volumes: %w", err)
 	}
-	if mode == volumes.ModeNone {
+	// A policy's rules come before --volumes, none included (as in Velero, where a policy's
+	// snapshot action wins over --snapshot-volumes=false).
+	if mode == volumes.ModeNone && (o.policies == nil || len(o.policies.Rules) == 0) {
 		return nil
 	}
 	classMap, err := volumes.ParseMapping("mover-storage-class", o.MoverClassMapping)
@@ -170,7 +185,8 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	}
 	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
 	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, Mover: mc,
-		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots}
+		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots,
+		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData}
 	return nil
 }
 

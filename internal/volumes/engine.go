@@ -27,6 +27,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	Backup          string
 	Mode            Mode
 	SnapshotClasses []string
+	// Policies are the resource policy rules that choose a mode before Mode (nil: none).
+	Policies *policy.Policies
+	// SnapshotMoveData makes the policy action snapshot move the data (Velero's --snapshot-move-data).
+	SnapshotMoveData bool
 	Mover           MoverConfig
 	Parallel        int
 	// Timeout bounds each wait without progress (snapshot ready, pod start, mover silent).
@@ -126,7 +131,7 @@ func Plan(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVo
 		for _, m := range c.Spec.AccessModes {
 			v.AccessModes = append(v.AccessModes, string(m))
 		}
-		dec, err := Decide(cfg.Mode, cfg.SnapshotClasses, c, facts)
+		dec, err := DecideRequest(Request{Mode: cfg.Mode, Policies: cfg.Policies, SnapshotMoveData: cfg.SnapshotMoveData}, cfg.SnapshotClasses, c, facts)
 		v.Mode, v.Reason, v.Driver, v.SnapshotClass, v.Warnings = string(dec.Mode), dec.Reason, dec.Driver, dec.SnapshotClass, dec.Warnings
 		if err != nil {
 			v.Status, v.Error = catalog.VolumeFailed, err.Error()
