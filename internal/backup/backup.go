@@ -65,6 +65,8 @@ type Config struct {
 	Password         string
 	DryRun           bool
 	PageSize         int64
+	// Labels are the backup's own labels (--labels), recorded in the manifest.
+	Labels map[string]string
 }
 
 // Deps are the engine's connections to the world.
@@ -124,6 +126,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	m := &catalog.Manifest{
 		FormatVersion: catalog.FormatVersion,
 		Name:          cfg.Name,
+		Labels:        cfg.Labels,
 		ToolVersion:   version.Version,
 		Cluster:       d.Cluster,
 		Selection: catalog.Selection{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -76,16 +77,43 @@ func (o *CatalogOptions) Validate() error {
 
 // NewListCmd builds `list`.
 func NewListCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	return newCatalogCmd(streams, "list [--from URL]", "List the backups in a location", `
+	var selector string
+	cmd := newCatalogCmd(streams, "list [--from URL] [-l SELECTOR]", "List the backups in a location", `
 		# List the backups in $PVBACKUP_LOCATION
-		%[1]s list`, cobra.NoArgs, true, runList)
+		%[1]s list
+
+		# List the backups labelled env=prod (create --labels env=prod)
+		%[1]s list -l env=prod`, cobra.NoArgs, true, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		sel, err := labels.Parse(selector)
+		if err != nil {
+			return fmt.Errorf("--selector %q: %w", selector, err)
+		}
+		return runList(ctx, o, cat, sel)
+	})
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector on the backups' labels (create --labels): only backups that match; incomplete backups have no labels and never match")
+	return cmd
 }
 
-func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+// filterLabels keeps the entries whose manifest labels match sel.
+func filterLabels(entries []catalog.Entry, sel labels.Selector) []catalog.Entry {
+	if sel.Empty() {
+		return entries
+	}
+	var out []catalog.Entry
+	for _, e := range entries {
+		if e.Manifest != nil && sel.Matches(labels.Set(e.Manifest.Labels)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, sel labels.Selector) error {
 	entries, err := cat.List(ctx)
 	if err != nil {
 		return err
 	}
+	entries = filterLabels(entries, sel)
 	if o.output.Format != "" {
 		if entries == nil {
 			entries = []catalog.Entry{}
@@ -93,20 +121,32 @@ func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 		return o.output.print(o.streams.Out, entries)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		if sel.Empty() {
+			fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		} else {
+			fmt.Fprintf(o.streams.ErrOut, "No backups in %s match %s.\n", cat.Location(), sel)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE\tLABELS")
 	for _, e := range entries {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\t-\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size), labelString(m.Labels))
 	}
 	return tw.Flush()
+}
+
+// labelString writes labels as kubectl's --show-labels does: k=v,k2=v2 sorted, "-" for none.
+func labelString(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return labels.Set(l).String()
 }
 
 func abbreviate(s []string, n int) string {
@@ -141,6 +181,7 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	w := streams.Out
 	fmt.Fprintf(w, "Name:         %s\n", m.Name)
 	fmt.Fprintf(w, "Status:       %s\n", m.Status)
+	fmt.Fprintf(w, "Labels:       %s\n", labelString(m.Labels))
 	fmt.Fprintf(w, "Started:      %s\n", m.StartTime.Format(time.RFC3339))
 	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
 	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)

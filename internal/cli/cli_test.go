@@ -75,6 +75,12 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "b", "--to", "s3://b/p", "--hook-selector", "a b"}, want: `--hook-selector "a b"`},
 		{args: []string{"restore", "b", "--from", "s3://b/p", "--storage-class-mapping", "gp2"}, want: `--storage-class-mapping "gp2": use old:new`},
 		{args: []string{"cleanup", "--backup", "Bad_Name"}, want: `backup name "Bad_Name" is not valid`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--labels", "env=prod,Bad Key=x"}, want: `--labels: key "Bad Key"`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--labels", "env=not ok"}, want: `--labels: value "not ok" of env`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--labels", "env"}, want: `invalid argument "env" for "--labels"`},
+		{args: []string{"list", "--from", "file:///tmp/x", "-l", "a b"}, want: `--selector "a b"`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--resource-policies", "/nonexistent/p.yaml"}, want: "--resource-policies: open /nonexistent/p.yaml"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--resource-policies", "testdata/bad-policy.yaml"}, want: `--resource-policies testdata/bad-policy.yaml: volumePolicies rule 2: action "backup": use skip, fs-backup, snapshot or snapshot-move`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			for k, v := range tc.env {
@@ -106,6 +112,7 @@ func TestCatalogCommands(t *testing.T) {
 	start := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
 	m := &catalog.Manifest{
 		FormatVersion: 1, Name: "shop-1", ToolVersion: "v0.1.0", Status: catalog.PartiallyFailed,
+		Labels:    map[string]string{"env": "prod", "team": "shop"},
 		Cluster:   catalog.Cluster{Server: "https://10.0.0.1:6443", Context: "prod", ServerVersion: "v1.34.4"},
 		Selection: catalog.Selection{IncludeNamespaces: []string{"shop"}, IncludeClusterResources: "auto"},
 		StartTime: start, CompletionTime: start.Add(2 * time.Second),
@@ -139,6 +146,8 @@ func TestCatalogCommands(t *testing.T) {
 		code   int
 	}{
 		{"cli/list.golden", []string{"list", "--from", loc}, 0},
+		{"cli/list-selector.golden", []string{"list", "--from", loc, "-l", "env=prod,team in (shop,web)"}, 0},
+		{"cli/list-selector-none.golden", []string{"list", "--from", loc, "-l", "env!=prod"}, 0},
 		{"cli/describe.golden", []string{"describe", "shop-1", "--from", loc}, 0},
 		{"cli/logs.golden", []string{"logs", "shop-1", "--from", loc}, 0},
 		{"cli/describe-incomplete.golden", []string{"describe", "broken", "--from", loc}, ExitFailed},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -59,6 +61,7 @@ type CreateOptions struct {
 	HookTimeout       time.Duration
 	KeepSnapshots     int
 	ResourcePolicies  string
+	Labels            map[string]string
 	SnapshotMoveData  bool
 	policies          *policy.Policies
 
@@ -101,6 +104,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs)
+	fs.StringToStringVar(&o.Labels, "labels", nil, "labels of the backup, k=v,k2=v2: recorded in backup.json, shown and selected by `list -l`")
 	fs.StringVar(&o.ResourcePolicies, "resource-policies", "", "Velero resource policy file (version v1): volumePolicies choose each matching volume's mode (skip, fs-backup, snapshot, snapshot-move) before --volumes; the PVC annotation "+volumes.AnnotationMode+" comes first")
 	fs.BoolVar(&o.SnapshotMoveData, "snapshot-move-data", false, "the resource policy action snapshot moves the data to the location (snapshot-move) instead of keeping VolumeSnapshots, as Velero's flag of that name does")
 	fs.IntVar(&o.KeepSnapshots, "keep-snapshots", 0, "snapshot mode: keep the newest N VolumeSnapshots per PVC made by this tool and delete older ones (0 keeps all)")
@@ -140,6 +144,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		LabelSelector:    o.Selector,
 		ClusterResources: mode,
 		DryRun:           o.DryRun,
+		Labels:           o.Labels,
 	}
 	if !o.DryRun {
 		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
@@ -199,6 +204,9 @@ func (o *CreateOptions) Validate() error {
 		return err
 	}
 	if err := o.cfg.Namespaces.Validate(); err != nil {
+		return err
+	}
+	if err := validateLabels(o.Labels); err != nil {
 		return err
 	}
 	if o.DryRun && o.location.URL == "" {
@@ -344,4 +352,22 @@ func printProblems(w io.Writer, m *catalog.Manifest) {
 	for _, wn := range m.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
 	}
+}
+
+// validateLabels checks --labels as the apiserver checks an object's labels.
+func validateLabels(l map[string]string) error {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("--labels: key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(l[k]); len(errs) > 0 {
+			return fmt.Errorf("--labels: value %q of %s: %s", l[k], k, strings.Join(errs, "; "))
+		}
+	}
+	return nil
 }

@@ -130,7 +130,9 @@ func TestRuleString(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	rule := func(body string) string { return "version: v1\nvolumePolicies:\n- conditions:\n    storageClass: [a]\n  action:\n    type: skip\n" + body }
+	rule := func(body string) string {
+		return "version: v1\nvolumePolicies:\n- conditions:\n    storageClass: [a]\n  action:\n    type: skip\n" + body
+	}
 	for _, tc := range []struct{ name, doc, want string }{
 		{"no version", "volumePolicies: []\n", `version "": the only supported version is v1`},
 		{"wrong version", "version: v2\n", `version "v2"`},

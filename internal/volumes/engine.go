@@ -60,8 +60,8 @@ type Config struct {
 	Policies *policy.Policies
 	// SnapshotMoveData makes the policy action snapshot move the data (Velero's --snapshot-move-data).
 	SnapshotMoveData bool
-	Mover           MoverConfig
-	Parallel        int
+	Mover            MoverConfig
+	Parallel         int
 	// Timeout bounds each wait without progress (snapshot ready, pod start, mover silent).
 	Timeout time.Duration
 	// ControllerTimeout bounds the wait for a snapshot controller to take up a VolumeSnapshot.
