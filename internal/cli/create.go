@@ -61,7 +61,8 @@ type CreateOptions struct {
 	HookTimeout       time.Duration
 	KeepSnapshots     int
 	ResourcePolicies  string
-	Labels            map[string]string
+	LabelPairs        []string
+	labels            map[string]string
 	SnapshotMoveData  bool
 	policies          *policy.Policies
 
@@ -104,8 +105,8 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs)
-	fs.StringToStringVar(&o.Labels, "labels", nil, "labels of the backup, k=v,k2=v2: recorded in backup.json, shown and selected by `list -l`")
-	fs.StringVar(&o.ResourcePolicies, "resource-policies", "", "Velero resource policy file (version v1): volumePolicies choose each matching volume's mode (skip, fs-backup, snapshot, snapshot-move) before --volumes; the PVC annotation "+volumes.AnnotationMode+" comes first")
+	fs.StringSliceVar(&o.LabelPairs, "labels", nil, "labels of the backup, as `KEY=VALUE` pairs separated by commas: recorded in backup.json, shown by list and selected with list -l")
+	fs.StringVar(&o.ResourcePolicies, "resource-policies", "", "Velero resource policy `FILE` (version v1): its volumePolicies choose each matching volume's mode (skip, fs-backup, snapshot, snapshot-move) before --volumes; the PVC annotation "+volumes.AnnotationMode+" comes first")
 	fs.BoolVar(&o.SnapshotMoveData, "snapshot-move-data", false, "the resource policy action snapshot moves the data to the location (snapshot-move) instead of keeping VolumeSnapshots, as Velero's flag of that name does")
 	fs.IntVar(&o.KeepSnapshots, "keep-snapshots", 0, "snapshot mode: keep the newest N VolumeSnapshots per PVC made by this tool and delete older ones (0 keeps all)")
 	fs.StringVar(&o.PreHook, "pre-hook", "", "shell command run (sh -c) in each pod that mounts a backed-up volume, just before its volumes are snapshotted or uploaded; pod annotations "+"pre.hook.pvbackup.io/command (or Velero's pre.hook.backup.velero.io/command) take precedence")
@@ -121,6 +122,16 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	o.Name = args[0]
 	o.location.complete()
+	if len(o.LabelPairs) > 0 {
+		o.labels = map[string]string{}
+		for _, p := range o.LabelPairs {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok {
+				return fmt.Errorf("--labels %q: write KEY=VALUE", p)
+			}
+			o.labels[k] = v
+		}
+	}
 	if o.ResourcePolicies != "" {
 		p, err := policy.Load(o.ResourcePolicies)
 		if err != nil {
@@ -144,7 +155,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		LabelSelector:    o.Selector,
 		ClusterResources: mode,
 		DryRun:           o.DryRun,
-		Labels:           o.Labels,
+		Labels:           o.labels,
 	}
 	if !o.DryRun {
 		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
@@ -206,7 +217,7 @@ func (o *CreateOptions) Validate() error {
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
 	}
-	if err := validateLabels(o.Labels); err != nil {
+	if err := validateLabels(o.labels); err != nil {
 		return err
 	}
 	if o.DryRun && o.location.URL == "" {
