@@ -82,6 +82,8 @@ type Manifest struct {
 	Items          int               `json:"items"`
 	Archive        ArchiveRef        `json:"archive"`
 	Volumes        []Volume          `json:"volumes,omitempty"`
+	// Excluded lists the objects their exclusion label kept out (a Namespace: all it holds).
+	Excluded []Excluded `json:"excluded,omitempty"`
 }
 
 // Cluster describes where the backup was taken.
@@ -98,7 +100,23 @@ type Selection struct {
 	IncludeResources        []string `json:"includeResources,omitempty"`
 	ExcludeResources        []string `json:"excludeResources,omitempty"`
 	LabelSelector           string   `json:"labelSelector,omitempty"`
-	IncludeClusterResources string   `json:"includeClusterResources"`
+	OrLabelSelectors        []string `json:"orLabelSelectors,omitempty"`
+	IncludeClusterResources string   `json:"includeClusterResources,omitempty"`
+	// Velero's new-style scoped filters, used instead of the resources lists and the cluster mode.
+	IncludeClusterScopedResources   []string `json:"includeClusterScopedResources,omitempty"`
+	ExcludeClusterScopedResources   []string `json:"excludeClusterScopedResources,omitempty"`
+	IncludeNamespaceScopedResources []string `json:"includeNamespaceScopedResources,omitempty"`
+	ExcludeNamespaceScopedResources []string `json:"excludeNamespaceScopedResources,omitempty"`
+	// ResourcePolicies is the --resource-policies file given.
+	ResourcePolicies string `json:"resourcePolicies,omitempty"`
+}
+
+// Excluded is an object left out because of its exclusion label.
+type Excluded struct {
+	Resource  string `json:"resource"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Label     string `json:"label"` // velero.io/exclude-from-backup=true or pvbackup.io/exclude-from-backup=true
 }
 
 // Count is the number of objects of one resource in one namespace ("" for cluster-scoped).

@@ -186,9 +186,7 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
 	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)
 	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
-	s := m.Selection
-	fmt.Fprintf(w, "Selection:    namespaces %s, excluded %s; resources %s, excluded %s; labels %s; cluster resources %s\n",
-		joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"), joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"), orDash(s.LabelSelector), s.IncludeClusterResources)
+	fmt.Fprintf(w, "Selection:    %s\n", selectionString(m.Selection))
 	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
 	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", m.Archive.File, progress.Bytes(m.Archive.Size), m.Archive.Encrypted)
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
@@ -211,6 +209,19 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if len(m.Volumes) > 0 {
 		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
 		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
+	if len(m.Excluded) > 0 {
+		fmt.Fprintf(w, "Excluded:     %s by label\n", plural(len(m.Excluded), "object", "objects"))
+		for _, e := range m.Excluded {
+			name := e.Name
+			if e.Namespace != "" {
+				name = e.Namespace + "/" + e.Name
+			}
+			fmt.Fprintf(tw, "  %s %s\t%s\n", e.Resource, name, e.Label)
+		}
+		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
@@ -336,4 +347,27 @@ func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string,
 		}
 	}
 	return notes
+}
+
+// selectionString describes what a backup was asked to cover, in the style of its flags.
+func selectionString(s catalog.Selection) string {
+	labels := orDash(s.LabelSelector)
+	if len(s.OrLabelSelectors) > 0 {
+		labels = strings.Join(s.OrLabelSelectors, " or ")
+	}
+	out := fmt.Sprintf("namespaces %s, excluded %s; ", joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"))
+	if s.IncludeClusterResources != "" || len(s.IncludeResources)+len(s.ExcludeResources) > 0 {
+		out += fmt.Sprintf("resources %s, excluded %s; ", joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"))
+	} else {
+		out += fmt.Sprintf("namespace-scoped resources %s, excluded %s; cluster-scoped resources %s, excluded %s; ",
+			joinOr(s.IncludeNamespaceScopedResources, "*"), joinOr(s.ExcludeNamespaceScopedResources, "-"), joinOr(s.IncludeClusterScopedResources, "-"), joinOr(s.ExcludeClusterScopedResources, "-"))
+	}
+	out += "labels " + labels
+	if s.IncludeClusterResources != "" {
+		out += "; cluster resources " + s.IncludeClusterResources
+	}
+	if s.ResourcePolicies != "" {
+		out += "; resource policies " + s.ResourcePolicies
+	}
+	return out
 }

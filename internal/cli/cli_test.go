@@ -74,6 +74,11 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--labels", "env=not ok"}, want: `--labels: value "not ok" of env`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--labels", "env"}, want: `--labels "env": write KEY=VALUE`},
 		{args: []string{"list", "--from", "file:///tmp/x", "-l", "a b"}, want: `--selector "a b"`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "-l", "a=b", "--or-selector", "c=d or e=f"}, want: "--selector and --or-selector cannot be used together"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--or-selector", "a=b or c d"}, want: `--or-selector "a=b or c d": "c d"`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--include-resources", "pods", "--exclude-cluster-scoped-resources", "*"}, want: "--include-resources (old-style filters) cannot be used with --include/exclude-cluster-scoped-resources"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--include-cluster-resources=true", "--include-namespace-scoped-resources", "pods"}, want: "--include-cluster-resources (old-style filters) cannot be used with"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--exclude-resources", "pods", "--resource-policies", "../policy/testdata/velero-include-exclude.yaml"}, want: "--exclude-resources (old-style filters) cannot be used with the includeExcludePolicy of ../policy/testdata/velero-include-exclude.yaml"},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--resource-policies", "/nonexistent/p.yaml"}, want: "--resource-policies: open /nonexistent/p.yaml"},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--resource-policies", "testdata/bad-policy.yaml"}, want: `--resource-policies testdata/bad-policy.yaml: volumePolicies rule 2: action "backup": use skip, fs-backup, snapshot or snapshot-move`},
 	} {

@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -61,6 +62,9 @@ type CreateOptions struct {
 	HookTimeout       time.Duration
 	KeepSnapshots     int
 	ResourcePolicies  string
+	OrSelector        string
+	scoped            selection.ScopedFilter
+	oldStyle          []string // old-style resource flags given, for the mixing check
 	LabelPairs        []string
 	labels            map[string]string
 	SnapshotMoveData  bool
@@ -99,6 +103,11 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 		includeResources:  "resource types to back up: kinds, plurals, short names or group-qualified names (default: all but the transient ones)",
 		excludeResources:  "resource types to leave out",
 	})
+	fs.StringVar(&o.OrSelector, "or-selector", "", "label selectors separated by \" or \": objects matching any of them (Velero's flag; not with --selector)")
+	fs.StringSliceVar(&o.scoped.IncludeCluster, "include-cluster-scoped-resources", nil, "cluster-scoped resource types to back up whole, '*' for all (Velero's new-style filter: not with --include-resources, --exclude-resources or --include-cluster-resources; default: all on a whole-cluster backup, else only what the selection needs)")
+	fs.StringSliceVar(&o.scoped.ExcludeCluster, "exclude-cluster-scoped-resources", nil, "cluster-scoped resource types to leave out, even when the selection needs them; '*' for all")
+	fs.StringSliceVar(&o.scoped.IncludeNamespaced, "include-namespace-scoped-resources", nil, "namespace-scoped resource types to back up, '*' for all (the default)")
+	fs.StringSliceVar(&o.scoped.ExcludeNamespaced, "exclude-namespace-scoped-resources", nil, "namespace-scoped resource types to leave out; '*' for all")
 	fs.StringVar(&o.ClusterResources, "include-cluster-resources", "auto", "cluster-scoped objects: auto (all when all namespaces are selected, else those the selection needs), true or false")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
@@ -148,6 +157,15 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		include = []string{*o.configFlags.Namespace}
 	}
 	namespaces, resources := o.filters(include)
+	for _, f := range []string{"include-resources", "exclude-resources", "include-cluster-resources"} {
+		if flags.Changed(f) {
+			o.oldStyle = append(o.oldStyle, "--"+f)
+		}
+	}
+	orSel, err := selection.SplitOrSelector(o.OrSelector)
+	if err != nil {
+		return err
+	}
 	o.cfg = backup.Config{
 		Name:             o.Name,
 		Namespaces:       namespaces,
@@ -156,6 +174,17 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		ClusterResources: mode,
 		DryRun:           o.DryRun,
 		Labels:           o.labels,
+		OrSelectors:      orSel,
+		ResourcePolicies: o.ResourcePolicies,
+	}
+	if !o.scoped.Empty() || (o.policies != nil && o.policies.IncludeExclude != nil) {
+		f := o.scoped
+		o.cfg.Scoped = &f
+	}
+	if o.policies != nil && o.policies.IncludeExclude != nil {
+		ie := o.policies.IncludeExclude
+		o.cfg.PolicyScoped = &selection.ScopedFilter{IncludeCluster: ie.IncludedClusterScopedResources, ExcludeCluster: ie.ExcludedClusterScopedResources,
+			IncludeNamespaced: ie.IncludedNamespaceScopedResources, ExcludeNamespaced: ie.ExcludedNamespaceScopedResources}
 	}
 	if !o.DryRun {
 		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
@@ -219,6 +248,16 @@ func (o *CreateOptions) Validate() error {
 	}
 	if err := validateLabels(o.labels); err != nil {
 		return err
+	}
+	if o.Selector != "" && o.OrSelector != "" {
+		return fmt.Errorf("--selector and --or-selector cannot be used together: write the selector as one more --or-selector term")
+	}
+	if len(o.oldStyle) > 0 && o.cfg.Scoped != nil {
+		what := "--include/exclude-cluster-scoped-resources and --include/exclude-namespace-scoped-resources"
+		if o.scoped.Empty() {
+			what = "the includeExcludePolicy of " + o.ResourcePolicies
+		}
+		return fmt.Errorf("%s (old-style filters) cannot be used with %s (new-style, Velero's rule): use one style", strings.Join(o.oldStyle, ", "), what)
 	}
 	if o.DryRun && o.location.URL == "" {
 		return nil
