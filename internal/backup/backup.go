@@ -516,6 +516,10 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 		return nil
 	}
 	done(fmt.Sprintf("%d", n), nil)
+	if n == 0 {
+		// Recorded with its zero, so -o json keeps every count; text output folds them.
+		b.counts[countKey{resourceID(r.GVR), ""}] += 0
+	}
 	if n > 0 {
 		b.log.Add(catalog.LogEntry{Level: "info", Resource: r.GroupResource(), Message: fmt.Sprintf("backed up %d objects", n)})
 	}

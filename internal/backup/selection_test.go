@@ -42,6 +42,9 @@ func labelledCluster(t *testing.T) Deps {
 func counts(m *catalog.Manifest) string {
 	var out []string
 	for _, c := range m.Resources {
+		if c.Count == 0 {
+			continue
+		}
 		out = append(out, fmt.Sprintf("%s %s=%d", c.Resource, c.Namespace, c.Count))
 	}
 	sort.Strings(out)
@@ -125,5 +128,23 @@ func TestSelectionFlags(t *testing.T) {
 				t.Errorf("excluded\n got %s\nwant %s", got, tc.excluded)
 			}
 		})
+	}
+}
+
+// A resource type with no objects keeps its zero count in the manifest (-o json shows every
+// count; text output folds them into the summary).
+func TestZeroCountsRecorded(t *testing.T) {
+	d := labelledCluster(t)
+	res, err := Run(context.Background(), d, Config{Name: "b", DryRun: true, ClusterResources: ClusterNone,
+		Namespaces: selection.NamespaceFilter{Include: []string{"other"}}, Resources: selection.ResourceFilter{Include: []string{"widgets", "configmaps"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range res.Manifest.Resources {
+		got = append(got, fmt.Sprintf("%s %s=%d", c.Resource, c.Namespace, c.Count))
+	}
+	if strings.Join(got, "; ") != "example.com/v1/widgets =0; v1/configmaps other=1" {
+		t.Fatalf("counts: %v", got)
 	}
 }

@@ -200,8 +200,16 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	}
 	sort.Strings(names)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	empty := 0
 	for _, n := range names {
+		if totals[n] == 0 {
+			empty++
+			continue
+		}
 		fmt.Fprintf(tw, "  %s\t%d\n", n, totals[n])
+	}
+	if empty > 0 {
+		fmt.Fprintf(tw, "  (%s with no objects)\n", plural(empty, "resource type", "resource types"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

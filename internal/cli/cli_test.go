@@ -117,7 +117,8 @@ func TestCatalogCommands(t *testing.T) {
 		Selection: catalog.Selection{IncludeNamespaces: []string{"shop"}, IncludeClusterResources: "auto"},
 		StartTime: start, CompletionTime: start.Add(2 * time.Second),
 		Namespaces: []string{"shop"}, Items: 4,
-		Resources: []catalog.Count{{Resource: "v1/configmaps", Namespace: "shop", Count: 3}, {Resource: "v1/namespaces", Count: 1}},
+		Resources: []catalog.Count{{Resource: "v1/configmaps", Namespace: "shop", Count: 3}, {Resource: "v1/namespaces", Count: 1}, {Resource: "v1/secrets", Count: 0}, {Resource: "v1/services", Count: 0}},
+		Excluded:  []catalog.Excluded{{Resource: "configmaps", Namespace: "shop", Name: "scratch", Label: "velero.io/exclude-from-backup=true"}, {Resource: "namespaces", Name: "sandbox", Label: "pvbackup.io/exclude-from-backup=true"}},
 		Errors:    []string{"list metrics.k8s.io/v1beta1 pods in namespace shop: the server is currently unable to handle the request"},
 		Archive:   catalog.ArchiveRef{File: catalog.ResourcesFile, Size: 2048, Encrypted: "age-scrypt"},
 	}

@@ -272,6 +272,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	deps := backup.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Progress: o.output.reporter(o.streams)}
+	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
@@ -320,8 +321,9 @@ func (o *CreateOptions) print(res *backup.Result) error {
 	if res.DryRun {
 		return printPlan(o.streams.Out, m)
 	}
-	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
-		plural(len(m.Namespaces), "namespace", "namespaces"), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
+		plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	printExcluded(o.streams.Out, m)
 	if err := printVolumes(o.streams.Out, m.Volumes, false); err != nil {
 		return err
 	}
@@ -378,6 +380,9 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "RESOURCE\tNAMESPACE\tOBJECTS")
 	for _, c := range m.Resources {
+		if c.Count == 0 { // folded into the summary; -o json keeps them
+			continue
+		}
 		ns := c.Namespace
 		if ns == "" {
 			ns = "(cluster)"
@@ -390,7 +395,8 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	if err := printVolumes(w, m.Volumes, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Plan for backup %q: %s in %s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"))
+	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
+	printExcluded(w, m)
 	printProblems(w, m)
 	return nil
 }
@@ -420,4 +426,42 @@ func validateLabels(l map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// apiWarnings prints the apiserver's warnings through the progress reporter: "Warning: ..." as
+// kubectl prints them, on a line of their own; a JSON warning event with -o json.
+func apiWarnings(rep progress.Reporter) func(string) {
+	return func(msg string) {
+		if n, ok := rep.(interface{ Notice(string) }); ok {
+			n.Notice("Warning: " + msg)
+			return
+		}
+		rep.Warn(msg)
+	}
+}
+
+// emptyTypes is the summary's note of the resource types that had no objects: ", 41 resource
+// types empty" ("" when none), so that they need not be listed one per line.
+func emptyTypes(m *catalog.Manifest) string {
+	totals := map[string]int{}
+	for _, c := range m.Resources {
+		totals[c.Resource] += c.Count
+	}
+	n := 0
+	for _, t := range totals {
+		if t == 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s with no objects)", plural(n, "resource type", "resource types"))
+}
+
+// printExcluded says how many objects their exclusion label kept out (describe lists them).
+func printExcluded(w io.Writer, m *catalog.Manifest) {
+	if len(m.Excluded) > 0 {
+		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", plural(len(m.Excluded), "object", "objects"))
+	}
 }
