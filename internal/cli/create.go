@@ -148,6 +148,22 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		}
 		o.policies = p
 	}
+	if err := o.completeSelection(flags); err != nil {
+		return err
+	}
+	if !o.DryRun {
+		var err error
+		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+			return err
+		}
+	}
+	return o.completeVolumes(flags)
+}
+
+// completeSelection builds the backup's selection: namespaces (-n when no --include-namespaces),
+// the old-style resource filters or Velero's scoped ones (with a policy file's
+// includeExcludePolicy under them), and the label selectors.
+func (o *CreateOptions) completeSelection(flags *pflag.FlagSet) error {
 	mode, err := backup.ParseClusterMode(o.ClusterResources)
 	if err != nil {
 		return err
@@ -166,32 +182,21 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	o.cfg = backup.Config{
-		Name:             o.Name,
-		Namespaces:       namespaces,
-		Resources:        resources,
-		LabelSelector:    o.Selector,
-		ClusterResources: mode,
-		DryRun:           o.DryRun,
-		Labels:           o.labels,
-		OrSelectors:      orSel,
-		ResourcePolicies: o.ResourcePolicies,
+	o.cfg = backup.Config{Name: o.Name, Namespaces: namespaces, Resources: resources, LabelSelector: o.Selector,
+		ClusterResources: mode, DryRun: o.DryRun, Labels: o.labels, OrSelectors: orSel, ResourcePolicies: o.ResourcePolicies}
+	var ie *policy.IncludeExclude
+	if o.policies != nil {
+		ie = o.policies.IncludeExclude
 	}
-	if !o.scoped.Empty() || (o.policies != nil && o.policies.IncludeExclude != nil) {
+	if !o.scoped.Empty() || ie != nil {
 		f := o.scoped
 		o.cfg.Scoped = &f
 	}
-	if o.policies != nil && o.policies.IncludeExclude != nil {
-		ie := o.policies.IncludeExclude
+	if ie != nil {
 		o.cfg.PolicyScoped = &selection.ScopedFilter{IncludeCluster: ie.IncludedClusterScopedResources, ExcludeCluster: ie.ExcludedClusterScopedResources,
 			IncludeNamespaced: ie.IncludedNamespaceScopedResources, ExcludeNamespaced: ie.ExcludedNamespaceScopedResources}
 	}
-	if !o.DryRun {
-		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
-			return err
-		}
-	}
-	return o.completeVolumes(flags)
+	return nil
 }
 
 // completeVolumes builds the volume configuration. A file:// location cannot take volume data
