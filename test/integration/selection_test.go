@@ -166,6 +166,11 @@ volumePolicies:
 		!hasRow(r.out, "pol-src/waiting", "1Gi", "none", "resource", "policy", "rule", "2", "(pvcPhase:", "[Pending])") {
 		t.Fatalf("plan lacks the rules' modes and reasons:\n%s", r.out)
 	}
+	// The apiserver warns on every list of v1 Endpoints (one per run here): printed once, kubectl's way,
+	// never as client-go's klog line.
+	if n := strings.Count(r.err, "Warning: v1 Endpoints is deprecated"); n != 1 || strings.Contains(r.err, "warnings.go") {
+		t.Fatalf("API warning printed %d times (want once, as kubectl does):\n%s", n, r.err)
+	}
 
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("version: v1\nvolumePolicies:\n- conditions:\n    storageClass: [gp2]\n  action:\n    type: skip\n- conditions:\n    capacity: 100Gi\n  action:\n    type: skip\n"), 0o600); err != nil {
