@@ -65,23 +65,24 @@ func ValidateName(name string) error {
 
 // Manifest is backup.json. It holds no secret values, so list and describe need no password.
 type Manifest struct {
-	FormatVersion int    `json:"formatVersion"`
-	Name          string `json:"name"`
+	FormatVersion  int        `json:"formatVersion"`
+	Name           string     `json:"name"`
+	ToolVersion    string     `json:"toolVersion"`
+	Cluster        Cluster    `json:"cluster"`
+	Selection      Selection  `json:"selection"`
+	Status         Status     `json:"status"`
+	Errors         []string   `json:"errors,omitempty"`
+	Warnings       []Warning  `json:"warnings,omitempty"`
+	StartTime      time.Time  `json:"startTime"`
+	CompletionTime time.Time  `json:"completionTime"`
+	Namespaces     []string   `json:"namespaces"`
+	Resources      []Count    `json:"resources"`
+	Items          int        `json:"items"`
+	Archive        ArchiveRef `json:"archive"`
+	Volumes        []Volume   `json:"volumes,omitempty"`
+
 	// Labels are the user's (--labels), for `list -l`.
-	Labels         map[string]string `json:"labels,omitempty"`
-	ToolVersion    string            `json:"toolVersion"`
-	Cluster        Cluster           `json:"cluster"`
-	Selection      Selection         `json:"selection"`
-	Status         Status            `json:"status"`
-	Errors         []string          `json:"errors,omitempty"`
-	Warnings       []Warning         `json:"warnings,omitempty"`
-	StartTime      time.Time         `json:"startTime"`
-	CompletionTime time.Time         `json:"completionTime"`
-	Namespaces     []string          `json:"namespaces"`
-	Resources      []Count           `json:"resources"`
-	Items          int               `json:"items"`
-	Archive        ArchiveRef        `json:"archive"`
-	Volumes        []Volume          `json:"volumes,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
 	// Excluded lists the objects their exclusion label kept out (a Namespace: all it holds).
 	Excluded []Excluded `json:"excluded,omitempty"`
 }
