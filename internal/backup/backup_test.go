@@ -46,7 +46,7 @@ func fakeCluster() (*dynamicfake.FakeDynamicClient, *fakediscovery.FakeDiscovery
 			{Name: "namespaces", SingularName: "namespace", Kind: "Namespace", Verbs: verbs},
 			{Name: "configmaps", SingularName: "configmap", Kind: "ConfigMap", Namespaced: true, Verbs: verbs},
 			{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true, Verbs: verbs},
-			{Name: "persistentvolumeclaims", SingularName: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true, Verbs: verbs},
+			{Name: "persistentvolumeclaims", SingularName: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true, ShortNames: []string{"pvc"}, Verbs: verbs},
 			{Name: "persistentvolumes", SingularName: "persistentvolume", Kind: "PersistentVolume", Verbs: verbs},
 			{Name: "nodes", SingularName: "node", Kind: "Node", Verbs: verbs},
 		}},
@@ -55,7 +55,7 @@ func fakeCluster() (*dynamicfake.FakeDynamicClient, *fakediscovery.FakeDiscovery
 			{Name: "rolebindings", SingularName: "rolebinding", Kind: "RoleBinding", Namespaced: true, Verbs: verbs},
 			{Name: "clusterroles", SingularName: "clusterrole", Kind: "ClusterRole", Verbs: verbs},
 		}},
-		{GroupVersion: "apiextensions.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition", Verbs: verbs}}},
+		{GroupVersion: "apiextensions.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition", ShortNames: []string{"crd"}, Verbs: verbs}}},
 		{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{{Name: "widgets", SingularName: "widget", Kind: "Widget", Namespaced: true, Verbs: verbs}}},
 	}}}
 	objs := []runtime.Object{

@@ -96,6 +96,11 @@ type Manifest struct {
 	// ExpiresAt is StartTime + TTL. `prune` removes the backup once ExpiresAt has passed.
 	TTL       string    `json:"ttl,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+
+	// Labels are the user's (--labels), for `list -l`.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Excluded lists the objects their exclusion label kept out (a Namespace: all it holds).
+	Excluded []Excluded `json:"excluded,omitempty"`
 }
 
 // Expired reports whether the backup has a TTL that has run out at now.
@@ -117,7 +122,23 @@ type Selection struct {
 	IncludeResources        []string `json:"includeResources,omitempty"`
 	ExcludeResources        []string `json:"excludeResources,omitempty"`
 	LabelSelector           string   `json:"labelSelector,omitempty"`
-	IncludeClusterResources string   `json:"includeClusterResources"`
+	OrLabelSelectors        []string `json:"orLabelSelectors,omitempty"`
+	IncludeClusterResources string   `json:"includeClusterResources,omitempty"`
+	// Velero's new-style scoped filters, used instead of the resources lists and the cluster mode.
+	IncludeClusterScopedResources   []string `json:"includeClusterScopedResources,omitempty"`
+	ExcludeClusterScopedResources   []string `json:"excludeClusterScopedResources,omitempty"`
+	IncludeNamespaceScopedResources []string `json:"includeNamespaceScopedResources,omitempty"`
+	ExcludeNamespaceScopedResources []string `json:"excludeNamespaceScopedResources,omitempty"`
+	// ResourcePolicies is the --resource-policies file given.
+	ResourcePolicies string `json:"resourcePolicies,omitempty"`
+}
+
+// Excluded is an object left out because of its exclusion label.
+type Excluded struct {
+	Resource  string `json:"resource"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Label     string `json:"label"` // velero.io/exclude-from-backup=true or pvbackup.io/exclude-from-backup=true
 }
 
 // Count is the number of objects of one resource in one namespace ("" for cluster-scoped).

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -76,16 +77,43 @@ func (o *CatalogOptions) Validate() error {
 
 // NewListCmd builds `list`.
 func NewListCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	return newCatalogCmd(streams, "list [--from URL]", "List the backups in a location", `
+	var selector string
+	cmd := newCatalogCmd(streams, "list [--from URL] [-l SELECTOR]", "List the backups in a location", `
 		# List the backups in $PVBACKUP_LOCATION
-		%[1]s list`, cobra.NoArgs, true, runList)
+		%[1]s list
+
+		# List the backups labelled env=prod (create --labels env=prod)
+		%[1]s list -l env=prod`, cobra.NoArgs, true, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		sel, err := labels.Parse(selector)
+		if err != nil {
+			return fmt.Errorf("--selector %q: %w", selector, err)
+		}
+		return runList(ctx, o, cat, sel)
+	})
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector on the backups' labels (create --labels): only backups that match; incomplete backups have no labels and never match")
+	return cmd
 }
 
-func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+// filterLabels keeps the entries whose manifest labels match sel.
+func filterLabels(entries []catalog.Entry, sel labels.Selector) []catalog.Entry {
+	if sel.Empty() {
+		return entries
+	}
+	var out []catalog.Entry
+	for _, e := range entries {
+		if e.Manifest != nil && sel.Matches(labels.Set(e.Manifest.Labels)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, sel labels.Selector) error {
 	entries, err := cat.List(ctx)
 	if err != nil {
 		return err
 	}
+	entries = filterLabels(entries, sel)
 	if o.output.Format != "" {
 		if entries == nil {
 			entries = []catalog.Entry{}
@@ -93,18 +121,22 @@ func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 		return o.output.print(o.streams.Out, entries)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		if sel.Empty() {
+			fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		} else {
+			fmt.Fprintf(o.streams.ErrOut, "No backups in %s match %s.\n", cat.Location(), sel)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE\tLABELS")
 	for _, e := range entries {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\t-\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size), labelString(m.Labels))
 	}
 	return tw.Flush()
 }
@@ -118,6 +150,14 @@ func expires(m *catalog.Manifest, now time.Time) string {
 		return "expired"
 	}
 	return "in " + age(m.ExpiresAt.Sub(now))
+}
+
+// labelString writes labels as kubectl's --show-labels does: k=v,k2=v2 sorted, "-" for none.
+func labelString(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return labels.Set(l).String()
 }
 
 func abbreviate(s []string, n int) string {
@@ -152,6 +192,7 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	w := streams.Out
 	fmt.Fprintf(w, "Name:         %s\n", m.Name)
 	fmt.Fprintf(w, "Status:       %s\n", m.Status)
+	fmt.Fprintf(w, "Labels:       %s\n", labelString(m.Labels))
 	fmt.Fprintf(w, "Started:      %s\n", m.StartTime.Format(time.RFC3339))
 	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
 	if !m.ExpiresAt.IsZero() {
@@ -159,9 +200,7 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	}
 	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)
 	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
-	s := m.Selection
-	fmt.Fprintf(w, "Selection:    namespaces %s, excluded %s; resources %s, excluded %s; labels %s; cluster resources %s\n",
-		joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"), joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"), orDash(s.LabelSelector), s.IncludeClusterResources)
+	fmt.Fprintf(w, "Selection:    %s\n", selectionString(m.Selection))
 	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
 	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", m.Archive.File, progress.Bytes(m.Archive.Size), m.Archive.Encrypted)
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
@@ -175,8 +214,16 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	}
 	sort.Strings(names)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	empty := 0
 	for _, n := range names {
+		if totals[n] == 0 {
+			empty++
+			continue
+		}
 		fmt.Fprintf(tw, "  %s\t%d\n", n, totals[n])
+	}
+	if empty > 0 {
+		fmt.Fprintf(tw, "  (%s with no objects)\n", plural(empty, "resource type", "resource types"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -184,6 +231,19 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if len(m.Volumes) > 0 {
 		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
 		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
+	if len(m.Excluded) > 0 {
+		fmt.Fprintf(w, "Excluded:     %s by label\n", plural(len(m.Excluded), "object", "objects"))
+		for _, e := range m.Excluded {
+			name := e.Name
+			if e.Namespace != "" {
+				name = e.Namespace + "/" + e.Name
+			}
+			fmt.Fprintf(tw, "  %s %s\t%s\n", e.Resource, name, e.Label)
+		}
+		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
@@ -296,5 +356,28 @@ func sortedKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// selectionString describes what a backup was asked to cover, in the style of its flags.
+func selectionString(s catalog.Selection) string {
+	labels := orDash(s.LabelSelector)
+	if len(s.OrLabelSelectors) > 0 {
+		labels = strings.Join(s.OrLabelSelectors, " or ")
+	}
+	out := fmt.Sprintf("namespaces %s, excluded %s; ", joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"))
+	if s.IncludeClusterResources != "" || len(s.IncludeResources)+len(s.ExcludeResources) > 0 {
+		out += fmt.Sprintf("resources %s, excluded %s; ", joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"))
+	} else {
+		out += fmt.Sprintf("namespace-scoped resources %s, excluded %s; cluster-scoped resources %s, excluded %s; ",
+			joinOr(s.IncludeNamespaceScopedResources, "*"), joinOr(s.ExcludeNamespaceScopedResources, "-"), joinOr(s.IncludeClusterScopedResources, "-"), joinOr(s.ExcludeClusterScopedResources, "-"))
+	}
+	out += "labels " + labels
+	if s.IncludeClusterResources != "" {
+		out += "; cluster resources " + s.IncludeClusterResources
+	}
+	if s.ResourcePolicies != "" {
+		out += "; resource policies " + s.ResourcePolicies
+	}
 	return out
 }

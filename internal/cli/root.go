@@ -13,6 +13,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+
 	// Auth plugins (OIDC, exec, ...) so every kubeconfig that works with kubectl works here.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 )
@@ -26,6 +28,7 @@ func StdStreams() genericiooptions.IOStreams {
 func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	quietCancelledWatches()
+	kube.InstallWarnings(streams.ErrOut)
 	root := &cobra.Command{
 		Use:   "kubectl pvbackup",
 		Short: "Back up and restore Kubernetes applications and their volume data to object storage",

@@ -35,7 +35,7 @@ type moverOptions struct {
 }
 
 func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (built by `make image`; mirror it for air-gapped clusters)")
+	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (make image builds one locally; mirror it for air-gapped clusters)")
 	fs.StringVar(&o.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the mover: IfNotPresent, Always or Never")
 	fs.StringVar(&o.Location, "mover-location", "", "the backup location as mover pods reach it, when it differs from --to/--from (e.g. an in-cluster S3 endpoint)")
 	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with the storage credentials for the movers (instead of copying those of your environment into a temporary Secret); the namespace's repository key still comes in a temporary Secret")

@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
@@ -40,8 +41,12 @@ type Config struct {
 	Backup          string
 	Mode            Mode
 	SnapshotClasses []string
-	Mover           MoverConfig
-	Parallel        int
+	// Policies are the resource policy rules that choose a mode before Mode (nil: none).
+	Policies *policy.Policies
+	// SnapshotMoveData makes the policy action snapshot move the data (Velero's --snapshot-move-data).
+	SnapshotMoveData bool
+	Mover            MoverConfig
+	Parallel         int
 	// Timeout bounds each wait without progress (snapshot ready, pod start, mover silent).
 	Timeout time.Duration
 	// ControllerTimeout bounds the wait for a snapshot controller to take up a VolumeSnapshot.
