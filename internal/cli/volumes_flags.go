@@ -71,6 +71,9 @@ func (o *moverOptions) config(location, password string) (volumes.MoverConfig, e
 		return c, fmt.Errorf("--mover-image is empty")
 	}
 	if o.Location != "" {
+		if _, _, err := store.Parse(o.Location); err != nil {
+			return c, fmt.Errorf("--mover-location: %w", err)
+		}
 		c.Location = o.Location
 	}
 	if bucketURL, _, err := store.Parse(c.Location); err == nil && strings.HasPrefix(bucketURL, "file://") {
