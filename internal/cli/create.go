@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -191,13 +192,41 @@ func (o *CreateOptions) Validate() error {
 	return o.location.validate()
 }
 
-// Run performs the backup and prints its manifest.
+// Run performs the backup and prints its manifest. The backup name is claimed in the location
+// first: a name in use, or a location that cannot be written, fails before the cluster is touched.
 func (o *CreateOptions) Run(ctx context.Context) error {
+	var deps backup.Deps
+	if o.location.URL != "" {
+		cat, closeFn, err := o.location.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		deps.Catalog = cat
+		if !o.DryRun {
+			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
+			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
+		}
+	}
+	if err := o.connect(ctx, &deps); err != nil {
+		if deps.Claim != nil {
+			// backup.Run gives the name back when it stops before writing; here it was not reached.
+			backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+		}
+		return err
+	}
+	return o.backup(ctx, deps)
+}
+
+// connect fills deps with the cluster's clients and the volume engine.
+func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps) error {
 	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err
 	}
-	deps := backup.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Progress: o.output.reporter(o.streams)}
+	deps.Dynamic, deps.Discovery, deps.Progress = clients.Dynamic, clients.Discovery, o.output.reporter(o.streams)
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
@@ -210,19 +239,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 			}}}
 	}
 	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
-	if v, err := clients.Discovery.ServerVersion(); err == nil {
-		deps.Cluster.ServerVersion = v.GitVersion
-	} else {
+	v, err := clients.Discovery.ServerVersion()
+	if err != nil {
 		return fmt.Errorf("reach the cluster at %s: %w", clients.Config.Host, err)
 	}
-	if o.location.URL != "" {
-		cat, closeFn, err := o.location.open(ctx)
-		if err != nil {
-			return err
-		}
-		defer closeFn()
-		deps.Catalog = cat
-	}
+	deps.Cluster.ServerVersion = v.GitVersion
+	return nil
+}
+
+// backup runs the engine and prints its result.
+func (o *CreateOptions) backup(ctx context.Context, deps backup.Deps) error {
 	res, err := backup.Run(ctx, deps, o.cfg)
 	if res != nil && res.Manifest != nil {
 		if perr := o.print(res); perr != nil {
