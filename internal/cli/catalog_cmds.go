@@ -29,6 +29,7 @@ type CatalogOptions struct {
 	output   outputOptions
 	now      func() time.Time
 	Name     string
+	named    bool // the command takes a name: "" is then invalid, not "no name"
 }
 
 func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example string, args cobra.PositionalArgs, withOutput bool, run func(context.Context, *CatalogOptions, *catalog.Catalog) error) *cobra.Command {
@@ -40,7 +41,7 @@ func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example strin
 		Args:    args,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if len(a) > 0 {
-				o.Name = a[0]
+				o.Name, o.named = a[0], true
 			}
 			o.location.complete()
 			if err := o.Validate(); err != nil {
@@ -63,7 +64,7 @@ func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example strin
 
 // Validate checks the options without any I/O.
 func (o *CatalogOptions) Validate() error {
-	if o.Name != "" {
+	if o.named {
 		if err := catalog.ValidateName(o.Name); err != nil {
 			return err
 		}
@@ -96,17 +97,43 @@ func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 		fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
 		return nil
 	}
+	// The REASON column only appears when a backup cannot be shown from its manifest.
+	reasons := false
+	for _, e := range entries {
+		reasons = reasons || e.Manifest == nil
+	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE")
+	header := "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE"
+	if reasons {
+		header += "\tREASON"
+	}
+	fmt.Fprintln(tw, header)
 	for _, e := range entries {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			since := e.Modified
+			if e.Claim != nil {
+				since = e.Claim.StartTime
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\t%s\n", e.Name, e.Status, age(o.now().Sub(since)), progress.Bytes(e.Size), oneLine(e.Error))
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+		if reasons {
+			fmt.Fprint(tw, "\t-")
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// oneLine keeps a reason on one table row.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
 
 func abbreviate(s []string, n int) string {
@@ -224,22 +251,57 @@ func runLogs(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 // NewDeleteCmd builds `delete`.
 func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	var pw passwordOptions
+	var force bool
 	cmd := newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup: its files, its Kopia snapshots and the VolumeSnapshots it kept", `
-		# Delete backup shop-1, complete or not
-		%[1]s delete shop-1`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
-		return runDelete(ctx, o, cat, flags, pw.File)
+		# Delete backup shop-1, complete or not (its Kopia snapshots need the password)
+		%[1]s delete shop-1
+
+		# Delete the files of a backup whose volume data cannot be deleted, leaving that data behind
+		%[1]s delete shop-1 --force`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		return runDelete(ctx, o, cat, deleteOptions{flags: flags, passwordFile: pw.File, force: force})
 	})
 	pw.addFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&force, "force", false, "delete the backup's files even when its Kopia snapshots cannot be deleted (no password), it is still being written, or its backup.json cannot be trusted; what is left behind is listed")
 	return cmd
 }
 
+type deleteOptions struct {
+	flags        *genericclioptions.ConfigFlags
+	passwordFile string
+	force        bool
+}
+
 // runDelete removes the backup's volume data first (Kopia snapshots: needs the password; kept
-// VolumeSnapshots: needs the cluster), then its files. What cannot be removed is a warning that
-// says what is left and how to remove it; the files go anyway, so a backup can always be deleted.
-func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
+// VolumeSnapshots: needs the cluster), then its files. The Kopia snapshot IDs are only in
+// backup.json: deleting it while they cannot be deleted orphans them for good, so that takes
+// --force, as do a backup still being written and a backup.json that names another backup (a
+// copied directory: its volume data is the original's).
+func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d deleteOptions) error {
 	var notes []string
-	if m, err := cat.Manifest(ctx, o.Name); err == nil && len(m.Volumes) > 0 {
-		notes = deleteVolumeData(ctx, m, o.location.URL, flags, passwordFile)
+	m, err := cat.Manifest(ctx, o.Name)
+	switch {
+	case err == nil && m.Name != o.Name:
+		if !d.force {
+			return fmt.Errorf("backup %q in %s: its %s names backup %q: the directory is a copy or was tampered with, and deleting its volume data would delete %q's (to delete only this directory's files, pass --force)", o.Name, cat.Location(), catalog.ManifestFile, m.Name, m.Name)
+		}
+		notes = append(notes, fmt.Sprintf("warning: %s names backup %q: only this directory's files were deleted, not the volume data it points to", catalog.ManifestFile, m.Name))
+	case err == nil && len(m.Volumes) > 0:
+		vn, verr := deleteVolumeData(ctx, m, o.location.URL, d)
+		if verr != nil {
+			return verr
+		}
+		notes = append(notes, vn...)
+	case errors.Is(err, catalog.ErrIncomplete):
+		if cl, cerr := cat.ReadClaim(ctx, o.Name); cerr == nil && !d.force {
+			return fmt.Errorf("backup %q in %s has no %s yet: it is being written by %s, or that run was interrupted (if no run is writing it, delete it with --force)", o.Name, cat.Location(), catalog.ManifestFile, cl)
+		}
+	case errors.Is(err, catalog.ErrUnreadable), errors.Is(err, catalog.ErrNewerFormat):
+		if !d.force {
+			return fmt.Errorf("%w: its volume data cannot be found from it (to delete the backup's files anyway, leaving any Kopia snapshots it has, pass --force)", err)
+		}
+		notes = append(notes, "warning: "+catalog.ManifestFile+" could not be read: Kopia snapshots it may have were left in the location's kopia/ repositories")
+	case !errors.Is(err, catalog.ErrNotFound):
+		return err
 	}
 	n, err := cat.Delete(ctx, o.Name)
 	if err != nil {
@@ -252,7 +314,7 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, fla
 	return nil
 }
 
-func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string, flags *genericclioptions.ConfigFlags, passwordFile string) []string {
+func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string, d deleteOptions) ([]string, error) {
 	var notes []string
 	byNS := map[string][]string{}
 	kept := 0
@@ -264,23 +326,39 @@ func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string,
 			kept++
 		}
 	}
+	namespaces := make([]string, 0, len(byNS))
+	for ns := range byNS {
+		namespaces = append(namespaces, ns)
+	}
+	sort.Strings(namespaces)
 	if len(byNS) > 0 {
-		pw, err := password.Load(passwordFile)
-		if err != nil {
-			notes = append(notes, "warning: Kopia snapshots of the volumes were kept: "+err.Error())
-		} else {
-			for ns, ids := range byNS {
-				n, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw}, ids)
-				if err != nil {
-					notes = append(notes, fmt.Sprintf("warning: Kopia snapshots of namespace %s were kept: %v", ns, err))
-					continue
-				}
-				notes = append(notes, fmt.Sprintf("deleted %s of namespace %s (their data is freed by the next `kubectl pvbackup prune`)", plural(n, "Kopia snapshot", "Kopia snapshots"), ns))
+		pw, err := password.Load(d.passwordFile)
+		var failed []string
+		for _, ns := range namespaces {
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s (%s)", ns, strings.Join(byNS[ns], " ")))
+				continue
 			}
+			n, derr := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw}, byNS[ns])
+			if derr != nil {
+				failed = append(failed, fmt.Sprintf("%s (%s: %v)", ns, strings.Join(byNS[ns], " "), derr))
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("deleted %s of namespace %s (their data is freed by the repository's next Kopia maintenance)", plural(n, "Kopia snapshot", "Kopia snapshots"), ns))
+		}
+		if len(failed) > 0 {
+			why := "they could not be deleted"
+			if err != nil {
+				why = err.Error()
+			}
+			if !d.force {
+				return nil, fmt.Errorf("backup %q was not deleted: its Kopia snapshots of namespaces %s must be deleted first and %s; their IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete the backup anyway and leave them)", m.Name, strings.Join(failed, ", "), why, catalog.ManifestFile)
+			}
+			notes = append(notes, fmt.Sprintf("warning: Kopia snapshots left in the location (--force): namespaces %s; %s", strings.Join(failed, ", "), why))
 		}
 	}
 	if kept > 0 {
-		clients, err := kube.New(flags)
+		clients, err := kube.New(d.flags)
 		if err == nil {
 			var objs []volumes.Object
 			if objs, err = volumes.KeptSnapshots(ctx, clients.Snap, m.Name); err == nil {
@@ -294,5 +372,5 @@ func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string,
 			notes = append(notes, fmt.Sprintf("warning: VolumeSnapshots kept by this backup were not deleted (%v): delete them with kubectl delete volumesnapshots -A -l %s,%s=true", err, volumes.Selector(m.Name), volumes.LabelKept))
 		}
 	}
-	return notes
+	return notes, nil
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -158,6 +159,9 @@ func parseMapping(pairs []string) (map[string]string, error) {
 
 // Validate checks the options without any I/O.
 func (o *RestoreOptions) Validate() error {
+	if err := catalog.ValidateName(o.Name); err != nil {
+		return err
+	}
 	if err := o.output.validate(); err != nil {
 		return err
 	}
