@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -128,4 +131,56 @@ func TestClaimSuite(t *testing.T) {
 		defer loc.Close()
 		claimSuite(t, loc)
 	})
+}
+
+// TestHugeFilesRefused: a 100 MB backup.json (or a log that expands without end) in a broken
+// or hostile bucket fails clearly, without reading it into memory.
+func TestHugeFilesRefused(t *testing.T) {
+	ctx := context.Background()
+	loc, err := store.Open(ctx, "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	c := New(loc)
+	huge := make([]byte, 100<<20)
+	copy(huge, `{"formatVersion": 1, "name": "huge", "errors": ["`)
+	for i := 60; i < len(huge)-3; i++ {
+		huge[i] = 'x'
+	}
+	copy(huge[len(huge)-3:], `"]}`)
+	if err := loc.Bucket().WriteAll(ctx, Key("huge", ManifestFile), huge, nil); err != nil {
+		t.Fatal(err)
+	}
+	huge = nil
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = c.Manifest(ctx, "huge")
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "backup.json is 104857600 bytes, more than the") {
+		t.Fatalf("Manifest of a 100 MB backup.json: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("refusing it allocated %d MB", grew>>20)
+	}
+	list, err := c.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Status != Unreadable || !strings.Contains(list[0].Error, "more than the") {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+
+	// A gzip bomb as log.jsonl.gz: small compressed, larger than MaxLogExpanded expanded.
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	chunk := bytes.Repeat([]byte(`{"msg":"`+strings.Repeat("a", 1000)+`"}`+"\n"), 1024)
+	for n := 0; n <= MaxLogExpanded; n += len(chunk) {
+		_, _ = zw.Write(chunk)
+	}
+	_ = zw.Close()
+	if err := loc.Bucket().WriteAll(ctx, Key("huge", LogFile), gz.Bytes(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadLog(ctx, "huge"); !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "expands to more than") {
+		t.Fatalf("ReadLog of a gzip bomb: %v", err)
+	}
 }

@@ -92,15 +92,19 @@ func parseLog(name string, r io.Reader) ([]LogEntry, error) {
 	var out []LogEntry
 	sc := bufio.NewScanner(lr)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	tooLong := fmt.Errorf("log of backup %q expands to more than the %d bytes this tool reads: %w", name, MaxLogExpanded, ErrUnreadable)
 	for sc.Scan() {
 		var e LogEntry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			if lr.N <= 0 { // the limit cut the last line
+				return nil, tooLong
+			}
 			return nil, fmt.Errorf("log of backup %q: bad line (%v): %w", name, err, ErrUnreadable)
 		}
 		out = append(out, e)
 	}
 	if lr.N <= 0 {
-		return nil, fmt.Errorf("log of backup %q expands to more than the %d bytes this tool reads: %w", name, MaxLogExpanded, ErrUnreadable)
+		return nil, tooLong
 	}
 	if err := sc.Err(); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("log of backup %q (%v): %w", name, err, ErrUnreadable)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +17,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -258,7 +258,7 @@ func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 
 		# Delete the files of a backup whose volume data cannot be deleted, leaving that data behind
 		%[1]s delete shop-1 --force`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
-		return runDelete(ctx, o, cat, deleteOptions{flags: flags, passwordFile: pw.File, force: force})
+		return runDelete(ctx, o, cat, deleteOptions{errOut: o.streams.ErrOut, flags: flags, passwordFile: pw.File, force: force})
 	})
 	pw.addFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&force, "force", false, "delete the backup's files even when its Kopia snapshots cannot be deleted (no password), it is still being written, or its backup.json cannot be trusted; what is left behind is listed")
@@ -266,6 +266,7 @@ func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 }
 
 type deleteOptions struct {
+	errOut       io.Writer
 	flags        *genericclioptions.ConfigFlags
 	passwordFile string
 	force        bool
@@ -332,7 +333,7 @@ func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string,
 	}
 	sort.Strings(namespaces)
 	if len(byNS) > 0 {
-		pw, err := password.Load(d.passwordFile)
+		pw, err := loadPassword(d.passwordFile, d.errOut)
 		var failed []string
 		for _, ns := range namespaces {
 			if err != nil {

@@ -232,3 +232,25 @@ func TestDeleteRefuses(t *testing.T) {
 		t.Error("a refused delete deleted the backup")
 	}
 }
+
+// TestPasswordFile: a password file others can read gets a warning, as ssh gives for keys; a
+// file of white space is no password.
+func TestPasswordFile(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	t.Setenv("PVBACKUP_LOCATION", "")
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "loose")
+	blank := filepath.Join(dir, "blank")
+	_ = os.WriteFile(loose, []byte("pw\n"), 0o644)
+	_ = os.Chmod(loose, 0o644)
+	_ = os.WriteFile(blank, []byte(" \t\n"), 0o600)
+	nowhere := []string{"--kubeconfig", filepath.Join(dir, "missing")}
+	_, errOut, _ := run(t, append([]string{"restore", "b", "--from", "file://" + dir, "--password-file", loose}, nowhere...)...)
+	if !strings.Contains(errOut, "warning: password file "+loose+" is accessible by group or others (mode 0644)") {
+		t.Errorf("no warning for a 0644 password file:\n%s", errOut)
+	}
+	_, errOut, code := run(t, append([]string{"create", "b", "--to", "file://" + dir, "--password-file", blank}, nowhere...)...)
+	if code != ExitFailed || !strings.Contains(errOut, "holds only white space") {
+		t.Errorf("exit %d for a blank password file:\n%s", code, errOut)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -92,6 +93,21 @@ func (o *outputOptions) reporter(streams genericiooptions.IOStreams) progress.Re
 // passwordOptions is --password-file.
 type passwordOptions struct {
 	File string
+}
+
+// load reads the password, warning on w when the file is readable by others.
+func (o *passwordOptions) load(w io.Writer) (string, error) {
+	return loadPassword(o.File, w)
+}
+
+func loadPassword(file string, w io.Writer) (string, error) {
+	p, err := password.Load(file)
+	if err == nil {
+		if warn := password.FileWarning(file); warn != "" {
+			fmt.Fprintln(w, warn)
+		}
+	}
+	return p, err
 }
 
 func (o *passwordOptions) addFlag(fs *pflag.FlagSet) {

@@ -19,7 +19,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -130,7 +129,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		DryRun:           o.DryRun,
 	}
 	if !o.DryRun {
-		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+		if o.cfg.Password, err = o.password.load(o.streams.ErrOut); err != nil {
 			return err
 		}
 	}

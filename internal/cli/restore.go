@@ -13,7 +13,6 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -113,7 +112,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 		PreserveNodePorts: o.PreserveNodePorts,
 		DryRun:            o.DryRun,
 	}
-	if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+	if o.cfg.Password, err = o.password.load(o.streams.ErrOut); err != nil {
 		return err
 	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
