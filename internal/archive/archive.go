@@ -166,7 +166,12 @@ func NewReader(r io.Reader, password string) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("archive: decrypt: %w", err)
 	}
-	gz, err := gzip.NewReader(dec)
+	return newPlainReader(dec)
+}
+
+// newPlainReader reads the decrypted archive: a tar.gz.
+func newPlainReader(r io.Reader) (*Reader, error) {
+	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("archive: not a gzip stream inside the encryption: %w", err)
 	}
