@@ -86,7 +86,7 @@ func checkNoCredentials(u *url.URL) error {
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return redactText(raw)
+		return scrubText(redactText(raw), secrets(raw))
 	}
 	if u.User != nil {
 		u.User = url.User(redacted)
@@ -105,7 +105,8 @@ func Redact(raw string) string {
 		}
 		u.RawQuery = strings.Join(parts, "&")
 	}
-	return u.String()
+	// Whatever else looks like a secret (";token=..." in a path) goes too.
+	return scrubText(u.String(), secrets(raw))
 }
 
 var (
