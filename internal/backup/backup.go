@@ -93,6 +93,9 @@ type Deps struct {
 	Now       func() time.Time
 	// Volumes backs up the data of the selected PVCs; nil backs up resources only.
 	Volumes VolumeEngine
+	// Claim is this run's claim on the name when the caller took it (the CLI does, before it
+	// touches the cluster); nil: Run claims the name itself.
+	Claim *catalog.Claim
 }
 
 // VolumeEngine backs up PVC data (internal/volumes through the CLI): Plan decides without
@@ -133,14 +136,20 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if cfg.PolicyScoped != nil && cfg.Scoped == nil {
 		return nil, errors.New("the resource policy's includeExcludePolicy cannot be used with --include-resources, --exclude-resources or --include-cluster-resources (old-style filters): use the scoped filters")
 	}
+	start := d.Now().UTC().Truncate(time.Second)
+	started := false // set once the backup's first file is being written
 	if !cfg.DryRun && d.Catalog != nil {
-		exists, err := d.Catalog.Exists(ctx, cfg.Name)
-		if err != nil {
-			return nil, err
+		if d.Claim == nil {
+			d.Claim = catalog.NewClaim(start, version.Version)
+			if err := d.Catalog.Claim(ctx, cfg.Name, d.Claim); err != nil {
+				return nil, err
+			}
 		}
-		if exists {
-			return nil, fmt.Errorf("backup %q already exists in %s (choose another name, or `kubectl pvbackup delete %s` first): %w", cfg.Name, d.Catalog.Location(), cfg.Name, catalog.ErrExists)
-		}
+		defer func() {
+			if !started {
+				ReleaseClaim(ctx, d.Catalog, cfg.Name, d.Claim)
+			}
+		}()
 	}
 
 	m := &catalog.Manifest{
@@ -160,7 +169,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 			IncludeClusterResources: string(cfg.ClusterResources),
 			ResourcePolicies:        cfg.ResourcePolicies,
 		},
-		StartTime: d.Now().UTC().Truncate(time.Second),
+		StartTime: start,
 	}
 	if cfg.TTL > 0 {
 		m.TTL, m.ExpiresAt = cfg.TTL.String(), m.StartTime.Add(cfg.TTL)
@@ -193,6 +202,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if d.Catalog == nil {
 		return nil, errors.New("backup: no location")
 	}
+	started = true
 	runErr := b.write(ctx, plan)
 	if runErr == nil && d.Volumes != nil && len(b.claims) > 0 {
 		vols, err := d.Volumes.Backup(ctx, b.claims)
@@ -219,6 +229,14 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %w", cfg.Name, runErr)
 	}
 	return &Result{Manifest: m}, nil
+}
+
+// ReleaseClaim gives the name back after a run that wrote nothing but its claim, even when ctx
+// was cancelled; a failure leaves an Incomplete backup that `delete` removes.
+func ReleaseClaim(ctx context.Context, cat *catalog.Catalog, name string, cl *catalog.Claim) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = cat.Release(rctx, name, cl)
 }
 
 type countKey struct{ resource, namespace string }

@@ -194,3 +194,31 @@ func TestBackupRecordsTTL(t *testing.T) {
 		t.Fatalf("ttl %q, expires %s", m.TTL, m.ExpiresAt)
 	}
 }
+
+// TestClaimReleasedWhenNothingWritten: a run that stops before writing (here, an unknown
+// resource type) gives the name back, so the user can retry under the same name.
+func TestClaimReleasedWhenNothingWritten(t *testing.T) {
+	dyn, disc := fakeCluster()
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	cfg := Config{Name: "b", Resources: selection.ResourceFilter{Include: []string{"nosuchkind"}}, ArchiveKey: "pw"}
+	if _, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg); err == nil {
+		t.Fatal("an unknown resource type did not fail the run")
+	}
+	if ok, _ := cat.Exists(context.Background(), "b"); ok {
+		t.Fatal("the claim of a run that wrote nothing was kept")
+	}
+	// A name claimed by another run is refused before anything is listed.
+	other := catalog.NewClaim(time.Now(), "other")
+	other.Host = "ci-runner-7"
+	if err := cat.Claim(context.Background(), "b", other); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resources = selection.ResourceFilter{}
+	_, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg)
+	if !errors.Is(err, catalog.ErrExists) || !strings.Contains(err.Error(), "being written by a run on ci-runner-7") {
+		t.Fatalf("got %v", err)
+	}
+	if got, err := cat.ReadClaim(context.Background(), "b"); err != nil || got.ID != other.ID {
+		t.Fatalf("the other run's claim was touched: %+v %v", got, err)
+	}
+}

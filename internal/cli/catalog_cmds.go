@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ type CatalogOptions struct {
 	output   outputOptions
 	now      func() time.Time
 	Name     string
+	named    bool // the command takes a name: "" is then invalid, not "no name"
 }
 
 func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example string, args cobra.PositionalArgs, withOutput bool, run func(context.Context, *CatalogOptions, *catalog.Catalog) error) *cobra.Command {
@@ -41,7 +43,7 @@ func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example strin
 		Args:    args,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if len(a) > 0 {
-				o.Name = a[0]
+				o.Name, o.named = a[0], true
 			}
 			o.location.complete()
 			if err := o.Validate(); err != nil {
@@ -64,7 +66,7 @@ func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example strin
 
 // Validate checks the options without any I/O.
 func (o *CatalogOptions) Validate() error {
-	if o.Name != "" {
+	if o.named {
 		if err := catalog.ValidateName(o.Name); err != nil {
 			return err
 		}
@@ -128,15 +130,32 @@ func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, sel l
 		}
 		return nil
 	}
+	// The REASON column only appears when a backup cannot be shown from its manifest.
+	reasons := false
+	for _, e := range entries {
+		reasons = reasons || e.Manifest == nil
+	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE\tLABELS")
+	header := "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE\tLABELS"
+	if reasons {
+		header += "\tREASON"
+	}
+	fmt.Fprintln(tw, header)
 	for _, e := range entries {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\t-\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			since := e.Modified
+			if e.Claim != nil {
+				since = e.Claim.StartTime
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(since)), progress.Bytes(e.Size), oneLine(e.Error))
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size), labelString(m.Labels))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size), labelString(m.Labels))
+		if reasons {
+			fmt.Fprint(tw, "\t-")
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -158,6 +177,15 @@ func labelString(l map[string]string) string {
 		return "-"
 	}
 	return labels.Set(l).String()
+}
+
+// oneLine keeps a reason on one table row.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
 
 func abbreviate(s []string, n int) string {
@@ -298,39 +326,84 @@ func runLogs(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 // NewDeleteCmd builds `delete`.
 func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	var pw passwordOptions
+	var force bool
 	cmd := newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup: its files, its Kopia snapshots and the VolumeSnapshots it kept", `
-		# Delete backup shop-1, complete or not
-		%[1]s delete shop-1`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
-		return runDelete(ctx, o, cat, flags, pw.File)
+		# Delete backup shop-1, complete or not (its Kopia snapshots need the password)
+		%[1]s delete shop-1
+
+		# Delete the files of a backup whose volume data cannot be deleted, leaving that data behind
+		%[1]s delete shop-1 --force`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		return runDelete(ctx, o, cat, deleteOptions{errOut: o.streams.ErrOut, flags: flags, passwordFile: pw.File, force: force})
 	})
 	pw.addFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&force, "force", false, "delete the backup's files even when its Kopia snapshots cannot be deleted (no password), it is still being written, or its backup.json cannot be trusted; what is left behind is listed")
 	return cmd
 }
 
-// runDelete removes the backup's volume data first (Kopia snapshots: needs the password; kept
-// VolumeSnapshots: needs the cluster), then its files. What cannot be removed is a warning that
-// says what is left and how to remove it; the files go anyway, so a backup can always be deleted.
-func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
-	m, err := cat.Manifest(ctx, o.Name)
-	if err != nil {
-		m = nil // incomplete or absent: Remove deletes the files or says there are none
-	}
-	d := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), passwordFile).repo, DeleteKeptSnapshots: deleteKeptSnapshots(flags)}
-	res, err := removal.Remove(ctx, d, o.Name, m, false)
+type deleteOptions struct {
+	errOut       io.Writer
+	flags        *genericclioptions.ConfigFlags
+	passwordFile string
+	force        bool
+}
+
+// runDelete removes the backup's volume data first (kept VolumeSnapshots: needs the cluster;
+// Kopia snapshots: needs the password), then its files. The Kopia snapshot IDs are only in
+// backup.json: deleting it while they cannot be deleted orphans them for good, so that takes
+// --force, as do a backup still being written and a backup.json that names another backup (a
+// copied directory: its volume data is the original's).
+func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d deleteOptions) error {
+	m, notes, err := checkDelete(ctx, o.Name, cat, d.force)
 	if err != nil {
 		return err
 	}
+	deps := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), d.passwordFile).repo, DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
+	res, err := removal.Remove(ctx, deps, o.Name, m, !d.force)
+	if err != nil {
+		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
+	}
 	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
 	for _, ns := range sortedKeys(res.KopiaSnapshots) {
-		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by `kubectl pvbackup repo maintain --full`)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), ns)
+		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), ns)
 	}
 	if res.VolumeSnapshots > 0 {
 		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintln(o.streams.Out, "  warning: "+w)
+		notes = append(notes, "warning: volume data left in the location (--force): "+w)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(o.streams.Out, "  "+n)
 	}
 	return nil
+}
+
+// checkDelete refuses, unless forced, a delete that would lose data or touch another backup's.
+// It returns the manifest whose volume data goes with the backup (nil: none) and notes to print.
+func checkDelete(ctx context.Context, name string, cat *catalog.Catalog, force bool) (*catalog.Manifest, []string, error) {
+	m, err := cat.Manifest(ctx, name)
+	switch {
+	case err == nil && m.Name != name:
+		if !force {
+			return nil, nil, fmt.Errorf("backup %q in %s: its %s names backup %q: the directory is a copy or was tampered with, and deleting its volume data would delete %q's (to delete only this directory's files, pass --force)", name, cat.Location(), catalog.ManifestFile, m.Name, m.Name)
+		}
+		return nil, []string{fmt.Sprintf("warning: %s names backup %q: only this directory's files were deleted, not the volume data it points to", catalog.ManifestFile, m.Name)}, nil
+	case err == nil:
+		return m, nil, nil
+	case errors.Is(err, catalog.ErrIncomplete):
+		if cl, cerr := cat.ReadClaim(ctx, name); cerr == nil && !force {
+			return nil, nil, fmt.Errorf("backup %q in %s has no %s yet: it is being written by %s, or that run was interrupted (if no run is writing it, delete it with --force)", name, cat.Location(), catalog.ManifestFile, cl)
+		}
+		return nil, nil, nil
+	case errors.Is(err, catalog.ErrUnreadable), errors.Is(err, catalog.ErrNewerFormat):
+		if !force {
+			return nil, nil, fmt.Errorf("%w: its volume data cannot be found from it (to delete the backup's files anyway, leaving any Kopia snapshots it has, pass --force)", err)
+		}
+		return nil, []string{"warning: " + catalog.ManifestFile + " could not be read: Kopia snapshots it may have were left in the location's kopia/ repositories"}, nil
+	case errors.Is(err, catalog.ErrNotFound):
+		return nil, nil, nil
+	}
+	return nil, nil, err
 }
 
 // deleteKeptSnapshots deletes the VolumeSnapshots a backup kept, connecting to the cluster only

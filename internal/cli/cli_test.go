@@ -224,3 +224,89 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("after prune: %+v (%v); want only new", entries, err)
 	}
 }
+
+// TestDeleteRefuses checks the deletes that would lose data or touch another backup's.
+func TestDeleteRefuses(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	t.Setenv("PVBACKUP_LOCATION", "")
+	dir := t.TempDir()
+	loc := "file://" + dir
+	ctx := context.Background()
+	l, err := store.Open(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cat := catalog.New(l)
+	withVolumes := &catalog.Manifest{FormatVersion: 1, Name: "shop-1", Status: catalog.Completed,
+		Volumes: []catalog.Volume{{Namespace: "shop", PVC: "data", Mode: "fs", KopiaSnapshot: "k0123", Status: catalog.VolumeCompleted}}}
+	if err := cat.WriteManifest(ctx, withVolumes); err != nil {
+		t.Fatal(err)
+	}
+	// A copy of shop-1's directory under another name.
+	b, _ := os.ReadFile(filepath.Join(dir, "backups", "shop-1", catalog.ManifestFile))
+	_ = os.MkdirAll(filepath.Join(dir, "backups", "copy"), 0o700)
+	_ = os.WriteFile(filepath.Join(dir, "backups", "copy", catalog.ManifestFile), b, 0o600)
+	// A backup being written.
+	cl := catalog.NewClaim(time.Now(), "test")
+	cl.Host = "laptop-of-bob"
+	if err := cat.Claim(ctx, "running", cl); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.MkdirAll(filepath.Join(dir, "backups", "newer"), 0o700)
+	_ = os.WriteFile(filepath.Join(dir, "backups", "newer", catalog.ManifestFile), []byte(`{"formatVersion": 99}`), 0o600)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	_ = os.WriteFile(pwFile, []byte("pw\n"), 0o600)
+
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"delete", "", "--from", loc}, `backup name "" is not valid`, ExitFailed},
+		{[]string{"restore", "", "--from", loc, "--password-file", pwFile}, `backup name "" is not valid`, ExitFailed},
+		{[]string{"restore", "../x", "--from", loc, "--password-file", pwFile}, `backup name "../x" is not valid`, ExitFailed},
+		{[]string{"delete", "shop-1", "--from", loc}, `backup "shop-1" was not deleted: remove backup "shop-1": the Kopia snapshots of namespace shop were kept: no repository password`, ExitFailed},
+		{[]string{"delete", "copy", "--from", loc}, `its backup.json names backup "shop-1": the directory is a copy or was tampered with`, ExitFailed},
+		{[]string{"delete", "running", "--from", loc}, `it is being written by a run on laptop-of-bob (pid `, ExitFailed},
+		{[]string{"delete", "newer", "--from", loc}, `has format version 99`, ExitFailed},
+		{[]string{"delete", "copy", "--from", loc, "--force"}, `only this directory's files were deleted, not the volume data it points to`, 0},
+		{[]string{"delete", "shop-1", "--from", loc, "--force"}, "warning: volume data left in the location (--force): the Kopia snapshots of namespace shop were kept", 0},
+		{[]string{"delete", "running", "--from", loc, "--force"}, `Deleted backup "running" (1 file)`, 0},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := run(t, tc.args...)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("exit %d, want %d; output:\n%s%s\nwant %q", code, tc.code, out, errOut, tc.want)
+			}
+			if strings.Contains(out+errOut, "prune") {
+				t.Errorf("delete mentions a prune command:\n%s%s", out, errOut)
+			}
+		})
+	}
+	if ok, _ := cat.Exists(ctx, "newer"); !ok {
+		t.Error("a refused delete deleted the backup")
+	}
+}
+
+// TestPasswordFile: a password file others can read gets a warning, as ssh gives for keys; a
+// file of white space is no password.
+func TestPasswordFile(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	t.Setenv("PVBACKUP_LOCATION", "")
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "loose")
+	blank := filepath.Join(dir, "blank")
+	_ = os.WriteFile(loose, []byte("pw\n"), 0o644)
+	_ = os.Chmod(loose, 0o644)
+	_ = os.WriteFile(blank, []byte(" \t\n"), 0o600)
+	nowhere := []string{"--kubeconfig", filepath.Join(dir, "missing")}
+	_, errOut, _ := run(t, append([]string{"restore", "b", "--from", "file://" + dir, "--password-file", loose}, nowhere...)...)
+	if !strings.Contains(errOut, "warning: password file "+loose+" is accessible by group or others (mode 0644)") {
+		t.Errorf("no warning for a 0644 password file:\n%s", errOut)
+	}
+	_, errOut, code := run(t, append([]string{"create", "b", "--to", "file://" + dir, "--password-file", blank}, nowhere...)...)
+	if code != ExitFailed || !strings.Contains(errOut, "holds only white space") {
+		t.Errorf("exit %d for a blank password file:\n%s", code, errOut)
+	}
+}

@@ -97,6 +97,21 @@ type passwordOptions struct {
 	File string
 }
 
+// load reads the password, warning on w when the file is readable by others.
+func (o *passwordOptions) load(w io.Writer) (string, error) {
+	return loadPassword(o.File, w)
+}
+
+func loadPassword(file string, w io.Writer) (string, error) {
+	p, err := password.Load(file)
+	if err == nil {
+		if warn := password.FileWarning(file); warn != "" {
+			fmt.Fprintln(w, warn)
+		}
+	}
+	return p, err
+}
+
 func (o *passwordOptions) addFlag(fs *pflag.FlagSet) {
 	fs.StringVar(&o.File, "password-file", "", "file holding the repository password (default $PVBACKUP_PASSWORD; there is no default password)")
 }

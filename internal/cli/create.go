@@ -23,10 +23,10 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -158,7 +158,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	}
 	if !o.DryRun {
 		var err error
-		if o.pw, err = password.Load(o.password.File); err != nil {
+		if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
 			return err
 		}
 	}
@@ -278,23 +278,12 @@ func (o *CreateOptions) Validate() error {
 	return o.location.validate()
 }
 
-// Run performs the backup and prints its manifest.
+// Run performs the backup and prints its manifest. The password opens (or creates) the location's
+// key and the backup name is claimed in the location first: a wrong password, a name in use or a
+// location that cannot be written fails before the cluster is touched.
 func (o *CreateOptions) Run(ctx context.Context) error {
-	clients, err := kube.New(o.configFlags)
-	if err != nil {
-		return err
-	}
-	deps := backup.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Progress: o.output.reporter(o.streams)}
-	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
-	if o.volNotice != "" {
-		deps.Progress.Warn(o.volNotice)
-	}
-	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
-	if v, err := clients.Discovery.ServerVersion(); err == nil {
-		deps.Cluster.ServerVersion = v.GitVersion
-	} else {
-		return fmt.Errorf("reach the cluster at %s: %w", clients.Config.Host, err)
-	}
+	var deps backup.Deps
+	var repoPassword func(string) string
 	if o.location.URL != "" {
 		cat, closeFn, err := o.location.open(ctx)
 		if err != nil {
@@ -302,14 +291,42 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		}
 		defer closeFn()
 		deps.Catalog = cat
-	}
-	var repoPassword func(string) string
-	if !o.DryRun {
-		kr, err := keyring.Create(ctx, deps.Catalog.Location(), o.pw)
-		if err != nil {
-			return err
+		if !o.DryRun {
+			// The key first: a location whose backups/ holds anything but no key file is an old
+			// one (keyring.ErrOldFormat), so the name's claim must not come before the key.
+			kr, err := keyring.Create(ctx, cat.Location(), o.pw)
+			if err != nil {
+				return err
+			}
+			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
+			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
 		}
-		o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+	}
+	deps.Progress = o.output.reporter(o.streams)
+	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
+	if err := o.connect(ctx, &deps, repoPassword); err != nil {
+		if deps.Claim != nil {
+			// backup.Run gives the name back when it stops before writing; here it was not reached.
+			backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+		}
+		return err
+	}
+	return o.backup(ctx, deps)
+}
+
+// connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
+// mover its namespace's repository key.
+func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) string) error {
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	deps.Dynamic, deps.Discovery = clients.Dynamic, clients.Discovery
+	if o.volNotice != "" {
+		deps.Progress.Warn(o.volNotice)
 	}
 	if o.volCfg != nil {
 		vc := *o.volCfg
@@ -321,6 +338,17 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: repoPassword(ns)})
 			}}}
 	}
+	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
+	v, err := clients.Discovery.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("reach the cluster at %s: %w", clients.Config.Host, err)
+	}
+	deps.Cluster.ServerVersion = v.GitVersion
+	return nil
+}
+
+// backup runs the engine and prints its result.
+func (o *CreateOptions) backup(ctx context.Context, deps backup.Deps) error {
 	res, err := backup.Run(ctx, deps, o.cfg)
 	if res != nil && res.Manifest != nil {
 		if perr := o.print(res); perr != nil {

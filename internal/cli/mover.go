@@ -110,7 +110,7 @@ func (o *MoverOptions) Complete(cmd *cobra.Command) error {
 	case "-":
 		o.Result = ""
 	}
-	p, err := password.Load(o.PasswordFile)
+	p, err := password.Load(o.PasswordFile) // a mounted Secret file has the mode Kubernetes gives it: no warning
 	if err != nil {
 		return err
 	}

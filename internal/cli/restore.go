@@ -16,7 +16,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -154,7 +153,7 @@ func (o *RestoreOptions) Complete(args []string) error {
 			return fmt.Errorf("--resource-modifiers %s: %w", o.ModifiersFile, err)
 		}
 	}
-	if o.pw, err = password.Load(o.password.File); err != nil {
+	if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
 		return err
 	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
@@ -186,6 +185,9 @@ func (o *RestoreOptions) Complete(args []string) error {
 
 // Validate checks the options without any I/O.
 func (o *RestoreOptions) Validate() error {
+	if err := catalog.ValidateName(o.Name); err != nil {
+		return err
+	}
 	if err := o.output.validate(); err != nil {
 		return err
 	}

@@ -66,6 +66,9 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 		return c, fmt.Errorf("--mover-image is empty")
 	}
 	if o.Location != "" {
+		if _, _, err := store.Parse(o.Location); err != nil {
+			return c, fmt.Errorf("--mover-location: %w", err)
+		}
 		c.Location = o.Location
 	}
 	if bucketURL, _, err := store.Parse(c.Location); err == nil && strings.HasPrefix(bucketURL, "file://") {
