@@ -65,7 +65,10 @@ func (f *fixture) add(v catalog.Volume) {
 	f.t.Helper()
 	f.vols = append(f.vols, v)
 	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: "b1", Status: catalog.Completed, Volumes: f.vols}
-	if err := f.deps.Manifests.(*catalog.Catalog).WriteManifest(context.Background(), m); err != nil {
+	cat := f.deps.Manifests.(*catalog.Catalog)
+	// backup.json is write-once: the fixture's growing manifest replaces the previous one.
+	_ = cat.Location().Bucket().Delete(context.Background(), catalog.Key("b1", catalog.ManifestFile))
+	if err := cat.WriteManifest(context.Background(), m); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -143,8 +143,10 @@ func Create(ctx context.Context, loc *store.Location, password string) (*Keyring
 	if err != nil {
 		return nil, fmt.Errorf("make the key of %s: %w", loc, err)
 	}
-	err = loc.Bucket().WriteAll(ctx, KeyFile, data, &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: true})
-	if err != nil && gcerrors.Code(err) != gcerrors.FailedPrecondition {
+	// store.WriteNew: one step two writers cannot both pass, also on file:// (gocloud's fileblob
+	// checks and renames, so two first creates could both write and one use a key that lost).
+	err = loc.WriteNew(ctx, KeyFile, data, "application/octet-stream")
+	if err != nil && !errors.Is(err, store.ErrExists) {
 		return nil, fmt.Errorf("write the key of %s (%s): %w", loc, KeyFile, err)
 	}
 	// Written or lost the race: read back what the bucket holds, and use that. (A store that
