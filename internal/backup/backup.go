@@ -126,16 +126,6 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if cfg.ClusterResources == "" {
 		cfg.ClusterResources = ClusterAuto
 	}
-	sel, err := labels.Parse(cfg.LabelSelector)
-	if err != nil {
-		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
-	}
-	if cfg.LabelSelector != "" && len(cfg.OrSelectors) > 0 {
-		return nil, errors.New("--selector and --or-selector cannot be used together")
-	}
-	if cfg.PolicyScoped != nil && cfg.Scoped == nil {
-		return nil, errors.New("the resource policy's includeExcludePolicy cannot be used with --include-resources, --exclude-resources or --include-cluster-resources (old-style filters): use the scoped filters")
-	}
 	start := d.Now().UTC().Truncate(time.Second)
 	started := false // set once the backup's first file is being written
 	if !cfg.DryRun && d.Catalog != nil {
@@ -150,6 +140,17 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 				ReleaseClaim(ctx, d.Catalog, cfg.Name, d.Claim)
 			}
 		}()
+	}
+	// Checked after the claim's release is deferred: a bad selector gives the name back.
+	sel, err := labels.Parse(cfg.LabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
+	}
+	if cfg.LabelSelector != "" && len(cfg.OrSelectors) > 0 {
+		return nil, errors.New("--selector and --or-selector cannot be used together")
+	}
+	if cfg.PolicyScoped != nil && cfg.Scoped == nil {
+		return nil, errors.New("the resource policy's includeExcludePolicy cannot be used with --include-resources, --exclude-resources or --include-cluster-resources (old-style filters): use the scoped filters")
 	}
 
 	m := &catalog.Manifest{
