@@ -204,15 +204,39 @@ func Key(name, file string) string { return dir(name) + file }
 
 // Exists reports whether anything is stored under the backup's name.
 func (c *Catalog) Exists(ctx context.Context, name string) (bool, error) {
-	it := c.loc.Bucket().List(&blob.ListOptions{Prefix: dir(name)})
-	_, err := it.Next(ctx)
-	if err == io.EOF {
-		return false, nil
+	var (
+		found bool
+		err   error
+	)
+	// Another run's temporary file (file:// only) is not a backup: it is skipped, and when it
+	// vanishes while the directory is read the listing fails with NotFound, so it is read again.
+	for range 5 {
+		found, err = c.anyFile(ctx, name)
+		if err == nil || gcerrors.Code(err) != gcerrors.NotFound {
+			break
+		}
 	}
 	if err != nil {
 		return false, fmt.Errorf("look up backup %q in %s: %w", name, c.loc, c.loc.Scrub(err))
 	}
-	return true, nil
+	return found, nil
+}
+
+// anyFile reports whether the backup's directory holds a file other than a temporary one.
+func (c *Catalog) anyFile(ctx context.Context, name string) (bool, error) {
+	it := c.loc.Bucket().List(&blob.ListOptions{Prefix: dir(name)})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !store.IsTemp(obj.Key) {
+			return true, nil
+		}
+	}
 }
 
 // NewWriter opens a backup file for streaming upload. The object only appears when Close

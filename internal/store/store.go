@@ -234,11 +234,22 @@ func (l *Location) localPath(key string) (string, bool) {
 	return filepath.Join(u.Path, filepath.FromSlash(k)), true
 }
 
+// tempPrefix and tempSuffix frame the name of WriteNew's temporary file on file://, beside the
+// final one until it is linked into place.
+const tempPrefix, tempSuffix = ".", ".tmp"
+
+// IsTemp reports whether key is WriteNew's temporary file (file:// only): readers that ask "is
+// anything here" skip it, since it is either linked into place or removed in a moment.
+func IsTemp(key string) bool {
+	base := key[strings.LastIndex(key, "/")+1:]
+	return strings.HasPrefix(base, tempPrefix) && strings.HasSuffix(base, tempSuffix)
+}
+
 func writeNewFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix+filepath.Base(path)+".*"+tempSuffix)
 	if err != nil {
 		return err
 	}

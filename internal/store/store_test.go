@@ -155,3 +155,17 @@ func TestSub(t *testing.T) {
 		t.Fatalf("the sub-location did not write under the location's prefix: %q %v", got, err)
 	}
 }
+
+func TestIsTemp(t *testing.T) {
+	for key, want := range map[string]bool{
+		"backups/race/.claim.json.1023100144.tmp": true,
+		".location.age.42.tmp":                    true,
+		"backups/race/claim.json":                 false,
+		"backups/race/claim.json.tmp":             false,
+		"backups/.hidden/backup.json":             false,
+	} {
+		if got := IsTemp(key); got != want {
+			t.Errorf("IsTemp(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
