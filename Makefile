@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e lint release release-check image bench bench-resources bench-mover bench-volumes cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-volumes cluster cluster-down demo clean
 
 all: build
 
@@ -27,6 +27,15 @@ integration: ## tests against a real kube-apiserver + etcd and real object store
 	hack/tools.sh controlplane
 	hack/tools.sh seaweedfs
 	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) test -count=1 -tags integration -p 1 ./...
+
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzParse:./internal/store FuzzParseManifest:./internal/catalog FuzzValidateName:./internal/catalog \
+	FuzzReader:./internal/archive FuzzNewReader:./internal/archive
+fuzz: ## each fuzz target for FUZZTIME (default 30s); `make unit` runs their seed corpora only
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
 
 lint: ## go vet and staticcheck
 	$(GO) vet ./...

@@ -30,4 +30,6 @@ hack/cluster.sh load-image .local/images/pvbackup-mover-e2e.tar >/dev/null
 # shellcheck source=/dev/null
 . .local/cluster/env
 echo ">>> end-to-end tests" >&2
-go test -count=1 -tags e2e -p 1 -timeout 30m "${@:-./test/e2e/...}"
+# The tests wait on the cluster far more than they compute: they run in parallel, a namespace each
+# (tests that change cluster-wide state do not call t.Parallel, so Go runs them first, alone).
+go test -count=1 -tags e2e -p 1 -parallel "${E2E_PARALLEL:-4}" -timeout 30m "${@:-./test/e2e/...}"

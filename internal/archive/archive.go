@@ -31,6 +31,12 @@ var ErrWrongPassword = errors.New("wrong repository password")
 // goes for the cheaper one) and would cost every backup and restore a second or more.
 const WorkFactor = 16
 
+// MaxWorkFactor is the dearest scrypt cost NewReader accepts. The cost is read from the
+// archive's header, which whoever can write to the bucket controls: age's own limit (2^22,
+// about 4 GiB and half a minute) would let a tampered archive hold `restore` for that long.
+// 18 is age's default (256 MiB, under a second), room above the 16 this tool writes.
+const MaxWorkFactor = 18
+
 // maxEntry bounds one object's JSON: the apiserver's own limit on a request is 3 MiB.
 const maxEntry = 64 << 20
 
@@ -148,15 +154,24 @@ func NewReader(r io.Reader, password string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
+	id.SetMaxWorkFactor(MaxWorkFactor)
 	dec, err := age.Decrypt(r, id)
 	if err != nil {
+		if strings.Contains(err.Error(), "work factor too large") {
+			return nil, fmt.Errorf("archive: its header asks for a dearer key derivation than kubectl-pvbackup writes (scrypt work factor above %d): the archive was not written by this tool or was tampered with", MaxWorkFactor)
+		}
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
 			return nil, ErrWrongPassword
 		}
 		return nil, fmt.Errorf("archive: decrypt: %w", err)
 	}
-	gz, err := gzip.NewReader(dec)
+	return newPlainReader(dec)
+}
+
+// newPlainReader reads the decrypted archive: a tar.gz.
+func newPlainReader(r io.Reader) (*Reader, error) {
+	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("archive: not a gzip stream inside the encryption: %w", err)
 	}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -107,5 +109,33 @@ func TestReaderRefusesEscapingEntry(t *testing.T) {
 	}
 	if _, _, err := r.Next(); err == nil || !strings.Contains(err.Error(), `archive entry "../../etc/cron.d/x.json" escapes its directory`) {
 		t.Fatalf("want the escaping entry refused, got %v", err)
+	}
+}
+
+// TestWorkFactorCapped: the scrypt cost comes from the archive's header, which a bucket writer
+// controls. Work factor 22 would make NewReader spend about 4 GiB and half a minute before
+// failing; it must fail at once.
+func TestWorkFactorCapped(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	header := fmt.Sprintf(" %d\n", WorkFactor)
+	i := bytes.Index(buf.Bytes(), []byte(header))
+	if i < 0 || !bytes.HasPrefix(buf.Bytes()[bytes.LastIndex(buf.Bytes()[:i], []byte("\n"))+1:], []byte("-> scrypt ")) {
+		t.Fatalf("no scrypt stanza with work factor %d in the header:\n%.200s", WorkFactor, buf.Bytes())
+	}
+	tampered := append(append(append([]byte{}, buf.Bytes()[:i]...), " 22\n"...), buf.Bytes()[i+len(header):]...)
+	start := time.Now()
+	_, err = NewReader(bytes.NewReader(tampered), "pw")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("scrypt work factor above %d", MaxWorkFactor)) {
+		t.Fatalf("got %v; want the work factor refused", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("refusing took %s", d)
 	}
 }

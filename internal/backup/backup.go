@@ -19,11 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
@@ -62,9 +64,23 @@ type Config struct {
 	Resources        selection.ResourceFilter
 	LabelSelector    string
 	ClusterResources ClusterMode
-	Password         string
-	DryRun           bool
-	PageSize         int64
+	// ArchiveKey encrypts the resources archive (keyring.ArchiveKey: derived from the location
+	// key, never the password itself).
+	ArchiveKey string
+	DryRun     bool
+	PageSize   int64
+	// TTL, when > 0, is recorded in the manifest: `prune` removes the backup once it has passed.
+	TTL time.Duration
+	// Labels are the backup's own labels (--labels), recorded in the manifest.
+	Labels map[string]string
+	// OrSelectors select objects matching any of them (--or-selector); exclusive with LabelSelector.
+	OrSelectors []string
+	// Scoped is Velero's new-style filter; when set, Resources and ClusterResources are unused.
+	Scoped *selection.ScopedFilter
+	// PolicyScoped is a resource policy's includeExcludePolicy, merged under Scoped.
+	PolicyScoped *selection.ScopedFilter
+	// ResourcePolicies is the policy file's name, recorded in the manifest.
+	ResourcePolicies string
 }
 
 // Deps are the engine's connections to the world.
@@ -77,8 +93,11 @@ type Deps struct {
 	Now       func() time.Time
 	// Volumes backs up the data of the selected PVCs; nil backs up resources only.
 	Volumes VolumeEngine
+	// Claim is this run's claim on the name when the caller took it (the CLI does, before it
+	// touches the cluster); nil: Run claims the name itself.
+	Claim *catalog.Claim
 	// Preflight, when set, checks the plan before anything is written or created (not on a dry
-	// run); its error stops the backup.
+	// run); its error stops the backup and gives the name's claim back.
 	Preflight func(ctx context.Context, p PreflightPlan) error
 }
 
@@ -118,23 +137,38 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if cfg.ClusterResources == "" {
 		cfg.ClusterResources = ClusterAuto
 	}
+	start := d.Now().UTC().Truncate(time.Second)
+	started := false // set once the backup's first file is being written
+	if !cfg.DryRun && d.Catalog != nil {
+		if d.Claim == nil {
+			d.Claim = catalog.NewClaim(start, version.Version)
+			if err := d.Catalog.Claim(ctx, cfg.Name, d.Claim); err != nil {
+				return nil, err
+			}
+		}
+		defer func() {
+			if !started {
+				ReleaseClaim(ctx, d.Catalog, cfg.Name, d.Claim)
+			}
+		}()
+	}
+	// Checked after the claim's release is deferred: a bad selector gives the name back.
 	sel, err := labels.Parse(cfg.LabelSelector)
 	if err != nil {
 		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
 	}
-	if !cfg.DryRun && d.Catalog != nil {
-		exists, err := d.Catalog.Exists(ctx, cfg.Name)
-		if err != nil {
-			return nil, err
-		}
-		if exists {
-			return nil, fmt.Errorf("backup %q already exists in %s (choose another name, or `kubectl pvbackup delete %s` first): %w", cfg.Name, d.Catalog.Location(), cfg.Name, catalog.ErrExists)
-		}
+	if cfg.LabelSelector != "" && len(cfg.OrSelectors) > 0 {
+		return nil, errors.New("--selector and --or-selector cannot be used together")
+	}
+	if cfg.PolicyScoped != nil && cfg.Scoped == nil {
+		return nil, errors.New("the resource policy's includeExcludePolicy cannot be used with --include-resources, --exclude-resources or --include-cluster-resources (old-style filters): use the scoped filters")
 	}
 
 	m := &catalog.Manifest{
 		FormatVersion: catalog.FormatVersion,
+		KeyScheme:     keyring.Scheme,
 		Name:          cfg.Name,
+		Labels:        cfg.Labels,
 		ToolVersion:   version.Version,
 		Cluster:       d.Cluster,
 		Selection: catalog.Selection{
@@ -143,9 +177,19 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 			IncludeResources:        cfg.Resources.Include,
 			ExcludeResources:        cfg.Resources.Exclude,
 			LabelSelector:           cfg.LabelSelector,
+			OrLabelSelectors:        cfg.OrSelectors,
 			IncludeClusterResources: string(cfg.ClusterResources),
+			ResourcePolicies:        cfg.ResourcePolicies,
 		},
-		StartTime: d.Now().UTC().Truncate(time.Second),
+		StartTime: start,
+	}
+	if cfg.TTL > 0 {
+		m.TTL, m.ExpiresAt = cfg.TTL.String(), m.StartTime.Add(cfg.TTL)
+	}
+	if f := cfg.Scoped; f != nil {
+		m.Selection.IncludeClusterResources = ""
+		m.Selection.IncludeClusterScopedResources, m.Selection.ExcludeClusterScopedResources = f.IncludeCluster, f.ExcludeCluster
+		m.Selection.IncludeNamespaceScopedResources, m.Selection.ExcludeNamespaceScopedResources = f.IncludeNamespaced, f.ExcludeNamespaced
 	}
 	b := &run{d: d, cfg: cfg, sel: sel, m: m, log: catalog.NewLog(), counts: map[countKey]int{}}
 
@@ -175,6 +219,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
+	started = true
 	runErr := b.write(ctx, plan)
 	if runErr == nil && d.Volumes != nil && len(b.claims) > 0 {
 		vols, err := d.Volumes.Backup(ctx, b.claims)
@@ -201,6 +246,14 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %w", cfg.Name, runErr)
 	}
 	return &Result{Manifest: m}, nil
+}
+
+// ReleaseClaim gives the name back after a run that wrote nothing but its claim, even when ctx
+// was cancelled; a failure leaves an Incomplete backup that `delete` removes.
+func ReleaseClaim(ctx context.Context, cat *catalog.Catalog, name string, cl *catalog.Claim) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = cat.Release(rctx, name, cl)
 }
 
 type countKey struct{ resource, namespace string }
@@ -249,6 +302,53 @@ type planned struct {
 	namespaces []string
 	allNS      bool
 	auto       bool // fetch only what is needed
+	// needExcluded keeps a needed cluster-scoped resource out (the user excluded it).
+	needExcluded func(selection.Resource) bool
+}
+
+// chooseResources fills the plan's resource lists from the old-style filter (--include-resources
+// and the cluster mode) or from Velero's scoped filters.
+func (b *run) chooseResources(p *planned, all []selection.Resource, nsRes selection.Resource) error {
+	if b.cfg.Scoped != nil {
+		f := *b.cfg.Scoped
+		if b.cfg.PolicyScoped != nil {
+			f = f.Merge(*b.cfg.PolicyScoped, all)
+		}
+		sc, err := f.Resolve(all, p.allNS)
+		if err != nil {
+			return err
+		}
+		p.namespaced, p.cluster = sc.Namespaced, sc.Cluster
+		if sc.Namespaces {
+			p.cluster = append([]selection.Resource{nsRes}, p.cluster...)
+		}
+		p.auto = !sc.AllCluster
+		p.needExcluded = sc.Excluded
+		return nil
+	}
+	chosen, err := b.cfg.Resources.Resolve(all)
+	if err != nil {
+		return err
+	}
+	mode := b.cfg.ClusterResources
+	p.auto = mode == ClusterAuto && !p.allNS
+	p.needExcluded = func(r selection.Resource) bool { return excluded(b.cfg.Resources, r) }
+	includeNamespaceObjects := false
+	for _, r := range chosen {
+		switch {
+		case r.Namespaced:
+			p.namespaced = append(p.namespaced, r)
+		case r.GVR.Group == "" && r.GVR.Resource == "namespaces":
+			includeNamespaceObjects = true
+		case mode == ClusterAll || (mode == ClusterAuto && p.allNS):
+			p.cluster = append(p.cluster, r)
+		}
+	}
+	if includeNamespaceObjects {
+		// The selected namespaces' own objects (labels, annotations) go with them in every mode.
+		p.cluster = append([]selection.Resource{nsRes}, p.cluster...)
+	}
+	return nil
 }
 
 func (p *planned) preflight(volumes bool) PreflightPlan {
@@ -271,11 +371,6 @@ func (b *run) plan(ctx context.Context) (*planned, error) {
 	for _, w := range warns {
 		b.warn(catalog.Warning{Message: w})
 	}
-	chosen, err := b.cfg.Resources.Resolve(all)
-	if err != nil {
-		done("", err)
-		return nil, err
-	}
 	p := &planned{byGR: map[schema.GroupResource]selection.Resource{}}
 	for _, r := range all {
 		p.byGR[r.GVR.GroupResource()] = r
@@ -291,30 +386,39 @@ func (b *run) plan(ctx context.Context) (*planned, error) {
 		return nil, fmt.Errorf("list namespaces: %w", err)
 	}
 	var existing []string
+	excludedNS := map[string]string{}
 	for _, n := range nsList.Items {
 		existing = append(existing, n.GetName())
+		if label := selection.ExcludedBy(n.GetLabels()); label != "" {
+			excludedNS[n.GetName()] = label
+		}
 	}
-	if p.namespaces, err = b.cfg.Namespaces.Resolve(existing); err != nil {
+	selected, err := b.cfg.Namespaces.Resolve(existing)
+	if err != nil {
 		done("", err)
 		return nil, err
 	}
-	p.allNS = b.cfg.Namespaces.All()
-	mode := b.cfg.ClusterResources
-	p.auto = mode == ClusterAuto && !p.allNS
-	includeNamespaceObjects := false
-	for _, r := range chosen {
-		switch {
-		case r.Namespaced:
-			p.namespaced = append(p.namespaced, r)
-		case r.GVR.Group == "" && r.GVR.Resource == "namespaces":
-			includeNamespaceObjects = true
-		case mode == ClusterAll || (mode == ClusterAuto && p.allNS):
-			p.cluster = append(p.cluster, r)
+	for _, n := range selected {
+		// A selected Namespace labelled for exclusion is left out with all it holds, as in Velero.
+		label := excludedNS[n]
+		if label == "" {
+			p.namespaces = append(p.namespaces, n)
+			continue
+		}
+		b.m.Excluded = append(b.m.Excluded, catalog.Excluded{Resource: "namespaces", Name: n, Label: label})
+		b.log.Add(catalog.LogEntry{Level: "info", Resource: "namespaces", Name: n, Message: "left out with everything in it: labelled " + label})
+		for _, inc := range b.cfg.Namespaces.Include {
+			if inc == n {
+				b.warn(catalog.Warning{Resource: "namespaces", Name: n, Message: fmt.Sprintf("namespace %s is named in --include-namespaces but labelled %s: it is left out", n, label)})
+			}
 		}
 	}
-	if includeNamespaceObjects {
-		// The selected namespaces' own objects (labels, annotations) go with them in every mode.
-		p.cluster = append([]selection.Resource{nsRes}, p.cluster...)
+	// A labelled namespace does not turn a whole-cluster backup into a partial one: the
+	// cluster-scoped choice follows the flags.
+	p.allNS = b.cfg.Namespaces.All()
+	if err := b.chooseResources(p, all, nsRes); err != nil {
+		done("", err)
+		return nil, err
 	}
 	if p.auto {
 		b.needs = map[schema.GroupResource]map[string]bool{}
@@ -343,7 +447,7 @@ func (b *run) write(ctx context.Context, p *planned) (err error) {
 		return err
 	}
 	cw := &countingWriter{w: bw}
-	aw, err := archive.NewWriter(cw, b.cfg.Password)
+	aw, err := archive.NewWriter(cw, b.cfg.ArchiveKey)
 	if err != nil {
 		cancel()
 		_ = bw.Close()
@@ -419,12 +523,19 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 	var listErrs []string
 	for i := 0; i < len(scopes); i++ {
 		ns := scopes[i]
-		err := b.listPages(ctx, r, ns, isNamespaceList, func(o *unstructured.Unstructured) error {
+		seen := map[types.UID]bool{} // an object matching several --or-selector terms is taken once
+		err := b.listSelected(ctx, r, ns, isNamespaceList, func(o *unstructured.Unstructured) error {
 			if r.Namespaced && !inNS[o.GetNamespace()] {
 				return nil
 			}
 			if isNamespaceList && !inNS[o.GetName()] {
 				return nil
+			}
+			if uid := o.GetUID(); uid != "" {
+				if seen[uid] {
+					return nil
+				}
+				seen[uid] = true
 			}
 			return b.add(r, o, aw)
 		})
@@ -459,18 +570,36 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 		return nil
 	}
 	done(fmt.Sprintf("%d", n), nil)
+	if n == 0 {
+		// Recorded with its zero, so -o json keeps every count; text output folds them.
+		b.counts[countKey{resourceID(r.GVR), ""}] += 0
+	}
 	if n > 0 {
 		b.log.Add(catalog.LogEntry{Level: "info", Resource: r.GroupResource(), Message: fmt.Sprintf("backed up %d objects", n)})
 	}
 	return nil
 }
 
-func (b *run) listPages(ctx context.Context, r selection.Resource, ns string, unfiltered bool, fn func(*unstructured.Unstructured) error) error {
-	opts := metav1.ListOptions{Limit: b.cfg.PageSize}
-	if !unfiltered {
-		// Namespace objects go with the selection whatever their labels: restores need them.
-		opts.LabelSelector = b.cfg.LabelSelector
+// listSelected lists r with the label selector, or once per --or-selector term (the API has no
+// OR of selectors). Namespace objects go with the selection whatever their labels: restores need them.
+func (b *run) listSelected(ctx context.Context, r selection.Resource, ns string, unfiltered bool, fn func(*unstructured.Unstructured) error) error {
+	if unfiltered || len(b.cfg.OrSelectors) == 0 {
+		sel := b.cfg.LabelSelector
+		if unfiltered {
+			sel = ""
+		}
+		return b.listPages(ctx, r, ns, sel, fn)
 	}
+	for _, sel := range b.cfg.OrSelectors {
+		if err := b.listPages(ctx, r, ns, sel, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *run) listPages(ctx context.Context, r selection.Resource, ns, selector string, fn func(*unstructured.Unstructured) error) error {
+	opts := metav1.ListOptions{Limit: b.cfg.PageSize, LabelSelector: selector}
 	var ri dynamic.ResourceInterface = b.d.Dynamic.Resource(r.GVR)
 	if r.Namespaced {
 		ri = b.d.Dynamic.Resource(r.GVR).Namespace(ns)
@@ -500,6 +629,11 @@ func (e *archiveError) Unwrap() error { return e.err }
 // add archives one object (aw nil: counts it) and notes what cluster objects it needs.
 func (b *run) add(r selection.Resource, o *unstructured.Unstructured, aw *archive.Writer) error {
 	lbls := o.GetLabels()
+	if label := selection.ExcludedBy(lbls); label != "" {
+		b.m.Excluded = append(b.m.Excluded, catalog.Excluded{Resource: r.GroupResource(), Namespace: o.GetNamespace(), Name: o.GetName(), Label: label})
+		b.log.Add(catalog.LogEntry{Level: "info", Resource: r.GroupResource(), Namespace: o.GetNamespace(), Name: o.GetName(), Message: "left out: labelled " + label})
+		return nil
+	}
 	for k, v := range selection.ControllerManagedLabels {
 		if lbls[k] == v {
 			return nil
@@ -549,14 +683,30 @@ func (b *run) need(gr schema.GroupResource, name string) {
 	b.needs[gr][name] = true
 }
 
+// needClasses notes the StorageClass a claim, claim template or PV names, in its spec or in the
+// beta annotation that published manifests still use.
+func (b *run) needClasses(claim map[string]any) {
+	sc, _, _ := unstructured.NestedString(claim, "spec", "storageClassName")
+	b.need(grSC, sc)
+	beta, _, _ := unstructured.NestedString(claim, "metadata", "annotations", "volume.beta.kubernetes.io/storage-class")
+	b.need(grSC, beta)
+}
+
 func (b *run) noteNeeds(r selection.Resource, o *unstructured.Unstructured) {
 	gr := r.GVR.GroupResource()
 	switch gr {
 	case schema.GroupResource{Resource: "persistentvolumeclaims"}:
 		v, _, _ := unstructured.NestedString(o.Object, "spec", "volumeName")
 		b.need(grPV, v)
-		sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName")
-		b.need(grSC, sc)
+		b.needClasses(o.Object)
+	case schema.GroupResource{Group: "apps", Resource: "statefulsets"}:
+		// Replicas added after a restore get claims from these templates.
+		tmpls, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+		for _, t := range tmpls {
+			if m, ok := t.(map[string]any); ok {
+				b.needClasses(m)
+			}
+		}
 	case schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}:
 		kind, _, _ := unstructured.NestedString(o.Object, "roleRef", "kind")
 		name, _, _ := unstructured.NestedString(o.Object, "roleRef", "name")
@@ -581,7 +731,7 @@ func (b *run) fetchNeeds(ctx context.Context, p *planned, aw *archive.Writer) er
 		if !ok {
 			continue
 		}
-		if excluded(b.cfg.Resources, r) {
+		if p.needExcluded(r) {
 			continue
 		}
 		done := b.d.Progress.Start(r.GroupResource() + " (needed by the selection)")
@@ -602,8 +752,7 @@ func (b *run) fetchNeeds(ctx context.Context, p *planned, aw *archive.Writer) er
 				continue
 			}
 			if gr == grPV {
-				sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName")
-				b.need(grSC, sc)
+				b.needClasses(o.Object)
 			}
 			if err := b.add(r, o, aw); err != nil {
 				done("", err)
@@ -630,6 +779,10 @@ func (b *run) warn(w catalog.Warning) {
 // finish fills the manifest's counts, status and end time.
 func (b *run) finish() {
 	b.m.Items = b.items
+	sort.SliceStable(b.m.Excluded, func(i, j int) bool {
+		a, c := b.m.Excluded[i], b.m.Excluded[j]
+		return a.Resource+"/"+a.Namespace+"/"+a.Name < c.Resource+"/"+c.Namespace+"/"+c.Name
+	})
 	b.m.Resources = b.m.Resources[:0]
 	for k, n := range b.counts {
 		b.m.Resources = append(b.m.Resources, catalog.Count{Resource: k.resource, Namespace: k.namespace, Count: n})

@@ -46,7 +46,7 @@ func fakeCluster() (*dynamicfake.FakeDynamicClient, *fakediscovery.FakeDiscovery
 			{Name: "namespaces", SingularName: "namespace", Kind: "Namespace", Verbs: verbs},
 			{Name: "configmaps", SingularName: "configmap", Kind: "ConfigMap", Namespaced: true, Verbs: verbs},
 			{Name: "events", SingularName: "event", Kind: "Event", Namespaced: true, Verbs: verbs},
-			{Name: "persistentvolumeclaims", SingularName: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true, Verbs: verbs},
+			{Name: "persistentvolumeclaims", SingularName: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true, ShortNames: []string{"pvc"}, Verbs: verbs},
 			{Name: "persistentvolumes", SingularName: "persistentvolume", Kind: "PersistentVolume", Verbs: verbs},
 			{Name: "nodes", SingularName: "node", Kind: "Node", Verbs: verbs},
 		}},
@@ -55,7 +55,7 @@ func fakeCluster() (*dynamicfake.FakeDynamicClient, *fakediscovery.FakeDiscovery
 			{Name: "rolebindings", SingularName: "rolebinding", Kind: "RoleBinding", Namespaced: true, Verbs: verbs},
 			{Name: "clusterroles", SingularName: "clusterrole", Kind: "ClusterRole", Verbs: verbs},
 		}},
-		{GroupVersion: "apiextensions.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition", Verbs: verbs}}},
+		{GroupVersion: "apiextensions.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition", ShortNames: []string{"crd"}, Verbs: verbs}}},
 		{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{{Name: "widgets", SingularName: "widget", Kind: "Widget", Namespaced: true, Verbs: verbs}}},
 	}}}
 	objs := []runtime.Object{
@@ -95,7 +95,7 @@ func TestBackupManifestGolden(t *testing.T) {
 		Dynamic: dyn, Discovery: disc, Catalog: cat,
 		Cluster: catalog.Cluster{Server: "https://127.0.0.1:6443", Context: "test", ServerVersion: "v1.34.4"},
 		Now:     func() time.Time { clock = clock.Add(time.Second); return clock },
-	}, Config{Name: "shop-1", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw"})
+	}, Config{Name: "shop-1", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestBackupManifestGolden(t *testing.T) {
 func TestBackupRefusesExistingName(t *testing.T) {
 	dyn, disc := fakeCluster()
 	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
-	cfg := Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, Password: "pw"}
+	cfg := Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw"}
 	if _, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestInterrupted(t *testing.T) {
 		return false, nil, nil
 	})
 	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
-	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", Password: "pw"})
+	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", ArchiveKey: "pw"})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
@@ -174,5 +174,51 @@ func TestInterrupted(t *testing.T) {
 	}
 	if _, err := cat.NewReader(context.Background(), "b", catalog.ResourcesFile); err == nil {
 		t.Fatal("an interrupted backup left a resources archive")
+	}
+}
+
+func TestBackupRecordsTTL(t *testing.T) {
+	dyn, disc := fakeCluster()
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	_, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat, Now: func() time.Time { return start }},
+		Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw", TTL: 36 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cat.Manifest(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TTL != "36h0m0s" || !m.ExpiresAt.Equal(start.Add(36*time.Hour)) || m.Expired(start.Add(35*time.Hour)) || !m.Expired(start.Add(36*time.Hour)) {
+		t.Fatalf("ttl %q, expires %s", m.TTL, m.ExpiresAt)
+	}
+}
+
+// TestClaimReleasedWhenNothingWritten: a run that stops before writing (here, an unknown
+// resource type) gives the name back, so the user can retry under the same name.
+func TestClaimReleasedWhenNothingWritten(t *testing.T) {
+	dyn, disc := fakeCluster()
+	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+	cfg := Config{Name: "b", Resources: selection.ResourceFilter{Include: []string{"nosuchkind"}}, ArchiveKey: "pw"}
+	if _, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg); err == nil {
+		t.Fatal("an unknown resource type did not fail the run")
+	}
+	if ok, _ := cat.Exists(context.Background(), "b"); ok {
+		t.Fatal("the claim of a run that wrote nothing was kept")
+	}
+	// A name claimed by another run is refused before anything is listed.
+	other := catalog.NewClaim(time.Now(), "other")
+	other.Host = "ci-runner-7"
+	if err := cat.Claim(context.Background(), "b", other); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resources = selection.ResourceFilter{}
+	_, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg)
+	if !errors.Is(err, catalog.ErrExists) || !strings.Contains(err.Error(), "being written by a run on ci-runner-7") {
+		t.Fatalf("got %v", err)
+	}
+	if got, err := cat.ReadClaim(context.Background(), "b"); err != nil || got.ID != other.ID {
+		t.Fatalf("the other run's claim was touched: %+v %v", got, err)
 	}
 }

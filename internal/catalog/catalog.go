@@ -1,7 +1,8 @@
 // Package catalog keeps the backups of a location: the bucket layout and the manifest
 // (backup.json) that describes each backup without any secret in it.
 //
-//	backups/<name>/backup.json              the manifest, written last
+//	backups/<name>/claim.json               who took the name and when, written first and only once
+//	backups/<name>/backup.json              the manifest, written last and only once
 //	backups/<name>/resources.tar.gz.age     the encrypted resources archive
 //	backups/<name>/log.jsonl.gz             what happened, for `logs`
 package catalog
@@ -24,24 +25,38 @@ import (
 )
 
 // FormatVersion is the manifest format this build writes; it reads this one and older.
-const FormatVersion = 1
+// 2: the archive and the volume repositories are encrypted with keys derived from the location
+// key (internal/keyring), not with the password itself; 1 (development builds only) did that.
+const FormatVersion = 2
+
+// FormatLocationKey is the first format whose secrets derive from the location key. Older
+// backups are listed and described, but not restored.
+const FormatLocationKey = 2
+
+// ErrOldFormat is returned (wrapped) for a backup this build lists but cannot open.
+var ErrOldFormat = errors.New("backup format too old to open")
 
 // File names inside a backup's directory.
 const (
 	ManifestFile  = "backup.json"
 	ResourcesFile = "resources.tar.gz.age"
 	LogFile       = "log.jsonl.gz"
+	ClaimFile     = "claim.json"
 )
 
 // Status of a backup.
 type Status string
 
-// Statuses. Incomplete is never written: it is what a directory without backup.json is.
+// Statuses. The last three are never written: Incomplete is a directory without backup.json
+// (a run still writing, or one that was killed), Unreadable one whose backup.json cannot be read
+// (not JSON, too large), NewerFormat one written by a newer kubectl-pvbackup.
 const (
 	Completed       Status = "Completed"
 	PartiallyFailed Status = "PartiallyFailed"
 	Failed          Status = "Failed"
 	Incomplete      Status = "Incomplete"
+	Unreadable      Status = "Unreadable"
+	NewerFormat     Status = "NewerFormat"
 )
 
 // ErrNotFound is returned (wrapped) when a backup does not exist.
@@ -52,6 +67,23 @@ var ErrExists = errors.New("backup already exists")
 
 // ErrIncomplete is returned (wrapped) when a backup has files but no manifest.
 var ErrIncomplete = errors.New("backup is incomplete")
+
+// ErrUnreadable is returned (wrapped) when a backup's manifest or log cannot be read: not JSON,
+// not gzip, or larger than any this tool writes.
+var ErrUnreadable = errors.New("backup file is unreadable")
+
+// ErrNewerFormat is returned (wrapped) when a manifest has a format this build does not read.
+var ErrNewerFormat = errors.New("backup has a newer format")
+
+// Size limits of the files read whole. A broken or hostile bucket must not make a command on
+// the user's machine use memory it has no reason to: these are far above what a backup of a
+// large cluster writes (a manifest holds a count per resource type and namespace, a log a line
+// per resource type and per problem), and WriteManifest refuses to write what could not be read.
+const (
+	MaxManifestSize = 32 << 20
+	MaxLogSize      = 32 << 20 // compressed
+	MaxLogExpanded  = 64 << 20
+)
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$`)
 
@@ -79,7 +111,24 @@ type Manifest struct {
 	Resources      []Count    `json:"resources"`
 	Items          int        `json:"items"`
 	Archive        ArchiveRef `json:"archive"`
-	Volumes        []Volume   `json:"volumes,omitempty"`
+	// KeyScheme is how the archive and repository keys derive from the location key
+	// (keyring.Scheme); "" in format 1.
+	KeyScheme string   `json:"keyScheme,omitempty"`
+	Volumes   []Volume `json:"volumes,omitempty"`
+	// TTL is how long the backup is kept (`create --ttl`), as Go writes a duration ("720h0m0s");
+	// ExpiresAt is StartTime + TTL. `prune` removes the backup once ExpiresAt has passed.
+	TTL       string    `json:"ttl,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+
+	// Labels are the user's (--labels), for `list -l`.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Excluded lists the objects their exclusion label kept out (a Namespace: all it holds).
+	Excluded []Excluded `json:"excluded,omitempty"`
+}
+
+// Expired reports whether the backup has a TTL that has run out at now.
+func (m *Manifest) Expired(now time.Time) bool {
+	return !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt)
 }
 
 // Cluster describes where the backup was taken.
@@ -96,7 +145,23 @@ type Selection struct {
 	IncludeResources        []string `json:"includeResources,omitempty"`
 	ExcludeResources        []string `json:"excludeResources,omitempty"`
 	LabelSelector           string   `json:"labelSelector,omitempty"`
-	IncludeClusterResources string   `json:"includeClusterResources"`
+	OrLabelSelectors        []string `json:"orLabelSelectors,omitempty"`
+	IncludeClusterResources string   `json:"includeClusterResources,omitempty"`
+	// Velero's new-style scoped filters, used instead of the resources lists and the cluster mode.
+	IncludeClusterScopedResources   []string `json:"includeClusterScopedResources,omitempty"`
+	ExcludeClusterScopedResources   []string `json:"excludeClusterScopedResources,omitempty"`
+	IncludeNamespaceScopedResources []string `json:"includeNamespaceScopedResources,omitempty"`
+	ExcludeNamespaceScopedResources []string `json:"excludeNamespaceScopedResources,omitempty"`
+	// ResourcePolicies is the --resource-policies file given.
+	ResourcePolicies string `json:"resourcePolicies,omitempty"`
+}
+
+// Excluded is an object left out because of its exclusion label.
+type Excluded struct {
+	Resource  string `json:"resource"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Label     string `json:"label"` // velero.io/exclude-from-backup=true or pvbackup.io/exclude-from-backup=true
 }
 
 // Count is the number of objects of one resource in one namespace ("" for cluster-scoped).
@@ -139,23 +204,48 @@ func Key(name, file string) string { return dir(name) + file }
 
 // Exists reports whether anything is stored under the backup's name.
 func (c *Catalog) Exists(ctx context.Context, name string) (bool, error) {
-	it := c.loc.Bucket().List(&blob.ListOptions{Prefix: dir(name)})
-	_, err := it.Next(ctx)
-	if err == io.EOF {
-		return false, nil
+	var (
+		found bool
+		err   error
+	)
+	// Another run's temporary file (file:// only) is not a backup: it is skipped, and when it
+	// vanishes while the directory is read the listing fails with NotFound, so it is read again.
+	for range 5 {
+		found, err = c.anyFile(ctx, name)
+		if err == nil || gcerrors.Code(err) != gcerrors.NotFound {
+			break
+		}
 	}
 	if err != nil {
-		return false, fmt.Errorf("look up backup %q in %s: %w", name, c.loc, err)
+		return false, fmt.Errorf("look up backup %q in %s: %w", name, c.loc, c.loc.Scrub(err))
 	}
-	return true, nil
+	return found, nil
+}
+
+// anyFile reports whether the backup's directory holds a file other than a temporary one.
+func (c *Catalog) anyFile(ctx context.Context, name string) (bool, error) {
+	it := c.loc.Bucket().List(&blob.ListOptions{Prefix: dir(name)})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !store.IsTemp(obj.Key) {
+			return true, nil
+		}
+	}
 }
 
 // NewWriter opens a backup file for streaming upload. The object only appears when Close
-// succeeds; cancelling ctx abandons it.
+// succeeds; cancelling ctx abandons it. It is never written over (the claim keeps other runs
+// away; this is a second guard where the store checks it).
 func (c *Catalog) NewWriter(ctx context.Context, name, file, contentType string) (*blob.Writer, error) {
-	w, err := c.loc.Bucket().NewWriter(ctx, Key(name, file), &blob.WriterOptions{ContentType: contentType})
+	w, err := c.loc.Bucket().NewWriter(ctx, Key(name, file), &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
 	if err != nil {
-		return nil, fmt.Errorf("write %s of backup %q to %s: %w", file, name, c.loc, err)
+		return nil, fmt.Errorf("write %s of backup %q to %s: %w", file, name, c.loc, c.loc.Scrub(err))
 	}
 	return w, nil
 }
@@ -167,18 +257,51 @@ func (c *Catalog) NewReader(ctx context.Context, name, file string) (*blob.Reade
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			return nil, fmt.Errorf("backup %q in %s has no %s: %w", name, c.loc, file, ErrIncomplete)
 		}
-		return nil, fmt.Errorf("read %s of backup %q from %s: %w", file, name, c.loc, err)
+		return nil, fmt.Errorf("read %s of backup %q from %s: %w", file, name, c.loc, c.loc.Scrub(err))
 	}
 	return r, nil
 }
 
-// WriteManifest writes backup.json; it is the last file of a backup.
+// readBounded reads a backup's file whole, refusing one larger than max before reading it.
+// A missing file keeps gocloud's NotFound code.
+func (c *Catalog) readBounded(ctx context.Context, name, file string, max int64) ([]byte, error) {
+	r, err := c.loc.Bucket().NewReader(ctx, Key(name, file), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of backup %q from %s: %w", file, name, c.loc, c.loc.Scrub(err))
+	}
+	defer r.Close()
+	if r.Size() > max {
+		return nil, tooLarge(name, file, r.Size(), max)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s of backup %q from %s: %w", file, name, c.loc, c.loc.Scrub(err))
+	}
+	if int64(len(b)) > max {
+		return nil, tooLarge(name, file, int64(len(b)), max)
+	}
+	return b, nil
+}
+
+func tooLarge(name, file string, size, max int64) error {
+	return fmt.Errorf("backup %q: %s is %d bytes, more than the %d this tool writes or reads: the file is damaged or not one of ours (delete the backup if it is not yours to keep): %w", name, file, size, max, ErrUnreadable)
+}
+
+// WriteManifest writes backup.json; it is the last file of a backup, and written only once: a
+// manifest already there is ErrExists, never overwritten.
 func (c *Catalog) WriteManifest(ctx context.Context, m *Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := c.loc.Bucket().WriteAll(ctx, Key(m.Name, ManifestFile), append(b, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	if len(b) >= MaxManifestSize {
+		return fmt.Errorf("manifest of backup %q is %d bytes, more than the %d this tool reads back: %w", m.Name, len(b), MaxManifestSize, ErrUnreadable)
+	}
+	err = c.loc.WriteNew(ctx, Key(m.Name, ManifestFile), append(b, '\n'), "application/json")
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("backup %q in %s already has a %s, written by another run: this run's manifest was not written over it: %w", m.Name, c.loc, ManifestFile, ErrExists)
+	}
+	if err != nil {
 		return fmt.Errorf("write manifest of backup %q to %s: %w", m.Name, c.loc, err)
 	}
 	return nil
@@ -187,19 +310,23 @@ func (c *Catalog) WriteManifest(ctx context.Context, m *Manifest) error {
 // Manifest reads a backup's manifest. A backup with files but no manifest is ErrIncomplete;
 // no files at all is ErrNotFound; a newer format is refused with the version named.
 func (c *Catalog) Manifest(ctx context.Context, name string) (*Manifest, error) {
-	b, err := c.loc.Bucket().ReadAll(ctx, Key(name, ManifestFile))
+	b, err := c.readBounded(ctx, name, ManifestFile, MaxManifestSize)
 	if err != nil {
 		if gcerrors.Code(err) != gcerrors.NotFound {
-			return nil, fmt.Errorf("read backup %q from %s: %w", name, c.loc, err)
+			return nil, err
 		}
 		exists, xerr := c.Exists(ctx, name)
 		if xerr != nil {
 			return nil, xerr
 		}
-		if exists {
-			return nil, fmt.Errorf("backup %q in %s has no %s: it was interrupted or is still being written (delete it with `kubectl pvbackup delete %s`): %w", name, c.loc, ManifestFile, name, ErrIncomplete)
+		if !exists {
+			return nil, fmt.Errorf("backup %q not found in %s (see `kubectl pvbackup list`): %w", name, c.loc, ErrNotFound)
 		}
-		return nil, fmt.Errorf("backup %q not found in %s (see `kubectl pvbackup list`): %w", name, c.loc, ErrNotFound)
+		who := "it was interrupted or is still being written"
+		if cl, err := c.ReadClaim(ctx, name); err == nil {
+			who = "it is being written by " + cl.String() + ", or that run was interrupted"
+		}
+		return nil, fmt.Errorf("backup %q in %s has no %s: %s (once no run is writing it, delete it with `kubectl pvbackup delete %s`): %w", name, c.loc, ManifestFile, who, name, ErrIncomplete)
 	}
 	return ParseManifest(name, b)
 }
@@ -209,15 +336,21 @@ func ParseManifest(name string, b []byte) (*Manifest, error) {
 	var probe struct {
 		FormatVersion int `json:"formatVersion"`
 	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return nil, fmt.Errorf("backup %q: %s is not valid JSON: %w", name, ManifestFile, err)
+	if len(b) > MaxManifestSize {
+		return nil, tooLarge(name, ManifestFile, int64(len(b)), MaxManifestSize)
 	}
-	if probe.FormatVersion < 1 || probe.FormatVersion > FormatVersion {
-		return nil, fmt.Errorf("backup %q has format version %d; this kubectl-pvbackup reads versions 1 to %d (upgrade the plugin)", name, probe.FormatVersion, FormatVersion)
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("backup %q: %s is not valid JSON (%v): %w", name, ManifestFile, err, ErrUnreadable)
+	}
+	if probe.FormatVersion > FormatVersion {
+		return nil, fmt.Errorf("backup %q has format version %d; this kubectl-pvbackup reads versions 1 to %d (upgrade the plugin): %w", name, probe.FormatVersion, FormatVersion, ErrNewerFormat)
+	}
+	if probe.FormatVersion < 1 {
+		return nil, fmt.Errorf("backup %q: %s has format version %d, which no kubectl-pvbackup writes: %w", name, ManifestFile, probe.FormatVersion, ErrUnreadable)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("backup %q: %s: %w", name, ManifestFile, err)
+		return nil, fmt.Errorf("backup %q: %s (%v): %w", name, ManifestFile, err, ErrUnreadable)
 	}
 	return &m, nil
 }
@@ -227,12 +360,14 @@ type Entry struct {
 	Name     string    `json:"name"`
 	Status   Status    `json:"status"`
 	Manifest *Manifest `json:"manifest,omitempty"`
-	Size     int64     `json:"size"`     // bytes of all the backup's files
-	Modified time.Time `json:"modified"` // newest file, for incomplete backups
-	Error    string    `json:"error,omitempty"`
+	Claim    *Claim    `json:"claim,omitempty"` // who started an Incomplete backup, when its claim says
+	Size     int64     `json:"size"`            // bytes of all the backup's files
+	Modified time.Time `json:"modified"`        // newest file, for incomplete backups
+	Error    string    `json:"error,omitempty"` // why it is Unreadable, NewerFormat or Incomplete
 }
 
-// List returns every backup, sorted by name; backups without a manifest are Incomplete.
+// List returns every backup, sorted by name: without a manifest a backup is Incomplete; with one
+// that cannot be read, Unreadable or NewerFormat, the reason in Error.
 func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
 	byName := map[string]*Entry{}
 	it := c.loc.Bucket().List(&blob.ListOptions{Prefix: "backups/"})
@@ -242,7 +377,7 @@ func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list backups in %s: %w", c.loc, err)
+			return nil, fmt.Errorf("list backups in %s: %w", c.loc, c.loc.Scrub(err))
 		}
 		rest := strings.TrimPrefix(obj.Key, "backups/")
 		name, file, ok := strings.Cut(rest, "/")
@@ -258,24 +393,49 @@ func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
 		if obj.ModTime.After(e.Modified) {
 			e.Modified = obj.ModTime
 		}
-		if file == ManifestFile {
+		switch file {
+		case ManifestFile:
 			e.Status = "" // read below
+		case ClaimFile:
+			e.Claim = &Claim{} // read below
 		}
 	}
 	var out []Entry
 	for _, e := range byName {
-		if e.Status == "" {
-			m, err := c.Manifest(ctx, e.Name)
-			if err != nil {
-				e.Status, e.Error = Incomplete, err.Error()
-			} else {
-				e.Manifest, e.Status = m, m.Status
-			}
-		}
+		c.fillEntry(ctx, e)
 		out = append(out, *e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// fillEntry reads what List found: the manifest, or for an Incomplete backup its claim.
+func (c *Catalog) fillEntry(ctx context.Context, e *Entry) {
+	if e.Status != "" {
+		e.Error = "no " + ManifestFile + ": a run is still writing it, or was interrupted"
+		if e.Claim != nil {
+			e.Claim = nil
+			if cl, err := c.ReadClaim(ctx, e.Name); err == nil {
+				e.Claim = cl
+				e.Error = "no " + ManifestFile + ": being written by " + cl.String() + ", or that run was interrupted"
+			}
+		}
+		return
+	}
+	e.Claim = nil
+	m, err := c.Manifest(ctx, e.Name)
+	switch {
+	case err == nil:
+		e.Manifest, e.Status = m, m.Status
+		return
+	case errors.Is(err, ErrNewerFormat):
+		e.Status = NewerFormat
+	case errors.Is(err, ErrUnreadable):
+		e.Status = Unreadable
+	default:
+		e.Status = Incomplete // deleted since it was listed, or the read failed
+	}
+	e.Error = err.Error()
 }
 
 // Delete removes every file of the backup. Deleting what is not there is ErrNotFound.
@@ -288,7 +448,7 @@ func (c *Catalog) Delete(ctx context.Context, name string) (int, error) {
 			break
 		}
 		if err != nil {
-			return 0, fmt.Errorf("list files of backup %q in %s: %w", name, c.loc, err)
+			return 0, fmt.Errorf("list files of backup %q in %s: %w", name, c.loc, c.loc.Scrub(err))
 		}
 		keys = append(keys, obj.Key)
 	}
@@ -296,11 +456,21 @@ func (c *Catalog) Delete(ctx context.Context, name string) (int, error) {
 		return 0, fmt.Errorf("backup %q not found in %s: %w", name, c.loc, ErrNotFound)
 	}
 	// The manifest goes first, so an interrupted delete leaves an Incomplete backup, not a
-	// Completed one with missing files.
-	sort.SliceStable(keys, func(i, j int) bool { return strings.HasSuffix(keys[i], "/"+ManifestFile) })
+	// Completed one with missing files; the claim goes last, so the name stays taken until
+	// every other file is gone.
+	rank := func(k string) int {
+		switch {
+		case strings.HasSuffix(k, "/"+ManifestFile):
+			return 0
+		case strings.HasSuffix(k, "/"+ClaimFile):
+			return 2
+		}
+		return 1
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return rank(keys[i]) < rank(keys[j]) })
 	for _, k := range keys {
 		if err := c.loc.Bucket().Delete(ctx, k); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			return 0, fmt.Errorf("delete %s from %s: %w", k, c.loc, err)
+			return 0, fmt.Errorf("delete %s from %s: %w", k, c.loc, c.loc.Scrub(err))
 		}
 	}
 	return len(keys), nil

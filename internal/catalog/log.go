@@ -10,8 +10,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"gocloud.dev/blob"
 )
 
 // LogEntry is one line of log.jsonl.gz.
@@ -64,7 +62,7 @@ func (c *Catalog) WriteLog(ctx context.Context, name string, l *Log) error {
 	if err := l.gz.Close(); err != nil {
 		return err
 	}
-	if err := c.loc.Bucket().WriteAll(ctx, Key(name, LogFile), l.buf.Bytes(), &blob.WriterOptions{ContentType: "application/gzip"}); err != nil {
+	if err := c.loc.WriteNew(ctx, Key(name, LogFile), l.buf.Bytes(), "application/gzip"); err != nil {
 		return fmt.Errorf("write log of backup %q to %s: %w", name, c.loc, err)
 	}
 	return nil
@@ -77,22 +75,39 @@ func (c *Catalog) ReadLog(ctx context.Context, name string) ([]LogEntry, error) 
 		return nil, err
 	}
 	defer r.Close()
+	if r.Size() > MaxLogSize {
+		return nil, tooLarge(name, LogFile, r.Size(), MaxLogSize)
+	}
+	return parseLog(name, io.LimitReader(r, MaxLogSize+1))
+}
+
+// parseLog decodes log.jsonl.gz, refusing more than MaxLogExpanded bytes once expanded (a small
+// gzip stream can expand to gigabytes).
+func parseLog(name string, r io.Reader) ([]LogEntry, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("log of backup %q: %w", name, err)
+		return nil, fmt.Errorf("log of backup %q is not gzip (%v): %w", name, err, ErrUnreadable)
 	}
+	lr := &io.LimitedReader{R: gz, N: MaxLogExpanded + 1}
 	var out []LogEntry
-	sc := bufio.NewScanner(gz)
+	sc := bufio.NewScanner(lr)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	tooLong := fmt.Errorf("log of backup %q expands to more than the %d bytes this tool reads: %w", name, MaxLogExpanded, ErrUnreadable)
 	for sc.Scan() {
 		var e LogEntry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("log of backup %q: bad line: %w", name, err)
+			if lr.N <= 0 { // the limit cut the last line
+				return nil, tooLong
+			}
+			return nil, fmt.Errorf("log of backup %q: bad line (%v): %w", name, err, ErrUnreadable)
 		}
 		out = append(out, e)
 	}
+	if lr.N <= 0 {
+		return nil, tooLong
+	}
 	if err := sc.Err(); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("log of backup %q: %w", name, err)
+		return nil, fmt.Errorf("log of backup %q (%v): %w", name, err, ErrUnreadable)
 	}
 	return out, nil
 }

@@ -21,3 +21,15 @@ func TestStorageSuiteSeaweedFS(t *testing.T) {
 	defer loc.Close()
 	storageSuite(t, loc)
 }
+
+// TestClaimSuiteSeaweedFS checks name claims against a real object store's conditional writes.
+func TestClaimSuiteSeaweedFS(t *testing.T) {
+	srv := s3server.SeaweedFS(t)
+	srv.SetEnv(t)
+	loc, err := store.Open(context.Background(), srv.URL("claims"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	claimSuite(t, loc)
+}

@@ -131,7 +131,7 @@ func TestStorageSuite(t *testing.T) {
 }
 
 func TestFormatVersion(t *testing.T) {
-	if _, err := ParseManifest("x", []byte(`{"formatVersion": 99, "name": "x"}`)); err == nil || !strings.Contains(err.Error(), `backup "x" has format version 99; this kubectl-pvbackup reads versions 1 to 1 (upgrade the plugin)`) {
+	if _, err := ParseManifest("x", []byte(`{"formatVersion": 99, "name": "x"}`)); err == nil || !strings.Contains(err.Error(), `backup "x" has format version 99; this kubectl-pvbackup reads versions 1 to 2 (upgrade the plugin)`) {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := ParseManifest("x", []byte(`not json`)); err == nil || !strings.Contains(err.Error(), "is not valid JSON") {

@@ -4,20 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/removal"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -29,6 +31,7 @@ type CatalogOptions struct {
 	output   outputOptions
 	now      func() time.Time
 	Name     string
+	named    bool // the command takes a name: "" is then invalid, not "no name"
 }
 
 func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example string, args cobra.PositionalArgs, withOutput bool, run func(context.Context, *CatalogOptions, *catalog.Catalog) error) *cobra.Command {
@@ -40,7 +43,7 @@ func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example strin
 		Args:    args,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if len(a) > 0 {
-				o.Name = a[0]
+				o.Name, o.named = a[0], true
 			}
 			o.location.complete()
 			if err := o.Validate(); err != nil {
@@ -63,7 +66,7 @@ func newCatalogCmd(streams genericiooptions.IOStreams, use, short, example strin
 
 // Validate checks the options without any I/O.
 func (o *CatalogOptions) Validate() error {
-	if o.Name != "" {
+	if o.named {
 		if err := catalog.ValidateName(o.Name); err != nil {
 			return err
 		}
@@ -76,16 +79,43 @@ func (o *CatalogOptions) Validate() error {
 
 // NewListCmd builds `list`.
 func NewListCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	return newCatalogCmd(streams, "list [--from URL]", "List the backups in a location", `
+	var selector string
+	cmd := newCatalogCmd(streams, "list [--from URL] [-l SELECTOR]", "List the backups in a location", `
 		# List the backups in $PVBACKUP_LOCATION
-		%[1]s list`, cobra.NoArgs, true, runList)
+		%[1]s list
+
+		# List the backups labelled env=prod (create --labels env=prod)
+		%[1]s list -l env=prod`, cobra.NoArgs, true, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		sel, err := labels.Parse(selector)
+		if err != nil {
+			return fmt.Errorf("--selector %q: %w", selector, err)
+		}
+		return runList(ctx, o, cat, sel)
+	})
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector on the backups' labels (create --labels): only backups that match; incomplete backups have no labels and never match")
+	return cmd
 }
 
-func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+// filterLabels keeps the entries whose manifest labels match sel.
+func filterLabels(entries []catalog.Entry, sel labels.Selector) []catalog.Entry {
+	if sel.Empty() {
+		return entries
+	}
+	var out []catalog.Entry
+	for _, e := range entries {
+		if e.Manifest != nil && sel.Matches(labels.Set(e.Manifest.Labels)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, sel labels.Selector) error {
 	entries, err := cat.List(ctx)
 	if err != nil {
 		return err
 	}
+	entries = filterLabels(entries, sel)
 	if o.output.Format != "" {
 		if entries == nil {
 			entries = []catalog.Entry{}
@@ -93,20 +123,69 @@ func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 		return o.output.print(o.streams.Out, entries)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		if sel.Empty() {
+			fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
+		} else {
+			fmt.Fprintf(o.streams.ErrOut, "No backups in %s match %s.\n", cat.Location(), sel)
+		}
 		return nil
 	}
+	// The REASON column only appears when a backup cannot be shown from its manifest.
+	reasons := false
+	for _, e := range entries {
+		reasons = reasons || e.Manifest == nil
+	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tNAMESPACES\tOBJECTS\tSIZE")
+	header := "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE\tLABELS"
+	if reasons {
+		header += "\tREASON"
+	}
+	fmt.Fprintln(tw, header)
 	for _, e := range entries {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(e.Modified)), progress.Bytes(e.Size))
+			since := e.Modified
+			if e.Claim != nil {
+				since = e.Claim.StartTime
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(since)), progress.Bytes(e.Size), oneLine(e.Error))
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Status, age(o.now().Sub(m.StartTime)), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size), labelString(m.Labels))
+		if reasons {
+			fmt.Fprint(tw, "\t-")
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// expires is the EXPIRES column: "-" without a TTL, "expired" once passed, else the time left.
+func expires(m *catalog.Manifest, now time.Time) string {
+	switch {
+	case m.ExpiresAt.IsZero():
+		return "-"
+	case m.Expired(now):
+		return "expired"
+	}
+	return "in " + age(m.ExpiresAt.Sub(now))
+}
+
+// labelString writes labels as kubectl's --show-labels does: k=v,k2=v2 sorted, "-" for none.
+func labelString(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return labels.Set(l).String()
+}
+
+// oneLine keeps a reason on one table row.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
 
 func abbreviate(s []string, n int) string {
@@ -141,13 +220,15 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	w := streams.Out
 	fmt.Fprintf(w, "Name:         %s\n", m.Name)
 	fmt.Fprintf(w, "Status:       %s\n", m.Status)
+	fmt.Fprintf(w, "Labels:       %s\n", labelString(m.Labels))
 	fmt.Fprintf(w, "Started:      %s\n", m.StartTime.Format(time.RFC3339))
 	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
+	if !m.ExpiresAt.IsZero() {
+		fmt.Fprintf(w, "Expires:      %s (ttl %s)\n", m.ExpiresAt.Format(time.RFC3339), m.TTL)
+	}
 	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)
 	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
-	s := m.Selection
-	fmt.Fprintf(w, "Selection:    namespaces %s, excluded %s; resources %s, excluded %s; labels %s; cluster resources %s\n",
-		joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"), joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"), orDash(s.LabelSelector), s.IncludeClusterResources)
+	fmt.Fprintf(w, "Selection:    %s\n", selectionString(m.Selection))
 	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
 	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", m.Archive.File, progress.Bytes(m.Archive.Size), m.Archive.Encrypted)
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
@@ -161,8 +242,16 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	}
 	sort.Strings(names)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	empty := 0
 	for _, n := range names {
+		if totals[n] == 0 {
+			empty++
+			continue
+		}
 		fmt.Fprintf(tw, "  %s\t%d\n", n, totals[n])
+	}
+	if empty > 0 {
+		fmt.Fprintf(tw, "  (%s with no objects)\n", plural(empty, "resource type", "resource types"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -170,6 +259,19 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if len(m.Volumes) > 0 {
 		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
 		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
+	if len(m.Excluded) > 0 {
+		fmt.Fprintf(w, "Excluded:     %s by label\n", plural(len(m.Excluded), "object", "objects"))
+		for _, e := range m.Excluded {
+			name := e.Name
+			if e.Namespace != "" {
+				name = e.Namespace + "/" + e.Name
+			}
+			fmt.Fprintf(tw, "  %s %s\t%s\n", e.Resource, name, e.Label)
+		}
+		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
@@ -224,75 +326,131 @@ func runLogs(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 // NewDeleteCmd builds `delete`.
 func NewDeleteCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	var pw passwordOptions
+	var force bool
 	cmd := newCatalogCmd(streams, "delete NAME [--from URL]", "Delete a backup: its files, its Kopia snapshots and the VolumeSnapshots it kept", `
-		# Delete backup shop-1, complete or not
-		%[1]s delete shop-1`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
-		return runDelete(ctx, o, cat, flags, pw.File)
+		# Delete backup shop-1, complete or not (its Kopia snapshots need the password)
+		%[1]s delete shop-1
+
+		# Delete the files of a backup whose volume data cannot be deleted, leaving that data behind
+		%[1]s delete shop-1 --force`, cobra.ExactArgs(1), false, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
+		return runDelete(ctx, o, cat, deleteOptions{errOut: o.streams.ErrOut, flags: flags, passwordFile: pw.File, force: force})
 	})
 	pw.addFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&force, "force", false, "delete the backup's files even when its Kopia snapshots cannot be deleted (no password), it is still being written, or its backup.json cannot be trusted; what is left behind is listed")
 	return cmd
 }
 
-// runDelete removes the backup's volume data first (Kopia snapshots: needs the password; kept
-// VolumeSnapshots: needs the cluster), then its files. What cannot be removed is a warning that
-// says what is left and how to remove it; the files go anyway, so a backup can always be deleted.
-func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, flags *genericclioptions.ConfigFlags, passwordFile string) error {
-	var notes []string
-	if m, err := cat.Manifest(ctx, o.Name); err == nil && len(m.Volumes) > 0 {
-		notes = deleteVolumeData(ctx, m, o.location.URL, flags, passwordFile)
-	}
-	n, err := cat.Delete(ctx, o.Name)
+type deleteOptions struct {
+	errOut       io.Writer
+	flags        *genericclioptions.ConfigFlags
+	passwordFile string
+	force        bool
+}
+
+// runDelete removes the backup's volume data first (kept VolumeSnapshots: needs the cluster;
+// Kopia snapshots: needs the password), then its files. The Kopia snapshot IDs are only in
+// backup.json: deleting it while they cannot be deleted orphans them for good, so that takes
+// --force, as do a backup still being written and a backup.json that names another backup (a
+// copied directory: its volume data is the original's).
+func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d deleteOptions) error {
+	m, notes, err := checkDelete(ctx, o.Name, cat, d.force)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(n, "file", "files"), cat.Location())
-	for _, s := range notes {
-		fmt.Fprintln(o.streams.Out, "  "+s)
+	deps := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), d.passwordFile).repo, DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
+	res, err := removal.Remove(ctx, deps, o.Name, m, !d.force)
+	if err != nil {
+		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
+	}
+	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
+	for _, ns := range sortedKeys(res.KopiaSnapshots) {
+		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), ns)
+	}
+	if res.VolumeSnapshots > 0 {
+		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
+	}
+	for _, w := range res.Warnings {
+		notes = append(notes, "warning: volume data left in the location (--force): "+w)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(o.streams.Out, "  "+n)
 	}
 	return nil
 }
 
-func deleteVolumeData(ctx context.Context, m *catalog.Manifest, location string, flags *genericclioptions.ConfigFlags, passwordFile string) []string {
-	var notes []string
-	byNS := map[string][]string{}
-	kept := 0
-	for _, v := range m.Volumes {
-		if v.KopiaSnapshot != "" {
-			byNS[v.Namespace] = append(byNS[v.Namespace], v.KopiaSnapshot)
+// checkDelete refuses, unless forced, a delete that would lose data or touch another backup's.
+// It returns the manifest whose volume data goes with the backup (nil: none) and notes to print.
+func checkDelete(ctx context.Context, name string, cat *catalog.Catalog, force bool) (*catalog.Manifest, []string, error) {
+	m, err := cat.Manifest(ctx, name)
+	switch {
+	case err == nil && m.Name != name:
+		if !force {
+			return nil, nil, fmt.Errorf("backup %q in %s: its %s names backup %q: the directory is a copy or was tampered with, and deleting its volume data would delete %q's (to delete only this directory's files, pass --force)", name, cat.Location(), catalog.ManifestFile, m.Name, m.Name)
 		}
-		if v.VolumeSnapshot != "" {
-			kept++
+		return nil, []string{fmt.Sprintf("warning: %s names backup %q: only this directory's files were deleted, not the volume data it points to", catalog.ManifestFile, m.Name)}, nil
+	case err == nil:
+		return m, nil, nil
+	case errors.Is(err, catalog.ErrIncomplete):
+		if cl, cerr := cat.ReadClaim(ctx, name); cerr == nil && !force {
+			return nil, nil, fmt.Errorf("backup %q in %s has no %s yet: it is being written by %s, or that run was interrupted (if no run is writing it, delete it with --force)", name, cat.Location(), catalog.ManifestFile, cl)
 		}
+		return nil, nil, nil
+	case errors.Is(err, catalog.ErrUnreadable), errors.Is(err, catalog.ErrNewerFormat):
+		if !force {
+			return nil, nil, fmt.Errorf("%w: its volume data cannot be found from it (to delete the backup's files anyway, leaving any Kopia snapshots it has, pass --force)", err)
+		}
+		return nil, []string{"warning: " + catalog.ManifestFile + " could not be read: Kopia snapshots it may have were left in the location's kopia/ repositories"}, nil
+	case errors.Is(err, catalog.ErrNotFound):
+		return nil, nil, nil
 	}
-	if len(byNS) > 0 {
-		pw, err := password.Load(passwordFile)
+	return nil, nil, err
+}
+
+// deleteKeptSnapshots deletes the VolumeSnapshots a backup kept, connecting to the cluster only
+// when a backup has some, and once for all.
+func deleteKeptSnapshots(flags *genericclioptions.ConfigFlags) func(context.Context, string) (int, error) {
+	connect := sync.OnceValues(func() (*kube.Clients, error) { return kube.New(flags) })
+	return func(ctx context.Context, backup string) (int, error) {
+		clients, err := connect()
 		if err != nil {
-			notes = append(notes, "warning: Kopia snapshots of the volumes were kept: "+err.Error())
-		} else {
-			for ns, ids := range byNS {
-				n, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw}, ids)
-				if err != nil {
-					notes = append(notes, fmt.Sprintf("warning: Kopia snapshots of namespace %s were kept: %v", ns, err))
-					continue
-				}
-				notes = append(notes, fmt.Sprintf("deleted %s of namespace %s (their data is freed by the next `kubectl pvbackup prune`)", plural(n, "Kopia snapshot", "Kopia snapshots"), ns))
-			}
+			return 0, err
 		}
-	}
-	if kept > 0 {
-		clients, err := kube.New(flags)
-		if err == nil {
-			var objs []volumes.Object
-			if objs, err = volumes.KeptSnapshots(ctx, clients.Snap, m.Name); err == nil {
-				err = volumes.Delete(ctx, clients.Typed, clients.Snap, objs)
-				if err == nil {
-					notes = append(notes, fmt.Sprintf("deleted %s kept by snapshot mode", plural(len(objs), "VolumeSnapshot", "VolumeSnapshots")))
-				}
-			}
-		}
+		objs, err := volumes.KeptSnapshots(ctx, clients.Snap, backup)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("warning: VolumeSnapshots kept by this backup were not deleted (%v): delete them with kubectl delete volumesnapshots -A -l %s,%s=true", err, volumes.Selector(m.Name), volumes.LabelKept))
+			return 0, err
 		}
+		return len(objs), volumes.Delete(ctx, clients.Typed, clients.Snap, objs)
 	}
-	return notes
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// selectionString describes what a backup was asked to cover, in the style of its flags.
+func selectionString(s catalog.Selection) string {
+	labels := orDash(s.LabelSelector)
+	if len(s.OrLabelSelectors) > 0 {
+		labels = strings.Join(s.OrLabelSelectors, " or ")
+	}
+	out := fmt.Sprintf("namespaces %s, excluded %s; ", joinOr(s.IncludeNamespaces, "*"), joinOr(s.ExcludeNamespaces, "-"))
+	if s.IncludeClusterResources != "" || len(s.IncludeResources)+len(s.ExcludeResources) > 0 {
+		out += fmt.Sprintf("resources %s, excluded %s; ", joinOr(s.IncludeResources, "*"), joinOr(s.ExcludeResources, "-"))
+	} else {
+		out += fmt.Sprintf("namespace-scoped resources %s, excluded %s; cluster-scoped resources %s, excluded %s; ",
+			joinOr(s.IncludeNamespaceScopedResources, "*"), joinOr(s.ExcludeNamespaceScopedResources, "-"), joinOr(s.IncludeClusterScopedResources, "-"), joinOr(s.ExcludeClusterScopedResources, "-"))
+	}
+	out += "labels " + labels
+	if s.IncludeClusterResources != "" {
+		out += "; cluster resources " + s.IncludeClusterResources
+	}
+	if s.ResourcePolicies != "" {
+		out += "; resource policies " + s.ResourcePolicies
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -75,22 +77,40 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Workloads an in-place restore stopped and a killed plugin did not start again.
+	stopped, err := quiesce.Stopped(ctx, clients.Typed)
+	if err != nil {
+		return err
+	}
 	var delErr error
-	if !o.DryRun && len(objs) > 0 {
+	if !o.DryRun && len(objs)+len(stopped) > 0 {
 		// Deleting must finish even after Ctrl-C: it is what the user asked for.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		delErr = volumes.Delete(dctx, clients.Typed, clients.Snap, objs)
+		delErr = errors.Join(volumes.Delete(dctx, clients.Typed, clients.Snap, objs), quiesce.Start(dctx, clients.Typed, stopped))
 	}
 	if o.output.Format != "" {
-		if err := o.output.print(o.streams.Out, map[string]any{"dryRun": o.DryRun, "objects": objs}); err != nil {
+		out := map[string]any{"dryRun": o.DryRun, "objects": objs}
+		if len(stopped) > 0 {
+			out["stoppedWorkloads"] = stopped
+		}
+		if err := o.output.print(o.streams.Out, out); err != nil {
 			return err
 		}
 		return delErr
 	}
+	for _, s := range stopped {
+		verb := "Started again"
+		if o.DryRun {
+			verb = "Would start again"
+		}
+		fmt.Fprintf(o.streams.Out, "%s %s (stopped by an in-place restore; back to %s).\n", verb, s, s.Original)
+	}
 	if len(objs) == 0 {
-		fmt.Fprintln(o.streams.Out, "Nothing to clean up.")
-		return nil
+		if len(stopped) == 0 {
+			fmt.Fprintln(o.streams.Out, "Nothing to clean up.")
+		}
+		return delErr
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME")

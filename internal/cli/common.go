@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -94,8 +97,59 @@ type passwordOptions struct {
 	File string
 }
 
+// load reads the password, warning on w when the file is readable by others.
+func (o *passwordOptions) load(w io.Writer) (string, error) {
+	return loadPassword(o.File, w)
+}
+
+func loadPassword(file string, w io.Writer) (string, error) {
+	p, err := password.Load(file)
+	if err == nil {
+		if warn := password.FileWarning(file); warn != "" {
+			fmt.Fprintln(w, warn)
+		}
+	}
+	return p, err
+}
+
 func (o *passwordOptions) addFlag(fs *pflag.FlagSet) {
 	fs.StringVar(&o.File, "password-file", "", "file holding the repository password (default $PVBACKUP_PASSWORD; there is no default password)")
+}
+
+// locationKeys opens the location's keyring once, when first asked, with the user's password:
+// the one place that turns the password into the keys of the namespace repositories and of the
+// resources archives (internal/keyring). Commands that never touch volume data or an archive
+// never load the password.
+type locationKeys struct {
+	open func() (*keyring.Keyring, error)
+}
+
+func newLocationKeys(ctx context.Context, loc *store.Location, passwordFile string) *locationKeys {
+	return &locationKeys{open: sync.OnceValues(func() (*keyring.Keyring, error) {
+		pw, err := password.Load(passwordFile)
+		if err != nil {
+			return nil, err
+		}
+		return keyring.Open(ctx, loc, pw)
+	})}
+}
+
+// repo returns the password of a namespace's Kopia repository.
+func (k *locationKeys) repo(namespace string) (string, error) {
+	kr, err := k.open()
+	if err != nil {
+		return "", err
+	}
+	return kr.RepoPassword(namespace), nil
+}
+
+// archive returns the key of the location's resources archives.
+func (k *locationKeys) archive() (string, error) {
+	kr, err := k.open()
+	if err != nil {
+		return "", err
+	}
+	return kr.ArchiveKey(), nil
 }
 
 // selectionOptions are the flags choosing what create and restore cover; the verbs word their

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,16 +12,21 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -57,8 +63,18 @@ type CreateOptions struct {
 	HookOnError       string
 	HookTimeout       time.Duration
 	KeepSnapshots     int
+	TTL               time.Duration
+	ResourcePolicies  string
+	OrSelector        string
+	scoped            selection.ScopedFilter
+	oldStyle          []string // old-style resource flags given, for the mixing check
+	LabelPairs        []string
+	labels            map[string]string
+	SnapshotMoveData  bool
+	policies          *policy.Policies
 	SkipPreflight     bool
 
+	pw        string // the user's password: it only unwraps the location key (internal/keyring)
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
 	volNotice string
@@ -92,12 +108,21 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 		includeResources:  "resource types to back up: kinds, plurals, short names or group-qualified names (default: all but the transient ones)",
 		excludeResources:  "resource types to leave out",
 	})
+	fs.StringVar(&o.OrSelector, "or-selector", "", "label selectors separated by \" or \": objects matching any of them (Velero's flag; not with --selector)")
+	fs.StringSliceVar(&o.scoped.IncludeCluster, "include-cluster-scoped-resources", nil, "cluster-scoped resource types to back up whole, '*' for all (Velero's new-style filter: not with --include-resources, --exclude-resources or --include-cluster-resources; default: all on a whole-cluster backup, else only what the selection needs)")
+	fs.StringSliceVar(&o.scoped.ExcludeCluster, "exclude-cluster-scoped-resources", nil, "cluster-scoped resource types to leave out, even when the selection needs them; '*' for all")
+	fs.StringSliceVar(&o.scoped.IncludeNamespaced, "include-namespace-scoped-resources", nil, "namespace-scoped resource types to back up, '*' for all (the default)")
+	fs.StringSliceVar(&o.scoped.ExcludeNamespaced, "exclude-namespace-scoped-resources", nil, "namespace-scoped resource types to leave out; '*' for all")
 	fs.StringVar(&o.ClusterResources, "include-cluster-resources", "auto", "cluster-scoped objects: auto (all when all namespaces are selected, else those the selection needs), true or false")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs)
+	fs.DurationVar(&o.TTL, "ttl", 0, "keep the backup this long (e.g. 720h): recorded in backup.json; kubectl pvbackup prune removes it once it has passed (default: no expiry)")
+	fs.StringSliceVar(&o.LabelPairs, "labels", nil, "labels of the backup, as `KEY=VALUE` pairs separated by commas: recorded in backup.json, shown by list and selected with list -l")
+	fs.StringVar(&o.ResourcePolicies, "resource-policies", "", "Velero resource policy `FILE` (version v1): its volumePolicies choose each matching volume's mode (skip, fs-backup, snapshot, snapshot-move) before --volumes; the PVC annotation "+volumes.AnnotationMode+" comes first")
+	fs.BoolVar(&o.SnapshotMoveData, "snapshot-move-data", false, "the resource policy action snapshot moves the data to the location (snapshot-move) instead of keeping VolumeSnapshots, as Velero's flag of that name does")
 	fs.IntVar(&o.KeepSnapshots, "keep-snapshots", 0, "snapshot mode: keep the newest N VolumeSnapshots per PVC made by this tool and delete older ones (0 keeps all)")
 	fs.StringVar(&o.PreHook, "pre-hook", "", "shell command run (sh -c) in each pod that mounts a backed-up volume, just before its volumes are snapshotted or uploaded; pod annotations "+"pre.hook.pvbackup.io/command (or Velero's pre.hook.backup.velero.io/command) take precedence")
 	fs.StringVar(&o.PostHook, "post-hook", "", "shell command run in those pods right after their snapshots are created (or uploads done)")
@@ -113,6 +138,39 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	o.Name = args[0]
 	o.location.complete()
+	if len(o.LabelPairs) > 0 {
+		o.labels = map[string]string{}
+		for _, p := range o.LabelPairs {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok {
+				return fmt.Errorf("--labels %q: write KEY=VALUE", p)
+			}
+			o.labels[k] = v
+		}
+	}
+	if o.ResourcePolicies != "" {
+		p, err := policy.Load(o.ResourcePolicies)
+		if err != nil {
+			return err
+		}
+		o.policies = p
+	}
+	if err := o.completeSelection(flags); err != nil {
+		return err
+	}
+	if !o.DryRun {
+		var err error
+		if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
+			return err
+		}
+	}
+	return o.completeVolumes(flags)
+}
+
+// completeSelection builds the backup's selection: namespaces (-n when no --include-namespaces),
+// the old-style resource filters or Velero's scoped ones (with a policy file's
+// includeExcludePolicy under them), and the label selectors.
+func (o *CreateOptions) completeSelection(flags *pflag.FlagSet) error {
 	mode, err := backup.ParseClusterMode(o.ClusterResources)
 	if err != nil {
 		return err
@@ -122,20 +180,30 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 		include = []string{*o.configFlags.Namespace}
 	}
 	namespaces, resources := o.filters(include)
-	o.cfg = backup.Config{
-		Name:             o.Name,
-		Namespaces:       namespaces,
-		Resources:        resources,
-		LabelSelector:    o.Selector,
-		ClusterResources: mode,
-		DryRun:           o.DryRun,
-	}
-	if !o.DryRun {
-		if o.cfg.Password, err = password.Load(o.password.File); err != nil {
-			return err
+	for _, f := range []string{"include-resources", "exclude-resources", "include-cluster-resources"} {
+		if flags.Changed(f) {
+			o.oldStyle = append(o.oldStyle, "--"+f)
 		}
 	}
-	return o.completeVolumes(flags)
+	orSel, err := selection.SplitOrSelector(o.OrSelector)
+	if err != nil {
+		return err
+	}
+	o.cfg = backup.Config{Name: o.Name, Namespaces: namespaces, Resources: resources, LabelSelector: o.Selector,
+		ClusterResources: mode, DryRun: o.DryRun, TTL: o.TTL, Labels: o.labels, OrSelectors: orSel, ResourcePolicies: o.ResourcePolicies}
+	var ie *policy.IncludeExclude
+	if o.policies != nil {
+		ie = o.policies.IncludeExclude
+	}
+	if !o.scoped.Empty() || ie != nil {
+		f := o.scoped
+		o.cfg.Scoped = &f
+	}
+	if ie != nil {
+		o.cfg.PolicyScoped = &selection.ScopedFilter{IncludeCluster: ie.IncludedClusterScopedResources, ExcludeCluster: ie.ExcludedClusterScopedResources,
+			IncludeNamespaced: ie.IncludedNamespaceScopedResources, ExcludeNamespaced: ie.ExcludedNamespaceScopedResources}
+	}
+	return nil
 }
 
 // completeVolumes builds the volume configuration. A file:// location cannot take volume data
@@ -146,14 +214,16 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	if err != nil {
 		return fmt.Errorf("--volumes: %w", err)
 	}
-	if mode == volumes.ModeNone {
+	// A policy's rules come before --volumes, none included (as in Velero, where a policy's
+	// snapshot action wins over --snapshot-volumes=false).
+	if mode == volumes.ModeNone && (o.policies == nil || len(o.policies.Rules) == 0) {
 		return nil
 	}
-	classMap, err := volumes.ParseMapping("mover-storage-class", o.MoverClassMapping)
+	classMap, err := mapping.Parse("mover-storage-class", mapping.StorageClass, o.MoverClassMapping)
 	if err != nil {
 		return err
 	}
-	mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+	mc, err := o.mover.config(o.location.URL)
 	if err != nil {
 		if mode == volumes.ModeAuto && !flags.Changed("volumes") && !flags.Changed("mover-location") && strings.HasPrefix(o.location.URL, "file://") {
 			o.volNotice = "volume data is not backed up: " + err.Error()
@@ -172,7 +242,8 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	}
 	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
 	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, Mover: mc,
-		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots}
+		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots,
+		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData}
 	return nil
 }
 
@@ -187,39 +258,34 @@ func (o *CreateOptions) Validate() error {
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
 	}
+	if o.TTL < 0 {
+		return fmt.Errorf("--ttl %s: must be positive (0 = no expiry)", o.TTL)
+	}
+	if err := validateLabels(o.labels); err != nil {
+		return err
+	}
+	if o.Selector != "" && o.OrSelector != "" {
+		return fmt.Errorf("--selector and --or-selector cannot be used together: write the selector as one more --or-selector term")
+	}
+	if len(o.oldStyle) > 0 && o.cfg.Scoped != nil {
+		what := "--include/exclude-cluster-scoped-resources and --include/exclude-namespace-scoped-resources"
+		if o.scoped.Empty() {
+			what = "the includeExcludePolicy of " + o.ResourcePolicies
+		}
+		return fmt.Errorf("%s (old-style filters) cannot be used with %s (new-style, Velero's rule): use one style", strings.Join(o.oldStyle, ", "), what)
+	}
 	if o.DryRun && o.location.URL == "" {
 		return nil
 	}
 	return o.location.validate()
 }
 
-// Run performs the backup and prints its manifest.
+// Run performs the backup and prints its manifest. The password opens (or creates) the location's
+// key and the backup name is claimed in the location first: a wrong password, a name in use or a
+// location that cannot be written fails before the cluster is touched.
 func (o *CreateOptions) Run(ctx context.Context) error {
-	clients, err := kube.New(o.configFlags)
-	if err != nil {
-		return err
-	}
-	deps := backup.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Progress: o.output.reporter(o.streams)}
-	if o.volNotice != "" {
-		deps.Progress.Warn(o.volNotice)
-	}
-	if o.volCfg != nil {
-		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != ""),
-			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
-			EnsureRepository: func(ctx context.Context, ns string) error {
-				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: o.cfg.Password})
-			}}}
-	}
-	if !o.SkipPreflight {
-		deps.Preflight = o.preflight(clients, deps.Progress)
-	}
-	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
-	if v, err := clients.Discovery.ServerVersion(); err == nil {
-		deps.Cluster.ServerVersion = v.GitVersion
-	} else {
-		return fmt.Errorf("reach the cluster at %s: %w", clients.Config.Host, err)
-	}
+	var deps backup.Deps
+	var repoPassword func(string) string
 	if o.location.URL != "" {
 		cat, closeFn, err := o.location.open(ctx)
 		if err != nil {
@@ -227,7 +293,67 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		}
 		defer closeFn()
 		deps.Catalog = cat
+		if !o.DryRun {
+			// The key first: a location whose backups/ holds anything but no key file is an old
+			// one (keyring.ErrOldFormat), so the name's claim must not come before the key.
+			kr, err := keyring.Create(ctx, cat.Location(), o.pw)
+			if err != nil {
+				return err
+			}
+			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
+			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
+		}
 	}
+	deps.Progress = o.output.reporter(o.streams)
+	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
+	if err := o.connect(ctx, &deps, repoPassword); err != nil {
+		if deps.Claim != nil {
+			// backup.Run gives the name back when it stops before writing; here it was not reached.
+			backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+		}
+		return err
+	}
+	return o.backup(ctx, deps)
+}
+
+// connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
+// mover its namespace's repository key.
+func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) string) error {
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	deps.Dynamic, deps.Discovery = clients.Dynamic, clients.Discovery
+	if o.volNotice != "" {
+		deps.Progress.Warn(o.volNotice)
+	}
+	if o.volCfg != nil {
+		vc := *o.volCfg
+		vc.Mover.RepoPassword = repoPassword
+		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
+			EnsureRepository: func(ctx context.Context, ns string) error {
+				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: repoPassword(ns)})
+			}}}
+	}
+	if !o.SkipPreflight {
+		deps.Preflight = o.preflight(clients, deps.Progress, repoPassword)
+	}
+	deps.Cluster = catalog.Cluster{Server: clients.Config.Host, Context: clients.Context}
+	v, err := clients.Discovery.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("reach the cluster at %s: %w", clients.Config.Host, err)
+	}
+	deps.Cluster.ServerVersion = v.GitVersion
+	return nil
+}
+
+// backup runs the engine and prints its result.
+func (o *CreateOptions) backup(ctx context.Context, deps backup.Deps) error {
 	res, err := backup.Run(ctx, deps, o.cfg)
 	if res != nil && res.Manifest != nil {
 		if perr := o.print(res); perr != nil {
@@ -251,8 +377,9 @@ func (o *CreateOptions) print(res *backup.Result) error {
 	if res.DryRun {
 		return printPlan(o.streams.Out, m)
 	}
-	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
-		plural(len(m.Namespaces), "namespace", "namespaces"), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
+		plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	printExcluded(o.streams.Out, m)
 	if err := printVolumes(o.streams.Out, m.Volumes, false); err != nil {
 		return err
 	}
@@ -309,6 +436,9 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "RESOURCE\tNAMESPACE\tOBJECTS")
 	for _, c := range m.Resources {
+		if c.Count == 0 { // folded into the summary; -o json keeps them
+			continue
+		}
 		ns := c.Namespace
 		if ns == "" {
 			ns = "(cluster)"
@@ -321,7 +451,8 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	if err := printVolumes(w, m.Volumes, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Plan for backup %q: %s in %s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"))
+	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
+	printExcluded(w, m)
 	printProblems(w, m)
 	return nil
 }
@@ -332,5 +463,61 @@ func printProblems(w io.Writer, m *catalog.Manifest) {
 	}
 	for _, wn := range m.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
+	}
+}
+
+// validateLabels checks --labels as the apiserver checks an object's labels.
+func validateLabels(l map[string]string) error {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("--labels: key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(l[k]); len(errs) > 0 {
+			return fmt.Errorf("--labels: value %q of %s: %s", l[k], k, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
+
+// apiWarnings prints the apiserver's warnings through the progress reporter: "Warning: ..." as
+// kubectl prints them, on a line of their own; a JSON warning event with -o json.
+func apiWarnings(rep progress.Reporter) func(string) {
+	return func(msg string) {
+		if n, ok := rep.(interface{ Notice(string) }); ok {
+			n.Notice("Warning: " + msg)
+			return
+		}
+		rep.Warn(msg)
+	}
+}
+
+// emptyTypes is the summary's note of the resource types that had no objects: ", 41 resource
+// types empty" ("" when none), so that they need not be listed one per line.
+func emptyTypes(m *catalog.Manifest) string {
+	totals := map[string]int{}
+	for _, c := range m.Resources {
+		totals[c.Resource] += c.Count
+	}
+	n := 0
+	for _, t := range totals {
+		if t == 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s with no objects)", plural(n, "resource type", "resource types"))
+}
+
+// printExcluded says how many objects their exclusion label kept out (describe lists them).
+func printExcluded(w io.Writer, m *catalog.Manifest) {
+	if len(m.Excluded) > 0 {
+		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", plural(len(m.Excluded), "object", "objects"))
 	}
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,8 +17,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -62,8 +61,9 @@ func NewDoctorCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 		Long: `doctor checks, before the first backup, what makes backups fail later: the snapshot API and a
 running snapshot controller; per CSI driver in use, the VolumeSnapshotClass create would choose and
 why; the caller's rights for every call create and restore make (SelfSubjectAccessReview, per
-namespace); the location (reachable, writable, the password opens its repositories); Pod Security
-and ResourceQuotas against the mover pod the plugin would create (a server-side dry run).
+namespace); the location (reachable, writable, the password unwraps its key, and each namespace's
+key derived from it opens that namespace's repository); Pod Security and ResourceQuotas against the
+mover pod the plugin would create (a server-side dry run).
 
 With --storage-class (or --probe) it also runs a live probe per class in a temporary namespace: a
 PVC, a mover pod that writes a file and reaches the location from inside the cluster, a
@@ -114,10 +114,6 @@ func (o *DoctorOptions) Complete(flags *pflag.FlagSet) error {
 	if err != nil {
 		return fmt.Errorf("--volumes: %w", err)
 	}
-	pw, err := password.Load(o.password.File)
-	if err != nil && !errors.Is(err, password.ErrMissing) {
-		return err
-	}
 	if len(o.IncludeNamespaces) == 0 && !o.AllNamespaces {
 		ns, _, err := o.configFlags.ToRawKubeConfigLoader().Namespace()
 		if err != nil {
@@ -126,8 +122,8 @@ func (o *DoctorOptions) Complete(flags *pflag.FlagSet) error {
 		o.IncludeNamespaces = []string{ns}
 	}
 	o.cfg = doctor.Config{AllNamespaces: o.AllNamespaces, StorageClasses: o.StorageClasses, SnapshotClasses: o.SnapshotClasses,
-		Mode: mode, Location: o.location.URL, Password: pw, Probe: o.Probe, Timeout: o.mover.Timeout, ProbeSize: o.ProbeSize}
-	o.cfg.Mover, o.cfg.MoverErr = o.mover.config(o.location.URL, pw)
+		Mode: mode, Location: o.location.URL, Probe: o.Probe, Timeout: o.mover.Timeout, ProbeSize: o.ProbeSize}
+	o.cfg.Mover, o.cfg.MoverErr = o.mover.config(o.location.URL)
 	return nil
 }
 
@@ -157,6 +153,13 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 		}
 	}
 	deps := doctorDeps(clients)
+	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
+		kr, err := newLocationKeys(ctx, loc, o.password.File).open()
+		if err != nil {
+			return nil, err
+		}
+		return kr.RepoPassword, nil
+	}
 	if o.output.Format == "" {
 		deps.Progress = func(msg string) { fmt.Fprintf(o.streams.ErrOut, "... %s\n", msg) }
 	}
@@ -196,9 +199,10 @@ func doctorDeps(c *kube.Clients) doctor.Deps {
 	return doctor.Deps{Kube: c.Typed, Snap: c.Snap, Discovery: c.Discovery, OpenRepository: openRepository}
 }
 
-// openRepository is the one way the plugin's checks open a namespace's existing repository.
-func openRepository(ctx context.Context, location, namespace, password string) error {
-	return mover.CheckRepository(ctx, mover.Settings{Location: location, Namespace: namespace, Password: password})
+// openRepository is the one way the plugin's checks open a namespace's existing repository, with
+// the namespace's key (keyring.RepoPassword).
+func openRepository(ctx context.Context, location, namespace, key string) error {
+	return mover.CheckRepository(ctx, mover.Settings{Location: location, Namespace: namespace, Password: key})
 }
 
 // reportError maps a report to the exit code: 1 for a failure, 2 for warnings only.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -15,29 +14,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
-// Environment variables the mover reads when the flag is not given, so the plugin can pass every
-// setting through a Job's env and a temporary Secret.
-const (
-	envSourceNamespace = "PVBACKUP_SOURCE_NAMESPACE"
-	envPVC             = "PVBACKUP_PVC"
-	envBackup          = "PVBACKUP_BACKUP"
-	envSnapshot        = "PVBACKUP_SNAPSHOT"
-	envSource          = "PVBACKUP_SOURCE"
-	envTarget          = "PVBACKUP_TARGET"
-	envParallel        = "PVBACKUP_PARALLEL"
-	envOnError         = "PVBACKUP_ON_ERROR"
-	envResult          = "PVBACKUP_RESULT"
-	envCacheDir        = "PVBACKUP_CACHE_DIR"
-	envCompression     = "PVBACKUP_COMPRESSION"
-	envPasswordFile    = "PVBACKUP_PASSWORD_FILE"
-	envSkipOwners      = "PVBACKUP_SKIP_OWNERS"
-	envSparse          = "PVBACKUP_SPARSE"
-	envProbeToken      = "PVBACKUP_PROBE_TOKEN"
-	envProbeVerify     = "PVBACKUP_PROBE_VERIFY"
-)
-
 // DefaultResultPath is the container's default terminationMessagePath.
-const DefaultResultPath = "/dev/termination-log"
+const DefaultResultPath = mover.DefaultResultPath
 
 // MoverOptions are the settings shared by `mover backup` and `mover restore`.
 type MoverOptions struct {
@@ -54,6 +32,9 @@ type MoverOptions struct {
 	// restore
 	Snapshot, Target   string
 	SkipOwners, Sparse bool
+	RequireEmpty       bool
+	SubPath            string
+	Sync, DiffOnly     bool
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -99,45 +80,41 @@ the variables the storage SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, .
 func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Location, "location", "", "backup location URL, e.g. s3://bucket/prefix?region=eu-west-1 (env "+store.EnvLocation+")")
-	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+envSourceNamespace+")")
-	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+envPasswordFile+"; else env "+password.EnvPassword+")")
-	f.IntVar(&o.Parallel, "parallel", 0, "files processed in parallel (0 = number of CPUs for backup, 8 for restore; env "+envParallel+")")
-	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+envOnError+")")
-	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+envResult+"; \"-\" for none)")
-	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+envCacheDir+")")
+	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+mover.EnvSourceNamespace+")")
+	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+mover.EnvPasswordFile+"; else env "+password.EnvPassword+")")
+	f.IntVar(&o.Parallel, "parallel", 0, "files processed in parallel (0 = number of CPUs for backup, 8 for restore; env "+mover.EnvParallel+")")
+	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+mover.EnvOnError+")")
+	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+mover.EnvCacheDir+")")
 }
 
 // Complete fills unset flags from the environment and reads the password.
 func (o *MoverOptions) Complete(cmd *cobra.Command) error {
-	env := func(v *string, flag, name string) {
-		if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && *v == "" {
-			*v = os.Getenv(name)
-		}
+	if err := o.fromEnv(cmd); err != nil {
+		return err
 	}
-	env(&o.Location, "location", store.EnvLocation)
-	env(&o.Namespace, "source-namespace", envSourceNamespace)
-	env(&o.PasswordFile, "password-file", envPasswordFile)
-	env(&o.OnError, "on-error", envOnError)
-	env(&o.Result, "result", envResult)
-	env(&o.CacheDir, "cache-dir", envCacheDir)
-	env(&o.Source, "source", envSource)
-	env(&o.PVC, "pvc", envPVC)
-	env(&o.Backup, "backup", envBackup)
-	env(&o.Compression, "compression", envCompression)
-	env(&o.Snapshot, "snapshot", envSnapshot)
-	env(&o.Target, "target", envTarget)
-	if f := cmd.Flags().Lookup("parallel"); !f.Changed && os.Getenv(envParallel) != "" {
-		n, err := strconv.Atoi(os.Getenv(envParallel))
-		if err != nil {
-			return fmt.Errorf("%s=%q is not a number", envParallel, os.Getenv(envParallel))
-		}
-		o.Parallel = n
+	p, err := password.Load(o.PasswordFile) // a mounted Secret file has the mode Kubernetes gives it: no warning
+	if err != nil {
+		return err
 	}
-	for flag, name := range map[string]string{"skip-owners": envSkipOwners, "sparse": envSparse} {
-		if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && os.Getenv(name) != "" {
-			if err := f.Value.Set(os.Getenv(name)); err != nil {
-				return fmt.Errorf("%s=%q: %w", name, os.Getenv(name), err)
+	o.password = p
+	return nil
+}
+
+// fromEnv fills unset flags from the environment: every flag falls back to its variable of the
+// plugin ↔ mover contract.
+func (o *MoverOptions) fromEnv(cmd *cobra.Command) error {
+	for _, fe := range mover.FlagEnv {
+		f := cmd.Flags().Lookup(fe.Flag)
+		v := os.Getenv(fe.Env)
+		if f == nil || f.Changed || v == "" {
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			if fe.Flag == "parallel" {
+				return fmt.Errorf("%s=%q is not a number", fe.Env, v)
 			}
+			return fmt.Errorf("%s=%q: %w", fe.Env, v, err)
 		}
 	}
 	switch o.Result {
@@ -146,11 +123,6 @@ func (o *MoverOptions) Complete(cmd *cobra.Command) error {
 	case "-":
 		o.Result = ""
 	}
-	p, err := password.Load(o.PasswordFile)
-	if err != nil {
-		return err
-	}
-	o.password = p
 	return nil
 }
 
@@ -163,7 +135,7 @@ func (o *MoverOptions) Validate() error {
 		return err
 	}
 	if o.Namespace == "" {
-		return fmt.Errorf("no source namespace: pass --source-namespace or set %s", envSourceNamespace)
+		return fmt.Errorf("no source namespace: pass --source-namespace or set %s", mover.EnvSourceNamespace)
 	}
 	if o.OnError != "" && o.OnError != mover.OnErrorFail && o.OnError != mover.OnErrorSkip {
 		return fmt.Errorf("--on-error %q: use fail or skip", o.OnError)
@@ -215,10 +187,10 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 	}
 	o.addCommonFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.Source, "source", "", "directory to back up (env "+envSource+")")
-	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+envPVC+")")
-	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+envBackup+")")
-	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+envCompression+")")
+	f.StringVar(&o.Source, "source", "", "directory to back up (env "+mover.EnvSource+")")
+	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+mover.EnvPVC+")")
+	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+mover.EnvBackup+")")
+	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+mover.EnvCompression+")")
 	return cmd
 }
 
@@ -237,43 +209,51 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 			}
 			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
 				SnapshotID: o.Snapshot, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
-				SkipOwners: o.SkipOwners, Sparse: o.Sparse,
+				SkipOwners: o.SkipOwners, Sparse: o.Sparse, RequireEmpty: o.RequireEmpty, SubPath: o.SubPath,
+				Sync: o.Sync, DiffOnly: o.DiffOnly,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
 	}
 	o.addCommonFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+envSnapshot+")")
-	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+envTarget+")")
-	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+envSkipOwners+")")
-	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+envSparse+")")
+	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+mover.EnvSnapshot+")")
+	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+mover.EnvTarget+")")
+	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+mover.EnvSkipOwners+")")
+	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+mover.EnvSparse+")")
+	f.BoolVar(&o.RequireEmpty, "require-empty", false, "fail, writing nothing, when the target holds anything but lost+found (env "+mover.EnvRequireEmpty+")")
+	f.BoolVar(&o.Sync, "sync", false, "make the target equal to the snapshot: remove what it does not have, keep files whose size and time match (env "+mover.EnvSync+")")
+	f.BoolVar(&o.DiffOnly, "diff-only", false, "write nothing: report in the result what --sync would change (env "+mover.EnvDiffOnly+")")
+	f.StringVar(&o.SubPath, "sub-path", "", "restore only this directory of the snapshot, to the same path in the target (env "+mover.EnvSubPath+")")
 	return cmd
 }
 
 // newMoverProbeCmd is doctor's probe inside the cluster: it writes a token into the mounted volume
 // (or reads it back from a volume restored from a snapshot) and writes and deletes a marker in
-// the backup location, as a mover pod would reach it. Settings come from the environment.
+// the namespace's repository prefix of the location, as a mover reaches it. It opens no
+// repository, so it needs no key.
 func newMoverProbeCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
-	return &cobra.Command{
-		Use:    "probe",
+	o := &MoverOptions{streams: streams}
+	var cfg mover.ProbeConfig
+	cmd := &cobra.Command{
+		Use:    "probe --target DIR --token TOKEN [--verify] [--location URL --source-namespace NS]",
 		Short:  "Write or read back a file in the mounted volume and reach the backup location (doctor's live probe)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			cfg := mover.ProbeConfig{Target: os.Getenv(envTarget), Token: os.Getenv(envProbeToken), Verify: os.Getenv(envProbeVerify) == "true"}
-			result := os.Getenv(envResult)
-			switch result {
-			case "":
-				result = DefaultResultPath
-			case "-":
-				result = ""
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.fromEnv(cmd); err != nil {
+				return o.failEarly(mover.OpProbe, err)
 			}
-			res, err := mover.RunProbe(ctx, mover.Settings{Location: os.Getenv(store.EnvLocation)}, cfg, mover.JSONLines(streams.Out))
-			if werr := mover.WriteResult(result, res); werr != nil {
-				fmt.Fprintln(streams.ErrOut, "warning:", werr)
-			}
-			return err
+			res, err := mover.RunProbe(ctx, mover.Settings{Location: o.Location, Namespace: o.Namespace}, cfg, mover.JSONLines(streams.Out))
+			return o.finish(res, err)
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.Location, "location", "", "backup location URL; none: the volume alone is probed (env "+store.EnvLocation+")")
+	f.StringVar(&o.Namespace, "source-namespace", "", "namespace whose repository prefix <prefix>/kopia/<namespace>/ the marker goes to (env "+mover.EnvSourceNamespace+")")
+	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
+	f.StringVar(&cfg.Target, "target", "", "the mounted volume (env "+mover.EnvTarget+")")
+	f.StringVar(&cfg.Token, "token", "", "what is written into the volume, or expected with --verify (env "+mover.EnvProbeToken+")")
+	f.BoolVar(&cfg.Verify, "verify", false, "read the file back instead of writing it (env "+mover.EnvProbeVerify+")")
+	return cmd
 }

@@ -15,17 +15,24 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // preflight returns create's check of its plan, run by the backup engine before it writes or
 // creates anything: a plan that cannot work is refused, naming the check.
-func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter) func(context.Context, backup.PreflightPlan) error {
+// repoKey is the location's key Run already unwrapped (nil on a run without a location): the
+// preflight opens the namespaces' repositories with it and never unwraps the key again.
+func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, repoKey func(string) string) func(context.Context, backup.PreflightPlan) error {
 	return func(ctx context.Context, p backup.PreflightPlan) error {
 		start := time.Now()
 		done := rep.Start("preflight checks")
 		plan := doctor.CreatePlan{Namespaces: p.Namespaces, AllNamespaces: p.AllNamespaces, Hooks: o.PreHook != "" || o.PostHook != ""}
-		cfg := doctor.Config{Location: o.location.URL, Password: o.cfg.Password}
+		cfg := doctor.Config{Location: o.location.URL}
+		deps := doctorDeps(clients)
+		if repoKey != nil {
+			deps.Keys = func(context.Context, *store.Location) (func(string) string, error) { return repoKey, nil }
+		}
 		if p.Claims && o.volCfg != nil {
 			claims, err := o.claims(ctx, clients, p)
 			if err != nil {
@@ -39,7 +46,7 @@ func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter) 
 			}
 			cfg.Mover, cfg.Mode, cfg.SnapshotClasses = o.volCfg.Mover, o.volCfg.Mode, o.volCfg.SnapshotClasses
 		}
-		r := doctor.CreatePreflight(ctx, doctorDeps(clients), cfg, plan)
+		r := doctor.CreatePreflight(ctx, deps, cfg, plan)
 		return judgePreflight(ctx, r, rep, done, start)
 	}
 }

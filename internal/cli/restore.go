@@ -3,16 +3,19 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -26,7 +29,13 @@ var restoreExample = examples(`
 	%[1]s restore shop-1 --namespace-mapping shop:shop-copy --dry-run
 
 	# Overwrite objects that exist with the backup's version
-	%[1]s restore shop-1 --include-resources configmaps,secrets --existing-resource-policy update`)
+	%[1]s restore shop-1 --include-resources configmaps,secrets --existing-resource-policy update
+
+	# Restore onto another StorageClass, patching objects with a Velero resource modifier file
+	%[1]s restore shop-1 --storage-class-mapping gp2:gp3 --resource-modifiers modifiers.yaml
+
+	# The data of one volume only, into a new claim (nothing else is created or changed)
+	%[1]s restore shop-1 --data-only --volumes shop/data --target-pvc shop/data-restored`)
 
 // RestoreOptions are the flags of `restore`.
 type RestoreOptions struct {
@@ -44,9 +53,18 @@ type RestoreOptions struct {
 	DryRun            bool
 	RestoreVolumes    bool
 	ClassMapping      []string
+	FinishedJobs      bool
+	RunningJobs       string
+	ModifiersFile     string
 	SkipPreflight     bool
 	mover             moverOptions
+	DataOnly          bool
+	InPlace           bool
+	DataVolumes       []string
+	TargetPVC         string
+	IncludePath       string
 
+	pw        string // the user's password: it only unwraps the location key (internal/keyring)
 	cfg       restore.Config
 	volCfg    *volumes.Config
 	volNotice string
@@ -85,9 +103,17 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.BoolVar(&o.PreserveNodePorts, "preserve-nodeports", false, "keep Services' node ports instead of letting the cluster pick new ones")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be restored and change nothing")
 	fs.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "fill restored PVCs with their backed-up data (a restore mover Job per PVC) before workloads are created; false restores specs only")
-	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs and PVs with another StorageClass: old:new[,old2:new2]")
+	fs.StringSliceVar(&o.ClassMapping, "storage-class-mapping", nil, "restore PVCs, PVs and StatefulSet volumeClaimTemplates with another StorageClass (spec and beta annotation): old:new[,old2:new2]")
+	fs.BoolVar(&o.FinishedJobs, "include-finished-jobs", false, "also restore Jobs that had completed or failed and Pods that had succeeded or failed: they run again")
+	fs.StringVar(&o.RunningJobs, "running-jobs", string(restore.RunningSuspend), "Jobs running at backup time: suspend (restore them with spec.suspend=true), restore (they start again) or skip")
+	fs.StringVar(&o.ModifiersFile, "resource-modifiers", "", "patch objects on their way in with a Velero resource modifier file (version v1: JSON, merge and strategic patches)")
 	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
 	o.mover.addFlags(fs)
+	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
+	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
+	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
+	fs.StringVar(&o.TargetPVC, "target-pvc", "", "with --data-only and one volume: the claim to fill, namespace/name (default: the same name in the mapped namespace)")
+	fs.StringVar(&o.IncludePath, "include-path", "", "with --data-only: restore only this directory of the volume (to the same path)")
 	return cmd
 }
 
@@ -99,32 +125,58 @@ func (o *RestoreOptions) Complete(args []string) error {
 	if err != nil {
 		return err
 	}
-	mapping, err := parseMapping(o.NamespaceMapping)
+	nsMapping, err := mapping.Parse("namespace-mapping", mapping.Namespace, o.NamespaceMapping)
+	if err != nil {
+		return err
+	}
+	running, err := restore.ParseRunningJobs(o.RunningJobs)
 	if err != nil {
 		return err
 	}
 	namespaces, resources := o.filters(nil)
 	o.cfg = restore.Config{
-		Backup:            o.Name,
-		Namespaces:        namespaces,
-		Resources:         resources,
-		LabelSelector:     o.Selector,
-		NamespaceMapping:  mapping,
-		Policy:            policy,
-		PreserveNodePorts: o.PreserveNodePorts,
-		DryRun:            o.DryRun,
+		Backup:              o.Name,
+		Namespaces:          namespaces,
+		Resources:           resources,
+		LabelSelector:       o.Selector,
+		NamespaceMapping:    nsMapping,
+		Policy:              policy,
+		PreserveNodePorts:   o.PreserveNodePorts,
+		DryRun:              o.DryRun,
+		IncludeFinishedJobs: o.FinishedJobs,
+		RunningJobs:         running,
 	}
-	if o.cfg.Password, err = password.Load(o.password.File); err != nil {
+	if o.ModifiersFile != "" {
+		data, err := os.ReadFile(o.ModifiersFile)
+		if err != nil {
+			return fmt.Errorf("--resource-modifiers: %w", err)
+		}
+		if o.cfg.Modifiers, err = modifiers.Load(data); err != nil {
+			return fmt.Errorf("--resource-modifiers %s: %w", o.ModifiersFile, err)
+		}
+	}
+	if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
 		return err
 	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
-	if o.cfg.StorageClassMapping, err = volumes.ParseMapping("storage-class-mapping", o.ClassMapping); err != nil {
+	if o.cfg.StorageClassMapping, err = mapping.Parse("storage-class-mapping", mapping.StorageClass, o.ClassMapping); err != nil {
 		return err
+	}
+	if o.InPlace {
+		o.DataOnly = true
+	}
+	if o.DataOnly && (!o.DryRun || o.InPlace) { // an in-place dry run compares with a read-only mover
+		mc, err := o.mover.config(o.location.URL)
+		if err != nil {
+			return err
+		}
+		o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
+		return nil
 	}
 	if !o.RestoreVolumes || o.DryRun {
 		return nil
 	}
-	mc, err := o.mover.config(o.location.URL, o.cfg.Password)
+	mc, err := o.mover.config(o.location.URL)
 	if err != nil {
 		o.volNotice = "volume data is not restored: " + err.Error()
 		return nil
@@ -133,60 +185,100 @@ func (o *RestoreOptions) Complete(args []string) error {
 	return nil
 }
 
-func parseMapping(pairs []string) (map[string]string, error) {
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	m := map[string]string{}
-	targets := map[string]string{}
-	for _, p := range pairs {
-		from, to, ok := strings.Cut(p, ":")
-		if !ok || from == "" || to == "" {
-			return nil, fmt.Errorf("--namespace-mapping %q: use old:new", p)
-		}
-		if errs := validation.IsDNS1123Label(to); len(errs) > 0 {
-			return nil, fmt.Errorf("--namespace-mapping %q: %q is not a valid namespace name: %s", p, to, strings.Join(errs, "; "))
-		}
-		if _, dup := m[from]; dup {
-			return nil, fmt.Errorf("--namespace-mapping maps %q twice", from)
-		}
-		if other, dup := targets[to]; dup {
-			return nil, fmt.Errorf("--namespace-mapping maps both %q and %q to %q", other, from, to)
-		}
-		m[from], targets[to] = to, from
-	}
-	return m, nil
-}
-
 // Validate checks the options without any I/O.
 func (o *RestoreOptions) Validate() error {
+	if err := catalog.ValidateName(o.Name); err != nil {
+		return err
+	}
 	if err := o.output.validate(); err != nil {
 		return err
 	}
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
 	}
+	if err := o.validateDataOnly(); err != nil {
+		return err
+	}
 	return o.location.validate()
+}
+
+func (o *RestoreOptions) validateDataOnly() error {
+	if !o.DataOnly {
+		if len(o.DataVolumes) > 0 || o.TargetPVC != "" || o.IncludePath != "" {
+			return fmt.Errorf("--volumes, --target-pvc and --include-path go with --data-only")
+		}
+		return nil
+	}
+	if len(o.DataVolumes) == 0 {
+		return fmt.Errorf("--data-only needs --volumes namespace/pvc[,namespace/pvc] (see `kubectl pvbackup ls %s`)", o.Name)
+	}
+	if o.TargetPVC != "" && len(o.DataVolumes) != 1 {
+		return fmt.Errorf("--target-pvc takes one volume; --volumes names %d", len(o.DataVolumes))
+	}
+	if len(o.IncludeResources)+len(o.ExcludeResources) > 0 || o.Selector != "" {
+		return fmt.Errorf("--data-only restores volume data only: --include-resources, --exclude-resources and -l do not apply")
+	}
+	claims := o.DataVolumes
+	if o.TargetPVC != "" {
+		claims = append([]string{o.TargetPVC}, claims...)
+	}
+	for _, v := range claims {
+		if ns, name, ok := strings.Cut(v, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("%q: name a claim as namespace/name", v)
+		}
+	}
+	return nil
+}
+
+// runDataOnly restores the data of the named volumes and nothing else.
+func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog) error {
+	deps := restore.DataDeps{Kube: clients.Typed, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	if o.volCfg != nil {
+		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+	}
+	run := restore.DataOnly
+	if o.InPlace {
+		run = restore.InPlace
+	}
+	res, err := run(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
+		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath,
+		ArchiveKey: o.cfg.ArchiveKey, DryRun: o.DryRun})
+	return o.finish(res, err)
 }
 
 // Run restores and prints the outcome per item.
 func (o *RestoreOptions) Run(ctx context.Context) error {
-	clients, err := kube.New(o.configFlags)
-	if err != nil {
-		return err
-	}
 	cat, closeFn, err := o.location.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	// The password is checked before the cluster is touched.
+	kr, err := keyring.Open(ctx, cat.Location(), o.pw)
+	if err != nil {
+		return err
+	}
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	o.cfg.ArchiveKey = kr.ArchiveKey()
+	if o.volCfg != nil {
+		// Each mover gets the key of the repository it reads: the source namespace's, also
+		// when --namespace-mapping restores it elsewhere (volumes.Task.SourceNamespace).
+		o.volCfg.Mover.RepoPassword = kr.RepoPassword
+	}
+	if o.DataOnly {
+		return o.runDataOnly(ctx, clients, cat)
+	}
 	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: dataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 		if !o.SkipPreflight {
 			if err := o.restorePreflight(ctx, clients, cat, deps.Progress); err != nil {
 				return err
@@ -194,6 +286,11 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		}
 	}
 	res, err := restore.Run(ctx, deps, o.cfg)
+	return o.finish(res, err)
+}
+
+// finish prints the result and maps failed items to ErrPartial.
+func (o *RestoreOptions) finish(res *restore.Result, err error) error {
 	if res != nil {
 		if perr := o.print(res); perr != nil {
 			return perr
@@ -222,8 +319,9 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	rows := 0
 	for _, it := range res.Items {
-		// A real restore lists what did not simply get created; a dry run lists everything.
-		if !res.DryRun && it.Action == restore.Created {
+		// A real restore lists what did not simply get created (or was created with something
+		// to know: a finished Job that runs again, a modified object); a dry run lists everything.
+		if !res.DryRun && it.Action == restore.Created && it.Reason == "" {
 			continue
 		}
 		if rows == 0 {

@@ -13,6 +13,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+
 	// Auth plugins (OIDC, exec, ...) so every kubeconfig that works with kubectl works here.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 )
@@ -26,6 +28,7 @@ func StdStreams() genericiooptions.IOStreams {
 func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	quietCancelledWatches()
+	kube.InstallWarnings(streams.ErrOut)
 	root := &cobra.Command{
 		Use:   "kubectl pvbackup",
 		Short: "Back up and restore Kubernetes applications and their volume data to object storage",
@@ -33,7 +36,8 @@ func NewRootCmd(ctx context.Context, streams genericiooptions.IOStreams) *cobra.
 PersistentVolume data - to object storage, with no in-cluster components.
 
 The repository password comes from $PVBACKUP_PASSWORD or --password-file; there is no
-default. The location comes from --to/--from or $PVBACKUP_LOCATION.
+default. It unwraps the location's key, from which each namespace repository's key is derived
+on this machine: a mover in namespace A gets A's key only (see docs/security.md). The location comes from --to/--from or $PVBACKUP_LOCATION.
 
 Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed backup);
 2 partially failed (some items failed, each named in the output; doctor: warnings only);
@@ -56,7 +60,13 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewDescribeCmd(streams),
 		NewLogsCmd(streams),
 		NewDeleteCmd(flags, streams),
+		NewLsCmd(streams),
+		NewCatCmd(streams),
+		NewCpCmd(streams),
 		NewCleanupCmd(flags, streams),
+		NewPruneCmd(flags, streams),
+		NewVerifyCmd(streams),
+		NewRepoCmd(streams),
 		NewDoctorCmd(flags, streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),

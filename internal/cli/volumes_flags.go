@@ -2,20 +2,14 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -41,10 +35,10 @@ type moverOptions struct {
 }
 
 func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (built by `make image`; mirror it for air-gapped clusters)")
+	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (make image builds one locally; mirror it for air-gapped clusters)")
 	fs.StringVar(&o.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the mover: IfNotPresent, Always or Never")
 	fs.StringVar(&o.Location, "mover-location", "", "the backup location as mover pods reach it, when it differs from --to/--from (e.g. an in-cluster S3 endpoint)")
-	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with PVBACKUP_PASSWORD and the storage credentials (instead of a temporary Secret made from your environment)")
+	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with the storage credentials for the movers (instead of copying those of your environment into a temporary Secret); the namespace's repository key still comes in a temporary Secret")
 	fs.StringVar(&o.ServiceAccount, "mover-service-account", "", "service account of the mover pods (for workload identity: IRSA, GKE, Azure)")
 	fs.Int64Var(&o.RunAs, "mover-run-as", -1, "user and group ID the mover runs as (default the image's 65532): the owner of the volume's files")
 	fs.Int64Var(&o.FSGroup, "mover-fs-group", -1, "fsGroup of the mover pods: files readable by this group can be read")
@@ -58,9 +52,10 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Deadline, "mover-deadline", 6*time.Hour, "activeDeadlineSeconds of mover Jobs")
 }
 
-// config builds the mover configuration. location is --to/--from; password the repository's.
-func (o *moverOptions) config(location, password string) (volumes.MoverConfig, error) {
-	c := volumes.MoverConfig{Image: o.Image, PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location, Password: password,
+// config builds the mover configuration. location is --to/--from. The repository passwords are
+// set by Run, once the location's key is open.
+func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
+	c := volumes.MoverConfig{Image: o.Image, PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location,
 		Secret: o.Secret, ServiceAccount: o.ServiceAccount, Privileged: o.Privileged, ActiveDeadline: o.Deadline}
 	switch c.PullPolicy {
 	case corev1.PullIfNotPresent, corev1.PullAlways, corev1.PullNever:
@@ -71,6 +66,9 @@ func (o *moverOptions) config(location, password string) (volumes.MoverConfig, e
 		return c, fmt.Errorf("--mover-image is empty")
 	}
 	if o.Location != "" {
+		if _, _, err := store.Parse(o.Location); err != nil {
+			return c, fmt.Errorf("--mover-location: %w", err)
+		}
 		c.Location = o.Location
 	}
 	if bucketURL, _, err := store.Parse(c.Location); err == nil && strings.HasPrefix(bucketURL, "file://") {
@@ -128,81 +126,4 @@ func resources(kind, cpu, mem string) (corev1.ResourceList, error) {
 		l[name] = q
 	}
 	return l, nil
-}
-
-// dataProgress prints the movers' progress: JSON events with -o json; on a terminal one status
-// line, redrawn in place, with a bar per active volume; otherwise a line per volume every 5s.
-func dataProgress(w io.Writer, jsonOut bool) func(ns, pvc string, ev mover.Event) {
-	var mu sync.Mutex
-	last := map[string]time.Time{}
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	active := map[string]mover.Event{}
-	var drawn time.Time
-	return func(ns, pvc string, ev mover.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		key := ns + "/" + pvc
-		if jsonOut {
-			fmt.Fprintf(w, `{"volume":%q,"event":%q,"op":%q,"files":%d,"bytes":%d,"totalBytes":%d,"bytesPerSecond":%.0f}`+"\n", key, ev.Event, ev.Op, ev.Files, ev.Bytes, ev.TotalBytes, ev.BytesPerSecond)
-			return
-		}
-		if tty && !jsonOut {
-			switch ev.Event {
-			case mover.EventProgress:
-				active[key] = ev
-			case mover.EventResult:
-				delete(active, key)
-			}
-			if time.Since(drawn) < 250*time.Millisecond && ev.Event == mover.EventProgress {
-				return
-			}
-			drawn = time.Now()
-			keys := make([]string, 0, len(active))
-			for k := range active {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			var parts []string
-			for _, k := range keys {
-				parts = append(parts, bar(k, active[k]))
-			}
-			fmt.Fprint(w, "\r\x1b[K"+strings.Join(parts, "  "))
-			return
-		}
-		if ev.Event != mover.EventProgress || time.Since(last[key]) < 5*time.Second {
-			return
-		}
-		last[key] = time.Now()
-		line := fmt.Sprintf("   %s: %d files, %s", key, ev.Files, progress.Bytes(ev.Bytes))
-		if ev.TotalBytes > 0 {
-			line += " of " + progress.Bytes(ev.TotalBytes)
-		}
-		if ev.BytesPerSecond > 0 {
-			line += fmt.Sprintf(", %s/s", progress.Bytes(int64(ev.BytesPerSecond)))
-			if ev.TotalBytes > ev.Bytes {
-				line += fmt.Sprintf(", ETA %s", (time.Duration(float64(ev.TotalBytes-ev.Bytes)/ev.BytesPerSecond) * time.Second).Round(time.Second))
-			}
-		}
-		fmt.Fprintln(w, line)
-	}
-}
-
-// bar is one volume's progress: name, a 10-cell bar, bytes, rate and ETA.
-func bar(name string, ev mover.Event) string {
-	frac := 0.0
-	if ev.TotalBytes > 0 {
-		frac = min(1, float64(ev.Bytes)/float64(ev.TotalBytes))
-	}
-	cells := int(frac * 10)
-	s := fmt.Sprintf("%s [%s%s] %s", name, strings.Repeat("#", cells), strings.Repeat(".", 10-cells), progress.Bytes(ev.Bytes))
-	if ev.BytesPerSecond > 0 {
-		s += fmt.Sprintf(" %s/s", progress.Bytes(int64(ev.BytesPerSecond)))
-		if ev.TotalBytes > ev.Bytes {
-			s += fmt.Sprintf(" ETA %s", (time.Duration(float64(ev.TotalBytes-ev.Bytes)/ev.BytesPerSecond) * time.Second).Round(time.Second))
-		}
-	}
-	return s
 }

@@ -104,9 +104,14 @@ type Deps struct {
 	Discovery discovery.DiscoveryInterface
 	// OpenLocation opens the backup location as the plugin reaches it (store.Open by default).
 	OpenLocation func(ctx context.Context, url string) (*store.Location, error)
-	// OpenRepository opens a namespace's existing repository and closes it: the error says why it
-	// cannot be opened (mover.CheckRepository in the plugin).
-	OpenRepository func(ctx context.Context, location, namespace, password string) error
+	// Keys unwraps the location's key with the user's password (the CLI's locationKeys, which
+	// loads the password only when asked) and returns the key of a namespace's repository. Its
+	// errors: password.ErrMissing, keyring.ErrNoKey, ErrWrongPassword, ErrOldFormat (wrapped).
+	// nil: the key and the repositories are not checked.
+	Keys func(ctx context.Context, loc *store.Location) (repoKey func(namespace string) string, err error)
+	// OpenRepository opens a namespace's existing repository with its key and closes it: the
+	// error says why it cannot be opened (mover.CheckRepository in the plugin).
+	OpenRepository func(ctx context.Context, location, namespace, key string) error
 	// Progress receives a line per probe step as it starts (may be nil).
 	Progress func(msg string)
 	Now      func() time.Time
@@ -124,8 +129,9 @@ type Config struct {
 	Mode            volumes.Mode
 	// Location is the backup location as the plugin reaches it ("" skips the location checks).
 	Location string
-	Password string
-	// Mover is the mover configuration create would use (its Location as pods reach it).
+	// Mover is the mover configuration create would use (its Location as pods reach it). The
+	// probe's movers get the probe namespace's key (from Deps.Keys, once the location check opened
+	// it) in their Secret, like a backup's movers; never the password.
 	Mover volumes.MoverConfig
 	// MoverErr is why no mover can be configured (a file:// location, say): reported, not fatal.
 	MoverErr error
@@ -139,6 +145,9 @@ type Config struct {
 	Timeout time.Duration
 	// ProbeSize is the size of the probe's PVC.
 	ProbeSize string
+
+	// repoKey is set by the location check once Deps.Keys opened the location's key.
+	repoKey func(namespace string) string
 }
 
 func (c *Config) defaults() {

@@ -27,7 +27,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -365,8 +368,22 @@ func TestScheduling(t *testing.T) {
 	}
 }
 
+// TestLocation: the password unwraps the location's key (a wrong one fails, a missing one warns,
+// a new location has none yet), and each existing repository of a namespace in scope is opened
+// with that namespace's derived key, never with the password.
 func TestLocation(t *testing.T) {
+	keyring.SetTestWorkFactor(10)
+	ctx := context.Background()
 	dir := t.TempDir()
+	loc, err := store.Open(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.Create(ctx, loc, "right")
+	_ = loc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, ns := range []string{"shop", "other"} {
 		if err := os.MkdirAll(filepath.Join(dir, "kopia", ns), 0o755); err != nil {
 			t.Fatal(err)
@@ -375,40 +392,60 @@ func TestLocation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := cluster(t, false)
 	var opened []string
-	d.OpenRepository = func(_ context.Context, _, ns, pw string) error {
+	d := cluster(t, false)
+	d.OpenLocation = nil
+	d.OpenRepository = func(_ context.Context, _, ns, key string) error {
 		opened = append(opened, ns)
-		if pw != "right" {
+		if key != kr.RepoPassword(ns) {
 			return fmt.Errorf("%w for %s", repo.ErrWrongPassword, ns)
 		}
 		return nil
 	}
-	d.OpenLocation = nil
-	rep := Run(context.Background(), *d, Config{Location: "file://" + dir, Password: "wrong", Namespaces: []string{"shop"}}, []Step{{"location", checkLocation}})
-	got := map[string]Result{}
-	for _, r := range rep.Checks {
-		got[r.Check] = r
+	keys := func(pw string) func(context.Context, *store.Location) (func(string) string, error) {
+		return func(ctx context.Context, loc *store.Location) (func(string) string, error) {
+			if pw == "" {
+				return nil, password.ErrMissing
+			}
+			k, err := keyring.Open(ctx, loc, pw)
+			if err != nil {
+				return nil, err
+			}
+			return k.RepoPassword, nil
+		}
 	}
-	if got["location"].Status != OK || got["location writable"].Status != OK {
-		t.Errorf("location: %+v", rep.Checks)
-	}
-	if r := got["repository password"]; r.Status != Fail || !strings.Contains(r.Detail, "does not open the repositories of shop") {
-		t.Errorf("password: %+v", r)
-	}
-	if len(opened) != 1 || opened[0] != "shop" {
-		t.Errorf("opened %v, want only the namespace in scope", opened)
+	for _, tc := range []struct {
+		name, location, password string
+		want                     Status
+		check, detail            string
+		opened                   string
+	}{
+		{"right password", dir, "right", OK, checkRepos, "each namespace's key opens its repository: shop", "shop"},
+		{"wrong password", dir, "wrong", Fail, checkKey, "wrong repository password", ""},
+		{"no password", dir, "", Warn, checkKey, "no password given", ""},
+		{"new location", dir + "/new", "right", OK, checkKey, "no keys/location.age yet", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opened = nil
+			d.Keys = keys(tc.password)
+			rep := Run(ctx, *d, Config{Location: "file://" + tc.location, Namespaces: []string{"shop"}}, []Step{{"location", checkLocation}})
+			got := map[string]Result{}
+			for _, r := range rep.Checks {
+				got[r.Check] = r
+			}
+			if got[checkLocationName].Status != OK || got[checkWritable].Status != OK {
+				t.Errorf("location: %+v", rep.Checks)
+			}
+			if r := got[tc.check]; r.Status != tc.want || !strings.Contains(r.Detail, tc.detail) || rep.Status != tc.want {
+				t.Errorf("%s: %+v (report %s), want %s with %q", tc.check, r, rep.Status, tc.want, tc.detail)
+			}
+			if strings.Join(opened, ",") != tc.opened {
+				t.Errorf("opened %v, want %q (the namespaces in scope, once the key is open)", opened, tc.opened)
+			}
+		})
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dir, ".pvbackup-doctor")); len(entries) != 0 {
 		t.Errorf("the writability marker was left behind: %v", entries)
-	}
-	if rep.Status != Fail {
-		t.Errorf("report status %s, want fail", rep.Status)
-	}
-
-	rep = Run(context.Background(), *d, Config{Location: "file://" + dir + "/new", Password: "right", Namespaces: []string{"shop"}}, []Step{{"location", checkLocation}})
-	if rep.Status != OK || !strings.Contains(rep.Checks[2].Detail, "no repository yet") {
-		t.Errorf("a new location: %+v", rep.Checks)
 	}
 }
 

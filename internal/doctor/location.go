@@ -9,31 +9,65 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
-// maxRepositories bounds how many existing repositories the password is tried on (each open
-// derives the key: a fraction of a second).
+// maxRepositories bounds how many existing repositories are opened (each open derives Kopia's
+// key from the namespace's key: a fraction of a second).
 const maxRepositories = 20
+
+// Check names of the location step.
+const (
+	checkLocationName = "location"
+	checkWritable     = "location writable"
+	checkKey          = "location key"
+	checkRepos        = "repositories"
+)
 
 func checkLocation(ctx context.Context, d *Deps, cfg *Config) []Result {
 	if cfg.Location == "" {
-		return []Result{warn("location", "no backup location given: not checked", "pass --location URL or set "+store.EnvLocation)}
+		return []Result{warn(checkLocationName, "no backup location given: not checked", "pass --location URL or set "+store.EnvLocation)}
 	}
 	display := store.Redact(cfg.Location)
 	loc, err := d.OpenLocation(ctx, cfg.Location)
 	if err != nil {
-		return []Result{fail("location", err.Error(), "check the URL, the endpoint and the credentials ($AWS_ACCESS_KEY_ID, ...)")}
+		return []Result{fail(checkLocationName, err.Error(), "check the URL, the endpoint and the credentials ($AWS_ACCESS_KEY_ID, ...)")}
 	}
 	defer loc.Close()
-	out := []Result{ok("location", display+" is reachable")}
+	out := []Result{ok(checkLocationName, display+" is reachable")}
 	if err := store.CheckWritable(ctx, loc); err != nil {
-		out = append(out, fail("location writable", err.Error(), "give the credentials write and delete rights on the bucket"))
+		out = append(out, fail(checkWritable, err.Error(), "give the credentials write and delete rights on the bucket"))
 	} else {
-		out = append(out, ok("location writable", "a marker was written and deleted"))
+		out = append(out, ok(checkWritable, "a marker was written and deleted"))
 	}
-	return append(out, checkRepositories(ctx, d, cfg, loc)...)
+	return append(out, checkKeys(ctx, d, cfg, loc)...)
+}
+
+// checkKeys unwraps the location's key with the password (Deps.Keys) and opens the existing
+// repositories of the namespaces in scope with their derived keys, as movers will.
+func checkKeys(ctx context.Context, d *Deps, cfg *Config, loc *store.Location) []Result {
+	if d.Keys == nil {
+		return nil
+	}
+	repoKey, err := d.Keys(ctx, loc)
+	switch {
+	case errors.Is(err, password.ErrMissing):
+		return []Result{warn(checkKey, "no password given: the location's key and repositories were not opened", "set PVBACKUP_PASSWORD or pass --password-file")}
+	case errors.Is(err, keyring.ErrNoKey):
+		return []Result{ok(checkKey, fmt.Sprintf("no %s yet: the first backup makes the key, wrapped by the password it is given", keyring.KeyFile))}
+	case errors.Is(err, keyring.ErrWrongPassword):
+		return []Result{fail(checkKey, err.Error(), "use the password the location was created with (PVBACKUP_PASSWORD or --password-file), or another location")}
+	case errors.Is(err, keyring.ErrOldFormat):
+		return []Result{fail(checkKey, err.Error(), "back up to a new location or prefix")}
+	case err != nil:
+		return []Result{fail(checkKey, err.Error(), "")}
+	}
+	cfg.repoKey = repoKey
+	out := []Result{ok(checkKey, "the password unwraps "+keyring.KeyFile)}
+	return append(out, checkRepositories(ctx, d, cfg, loc, repoKey))
 }
 
 // repositories lists the namespaces that have a repository in the location.
@@ -55,18 +89,14 @@ func repositories(ctx context.Context, loc *store.Location) ([]string, error) {
 }
 
 // checkRepositories opens the existing repositories of the namespaces in scope (every one when
-// all namespaces are) with the password.
-func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Location) []Result {
-	const check = "repository password"
+// all namespaces are) with their keys.
+func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Location, repoKey func(string) string) Result {
 	if d.OpenRepository == nil {
-		return nil
-	}
-	if cfg.Password == "" {
-		return []Result{warn(check, "no password given: the repositories were not opened", "set PVBACKUP_PASSWORD or pass --password-file")}
+		return ok(checkRepos, "not opened")
 	}
 	all, err := repositories(ctx, loc)
 	if err != nil {
-		return []Result{fail(check, "list the repositories in "+loc.String()+": "+err.Error(), "")}
+		return fail(checkRepos, "list the repositories in "+loc.String()+": "+err.Error(), "")
 	}
 	inScope := map[string]bool{}
 	for _, ns := range cfg.Namespaces {
@@ -79,7 +109,7 @@ func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Loc
 		}
 	}
 	if len(nss) == 0 {
-		return []Result{ok(check, fmt.Sprintf("no repository yet for %s (%d in the location): the first backup creates them with this password", namespaceScope(cfg), len(all)))}
+		return ok(checkRepos, fmt.Sprintf("no repository yet for %s (%d in the location): the first backup of a namespace creates its own", namespaceScope(cfg), len(all)))
 	}
 	more := ""
 	if len(nss) > maxRepositories {
@@ -88,13 +118,15 @@ func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Loc
 	}
 	errs := make([]error, len(nss))
 	forEach(indexes(len(nss)), 2, func(i int) []Result {
-		errs[i] = d.OpenRepository(ctx, cfg.Location, nss[i], cfg.Password)
+		errs[i] = d.OpenRepository(ctx, cfg.Location, nss[i], repoKey(nss[i]))
 		return nil
 	})
-	var wrong, broken []string
+	var opened, wrong, broken []string
 	for i, err := range errs {
 		switch {
 		case err == nil:
+			opened = append(opened, nss[i])
+		case errors.Is(err, repo.ErrNoRepository): // a prefix without a repository: nothing to open
 		case errors.Is(err, repo.ErrWrongPassword):
 			wrong = append(wrong, nss[i])
 		default:
@@ -103,10 +135,12 @@ func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Loc
 	}
 	switch {
 	case len(wrong) > 0:
-		return []Result{fail(check, fmt.Sprintf("the password does not open the repositories of %s", strings.Join(wrong, ", ")),
-			"use the password they were created with (PVBACKUP_PASSWORD or --password-file), or another location")}
+		return fail(checkRepos, fmt.Sprintf("the keys derived from %s do not open the repositories of %s: they were made under another location key", keyring.KeyFile, strings.Join(wrong, ", ")),
+			"was "+keyring.KeyFile+" replaced? Restore the key file it had, or back these namespaces up to another location")
 	case len(broken) > 0:
-		return []Result{fail(check, "cannot open "+strings.Join(broken, "; "), "")}
+		return fail(checkRepos, "cannot open "+strings.Join(broken, "; "), "")
+	case len(opened) == 0:
+		return ok(checkRepos, fmt.Sprintf("no repository yet for %s: the first backup of a namespace creates its own", namespaceScope(cfg)))
 	}
-	return []Result{ok(check, fmt.Sprintf("opens the repositories of %s%s", strings.Join(nss, ", "), more))}
+	return ok(checkRepos, fmt.Sprintf("each namespace's key opens its repository: %s%s", strings.Join(opened, ", "), more))
 }

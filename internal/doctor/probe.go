@@ -106,6 +106,7 @@ func (p *prober) task(class string, i int) volumes.Task {
 
 func (p *prober) engine() *volumes.Prober {
 	mc := p.cfg.Mover
+	mc.RepoPassword = p.cfg.repoKey
 	mc.ActiveDeadline = p.cfg.Timeout
 	ctl := 30 * time.Second
 	if p.cfg.Timeout < ctl {
@@ -128,8 +129,7 @@ func (p *prober) class(ctx context.Context, class string, i int) []Result {
 	if !p.step(ctx, &out, name("PVC"), func(ctx context.Context) (string, error) { return p.claim(ctx, eng, t, sc) }) {
 		return out
 	}
-	token := "pvbackup-probe-" + volumes.NewRunID()
-	t.Env = map[string]string{"PVBACKUP_PROBE_TOKEN": token}
+	t.ProbeToken = "pvbackup-probe-" + volumes.NewRunID()
 	if !p.step(ctx, &out, name("mover writes and reaches the location"), func(ctx context.Context) (string, error) {
 		if _, err := eng.Mover(ctx, t, t.PVC); err != nil {
 			return "", err
@@ -210,7 +210,7 @@ func (p *prober) restore(ctx context.Context, eng *volumes.Prober, t volumes.Tas
 	}
 	rt := t
 	rt.PVC = restored.Name
-	rt.Env = map[string]string{"PVBACKUP_PROBE_TOKEN": t.Env["PVBACKUP_PROBE_TOKEN"], "PVBACKUP_PROBE_VERIFY": "true"}
+	rt.ProbeVerify = true
 	if _, err := eng.Mover(ctx, rt, restored.Name); err != nil {
 		return "", err
 	}

@@ -83,7 +83,9 @@ type Result struct {
 	CachedFiles     int64       `json:"cachedFiles,omitempty"`
 	DurationSeconds float64     `json:"durationSeconds"`
 	ErrorCount      int64       `json:"errorCount"`
-	Errors          []FileError `json:"errors,omitempty"` // the first ones; ErrorCount counts all
+	SkippedFiles    int64       `json:"skippedFiles,omitempty"` // restore with Sync: files already equal
+	Diff            *Diff       `json:"diff,omitempty"`         // restore with DiffOnly
+	Errors          []FileError `json:"errors,omitempty"`       // the first ones; ErrorCount counts all
 }
 
 // MaxResultBytes is what Kubernetes keeps of a termination message.

@@ -2,12 +2,17 @@ package mover
 
 import (
 	"context"
+	"path"
+	"path/filepath"
+
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/kopia/kopia/fs"
 
 	"github.com/kopia/kopia/fs/localfs"
 	kopiarepo "github.com/kopia/kopia/repo"
@@ -52,6 +57,16 @@ type RestoreConfig struct {
 	OnError    string
 	SkipOwners bool // do not chown (a non-root mover cannot)
 	Sparse     bool // write runs of zeros as holes
+	// RequireEmpty fails, writing nothing, when Target holds anything but lost+found.
+	RequireEmpty bool
+	// SubPath, when set, restores only that directory (or file) of the snapshot, to the same
+	// path under Target.
+	SubPath string
+	// Sync makes Target equal to the snapshot: entries not in it are removed, files whose size
+	// and modification time match are left as they are, the rest rewritten (in-place restore).
+	Sync bool
+	// DiffOnly writes nothing: the Result's Diff says what Sync would change.
+	DiffOnly bool
 }
 
 // SourceInfo is the Kopia source of a PVC's snapshots: parents are found by it.
@@ -249,11 +264,30 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	if err != nil {
 		return fail(fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err))
 	}
-	if err := os.MkdirAll(cfg.Target, 0o755); err != nil {
+	if cfg.DiffOnly {
+		d, err := DiffTree(ctx, root, cfg.Target)
+		if err != nil {
+			return fail(fmt.Errorf("compare snapshot %s with %s: %w", cfg.SnapshotID, cfg.Target, err))
+		}
+		res.Diff, res.OK, res.DurationSeconds = d, true, time.Since(start).Seconds()
+		return res, nil
+	}
+	if cfg.RequireEmpty {
+		if err := requireEmpty(cfg.Target); err != nil {
+			return fail(err)
+		}
+	}
+	target := cfg.Target
+	if cfg.SubPath != "" {
+		if root, target, err = subTree(ctx, root, cfg.Target, cfg.SubPath); err != nil {
+			return fail(fmt.Errorf("snapshot %s: %w", cfg.SnapshotID, err))
+		}
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fail(fmt.Errorf("target: %w", err))
 	}
 	out := &restore.FilesystemOutput{
-		TargetPath:             cfg.Target,
+		TargetPath:             target,
 		OverwriteDirectories:   true,
 		OverwriteFiles:         true,
 		OverwriteSymlinks:      true,
@@ -277,6 +311,8 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 		Parallel:               cfg.Parallel,
 		IgnoreErrors:           cfg.OnError == OnErrorSkip,
 		RestoreDirEntryAtDepth: math.MaxInt32, // without it Kopia writes .kopia-entry placeholders
+		Incremental:            cfg.Sync,      // files whose size and time match are kept
+		DeleteExtra:            cfg.Sync,      // entries the snapshot does not have are removed
 		Cancel:                 cancel,
 		ProgressCallback: func(_ context.Context, s restore.Stats) {
 			c.files.Store(int64(s.RestoredFileCount))
@@ -289,6 +325,7 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	stop()
 	res.Files, res.Dirs, res.Bytes = int64(st.RestoredFileCount), int64(st.RestoredDirCount), st.RestoredTotalFileSize
 	res.ErrorCount = int64(st.IgnoredErrorCount)
+	res.SkippedFiles = int64(st.SkippedCount)
 	if err != nil {
 		return fail(fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err))
 	}
@@ -298,4 +335,47 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	res.OK = true
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// requireEmpty fails when dir holds anything but lost+found (a new filesystem's).
+func requireEmpty(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Name() != "lost+found" {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) > 0 {
+		if len(names) > 3 {
+			names = append(names[:3], "...")
+		}
+		return fmt.Errorf("the target volume is not empty (it holds %s): nothing was written; restore into a new or empty claim", strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// subTree walks to sub (a clean path inside the snapshot; symlinks are not followed) and
+// returns its entry and where it goes under target.
+func subTree(ctx context.Context, root fs.Entry, target, sub string) (fs.Entry, string, error) {
+	clean := path.Clean("/" + sub)
+	e := root
+	for _, name := range strings.Split(strings.Trim(clean, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		dir, ok := e.(fs.Directory)
+		if !ok {
+			return nil, "", fmt.Errorf("path %s: %s is not a directory", clean, e.Name())
+		}
+		child, err := dir.Child(ctx, name)
+		if err != nil {
+			return nil, "", fmt.Errorf("path %s is not in the snapshot: %w", clean, err)
+		}
+		e = child
+	}
+	return e, filepath.Join(target, filepath.FromSlash(clean)), nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -26,7 +27,9 @@ type ProbeConfig struct {
 	Verify bool   // read the file back (a volume restored from a snapshot) instead of writing it
 }
 
-// RunProbe runs the probe and reports its Result like backup and restore do.
+// RunProbe runs the probe and reports its Result like backup and restore do. It needs no
+// repository key: it opens no repository, and writes its marker (store.CheckWritable) below the
+// repository prefix of s.Namespace.
 func RunProbe(ctx context.Context, s Settings, cfg ProbeConfig, sink Sink) (*Result, error) {
 	start := time.Now()
 	res := &Result{Op: OpProbe}
@@ -54,7 +57,13 @@ func probe(ctx context.Context, s Settings, cfg ProbeConfig) error {
 	if s.Location == "" {
 		return nil
 	}
-	loc, err := store.Open(ctx, s.Location)
+	// Reached as a mover reaches it: at the namespace's repository prefix and nowhere else, so a
+	// bucket policy that limits movers to <prefix>/kopia/<ns>/ passes the probe as it passes them.
+	prefix, err := repo.NamespacePrefix(s.Namespace)
+	if err != nil {
+		return err
+	}
+	loc, err := store.Open(ctx, withPrefix(s.Location, prefix))
 	if err != nil {
 		return fmt.Errorf("from inside the cluster: %w", err)
 	}
@@ -81,10 +90,10 @@ func writeSynced(path, content string) error {
 	return f.Close()
 }
 
-// CheckRepository opens the namespace's existing repository with s.Password and closes it again:
-// ErrNoRepository (wrapped) when there is none, repo.ErrWrongPassword when the password does not
-// open it. It is the one place doctor opens repositories, so a change to how namespace
-// repositories are keyed reaches it through openRepo.
+// CheckRepository opens the namespace's existing repository with s.Password (the namespace's key,
+// keyring.RepoPassword) and closes it again: repo.ErrWrongPassword when the key does not open it.
+// Opened as every plugin-side command opens one (openRepo), so a change to how namespace
+// repositories are reached reaches doctor too.
 func CheckRepository(ctx context.Context, s Settings) error {
 	_, closeFn, err := openRepo(ctx, s, false)
 	if err != nil {

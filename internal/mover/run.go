@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
@@ -27,16 +28,15 @@ func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository,
 	if err != nil {
 		return nil, nil, err
 	}
-	loc, err := store.Open(ctx, fileWithoutSidecars(s.Location))
+	// Opened at the repository's own prefix, so that even the reachability probe lists nothing
+	// outside <prefix>/kopia/<ns>/: a mover needs no permission on the rest of the bucket
+	// (docs/security.md has the bucket policy).
+	loc, err := store.Open(ctx, withPrefix(fileWithoutSidecars(s.Location), prefix))
 	if err != nil {
 		return nil, nil, err
 	}
-	bucket, err := loc.Sub(ctx, prefix)
-	_ = loc.Close() // only the repository's own handle is used from here on
-	if err != nil {
-		return nil, nil, err
-	}
-	display := loc.String() + " (" + prefix + ")"
+	bucket := loc.Bucket()
+	display := store.Redact(s.Location) + " (" + prefix + ")"
 	cfg := repo.Config{
 		Password:    s.Password,
 		CacheDir:    s.CacheDir,
@@ -119,6 +119,26 @@ func fileWithoutSidecars(location string) string {
 	}
 	q := u.Query()
 	q.Set("metadata", "skip")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// OpenRepository opens the namespace's existing repository for the plugin's own work on it on the
+// user's machine (ls, cat, cp, delete, maintenance, verify, status): Kopia's content cache is off,
+// so data is read once and never written locally. closeFn releases it.
+func OpenRepository(ctx context.Context, s Settings) (_ *repo.Repository, closeFn func(), err error) {
+	return openRepo(ctx, s, false)
+}
+
+// withPrefix narrows a location URL to sub ("kopia/ns/") below its prefix, with the prefix query
+// parameter that store.Parse appends to the path's prefix.
+func withPrefix(location, sub string) string {
+	u, err := url.Parse(location)
+	if err != nil {
+		return location // store.Open reports it
+	}
+	q := u.Query()
+	q.Set("prefix", strings.Trim(strings.Trim(q.Get("prefix"), "/")+"/"+sub, "/"))
 	u.RawQuery = q.Encode()
 	return u.String()
 }

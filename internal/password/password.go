@@ -27,10 +27,29 @@ func Load(file string) (string, error) {
 		if p == "" {
 			return "", fmt.Errorf("password file %s is empty", file)
 		}
+		if strings.TrimSpace(p) == "" {
+			return "", fmt.Errorf("password file %s holds only white space: that is no password", file)
+		}
 		return p, nil
 	}
 	if p := os.Getenv(EnvPassword); p != "" {
+		if strings.TrimSpace(p) == "" {
+			return "", fmt.Errorf("%s holds only white space: that is no password", EnvPassword)
+		}
 		return p, nil
 	}
 	return "", ErrMissing
+}
+
+// FileWarning says, as ssh does for keys, when a password file can be read by others than its
+// owner ("" when it cannot, or when it cannot be checked).
+func FileWarning(file string) string {
+	if file == "" {
+		return ""
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: password file %s is accessible by group or others (mode %04o): anyone who can read it can decrypt every backup; chmod 600 %s", file, st.Mode().Perm(), file)
 }

@@ -32,11 +32,16 @@ func (Discard) Warn(string) {}
 
 // Text writes human-readable phases to w.
 type Text struct {
-	mu  sync.Mutex
-	w   io.Writer
-	tty bool
-	now func() time.Time
+	mu     sync.Mutex
+	w      io.Writer
+	tty    bool
+	now    func() time.Time
+	active string // the phase drawn on the status line (terminal only)
 }
+
+// Zero is the detail of a phase that found nothing (a resource type with no objects): on a
+// terminal such phases are erased rather than listed one per line; the caller's summary counts them.
+const Zero = "0"
 
 // NewText reports to w; status lines are redrawn in place when w is a terminal.
 func NewText(w io.Writer) *Text {
@@ -52,6 +57,7 @@ func (t *Text) Start(phase string) func(string, error) {
 	t.mu.Lock()
 	if t.tty {
 		fmt.Fprintf(t.w, " • %s ...", phase)
+		t.active = phase
 	}
 	t.mu.Unlock()
 	begin := t.now()
@@ -60,6 +66,10 @@ func (t *Text) Start(phase string) func(string, error) {
 		defer t.mu.Unlock()
 		if t.tty {
 			fmt.Fprint(t.w, "\r\x1b[K")
+			t.active = ""
+			if err == nil && detail == Zero {
+				return
+			}
 		}
 		mark := "✓"
 		if err != nil {
@@ -82,10 +92,18 @@ func (t *Text) Start(phase string) func(string, error) {
 }
 
 // Warn implements Reporter.
-func (t *Text) Warn(msg string) {
+func (t *Text) Warn(msg string) { t.Notice(" ! " + msg) }
+
+// Notice prints a line of its own; on a terminal the status line is erased first and redrawn
+// after, so the line never lands in the middle of it.
+func (t *Text) Notice(line string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintln(t.w, " ! "+msg)
+	if t.tty && t.active != "" {
+		fmt.Fprintf(t.w, "\r\x1b[K%s\n • %s ...", line, t.active)
+		return
+	}
+	fmt.Fprintln(t.w, line)
 }
 
 // JSON writes one JSON object per event to w, for `-o json` runs that still want progress.

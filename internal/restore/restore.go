@@ -24,6 +24,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -57,13 +58,23 @@ type Config struct {
 	Policy            Policy
 	PreserveNodePorts bool
 	DryRun            bool
-	Password          string
+	// ArchiveKey decrypts the resources archive (keyring.ArchiveKey).
+	ArchiveKey string
 	// CRDTimeout bounds the wait for a restored CRD to become Established.
 	CRDTimeout time.Duration
 	// RestoreVolumes fills restored PVCs with their backed-up data before workloads are created.
 	RestoreVolumes bool
-	// StorageClassMapping renames the StorageClass of restored PVCs (and PVs): old → new.
+	// StorageClassMapping renames the StorageClass of restored PVCs, PVs and StatefulSet
+	// volumeClaimTemplates, in spec.storageClassName and the beta annotation: old → new.
 	StorageClassMapping map[string]string
+	// IncludeFinishedJobs restores Jobs that had completed or failed and Pods that had
+	// succeeded or failed; they run again.
+	IncludeFinishedJobs bool
+	// RunningJobs decides about Jobs that were running at backup time (default suspend).
+	RunningJobs RunningJobs
+	// Modifiers patch objects after sanitising and storage class mapping, before namespace
+	// mapping (Velero's order); nil: none.
+	Modifiers *modifiers.Modifiers
 }
 
 // VolumeEngine fills restored claims with their data (internal/volumes through the CLI).
@@ -153,7 +164,16 @@ type entry struct {
 	obj     *unstructured.Unstructured
 	oldUID  types.UID
 	skip    string // reason, when it is not restored
+	note    string // what the user should know about restoring it
+	suspend bool   // a running Job restored suspended
 	created bool
+}
+
+func (e *entry) addNote(n string) {
+	if e.note != "" {
+		n = e.note + "; " + n
+	}
+	e.note = n
 }
 
 // Run restores the backup. It reads and decrypts the whole archive before it changes anything,
@@ -165,6 +185,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if cfg.Policy == "" {
 		cfg.Policy = PolicyNone
 	}
+	if cfg.RunningJobs == "" {
+		cfg.RunningJobs = RunningSuspend
+	}
 	if cfg.CRDTimeout == 0 {
 		cfg.CRDTimeout = time.Minute
 	}
@@ -175,6 +198,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
 	if err != nil {
 		return nil, err
+	}
+	if m.FormatVersion < catalog.FormatLocationKey {
+		return nil, fmt.Errorf("backup %q has format %d: its archive and volume data are encrypted with the password itself, as development builds did before per-namespace keys (v0.1.0 was never released); this build cannot open it: restore it with the build that made it, and back up again: %w", cfg.Backup, m.FormatVersion, catalog.ErrOldFormat)
 	}
 	if m.Status == catalog.Failed {
 		return nil, fmt.Errorf("backup %q failed and has nothing to restore: %s", cfg.Backup, strings.Join(m.Errors, "; "))
@@ -190,7 +216,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 
 	done := d.Progress.Start("read backup " + cfg.Backup)
-	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.Password)
+	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.ArchiveKey)
 	if err != nil {
 		done("", err)
 		return nil, err
@@ -228,19 +254,27 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		r.chosen[x.GVR.GroupResource()] = true
 	}
 	r.selectEntries(entries, sel)
+	if err := r.checkClassMapping(ctx, entries); err != nil {
+		return nil, err
+	}
+	if err := r.transform(entries); err != nil {
+		return nil, err
+	}
 	return r.apply(ctx, entries)
 }
 
-func readArchive(ctx context.Context, c *catalog.Catalog, name, password string) ([]*entry, error) {
+func readArchive(ctx context.Context, c *catalog.Catalog, name, key string) ([]*entry, error) {
 	rd, err := c.NewReader(ctx, name, catalog.ResourcesFile)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	ar, err := archive.NewReader(rd, password)
+	ar, err := archive.NewReader(rd, key)
 	if err != nil {
 		if errors.Is(err, archive.ErrWrongPassword) {
-			return nil, fmt.Errorf("wrong repository password for backup %q in %s (check %s or --password-file): %w", name, c.Location(), "PVBACKUP_PASSWORD", err)
+			// The password opened the location's key (or we would not be here): the archive was
+			// encrypted under another key, so the key file or the archive was replaced.
+			return nil, fmt.Errorf("the archive of backup %q in %s does not open with the location's key: it was encrypted under another location key (was keys/location.age or the archive replaced or copied from another location?): %w", name, c.Location(), err)
 		}
 		return nil, fmt.Errorf("backup %q: %w", name, err)
 	}
@@ -277,9 +311,12 @@ type run struct {
 	vols map[string]catalog.Volume
 	// claims are the PVC entries in restore order, filled once the claims phase ends.
 	claims []*entry
+	// restoredPVs are the PVs this restore creates.
+	restoredPVs map[string]bool
 }
 
-// selectEntries marks what is not restored, and why.
+// selectEntries marks what is not restored, and why. It reads the objects as backed up (with
+// their status), before transform changes them.
 func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 	inSet := map[types.UID]*entry{}
 	for _, e := range entries {
@@ -299,14 +336,19 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 			inSet[e.oldUID] = e
 		}
 	}
-	restoredPVs := map[string]bool{}
+	notRestored := r.decideJobs(entries, inSet)
+	r.restoredPVs = map[string]bool{}
 	for _, e := range entries {
 		if e.skip != "" {
 			continue
 		}
 		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil {
 			if _, ok := inSet[ref.UID]; ok {
-				e.skip = fmt.Sprintf("left to its controller %s %s", ref.Kind, ref.Name)
+				e.skip, e.note = fmt.Sprintf("left to its controller %s %s", ref.Kind, ref.Name), ""
+				continue
+			}
+			if job, ok := notRestored[ref.UID]; ok {
+				e.skip, e.note = fmt.Sprintf("its Job %s is not restored: %s", ref.Name, job.skip), ""
 				continue
 			}
 		}
@@ -319,25 +361,93 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 			if p, _, _ := unstructured.NestedString(e.obj.Object, "spec", "persistentVolumeReclaimPolicy"); p != "Retain" {
 				e.skip = fmt.Sprintf("reclaim policy %s: its storage was deleted with its claim; the claim gets a new volume", p)
 			} else {
-				restoredPVs[e.key.Name] = true
+				r.restoredPVs[e.key.Name] = true
 			}
-		}
-	}
-	for _, e := range entries {
-		if e.skip == "" {
-			Sanitize(e.gr, e.obj, SanitizeOptions{PreserveNodePorts: r.cfg.PreserveNodePorts, RestoredPVs: restoredPVs})
-			MapNamespace(e.gr, e.obj, r.cfg.NamespaceMapping)
-			if e.gr == grPVC || e.gr == grPV {
-				mapStorageClass(e.obj, r.cfg.StorageClassMapping)
-			}
-			if e.gr == grPVC {
-				r.prepareClaim(e)
-			}
+		case grStorageClass:
+			e.skip = r.mappedAway(e)
 		}
 	}
 }
 
+// decideJobs leaves out finished Jobs and Pods and, with --running-jobs=skip, running Jobs,
+// unless their controller (a CronJob, a Job) is restored and recreates what it needs. It returns
+// the Jobs left out, whose Pods go with them, and takes them out of inSet.
+func (r *run) decideJobs(entries []*entry, inSet map[types.UID]*entry) map[types.UID]*entry {
+	notRestored := map[types.UID]*entry{}
+	for _, e := range entries {
+		if e.skip != "" {
+			continue
+		}
+		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil && inSet[ref.UID] != nil {
+			continue
+		}
+		if e.skip, e.note = r.jobDecision(e); e.skip != "" && e.oldUID != "" {
+			delete(inSet, e.oldUID)
+			notRestored[e.oldUID] = e
+		}
+	}
+	return notRestored
+}
+
+// transform turns each object to restore into what is created, in Velero's order: sanitise,
+// map the StorageClass, apply the resource modifiers (to the object still in the namespace it
+// was backed up from, which is what their namespaces condition names), then map the namespace.
+// It changes nothing in the cluster: a modifier that fails fails the restore before anything is
+// created.
+func (r *run) transform(entries []*entry) error {
+	var failed []string
+	for _, e := range entries {
+		if e.skip != "" {
+			continue
+		}
+		Sanitize(e.gr, e.obj, SanitizeOptions{PreserveNodePorts: r.cfg.PreserveNodePorts, RestoredPVs: r.restoredPVs})
+		mapStorageClass(e.gr, e.obj, r.cfg.StorageClassMapping)
+		if e.suspend {
+			_ = unstructured.SetNestedField(e.obj.Object, true, "spec", "suspend")
+		}
+		changed, err := r.cfg.Modifiers.Apply(e.gr, e.obj)
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s %s: %v", e.gr, objectName(e.key.Namespace, e.key.Name), err))
+			continue
+		}
+		if len(changed) > 0 {
+			e.addNote("changed by " + ruleList(changed))
+		}
+		MapNamespace(e.gr, e.obj, r.cfg.NamespaceMapping)
+		if e.gr == grPVC {
+			r.prepareClaim(e)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("--resource-modifiers: %d of the objects to restore cannot be modified, nothing was restored: %s", len(failed), strings.Join(failed, "; "))
+	}
+	if idx := r.cfg.Modifiers.Unmatched(); len(idx) > 0 {
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("--resource-modifiers: %s matched no restored object (conditions name the namespace an object was backed up from, and core resources without a group: \"persistentvolumeclaims\", not \"persistentvolumeclaims.storage.k8s.io\")", ruleList(idx)))
+	}
+	return nil
+}
+
+func objectName(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
+}
+
+func ruleList(idx []int) string {
+	parts := make([]string, len(idx))
+	for i, x := range idx {
+		parts[i] = fmt.Sprintf("resourceModifierRules[%d]", x)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (r *run) record(e *entry, a Action, reason string) {
+	if reason == "" && (a == Created || a == WouldCreate || a == Updated || a == WouldUpdate) {
+		reason = e.note
+	} else if a == WouldUpdate && e.note != "" {
+		reason += "; " + e.note
+	}
 	it := Item{Resource: e.gr.String(), Namespace: e.obj.GetNamespace(), Name: e.obj.GetName(), Action: a, Reason: reason}
 	r.res.Items = append(r.res.Items, it)
 	r.res.Summary[a]++

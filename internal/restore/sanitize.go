@@ -78,8 +78,10 @@ func Sanitize(gr schema.GroupResource, o *unstructured.Unstructured, opts Saniti
 	case grJob:
 		if manual, _, _ := unstructured.NestedBool(o.Object, "spec", "manualSelector"); !manual {
 			unstructured.RemoveNestedField(o.Object, "spec", "selector")
+			// The Job's own labels were defaulted from its template's, old uid included.
 			for _, l := range jobLabels {
 				unstructured.RemoveNestedField(o.Object, "spec", "template", "metadata", "labels", l)
+				unstructured.RemoveNestedField(o.Object, "metadata", "labels", l)
 			}
 		}
 	}

@@ -10,16 +10,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
-// mapStorageClass applies --storage-class-mapping to a PVC or PV.
-func mapStorageClass(o *unstructured.Unstructured, m map[string]string) {
-	if len(m) == 0 {
-		return
-	}
-	if sc, ok, _ := unstructured.NestedString(o.Object, "spec", "storageClassName"); ok && m[sc] != "" {
-		_ = unstructured.SetNestedField(o.Object, m[sc], "spec", "storageClassName")
-	}
-}
-
 // volumeOf returns the backup's record of the claim's data (by its source namespace and name).
 func (r *run) volumeOf(e *entry) (catalog.Volume, bool) {
 	v, ok := r.vols[e.key.Namespace+"/"+e.key.Name]

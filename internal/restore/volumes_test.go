@@ -57,7 +57,7 @@ func TestFillClaims(t *testing.T) {
 	for _, n := range []string{"data", "broken", "exists", "failed", "kept", "unknown"} {
 		e := claimEntry("shop", n, "gp2", n != "exists")
 		MapNamespace(grPVC, e.obj, map[string]string{"shop": "shop-copy"})
-		mapStorageClass(e.obj, r.cfg.StorageClassMapping)
+		mapStorageClass(grPVC, e.obj, r.cfg.StorageClassMapping)
 		r.prepareClaim(e)
 		claims = append(claims, e)
 	}

@@ -36,6 +36,7 @@ var schemes = []string{"azblob", "file", "gs", "mem", "s3"}
 // Location is an opened backup location.
 type Location struct {
 	display   string       // the URL without secrets, for messages
+	raw       string       // the URL as given, only to scrub its secrets from messages
 	bucketURL string       // what gocloud opens; "" when built by FromBucket
 	prefix    string       // "" or "a/b/"
 	bucket    *blob.Bucket // already narrowed to the prefix
@@ -55,7 +56,11 @@ func Parse(raw string) (bucketURL, prefix string, err error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("backup location %q is not a URL: %w", Redact(raw), err)
+		// url.Parse's error repeats the raw URL, secrets included: say what is wrong without it.
+		return "", "", fmt.Errorf("backup location %q is not a URL: %s", Redact(raw), parseProblem(err))
+	}
+	if err := checkNoCredentials(u); err != nil {
+		return "", "", fmt.Errorf("backup location %q: %w", Redact(raw), err)
 	}
 	i := sort.SearchStrings(schemes, u.Scheme)
 	if i == len(schemes) || schemes[i] != u.Scheme {
@@ -98,12 +103,12 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 	if u, _ := url.Parse(bucketURL); u.Scheme == "file" {
 		// fileblob wants the directory to exist; a new backup location is a normal first step.
 		if err := os.MkdirAll(u.Path, 0o700); err != nil {
-			return nil, fmt.Errorf("backup location %s: %w", display, err)
+			return nil, fmt.Errorf("backup location %s: %w", display, Scrub(raw, err))
 		}
 	}
 	b, err := blob.OpenBucket(ctx, bucketURL)
 	if err != nil {
-		return nil, fmt.Errorf("open backup location %s: %w", display, err)
+		return nil, fmt.Errorf("open backup location %s: %w", display, Scrub(raw, err))
 	}
 	if prefix != "" {
 		b = blob.PrefixedBucket(b, prefix)
@@ -119,9 +124,9 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("backup location %s is not reachable: %s (check the URL, the endpoint and the credentials)", display, shortError(err))
+		return nil, fmt.Errorf("backup location %s is not reachable: %s (check the URL, the endpoint and the credentials)", display, shortError(Scrub(raw, err)))
 	}
-	return &Location{display: display, bucketURL: bucketURL, prefix: prefix, bucket: b}, nil
+	return &Location{display: display, raw: raw, bucketURL: bucketURL, prefix: prefix, bucket: b}, nil
 }
 
 // String returns the location without secrets.
@@ -139,9 +144,32 @@ func (l *Location) Sub(ctx context.Context, prefix string) (*blob.Bucket, error)
 	}
 	b, err := blob.OpenBucket(ctx, l.bucketURL)
 	if err != nil {
-		return nil, fmt.Errorf("open backup location %s: %w", l.display, err)
+		return nil, fmt.Errorf("open backup location %s: %w", l.display, l.Scrub(err))
 	}
 	return blob.PrefixedBucket(b, l.prefix+prefix), nil
+}
+
+// Scrub removes the location URL's secrets from err's message (see the package function Scrub).
+func (l *Location) Scrub(err error) error { return Scrub(l.raw, err) }
+
+// parseProblem says what url.Parse found wrong, without the URL its error repeats.
+func parseProblem(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return "it cannot be parsed"
+	}
+	var esc url.EscapeError
+	var host url.InvalidHostError
+	switch {
+	case errors.As(ue.Err, &esc):
+		return "a %-escape is malformed (write % as %25)"
+	case errors.As(ue.Err, &host):
+		return "its host has an invalid character"
+	case !strings.ContainsAny(ue.Err.Error(), `"'`):
+		// Messages without a quoted piece of the URL ("missing protocol scheme") are safe.
+		return ue.Err.Error()
+	}
+	return "it cannot be parsed"
 }
 
 // Close releases the bucket.
@@ -150,32 +178,6 @@ func (l *Location) Close() error { return l.bucket.Close() }
 // IsNotFound reports whether err means a key does not exist.
 func IsNotFound(err error) bool {
 	return errors.Is(err, ErrNotFound) || gcerrors.Code(err) == gcerrors.NotFound
-}
-
-// Redact removes user info and query values that look like credentials from a URL.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	q := u.Query()
-	changed := false
-	for k := range q {
-		lk := strings.ToLower(k)
-		for _, s := range []string{"key", "secret", "token", "sig", "password", "credential"} {
-			if strings.Contains(lk, s) {
-				q.Set(k, "REDACTED")
-				changed = true
-			}
-		}
-	}
-	if changed {
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
 }
 
 // shortError keeps the first line of an SDK error, which often carries a page of retry detail.
@@ -188,4 +190,91 @@ func shortError(err error) string {
 		s = s[:300] + "..."
 	}
 	return s
+}
+
+// ErrExists is returned (wrapped) by WriteNew when something is already stored under the key.
+var ErrExists = errors.New("already exists")
+
+// WriteNew stores data under key only if nothing is there, in one step that two writers cannot
+// both pass: S3's If-None-Match (gocloud's IfNotExist), GCS and Azure preconditions, memblob's
+// lock. gocloud's fileblob only checks before it renames, which two processes can both pass, so
+// for file:// the object is hard-linked into place, which fails if the name exists.
+// An existing object is ErrExists; any other error means the location cannot be written.
+func (l *Location) WriteNew(ctx context.Context, key string, data []byte, contentType string) error {
+	if p, ok := l.localPath(key); ok {
+		return writeNewFile(p, data)
+	}
+	err := l.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return fmt.Errorf("%s in %s: %w", key, l.display, ErrExists)
+	}
+	if err != nil {
+		return l.Scrub(err)
+	}
+	return nil
+}
+
+// localPath is the file a file:// location keeps key in, when fileblob stores it under its own
+// name (it escapes "//", "../", control characters and a trailing slash; those keys go through
+// fileblob).
+func (l *Location) localPath(key string) (string, bool) {
+	u, err := url.Parse(l.bucketURL)
+	if err != nil || u.Scheme != "file" {
+		return "", false
+	}
+	k := l.prefix + key
+	for _, c := range k {
+		if c < 32 || c == '\\' {
+			return "", false
+		}
+	}
+	if strings.Contains(k, "//") || strings.Contains(k, "../") || strings.HasSuffix(k, "/") || strings.HasPrefix(k, "/") {
+		return "", false
+	}
+	return filepath.Join(u.Path, filepath.FromSlash(k)), true
+}
+
+// tempPrefix and tempSuffix frame the name of WriteNew's temporary file on file://, beside the
+// final one until it is linked into place.
+const tempPrefix, tempSuffix = ".", ".tmp"
+
+// IsTemp reports whether key is WriteNew's temporary file (file:// only): readers that ask "is
+// anything here" skip it, since it is either linked into place or removed in a moment.
+func IsTemp(key string) bool {
+	base := key[strings.LastIndex(key, "/")+1:]
+	return strings.HasPrefix(base, tempPrefix) && strings.HasSuffix(base, tempSuffix)
+}
+
+func writeNewFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix+filepath.Base(path)+".*"+tempSuffix)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	err = os.Link(tmp.Name(), path)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		// A filesystem without hard links: an exclusive create is as atomic, but a reader may
+		// see the file before its content.
+		var f *os.File
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			_, err = f.Write(data)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	return err
 }

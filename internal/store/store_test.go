@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -41,12 +42,67 @@ func TestParse(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	got := Redact("azblob://c/p?sas_token=abc&account=me&x_secret=1")
-	if strings.Contains(got, "abc") || strings.Contains(got, "=1") || !strings.Contains(got, "account=me") {
-		t.Fatalf("Redact = %s", got)
+	for _, tc := range []struct{ in, want string }{
+		{"azblob://c/p?sas_token=abc&account=me&x_secret=1", "azblob://c/p?sas_token=REDACTED&account=me&x_secret=REDACTED"},
+		{"s3://user:pass@bkt/p", "s3://REDACTED@bkt/p"},
+		{"s3://b/p?region=x&endpoint=http://user:s3cr3t@h:9000", "s3://b/p?region=x&endpoint=http%3A%2F%2FREDACTED%40h%3A9000"},
+		{"s3://b/p?endpoint=http%3A%2F%2Fuser%3As3cr3t%40h", "s3://b/p?endpoint=http%3A%2F%2FREDACTED%40h"},
+		{"s3://b/p?region=x&aws_secret_access_key=SEC%zzRET", "s3://b/p?region=x&aws_secret_access_key=REDACTED"},
+		{"s3://b/p?region=eu-west-1&endpoint=http://h:9000", "s3://b/p?region=eu-west-1&endpoint=http://h:9000"},
+		{"s3://us%er:pa%zz@b/p", "s3://REDACTED@b/p"},
+		{"s3://b/p%zz?token=abc", "s3://b/p%zz?token=REDACTED"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
-	if got := Redact("s3://user:pass@bkt/p"); strings.Contains(got, "pass") {
-		t.Fatalf("Redact = %s", got)
+}
+
+// TestCredentialsRefused checks that a location URL carrying a credential is refused with a
+// message that names the parameter but not its value.
+func TestCredentialsRefused(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"s3://b/p?region=x&aws_secret_access_key=S3CR3T", `parameter "aws_secret_access_key" is a credential`},
+		{"gs://b/p?access_token=S3CR3T", `parameter "access_token" is a credential`},
+		{"azblob://c/p?sas_token=S3CR3T", `parameter "sas_token" is a credential`},
+		{"s3://b/p?region=x&endpoint=http://user:S3CR3T@127.0.0.1:1", `parameter "endpoint" holds a password`},
+		{"s3://b/p?region=x&endpoint=http%3A%2F%2Fuser%3AS3CR3T%40h", `parameter "endpoint" holds a password`},
+		{"s3://user:S3CR3T@b/p?region=x", "holds a password (user:password@)"},
+		{"s3://b/p?region=x&aws_secret_access_key=S3CR3T%zz", `parameter "aws_secret_access_key" is a credential`},
+		{"s3://us:S3CR3T%zz@b/p", "a %-escape is malformed"},
+		{"s3://b/p?region=x&X-Amz-Signature=S3CR3T", `"X-Amz-Signature" is a credential`},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			_, _, err := Parse(tc.in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v; want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "S3CR3T") {
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+		})
+	}
+	for _, ok := range []string{"gs://b/p?access_id=sa@p.iam.gserviceaccount.com&private_key_path=/k.pem", "s3://b/p?region=x&kmskeyid=alias/k&ssetype=aws:kms", "s3://user@b/p?region=x"} {
+		if _, _, err := Parse(ok); err != nil {
+			t.Errorf("Parse(%q) = %v; it holds no credential", ok, err)
+		}
+	}
+}
+
+func TestScrub(t *testing.T) {
+	raw := "s3://u:PW1@b/p?region=x&aws_secret_access_key=KEY%2F2&endpoint=http%3A%2F%2Fv%3APW3%40h"
+	err := errors.New("open bucket s3://u:PW1@b?aws_secret_access_key=KEY%2F2 (key KEY/2) endpoint http://v:PW3@h: unknown")
+	got := Scrub(raw, err)
+	for _, s := range []string{"PW1", "KEY%2F2", "KEY/2", "PW3"} {
+		if strings.Contains(got.Error(), s) {
+			t.Errorf("Scrub left %q in %q", s, got)
+		}
+	}
+	if !errors.Is(got, err) {
+		t.Error("Scrub does not unwrap to the original error")
+	}
+	if Scrub(raw, nil) != nil {
+		t.Error("Scrub(nil) != nil")
 	}
 }
 
@@ -97,5 +153,19 @@ func TestSub(t *testing.T) {
 	got, err := loc.Bucket().ReadAll(ctx, "kopia/shop/blob")
 	if err != nil || string(got) != "k" {
 		t.Fatalf("the sub-location did not write under the location's prefix: %q %v", got, err)
+	}
+}
+
+func TestIsTemp(t *testing.T) {
+	for key, want := range map[string]bool{
+		"backups/race/.claim.json.1023100144.tmp": true,
+		".location.age.42.tmp":                    true,
+		"backups/race/claim.json":                 false,
+		"backups/race/claim.json.tmp":             false,
+		"backups/.hidden/backup.json":             false,
+	} {
+		if got := IsTemp(key); got != want {
+			t.Errorf("IsTemp(%q) = %v, want %v", key, got, want)
+		}
 	}
 }

@@ -73,7 +73,7 @@ func TestVolumesOnControlPlane(t *testing.T) {
 	deps := volumes.Deps{Kube: kube, Snap: snap, Discovery: kube.Discovery()}
 	cfg := func(backup string, mode volumes.Mode) volumes.Config {
 		return volumes.Config{Backup: backup, Mode: mode, Timeout: 3 * time.Second,
-			Mover: volumes.MoverConfig{Image: "mover:it", Location: "s3://bucket/p", Password: "pw", Env: map[string]string{"AWS_ACCESS_KEY_ID": "x"}}}
+			Mover: volumes.MoverConfig{Image: "mover:it", Location: "s3://bucket/p", RepoPassword: func(ns string) string { return "key-of-" + ns }, Env: map[string]string{"AWS_ACCESS_KEY_ID": "x"}}}
 	}
 	noLeftovers := func(backup string) {
 		t.Helper()

@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 )
 
 // noSnapshotRestore are CSI drivers whose snapshots cannot be restored into a new volume the
@@ -85,15 +87,69 @@ type Decision struct {
 // (names; each applies to the driver its class belongs to). An error means the claim cannot be
 // backed up as asked; its text says why and what to do.
 func Decide(requested Mode, classFlag []string, pvc *corev1.PersistentVolumeClaim, f *Facts) (Decision, error) {
-	d := Decision{Mode: requested}
-	source := "--volumes=" + string(requested)
+	return DecideRequest(Request{Mode: requested}, classFlag, pvc, f)
+}
+
+// Request is what the user asked for: the --volumes mode, and a resource policy file whose
+// rules come before it.
+type Request struct {
+	Mode     Mode
+	Policies *policy.Policies
+	// SnapshotMoveData makes the policy action snapshot mean snapshot-move (Velero's
+	// --snapshot-move-data); without it, snapshot keeps VolumeSnapshots, as Velero's CSI snapshots do.
+	SnapshotMoveData bool
+}
+
+// PolicyMode is the mode of a resource policy action: skip is none, fs-backup is fs, snapshot is
+// snapshot (VolumeSnapshots kept, Velero's CSI snapshot) or, with moveData, snapshot-move (Velero's
+// data mover), and snapshot-move is ours.
+func PolicyMode(a policy.Action, moveData bool) Mode {
+	switch a {
+	case policy.Skip:
+		return ModeNone
+	case policy.FSBackup:
+		return ModeFS
+	case policy.Snapshot:
+		if moveData {
+			return ModeSnapshotMove
+		}
+		return ModeSnapshot
+	}
+	return ModeSnapshotMove
+}
+
+// requestedMode applies the precedence: the PVC's annotation (the most specific word, written on
+// the claim itself), then the first matching resource policy rule, then --volumes. It returns the
+// mode and where it came from, for the volume's reason.
+func requestedMode(req Request, pvc *corev1.PersistentVolumeClaim, f *Facts) (Mode, string, error) {
 	if a, ok := pvc.Annotations[AnnotationMode]; ok {
 		m, err := ParseMode(a)
 		if err != nil {
-			return d, fmt.Errorf("PVC %s/%s: annotation %s: %w", pvc.Namespace, pvc.Name, AnnotationMode, err)
+			return req.Mode, "", fmt.Errorf("PVC %s/%s: annotation %s: %w", pvc.Namespace, pvc.Name, AnnotationMode, err)
 		}
-		d.Mode, source = m, "annotation "+AnnotationMode+"="+a
+		return m, "annotation " + AnnotationMode + "=" + a, nil
 	}
+	if r := req.Policies.Match(policy.Volume{PVC: pvc, PV: f.PVs[pvc.Spec.VolumeName]}); r != nil {
+		return PolicyMode(r.Action, req.SnapshotMoveData), r.String(), nil
+	}
+	return req.Mode, "--volumes=" + string(req.Mode), nil
+}
+
+// DecideRequest is Decide with a resource policy.
+func DecideRequest(req Request, classFlag []string, pvc *corev1.PersistentVolumeClaim, f *Facts) (Decision, error) {
+	mode, source, err := requestedMode(req, pvc, f)
+	d := Decision{Mode: mode}
+	if err != nil {
+		return d, err
+	}
+	d, err = decide(d, source, classFlag, pvc, f)
+	if err != nil && strings.HasPrefix(source, "resource policy") {
+		err = fmt.Errorf("%w (mode %s from %s)", err, mode, source)
+	}
+	return d, err
+}
+
+func decide(d Decision, source string, classFlag []string, pvc *corev1.PersistentVolumeClaim, f *Facts) (Decision, error) {
 	if d.Mode == ModeNone {
 		d.Reason = source
 		return d, nil

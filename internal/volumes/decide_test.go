@@ -141,14 +141,4 @@ func TestValidateClassFlag(t *testing.T) {
 	}
 }
 
-func TestParseMapping(t *testing.T) {
-	m, err := ParseMapping("storage-class-mapping", []string{"a:b,c:d", "e:f"})
-	if err != nil || m["a"] != "b" || m["c"] != "d" || m["e"] != "f" || len(m) != 3 {
-		t.Fatalf("got %v, %v", m, err)
-	}
-	if _, err := ParseMapping("storage-class-mapping", []string{"a"}); err == nil || !strings.Contains(err.Error(), "use old:new") {
-		t.Errorf("bad pair: %v", err)
-	}
-}
-
 func ptrTo[T any](v T) *T { return &v }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,7 +198,7 @@ func boundClaim(name, pv string, modes ...corev1.PersistentVolumeAccessMode) *co
 
 func testConfig(mode Mode) Config {
 	return Config{Backup: "b1", Mode: mode, RunID: "r0001", Parallel: 2, Timeout: 5 * time.Second, ControllerTimeout: time.Second,
-		Mover: MoverConfig{Image: "mover:test", Location: "s3://bucket/prefix", Password: "pw", Env: map[string]string{"AWS_ACCESS_KEY_ID": "k"}}}
+		Mover: MoverConfig{Image: "mover:test", Location: "s3://bucket/prefix", RepoPassword: repoKey, Env: map[string]string{"AWS_ACCESS_KEY_ID": "k"}}}
 }
 
 // leftovers lists every object the engine may have left, labelled or not.
@@ -376,7 +377,7 @@ func TestCleanupLeftovers(t *testing.T) {
 	ctx := context.Background()
 	tk := Task{Backup: "b1", Op: "backup", Namespace: "app", PVC: "data"}
 	other := Task{Backup: "b2", Op: "backup", Namespace: "app", PVC: "data"}
-	c := &MoverConfig{Image: "i", Location: "s3://b", Password: "p"}
+	c := &MoverConfig{Image: "i", Location: "s3://b", RepoPassword: repoKey}
 	c.Defaults()
 	kept := tk.SnapshotSpec("dir", true)
 	kept.Name = tk.KeptSnapshotName()
@@ -423,7 +424,7 @@ func TestCleanupLeftovers(t *testing.T) {
 
 func TestJobSpecSecurity(t *testing.T) {
 	tk := Task{Backup: "nightly-2026-11-25", Op: "backup", Namespace: "shop", SourceNamespace: "shop", PVC: strings.Repeat("very-long-claim-name-", 4), Run: NewRunID()}
-	c := &MoverConfig{Image: "img", Location: "s3://b/p", Password: "pw", Files: map[string][]byte{"GOOGLE_APPLICATION_CREDENTIALS": []byte("{}")}}
+	c := &MoverConfig{Image: "img", Location: "s3://b/p", RepoPassword: repoKey, Files: map[string][]byte{"GOOGLE_APPLICATION_CREDENTIALS": []byte("{}")}}
 	c.Defaults()
 	j := tk.JobSpec(c, "claim", "", "", nil)
 	for _, n := range []string{j.Name, tk.SecretName(), tk.TempPVCName(), tk.SnapshotName(), tk.KeptSnapshotName()} {
@@ -450,13 +451,13 @@ func TestJobSpecSecurity(t *testing.T) {
 	if env["PVBACKUP_SOURCE"] != "/tmp/data" || env["PVBACKUP_LOCATION"] != "s3://b/p" || env["GOOGLE_APPLICATION_CREDENTIALS"] != mountCreds+"/GOOGLE_APPLICATION_CREDENTIALS" || env["PVBACKUP_PASSWORD"] != "" {
 		t.Errorf("env %v", env)
 	}
-	// The password is only in the Secret.
+	// The repository key is only in the Secret, and it is the source namespace's.
 	b, _ := json.Marshal(j)
-	if strings.Contains(string(b), `"pw"`) {
-		t.Error("the Job spec holds the password")
+	if strings.Contains(string(b), repoKey("shop")) {
+		t.Error("the Job spec holds the repository key")
 	}
-	if string(tk.SecretSpec(c).Data[passwordKey]) != "pw" {
-		t.Error("the Secret lacks the password")
+	if string(tk.SecretSpec(c).Data[passwordKey]) != repoKey("shop") {
+		t.Error("the Secret lacks the repository key")
 	}
 	// Restore as root restores owners; the default skips them.
 	r := Task{Backup: "b", Op: "restore", Namespace: "n", SourceNamespace: "old", PVC: "p"}
@@ -555,5 +556,54 @@ func TestBackupInterrupted(t *testing.T) {
 	}
 	if l := leftovers(t, s); len(l) != 0 {
 		t.Errorf("left behind after Ctrl-C: %v", l)
+	}
+}
+
+// repoKey stands for keyring.RepoPassword (internal/keyring tests the real one).
+func repoKey(ns string) string { return "key-of-" + ns }
+
+// TestSecretCarriesOneNamespaceKey: the temporary Secret holds the key of the repository the
+// mover opens (the source namespace's on a mapped restore) and nothing else secret; with
+// --mover-secret the storage credentials come from the user's Secret, the key still from ours.
+func TestSecretCarriesOneNamespaceKey(t *testing.T) {
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk"}
+	for _, tc := range []struct {
+		name       string
+		task       Task
+		userSecret string
+		wantKeys   []string
+	}{
+		{"backup", Task{Backup: "b", Op: "backup", Namespace: "a", SourceNamespace: "a", PVC: "p"}, "", []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", passwordKey}},
+		{"mapped restore", Task{Backup: "b", Op: "restore", Namespace: "a-copy", SourceNamespace: "a", PVC: "p"}, "", []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", passwordKey}},
+		{"mover-secret", Task{Backup: "b", Op: "backup", Namespace: "a", SourceNamespace: "a", PVC: "p"}, "mine", []string{passwordKey}},
+		{"doctor's probe", Task{Backup: "doctor-x", Op: "probe", Namespace: "a", SourceNamespace: "a", PVC: "p", ProbeToken: "t"}, "", []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", passwordKey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &MoverConfig{Image: "i", Location: "s3://b/p", RepoPassword: repoKey, Env: env, Secret: tc.userSecret}
+			c.Defaults()
+			s := tc.task.SecretSpec(c)
+			var keys []string
+			for k := range s.Data {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			if strings.Join(keys, ",") != strings.Join(tc.wantKeys, ",") {
+				t.Errorf("Secret keys %v, want %v", keys, tc.wantKeys)
+			}
+			if got := string(s.Data[passwordKey]); got != repoKey("a") {
+				t.Errorf("Secret in %s holds key %q, want the source namespace's %q", tc.task.Namespace, got, repoKey("a"))
+			}
+			var from []string
+			for _, e := range tc.task.JobSpec(c, "p", "", "", nil).Spec.Template.Spec.Containers[0].EnvFrom {
+				from = append(from, e.SecretRef.Name)
+			}
+			want := []string{tc.task.SecretName()}
+			if tc.userSecret != "" {
+				want = []string{tc.userSecret, tc.task.SecretName()} // ours last: it wins
+			}
+			if strings.Join(from, ",") != strings.Join(want, ",") {
+				t.Errorf("envFrom %v, want %v", from, want)
+			}
+		})
 	}
 }

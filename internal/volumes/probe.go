@@ -61,18 +61,24 @@ func (p *Prober) WaitBound(ctx context.Context, ns, name string) (*corev1.Persis
 			return pvcs.Watch(ctx, o)
 		},
 	}, p.e.d.Kube)
-	match := func(ref corev1.ObjectReference) bool { return ref.Kind == "PersistentVolumeClaim" && ref.Name == name }
 	var bound *corev1.PersistentVolumeClaim
-	what := fmt.Sprintf("PVC %s/%s: waiting until it is bound", ns, name)
-	err := until(ctx, p.e.d.Kube, ns, named(name), what, p.e.cfg.Timeout, match, lw, &corev1.PersistentVolumeClaim{},
-		func(o runtime.Object, _ *stall) (bool, string, error) {
+	err := until(ctx, p.e.d.Kube, waitSpec{
+		Namespace: ns,
+		What:      fmt.Sprintf("PVC %s/%s: waiting until it is bound", ns, name),
+		Timeout:   p.e.cfg.Timeout,
+		LW:        lw,
+		Obj:       &corev1.PersistentVolumeClaim{},
+		Mine:      named(name),
+		Events:    func(ref corev1.ObjectReference) bool { return ref.Kind == "PersistentVolumeClaim" && ref.Name == name },
+		Cond: func(o runtime.Object, _ *stall) (bool, string, error) {
 			c := o.(*corev1.PersistentVolumeClaim)
 			if c.Status.Phase == corev1.ClaimBound {
 				bound = c
 				return true, "", nil
 			}
 			return false, fmt.Sprintf("PVC %s/%s %s", ns, name, phaseOr(c.Status.Phase)), nil
-		})
+		},
+	})
 	return bound, err
 }
 

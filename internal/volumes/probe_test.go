@@ -14,7 +14,7 @@ import (
 
 func probeTask() Task {
 	return Task{Backup: "doctor-r0001", Op: mover.OpProbe, Namespace: "app", SourceNamespace: "app", PVC: "data", Run: "r0001",
-		Env: map[string]string{"PVBACKUP_PROBE_TOKEN": "tok"}}
+		ProbeToken: "tok"}
 }
 
 func TestProberMover(t *testing.T) {

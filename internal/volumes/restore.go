@@ -15,6 +15,13 @@ type RestoreItem struct {
 	SourceNamespace string // the repository: the namespace the data was backed up from
 	PVC             string
 	KopiaSnapshot   string
+	// RequireEmpty fails the fill, writing nothing, when the claim holds data (an existing claim).
+	RequireEmpty bool
+	// SubPath restores only that directory of the snapshot.
+	SubPath string
+	// Sync makes the claim equal to the snapshot (in-place); DiffOnly counts what Sync would change,
+	// mounting the claim read-only.
+	Sync, DiffOnly bool
 }
 
 // RestoreOutcome is what happened to one RestoreItem.
@@ -37,7 +44,8 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 	err := e.forEach(ctx, len(items), func(ctx context.Context, i int) {
 		it := items[i]
 		out[i].RestoreItem = it
-		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID}
+		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID,
+			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath, Sync: it.Sync, DiffOnly: it.DiffOnly}
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from snapshot %s", it.Namespace, it.PVC, it.KopiaSnapshot))
 		start := time.Now()
 		var created createdObjects

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
 // Paths inside the mover container.
@@ -23,8 +25,8 @@ const (
 	// its target (<target>.kopia-entry), and the root filesystem is read-only.
 	mountData     = mountTmp + "/data"
 	mountCreds    = "/var/run/pvbackup/credentials"
-	passwordKey   = "PVBACKUP_PASSWORD"
-	containerName = "mover"
+	passwordKey   = mover.SecretKeyPassword
+	containerName = mover.ContainerName
 )
 
 // CredentialEnv are the environment variables the plugin passes to movers when it has them: the
@@ -72,7 +74,7 @@ func objectName(prefix string, parts ...string) string {
 // Task is one volume's work: its identity and the names of its temporary objects.
 type Task struct {
 	Backup    string
-	Op        string // "backup" or "restore"
+	Op        string // "backup", "restore" or "probe" (doctor)
 	Namespace string // where the claim and the temporary objects are
 	// SourceNamespace selects the repository (differs from Namespace on a mapped restore).
 	SourceNamespace string
@@ -80,8 +82,13 @@ type Task struct {
 	// Run makes the names of one run unique, so events of an earlier run's objects of the same
 	// backup and claim (a second restore, say) are never taken for this run's.
 	Run string
-	// Env is more environment for the mover (doctor's probe passes its token this way).
-	Env map[string]string
+	// RequireEmpty and SubPath are a restore's (mover.Invocation).
+	RequireEmpty   bool
+	SubPath        string
+	Sync, DiffOnly bool
+	// ProbeToken and ProbeVerify are doctor's probe's (mover.Invocation).
+	ProbeToken  string
+	ProbeVerify bool
 }
 
 func (t Task) name(kind string) string {
@@ -153,15 +160,21 @@ func (t Task) TempPVCSpec(src *corev1.PersistentVolumeClaim, restoreSize *resour
 	}
 }
 
-// SecretSpec is the temporary Secret: the repository password and the storage credentials.
+// SecretSpec is the temporary Secret: the password of the source namespace's repository alone
+// (which opens nothing else), and the storage credentials unless the user's --mover-secret has them.
 func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: t.meta(t.SecretName()), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
-	s.Data[passwordKey] = []byte(c.Password)
+	if c.RepoPassword != nil {
+		s.Data[passwordKey] = []byte(c.RepoPassword(t.SourceNamespace))
+	}
+	if c.Secret != "" {
+		return s
+	}
 	for k, v := range c.Env {
 		s.Data[k] = []byte(v)
 	}
 	for k, v := range c.Files {
-		s.Data["file-"+k] = v
+		s.Data[mover.SecretFilePrefix+k] = v
 	}
 	return s
 }
@@ -170,42 +183,30 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 // it to a node (an RWO volume in use there), tolerations come from the pod using it.
 func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolerations []corev1.Toleration) *batchv1.Job {
 	backup := t.Op == "backup"
-	args := []string{t.Op} // the image's entrypoint is `kubectl-pvbackup mover`
-	env := []corev1.EnvVar{
-		{Name: "PVBACKUP_LOCATION", Value: c.Location},
-		{Name: "PVBACKUP_SOURCE_NAMESPACE", Value: t.SourceNamespace},
-		{Name: "PVBACKUP_PVC", Value: t.PVC},
-		{Name: "PVBACKUP_BACKUP", Value: t.Backup},
-		{Name: "PVBACKUP_CACHE_DIR", Value: mountTmp},
-		{Name: "TMPDIR", Value: mountTmp},
+	readOnly := backup || t.DiffOnly || t.ProbeVerify // a diff and the probe's read-back only read
+	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
+	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
+		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
+		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly,
+		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify}
+	args := inv.Args()
+	var env []corev1.EnvVar
+	for _, e := range inv.Env() {
+		env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
-	if backup {
-		env = append(env, corev1.EnvVar{Name: "PVBACKUP_SOURCE", Value: mountData})
-	} else {
-		env = append(env, corev1.EnvVar{Name: "PVBACKUP_TARGET", Value: mountData}, corev1.EnvVar{Name: "PVBACKUP_SNAPSHOT", Value: snapshotID})
-		if !c.Privileged {
-			env = append(env, corev1.EnvVar{Name: "PVBACKUP_SKIP_OWNERS", Value: "true"})
-		}
-	}
-	extra := make([]string, 0, len(t.Env))
-	for k := range t.Env {
-		extra = append(extra, k)
-	}
-	sort.Strings(extra)
-	for _, k := range extra {
-		env = append(env, corev1.EnvVar{Name: k, Value: t.Env[k]})
-	}
-	secret := c.Secret
-	if secret == "" {
-		secret = t.SecretName()
-	}
+	secret := t.SecretName()
 	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
+	if c.Secret != "" {
+		// The user's Secret brings the storage credentials; the temporary one, last so that it
+		// wins, the repository password.
+		envFrom = append([]corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: c.Secret}}}}, envFrom...)
+	}
 	mounts := []corev1.VolumeMount{
-		{Name: "data", MountPath: mountData, ReadOnly: backup},
+		{Name: "data", MountPath: mountData, ReadOnly: readOnly},
 		{Name: "tmp", MountPath: mountTmp},
 	}
 	vols := []corev1.Volume{
-		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: backup}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	if len(c.Files) > 0 && c.Secret == "" {
@@ -216,7 +217,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			items = append(items, corev1.KeyToPath{Key: "file-" + k, Path: k})
+			items = append(items, corev1.KeyToPath{Key: mover.SecretFilePrefix + k, Path: k})
 			env = append(env, corev1.EnvVar{Name: k, Value: mountCreds + "/" + k})
 		}
 		vols = append(vols, corev1.Volume{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items}}})
@@ -242,7 +243,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	if c.FSGroup != nil {
 		podSC.FSGroup = c.FSGroup
 		podSC.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
-	} else if !backup && !c.Privileged {
+	} else if !readOnly && !c.Privileged {
 		// A new volume's root is usually root's: the kubelet gives it to the mover's group so a
 		// non-root restore can write (read-only backup mounts are never re-owned).
 		podSC.FSGroup = podSC.RunAsGroup

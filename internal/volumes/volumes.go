@@ -7,7 +7,6 @@ package volumes
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,12 +64,16 @@ type MoverConfig struct {
 	PullPolicy corev1.PullPolicy
 	// Location is the backup location URL as pods reach it.
 	Location string
-	Password string
+	// RepoPassword returns the Kopia password of a source namespace's repository (derived by
+	// internal/keyring on the user's machine). A mover's Secret gets its namespace's only: never
+	// the user's password, the location key or the archive key.
+	RepoPassword func(namespace string) string
 	// Env is the storage credentials passed to the mover through the temporary Secret.
 	Env map[string]string
 	// Files are credential files (GOOGLE_APPLICATION_CREDENTIALS) put into the Secret: env name → content.
 	Files map[string][]byte
-	// Secret, when set, is a Secret of the user's in each namespace used instead of a temporary one.
+	// Secret, when set, is a Secret of the user's in each namespace that holds the storage
+	// credentials; the temporary Secret then holds the repository password alone.
 	Secret         string
 	ServiceAccount string
 	RunAsUser      *int64
@@ -108,25 +111,4 @@ func (c *MoverConfig) Defaults() {
 	if c.TTL == 0 {
 		c.TTL = time.Hour
 	}
-}
-
-// ParseMapping reads "old:new,old2:new2".
-func ParseMapping(flag string, pairs []string) (map[string]string, error) {
-	if len(pairs) == 0 {
-		return nil, nil
-	}
-	m := map[string]string{}
-	for _, p := range pairs {
-		for _, p := range strings.Split(p, ",") {
-			if p == "" {
-				continue
-			}
-			a, b, ok := strings.Cut(p, ":")
-			if !ok || a == "" || b == "" {
-				return nil, fmt.Errorf("--%s %q: use old:new", flag, p)
-			}
-			m[a] = b
-		}
-	}
-	return m, nil
 }

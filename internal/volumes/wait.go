@@ -3,7 +3,6 @@ package volumes
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -128,17 +127,36 @@ func watchEvents(ctx context.Context, kube kubernetes.Interface, ns string, matc
 	}
 }
 
-// until watches the objects lw lists (those mine accepts) until cond says done, while events of match are followed.
-// cond returns a status line for "last seen" (a change counts as progress).
-func until(ctx context.Context, kube kubernetes.Interface, ns string, mine func(metav1.Object) bool, what string, timeout time.Duration, match eventMatcher, lw cache.ListerWatcher, obj runtime.Object, cond func(runtime.Object, *stall) (bool, string, error)) error {
-	ctx, st, stop := newStall(ctx, timeout, what)
+// waitSpec is one wait of a step: the objects watched, when it is done, and the events followed
+// meanwhile.
+type waitSpec struct {
+	Namespace string
+	// What names the wait in errors and in the timeout message.
+	What string
+	// Timeout is how long the wait may see no progress (a new status, an event, a log line).
+	Timeout time.Duration
+	// LW lists and watches the objects, of Obj's type.
+	LW  cache.ListerWatcher
+	Obj runtime.Object
+	// Mine accepts the objects the wait is about: selectors may not filter (fake clients).
+	Mine func(metav1.Object) bool
+	// Events selects the events followed (nil: none); a terminal one ends the wait.
+	Events eventMatcher
+	// Cond says whether an object is done; its status line is "last seen" (a change is progress).
+	Cond func(runtime.Object, *stall) (done bool, status string, err error)
+}
+
+// until watches w's objects until w.Cond says done, while the events of w.Events are followed.
+func until(ctx context.Context, kube kubernetes.Interface, w waitSpec) error {
+	what, mine, cond := w.What, w.Mine, w.Cond
+	ctx, st, stop := newStall(ctx, w.Timeout, what)
 	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if match != nil {
-		go watchEvents(ctx, kube, ns, match, st, func(err error) { cancel(err) })
+	if w.Events != nil {
+		go watchEvents(ctx, kube, w.Namespace, w.Events, st, func(err error) { cancel(err) })
 	}
-	_, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, w.LW, w.Obj, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {
 			// Only objects the step waits for: a field selector may not filter (fake clients).
 			if m, err := meta.Accessor(ev.Object); err == nil && mine(m) {
@@ -231,11 +249,8 @@ func readOutcome(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod, 
 		out.err = fmt.Errorf("%s %s before its container ran: %s", where, p.Status.Phase, msg)
 		return out
 	}
-	if term.Message != "" {
-		var r mover.Result
-		if err := json.Unmarshal([]byte(term.Message), &r); err == nil && r.Op != "" {
-			out.result = &r
-		}
+	if r, ok := mover.ParseResult(term.Message); ok {
+		out.result = r
 	}
 	switch {
 	case term.Reason == "OOMKilled":

@@ -18,6 +18,7 @@ import (
 // a Job that writes into it, a VolumeSnapshot that becomes readyToUse, a later write that must not
 // reach the snapshot, a PVC restored from the snapshot and a Job that reads the snapshot-time data back.
 func TestSnapshotRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-smoke")
 	token := "pvbackup-" + randomSuffix()
@@ -54,6 +55,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // TestSnapshotClassFailReportsError proves the error-path knob of the test driver: a snapshot of
 // the csi-dir-fail class never becomes ready and carries the driver's reason in status.error.
 func TestSnapshotClassFailReportsError(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-snapfail")
 	c.PVC(t, ns, "data", "16Mi", nil)
@@ -73,6 +75,7 @@ func TestSnapshotClassFailReportsError(t *testing.T) {
 // TestPodsReachS3 proves that pods reach the S3 store with working credentials: the host writes an
 // object, and a Job fetches it through a presigned URL from inside the cluster network.
 func TestPodsReachS3(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -320,8 +320,10 @@ func head(s string) string {
 // TestVolumeRoundTrip backs up an app per mode, deletes its namespace, restores it (into the same
 // namespace, and into a mapped one) and compares every file's checksum, mode and owner.
 func TestVolumeRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"snapshot-move", "fs"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			c := NewCluster(t)
 			ns := c.Namespace(t, "e2e-vol")
 			a := c.deployApp(t, ns)
@@ -420,6 +422,7 @@ func TestVolumeRoundTrip(t *testing.T) {
 // TestBrokenSnapshotClassFailsFast: a class whose snapshots fail, and a class of another driver,
 // fail the volume in seconds with the reason, and leave nothing behind.
 func TestBrokenSnapshotClassFailsFast(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-broken")
 	c.PVC(t, ns, "data", "64Mi", nil)
@@ -448,6 +451,7 @@ func TestBrokenSnapshotClassFailsFast(t *testing.T) {
 // TestKilledBackupCleanup kills the plugin while its snapshots are not ready yet (the slow class)
 // and checks that `cleanup` removes every object it left.
 func TestKilledBackupCleanup(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-kill")
 	for _, n := range []string{"a", "b"} {
@@ -519,6 +523,7 @@ touch /data/.written`
 // "restricted", with movers that are not privileged: they run as the data's owner
 // (--mover-run-as), which reads files no one else may read, and write them back as that owner.
 func TestRestrictedNamespace(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ctx := context.Background()
 	ns := c.Namespace(t, "e2e-psa")
@@ -624,6 +629,7 @@ func TestRestrictedNamespace(t *testing.T) {
 // TestSnapshotModeRestore keeps VolumeSnapshots (not a backup: they live on the primary storage),
 // then restores the deleted PVCs from them in the same namespace; --keep-snapshots prunes older ones.
 func TestSnapshotModeRestore(t *testing.T) {
+	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-snap")
 	c.PVC(t, ns, "data", "64Mi", nil)

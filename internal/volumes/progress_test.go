@@ -1,4 +1,4 @@
-package cli
+package volumes
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 func TestDataProgress(t *testing.T) {
 	var b bytes.Buffer
-	p := dataProgress(&b, false)
+	p := DataProgress(&b, false)
 	ev := mover.Event{Event: mover.EventProgress, Op: "backup", Files: 3, Bytes: 50 << 20, TotalBytes: 100 << 20, BytesPerSecond: 10 << 20}
 	p("shop", "data", ev)
 	p("shop", "data", ev) // within 5s: not repeated
@@ -19,7 +19,7 @@ func TestDataProgress(t *testing.T) {
 		t.Errorf("text progress %q, want %q", got, want)
 	}
 	b.Reset()
-	dataProgress(&b, true)("shop", "data", ev)
+	DataProgress(&b, true)("shop", "data", ev)
 	if !strings.HasPrefix(b.String(), `{"volume":"shop/data","event":"progress","op":"backup","files":3,"bytes":52428800`) {
 		t.Errorf("json progress %q", b.String())
 	}

@@ -1,0 +1,183 @@
+// Package files reads the files of a backup's volumes on the user's machine: list them, print
+// one, copy trees to a local directory. It needs the bucket and the password only, no cluster:
+// it works the same after the cluster is gone.
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/kopia/kopia/fs"
+	kopiarepo "github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+)
+
+// Manifests reads backup manifests (catalog.Catalog).
+type Manifests interface {
+	Manifest(ctx context.Context, name string) (*catalog.Manifest, error)
+}
+
+// OpenFunc opens a namespace's repository for reading; close releases it.
+type OpenFunc func(ctx context.Context, namespace string) (kopiarepo.Repository, func(), error)
+
+// Deps are the engine's connections: the catalog and the repositories.
+type Deps struct {
+	Manifests Manifests
+	Open      OpenFunc
+}
+
+// Opener is the one place where this package's repositories are opened: location's repository of
+// a namespace, with the password repoPassword gives for that namespace, content cache off.
+func Opener(location string, repoPassword func(namespace string) (string, error)) OpenFunc {
+	return func(ctx context.Context, ns string) (kopiarepo.Repository, func(), error) {
+		pw, err := repoPassword(ns)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw})
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, closeFn, nil
+	}
+}
+
+// Ref names a path inside a volume of a backup: NAMESPACE/PVC[:/path].
+type Ref struct {
+	Namespace, PVC string
+	// Path is clean and absolute ("/" is the volume's root).
+	Path string
+}
+
+func (r Ref) String() string { return r.Namespace + "/" + r.PVC + ":" + r.Path }
+
+// ParseRef reads NAMESPACE/PVC[:/path].
+func ParseRef(s string) (Ref, error) {
+	vol, p, _ := strings.Cut(s, ":")
+	ns, pvc, ok := strings.Cut(vol, "/")
+	if !ok || ns == "" || pvc == "" || strings.Contains(pvc, "/") {
+		return Ref{}, fmt.Errorf("%q: name a volume as NAMESPACE/PVC[:/path/in/volume]", s)
+	}
+	return Ref{Namespace: ns, PVC: pvc, Path: path.Clean("/" + p)}, nil
+}
+
+// ErrNoData is wrapped when a volume of the backup has no files in the bucket.
+var ErrNoData = errors.New("no file data in the backup location")
+
+// Volumes are the volumes of a backup as its manifest records them, ordered by namespace and PVC.
+func Volumes(ctx context.Context, d Deps, backup string) ([]catalog.Volume, error) {
+	m, err := d.Manifests.Manifest(ctx, backup)
+	if err != nil {
+		return nil, err
+	}
+	vols := append([]catalog.Volume(nil), m.Volumes...)
+	sort.SliceStable(vols, func(i, j int) bool {
+		if vols[i].Namespace != vols[j].Namespace {
+			return vols[i].Namespace < vols[j].Namespace
+		}
+		return vols[i].PVC < vols[j].PVC
+	})
+	return vols, nil
+}
+
+// volume finds ref's volume in the backup and the Kopia snapshot that holds its files.
+func volume(ctx context.Context, d Deps, backup string, ref Ref) (catalog.Volume, error) {
+	vols, err := Volumes(ctx, d, backup)
+	if err != nil {
+		return catalog.Volume{}, err
+	}
+	var names []string
+	for _, v := range vols {
+		if v.Namespace != ref.Namespace || v.PVC != ref.PVC {
+			names = append(names, v.Namespace+"/"+v.PVC)
+			continue
+		}
+		if v.KopiaSnapshot == "" {
+			why := "it was " + strings.ToLower(orText(v.Status, "not backed up"))
+			if v.VolumeSnapshot != "" {
+				why = "snapshot mode kept it as VolumeSnapshot " + v.VolumeSnapshot + " in the cluster"
+			}
+			return v, fmt.Errorf("volume %s/%s of backup %q has %w: %s", v.Namespace, v.PVC, backup, ErrNoData, why)
+		}
+		return v, nil
+	}
+	list := "none"
+	if len(names) > 0 {
+		list = strings.Join(names, ", ")
+	}
+	return catalog.Volume{}, fmt.Errorf("backup %q has no volume %s/%s (its volumes: %s; see `kubectl pvbackup ls %s`)", backup, ref.Namespace, ref.PVC, list, backup)
+}
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// source is ref's entry in an open repository.
+type source struct {
+	vol   catalog.Volume
+	rep   kopiarepo.Repository
+	entry fs.Entry
+	close func()
+}
+
+// open opens ref's volume and walks to ref.Path. Symlinks on the way are not followed: their
+// targets are paths of the machine the volume was mounted on, not of the snapshot.
+func open(ctx context.Context, d Deps, backup string, ref Ref) (*source, error) {
+	v, err := volume(ctx, d, backup, ref)
+	if err != nil {
+		return nil, err
+	}
+	rep, closeFn, err := d.Open(ctx, ref.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	s := &source{vol: v, rep: rep, close: closeFn}
+	if s.entry, err = walk(ctx, rep, v.KopiaSnapshot, ref); err != nil {
+		closeFn()
+		return nil, err
+	}
+	return s, nil
+}
+
+func walk(ctx context.Context, rep kopiarepo.Repository, id string, ref Ref) (fs.Entry, error) {
+	man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(id))
+	if err != nil {
+		return nil, fmt.Errorf("volume %s/%s: load Kopia snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
+	}
+	e, err := snapshotfs.SnapshotRoot(rep, man)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s/%s: snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
+	}
+	walked := ""
+	for _, name := range strings.Split(strings.Trim(ref.Path, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		dir, ok := e.(fs.Directory)
+		if !ok {
+			return nil, fmt.Errorf("%s/%s:%s is not a directory", ref.Namespace, ref.PVC, orText(walked, "/"))
+		}
+		child, err := dir.Child(ctx, name)
+		if errors.Is(err, fs.ErrEntryNotFound) {
+			return nil, fmt.Errorf("%s: no such file or directory in the backup (list it with `kubectl pvbackup ls`)", ref)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		walked += "/" + name
+		e = child
+	}
+	return e, nil
+}

@@ -1,0 +1,257 @@
+// Package keyring holds the keys of a backup location. The password never opens anything
+// directly: it unwraps a random 256-bit location key stored in the bucket, and every secret the
+// plugin uses is derived from that key on the user's machine:
+//
+//	keys/location.age       the location key, encrypted with age (scrypt) under the password
+//	keys/location.next.age  only while `repo change-password` runs: the same key under the new password
+//
+//	RepoPassword(ns) = HKDF-SHA256(location key, info "kubectl-pvbackup/kopia/<ns>")  (Kopia's password of kopia/<ns>/)
+//	ArchiveKey()     = HKDF-SHA256(location key, info "kubectl-pvbackup/archive")     (resources archives)
+//
+// A mover in namespace A gets only RepoPassword(A): HKDF outputs are independent, so it opens
+// neither another namespace's repository nor any archive. Changing the password rewraps one object
+// and re-encrypts nothing.
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+)
+
+// Keys of the wrapped location key, relative to the location's prefix.
+const (
+	KeyFile  = "keys/location.age"
+	NextFile = "keys/location.next.age"
+)
+
+// Scheme names how secrets are derived; backup.json records it (with its format version).
+const Scheme = "location-key/hkdf-sha256"
+
+// WorkFactor is the scrypt cost (log2 N) of the wrapping. The password now guards only this one
+// object, read once per command, so it can afford more than the 2^16 Kopia and the old archives
+// used: 2^18 is age's default for passphrases (256 MiB of memory; about 1 s on an idle core).
+const WorkFactor = 18
+
+// workFactor is WorkFactor; tests lower it (the shared test machine takes seconds per unwrap).
+var workFactor = WorkFactor
+
+// SetTestWorkFactor makes keys wrapped from now on cheap to unwrap. For tests only: a key file
+// made so is as readable as any, but its password is easier to guess.
+func SetTestWorkFactor(logN int) { workFactor = logN }
+
+// MaxWorkFactor caps the cost accepted on read: a bucket writer could raise the factor in the
+// header to make every command spend minutes and gigabytes before failing.
+const MaxWorkFactor = 20
+
+// maxKeyFile bounds what is read of a key object (a real one is ~250 bytes).
+const maxKeyFile = 16 << 10
+
+const keyLen = 32
+
+// Errors a caller decides on (they are returned wrapped, with the location and what to do).
+var (
+	ErrWrongPassword = errors.New("wrong repository password")
+	ErrNoKey         = errors.New("location has no key")
+	ErrOldFormat     = errors.New("location was written before per-namespace keys")
+)
+
+// Keyring is a location's unwrapped key. It is never written anywhere in clear.
+type Keyring struct {
+	key []byte
+}
+
+// payload is what the age file holds.
+type payload struct {
+	Scheme string `json:"scheme"`
+	Key    []byte `json:"key"` // base64 in JSON
+}
+
+// RepoPassword is the Kopia password of the namespace's repository (kopia/<ns>/).
+func (k *Keyring) RepoPassword(namespace string) string {
+	return k.derive("kubectl-pvbackup/kopia/" + namespace)
+}
+
+// ArchiveKey is the passphrase of the resources archives.
+func (k *Keyring) ArchiveKey() string { return k.derive("kubectl-pvbackup/archive") }
+
+func (k *Keyring) derive(info string) string {
+	out, err := hkdf.Key(sha256.New, k.key, nil, info, keyLen)
+	if err != nil { // only for lengths beyond 255*32
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(out)
+}
+
+// Open unwraps the location's key with password. A location without a key file is ErrNoKey
+// (wrapped, saying whether it holds backups of the earlier format).
+func Open(ctx context.Context, loc *store.Location, password string) (*Keyring, error) {
+	if password == "" {
+		return nil, fmt.Errorf("open the key of %s: no password given (there is no default password)", loc)
+	}
+	key, err := unwrapFile(ctx, loc, KeyFile, password)
+	if err == nil {
+		return &Keyring{key: key}, nil
+	}
+	if errors.Is(err, errNotFound) {
+		if old, oerr := holdsData(ctx, loc); oerr != nil {
+			return nil, oerr
+		} else if old {
+			return nil, oldFormat(loc)
+		}
+		return nil, fmt.Errorf("%s has no %s: it holds no backup yet (a first `kubectl pvbackup create` makes the key): %w", loc, KeyFile, ErrNoKey)
+	}
+	if !errors.Is(err, ErrWrongPassword) {
+		return nil, err
+	}
+	// A `repo change-password` that stopped before it switched the key file left the key
+	// wrapped by the new password beside it: the new password opens too.
+	if key, nerr := unwrapFile(ctx, loc, NextFile, password); nerr == nil {
+		return &Keyring{key: key}, nil
+	} else if !errors.Is(nerr, errNotFound) && !errors.Is(nerr, ErrWrongPassword) {
+		return nil, nerr
+	}
+	return nil, fmt.Errorf("%w for %s: the password does not unwrap its key (%s); pass the password the location was created with, or last set by `kubectl pvbackup repo change-password`, via PVBACKUP_PASSWORD or --password-file", ErrWrongPassword, loc, KeyFile)
+}
+
+// Create opens the location's key, making one on the location's first use. It never makes a
+// new key when one exists (a wrong password is ErrWrongPassword), nor for a location that holds
+// backups without a key. Two first uses at once both end up with the one key written first.
+func Create(ctx context.Context, loc *store.Location, password string) (*Keyring, error) {
+	k, err := Open(ctx, loc, password)
+	if !errors.Is(err, ErrNoKey) {
+		return k, err
+	}
+	key := make([]byte, keyLen)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("make the key of %s: %w", loc, err)
+	}
+	data, err := wrap(key, password)
+	if err != nil {
+		return nil, fmt.Errorf("make the key of %s: %w", loc, err)
+	}
+	// store.WriteNew: one step two writers cannot both pass, also on file:// (gocloud's fileblob
+	// checks and renames, so two first creates could both write and one use a key that lost).
+	err = loc.WriteNew(ctx, KeyFile, data, "application/octet-stream")
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return nil, fmt.Errorf("write the key of %s (%s): %w", loc, KeyFile, err)
+	}
+	// Written or lost the race: read back what the bucket holds, and use that. (A store that
+	// ignored If-None-Match let the last writer win; the read shows which.) Our own bytes need
+	// no second scrypt.
+	if err == nil {
+		back, rerr := loc.Bucket().ReadAll(ctx, KeyFile)
+		if rerr == nil && bytes.Equal(back, data) {
+			return &Keyring{key: key}, nil
+		}
+	}
+	return Open(ctx, loc, password)
+}
+
+var errNotFound = errors.New("not found")
+
+// unwrapFile reads one key object and unwraps it.
+func unwrapFile(ctx context.Context, loc *store.Location, file, password string) ([]byte, error) {
+	r, err := loc.Bucket().NewReader(ctx, file, nil)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, errNotFound
+		}
+		return nil, fmt.Errorf("read the key of %s (%s): %w", loc, file, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the key of %s (%s): %w", loc, file, err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("the key of %s (%s) is larger than %d bytes: it is not a key file (was it replaced?)", loc, file, maxKeyFile)
+	}
+	key, err := unwrap(data, password)
+	if err != nil {
+		if errors.Is(err, ErrWrongPassword) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the key of %s (%s) is damaged: %w", loc, file, err)
+	}
+	return key, nil
+}
+
+func wrap(key []byte, password string) ([]byte, error) {
+	r, err := age.NewScryptRecipient(password)
+	if err != nil {
+		return nil, err
+	}
+	r.SetWorkFactor(workFactor)
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.NewEncoder(w).Encode(payload{Scheme: Scheme, Key: key}); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func unwrap(data []byte, password string) ([]byte, error) {
+	id, err := age.NewScryptIdentity(password)
+	if err != nil {
+		return nil, err
+	}
+	id.SetMaxWorkFactor(MaxWorkFactor)
+	r, err := age.Decrypt(bytes.NewReader(data), id)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, ErrWrongPassword
+		}
+		return nil, err
+	}
+	var p payload
+	if err := json.NewDecoder(io.LimitReader(r, maxKeyFile)).Decode(&p); err != nil {
+		return nil, fmt.Errorf("content: %w", err)
+	}
+	if p.Scheme != Scheme || len(p.Key) != keyLen {
+		return nil, fmt.Errorf("scheme %q with a %d-byte key; this kubectl-pvbackup knows %q with %d bytes (upgrade the plugin?)", p.Scheme, len(p.Key), Scheme, keyLen)
+	}
+	return p.Key, nil
+}
+
+// holdsData reports whether the location has backups or repositories: a location without a key
+// file but with those was written by a build before this scheme, or its key file was deleted;
+// either way a new key would open none of it.
+func holdsData(ctx context.Context, loc *store.Location) (bool, error) {
+	for _, prefix := range []string{"backups/", "kopia/"} {
+		it := loc.Bucket().List(&blob.ListOptions{Prefix: prefix})
+		_, err := it.Next(ctx)
+		if err == io.EOF {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("list %s in %s: %w", prefix, loc, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func oldFormat(loc *store.Location) error {
+	return fmt.Errorf("%s holds backups but no %s: they were made by a development build before per-namespace keys (format 1; v0.1.0 was never released), or the key file was deleted. This build cannot open them: restore them with the build that made them, and back up again to a new location or prefix: %w", loc, KeyFile, ErrOldFormat)
+}

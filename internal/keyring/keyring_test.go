@@ -1,0 +1,325 @@
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
+)
+
+func TestMain(m *testing.M) {
+	workFactor = 10 // TestDerivationCost measures the real one
+	os.Exit(m.Run())
+}
+
+func memLocation(t *testing.T) *store.Location {
+	t.Helper()
+	loc := store.FromBucket(memblob.OpenBucket(nil), "mem://test")
+	t.Cleanup(func() { _ = loc.Close() })
+	return loc
+}
+
+// locations returns a way to open (again and again) each kind of location the tests run on.
+func locations(t *testing.T) map[string]func(t *testing.T) *store.Location {
+	dir := "file://" + filepath.Join(t.TempDir(), "loc")
+	srv := s3server.Fake(t)
+	srv.SetEnv(t)
+	s3url := srv.URL("team/prod")
+	open := func(url string) func(t *testing.T) *store.Location {
+		return func(t *testing.T) *store.Location {
+			loc, err := store.Open(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = loc.Close() })
+			return loc
+		}
+	}
+	return map[string]func(t *testing.T) *store.Location{"file": open(dir), "s3": open(s3url)}
+}
+
+func TestCreateOpen(t *testing.T) {
+	ctx := context.Background()
+	loc := memLocation(t)
+	if _, err := Open(ctx, loc, "pw"); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("open of an empty location: %v, want ErrNoKey", err)
+	}
+	k1, err := Create(ctx, loc, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := Open(ctx, loc, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1.RepoPassword("a") != k2.RepoPassword("a") || k1.ArchiveKey() != k2.ArchiveKey() {
+		t.Fatal("the same location gives other keys on a second open")
+	}
+	seen := map[string]string{}
+	for _, s := range []struct{ name, v string }{
+		{"repo a", k1.RepoPassword("a")}, {"repo b", k1.RepoPassword("b")}, {"repo ab", k1.RepoPassword("ab")},
+		{"archive", k1.ArchiveKey()}, {"password", "correct horse"},
+	} {
+		if other, dup := seen[s.v]; dup {
+			t.Errorf("%s and %s are the same secret", s.name, other)
+		}
+		seen[s.v] = s.name
+		if s.name != "password" && len(s.v) != 43 {
+			t.Errorf("%s is %d characters, want 43 (256 bits)", s.name, len(s.v))
+		}
+	}
+	// A wrong password is an error, never a new key, for Open and Create alike.
+	for name, f := range map[string]func(context.Context, *store.Location, string) (*Keyring, error){"Open": Open, "Create": Create} {
+		_, err := f(ctx, loc, "wrong")
+		if !errors.Is(err, ErrWrongPassword) || !strings.Contains(err.Error(), "mem://test") || !strings.Contains(err.Error(), "PVBACKUP_PASSWORD") {
+			t.Errorf("%s with a wrong password: %v", name, err)
+		}
+	}
+	if k3, err := Open(ctx, loc, "correct horse"); err != nil || k3.ArchiveKey() != k1.ArchiveKey() {
+		t.Fatalf("the key changed after wrong-password attempts: %v", err)
+	}
+}
+
+// TestCreateRace: first uses at once, from separate processes' worth of handles, all end up
+// with the one key in the bucket.
+func TestCreateRace(t *testing.T) {
+	for name, open := range locations(t) {
+		t.Run(name, func(t *testing.T) {
+			const n = 6
+			got := make([]string, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				loc := open(t)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					k, err := Create(context.Background(), loc, "pw")
+					if err == nil {
+						got[i] = k.RepoPassword("a")
+					}
+					errs[i] = err
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("create %d: %v", i, errs[i])
+				}
+				if got[i] != got[0] {
+					t.Fatalf("create %d got another key than create 0", i)
+				}
+			}
+			k, err := Open(context.Background(), open(t), "pw")
+			if err != nil || k.RepoPassword("a") != got[0] {
+				t.Fatalf("the stored key is not the one the creates use: %v", err)
+			}
+		})
+	}
+}
+
+// TestOldFormat: a location with backups or repositories but no key file is refused, by Open and
+// Create, never given a new key.
+func TestOldFormat(t *testing.T) {
+	ctx := context.Background()
+	for _, key := range []string{"backups/b1/backup.json", "kopia/shop/kopia.repository.f"} {
+		loc := memLocation(t)
+		if err := loc.Bucket().WriteAll(ctx, key, []byte("{}"), nil); err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range map[string]func(context.Context, *store.Location, string) (*Keyring, error){"Open": Open, "Create": Create} {
+			if _, err := f(ctx, loc, "pw"); !errors.Is(err, ErrOldFormat) || !strings.Contains(err.Error(), "new location or prefix") {
+				t.Errorf("%s with %s: %v", name, key, err)
+			}
+		}
+		if ok, _ := loc.Bucket().Exists(ctx, KeyFile); ok {
+			t.Errorf("a key was written to a location holding %s", key)
+		}
+	}
+}
+
+// TestHostileKeyFile: a bucket writer cannot make a command spend minutes in scrypt, nor
+// feed it an oversized or damaged key.
+func TestHostileKeyFile(t *testing.T) {
+	ctx := context.Background()
+	good, err := wrap(make([]byte, keyLen), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bucket writer raises the work factor in the header (the header's MAC is checked only
+	// after scrypt ran: the cap must stop it before).
+	expensive := func() []byte {
+		stanza := fmt.Sprintf(" %d\n", workFactor)
+		i := bytes.Index(good, []byte(stanza))
+		if i < 0 {
+			t.Fatalf("no %q in the header", stanza)
+		}
+		return append(append(append([]byte{}, good[:i]...), fmt.Sprintf(" %d\n", MaxWorkFactor+2)...), good[i+len(stanza):]...)
+	}
+	for _, tc := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"work factor 22", "work factor", expensive()},
+		{"huge", "larger than", bytes.Repeat([]byte("x"), maxKeyFile+1)},
+		{"not age", "damaged", []byte("hello")},
+		{"truncated", "damaged", good[:len(good)-10]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			loc := memLocation(t)
+			if err := loc.Bucket().WriteAll(ctx, KeyFile, tc.data, nil); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err := Create(ctx, loc, "pw")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+}
+
+func TestChangePassword(t *testing.T) {
+	ctx := context.Background()
+	loc := memLocation(t)
+	k, err := Create(ctx, loc, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ChangePassword(ctx, loc, "old", "new", ChangeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("change-password took %.2fs", res.Seconds)
+	if _, err := Open(ctx, loc, "old"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("the old password still opens: %v", err)
+	}
+	kn, err := Open(ctx, loc, "new")
+	if err != nil || kn.ArchiveKey() != k.ArchiveKey() || kn.RepoPassword("a") != k.RepoPassword("a") {
+		t.Fatalf("the new password opens another key: %v", err)
+	}
+	if ok, _ := loc.Bucket().Exists(ctx, NextFile); ok {
+		t.Error(NextFile + " left behind")
+	}
+	for _, tc := range []struct{ cur, next, want string }{
+		{"new", "new", "is the current one"}, {"new", "", "empty"}, {"old", "newer", "wrong repository password"},
+	} {
+		if _, err := ChangePassword(ctx, loc, tc.cur, tc.next, ChangeOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("change %q → %q: %v, want %q", tc.cur, tc.next, err, tc.want)
+		}
+	}
+}
+
+// TestChangePasswordCrash stops the change after each step, as a crash would: every point
+// opens with the old or the new password, to the same key, and running the same change again
+// finishes it (the old password opens nothing after).
+func TestChangePasswordCrash(t *testing.T) {
+	ctx := context.Background()
+	for _, stop := range []string{StepNextWritten, StepSwitched, StepCleaned} {
+		t.Run(stop, func(t *testing.T) {
+			loc := memLocation(t)
+			k, err := Create(ctx, loc, "old")
+			if err != nil {
+				t.Fatal(err)
+			}
+			crash := errors.New("crash")
+			_, err = ChangePassword(ctx, loc, "old", "new", ChangeOptions{AfterStep: func(step string) error {
+				if step == stop {
+					return crash
+				}
+				return nil
+			}})
+			if !errors.Is(err, crash) {
+				t.Fatalf("stop after %s: %v", stop, err)
+			}
+			opened := 0
+			for _, pw := range []string{"old", "new"} {
+				if kk, err := Open(ctx, loc, pw); err == nil {
+					opened++
+					if kk.ArchiveKey() != k.ArchiveKey() {
+						t.Fatalf("after %s, %s opens another key", stop, pw)
+					}
+				}
+			}
+			if opened == 0 {
+				t.Fatalf("after %s neither password opens the location", stop)
+			}
+			res, err := ChangePassword(ctx, loc, "old", "new", ChangeOptions{})
+			if err != nil {
+				t.Fatalf("run again after %s: %v", stop, err)
+			}
+			if stop == StepNextWritten && !res.Resumed {
+				t.Error("the rerun did not notice the unfinished change")
+			}
+			if _, err := Open(ctx, loc, "old"); !errors.Is(err, ErrWrongPassword) {
+				t.Fatalf("after the rerun the old password still opens: %v", err)
+			}
+			if kk, err := Open(ctx, loc, "new"); err != nil || kk.ArchiveKey() != k.ArchiveKey() {
+				t.Fatalf("after the rerun: %v", err)
+			}
+			if ok, _ := loc.Bucket().Exists(ctx, NextFile); ok {
+				t.Error(NextFile + " left behind")
+			}
+		})
+	}
+}
+
+// TestDerivationCost measures what each command pays for its keys (reported, not asserted
+// beyond a loose bound: the machine is shared).
+func TestDerivationCost(t *testing.T) {
+	workFactor = WorkFactor
+	defer func() { workFactor = 10 }()
+	ctx := context.Background()
+	loc := memLocation(t)
+	start := time.Now()
+	k, err := Create(ctx, loc, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := time.Since(start)
+	start = time.Now()
+	cpu0 := cpuTime()
+	if k, err = Open(ctx, loc, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	open := time.Since(start)
+	t.Logf("open used %s of CPU (the wall time below depends on the machine's load)", cpuTime()-cpu0)
+	start = time.Now()
+	for i := range 1000 {
+		_ = k.RepoPassword(fmt.Sprint("ns-", i))
+	}
+	derive := time.Since(start) / 1000
+	res, err := ChangePassword(ctx, loc, "pw", "pw2", ChangeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first use (make + wrap + read back): %s; open (unwrap, scrypt 2^%d): %s; one HKDF derivation: %s; change-password: %.2fs", create, WorkFactor, open, derive, res.Seconds)
+	if open > 20*time.Second {
+		t.Errorf("open took %s", open)
+	}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

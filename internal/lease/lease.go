@@ -1,0 +1,193 @@
+// Package lease keeps two maintenance runs (prune, repo maintain) off one location at once: a
+// small object in the bucket, created only if absent, that names its holder and when it expires.
+// The holder renews it while it works; a lease whose holder died expires and can be taken over.
+package lease
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// Key is where the maintenance lease of a location lives, beside backups/ and kopia/.
+const Key = "maintenance.lease"
+
+// DefaultTTL is how long a lease lasts without renewal; the holder renews it every TTL/3.
+const DefaultTTL = 10 * time.Minute
+
+// ErrHeld is returned (wrapped, naming the holder) when another run holds the lease.
+var ErrHeld = errors.New("another maintenance run holds the location")
+
+// Record is the lease object's content.
+type Record struct {
+	ID       string    `json:"id"`
+	Owner    string    `json:"owner"`   // user@host pid N
+	Purpose  string    `json:"purpose"` // "prune", "repo maintain"
+	Acquired time.Time `json:"acquired"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Lease is a held lease. Release it when done.
+type Lease struct {
+	b       *blob.Bucket
+	display string
+	ttl     time.Duration
+	mu      sync.Mutex
+	rec     Record
+	stop    context.CancelFunc
+	done    chan struct{}
+	lost    error
+}
+
+// Owner describes this process for the lease: user@host pid N.
+func Owner() string {
+	u := "unknown"
+	if cu, err := user.Current(); err == nil {
+		u = cu.Username
+	}
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s pid %d", u, h, os.Getpid())
+}
+
+// Acquire takes the lease of bucket (the location's bucket) for purpose, or fails at once with
+// ErrHeld naming the holder. An expired lease is taken over. display names the location.
+func Acquire(ctx context.Context, b *blob.Bucket, display, purpose string, ttl time.Duration) (*Lease, error) {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	now := time.Now().UTC()
+	rec := Record{ID: hex.EncodeToString(id), Owner: Owner(), Purpose: purpose, Acquired: now, Expires: now.Add(ttl)}
+	for attempt := 0; attempt < 2; attempt++ {
+		err := write(ctx, b, rec, true)
+		if err == nil {
+			l := &Lease{b: b, display: display, ttl: ttl, rec: rec, done: make(chan struct{})}
+			l.start(ctx)
+			return l, nil
+		}
+		if gcerrors.Code(err) != gcerrors.FailedPrecondition {
+			return nil, fmt.Errorf("take the maintenance lease %s in %s: %w", Key, display, err)
+		}
+		cur, rerr := read(ctx, b)
+		if rerr != nil {
+			if gcerrors.Code(rerr) == gcerrors.NotFound {
+				continue // released between our write and read
+			}
+			return nil, fmt.Errorf("read the maintenance lease %s in %s: %w", Key, display, rerr)
+		}
+		if time.Now().Before(cur.Expires) {
+			return nil, fmt.Errorf("%w: %s is running %s there since %s (lease %s until %s; if that run died, wait for the lease to expire): %s",
+				ErrHeld, cur.Owner, cur.Purpose, cur.Acquired.Format(time.RFC3339), Key, cur.Expires.Format(time.RFC3339), display)
+		}
+		// The holder died: its lease expired. Remove it and try once more; if two runs do this at
+		// once, only one create succeeds.
+		if err := b.Delete(ctx, Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return nil, fmt.Errorf("remove the expired maintenance lease of %s in %s: %w", cur.Owner, display, err)
+		}
+	}
+	return nil, fmt.Errorf("%w: the lease %s in %s changed hands while it was being taken; try again", ErrHeld, Key, display)
+}
+
+func write(ctx context.Context, b *blob.Bucket, rec Record, ifNotExist bool) error {
+	data, _ := json.MarshalIndent(rec, "", "  ")
+	return b.WriteAll(ctx, Key, data, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist})
+}
+
+func read(ctx context.Context, b *blob.Bucket) (Record, error) {
+	var rec Record
+	data, err := b.ReadAll(ctx, Key)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("lease %s is not valid JSON: %w", Key, err)
+	}
+	return rec, nil
+}
+
+// start renews the lease every ttl/3 until Release.
+func (l *Lease) start(ctx context.Context) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.stop = cancel
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(l.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if err := l.renew(rctx); err != nil {
+					l.mu.Lock()
+					l.lost = err
+					l.mu.Unlock()
+					return
+				}
+			}
+		}
+	}()
+}
+
+func (l *Lease) renew(ctx context.Context) error {
+	cur, err := read(ctx, l.b)
+	if err != nil {
+		return fmt.Errorf("renew the maintenance lease in %s: %w", l.display, err)
+	}
+	if cur.ID != l.rec.ID {
+		return fmt.Errorf("the maintenance lease in %s was taken over by %s", l.display, cur.Owner)
+	}
+	l.mu.Lock()
+	l.rec.Expires = time.Now().UTC().Add(l.ttl)
+	rec := l.rec
+	l.mu.Unlock()
+	return write(ctx, l.b, rec, false)
+}
+
+// Err reports a lost lease (renewal failed or another run took it over); callers check it
+// before each destructive step.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+// Record returns the lease as written.
+func (l *Lease) Record() Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec
+}
+
+// Release stops renewal and removes the lease if it is still this run's.
+func (l *Lease) Release(ctx context.Context) error {
+	l.stop()
+	<-l.done
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	cur, err := read(ctx, l.b)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil
+		}
+		return fmt.Errorf("release the maintenance lease in %s: %w", l.display, err)
+	}
+	if cur.ID != l.rec.ID {
+		return nil
+	}
+	if err := l.b.Delete(ctx, Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("release the maintenance lease in %s: %w", l.display, err)
+	}
+	return nil
+}

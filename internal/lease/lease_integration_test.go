@@ -1,0 +1,41 @@
+//go:build integration
+
+package lease
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
+)
+
+// The lease relies on the store refusing a create over an existing object (If-None-Match: *):
+// check the real S3 server does.
+func TestLeaseSeaweedFS(t *testing.T) {
+	srv := s3server.SeaweedFS(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	loc, err := store.Open(ctx, srv.URL("lease"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	first, err := Acquire(ctx, loc.Bucket(), loc.String(), "prune", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(ctx, loc.Bucket(), loc.String(), "repo maintain", time.Minute); !errors.Is(err, ErrHeld) {
+		t.Fatalf("second acquire on S3: %v; want ErrHeld", err)
+	}
+	if err := first.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Acquire(ctx, loc.Bucket(), loc.String(), "repo maintain", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = second.Release(ctx)
+}

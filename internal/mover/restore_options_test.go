@@ -1,0 +1,133 @@
+package mover
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestRestoreSubPathAndRequireEmpty(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	for _, p := range []string{"keep/a/x.txt", "keep/y.txt", "other/z.txt"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Settings{Location: "file://" + filepath.Join(dir, "loc"), Namespace: "ns", Password: "pw-123456", CacheDir: dir}
+	ctx := context.Background()
+	b, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "data"}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	if err := os.MkdirAll(filepath.Join(target, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, SubPath: "/keep/a/../", RequireEmpty: true, SkipOwners: true}, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	_ = filepath.Walk(target, func(p string, fi os.FileInfo, _ error) error {
+		if !fi.IsDir() {
+			rel, _ := filepath.Rel(target, p)
+			got = append(got, rel)
+		}
+		return nil
+	})
+	if strings.Join(got, ",") != "keep/a/x.txt,keep/y.txt" {
+		t.Errorf("restored %v, want keep/ only", got)
+	}
+	// The target now holds data: a second restore that requires it empty writes nothing.
+	res, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, RequireEmpty: true, SkipOwners: true}, func(Event) {})
+	if err == nil || !strings.Contains(res.Error, "not empty (it holds keep)") {
+		t.Errorf("restore into a used target: %v, %+v", err, res)
+	}
+	if _, err := os.Stat(filepath.Join(target, "other")); err == nil {
+		t.Error("a refused restore wrote data")
+	}
+	if _, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: t.TempDir(), SubPath: "/nope"}, func(Event) {}); err == nil {
+		t.Error("a missing --sub-path was restored")
+	}
+}
+
+// A sync restore makes a used target equal to the snapshot and leaves equal files alone; a
+// diff-only run counts the same changes and writes nothing.
+func TestRestoreSyncAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	files := map[string]string{"keep.txt": "same", "edit.txt": "original", "gone.txt": "deleted later", "sub/deep.txt": "deep"}
+	for p, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Settings{Location: "file://" + filepath.Join(dir, "loc"), Namespace: "ns", Password: "pw-123456", CacheDir: dir}
+	ctx := context.Background()
+	b, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "data"}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	if _, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, SkipOwners: true}, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	// The application changes the volume after the backup.
+	if err := os.WriteFile(filepath.Join(target, "edit.txt"), []byte("edited by the app"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(target, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(target, "new/dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "new/dir/extra.txt"), []byte("12345"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino := func(p string) uint64 {
+		fi, err := os.Stat(filepath.Join(target, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	keepIno := ino("keep.txt")
+
+	res, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, DiffOnly: true}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Diff{Added: 1, AddedBytes: 13, Changed: 1, ChangedBytes: 8, Removed: 1, RemovedBytes: 5, Unchanged: 2}
+	if res.Diff == nil || *res.Diff != want {
+		t.Errorf("diff %+v, want %+v", res.Diff, want)
+	}
+	if _, err := os.Stat(filepath.Join(target, "gone.txt")); err == nil {
+		t.Error("a diff-only run wrote")
+	}
+
+	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, Sync: true, SkipOwners: true}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, data := range files {
+		if b, err := os.ReadFile(filepath.Join(target, p)); err != nil || string(b) != data {
+			t.Errorf("%s after sync: %q, %v", p, b, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(target, "new")); err == nil {
+		t.Error("a directory not in the backup survived the sync")
+	}
+	if ino("keep.txt") != keepIno || res.SkippedFiles != 2 {
+		t.Errorf("unchanged files were rewritten: inode %d→%d, skipped %d", keepIno, ino("keep.txt"), res.SkippedFiles)
+	}
+}

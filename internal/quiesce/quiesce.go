@@ -1,0 +1,361 @@
+// Package quiesce stops the workloads that use a claim and starts them again exactly as they
+// were: Deployments, StatefulSets and ReplicaSets scaled to zero, CronJobs suspended, the
+// original values recorded on the objects themselves (annotations), so that a plugin killed
+// midway leaves enough for `cleanup` to put them back. Bare pods cannot be stopped and started
+// again: they are refused, with a message.
+package quiesce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// AnnotationOriginal holds, on a stopped owner, what to put back: the replica count, or for a
+// CronJob whether it was suspended.
+const AnnotationOriginal = "pvbackup.io/original-scale"
+
+// Kinds of owners.
+const (
+	KindDeployment  = "Deployment"
+	KindStatefulSet = "StatefulSet"
+	KindReplicaSet  = "ReplicaSet"
+	KindCronJob     = "CronJob"
+)
+
+// Owner is a workload that runs pods mounting the claim.
+type Owner struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Original is what it had: the replica count, or "true"/"false" for a CronJob's suspend.
+	Original string `json:"original"`
+}
+
+func (o Owner) String() string { return o.Kind + " " + o.Namespace + "/" + o.Name }
+
+// ErrBarePod is wrapped when a pod with no owner to scale mounts the claim.
+var ErrBarePod = errors.New("a pod without an owner mounts the claim")
+
+// Find returns the owners of the pods that mount claim, and the workloads whose pod template
+// mounts it (a CronJob between runs, a Deployment already at zero), sorted.
+func Find(ctx context.Context, kube kubernetes.Interface, ns, claim string) ([]Owner, error) {
+	found := map[string]Owner{}
+	add := func(o Owner) { found[o.Kind+"/"+o.Name] = o }
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list pods in %s: %w", ns, err)
+	}
+	for _, p := range pods.Items {
+		if !mounts(p.Spec.Volumes, claim) || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		o, err := ownerOfPod(ctx, kube, &p)
+		if err != nil {
+			return nil, err
+		}
+		add(o)
+	}
+	if err := fromTemplates(ctx, kube, ns, claim, add); err != nil {
+		return nil, err
+	}
+	out := make([]Owner, 0, len(found))
+	for _, o := range found {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+func mounts(vols []corev1.Volume, claim string) bool {
+	for _, v := range vols {
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerOfPod follows controller references up to the object that scales.
+func ownerOfPod(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) (Owner, error) {
+	ref := metav1.GetControllerOf(p)
+	if ref == nil {
+		return Owner{}, fmt.Errorf("pod %s/%s mounts the claim and has no owner: stop it yourself (delete it) and run again: %w", p.Namespace, p.Name, ErrBarePod)
+	}
+	apps := kube.AppsV1()
+	switch ref.Kind {
+	case KindStatefulSet:
+		s, err := apps.StatefulSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return Owner{}, fmt.Errorf("get StatefulSet %s/%s: %w", p.Namespace, ref.Name, err)
+		}
+		return Owner{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name, Original: replicas(s.Spec.Replicas)}, nil
+	case KindReplicaSet:
+		rs, err := apps.ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return Owner{}, fmt.Errorf("get ReplicaSet %s/%s: %w", p.Namespace, ref.Name, err)
+		}
+		if d := metav1.GetControllerOf(rs); d != nil && d.Kind == KindDeployment {
+			dep, err := apps.Deployments(p.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+			if err != nil {
+				return Owner{}, fmt.Errorf("get Deployment %s/%s: %w", p.Namespace, d.Name, err)
+			}
+			return Owner{Kind: KindDeployment, Namespace: dep.Namespace, Name: dep.Name, Original: replicas(dep.Spec.Replicas)}, nil
+		}
+		return Owner{Kind: KindReplicaSet, Namespace: rs.Namespace, Name: rs.Name, Original: replicas(rs.Spec.Replicas)}, nil
+	case "Job":
+		j, err := kube.BatchV1().Jobs(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return Owner{}, fmt.Errorf("get Job %s/%s: %w", p.Namespace, ref.Name, err)
+		}
+		if c := metav1.GetControllerOf(j); c != nil && c.Kind == KindCronJob {
+			cj, err := kube.BatchV1().CronJobs(p.Namespace).Get(ctx, c.Name, metav1.GetOptions{})
+			if err != nil {
+				return Owner{}, fmt.Errorf("get CronJob %s/%s: %w", p.Namespace, c.Name, err)
+			}
+			return Owner{Kind: KindCronJob, Namespace: cj.Namespace, Name: cj.Name, Original: strconv.FormatBool(cj.Spec.Suspend != nil && *cj.Spec.Suspend)}, nil
+		}
+	}
+	return Owner{}, fmt.Errorf("pod %s/%s mounts the claim and is run by %s %s, which cannot be scaled down and back: stop it and run again: %w", p.Namespace, p.Name, ref.Kind, ref.Name, ErrBarePod)
+}
+
+func replicas(r *int32) string {
+	if r == nil {
+		return "1" // the API's default
+	}
+	return strconv.Itoa(int(*r))
+}
+
+// fromTemplates adds the workloads whose pod template mounts claim.
+func fromTemplates(ctx context.Context, kube kubernetes.Interface, ns, claim string, add func(Owner)) error {
+	deps, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list Deployments in %s: %w", ns, err)
+	}
+	for _, d := range deps.Items {
+		if mounts(d.Spec.Template.Spec.Volumes, claim) {
+			add(Owner{Kind: KindDeployment, Namespace: ns, Name: d.Name, Original: replicas(d.Spec.Replicas)})
+		}
+	}
+	sts, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list StatefulSets in %s: %w", ns, err)
+	}
+	for _, s := range sts.Items {
+		own := mounts(s.Spec.Template.Spec.Volumes, claim)
+		for _, t := range s.Spec.VolumeClaimTemplates {
+			// Claims of a template are <template>-<set>-<ordinal>.
+			if rest, ok := strings.CutPrefix(claim, t.Name+"-"+s.Name+"-"); ok && isDigits(rest) {
+				own = true
+			}
+		}
+		if own {
+			add(Owner{Kind: KindStatefulSet, Namespace: ns, Name: s.Name, Original: replicas(s.Spec.Replicas)})
+		}
+	}
+	cjs, err := kube.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list CronJobs in %s: %w", ns, err)
+	}
+	for _, c := range cjs.Items {
+		if mounts(c.Spec.JobTemplate.Spec.Template.Spec.Volumes, claim) {
+			add(Owner{Kind: KindCronJob, Namespace: ns, Name: c.Name, Original: strconv.FormatBool(c.Spec.Suspend != nil && *c.Spec.Suspend)})
+		}
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Stop records each owner's original value on it and scales it to zero (suspends a CronJob).
+// An owner that carries the annotation already (a run that was killed) keeps its first record.
+func Stop(ctx context.Context, kube kubernetes.Interface, owners []Owner) error {
+	for _, o := range owners {
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationOriginal: o.Original}}}
+		if cur, err := annotation(ctx, kube, o); err != nil {
+			return err
+		} else if cur != "" {
+			patch = map[string]any{}
+		}
+		if o.Kind == KindCronJob {
+			patch["spec"] = map[string]any{"suspend": true}
+		} else {
+			patch["spec"] = map[string]any{"replicas": 0}
+		}
+		if err := apply(ctx, kube, o, patch); err != nil {
+			return fmt.Errorf("stop %s: %w", o, err)
+		}
+	}
+	return nil
+}
+
+// Start puts each owner back as its annotation says and removes the annotation.
+func Start(ctx context.Context, kube kubernetes.Interface, owners []Owner) error {
+	var errs []error
+	for _, o := range owners {
+		orig, err := annotation(ctx, kube, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if orig == "" {
+			orig = o.Original
+		}
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationOriginal: nil}}}
+		if o.Kind == KindCronJob {
+			patch["spec"] = map[string]any{"suspend": orig == "true"}
+		} else {
+			n, err := strconv.Atoi(orig)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: annotation %s=%q is not a replica count", o, AnnotationOriginal, orig))
+				continue
+			}
+			patch["spec"] = map[string]any{"replicas": n}
+		}
+		if err := apply(ctx, kube, o, patch); err != nil {
+			errs = append(errs, fmt.Errorf("start %s again (set it back to %s yourself): %w", o, orig, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stopped lists the owners a run left stopped (they carry the annotation), in every namespace.
+func Stopped(ctx context.Context, kube kubernetes.Interface) ([]Owner, error) {
+	var out []Owner
+	keep := func(kind string, m metav1.ObjectMeta) {
+		if v, ok := m.Annotations[AnnotationOriginal]; ok {
+			out = append(out, Owner{Kind: kind, Namespace: m.Namespace, Name: m.Name, Original: v})
+		}
+	}
+	deps, err := kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list Deployments: %w", err)
+	}
+	for _, d := range deps.Items {
+		keep(KindDeployment, d.ObjectMeta)
+	}
+	sts, err := kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list StatefulSets: %w", err)
+	}
+	for _, s := range sts.Items {
+		keep(KindStatefulSet, s.ObjectMeta)
+	}
+	rss, err := kube.AppsV1().ReplicaSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list ReplicaSets: %w", err)
+	}
+	for _, r := range rss.Items {
+		keep(KindReplicaSet, r.ObjectMeta)
+	}
+	cjs, err := kube.BatchV1().CronJobs("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list CronJobs: %w", err)
+	}
+	for _, c := range cjs.Items {
+		keep(KindCronJob, c.ObjectMeta)
+	}
+	return out, nil
+}
+
+func annotation(ctx context.Context, kube kubernetes.Interface, o Owner) (string, error) {
+	m, err := get(ctx, kube, o)
+	if err != nil {
+		return "", fmt.Errorf("get %s: %w", o, err)
+	}
+	return m.GetAnnotations()[AnnotationOriginal], nil
+}
+
+func get(ctx context.Context, kube kubernetes.Interface, o Owner) (metav1.Object, error) {
+	opts := metav1.GetOptions{}
+	switch o.Kind {
+	case KindDeployment:
+		return kube.AppsV1().Deployments(o.Namespace).Get(ctx, o.Name, opts)
+	case KindStatefulSet:
+		return kube.AppsV1().StatefulSets(o.Namespace).Get(ctx, o.Name, opts)
+	case KindReplicaSet:
+		return kube.AppsV1().ReplicaSets(o.Namespace).Get(ctx, o.Name, opts)
+	case KindCronJob:
+		return kube.BatchV1().CronJobs(o.Namespace).Get(ctx, o.Name, opts)
+	}
+	return nil, fmt.Errorf("unknown kind")
+}
+
+// WaitUnmounted waits until no running pod of ns mounts claim (the owners' pods are gone).
+func WaitUnmounted(ctx context.Context, kube kubernetes.Interface, ns, claim string) error {
+	podc := kube.CoreV1().Pods(ns)
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return podc.List(ctx, o) },
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return podc.Watch(ctx, o)
+		},
+	}, kube)
+	users := func(store cache.Store) []string {
+		var names []string
+		for _, x := range store.List() {
+			p := x.(*corev1.Pod)
+			if mounts(p.Spec.Volumes, claim) && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+				names = append(names, p.Name)
+			}
+		}
+		return names
+	}
+	var last []string
+	var store cache.Store
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, func(s cache.Store) (bool, error) {
+		store = s
+		last = users(s)
+		return len(last) == 0, nil
+	}, func(watch.Event) (bool, error) {
+		last = users(store)
+		return len(last) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait until no pod mounts PVC %s/%s (still: %s): %w", ns, claim, strings.Join(last, ", "), err)
+	}
+	return nil
+}
+
+func apply(ctx context.Context, kube kubernetes.Interface, o Owner, patch map[string]any) error {
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{}
+	switch o.Kind {
+	case KindDeployment:
+		_, err = kube.AppsV1().Deployments(o.Namespace).Patch(ctx, o.Name, types.MergePatchType, b, opts)
+	case KindStatefulSet:
+		_, err = kube.AppsV1().StatefulSets(o.Namespace).Patch(ctx, o.Name, types.MergePatchType, b, opts)
+	case KindReplicaSet:
+		_, err = kube.AppsV1().ReplicaSets(o.Namespace).Patch(ctx, o.Name, types.MergePatchType, b, opts)
+	case KindCronJob:
+		_, err = kube.BatchV1().CronJobs(o.Namespace).Patch(ctx, o.Name, types.MergePatchType, b, opts)
+	default:
+		err = fmt.Errorf("unknown kind")
+	}
+	return err
+}

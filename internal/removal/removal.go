@@ -1,0 +1,193 @@
+// Package removal removes one backup: its kept VolumeSnapshots (cluster), its Kopia snapshots
+// (namespace repositories) and its files (catalog). `delete` and `prune` both use it. The data
+// the Kopia snapshots referenced is freed later, by repository maintenance.
+package removal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	kopiarepo "github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/snapshot"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// Deps are what a removal touches.
+type Deps struct {
+	Catalog *catalog.Catalog
+	// Location is the location URL, to open the namespace repositories.
+	Location string
+	// RepoPassword returns the password that opens a namespace's repository.
+	RepoPassword func(namespace string) (string, error)
+	// DeleteKeptSnapshots deletes the VolumeSnapshots snapshot mode kept for a backup and
+	// returns how many it deleted. nil: no cluster at hand.
+	DeleteKeptSnapshots func(ctx context.Context, backup string) (int, error)
+}
+
+// Result says what was removed.
+type Result struct {
+	Name            string         `json:"name"`
+	Files           int            `json:"files"`
+	KopiaSnapshots  map[string]int `json:"kopiaSnapshots,omitempty"` // per namespace
+	VolumeSnapshots int            `json:"volumeSnapshots,omitempty"`
+	// Warnings name volume data that was left behind (only when not Strict).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Namespaces returns the namespaces whose repositories lost snapshots, sorted.
+func (r *Result) Namespaces() []string {
+	out := make([]string, 0, len(r.KopiaSnapshots))
+	for ns, n := range r.KopiaSnapshots {
+		if n > 0 {
+			out = append(out, ns)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Target is a backup to remove: its manifest is nil for an incomplete backup (files only).
+type Target struct {
+	Name     string
+	Manifest *catalog.Manifest
+}
+
+// Remove removes one backup; see RemoveAll.
+func Remove(ctx context.Context, d Deps, name string, m *catalog.Manifest, strict bool) (*Result, error) {
+	res := RemoveAll(ctx, d, []Target{{Name: name, Manifest: m}}, strict)
+	return &res[0].Result, res[0].Err
+}
+
+// Outcome is one target's removal.
+type Outcome struct {
+	Result
+	Err error
+}
+
+// RemoveAll removes the targets: kept VolumeSnapshots first, then Kopia snapshots (each
+// namespace repository is opened once for all targets), then the files. Strict (prune): a target
+// whose volume data cannot all be removed keeps its files, so that the next run tries again, and
+// gets an error. Not strict (delete): what cannot be removed becomes a warning that says how to
+// remove it, and the files go anyway, so a backup can always be deleted.
+func RemoveAll(ctx context.Context, d Deps, targets []Target, strict bool) []Outcome {
+	out := make([]Outcome, len(targets))
+	errs := make([][]error, len(targets))
+	for i, t := range targets {
+		out[i].Name, out[i].KopiaSnapshots = t.Name, map[string]int{}
+		if t.Manifest != nil {
+			if err := d.removeKept(ctx, t.Manifest, &out[i].Result); err != nil {
+				errs[i] = append(errs[i], err)
+			}
+		}
+	}
+	d.removeKopia(ctx, targets, out, errs, strict)
+	for i, t := range targets {
+		err := errors.Join(errs[i]...)
+		if err != nil && strict {
+			out[i].Err = fmt.Errorf("remove backup %q: %w (its files were kept; the next run tries again)", t.Name, err)
+			continue
+		}
+		for _, e := range errs[i] {
+			out[i].Warnings = append(out[i].Warnings, e.Error())
+		}
+		out[i].Files, out[i].Err = d.Catalog.Delete(ctx, t.Name)
+	}
+	return out
+}
+func (d Deps) removeKept(ctx context.Context, m *catalog.Manifest, res *Result) error {
+	kept := false
+	for _, v := range m.Volumes {
+		kept = kept || v.VolumeSnapshot != ""
+	}
+	if !kept {
+		return nil
+	}
+	hint := fmt.Sprintf("delete them with kubectl delete volumesnapshots -A -l %s,%s=true", volumes.Selector(m.Name), volumes.LabelKept)
+	if d.DeleteKeptSnapshots == nil {
+		return fmt.Errorf("the VolumeSnapshots kept by snapshot mode were not deleted: no cluster at hand (%s)", hint)
+	}
+	n, err := d.DeleteKeptSnapshots(ctx, m.Name)
+	res.VolumeSnapshots = n
+	if err != nil {
+		return fmt.Errorf("the VolumeSnapshots kept by snapshot mode were not deleted (%v): %s", err, hint)
+	}
+	return nil
+}
+
+// removeKopia deletes the targets' Kopia snapshots, one write session per namespace. Strict:
+// targets that already failed keep their snapshots.
+func (d Deps) removeKopia(ctx context.Context, targets []Target, out []Outcome, errs [][]error, strict bool) {
+	byNS := map[string]map[int][]string{} // namespace -> target -> snapshot IDs
+	for i, t := range targets {
+		if t.Manifest == nil || (strict && len(errs[i]) > 0) {
+			continue
+		}
+		for _, v := range t.Manifest.Volumes {
+			if v.KopiaSnapshot == "" {
+				continue
+			}
+			if byNS[v.Namespace] == nil {
+				byNS[v.Namespace] = map[int][]string{}
+			}
+			byNS[v.Namespace][i] = append(byNS[v.Namespace][i], v.KopiaSnapshot)
+		}
+	}
+	namespaces := make([]string, 0, len(byNS))
+	for ns := range byNS {
+		namespaces = append(namespaces, ns)
+	}
+	sort.Strings(namespaces)
+	for _, ns := range namespaces {
+		if err := d.deleteSnapshots(ctx, ns, byNS[ns], out); err != nil {
+			for i := range byNS[ns] {
+				errs[i] = append(errs[i], fmt.Errorf("the Kopia snapshots of namespace %s were kept: %w", ns, err))
+			}
+		}
+	}
+}
+
+// deleteSnapshots deletes snapshots of one namespace's repository by ID. A snapshot that is gone
+// already counts as deleted (a run interrupted before the files went).
+func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]string, out []Outcome) error {
+	pw, err := d.RepoPassword(ns)
+	if err != nil {
+		return err
+	}
+	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.Location, Namespace: ns, Password: pw})
+	if errors.Is(err, repo.ErrNoRepository) {
+		return nil // nothing left to delete
+	}
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	counts := map[int]int{}
+	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup remove"}, func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
+		for i, list := range ids {
+			for _, id := range list {
+				if _, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id)); err != nil {
+					continue // not there (deleted before, or never finished)
+				}
+				if err := w.DeleteManifest(ctx, manifest.ID(id)); err != nil {
+					return fmt.Errorf("delete snapshot %s from %s: %w", id, r.Location(), err)
+				}
+				counts[i]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, n := range counts {
+		out[i].KopiaSnapshots[ns] = n
+	}
+	return nil
+}

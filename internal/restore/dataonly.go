@@ -1,0 +1,299 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+// DataConfig is a data-only restore: the data of some volumes into new or empty claims, and
+// nothing else created or changed.
+type DataConfig struct {
+	Backup string
+	// Volumes are the claims as backed up: namespace/pvc.
+	Volumes []string
+	// Target, with one volume, is the claim to fill (namespace/name); default: the same name in
+	// the (mapped) namespace.
+	Target           string
+	NamespaceMapping map[string]string
+	// StorageClassMapping renames the StorageClass of a claim created here.
+	StorageClassMapping map[string]string
+	// IncludePath restores only this directory of each volume.
+	IncludePath string
+	ArchiveKey  string // keyring.ArchiveKey: decrypts the backup's archive (for the claims' specs)
+	DryRun      bool
+}
+
+// DataDeps are what a data-only restore uses: the claims through the typed client, the
+// archive (for the claims' specs) and the volume engine.
+type DataDeps struct {
+	Kube     kubernetes.Interface
+	Catalog  *catalog.Catalog
+	Volumes  VolumeEngine
+	Progress progress.Reporter
+}
+
+// dataTarget is one volume's way into the cluster.
+type dataTarget struct {
+	vol     catalog.Volume
+	ns, pvc string
+	claim   *corev1.PersistentVolumeClaim // to create; nil: the claim exists
+	item    int                           // index in Result.Volumes
+}
+
+// DataOnly restores the data of cfg.Volumes. A claim that does not exist is created from the
+// backed-up claim's spec (StorageClass mapped, no volumeName, no data source) and deleted again
+// if its fill fails; an existing claim is filled only if it holds nothing (the mover checks).
+func DataOnly(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) {
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := dataTargets(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Items: []Item{}}
+	specs, err := claimSpecs(ctx, d.Catalog, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i := range targets {
+		t := &targets[i]
+		t.item = len(res.Volumes)
+		res.Volumes = append(res.Volumes, VolumeItem{Namespace: t.ns, PVC: t.pvc, From: t.vol.Namespace + "/" + t.vol.PVC, Mode: t.vol.Mode, KopiaSnapshot: t.vol.KopiaSnapshot})
+		if err := prepareTarget(ctx, d.Kube, t, specs, cfg); err != nil {
+			setVolume(res, t, Failed, err.Error())
+		}
+	}
+	if cfg.DryRun {
+		dryRunData(res, targets, cfg)
+		return res, nil
+	}
+	return res, fillData(ctx, d, cfg, res, targets)
+}
+
+func setVolume(res *Result, t *dataTarget, a Action, reason string) {
+	res.Volumes[t.item].Action, res.Volumes[t.item].Reason = a, reason
+}
+
+// dataTargets resolves the volumes asked for against the manifest, without I/O.
+func dataTargets(m *catalog.Manifest, cfg DataConfig) ([]dataTarget, error) {
+	if len(cfg.Volumes) == 0 {
+		return nil, errors.New("name the volumes to restore: --volumes namespace/pvc[,namespace/pvc]")
+	}
+	if cfg.Target != "" && len(cfg.Volumes) != 1 {
+		return nil, fmt.Errorf("--target-pvc takes one volume; %d were named", len(cfg.Volumes))
+	}
+	byKey := map[string]catalog.Volume{}
+	var names []string
+	for _, v := range m.Volumes {
+		byKey[v.Namespace+"/"+v.PVC] = v
+		names = append(names, v.Namespace+"/"+v.PVC)
+	}
+	var out []dataTarget
+	for _, key := range cfg.Volumes {
+		v, ok := byKey[key]
+		if !ok {
+			return nil, fmt.Errorf("backup %q has no volume %s (it has %s)", cfg.Backup, key, orText(strings.Join(names, ", "), "none"))
+		}
+		if v.KopiaSnapshot == "" {
+			why := "its data was not copied to the location (" + orText(v.Status, "no status") + orEmpty(": ", v.Error) + ")"
+			if v.VolumeSnapshot != "" {
+				why = "snapshot mode kept it as VolumeSnapshot " + v.VolumeSnapshot + ": --data-only restores Kopia data only (not built yet for kept snapshots)"
+			}
+			return nil, fmt.Errorf("volume %s of backup %q cannot be restored: %s", key, cfg.Backup, why)
+		}
+		t := dataTarget{vol: v, ns: v.Namespace, pvc: v.PVC}
+		if to, ok := cfg.NamespaceMapping[v.Namespace]; ok {
+			t.ns = to
+		}
+		if cfg.Target != "" {
+			ns, name, ok := strings.Cut(cfg.Target, "/")
+			if !ok || ns == "" || name == "" {
+				return nil, fmt.Errorf("--target-pvc %q: use namespace/name", cfg.Target)
+			}
+			t.ns, t.pvc = ns, name
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// claimSpecs reads the backed-up PersistentVolumeClaims of the volumes from the archive.
+func claimSpecs(ctx context.Context, c *catalog.Catalog, cfg DataConfig) (map[string]*unstructured.Unstructured, error) {
+	entries, err := readArchive(ctx, c, cfg.Backup, cfg.ArchiveKey)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, v := range cfg.Volumes {
+		want[v] = true
+	}
+	out := map[string]*unstructured.Unstructured{}
+	for _, e := range entries {
+		if k := e.key.Namespace + "/" + e.key.Name; e.gr == grPVC && want[k] {
+			out[k] = e.obj
+		}
+	}
+	return out, nil
+}
+
+// prepareTarget decides whether t's claim is created or exists, and checks what it can first.
+func prepareTarget(ctx context.Context, kube kubernetes.Interface, t *dataTarget, specs map[string]*unstructured.Unstructured, cfg DataConfig) error {
+	cur, err := kube.CoreV1().PersistentVolumeClaims(t.ns).Get(ctx, t.pvc, metav1.GetOptions{})
+	switch {
+	case err == nil && cur.DeletionTimestamp != nil:
+		return fmt.Errorf("PVC %s/%s is being deleted: wait until it is gone, or name another with --target-pvc", t.ns, t.pvc)
+	case err == nil:
+		return nil // exists: filled if it is empty
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("get PVC %s/%s: %w", t.ns, t.pvc, err)
+	}
+	if _, err := kube.CoreV1().Namespaces().Get(ctx, t.ns, metav1.GetOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s does not exist: create it first (a data-only restore creates nothing but the claim)", t.ns)
+		}
+		return fmt.Errorf("get namespace %s: %w", t.ns, err)
+	}
+	src := specs[t.vol.Namespace+"/"+t.vol.PVC]
+	if src == nil {
+		return fmt.Errorf("the backup has no spec of PVC %s/%s to create %s/%s from: create the claim and run again", t.vol.Namespace, t.vol.PVC, t.ns, t.pvc)
+	}
+	claim, err := newClaim(src, t, cfg.StorageClassMapping)
+	if err != nil {
+		return err
+	}
+	t.claim = claim
+	return nil
+}
+
+// newClaim is the backed-up claim as a new one: sanitised, renamed, StorageClass mapped, with no
+// data source (the mover fills it).
+func newClaim(src *unstructured.Unstructured, t *dataTarget, classMap map[string]string) (*corev1.PersistentVolumeClaim, error) {
+	o := src.DeepCopy()
+	Sanitize(grPVC, o, SanitizeOptions{})
+	unstructured.RemoveNestedField(o.Object, "spec", "volumeName")
+	unstructured.RemoveNestedField(o.Object, "spec", "dataSource")
+	unstructured.RemoveNestedField(o.Object, "spec", "dataSourceRef")
+	mapStorageClass(grPVC, o, classMap)
+	o.SetNamespace(t.ns)
+	o.SetName(t.pvc)
+	o.SetOwnerReferences(nil)
+	o.SetFinalizers(nil)
+	var c corev1.PersistentVolumeClaim
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &c); err != nil {
+		return nil, fmt.Errorf("PVC %s/%s of the backup: %w", t.vol.Namespace, t.vol.PVC, err)
+	}
+	return &c, nil
+}
+
+func dryRunData(res *Result, targets []dataTarget, cfg DataConfig) {
+	for i := range targets {
+		t := &targets[i]
+		if res.Volumes[t.item].Action != "" {
+			continue
+		}
+		into := "the existing claim, if it is empty"
+		if t.claim != nil {
+			into = "a new claim (StorageClass " + orText(ptrString(t.claim.Spec.StorageClassName), "default") + ")"
+			res.Items = append(res.Items, Item{Resource: "persistentvolumeclaims", Namespace: t.ns, Name: t.pvc, Action: WouldCreate})
+			res.Summary[WouldCreate]++
+		}
+		setVolume(res, t, WouldRestore, "from Kopia snapshot "+t.vol.KopiaSnapshot+" into "+into+orEmpty(", only ", cfg.IncludePath))
+	}
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// fillData creates the new claims, fills every claim, and deletes a new claim whose fill failed.
+func fillData(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, targets []dataTarget) error {
+	var items []volumes.RestoreItem
+	var which []*dataTarget
+	for i := range targets {
+		t := &targets[i]
+		if res.Volumes[t.item].Action != "" {
+			continue
+		}
+		if t.claim != nil {
+			if _, err := d.Kube.CoreV1().PersistentVolumeClaims(t.ns).Create(ctx, t.claim, metav1.CreateOptions{}); err != nil {
+				setVolume(res, t, Failed, fmt.Sprintf("create PVC %s/%s: %v", t.ns, t.pvc, err))
+				res.Items = append(res.Items, Item{Resource: "persistentvolumeclaims", Namespace: t.ns, Name: t.pvc, Action: Failed, Reason: reason(err)})
+				res.Summary[Failed]++
+				continue
+			}
+			res.Items = append(res.Items, Item{Resource: "persistentvolumeclaims", Namespace: t.ns, Name: t.pvc, Action: Created})
+			res.Summary[Created]++
+		}
+		items = append(items, volumes.RestoreItem{Namespace: t.ns, SourceNamespace: t.vol.Namespace, PVC: t.pvc, KopiaSnapshot: t.vol.KopiaSnapshot,
+			RequireEmpty: t.claim == nil, SubPath: cfg.IncludePath})
+		which = append(which, t)
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	if d.Volumes == nil {
+		return errors.New("volume data cannot be restored: no mover configuration")
+	}
+	outs, err := d.Volumes.Restore(ctx, items)
+	for i, t := range which {
+		it := &res.Volumes[t.item]
+		var o volumes.RestoreOutcome
+		if i < len(outs) {
+			o = outs[i]
+		}
+		it.Seconds = o.Seconds
+		switch {
+		case o.Err != nil:
+			it.Action, it.Reason = Failed, o.Err.Error()
+		case o.Result != nil:
+			it.Action, it.Files, it.Bytes = Restored, o.Result.Files, o.Result.Bytes
+			continue
+		default:
+			it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
+		}
+		if t.claim != nil {
+			dropClaim(ctx, d.Kube, res, t)
+		}
+	}
+	return err
+}
+
+// dropClaim deletes a claim this restore created and could not fill: nothing is left changed.
+func dropClaim(ctx context.Context, kube kubernetes.Interface, res *Result, t *dataTarget) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := kube.CoreV1().PersistentVolumeClaims(t.ns).Delete(cctx, t.pvc, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("PVC %s/%s was created and could not be filled; deleting it failed: %v (delete it with kubectl delete pvc -n %s %s)", t.ns, t.pvc, err, t.ns, t.pvc))
+		return
+	}
+	res.Warnings = append(res.Warnings, fmt.Sprintf("PVC %s/%s was created, could not be filled, and was deleted again", t.ns, t.pvc))
+}

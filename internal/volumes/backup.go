@@ -1,0 +1,266 @@
+package volumes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+)
+
+// Backup backs up the data of claims, cfg.Parallel volumes at a time. Every volume gets a record
+// (Completed, Failed with the reason, or Skipped with why); the error is only for problems that
+// stop every volume (the cluster cannot be read, the context was cancelled).
+//
+// A backup is a sequence of named steps over the plan (see backupSteps); each step records its
+// per-volume failures in the plan and returns an error only to stop the run.
+func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVolumeClaim) ([]catalog.Volume, error) {
+	cfg.defaults()
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	plan, err := Plan(ctx, d, cfg, claims)
+	if err != nil {
+		return nil, err
+	}
+	r := &backupRun{
+		engine:  &engine{d: d, cfg: cfg, precreated: map[string]bool{}, done: map[string]bool{}},
+		plan:    plan,
+		claims:  map[string]*corev1.PersistentVolumeClaim{},
+		pods:    &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}},
+		started: make([]bool, len(plan)),
+	}
+	for _, c := range claims {
+		r.claims[c.Namespace+"/"+c.Name] = c
+	}
+	// Snapshots requested but never waited for (Ctrl-C before their volume's turn) are not left behind.
+	defer r.dropUnstarted(ctx, plan, r.started)
+	for _, s := range r.steps() {
+		if err := s.run(ctx); err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
+}
+
+// backupRun is one Backup's state, shared by its steps.
+type backupRun struct {
+	*engine
+	plan    []catalog.Volume
+	claims  map[string]*corev1.PersistentVolumeClaim // by ns/name
+	pods    *podIndex
+	started []bool // plan[i] had its turn in moveVolumes
+}
+
+// step is one named phase of a run.
+type step struct {
+	name string
+	run  func(context.Context) error
+}
+
+// steps are the phases of a backup, in order.
+func (r *backupRun) steps() []step {
+	return []step{
+		{"create repositories", r.ensureRepositories},
+		{"run hooks around snapshots", r.runHooks},
+		{"request snapshots", func(ctx context.Context) error { r.requestSnapshots(ctx, r.plan); return nil }},
+		{"move volumes", r.moveVolumes},
+	}
+}
+
+// ensureRepositories creates each namespace's repository once, before its movers run in parallel.
+func (r *backupRun) ensureRepositories(ctx context.Context) error {
+	if r.d.EnsureRepository == nil {
+		return nil
+	}
+	ready := map[string]error{}
+	for i := range r.plan {
+		v := &r.plan[i]
+		if v.Status != "" || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeFS) {
+			continue
+		}
+		if _, done := ready[v.Namespace]; !done {
+			ready[v.Namespace] = r.d.EnsureRepository(ctx, v.Namespace)
+		}
+		if err := ready[v.Namespace]; err != nil {
+			v.Status, v.Error = catalog.VolumeFailed, fmt.Sprintf("repository of namespace %s: %v", v.Namespace, err)
+		}
+	}
+	return nil
+}
+
+// runHooks runs the pods' hooks around their volumes' snapshots (hooks.go).
+func (r *backupRun) runHooks(ctx context.Context) error {
+	if r.d.Hooks == nil {
+		return nil
+	}
+	return r.hookWindows(ctx, r.plan, r.claims, r.pods)
+}
+
+// moveVolumes finishes every volume still to do, cfg.Parallel at a time.
+func (r *backupRun) moveVolumes(ctx context.Context) error {
+	return r.forEach(ctx, len(r.plan), func(ctx context.Context, i int) {
+		v := &r.plan[i]
+		if v.Status != "" || r.done[v.Namespace+"/"+v.PVC] { // decided (skipped, failed) or done in a hook window
+			return
+		}
+		r.started[i] = true
+		claim := r.claims[v.Namespace+"/"+v.PVC]
+		done := r.d.Progress.Start(fmt.Sprintf("volume %s/%s (%s)", v.Namespace, v.PVC, v.Mode))
+		start := time.Now()
+		err := r.backupOne(ctx, v, claim, r.pods)
+		v.Seconds += time.Since(start).Round(time.Millisecond).Seconds()
+		if err != nil {
+			v.Status, v.Error = catalog.VolumeFailed, err.Error()
+			done("", err)
+			return
+		}
+		v.Status = catalog.VolumeCompleted
+		// The phase's name already says the mode.
+		detail := ""
+		switch {
+		case v.KopiaSnapshot != "":
+			detail = fmt.Sprintf("%d files, %s, %s uploaded", v.Files, progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
+		case v.VolumeSnapshot != "":
+			detail = "kept as VolumeSnapshot " + v.VolumeSnapshot
+		}
+		done(detail, nil)
+	})
+}
+
+// requestSnapshots creates the VolumeSnapshots of every volume still to do at once, before any
+// mover runs, so that an application's volumes are cut at nearly the same moment rather than one
+// volume's run apart. (It does not shorten a run: the snapshot controller's rate-limited API client
+// bounds it either way; docs/volumes.md has the figures.) A snapshot that cannot be created here is
+// created, and its error reported, in the volume's turn.
+func (e *engine) requestSnapshots(ctx context.Context, plan []catalog.Volume) {
+	for i := range plan {
+		v := &plan[i]
+		key := v.Namespace + "/" + v.PVC
+		if v.Status != "" || e.precreated[key] || e.done[key] || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeSnapshot) {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := e.createSnapshot(ctx, e.backupTask(v), v, &createdObjects{}, Mode(v.Mode) == ModeSnapshot); err == nil {
+			e.precreated[key] = true
+		}
+	}
+}
+
+// dropUnstarted deletes the snapshots created ahead for volumes whose turn never came.
+func (e *engine) dropUnstarted(ctx context.Context, plan []catalog.Volume, started []bool) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for i := range plan {
+		v := &plan[i]
+		if started[i] || !e.precreated[v.Namespace+"/"+v.PVC] || e.done[v.Namespace+"/"+v.PVC] || v.Status == catalog.VolumeCompleted {
+			continue
+		}
+		if err := e.cleanup(cctx, e.backupTask(v), &createdObjects{snapshot: true}, true); err != nil {
+			v.Warnings = append(v.Warnings, "cleanup: "+err.Error())
+		}
+		if v.Status == "" {
+			v.Status, v.Error = catalog.VolumeFailed, "not started: "+context.Cause(ctx).Error()
+		}
+	}
+}
+
+// backupTask is the Task of a volume's backup.
+func (e *engine) backupTask(v *catalog.Volume) Task {
+	return Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
+}
+
+func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex) (err error) {
+	t := e.backupTask(v)
+	var created createdObjects
+	defer func() {
+		// A fresh bounded context: the backup's own may be cancelled (Ctrl-C) and cleanup must still run.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if cerr := e.cleanup(cctx, t, &created, err != nil || Mode(v.Mode) != ModeSnapshot); cerr != nil {
+			v.Warnings = append(v.Warnings, "cleanup: "+cerr.Error())
+		}
+	}()
+	switch Mode(v.Mode) {
+	case ModeSnapshot:
+		return e.backupKept(ctx, t, v, &created)
+	case ModeSnapshotMove:
+		return e.backupSnapshotMove(ctx, t, v, claim, &created)
+	case ModeFS:
+		return e.backupFS(ctx, t, v, claim, pods, &created)
+	}
+	return fmt.Errorf("volume mode %s cannot be backed up", v.Mode)
+}
+
+// backupKept is snapshot mode: a VolumeSnapshot that stays, older ones pruned.
+func (e *engine) backupKept(ctx context.Context, t Task, v *catalog.Volume, created *createdObjects) error {
+	vs, err := e.snapshot(ctx, t, v, created, true)
+	if err != nil {
+		return err
+	}
+	v.VolumeSnapshot = vs.Name
+	if e.cfg.KeepSnapshots > 0 {
+		pruned, err := e.pruneKept(ctx, t)
+		if err != nil {
+			v.Warnings = append(v.Warnings, err.Error())
+		}
+		for _, p := range pruned {
+			v.Warnings = append(v.Warnings, fmt.Sprintf("deleted older VolumeSnapshot %s (--keep-snapshots %d)", p, e.cfg.KeepSnapshots))
+		}
+	}
+	return nil
+}
+
+// backupSnapshotMove snapshots the claim, restores the snapshot into a temporary PVC and uploads that.
+func (e *engine) backupSnapshotMove(ctx context.Context, t Task, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, created *createdObjects) error {
+	vs, err := e.snapshot(ctx, t, v, created, false)
+	if err != nil {
+		return err
+	}
+	var size = vs.Status.RestoreSize
+	pvc := t.TempPVCSpec(claim, size, e.cfg.Mover.StorageClassMapping)
+	if _, err := e.d.Kube.CoreV1().PersistentVolumeClaims(t.Namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create temporary PVC %s/%s from VolumeSnapshot %s: %w", t.Namespace, pvc.Name, vs.Name, err)
+	}
+	created.tempPVC = true
+	res, err := e.runMover(ctx, t, created, pvc.Name, "", "", nil)
+	fill(v, res)
+	return err
+}
+
+// backupFS uploads the live claim, on the node of the pod that mounts it when it is RWO.
+func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex, created *createdObjects) error {
+	users, err := pods.using(ctx, t.Namespace, t.PVC)
+	if err != nil {
+		return err
+	}
+	node := ""
+	var tolerations []corev1.Toleration
+	if len(users) > 0 {
+		if hasMode(claim, corev1.ReadWriteOncePod) {
+			return fmt.Errorf("PVC %s is ReadWriteOncePod and in use by pod %s: no other pod can mount it; use --volumes=snapshot-move (annotate the PVC %s=snapshot-move) or stop the pod", describeClaim(t.Namespace, t.PVC), users[0].Name, AnnotationMode)
+		}
+		if !hasMode(claim, corev1.ReadWriteMany) && !hasMode(claim, corev1.ReadOnlyMany) {
+			node, tolerations = users[0].Spec.NodeName, users[0].Spec.Tolerations
+		}
+	}
+	res, err := e.runMover(ctx, t, created, t.PVC, "", node, tolerations)
+	fill(v, res)
+	return err
+}
+
+func fill(v *catalog.Volume, r *mover.Result) {
+	if r == nil {
+		return
+	}
+	v.KopiaSnapshot, v.KopiaParent = r.SnapshotID, r.ParentID
+	v.Bytes, v.UploadedBytes, v.Files = r.Bytes, r.UploadedBytes, r.Files
+	v.MoverSeconds = r.DurationSeconds
+}

@@ -1,0 +1,124 @@
+package volumes
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	batchv1 "k8s.io/api/batch/v1"
+)
+
+// runMover creates the Secret and the Job, and follows the pod to its end.
+func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID, node string, tolerations []corev1.Toleration) (*mover.Result, error) {
+	j, err := e.startMover(ctx, t, created, claim, snapshotID, node, tolerations)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		following = map[types.UID]bool{}
+		finished  *corev1.Pod
+		wg        sync.WaitGroup
+	)
+	lctx, stopLogs := context.WithCancel(ctx)
+	defer func() { stopLogs(); wg.Wait() }()
+	w := e.moverWait(t, j, claim)
+	w.Cond = func(o runtime.Object, st *stall) (bool, string, error) {
+		p := o.(*corev1.Pod)
+		done, status, err := podStatus(p)
+		if err != nil {
+			return false, status, err
+		}
+		if !following[p.UID] && (done || p.Status.Phase == corev1.PodRunning) {
+			following[p.UID] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				followLogs(lctx, e.d.Kube, p.Namespace, p.Name, func(ev mover.Event) {
+					st.see("", true) // the mover is alive: no stall
+					if e.d.OnEvent != nil {
+						e.d.OnEvent(t.Namespace, t.PVC, ev)
+					}
+				})
+			}()
+		}
+		if done {
+			finished = p
+		}
+		return done, status, nil
+	}
+	if err := until(ctx, e.d.Kube, w); err != nil {
+		return nil, err
+	}
+	wg.Wait() // the log ends with the container
+	out := readOutcome(ctx, e.d.Kube, finished, e.cfg.Mover.Limits)
+	return out.result, out.err
+}
+
+// startMover creates the temporary Secret (unless the user's is used) and the mover Job.
+func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID, node string, tolerations []corev1.Toleration) (*batchv1.Job, error) {
+	mc := &e.cfg.Mover
+	// Always a temporary Secret: it carries the namespace's repository key (a user's --mover-secret
+	// brings the storage credentials only).
+	if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, t.SecretSpec(mc), metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
+	}
+	created.secret = true
+	job := t.JobSpec(mc, claim, snapshotID, node, tolerations)
+	j, err := e.d.Kube.BatchV1().Jobs(t.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create mover Job %s/%s: %w", t.Namespace, job.Name, err)
+	}
+	created.job = true
+	return j, nil
+}
+
+// moverWait is the wait for the pods of mover Job j, following the events of the Job, its pods
+// and the claim they mount.
+func (e *engine) moverWait(t Task, j *batchv1.Job, claim string) waitSpec {
+	podc := e.d.Kube.CoreV1().Pods(t.Namespace)
+	sel := labels.SelectorFromSet(t.Labels()).String()
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel
+			return podc.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return podc.Watch(ctx, o)
+		},
+	}, e.d.Kube)
+	return waitSpec{
+		Namespace: t.Namespace,
+		What:      fmt.Sprintf("mover Job %s/%s", t.Namespace, j.Name),
+		Timeout:   e.cfg.Timeout,
+		LW:        lw,
+		Obj:       &corev1.Pod{},
+		Mine:      labelled(t.Labels()),
+		Events: func(ref corev1.ObjectReference) bool {
+			switch ref.Kind {
+			case "Job":
+				return ref.UID == j.UID || ref.Name == j.Name
+			case "Pod":
+				return strings.HasPrefix(ref.Name, j.Name+"-")
+			case "PersistentVolumeClaim":
+				return ref.Name == claim
+			}
+			return false
+		},
+	}
+}
+
+func labelled(set map[string]string) func(metav1.Object) bool {
+	sel := labels.SelectorFromSet(set)
+	return func(o metav1.Object) bool { return sel.Matches(labels.Set(o.GetLabels())) }
+}

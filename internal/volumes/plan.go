@@ -1,0 +1,55 @@
+package volumes
+
+import (
+	"context"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+)
+
+// Plan decides the mode of every claim without creating anything.
+func Plan(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVolumeClaim) ([]catalog.Volume, error) {
+	cfg.defaults()
+	facts, err := ReadFacts(ctx, d.Discovery, d.Snap, func(ctx context.Context, n string) (*corev1.PersistentVolume, error) {
+		return d.Kube.CoreV1().PersistentVolumes().Get(ctx, n, metav1.GetOptions{})
+	}, claims)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateClassFlag(cfg.SnapshotClasses, facts); err != nil {
+		return nil, err
+	}
+	out := make([]catalog.Volume, 0, len(claims))
+	for _, c := range claims {
+		v := catalog.Volume{Namespace: c.Namespace, PVC: c.Name}
+		if c.Spec.StorageClassName != nil {
+			v.StorageClass = *c.Spec.StorageClassName
+		}
+		if q, ok := c.Status.Capacity[corev1.ResourceStorage]; ok {
+			v.Size = q.String()
+		} else if q, ok := c.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+			v.Size = q.String()
+		}
+		for _, m := range c.Spec.AccessModes {
+			v.AccessModes = append(v.AccessModes, string(m))
+		}
+		dec, err := DecideRequest(Request{Mode: cfg.Mode, Policies: cfg.Policies, SnapshotMoveData: cfg.SnapshotMoveData}, cfg.SnapshotClasses, c, facts)
+		v.Mode, v.Reason, v.Driver, v.SnapshotClass, v.Warnings = string(dec.Mode), dec.Reason, dec.Driver, dec.SnapshotClass, dec.Warnings
+		if err != nil {
+			v.Status, v.Error = catalog.VolumeFailed, err.Error()
+		} else if dec.Mode == ModeNone {
+			v.Status = catalog.VolumeSkipped
+		}
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].PVC < out[j].PVC
+	})
+	return out, nil
+}
