@@ -107,6 +107,9 @@ type PreflightPlan struct {
 	AllNamespaces bool
 	// Claims is whether PVCs are selected and their data goes through Volumes.
 	Claims bool
+	// Resources are the namespaced resource types the backup lists, as "resource.group"
+	// ("secrets", "deployments.apps").
+	Resources []string
 }
 
 // VolumeEngine backs up PVC data (internal/volumes through the CLI): Plan decides without
@@ -354,6 +357,7 @@ func (b *run) chooseResources(p *planned, all []selection.Resource, nsRes select
 func (p *planned) preflight(volumes bool) PreflightPlan {
 	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS}
 	for _, r := range p.namespaced {
+		pp.Resources = append(pp.Resources, r.GVR.GroupResource().String())
 		if r.GVR.Group == "" && r.GVR.Resource == "persistentvolumeclaims" {
 			pp.Claims = volumes
 		}

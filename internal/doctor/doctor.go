@@ -139,6 +139,9 @@ type Config struct {
 	MoverOp string
 	// Commands whose rights are checked: "create", "restore" (default both).
 	Commands []string
+	// Resources, when not nil, are the namespaced resource types a backup lists ("secrets",
+	// "deployments.apps"): the list rights of Rights are checked for these only (create's plan).
+	Resources []string
 	// Probe runs the live probe per StorageClass.
 	Probe bool
 	// Timeout bounds each probe step.

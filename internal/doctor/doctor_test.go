@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -230,6 +231,24 @@ func TestRights(t *testing.T) {
 		if ra.Resource == "jobs" && ra.Namespace != "shop" {
 			t.Errorf("jobs asked in namespace %q", ra.Namespace)
 		}
+	}
+
+	// create's plan lists ConfigMaps only: no right on Secrets is asked for.
+	d = cluster(t, false)
+	asked = allow(d, "list secrets", "list configmaps")
+	got = checkRights(context.Background(), d, &Config{Namespaces: []string{"shop"}, Commands: []string{"resources"}, Resources: []string{"configmaps", "deployments.apps"}})
+	if r := got[len(got)-1]; r.Status != Fail || !strings.Contains(r.Detail, "list configmaps") || strings.Contains(r.Detail, "secrets") {
+		t.Errorf("a plan of configmaps: %+v", r)
+	}
+	var lists []string
+	for _, ra := range *asked {
+		if ra.Verb == "list" && ra.Namespace == "shop" {
+			lists = append(lists, ra.Resource)
+		}
+	}
+	sort.Strings(lists) // asked concurrently
+	if strings.Join(lists, ",") != "configmaps,deployments" {
+		t.Errorf("list rights asked for %v, want those of the plan's types", lists)
 	}
 
 	// Many namespaces: the first ones are checked, and the report says so.

@@ -20,6 +20,9 @@ type CreatePlan struct {
 	// Volumes are the decisions of volumes.Plan (nil: resources only).
 	Volumes []catalog.Volume
 	Hooks   bool
+	// Resources are the namespaced resource types the backup lists ("secrets", "deployments.apps"):
+	// only their list rights are checked.
+	Resources []string
 }
 
 // CreatePreflight runs the static checks that concern a backup's plan: the volume decisions, the
@@ -53,7 +56,10 @@ func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *
 	if plan.Hooks {
 		needs = append(needs, "hooks")
 	}
-	cfg.Commands = needs
+	cfg.Commands, cfg.Resources = needs, plan.Resources
+	if cfg.Resources == nil {
+		cfg.Resources = []string{} // a plan with no resource type lists none
+	}
 	steps := []Step{{"volume plan", func(context.Context, *Deps, *Config) []Result { return judgePlan(plan.Volumes) }}}
 	if snapshots {
 		steps = append(steps, Step{"snapshot controller", checkSnapshotController})

@@ -45,7 +45,8 @@ func probe(ctx context.Context, d *Deps, cfg *Config, skip map[string]string) []
 	p := &prober{d: d, cfg: cfg, id: id, ns: ProbePrefix + id}
 	labels := map[string]string{volumes.LabelManagedBy: volumes.ManagedBy, volumes.LabelBackup: p.backup(), volumes.LabelOperation: "doctor"}
 	var out []Result
-	created := p.step(ctx, &out, "probe: namespace", func(ctx context.Context) (string, error) {
+	// The progress line names the namespace: what a user who presses Ctrl-C twice has to look for.
+	created := p.stepAs(ctx, &out, "probe: namespace", "probe: namespace "+p.ns, func(ctx context.Context) (string, error) {
 		_, err := d.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns, Labels: labels}}, metav1.CreateOptions{})
 		if err != nil {
 			return "", fmt.Errorf("create namespace %s: %w", p.ns, err)
@@ -82,8 +83,13 @@ func (p *prober) backup() string { return "doctor-" + p.id }
 
 // step runs one timed step bounded by cfg.Timeout and records its result.
 func (p *prober) step(ctx context.Context, out *[]Result, name string, fn func(context.Context) (string, error)) bool {
+	return p.stepAs(ctx, out, name, name, fn)
+}
+
+// stepAs is step with its own progress line.
+func (p *prober) stepAs(ctx context.Context, out *[]Result, name, progress string, fn func(context.Context) (string, error)) bool {
 	if p.d.Progress != nil {
-		p.d.Progress(name)
+		p.d.Progress(progress)
 	}
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()

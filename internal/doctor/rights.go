@@ -22,6 +22,13 @@ type Right struct {
 	Why string
 }
 
+func (r Right) groupResource() string {
+	if r.Group == "" {
+		return r.Resource
+	}
+	return r.Resource + "." + r.Group
+}
+
 func (r Right) String() string {
 	res := r.Resource
 	if r.Subresource != "" {
@@ -99,10 +106,16 @@ func needsOf(commands []string) map[string]bool {
 
 func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
 	needs := needsOf(cfg.Commands)
+	listed := map[string]bool{}
+	for _, r := range cfg.Resources {
+		listed[r] = true
+	}
 	var cluster, namespaced []Right
 	for _, r := range Rights {
 		switch {
 		case !needs[r.Need]:
+		case r.Need == "resources" && !r.Cluster && cfg.Resources != nil && !listed[r.groupResource()]:
+			// Not in the backup's plan: a user who backs up ConfigMaps alone needs no right on Secrets.
 		case r.Cluster:
 			cluster = append(cluster, r)
 		default:

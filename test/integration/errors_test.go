@@ -102,7 +102,17 @@ func TestPartiallyFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc := "file://" + t.TempDir()
+	// The preflight sees the missing right first and refuses the plan, naming it; the name
+	// stays free.
 	r := run(t, "create", "partial", "--to", loc, "--include-namespaces", "limited-ns", "--include-resources", "configmaps,secrets", "--as", "limited")
+	if r.code != 1 || !strings.Contains(r.err, "preflight: rights in limited-ns: missing as limited: list secrets") || !strings.Contains(r.err, "nothing was created") {
+		t.Fatalf("exit %d, want 1 from the preflight naming the right:\n%s%s", r.code, r.out, r.err)
+	}
+	if r = run(t, "list", "--from", loc); strings.Contains(r.out, "partial") {
+		t.Fatalf("a refused plan left a backup:\n%s", r.out)
+	}
+	// Run anyway, the failed items are named.
+	r = run(t, "create", "partial", "--to", loc, "--include-namespaces", "limited-ns", "--include-resources", "configmaps,secrets", "--as", "limited", "--skip-preflight")
 	if r.code != 2 || !strings.Contains(r.out, `Backup "partial" PartiallyFailed`) || !strings.Contains(r.out, `list secrets in namespace limited-ns: secrets is forbidden: User "limited" cannot list resource "secrets"`) {
 		t.Fatalf("exit %d, want 2 with the reason:\n%s%s", r.code, r.out, r.err)
 	}
