@@ -67,6 +67,9 @@ func checkKeys(ctx context.Context, d *Deps, cfg *Config, loc *store.Location) [
 	}
 	cfg.repoKey = repoKey
 	out := []Result{ok(checkKey, "the password unwraps "+keyring.KeyFile)}
+	if d.OpenRepository == nil {
+		return out
+	}
 	return append(out, checkRepositories(ctx, d, cfg, loc, repoKey))
 }
 
@@ -91,9 +94,6 @@ func repositories(ctx context.Context, loc *store.Location) ([]string, error) {
 // checkRepositories opens the existing repositories of the namespaces in scope (every one when
 // all namespaces are) with their keys.
 func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Location, repoKey func(string) string) Result {
-	if d.OpenRepository == nil {
-		return ok(checkRepos, "not opened")
-	}
 	all, err := repositories(ctx, loc)
 	if err != nil {
 		return fail(checkRepos, "list the repositories in "+loc.String()+": "+err.Error(), "")

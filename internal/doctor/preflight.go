@@ -27,8 +27,8 @@ type CreatePlan struct {
 
 // CreatePreflight runs the static checks that concern a backup's plan: the volume decisions, the
 // snapshot controller when snapshots are taken, the caller's rights for what the plan does, the
-// location (writable, the password opens its repositories) and the admission of the mover pod in
-// the namespaces that get one. cfg carries the location, password and mover configuration.
+// location (reachable, writable, its key) and the admission of the mover pod in the namespaces
+// that get one. cfg carries the location and mover configuration, d.Keys the key create opened.
 func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *Report {
 	cfg.Namespaces, cfg.AllNamespaces = plan.Namespaces, plan.AllNamespaces
 	needs := []string{"resources"}
@@ -74,6 +74,10 @@ func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *
 		}})
 	}
 	cfg.Probe = false
+	// The namespaces' repositories are not opened: create has just unwrapped the location's key
+	// their keys derive from, and opening one costs Kopia's key derivation and index reads (about
+	// a second here) on every backup; the volume engine opens them before the first mover anyway.
+	d.OpenRepository = nil
 	return Run(ctx, d, cfg, steps)
 }
 
