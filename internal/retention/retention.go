@@ -100,10 +100,6 @@ type Decision struct {
 	Manifest   *catalog.Manifest `json:"-"`
 }
 
-// Labels returns a backup's labels for --selector. Backups carry no labels until the manifest
-// has them (the restore-fidelity work adds Manifest.Labels): this is the one place to read them.
-var Labels = func(m *catalog.Manifest) map[string]string { return nil }
-
 // Decide applies o to the entries of a location's catalog. Entries not selected by o get no
 // decision; their number is returned as ignored. Decisions come per group, newest first.
 func Decide(entries []catalog.Entry, o Options) (decisions []Decision, ignored int) {
@@ -159,7 +155,7 @@ func incomplete(e catalog.Entry, o Options) Decision {
 }
 
 func selected(m *catalog.Manifest, o Options) bool {
-	if o.Selector != nil && !o.Selector.Empty() && !o.Selector.Matches(labels.Set(Labels(m))) {
+	if o.Selector != nil && !o.Selector.Empty() && !o.Selector.Matches(labels.Set(m.Labels)) {
 		return false
 	}
 	if o.Namespaces.All() {
