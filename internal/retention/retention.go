@@ -112,12 +112,12 @@ func Decide(entries []catalog.Entry, o Options) (decisions []Decision, ignored i
 	filtered := (o.Selector != nil && !o.Selector.Empty()) || !o.Namespaces.All()
 	groups := map[string][]*Decision{}
 	for _, e := range entries {
-		if e.Manifest == nil {
+		if e.Manifest == nil || e.Manifest.Name != e.Name {
 			if filtered {
 				ignored++
 				continue
 			}
-			decisions = append(decisions, incomplete(e, o))
+			decisions = append(decisions, unjudged(e, o))
 			continue
 		}
 		if !selected(e.Manifest, o) {
@@ -139,6 +139,22 @@ func Decide(entries []catalog.Entry, o Options) (decisions []Decision, ignored i
 		}
 	}
 	return decisions, ignored
+}
+
+// unjudged decides on a backup no keep rule can judge: an incomplete one goes once it is older
+// than the safety window; one whose backup.json cannot be read (damaged, written by a newer
+// plugin, a failed read) or names another backup (a copied directory, whose Kopia snapshots the
+// original still uses) stays: removing it could lose data only its manifest knows about.
+func unjudged(e catalog.Entry, o Options) Decision {
+	switch {
+	case e.Status == catalog.Incomplete:
+		return incomplete(e, o)
+	case e.Manifest != nil:
+		return Decision{Name: e.Name, Group: "(unjudged)", Status: e.Status, Time: e.Manifest.StartTime, Action: Keep,
+			Reasons: []string{fmt.Sprintf("its backup.json names backup %q: a copied or moved directory; prune leaves it (kubectl pvbackup delete --force)", e.Manifest.Name)}}
+	}
+	return Decision{Name: e.Name, Group: "(unjudged)", Status: e.Status, Time: e.Modified, Action: Keep,
+		Reasons: []string{fmt.Sprintf("%s; prune leaves it (kubectl pvbackup delete --force removes it)", e.Error)}}
 }
 
 func incomplete(e catalog.Entry, o Options) Decision {
