@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 

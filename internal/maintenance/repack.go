@@ -82,6 +82,7 @@ func sparseContents(ctx context.Context, dr kopiarepo.DirectRepository) ([]conte
 	}
 	return pickSparse(packs, live, dead), nil
 }
+
 // pickSparse takes packs in order of their live share until the dead bytes left are at most
 // maxUnused of live.
 func pickSparse(packs []packUse, live, dead int64) []content.ID {
