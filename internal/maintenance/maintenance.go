@@ -128,7 +128,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := lease.Acquire(ctx, d.Location.Bucket(), d.Location.String(), "repo maintain", 0)
+	l, err := lease.Acquire(ctx, d.Location, "repo maintain", 0)
 	if err != nil {
 		return nil, err
 	}
