@@ -49,7 +49,7 @@ type Status string
 
 // Statuses. The last three are never written: Incomplete is a directory without backup.json
 // (a run still writing, or one that was killed), Unreadable one whose backup.json cannot be read
-// (not JSON, too large), NewerFormat one written by a newer kubectl-pvbackup.
+// (not JSON, too large, or the read failed), NewerFormat one written by a newer kubectl-pvbackup.
 const (
 	Completed       Status = "Completed"
 	PartiallyFailed Status = "PartiallyFailed"
@@ -430,10 +430,10 @@ func (c *Catalog) fillEntry(ctx context.Context, e *Entry) {
 		return
 	case errors.Is(err, ErrNewerFormat):
 		e.Status = NewerFormat
-	case errors.Is(err, ErrUnreadable):
-		e.Status = Unreadable
+	case errors.Is(err, ErrIncomplete):
+		e.Status = Incomplete // deleted since it was listed
 	default:
-		e.Status = Incomplete // deleted since it was listed, or the read failed
+		e.Status = Unreadable // damaged, or the read failed: not to be taken for an interrupted run
 	}
 	e.Error = err.Error()
 }

@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
 
 // claimSuite checks, on one backend, that a name is claimed by one run only, even when many
@@ -109,29 +106,7 @@ func claimSuite(t *testing.T, loc *store.Location) {
 	}
 }
 
-func TestClaimSuite(t *testing.T) {
-	t.Run("file", func(t *testing.T) {
-		loc, err := store.Open(context.Background(), "file://"+t.TempDir()+"?prefix=team")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer loc.Close()
-		claimSuite(t, loc)
-	})
-	t.Run("mem", func(t *testing.T) {
-		claimSuite(t, store.FromBucket(memblob.OpenBucket(nil), "mem://"))
-	})
-	t.Run("gofakes3", func(t *testing.T) {
-		srv := s3server.Fake(t)
-		srv.SetEnv(t)
-		loc, err := store.Open(context.Background(), srv.URL("team/prod"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer loc.Close()
-		claimSuite(t, loc)
-	})
-}
+func TestClaimSuite(t *testing.T) { eachStore(t, "?prefix=team", claimSuite) }
 
 // TestHugeFilesRefused: a 100 MB backup.json (or a log that expands without end) in a broken
 // or hostile bucket fails clearly, without reading it into memory.

@@ -106,17 +106,21 @@ func storageSuite(t *testing.T, loc *store.Location) {
 	}
 }
 
-func TestStorageSuite(t *testing.T) {
+func TestStorageSuite(t *testing.T) { eachStore(t, "/new/dir", storageSuite) }
+
+// eachStore runs suite on a file:// location (fileTail added to a temporary directory), a memory
+// bucket and the in-process S3 server.
+func eachStore(t *testing.T, fileTail string, suite func(*testing.T, *store.Location)) {
 	t.Run("file", func(t *testing.T) {
-		loc, err := store.Open(context.Background(), "file://"+t.TempDir()+"/new/dir")
+		loc, err := store.Open(context.Background(), "file://"+t.TempDir()+fileTail)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer loc.Close()
-		storageSuite(t, loc)
+		suite(t, loc)
 	})
 	t.Run("mem", func(t *testing.T) {
-		storageSuite(t, store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+		suite(t, store.FromBucket(memblob.OpenBucket(nil), "mem://"))
 	})
 	t.Run("gofakes3", func(t *testing.T) {
 		srv := s3server.Fake(t)
@@ -126,7 +130,7 @@ func TestStorageSuite(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer loc.Close()
-		storageSuite(t, loc)
+		suite(t, loc)
 	})
 }
 

@@ -199,7 +199,7 @@ func TestPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held, err := lease.Acquire(ctx, l.Bucket(), loc, "repo maintain", time.Minute)
+	held, err := lease.Acquire(ctx, l, "repo maintain", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -220,3 +220,18 @@ func examples(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// runSteps is a command's RunE in kubectl's order: Complete (called by the caller, its error
+// given here), then Validate, then Run.
+func runSteps(ctx context.Context, completed error, o interface {
+	Validate() error
+	Run(context.Context) error
+}) error {
+	if completed != nil {
+		return completed
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	return o.Run(ctx)
+}

@@ -89,13 +89,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 		Example: fmt.Sprintf(createExample, "kubectl pvbackup"),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args, cmd.Flags()); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			return runSteps(cmd.Context(), o.Complete(args, cmd.Flags()), o)
 		},
 	}
 	fs := cmd.Flags()

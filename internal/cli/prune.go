@@ -71,15 +71,7 @@ time per location: a second one fails at once, naming the one running.`,
 			# Daily from CI: expired TTLs only, then full maintenance
 			%[1]s prune --maintenance full`), "kubectl pvbackup"),
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSteps(cmd.Context(), o.Complete(), o) },
 	}
 	fs := cmd.Flags()
 	o.location.addFlag(fs, "from")

@@ -71,15 +71,7 @@ The keys derived from the location key do not change: a repository key that leak
 mover Secret) stays valid. To retire a location key, back up to a new location.`,
 		Example: fmt.Sprintf(changePasswordExample, "kubectl pvbackup"),
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runSteps(cmd.Context(), o.Complete(), o) },
 	}
 	fs := cmd.Flags()
 	o.location.addFlag(fs, "from")

@@ -51,15 +51,7 @@ a second one fails at once, naming the one running and when its lease expires.`,
 			# Free the space of deleted backups of namespace shop
 			%[1]s repo maintain --full --include-namespaces shop`), "kubectl pvbackup"),
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSteps(cmd.Context(), o.Complete(), o) },
 	}
 	fs := cmd.Flags()
 	o.location.addFlag(fs, "from")

@@ -134,9 +134,11 @@ func TestRepoChangePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mover.DeleteSnapshots(ctx, mover.Settings{Location: l.url, Namespace: "shop", Password: k.RepoPassword("shop"), CacheDir: t.TempDir()}, nil); err != nil {
+	_, closeRepo, err := mover.OpenRepository(ctx, mover.Settings{Location: l.url, Namespace: "shop", Password: k.RepoPassword("shop"), CacheDir: t.TempDir()})
+	if err != nil {
 		t.Fatalf("the repository does not open after the change: %v", err)
 	}
+	closeRepo()
 	if _, err := archive.NewReader(bytes.NewReader(arch.Bytes()), k.ArchiveKey()); err != nil {
 		t.Fatalf("the archive does not open after the change: %v", err)
 	}

@@ -78,15 +78,7 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 		Short:   "Restore a backup into this cluster",
 		Example: fmt.Sprintf(restoreExample, "kubectl pvbackup"),
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runSteps(cmd.Context(), o.Complete(args), o) },
 	}
 	fs := cmd.Flags()
 	o.location.addFlag(fs, "from")

@@ -48,15 +48,7 @@ error names the backup, the volume and the path.`,
 
 			# Check every backup of the location, nightly from CI
 			%[1]s verify --all --from s3://backups/prod`), "kubectl pvbackup"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runSteps(cmd.Context(), o.Complete(args), o) },
 	}
 	fs := cmd.Flags()
 	o.location.addFlag(fs, "from")

@@ -55,7 +55,10 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	opens := func(ns, pw string) error {
-		_, err := mover.DeleteSnapshots(ctx, settings(ns, pw), nil) // opens the repository, deletes nothing
+		_, closeFn, err := mover.OpenRepository(ctx, settings(ns, pw))
+		if err == nil {
+			closeFn()
+		}
 		return err
 	}
 	mc := &volumes.MoverConfig{Image: "i", Location: url, RepoPassword: kr.RepoPassword,

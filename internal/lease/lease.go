@@ -17,6 +17,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // Key is where the maintenance lease of a location lives, beside backups/ and kopia/.
@@ -61,7 +63,8 @@ func Owner() string {
 
 // Acquire takes the lease of bucket (the location's bucket) for purpose, or fails at once with
 // ErrHeld naming the holder. An expired lease is taken over. display names the location.
-func Acquire(ctx context.Context, b *blob.Bucket, display, purpose string, ttl time.Duration) (*Lease, error) {
+func Acquire(ctx context.Context, loc *store.Location, purpose string, ttl time.Duration) (*Lease, error) {
+	b, display := loc.Bucket(), loc.String()
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
@@ -70,13 +73,15 @@ func Acquire(ctx context.Context, b *blob.Bucket, display, purpose string, ttl t
 	now := time.Now().UTC()
 	rec := Record{ID: hex.EncodeToString(id), Owner: Owner(), Purpose: purpose, Acquired: now, Expires: now.Add(ttl)}
 	for attempt := 0; attempt < 2; attempt++ {
-		err := write(ctx, b, rec, true)
+		// WriteNew, not the bucket's IfNotExist: on file:// that is a check then a rename, which
+		// two runs can both pass.
+		err := loc.WriteNew(ctx, Key, rec.json(), "application/json")
 		if err == nil {
 			l := &Lease{b: b, display: display, ttl: ttl, rec: rec, done: make(chan struct{})}
 			l.start(ctx)
 			return l, nil
 		}
-		if gcerrors.Code(err) != gcerrors.FailedPrecondition {
+		if !errors.Is(err, store.ErrExists) {
 			return nil, fmt.Errorf("take the maintenance lease %s in %s: %w", Key, display, err)
 		}
 		cur, rerr := read(ctx, b)
@@ -99,9 +104,14 @@ func Acquire(ctx context.Context, b *blob.Bucket, display, purpose string, ttl t
 	return nil, fmt.Errorf("%w: the lease %s in %s changed hands while it was being taken; try again", ErrHeld, Key, display)
 }
 
-func write(ctx context.Context, b *blob.Bucket, rec Record, ifNotExist bool) error {
-	data, _ := json.MarshalIndent(rec, "", "  ")
-	return b.WriteAll(ctx, Key, data, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist})
+func (r Record) json() []byte {
+	data, _ := json.MarshalIndent(r, "", "  ")
+	return data
+}
+
+// write replaces the lease object (renewal).
+func write(ctx context.Context, b *blob.Bucket, rec Record) error {
+	return b.WriteAll(ctx, Key, rec.json(), &blob.WriterOptions{ContentType: "application/json"})
 }
 
 func read(ctx context.Context, b *blob.Bucket) (Record, error) {
@@ -152,7 +162,7 @@ func (l *Lease) renew(ctx context.Context) error {
 	l.rec.Expires = time.Now().UTC().Add(l.ttl)
 	rec := l.rec
 	l.mu.Unlock()
-	return write(ctx, l.b, rec, false)
+	return write(ctx, l.b, rec)
 }
 
 // Err reports a lost lease (renewal failed or another run took it over); callers check it

@@ -23,17 +23,17 @@ func TestLeaseSeaweedFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer loc.Close()
-	first, err := Acquire(ctx, loc.Bucket(), loc.String(), "prune", time.Minute)
+	first, err := Acquire(ctx, loc, "prune", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(ctx, loc.Bucket(), loc.String(), "repo maintain", time.Minute); !errors.Is(err, ErrHeld) {
+	if _, err := Acquire(ctx, loc, "repo maintain", time.Minute); !errors.Is(err, ErrHeld) {
 		t.Fatalf("second acquire on S3: %v; want ErrHeld", err)
 	}
 	if err := first.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	second, err := Acquire(ctx, loc.Bucket(), loc.String(), "repo maintain", time.Minute)
+	second, err := Acquire(ctx, loc, "repo maintain", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

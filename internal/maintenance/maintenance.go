@@ -95,6 +95,8 @@ type RepoResult struct {
 	Before    BlobStats `json:"before"`
 	Deleted   BlobStats `json:"deleted"`
 	Written   BlobStats `json:"written"`
+	// Rewritten is the live bytes moved out of sparse packs (full only).
+	Rewritten int64     `json:"rewrittenBytes,omitempty"`
 	After     BlobStats `json:"after"`
 	Seconds   float64   `json:"durationSeconds"`
 	Error     string    `json:"error,omitempty"`
@@ -126,7 +128,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := lease.Acquire(ctx, d.Location.Bucket(), d.Location.String(), "repo maintain", 0)
+	l, err := lease.Acquire(ctx, d.Location, "repo maintain", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -216,8 +218,12 @@ func MaintainRepository(ctx context.Context, d Deps, ns string, mode Mode, safet
 	if err != nil {
 		rr.Error = err.Error()
 	}
-	done(fmt.Sprintf("%d blobs (%s) before, %d (%s) deleted, %d (%s) after, %.1fs", rr.Before.Blobs, progress.Bytes(rr.Before.Bytes),
-		rr.Deleted.Blobs, progress.Bytes(rr.Deleted.Bytes), rr.After.Blobs, progress.Bytes(rr.After.Bytes), rr.Seconds), err)
+	rewritten := ""
+	if rr.Rewritten > 0 {
+		rewritten = fmt.Sprintf(", %s moved out of sparse packs", progress.Bytes(rr.Rewritten))
+	}
+	done(fmt.Sprintf("%d blobs (%s) before, %d (%s) deleted, %d (%s) after%s, %.1fs", rr.Before.Blobs, progress.Bytes(rr.Before.Bytes),
+		rr.Deleted.Blobs, progress.Bytes(rr.Deleted.Bytes), rr.After.Blobs, progress.Bytes(rr.After.Bytes), rewritten, rr.Seconds), err)
 	return rr
 }
 
@@ -245,27 +251,32 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 		km = kmaint.ModeFull
 	}
 	// Kopia's full cycle marks unreferenced contents deleted, but drops from the index only those
-	// marked before the cycle's clock second (index times are whole seconds), and a pack is
-	// deleted only once its live contents were rewritten elsewhere. With safety none nothing else
-	// has to be waited for, so a second cycle runs a clock second after the first: it drops what
-	// the first marked and rewrites the packs without it, deleting the old ones (measured on five
-	// backups with 20 % changed: one cycle frees nothing, two bring the repository to 1.00x).
+	// marked before the cycle's clock second (index times are whole seconds). With safety none
+	// nothing else has to be waited for, so a second cycle runs a clock second after the first and
+	// drops what the first marked. Then the repack empties sparse packs, and with safety none one
+	// more cycle deletes them (with Kopia's margins, a later run does).
 	cycles := 1
 	if mode == Full && safety == SafetyNone {
 		cycles = 2
 	}
-	for i := range cycles {
+	for i := 0; i < cycles && err == nil; i++ {
 		if i > 0 {
-			if err = nextSecond(ctx); err != nil {
-				return err
-			}
+			err = nextSecond(ctx)
 		}
-		err = kopiarepo.DirectWriteSession(ctx, dr, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup maintenance"},
+		if err == nil {
+			err = cycle(ctx, dr, km, safety)
+		}
+	}
+	if err == nil && mode == Full {
+		err = kopiarepo.DirectWriteSession(ctx, dr, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup repack"},
 			func(ctx context.Context, dw kopiarepo.DirectRepositoryWriter) error {
-				return snapshotmaintenance.Run(ctx, dw, km, false, safety.kopia())
+				rr.Rewritten, err = repack(ctx, dw, safety)
+				return err
 			})
-		if err != nil {
-			break
+		if err == nil && rr.Rewritten > 0 && safety == SafetyNone {
+			if err = nextSecond(ctx); err == nil {
+				err = cycle(ctx, dr, km, safety)
+			}
 		}
 	}
 	var notOwned kmaint.NotOwnedError
@@ -281,6 +292,14 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	}
 	rr.After, rr.Deleted, rr.Written = stats(after), diff(before, after), diff(after, before)
 	return nil
+}
+
+// cycle is one run of Kopia's maintenance.
+func cycle(ctx context.Context, dr kopiarepo.DirectRepository, km kmaint.Mode, safety Safety) error {
+	return kopiarepo.DirectWriteSession(ctx, dr, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup maintenance"},
+		func(ctx context.Context, dw kopiarepo.DirectRepositoryWriter) error {
+			return snapshotmaintenance.Run(ctx, dw, km, false, safety.kopia())
+		})
 }
 
 // nextSecond waits until the wall clock is in a later second than now (with a margin): Kopia

@@ -57,7 +57,7 @@ func TestStatusAndMaintain(t *testing.T) {
 		t.Fatalf("bucket-only status: %+v", sts)
 	}
 
-	held, err := lease.Acquire(ctx, loc.Bucket(), url, "prune", time.Minute)
+	held, err := lease.Acquire(ctx, loc, "prune", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

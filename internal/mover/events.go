@@ -24,7 +24,7 @@ const (
 // Event kinds: one JSON object per line on stdout.
 const (
 	EventStart    = "start"    // once, before any data moves
-	EventProgress = "progress" // at most twice a second
+	EventProgress = "progress" // at most twice a second, and a last one when the work ends
 	EventError    = "error"    // a file or directory that could not be read or written (first MaxErrorEvents)
 	EventResult   = "result"   // once, last line; Result holds what the termination message holds
 )

@@ -130,6 +130,18 @@ func OpenRepository(ctx context.Context, s Settings) (_ *repo.Repository, closeF
 	return openRepo(ctx, s, false)
 }
 
+// EnsureRepository opens the namespace's repository, creating it on first use. The plugin calls
+// it once per namespace before it starts movers in parallel: two movers creating the same new
+// repository at once would race (the loser cannot read the other's format blob).
+func EnsureRepository(ctx context.Context, s Settings) error {
+	_, closeFn, err := openRepo(ctx, s, true)
+	if err != nil {
+		return err
+	}
+	closeFn()
+	return nil
+}
+
 // withPrefix narrows a location URL to sub ("kopia/ns/") below its prefix, with the prefix query
 // parameter that store.Parse appends to the path's prefix.
 func withPrefix(location, sub string) string {

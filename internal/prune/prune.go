@@ -95,17 +95,15 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 	loc := d.Catalog.Location()
 	res := &Result{Location: loc.String(), Policy: cfg.Policy.String(), DryRun: cfg.DryRun, Items: []Item{}}
+	// held says whether the lease is still ours, before each step that deletes.
+	held := func() error { return nil }
 	if !cfg.DryRun {
-		l, err := lease.Acquire(ctx, loc.Bucket(), loc.String(), "prune", 0)
+		l, err := lease.Acquire(ctx, loc, "prune", 0)
 		if err != nil {
 			return nil, err
 		}
 		defer func() { _ = l.Release(ctx) }()
-		defer func() {
-			if err := l.Err(); err != nil {
-				d.Progress.Warn(err.Error())
-			}
-		}()
+		held = l.Err
 	}
 	entries, err := d.Catalog.List(ctx)
 	if err != nil {
@@ -124,6 +122,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 	if cfg.DryRun || len(targets) == 0 {
 		return res, nil
+	}
+	if err := held(); err != nil {
+		return res, err
 	}
 	rd := d.Removal
 	rd.Catalog = d.Catalog
@@ -159,6 +160,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	md := d.Maintain
 	md.Location, md.Progress = loc, d.Progress
 	for _, ns := range namespaces {
+		if err := held(); err != nil {
+			return res, err
+		}
 		res.Maintenance = append(res.Maintenance, maintenance.MaintainRepository(ctx, md, ns, cfg.Maintenance, cfg.Safety))
 	}
 	return res, ctx.Err()

@@ -172,8 +172,13 @@ func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]stri
 	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup remove"}, func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
 		for i, list := range ids {
 			for _, id := range list {
-				if _, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id)); err != nil {
+				_, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id))
+				if errors.Is(err, snapshot.ErrSnapshotNotFound) {
 					continue // not there (deleted before, or never finished)
+				}
+				if err != nil {
+					// Not a reason to forget it: backup.json is the only record of its ID.
+					return fmt.Errorf("read snapshot %s in %s: %w", id, r.Location(), err)
 				}
 				if err := w.DeleteManifest(ctx, manifest.ID(id)); err != nil {
 					return fmt.Errorf("delete snapshot %s from %s: %w", id, r.Location(), err)

@@ -100,10 +100,6 @@ type Decision struct {
 	Manifest   *catalog.Manifest `json:"-"`
 }
 
-// Labels returns a backup's labels for --selector. Backups carry no labels until the manifest
-// has them (the restore-fidelity work adds Manifest.Labels): this is the one place to read them.
-var Labels = func(m *catalog.Manifest) map[string]string { return nil }
-
 // Decide applies o to the entries of a location's catalog. Entries not selected by o get no
 // decision; their number is returned as ignored. Decisions come per group, newest first.
 func Decide(entries []catalog.Entry, o Options) (decisions []Decision, ignored int) {
@@ -116,12 +112,12 @@ func Decide(entries []catalog.Entry, o Options) (decisions []Decision, ignored i
 	filtered := (o.Selector != nil && !o.Selector.Empty()) || !o.Namespaces.All()
 	groups := map[string][]*Decision{}
 	for _, e := range entries {
-		if e.Manifest == nil {
+		if e.Manifest == nil || e.Manifest.Name != e.Name {
 			if filtered {
 				ignored++
 				continue
 			}
-			decisions = append(decisions, incomplete(e, o))
+			decisions = append(decisions, unjudged(e, o))
 			continue
 		}
 		if !selected(e.Manifest, o) {
@@ -145,6 +141,22 @@ func Decide(entries []catalog.Entry, o Options) (decisions []Decision, ignored i
 	return decisions, ignored
 }
 
+// unjudged decides on a backup no keep rule can judge: an incomplete one goes once it is older
+// than the safety window; one whose backup.json cannot be read (damaged, written by a newer
+// plugin, a failed read) or names another backup (a copied directory, whose Kopia snapshots the
+// original still uses) stays: removing it could lose data only its manifest knows about.
+func unjudged(e catalog.Entry, o Options) Decision {
+	switch {
+	case e.Status == catalog.Incomplete:
+		return incomplete(e, o)
+	case e.Manifest != nil:
+		return Decision{Name: e.Name, Group: "(unjudged)", Status: e.Status, Time: e.Manifest.StartTime, Action: Keep,
+			Reasons: []string{fmt.Sprintf("its backup.json names backup %q: a copied or moved directory; prune leaves it (kubectl pvbackup delete --force)", e.Manifest.Name)}}
+	}
+	return Decision{Name: e.Name, Group: "(unjudged)", Status: e.Status, Time: e.Modified, Action: Keep,
+		Reasons: []string{fmt.Sprintf("%s; prune leaves it (kubectl pvbackup delete --force removes it)", e.Error)}}
+}
+
 func incomplete(e catalog.Entry, o Options) Decision {
 	d := Decision{Name: e.Name, Group: "(incomplete)", Status: e.Status, Time: e.Modified}
 	since := o.Now.Sub(e.Modified)
@@ -159,7 +171,7 @@ func incomplete(e catalog.Entry, o Options) Decision {
 }
 
 func selected(m *catalog.Manifest, o Options) bool {
-	if o.Selector != nil && !o.Selector.Empty() && !o.Selector.Matches(labels.Set(Labels(m))) {
+	if o.Selector != nil && !o.Selector.Empty() && !o.Selector.Matches(labels.Set(m.Labels)) {
 		return false
 	}
 	if o.Namespaces.All() {

@@ -22,6 +22,9 @@ type backupSpec struct {
 	ns     []string
 	status catalog.Status
 	ttl    time.Duration
+	labels map[string]string
+	raw    string // backup.json as written, instead of a manifest (damaged, newer format)
+	copyTo string // the directory the manifest is also copied into
 }
 
 // memCatalog writes the backups into a catalog in a memory bucket and lists it back, as prune does.
@@ -38,12 +41,23 @@ func memCatalog(t *testing.T, now time.Time, specs []backupSpec, incomplete ...s
 		if ns == nil {
 			ns = []string{"shop"}
 		}
-		m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: s.name, Status: st, Namespaces: ns, StartTime: now.Add(-s.ago)}
+		m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: s.name, Status: st, Namespaces: ns, StartTime: now.Add(-s.ago), Labels: s.labels}
 		if s.ttl > 0 {
 			m.TTL, m.ExpiresAt = s.ttl.String(), m.StartTime.Add(s.ttl)
 		}
+		if s.raw != "" {
+			if err := cat.Location().Bucket().WriteAll(ctx, catalog.Key(s.name, catalog.ManifestFile), []byte(s.raw), nil); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if err := cat.WriteManifest(ctx, m); err != nil {
 			t.Fatal(err)
+		}
+		if s.copyTo != "" {
+			if err := cat.Location().Bucket().Copy(ctx, catalog.Key(s.copyTo, catalog.ManifestFile), catalog.Key(s.name, catalog.ManifestFile), nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, name := range incomplete {
@@ -123,8 +137,17 @@ func TestDecide(t *testing.T) {
 			{name: "a", ns: []string{"team-a"}}, {name: "ab", ns: []string{"team-a", "other"}}, {name: "b", ns: []string{"team-b"}},
 		}, incomplete: []string{"stale"}, opts: Options{Policy: Policy{Last: 5}, Namespaces: selection.NamespaceFilter{Include: []string{"team-*"}}, IncompleteAfter: time.Nanosecond},
 			want: map[string]string{"a": "keep|", "b": "keep|"}, ignored: 2},
-		{name: "selector on labels: backups have none yet", specs: daily[:2], opts: Options{Policy: Policy{Last: 1}, Selector: labels.SelectorFromSet(labels.Set{"app": "shop"})},
-			want: map[string]string{}, ignored: 2},
+		{name: "unreadable, newer or copied backups are kept, never taken for interrupted creates", specs: []backupSpec{
+			{name: "newest", ago: 0}, {name: "damaged", raw: "{not json"}, {name: "newer", raw: `{"formatVersion": 99, "name": "newer"}`},
+			{name: "orig", ago: day, copyTo: "copy"},
+		}, opts: Options{Policy: Policy{Last: 1}}, now: time.Now().Add(30 * day),
+			want: map[string]string{"newest": "keep|keep-last 1", "orig": "remove|", "damaged": "keep|backup.json", "newer": "keep|format version 99",
+				"copy": `keep|its backup.json names backup "orig"`}},
+		{name: "selector on labels: only the matching backups, grouped among themselves", specs: []backupSpec{
+			{name: "shop-new", ago: h, labels: map[string]string{"app": "shop"}}, {name: "shop-old", ago: 2 * h, labels: map[string]string{"app": "shop"}},
+			{name: "cart", ago: 3 * h, labels: map[string]string{"app": "cart"}}, {name: "none", ago: 4 * h},
+		}, opts: Options{Policy: Policy{Last: 1}, Selector: labels.SelectorFromSet(labels.Set{"app": "shop"})},
+			want: map[string]string{"shop-new": "keep|keep-last 1", "shop-old": "remove|"}, ignored: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := tc.now

@@ -96,7 +96,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		names = nil
 		for _, e := range entries {
 			names = append(names, e.Name)
-			if e.Manifest == nil {
+			if e.Status == catalog.Incomplete {
 				skipped[e.Name] = e.Status
 			}
 		}

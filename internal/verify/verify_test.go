@@ -208,3 +208,18 @@ func TestDamageIsFound(t *testing.T) {
 		})
 	}
 }
+
+// A damaged backup.json is a failed backup under --all, not one skipped as still being written.
+func TestDamagedManifestFailsAll(t *testing.T) {
+	f := newFixture(t)
+	if err := os.WriteFile(f.path(catalog.Key("b1", catalog.ManifestFile)), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := f.verify(t, 0)
+	if len(res.Failed()) != 1 || res.Backups[0].Skipped != "" {
+		t.Fatalf("damaged backup.json not failed: %+v", res.Backups)
+	}
+	if text := strings.Join(res.Backups[0].Problems, " "); !strings.Contains(text, "backup.json") {
+		t.Errorf("the failure does not name backup.json: %q", text)
+	}
+}

@@ -90,16 +90,6 @@ type engine struct {
 	done map[string]bool
 }
 
-// NeedsMover reports whether any decision moves data through a mover Job.
-func NeedsMover(vols []catalog.Volume) bool {
-	for _, v := range vols {
-		if v.Status != catalog.VolumeSkipped && (v.Mode == string(ModeSnapshotMove) || v.Mode == string(ModeFS)) {
-			return true
-		}
-	}
-	return false
-}
-
 // Runner binds Deps and Config for the backup and restore engines.
 type Runner struct {
 	Deps   Deps

@@ -51,8 +51,9 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		var created createdObjects
 		res, err := e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, "", nil)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil && err == nil {
-			d.Progress.Warn("cleanup: " + cerr.Error())
+		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil {
+			// Also after a failed mover: a Secret left behind holds the namespace's key.
+			d.Progress.Warn(fmt.Sprintf("cleanup of the mover of %s/%s: %v (run kubectl pvbackup cleanup)", it.Namespace, it.PVC, cerr))
 		}
 		cancel()
 		out[i].Result, out[i].Err, out[i].Seconds = res, err, time.Since(start).Round(time.Millisecond).Seconds()
