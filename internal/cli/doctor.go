@@ -73,15 +73,7 @@ VolumeSnapshot, a PVC restored from it and the file read back; each step is time
 Exit codes: 0 every check ok; 2 warnings only; 1 a check failed.`,
 		Example: fmt.Sprintf(doctorExample, "kubectl pvbackup"),
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(cmd.Flags()); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runSteps(cmd.Context(), o.Complete(cmd.Flags()), o) },
 	}
 	fs := cmd.Flags()
 	o.location.addFlag(fs, "location")
