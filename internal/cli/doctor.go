@@ -87,6 +87,10 @@ Exit codes: 0 every check ok; 2 warnings only; 1 a check failed.`,
 	fs.BoolVar(&o.Probe, "probe", false, "run the live probe per StorageClass (default on when --storage-class is given)")
 	fs.StringVar(&o.ProbeSize, "probe-size", "1Gi", "size of the probe's PVC (some drivers have a minimum)")
 	o.mover.addFlags(fs)
+	// The probe runs its classes two at a time and bounds its movers by --timeout: these two
+	// shape nothing here.
+	_ = fs.MarkHidden("parallel")
+	_ = fs.MarkHidden("mover-deadline")
 	// A probe step is a few seconds when things work: a short default says a stuck one sooner.
 	if f := fs.Lookup("timeout"); f != nil {
 		_ = f.Value.Set("2m")
