@@ -411,6 +411,20 @@ func TestLocation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A location whose key file was replaced (another key under the same password) while its
+	// repositories stayed: their keys no longer derive from the key.
+	replaced := t.TempDir()
+	if loc, err := store.Open(ctx, "file://"+replaced); err != nil {
+		t.Fatal(err)
+	} else if _, err := keyring.Create(ctx, loc, "right"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(replaced, "kopia", "shop"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(replaced, "kopia", "shop", "kopia.repository"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var opened []string
 	d := cluster(t, false)
 	d.OpenLocation = nil
@@ -443,6 +457,7 @@ func TestLocation(t *testing.T) {
 		{"wrong password", dir, "wrong", Fail, checkKey, "wrong repository password", ""},
 		{"no password", dir, "", Warn, checkKey, "no password given", ""},
 		{"new location", dir + "/new", "right", OK, checkKey, "no keys/location.age yet", ""},
+		{"replaced key file", replaced, "right", Fail, checkRepos, "do not open the repositories of shop: they were made under another location key", "shop"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opened = nil
