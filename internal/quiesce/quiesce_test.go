@@ -8,9 +8,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 )
@@ -124,5 +126,35 @@ func TestWaitUnmounted(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An owner's HPA is named; Verify fails, naming it, once something scales a stopped owner up.
+func TestAutoscalerAndVerify(t *testing.T) {
+	ctx := context.Background()
+	kube := client()
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers("shop").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "web-hpa", Namespace: "shop"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "web"}, MaxReplicas: 4}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	owners, err := Find(ctx, kube, "shop", "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) != 2 || owners[0].Autoscaler != "" || owners[1].Autoscaler != "web-hpa" {
+		t.Fatalf("owners %+v", owners)
+	}
+	if err := Stop(ctx, kube, owners); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(ctx, kube, owners); err != nil {
+		t.Fatalf("stopped owners: %v", err)
+	}
+	if _, err := kube.AppsV1().Deployments("shop").Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = Verify(ctx, kube, owners)
+	if !errors.Is(err, ErrRestarted) || !strings.Contains(err.Error(), "Deployment shop/web is at 2 replicas, set by HorizontalPodAutoscaler web-hpa") {
+		t.Errorf("scaled up: %v", err)
 	}
 }
