@@ -38,6 +38,11 @@ import (
 // CronJob whether it was suspended.
 const AnnotationOriginal = "pvbackup.io/original-scale"
 
+// AnnotationStoppedBy names, on a stopped owner, the backup whose restore stopped it, so that
+// `cleanup --backup NAME` starts only what that run left stopped, never what another in-place
+// restore has stopped right now.
+const AnnotationStoppedBy = "pvbackup.io/stopped-by"
+
 // Kinds of owners.
 const (
 	KindDeployment  = "Deployment"
@@ -55,6 +60,8 @@ type Owner struct {
 	Original string `json:"original"`
 	// Autoscaler names the HorizontalPodAutoscaler that scales it, if one does.
 	Autoscaler string `json:"autoscaler,omitempty"`
+	// StoppedBy is the backup whose restore stopped it (Stopped fills it in).
+	StoppedBy string `json:"stoppedBy,omitempty"`
 }
 
 func (o Owner) String() string { return o.Kind + " " + o.Namespace + "/" + o.Name }
@@ -224,11 +231,12 @@ func isDigits(s string) bool {
 	return true
 }
 
-// Stop records each owner's original value on it and scales it to zero (suspends a CronJob).
-// An owner that carries the annotation already (a run that was killed) keeps its first record.
-func Stop(ctx context.Context, kube kubernetes.Interface, owners []Owner) error {
+// Stop records each owner's original value (and backup, the restore's) on it and scales it to
+// zero (suspends a CronJob). An owner that carries the annotation already (a run that was
+// killed) keeps its first record.
+func Stop(ctx context.Context, kube kubernetes.Interface, owners []Owner, backup string) error {
 	for _, o := range owners {
-		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationOriginal: o.Original}}}
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationOriginal: o.Original, AnnotationStoppedBy: backup}}}
 		if cur, err := annotation(ctx, kube, o); err != nil {
 			return err
 		} else if cur != "" {
@@ -258,7 +266,7 @@ func Start(ctx context.Context, kube kubernetes.Interface, owners []Owner) error
 		if orig == "" {
 			orig = o.Original
 		}
-		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationOriginal: nil}}}
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationOriginal: nil, AnnotationStoppedBy: nil}}}
 		if o.Kind == KindCronJob {
 			patch["spec"] = map[string]any{"suspend": orig == "true"}
 		} else {
@@ -321,12 +329,15 @@ func state(m metav1.Object) (string, bool) {
 
 func ptrZero(r *int32) bool { return r != nil && *r == 0 }
 
-// Stopped lists the owners a run left stopped (they carry the annotation), in every namespace.
-func Stopped(ctx context.Context, kube kubernetes.Interface) ([]Owner, error) {
+// Stopped lists the owners a run left stopped (they carry the annotation), in every namespace;
+// with backup set, only those its restore stopped.
+func Stopped(ctx context.Context, kube kubernetes.Interface, backup string) ([]Owner, error) {
 	var out []Owner
 	keep := func(kind string, m metav1.ObjectMeta) {
-		if v, ok := m.Annotations[AnnotationOriginal]; ok {
-			out = append(out, Owner{Kind: kind, Namespace: m.Namespace, Name: m.Name, Original: v})
+		v, ok := m.Annotations[AnnotationOriginal]
+		by := m.Annotations[AnnotationStoppedBy]
+		if ok && (backup == "" || by == backup) {
+			out = append(out, Owner{Kind: kind, Namespace: m.Namespace, Name: m.Name, Original: v, StoppedBy: by})
 		}
 	}
 	deps, err := kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})

@@ -80,11 +80,11 @@ func TestStopStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	owners = append(owners, Owner{Kind: KindCronJob, Namespace: "shop", Name: "paused", Original: "true"})
-	if err := Stop(ctx, kube, owners); err != nil {
+	if err := Stop(ctx, kube, owners, "b1"); err != nil {
 		t.Fatal(err)
 	}
 	// A second Stop (a rerun after a kill) must not record zero as the original.
-	if err := Stop(ctx, kube, []Owner{{Kind: KindDeployment, Namespace: "shop", Name: "web", Original: "0"}}); err != nil {
+	if err := Stop(ctx, kube, []Owner{{Kind: KindDeployment, Namespace: "shop", Name: "web", Original: "0"}}, "b2"); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
@@ -92,8 +92,15 @@ func TestStopStart(t *testing.T) {
 	if *d.Spec.Replicas != 0 || d.Annotations[AnnotationOriginal] != "3" || !*cj.Spec.Suspend || cj.Annotations[AnnotationOriginal] != "false" {
 		t.Fatalf("stopped: deployment %v %v, cronjob %v %v", *d.Spec.Replicas, d.Annotations, *cj.Spec.Suspend, cj.Annotations)
 	}
-	stopped, err := Stopped(ctx, kube)
-	if err != nil || len(stopped) != 3 {
+	// cleanup --backup b2 must not start what b1's restore stopped (it may be running now).
+	if other, err := Stopped(ctx, kube, "b2"); err != nil || len(other) != 0 {
+		t.Fatalf("stopped by b2: %v, %v", other, err)
+	}
+	if all, err := Stopped(ctx, kube, ""); err != nil || len(all) != 3 {
+		t.Fatalf("stopped by any: %v, %v", all, err)
+	}
+	stopped, err := Stopped(ctx, kube, "b1")
+	if err != nil || len(stopped) != 3 || stopped[0].StoppedBy != "b1" {
 		t.Fatalf("stopped owners %v, %v", stopped, err)
 	}
 	for i := range stopped {
@@ -144,7 +151,7 @@ func TestAutoscalerAndVerify(t *testing.T) {
 	if len(owners) != 2 || owners[0].Autoscaler != "" || owners[1].Autoscaler != "web-hpa" {
 		t.Fatalf("owners %+v", owners)
 	}
-	if err := Stop(ctx, kube, owners); err != nil {
+	if err := Stop(ctx, kube, owners, "b1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := Verify(ctx, kube, owners); err != nil {

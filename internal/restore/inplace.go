@@ -79,7 +79,7 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 		return
 	}
 	// Whatever happens from here, the owners are started again.
-	stopErr := quiesce.Stop(ctx, d.Kube, owners)
+	stopErr := quiesce.Stop(ctx, d.Kube, owners, cfg.Backup)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
