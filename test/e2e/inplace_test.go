@@ -198,18 +198,15 @@ func TestInPlaceRestore(t *testing.T) {
 		t.Fatalf("create: exit %d\n%s\n%s", r.code, r.stdout, c.Diagnose(ns))
 	}
 	c.onClaims(t, ns, "change", all, inPlaceChangeScript)
-	changed := c.claimsSums(t, ns, "sum-changed", all)
 
-	// --dry-run: the workloads it would stop and the difference, counted by a read-only mover.
+	// --dry-run: the workloads it would stop and the difference, counted by a read-only mover
+	// (which writes nothing: internal/mover's TestRestoreSyncAndDiff).
 	r = runPlugin(t, 5*time.Minute, append([]string{"restore", name, "--from", loc, "--in-place", "--volumes", ns + "/shared", "--dry-run"}, moverArgs()...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "would stop Deployment "+ns+"/web (1 replicas)") ||
 		!strings.Contains(r.stdout, "6 added (") || !strings.Contains(r.stdout, "2 removed (") || !strings.Contains(r.stdout, "6 changed (") {
 		t.Errorf("restore --in-place --dry-run: exit %d\n%s", r.code, r.stdout)
 	}
 	c.wantScale(t, ns, quiesce.KindDeployment, "web", 1)
-	if got := c.claimsSums(t, ns, "sum-dry", []string{"shared"}); got["shared"] != changed["shared"] {
-		t.Errorf("the dry run changed the data:\n%s", head(got["shared"]))
-	}
 
 	synced := []string{"data-db-0", "shared", "auto"}
 	r = runPlugin(t, 10*time.Minute, append([]string{"restore", name, "--from", loc, "--in-place", "-o", "json",
@@ -236,7 +233,7 @@ func TestInPlaceRestore(t *testing.T) {
 			t.Errorf("%s after the in-place restore differs from the backup\nwant:\n%s\ngot:\n%s", claim, head(want[claim]), head(got[claim]))
 		}
 	}
-	if got["data-db-1"] != changed["data-db-1"] {
+	if !strings.Contains(got["data-db-1"], "./new.txt file") || strings.Contains(got["data-db-1"], "./docs/old") {
 		t.Errorf("data-db-1 was not named and changed anyway:\n%s", head(got["data-db-1"]))
 	}
 	c.noLeftovers(t, name)
