@@ -323,6 +323,16 @@ func (c *copier) setMeta(rel string, e kfs.Entry) error {
 	return c.root.Chtimes(rel, e.ModTime(), e.ModTime())
 }
 
+// setFileMode is setMeta's owner and mode through the open file: no path walk in the root.
+func (c *copier) setFileMode(f *os.File, e kfs.Entry) error {
+	if c.cfg.Owners {
+		if err := f.Chown(int(e.Owner().UserID), int(e.Owner().GroupID)); err != nil {
+			return err
+		}
+	}
+	return f.Chmod(e.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+}
+
 func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {
 	l, ok := e.(kfs.Symlink)
 	if !ok {
@@ -377,11 +387,14 @@ func (c *copier) copyFile(ctx context.Context, e kfs.File, rel string) error {
 	if err == nil && n != e.Size() {
 		err = fmt.Errorf("read %d bytes, the backup says %d", n, e.Size())
 	}
+	if err == nil {
+		err = c.setFileMode(f, e)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = c.setMeta(part, e)
+		err = c.root.Chtimes(part, e.ModTime(), e.ModTime())
 	}
 	if err == nil {
 		err = c.root.Rename(part, rel)
