@@ -265,7 +265,7 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 		return fail(fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err))
 	}
 	if cfg.DiffOnly {
-		d, err := DiffTree(ctx, root, cfg.Target)
+		d, err := DiffTree(ctx, root, cfg.Target, !cfg.SkipOwners)
 		if err != nil {
 			return fail(fmt.Errorf("compare snapshot %s with %s: %w", cfg.SnapshotID, cfg.Target, err))
 		}
@@ -297,6 +297,11 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	}
 	if err := out.Init(ctx); err != nil {
 		return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
+	}
+	if dir, ok := root.(fs.Directory); ok && cfg.Sync {
+		if _, err := dropStale(ctx, dir, target, !cfg.SkipOwners); err != nil {
+			return fail(fmt.Errorf("sync %s: %w", cfg.Target, err))
+		}
 	}
 	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpRestore})
 	var c counters
