@@ -143,7 +143,7 @@ func ownerOfPod(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) (
 		if err != nil {
 			return Owner{}, fmt.Errorf("get StatefulSet %s/%s: %w", p.Namespace, ref.Name, err)
 		}
-		return Owner{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name, Original: replicas(s.Spec.Replicas)}, nil
+		return statefulSetOwner(s)
 	case KindReplicaSet:
 		rs, err := apps.ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
@@ -171,6 +171,19 @@ func ownerOfPod(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) (
 		}
 	}
 	return Owner{}, fmt.Errorf("pod %s/%s mounts the claim and is run by %s %s, which cannot be scaled down and back: stop it and run again: %w", p.Namespace, p.Name, ref.Kind, ref.Name, ErrBarePod)
+}
+
+// ErrDeletesClaims is a StatefulSet that deletes its claims when scaled down.
+var ErrDeletesClaims = errors.New("the StatefulSet deletes its claims when scaled down")
+
+// statefulSetOwner is the owner record of s, refused when s deletes its claims on scale-down:
+// stopping it would delete the very claim being restored.
+func statefulSetOwner(s *appsv1.StatefulSet) (Owner, error) {
+	if p := s.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		return Owner{}, fmt.Errorf("StatefulSet %s/%s has persistentVolumeClaimRetentionPolicy.whenScaled: Delete, so scaling it to zero would delete its claims: set whenScaled to Retain and run again, or restore with --data-only --target-pvc into a new claim: %w",
+			s.Namespace, s.Name, ErrDeletesClaims)
+	}
+	return Owner{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name, Original: replicas(s.Spec.Replicas)}, nil
 }
 
 func replicas(r *int32) string {
@@ -204,7 +217,11 @@ func fromTemplates(ctx context.Context, kube kubernetes.Interface, ns, claim str
 			}
 		}
 		if own {
-			add(Owner{Kind: KindStatefulSet, Namespace: ns, Name: s.Name, Original: replicas(s.Spec.Replicas)})
+			o, err := statefulSetOwner(&s)
+			if err != nil {
+				return err
+			}
+			add(o)
 		}
 	}
 	cjs, err := kube.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{})

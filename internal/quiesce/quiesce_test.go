@@ -38,6 +38,10 @@ func client() *fake.Clientset {
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}},
 		&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report", Namespace: "shop"}, Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Volumes: vol("files")}}}}}},
 		pod("debug", "scratch", nil),
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "cache", Namespace: "shop"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(1)),
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{WhenScaled: appsv1.DeletePersistentVolumeClaimRetentionPolicyType},
+			VolumeClaimTemplates:                 []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}},
+		pod("cache-0", "data-cache-0", ctrl("StatefulSet", "cache")),
 	)
 }
 
@@ -65,6 +69,10 @@ func TestFind(t *testing.T) {
 	}
 	if _, err := Find(ctx, kube, "shop", "scratch"); !errors.Is(err, ErrBarePod) || !strings.Contains(err.Error(), "pod shop/debug") {
 		t.Errorf("bare pod: %v", err)
+	}
+	// Scaling it to zero would delete the claim being restored.
+	if _, err := Find(ctx, kube, "shop", "data-cache-0"); !errors.Is(err, ErrDeletesClaims) || !strings.Contains(err.Error(), "StatefulSet shop/cache has persistentVolumeClaimRetentionPolicy.whenScaled: Delete") {
+		t.Errorf("StatefulSet deleting its claims when scaled: %v", err)
 	}
 }
 
