@@ -128,6 +128,14 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, "gone.txt")); err == nil {
 		t.Error("a diff-only run wrote")
 	}
+	// With --include-path only that directory is compared, as only it would be synced.
+	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, DiffOnly: true, SubPath: "/sub"}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Diff{Changed: 1, ChangedBytes: 4}); res.Diff == nil || *res.Diff != want {
+		t.Errorf("diff of /sub %+v, want %+v", res.Diff, want)
+	}
 
 	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, Sync: true, SkipOwners: true}, func(Event) {})
 	if err != nil {
