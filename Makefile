@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-volumes cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-volumes cluster cluster-down demo clean
 
 all: build
 
@@ -43,7 +43,7 @@ lint: ## go vet and staticcheck
 	hack/tools.sh staticcheck
 	.local/bin/staticcheck ./...
 
-bench: bench-resources bench-mover ## benchmarks: ratios against reference tools run on the same data in the same run
+bench: bench-resources bench-mover bench-files ## benchmarks: ratios against reference tools run on the same data in the same run
 
 bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 ConfigMaps of a real apiserver
 	hack/tools.sh controlplane
@@ -80,6 +80,10 @@ bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 G
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
 	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
+
+bench-files: build ## cp vs kopia snapshot restore of the same snapshot, and an in-place sync of 1% changed files vs restoring that 1% plus a walk (the bench-mover tree)
+	hack/tools.sh kopia
+	$(GO) run ./hack/bench --suite files --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed '' --work .local/bench $(BENCH_ARGS)
 
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \

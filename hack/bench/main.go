@@ -53,14 +53,25 @@ func main() {
 	flag.StringVar(&work, "work", ".local/bench", "work directory (the tree is kept between runs)")
 	compression := flag.String("compression", "none", "compression policy for both kopia and the mover")
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
+	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic; files: cp and in-place sync (files.go)")
 	flag.Parse()
-	if err := bench(*compression); err != nil {
+	do := func() error { return bench(*compression) }
+	if *suite == "files" {
+		do = func() error {
+			if err := prepare(); err != nil {
+				return err
+			}
+			return benchFiles()
+		}
+	}
+	if err := do(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func bench(compression string) error {
+// prepare makes the paths absolute and generates the tree (kept between runs).
+func prepare() error {
 	var err error
 	if work, err = filepath.Abs(work); err != nil {
 		return err
@@ -80,7 +91,15 @@ func bench(compression string) error {
 		return fmt.Errorf("generate tree: %w", err)
 	}
 	treeBytes = duBytes(treeDir)
-	fmt.Printf("tree: %s, %.0f MB in %d files (compression %s, %d CPUs)\n", treeDir, float64(treeBytes)/1e6, countFiles(treeDir), compression, numCPU())
+	fmt.Printf("tree: %s, %.0f MB in %d files (%d CPUs)\n", treeDir, float64(treeBytes)/1e6, countFiles(treeDir), numCPU())
+	return nil
+}
+
+func bench(compression string) error {
+	if err := prepare(); err != nil {
+		return err
+	}
+	fmt.Printf("compression %s\n", compression)
 
 	results := map[string]*series{}
 	// Filesystem targets.

@@ -36,7 +36,9 @@ func NewCleanupCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 and their pods, temporary PVCs, VolumeSnapshots, Secrets - by their labels
 ` + volumes.LabelManagedBy + "=" + volumes.ManagedBy + ` and ` + volumes.LabelBackup + `=<backup>, and deletes them,
 with the PVs and VolumeSnapshotContents behind them whatever their reclaim and deletion policies.
-VolumeSnapshots kept by snapshot mode are not touched: ` + "`delete`" + ` removes them with their backup.`,
+VolumeSnapshots kept by snapshot mode are not touched: ` + "`delete`" + ` removes them with their backup.
+It also starts again, as they were, the workloads a killed in-place restore left stopped (they
+carry the annotation ` + quiesce.AnnotationOriginal + `; with --backup, only those that backup's restores stopped).`,
 		Example: fmt.Sprintf(examples(`
 			# See what a killed backup left behind
 			%[1]s cleanup --backup shop-1 --dry-run
@@ -78,7 +80,7 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		return err
 	}
 	// Workloads an in-place restore stopped and a killed plugin did not start again.
-	stopped, err := quiesce.Stopped(ctx, clients.Typed)
+	stopped, err := quiesce.Stopped(ctx, clients.Typed, o.Backup)
 	if err != nil {
 		return err
 	}

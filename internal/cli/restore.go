@@ -224,7 +224,7 @@ func (o *RestoreOptions) validateDataOnly() error {
 
 // runDataOnly restores the data of the named volumes and nothing else.
 func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog) error {
-	deps := restore.DataDeps{Kube: clients.Typed, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Catalog: cat, Progress: o.output.reporter(o.streams)}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}

@@ -7,13 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	kfs "github.com/kopia/kopia/fs"
 )
 
-// Diff is what a sync restore would change in a target: counted as Kopia's incremental restore
-// decides (a file is unchanged when its size and modification time match).
+// Diff is what a sync restore would change in a target: a file is unchanged when its size and
+// modification time match (Kopia's incremental test) and so do its mode and owner (dropStale's).
 type Diff struct {
 	Added        int64 `json:"added"`   // files and symlinks in the snapshot, not in the target
 	Changed      int64 `json:"changed"` // in both, different
@@ -27,17 +28,18 @@ type Diff struct {
 // sameTime is Kopia's tolerance for "the same modification time".
 const sameTime = 100 * time.Millisecond
 
-// DiffTree compares the snapshot tree root with the local directory target, reading only.
-func DiffTree(ctx context.Context, root kfs.Entry, target string) (*Diff, error) {
+// DiffTree compares the snapshot tree root with the local directory target, reading only;
+// owners: a file whose owner differs is changed (the restore sets owners).
+func DiffTree(ctx context.Context, root kfs.Entry, target string, owners bool) (*Diff, error) {
 	d := &Diff{}
 	dir, ok := root.(kfs.Directory)
 	if !ok {
 		return nil, errors.New("the snapshot's root is not a directory")
 	}
-	return d, d.dir(ctx, dir, target)
+	return d, d.dir(ctx, dir, target, owners)
 }
 
-func (d *Diff) dir(ctx context.Context, dir kfs.Directory, local string) error {
+func (d *Diff) dir(ctx context.Context, dir kfs.Directory, local string, owners bool) error {
 	entries, err := kfs.GetAllEntries(ctx, dir)
 	if err != nil {
 		return err
@@ -70,7 +72,7 @@ func (d *Diff) dir(ctx context.Context, dir kfs.Directory, local string) error {
 				}
 				continue
 			}
-			if err := d.dir(ctx, sub, p); err != nil {
+			if err := d.dir(ctx, sub, p, owners); err != nil {
 				return err
 			}
 		case !exists:
@@ -80,9 +82,7 @@ func (d *Diff) dir(ctx context.Context, dir kfs.Directory, local string) error {
 			d.remove(p, fi)
 			d.Added++
 			d.AddedBytes += e.Size()
-		case m.IsRegular() && fi.Mode().IsRegular() && fi.Size() == e.Size() && fi.ModTime().Sub(e.ModTime()).Abs() < sameTime:
-			d.Unchanged++
-		case m&os.ModeSymlink != 0 && fi.Mode()&os.ModeSymlink != 0 && sameLink(ctx, e, p):
+		case keptByKopia(e, fi) && sameMeta(ctx, e, fi, p, owners):
 			d.Unchanged++
 		default:
 			d.Changed++
@@ -103,6 +103,69 @@ func (d *Diff) dir(ctx context.Context, dir kfs.Directory, local string) error {
 		}
 	}
 	return nil
+}
+
+// keptByKopia is Kopia's incremental test: it keeps a regular file of the same size and
+// modification time, and any symlink, without looking further.
+func keptByKopia(e kfs.Entry, fi os.FileInfo) bool {
+	m := e.Mode()
+	switch {
+	case m.IsRegular() && fi.Mode().IsRegular():
+		return fi.Size() == e.Size() && fi.ModTime().Sub(e.ModTime()).Abs() < sameTime
+	case m&os.ModeSymlink != 0:
+		return fi.Mode()&os.ModeSymlink != 0
+	}
+	return false
+}
+
+// modeBits are the bits a restore sets on a file.
+const modeBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
+
+// sameMeta says whether a local entry Kopia would keep also has the snapshot's link target,
+// mode and (with owners) owner: a chmod, chown or re-pointed symlink leaves size and time alone.
+func sameMeta(ctx context.Context, e kfs.Entry, fi os.FileInfo, p string, owners bool) bool {
+	if e.Mode()&os.ModeSymlink != 0 {
+		if !sameLink(ctx, e, p) {
+			return false
+		}
+	} else if fi.Mode()&modeBits != e.Mode()&modeBits {
+		return false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && owners {
+		o := e.Owner()
+		return st.Uid == o.UserID && st.Gid == o.GroupID
+	}
+	return true
+}
+
+// dropStale removes from the local tree the files and symlinks Kopia's incremental restore
+// would keep although they differ from the snapshot (mode, owner, link target), so that the
+// sync rewrites them. It returns how many it removed.
+func dropStale(ctx context.Context, dir kfs.Directory, local string, owners bool) (int, error) {
+	n := 0
+	err := kfs.IterateEntries(ctx, dir, func(ctx context.Context, e kfs.Entry) error {
+		p := filepath.Join(local, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil // missing: restored anyway
+		}
+		if sub, ok := e.(kfs.Directory); ok {
+			if fi.IsDir() {
+				k, err := dropStale(ctx, sub, p, owners)
+				n += k
+				return err
+			}
+			return nil
+		}
+		if keptByKopia(e, fi) && !sameMeta(ctx, e, fi, p, owners) {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("remove %s, which differs from the snapshot: %w", p, err)
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 func sameLink(ctx context.Context, e kfs.Entry, p string) bool {

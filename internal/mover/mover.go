@@ -264,15 +264,7 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	if err != nil {
 		return fail(fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err))
 	}
-	if cfg.DiffOnly {
-		d, err := DiffTree(ctx, root, cfg.Target)
-		if err != nil {
-			return fail(fmt.Errorf("compare snapshot %s with %s: %w", cfg.SnapshotID, cfg.Target, err))
-		}
-		res.Diff, res.OK, res.DurationSeconds = d, true, time.Since(start).Seconds()
-		return res, nil
-	}
-	if cfg.RequireEmpty {
+	if cfg.RequireEmpty && !cfg.DiffOnly {
 		if err := requireEmpty(cfg.Target); err != nil {
 			return fail(err)
 		}
@@ -282,6 +274,14 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 		if root, target, err = subTree(ctx, root, cfg.Target, cfg.SubPath); err != nil {
 			return fail(fmt.Errorf("snapshot %s: %w", cfg.SnapshotID, err))
 		}
+	}
+	if cfg.DiffOnly { // what Sync would change: the same subtree
+		d, err := DiffTree(ctx, root, target, !cfg.SkipOwners)
+		if err != nil {
+			return fail(fmt.Errorf("compare snapshot %s with %s: %w", cfg.SnapshotID, target, err))
+		}
+		res.Diff, res.OK, res.DurationSeconds = d, true, time.Since(start).Seconds()
+		return res, nil
 	}
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fail(fmt.Errorf("target: %w", err))
@@ -297,6 +297,11 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	}
 	if err := out.Init(ctx); err != nil {
 		return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
+	}
+	if dir, ok := root.(fs.Directory); ok && cfg.Sync {
+		if _, err := dropStale(ctx, dir, target, !cfg.SkipOwners); err != nil {
+			return fail(fmt.Errorf("sync %s: %w", cfg.Target, err))
+		}
 	}
 	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpRestore})
 	var c counters

@@ -71,6 +71,9 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Symlink("keep.txt", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
 	s := Settings{Location: "file://" + filepath.Join(dir, "loc"), Namespace: "ns", Password: "pw-123456", CacheDir: dir}
 	ctx := context.Background()
 	b, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "data"}, func(Event) {})
@@ -102,17 +105,36 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 		return fi.Sys().(*syscall.Stat_t).Ino
 	}
 	keepIno := ino("keep.txt")
+	// Changes that leave size and time alone, which Kopia's incremental restore alone keeps: a
+	// chmod, and a symlink pointed elsewhere.
+	if err := os.Chmod(filepath.Join(target, "sub/deep.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(target, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("edit.txt", filepath.Join(target, "link")); err != nil {
+		t.Fatal(err)
+	}
 
 	res, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, DiffOnly: true}, func(Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Diff{Added: 1, AddedBytes: 13, Changed: 1, ChangedBytes: 8, Removed: 1, RemovedBytes: 5, Unchanged: 2}
+	want := Diff{Added: 1, AddedBytes: 13, Changed: 3, ChangedBytes: 8 + 4 + 8, Removed: 1, RemovedBytes: 5, Unchanged: 1}
 	if res.Diff == nil || *res.Diff != want {
 		t.Errorf("diff %+v, want %+v", res.Diff, want)
 	}
 	if _, err := os.Stat(filepath.Join(target, "gone.txt")); err == nil {
 		t.Error("a diff-only run wrote")
+	}
+	// With --include-path only that directory is compared, as only it would be synced.
+	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, DiffOnly: true, SubPath: "/sub"}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Diff{Changed: 1, ChangedBytes: 4}); res.Diff == nil || *res.Diff != want {
+		t.Errorf("diff of /sub %+v, want %+v", res.Diff, want)
 	}
 
 	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, Sync: true, SkipOwners: true}, func(Event) {})
@@ -127,7 +149,13 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, "new")); err == nil {
 		t.Error("a directory not in the backup survived the sync")
 	}
-	if ino("keep.txt") != keepIno || res.SkippedFiles != 2 {
+	if fi, err := os.Stat(filepath.Join(target, "sub/deep.txt")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode after sync: %v, %v", fi.Mode(), err)
+	}
+	if l, err := os.Readlink(filepath.Join(target, "link")); err != nil || l != "keep.txt" {
+		t.Errorf("symlink after sync: %q, %v", l, err)
+	}
+	if ino("keep.txt") != keepIno || res.SkippedFiles != 1 {
 		t.Errorf("unchanged files were rewritten: inode %d→%d, skipped %d", keepIno, ino("keep.txt"), res.SkippedFiles)
 	}
 }

@@ -3,6 +3,13 @@
 // original values recorded on the objects themselves (annotations), so that a plugin killed
 // midway leaves enough for `cleanup` to put them back. Bare pods cannot be stopped and started
 // again: they are refused, with a message.
+//
+// A HorizontalPodAutoscaler does not fight a target scaled to zero: its controller treats a
+// target at zero replicas as "scaling disabled" (condition ScalingActive=False, reason
+// ScalingDisabled) and leaves it there until someone scales it up again; Start puts back the
+// count the HPA had chosen, and the HPA goes on from there. The one window left (an HPA that
+// computed a new count just before Stop and writes it just after) is closed by Verify, which
+// the caller runs after the data is written: an owner no longer at zero fails the claim.
 package quiesce
 
 import (
@@ -14,7 +21,10 @@ import (
 	"strconv"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +37,11 @@ import (
 // AnnotationOriginal holds, on a stopped owner, what to put back: the replica count, or for a
 // CronJob whether it was suspended.
 const AnnotationOriginal = "pvbackup.io/original-scale"
+
+// AnnotationStoppedBy names, on a stopped owner, the backup whose restore stopped it, so that
+// `cleanup --backup NAME` starts only what that run left stopped, never what another in-place
+// restore has stopped right now.
+const AnnotationStoppedBy = "pvbackup.io/stopped-by"
 
 // Kinds of owners.
 const (
@@ -43,6 +58,10 @@ type Owner struct {
 	Name      string `json:"name"`
 	// Original is what it had: the replica count, or "true"/"false" for a CronJob's suspend.
 	Original string `json:"original"`
+	// Autoscaler names the HorizontalPodAutoscaler that scales it, if one does.
+	Autoscaler string `json:"autoscaler,omitempty"`
+	// StoppedBy is the backup whose restore stopped it (Stopped fills it in).
+	StoppedBy string `json:"stoppedBy,omitempty"`
 }
 
 func (o Owner) String() string { return o.Kind + " " + o.Namespace + "/" + o.Name }
@@ -72,11 +91,33 @@ func Find(ctx context.Context, kube kubernetes.Interface, ns, claim string) ([]O
 	if err := fromTemplates(ctx, kube, ns, claim, add); err != nil {
 		return nil, err
 	}
+	hpas, err := autoscalers(ctx, kube, ns)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Owner, 0, len(found))
 	for _, o := range found {
+		o.Autoscaler = hpas[o.Kind+"/"+o.Name]
 		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// autoscalers maps "Kind/name" of each HPA target in ns to the HPA's name. A user who may not
+// list HPAs gets none: they are only reported, the stop works the same.
+func autoscalers(ctx context.Context, kube kubernetes.Interface, ns string) (map[string]string, error) {
+	list, err := kube.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
+	switch {
+	case apierrors.IsForbidden(err) || apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("list HorizontalPodAutoscalers in %s: %w", ns, err)
+	}
+	out := map[string]string{}
+	for _, h := range list.Items {
+		out[h.Spec.ScaleTargetRef.Kind+"/"+h.Spec.ScaleTargetRef.Name] = h.Name
+	}
 	return out, nil
 }
 
@@ -102,7 +143,7 @@ func ownerOfPod(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) (
 		if err != nil {
 			return Owner{}, fmt.Errorf("get StatefulSet %s/%s: %w", p.Namespace, ref.Name, err)
 		}
-		return Owner{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name, Original: replicas(s.Spec.Replicas)}, nil
+		return statefulSetOwner(s)
 	case KindReplicaSet:
 		rs, err := apps.ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
@@ -130,6 +171,19 @@ func ownerOfPod(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) (
 		}
 	}
 	return Owner{}, fmt.Errorf("pod %s/%s mounts the claim and is run by %s %s, which cannot be scaled down and back: stop it and run again: %w", p.Namespace, p.Name, ref.Kind, ref.Name, ErrBarePod)
+}
+
+// ErrDeletesClaims is a StatefulSet that deletes its claims when scaled down.
+var ErrDeletesClaims = errors.New("the StatefulSet deletes its claims when scaled down")
+
+// statefulSetOwner is the owner record of s, refused when s deletes its claims on scale-down:
+// stopping it would delete the very claim being restored.
+func statefulSetOwner(s *appsv1.StatefulSet) (Owner, error) {
+	if p := s.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		return Owner{}, fmt.Errorf("StatefulSet %s/%s has persistentVolumeClaimRetentionPolicy.whenScaled: Delete, so scaling it to zero would delete its claims: set whenScaled to Retain and run again, or restore with --data-only --target-pvc into a new claim: %w",
+			s.Namespace, s.Name, ErrDeletesClaims)
+	}
+	return Owner{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name, Original: replicas(s.Spec.Replicas)}, nil
 }
 
 func replicas(r *int32) string {
@@ -163,7 +217,11 @@ func fromTemplates(ctx context.Context, kube kubernetes.Interface, ns, claim str
 			}
 		}
 		if own {
-			add(Owner{Kind: KindStatefulSet, Namespace: ns, Name: s.Name, Original: replicas(s.Spec.Replicas)})
+			o, err := statefulSetOwner(&s)
+			if err != nil {
+				return err
+			}
+			add(o)
 		}
 	}
 	cjs, err := kube.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{})
@@ -190,11 +248,12 @@ func isDigits(s string) bool {
 	return true
 }
 
-// Stop records each owner's original value on it and scales it to zero (suspends a CronJob).
-// An owner that carries the annotation already (a run that was killed) keeps its first record.
-func Stop(ctx context.Context, kube kubernetes.Interface, owners []Owner) error {
+// Stop records each owner's original value (and backup, the restore's) on it and scales it to
+// zero (suspends a CronJob). An owner that carries the annotation already (a run that was
+// killed) keeps its first record.
+func Stop(ctx context.Context, kube kubernetes.Interface, owners []Owner, backup string) error {
 	for _, o := range owners {
-		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationOriginal: o.Original}}}
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationOriginal: o.Original, AnnotationStoppedBy: backup}}}
 		if cur, err := annotation(ctx, kube, o); err != nil {
 			return err
 		} else if cur != "" {
@@ -224,7 +283,7 @@ func Start(ctx context.Context, kube kubernetes.Interface, owners []Owner) error
 		if orig == "" {
 			orig = o.Original
 		}
-		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationOriginal: nil}}}
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationOriginal: nil, AnnotationStoppedBy: nil}}}
 		if o.Kind == KindCronJob {
 			patch["spec"] = map[string]any{"suspend": orig == "true"}
 		} else {
@@ -242,12 +301,60 @@ func Start(ctx context.Context, kube kubernetes.Interface, owners []Owner) error
 	return errors.Join(errs...)
 }
 
-// Stopped lists the owners a run left stopped (they carry the annotation), in every namespace.
-func Stopped(ctx context.Context, kube kubernetes.Interface) ([]Owner, error) {
+// ErrRestarted is wrapped by Verify when an owner runs again while it should be stopped.
+var ErrRestarted = errors.New("a workload was started again while the claim was written")
+
+// Verify checks that every owner is still stopped (zero replicas, or suspended): something that
+// scaled one up meanwhile (its HPA, a person, a GitOps controller) may have had pods write to
+// the claim while it was being restored.
+func Verify(ctx context.Context, kube kubernetes.Interface, owners []Owner) error {
+	var bad []string
+	for _, o := range owners {
+		m, err := get(ctx, kube, o)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", o, err)
+		}
+		if now, stopped := state(m); !stopped {
+			who := "by someone else"
+			if o.Autoscaler != "" {
+				who = "by HorizontalPodAutoscaler " + o.Autoscaler + " or someone else"
+			}
+			bad = append(bad, fmt.Sprintf("%s is at %s, set %s", o, now, who))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(bad, "; "), ErrRestarted)
+	}
+	return nil
+}
+
+// state says what a stopped owner's spec holds now, and whether that is stopped.
+func state(m metav1.Object) (string, bool) {
+	switch o := m.(type) {
+	case *appsv1.Deployment:
+		return replicas(o.Spec.Replicas) + " replicas", ptrZero(o.Spec.Replicas)
+	case *appsv1.StatefulSet:
+		return replicas(o.Spec.Replicas) + " replicas", ptrZero(o.Spec.Replicas)
+	case *appsv1.ReplicaSet:
+		return replicas(o.Spec.Replicas) + " replicas", ptrZero(o.Spec.Replicas)
+	case *batchv1.CronJob:
+		suspended := o.Spec.Suspend != nil && *o.Spec.Suspend
+		return "suspend=" + strconv.FormatBool(suspended), suspended
+	}
+	return "an unknown state", false
+}
+
+func ptrZero(r *int32) bool { return r != nil && *r == 0 }
+
+// Stopped lists the owners a run left stopped (they carry the annotation), in every namespace;
+// with backup set, only those its restore stopped.
+func Stopped(ctx context.Context, kube kubernetes.Interface, backup string) ([]Owner, error) {
 	var out []Owner
 	keep := func(kind string, m metav1.ObjectMeta) {
-		if v, ok := m.Annotations[AnnotationOriginal]; ok {
-			out = append(out, Owner{Kind: kind, Namespace: m.Namespace, Name: m.Name, Original: v})
+		v, ok := m.Annotations[AnnotationOriginal]
+		by := m.Annotations[AnnotationStoppedBy]
+		if ok && (backup == "" || by == backup) {
+			out = append(out, Owner{Kind: kind, Namespace: m.Namespace, Name: m.Name, Original: v, StoppedBy: by})
 		}
 	}
 	deps, err := kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 )
@@ -36,6 +38,10 @@ func client() *fake.Clientset {
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}},
 		&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report", Namespace: "shop"}, Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Volumes: vol("files")}}}}}},
 		pod("debug", "scratch", nil),
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "cache", Namespace: "shop"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(1)),
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{WhenScaled: appsv1.DeletePersistentVolumeClaimRetentionPolicyType},
+			VolumeClaimTemplates:                 []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}},
+		pod("cache-0", "data-cache-0", ctrl("StatefulSet", "cache")),
 	)
 }
 
@@ -64,6 +70,10 @@ func TestFind(t *testing.T) {
 	if _, err := Find(ctx, kube, "shop", "scratch"); !errors.Is(err, ErrBarePod) || !strings.Contains(err.Error(), "pod shop/debug") {
 		t.Errorf("bare pod: %v", err)
 	}
+	// Scaling it to zero would delete the claim being restored.
+	if _, err := Find(ctx, kube, "shop", "data-cache-0"); !errors.Is(err, ErrDeletesClaims) || !strings.Contains(err.Error(), "StatefulSet shop/cache has persistentVolumeClaimRetentionPolicy.whenScaled: Delete") {
+		t.Errorf("StatefulSet deleting its claims when scaled: %v", err)
+	}
 }
 
 // Owners go back exactly as they were, also from the annotations alone (a killed run).
@@ -78,11 +88,11 @@ func TestStopStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	owners = append(owners, Owner{Kind: KindCronJob, Namespace: "shop", Name: "paused", Original: "true"})
-	if err := Stop(ctx, kube, owners); err != nil {
+	if err := Stop(ctx, kube, owners, "b1"); err != nil {
 		t.Fatal(err)
 	}
 	// A second Stop (a rerun after a kill) must not record zero as the original.
-	if err := Stop(ctx, kube, []Owner{{Kind: KindDeployment, Namespace: "shop", Name: "web", Original: "0"}}); err != nil {
+	if err := Stop(ctx, kube, []Owner{{Kind: KindDeployment, Namespace: "shop", Name: "web", Original: "0"}}, "b2"); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
@@ -90,8 +100,15 @@ func TestStopStart(t *testing.T) {
 	if *d.Spec.Replicas != 0 || d.Annotations[AnnotationOriginal] != "3" || !*cj.Spec.Suspend || cj.Annotations[AnnotationOriginal] != "false" {
 		t.Fatalf("stopped: deployment %v %v, cronjob %v %v", *d.Spec.Replicas, d.Annotations, *cj.Spec.Suspend, cj.Annotations)
 	}
-	stopped, err := Stopped(ctx, kube)
-	if err != nil || len(stopped) != 3 {
+	// cleanup --backup b2 must not start what b1's restore stopped (it may be running now).
+	if other, err := Stopped(ctx, kube, "b2"); err != nil || len(other) != 0 {
+		t.Fatalf("stopped by b2: %v, %v", other, err)
+	}
+	if all, err := Stopped(ctx, kube, ""); err != nil || len(all) != 3 {
+		t.Fatalf("stopped by any: %v, %v", all, err)
+	}
+	stopped, err := Stopped(ctx, kube, "b1")
+	if err != nil || len(stopped) != 3 || stopped[0].StoppedBy != "b1" {
 		t.Fatalf("stopped owners %v, %v", stopped, err)
 	}
 	for i := range stopped {
@@ -124,5 +141,35 @@ func TestWaitUnmounted(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An owner's HPA is named; Verify fails, naming it, once something scales a stopped owner up.
+func TestAutoscalerAndVerify(t *testing.T) {
+	ctx := context.Background()
+	kube := client()
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers("shop").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "web-hpa", Namespace: "shop"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "web"}, MaxReplicas: 4}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	owners, err := Find(ctx, kube, "shop", "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) != 2 || owners[0].Autoscaler != "" || owners[1].Autoscaler != "web-hpa" {
+		t.Fatalf("owners %+v", owners)
+	}
+	if err := Stop(ctx, kube, owners, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(ctx, kube, owners); err != nil {
+		t.Fatalf("stopped owners: %v", err)
+	}
+	if _, err := kube.AppsV1().Deployments("shop").Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = Verify(ctx, kube, owners)
+	if !errors.Is(err, ErrRestarted) || !strings.Contains(err.Error(), "Deployment shop/web is at 2 replicas, set by HorizontalPodAutoscaler web-hpa") {
+		t.Errorf("scaled up: %v", err)
 	}
 }

@@ -14,6 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
+
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -41,6 +44,7 @@ type DataConfig struct {
 // archive (for the claims' specs) and the volume engine.
 type DataDeps struct {
 	Kube     kubernetes.Interface
+	Snap     snapclient.Interface // checks a kept VolumeSnapshot before a claim is made from it; nil: not checked
 	Catalog  *catalog.Catalog
 	Volumes  VolumeEngine
 	Progress progress.Reporter
@@ -52,6 +56,9 @@ type dataTarget struct {
 	ns, pvc string
 	claim   *corev1.PersistentVolumeClaim // to create; nil: the claim exists
 	item    int                           // index in Result.Volumes
+	// kept: the data is a VolumeSnapshot kept by snapshot mode, not Kopia data: the claim is
+	// provisioned from it (a new claim in its namespace only), no mover runs.
+	kept bool
 }
 
 // DataOnly restores the data of cfg.Volumes. A claim that does not exist is created from the
@@ -79,6 +86,8 @@ func DataOnly(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) 
 		t.item = len(res.Volumes)
 		res.Volumes = append(res.Volumes, VolumeItem{Namespace: t.ns, PVC: t.pvc, From: t.vol.Namespace + "/" + t.vol.PVC, Mode: t.vol.Mode, KopiaSnapshot: t.vol.KopiaSnapshot})
 		if err := prepareTarget(ctx, d.Kube, t, specs, cfg); err != nil {
+			setVolume(res, t, Failed, err.Error())
+		} else if err := checkKept(ctx, d.Snap, t, cfg); err != nil {
 			setVolume(res, t, Failed, err.Error())
 		}
 	}
@@ -113,14 +122,12 @@ func dataTargets(m *catalog.Manifest, cfg DataConfig) ([]dataTarget, error) {
 		if !ok {
 			return nil, fmt.Errorf("backup %q has no volume %s (it has %s)", cfg.Backup, key, orText(strings.Join(names, ", "), "none"))
 		}
-		if v.KopiaSnapshot == "" {
+		kept := v.KopiaSnapshot == "" && v.VolumeSnapshot != "" && v.Status == catalog.VolumeCompleted
+		if v.KopiaSnapshot == "" && !kept {
 			why := "its data was not copied to the location (" + orText(v.Status, "no status") + orEmpty(": ", v.Error) + ")"
-			if v.VolumeSnapshot != "" {
-				why = "snapshot mode kept it as VolumeSnapshot " + v.VolumeSnapshot + ": --data-only restores Kopia data only (not built yet for kept snapshots)"
-			}
 			return nil, fmt.Errorf("volume %s of backup %q cannot be restored: %s", key, cfg.Backup, why)
 		}
-		t := dataTarget{vol: v, ns: v.Namespace, pvc: v.PVC}
+		t := dataTarget{vol: v, ns: v.Namespace, pvc: v.PVC, kept: kept}
 		if to, ok := cfg.NamespaceMapping[v.Namespace]; ok {
 			t.ns = to
 		}
@@ -141,6 +148,38 @@ func orText(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// checkKept refuses what a kept VolumeSnapshot cannot do, before anything is created: it
+// provisions a new claim of its own namespace, whole (a snapshot has no paths), and only while
+// it exists and is ready.
+func checkKept(ctx context.Context, snap snapclient.Interface, t *dataTarget, cfg DataConfig) error {
+	if !t.kept {
+		return nil
+	}
+	vs := t.vol.Namespace + "/" + t.vol.VolumeSnapshot
+	switch {
+	case cfg.IncludePath != "":
+		return fmt.Errorf("its data is VolumeSnapshot %s (snapshot mode), restored whole: --include-path needs a backup with the data in the location (--volumes fs or snapshot-move)", vs)
+	case t.ns != t.vol.Namespace:
+		return fmt.Errorf("its data is VolumeSnapshot %s, which a claim in namespace %s cannot use: name a new claim in %s with --target-pvc %s/NAME", vs, t.ns, t.vol.Namespace, t.vol.Namespace)
+	case t.claim == nil:
+		return fmt.Errorf("its data is VolumeSnapshot %s, which can only provision a new claim, and PVC %s/%s exists: name a new one with --target-pvc %s/NAME", vs, t.ns, t.pvc, t.ns)
+	case snap == nil:
+		return nil
+	}
+	s, err := snap.SnapshotV1().VolumeSnapshots(t.vol.Namespace).Get(ctx, t.vol.VolumeSnapshot, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("VolumeSnapshot %s, which held its data, no longer exists (deleted, or pruned by --keep-snapshots): the data is gone with it", vs)
+	case err != nil:
+		return fmt.Errorf("get VolumeSnapshot %s: %w", vs, err)
+	case s.DeletionTimestamp != nil:
+		return fmt.Errorf("VolumeSnapshot %s, which holds its data, is being deleted", vs)
+	case s.Status == nil || s.Status.ReadyToUse == nil || !*s.Status.ReadyToUse:
+		return fmt.Errorf("VolumeSnapshot %s is not ready to use: see kubectl describe volumesnapshot -n %s %s", vs, t.vol.Namespace, t.vol.VolumeSnapshot)
+	}
+	return nil
 }
 
 // claimSpecs reads the backed-up PersistentVolumeClaims of the volumes from the archive.
@@ -187,6 +226,11 @@ func prepareTarget(ctx context.Context, kube kubernetes.Interface, t *dataTarget
 	if err != nil {
 		return err
 	}
+	if t.kept {
+		group := snapv1.GroupName
+		claim.Spec.DataSource = &corev1.TypedLocalObjectReference{APIGroup: &group, Kind: "VolumeSnapshot", Name: t.vol.VolumeSnapshot}
+		claim.Spec.DataSourceRef = &corev1.TypedObjectReference{APIGroup: &group, Kind: "VolumeSnapshot", Name: t.vol.VolumeSnapshot}
+	}
 	t.claim = claim
 	return nil
 }
@@ -223,7 +267,11 @@ func dryRunData(res *Result, targets []dataTarget, cfg DataConfig) {
 			res.Items = append(res.Items, Item{Resource: "persistentvolumeclaims", Namespace: t.ns, Name: t.pvc, Action: WouldCreate})
 			res.Summary[WouldCreate]++
 		}
-		setVolume(res, t, WouldRestore, "from Kopia snapshot "+t.vol.KopiaSnapshot+" into "+into+orEmpty(", only ", cfg.IncludePath))
+		from := "from Kopia snapshot " + t.vol.KopiaSnapshot
+		if t.kept {
+			from = "from VolumeSnapshot " + t.vol.Namespace + "/" + t.vol.VolumeSnapshot
+		}
+		setVolume(res, t, WouldRestore, from+" into "+into+orEmpty(", only ", cfg.IncludePath))
 	}
 }
 
@@ -252,6 +300,11 @@ func fillData(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, targ
 			}
 			res.Items = append(res.Items, Item{Resource: "persistentvolumeclaims", Namespace: t.ns, Name: t.pvc, Action: Created})
 			res.Summary[Created]++
+		}
+		if t.kept {
+			// The CSI driver fills it from the snapshot when it provisions it: no mover.
+			setVolume(res, t, FromSnapshot, "VolumeSnapshot "+t.vol.Namespace+"/"+t.vol.VolumeSnapshot+" (the claim binds once the driver has provisioned it)")
+			continue
 		}
 		items = append(items, volumes.RestoreItem{Namespace: t.ns, SourceNamespace: t.vol.Namespace, PVC: t.pvc, KopiaSnapshot: t.vol.KopiaSnapshot,
 			RequireEmpty: t.claim == nil, SubPath: cfg.IncludePath})

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
+	snapfake "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned/fake"
 	"gocloud.dev/blob/memblob"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +55,7 @@ func dataCatalog(t *testing.T) *catalog.Catalog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"data", "logs"} {
+	for _, name := range []string{"data", "logs", "kept"} {
 		pvc := corev1.PersistentVolumeClaim{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", UID: "u-1", ResourceVersion: "9",
 				Annotations: map[string]string{"pv.kubernetes.io/bind-completed": "yes", "team": "a"}},
@@ -149,6 +151,7 @@ func TestDataOnly(t *testing.T) {
 			}
 		}
 	})
+	t.Run("kept VolumeSnapshot", testKeptSnapshot)
 	for _, tc := range []struct {
 		name string
 		cfg  DataConfig
@@ -156,7 +159,6 @@ func TestDataOnly(t *testing.T) {
 		want string
 	}{
 		{"unknown volume", DataConfig{Volumes: []string{"shop/nope"}}, fake.NewSimpleClientset(), "has no volume shop/nope"},
-		{"kept snapshot", DataConfig{Volumes: []string{"shop/kept"}}, fake.NewSimpleClientset(), "VolumeSnapshot vs1"},
 		{"target with two volumes", DataConfig{Volumes: []string{"shop/data", "shop/logs"}, Target: "a/b"}, fake.NewSimpleClientset(), "takes one volume"},
 		{"missing namespace", DataConfig{Volumes: []string{"shop/data"}, NamespaceMapping: map[string]string{"shop": "gone"}}, fake.NewSimpleClientset(), "namespace gone does not exist"},
 	} {
@@ -173,5 +175,52 @@ func TestDataOnly(t *testing.T) {
 				t.Errorf("got %q, want %q", msg, tc.want)
 			}
 		})
+	}
+}
+
+// A snapshot-mode volume provisions a new claim of its namespace from the kept VolumeSnapshot,
+// with no mover; what a snapshot cannot do is refused before anything is created.
+func testKeptSnapshot(t *testing.T) {
+	ctx := context.Background()
+	cat := dataCatalog(t)
+	ready := func(name string, ok bool) *snapv1.VolumeSnapshot {
+		return &snapv1.VolumeSnapshot{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Status: &snapv1.VolumeSnapshotStatus{ReadyToUse: &ok}}
+	}
+	kube := fake.NewSimpleClientset(ns("shop"), ns("copy"))
+	rec := &fillRecorder{}
+	deps := DataDeps{Kube: kube, Snap: snapfake.NewSimpleClientset(ready("vs1", true)), Catalog: cat, Volumes: rec}
+	res, err := DataOnly(ctx, deps, DataConfig{Backup: "b1", Volumes: []string{"shop/kept"}, Target: "shop/kept-copy", ArchiveKey: dataPW})
+	if err != nil || res.Volumes[0].Action != FromSnapshot || len(rec.items) != 0 || res.Summary[Created] != 1 {
+		t.Fatalf("%v %+v, fills %+v", err, res, rec.items)
+	}
+	c, err := kube.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "kept-copy", metav1.GetOptions{})
+	if err != nil || c.Spec.DataSource == nil || c.Spec.DataSource.Name != "vs1" || c.Spec.DataSource.Kind != "VolumeSnapshot" || *c.Spec.DataSourceRef.APIGroup != "snapshot.storage.k8s.io" || c.Spec.VolumeName != "" {
+		t.Fatalf("claim from the snapshot: %v %+v", err, c)
+	}
+	for _, tc := range []struct {
+		name string
+		snap *snapv1.VolumeSnapshot
+		cfg  DataConfig
+		want string
+	}{
+		{"exists", ready("vs1", true), DataConfig{Target: "shop/kept-copy"}, "can only provision a new claim, and PVC shop/kept-copy exists"},
+		{"other namespace", ready("vs1", true), DataConfig{Target: "copy/kept"}, "a claim in namespace copy cannot use"},
+		{"path", ready("vs1", true), DataConfig{Target: "shop/x", IncludePath: "/a"}, "--include-path needs"},
+		{"gone", ready("other", true), DataConfig{Target: "shop/x"}, "no longer exists"},
+		{"not ready", ready("vs1", false), DataConfig{Target: "shop/x"}, "not ready to use"},
+	} {
+		tc.cfg.Backup, tc.cfg.ArchiveKey, tc.cfg.Volumes = "b1", dataPW, []string{"shop/kept"}
+		deps.Snap = snapfake.NewSimpleClientset(tc.snap)
+		res, err := DataOnly(ctx, deps, tc.cfg)
+		if err != nil || res.Volumes[0].Action != Failed || !strings.Contains(res.Volumes[0].Reason, tc.want) {
+			t.Errorf("%s: %v %+v, want %q", tc.name, err, res.Volumes, tc.want)
+		}
+	}
+	if _, err := kube.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "x", metav1.GetOptions{}); err == nil {
+		t.Error("a refused restore created a claim")
+	}
+	res, err = InPlace(ctx, deps, DataConfig{Backup: "b1", Volumes: []string{"shop/kept"}, ArchiveKey: dataPW})
+	if err != nil || res.Volumes[0].Action != Failed || !strings.Contains(res.Volumes[0].Reason, "--data-only --target-pvc shop/NAME") || len(rec.items) != 0 {
+		t.Errorf("in place from a kept snapshot: %v %+v", err, res.Volumes)
 	}
 }

@@ -44,6 +44,10 @@ func InPlace(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) {
 			setVolume(res, t, Failed, "not run: "+ctx.Err().Error())
 			continue
 		}
+		if t.kept {
+			setVolume(res, t, Failed, fmt.Sprintf("its data is VolumeSnapshot %s/%s (snapshot mode), which can only provision a new claim: restore it with --data-only --target-pvc %s/NAME and point the workload at that claim", t.vol.Namespace, t.vol.VolumeSnapshot, t.vol.Namespace))
+			continue
+		}
 		inPlaceOne(ctx, d, cfg, res, t)
 	}
 	return res, ctx.Err()
@@ -75,7 +79,7 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 		return
 	}
 	// Whatever happens from here, the owners are started again.
-	stopErr := quiesce.Stop(ctx, d.Kube, owners)
+	stopErr := quiesce.Stop(ctx, d.Kube, owners, cfg.Backup)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
@@ -98,6 +102,13 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 	o := fill(ctx, d, item)
 	it := &res.Volumes[t.item]
 	it.Seconds = o.Seconds
+	if o.Err == nil && o.Result != nil {
+		// Anything that scaled an owner up during the sync may have had pods write to the claim.
+		if err := quiesce.Verify(context.WithoutCancel(ctx), d.Kube, owners); err != nil {
+			it.Action, it.Reason = Failed, fmt.Sprintf("synced, but pods may have written to the claim meanwhile: %v: stop that and run the restore again", err)
+			return
+		}
+	}
 	switch {
 	case o.Err != nil:
 		it.Action, it.Reason = Failed, o.Err.Error()
@@ -130,6 +141,9 @@ func describeOwners(owners []quiesce.Owner) string {
 		was := o.Original + " replicas"
 		if o.Kind == quiesce.KindCronJob {
 			was = "suspend=" + o.Original
+		}
+		if o.Autoscaler != "" {
+			was += ", scaled by HorizontalPodAutoscaler " + o.Autoscaler + ", which leaves it at zero while stopped"
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s)", o, was))
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -22,6 +23,7 @@ type syncRecorder struct {
 	items    []volumes.RestoreItem
 	fail     bool
 	replicas int32
+	scaleUp  bool // an autoscaler (or a person) scales the Deployment up during the sync
 }
 
 func (s *syncRecorder) Restore(ctx context.Context, items []volumes.RestoreItem) ([]volumes.RestoreOutcome, error) {
@@ -31,6 +33,13 @@ func (s *syncRecorder) Restore(ctx context.Context, items []volumes.RestoreItem)
 		s.t.Fatal(err)
 	}
 	s.replicas = *d.Spec.Replicas
+	if s.scaleUp {
+		two := int32(2)
+		d.Spec.Replicas = &two
+		if _, err := s.kube.AppsV1().Deployments("shop").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
 	o := volumes.RestoreOutcome{RestoreItem: items[0], Result: &mover.Result{Files: 2, SkippedFiles: 98, Diff: &mover.Diff{Changed: 2, ChangedBytes: 10}}}
 	if s.fail {
 		o.Result, o.Err = nil, context.Canceled
@@ -77,6 +86,32 @@ func TestInPlace(t *testing.T) {
 			t.Errorf("fail=%v: %+v", fail, res.Volumes[0])
 		}
 	}
+	// An HPA is named in what was stopped; one that scales the owner up during the sync (the
+	// window quiesce.Verify closes) fails the claim, and the owner still goes back as it was.
+	t.Run("autoscaler", func(t *testing.T) {
+		kube := inPlaceCluster()
+		if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers("shop").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "web-hpa", Namespace: "shop"},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "web", APIVersion: "apps/v1"}, MaxReplicas: 5}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, scaleUp := range []bool{false, true} {
+			rec := &syncRecorder{t: t, kube: kube, scaleUp: scaleUp}
+			res, err := InPlace(ctx, DataDeps{Kube: kube, Catalog: cat, Volumes: rec}, DataConfig{Backup: "b1", Volumes: []string{"shop/data"}, ArchiveKey: dataPW})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := res.Volumes[0]
+			switch {
+			case !scaleUp && (v.Action != Synced || !strings.Contains(v.Reason, "scaled by HorizontalPodAutoscaler web-hpa")):
+				t.Errorf("with an HPA: %+v", v)
+			case scaleUp && (v.Action != Failed || !strings.Contains(v.Reason, "Deployment shop/web is at 2 replicas, set by HorizontalPodAutoscaler web-hpa")):
+				t.Errorf("scaled up during the sync: %+v", v)
+			}
+			if n, ann := replicas(kube); n != 3 || len(ann) != 0 {
+				t.Errorf("scaleUp=%v: afterwards %d replicas, annotations %v", scaleUp, n, ann)
+			}
+		}
+	})
 	t.Run("bare pod", func(t *testing.T) {
 		kube := inPlaceCluster()
 		rec := &syncRecorder{t: t, kube: kube}
@@ -92,7 +127,7 @@ func TestInPlace(t *testing.T) {
 		if err != nil || res.Volumes[0].Action != WouldSync || !strings.Contains(res.Volumes[0].Reason, "2 changed (10 bytes)") || !rec.items[0].DiffOnly || rec.replicas != 3 {
 			t.Errorf("%v %+v, fill %+v, replicas during %d", err, res.Volumes[0], rec.items, rec.replicas)
 		}
-		if _, err := quiesce.Stopped(ctx, kube); err != nil {
+		if _, err := quiesce.Stopped(ctx, kube, ""); err != nil {
 			t.Fatal(err)
 		}
 	})
