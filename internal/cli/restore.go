@@ -323,7 +323,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		fmt.Fprintln(tw, "VOLUME\tFROM\tMODE\tRESULT\tFILES\tSIZE\tTIME\tREASON")
 		for _, v := range res.Volumes {
 			files, size := "-", "-"
-			if v.Action == restore.Restored {
+			if v.Action == restore.Restored || v.Action == restore.Synced {
 				files, size = fmt.Sprint(v.Files), progress.Bytes(v.Bytes)
 			}
 			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", v.Namespace, v.PVC, v.From, v.Mode, v.Action, files, size, v.Seconds, v.Reason)
@@ -338,6 +338,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}
 	}
+	parts = append(parts, volumeCounts(res.Volumes)...)
 	if len(parts) == 0 {
 		parts = []string{"nothing selected"}
 	}
@@ -350,6 +351,27 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		fmt.Fprintf(w, "  warning: %s\n", wn)
 	}
 	return nil
+}
+
+// volumeCounts is "2 volumes synced", "1 volume failed", ... in the order volumes come.
+func volumeCounts(vols []restore.VolumeItem) []string {
+	counts := map[restore.Action]int{}
+	var order []restore.Action
+	for _, v := range vols {
+		if counts[v.Action] == 0 {
+			order = append(order, v.Action)
+		}
+		counts[v.Action]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, a := range order {
+		noun := "volumes"
+		if counts[a] == 1 {
+			noun = "volume"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s %s", counts[a], noun, a))
+	}
+	return parts
 }
 
 func orDash(s string) string {
