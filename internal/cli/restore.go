@@ -205,8 +205,8 @@ func (o *RestoreOptions) validateDataOnly() error {
 	if o.TargetPVC != "" && len(o.DataVolumes) != 1 {
 		return fmt.Errorf("--target-pvc takes one volume; --volumes names %d", len(o.DataVolumes))
 	}
-	if len(o.IncludeResources)+len(o.ExcludeResources) > 0 || o.Selector != "" {
-		return fmt.Errorf("--data-only restores volume data only: --include-resources, --exclude-resources and -l do not apply")
+	if ignored := o.resourceOnlyFlags(); len(ignored) > 0 {
+		return fmt.Errorf("--data-only restores volume data only (name them with --volumes): %s do not apply", strings.Join(ignored, ", "))
 	}
 	claims := o.DataVolumes
 	if o.TargetPVC != "" {
@@ -218,6 +218,27 @@ func (o *RestoreOptions) validateDataOnly() error {
 		}
 	}
 	return nil
+}
+
+// resourceOnlyFlags are the flags given that shape how objects are restored, which a data-only
+// restore does not do: refused rather than ignored without a word.
+func (o *RestoreOptions) resourceOnlyFlags() []string {
+	var set []string
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{
+		{"--include-resources", len(o.IncludeResources) > 0}, {"--exclude-resources", len(o.ExcludeResources) > 0}, {"-l", o.Selector != ""},
+		{"--include-namespaces", len(o.IncludeNamespaces) > 0}, {"--exclude-namespaces", len(o.ExcludeNamespaces) > 0},
+		{"--existing-resource-policy", o.ExistingPolicy != "none"}, {"--preserve-nodeports", o.PreserveNodePorts},
+		{"--restore-volumes", !o.RestoreVolumes}, {"--include-finished-jobs", o.FinishedJobs},
+		{"--running-jobs", o.RunningJobs != string(restore.RunningSuspend)}, {"--resource-modifiers", o.ModifiersFile != ""},
+	} {
+		if f.on {
+			set = append(set, f.name)
+		}
+	}
+	return set
 }
 
 // runDataOnly restores the data of the named volumes and nothing else.
