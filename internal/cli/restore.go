@@ -207,8 +207,8 @@ func (o *RestoreOptions) validateDataOnly() error {
 	if o.TargetPVC != "" && len(o.DataVolumes) != 1 {
 		return fmt.Errorf("--target-pvc takes one volume; --volumes names %d", len(o.DataVolumes))
 	}
-	if len(o.IncludeResources)+len(o.ExcludeResources) > 0 || o.Selector != "" {
-		return fmt.Errorf("--data-only restores volume data only: --include-resources, --exclude-resources and -l do not apply")
+	if ignored := o.resourceOnlyFlags(); len(ignored) > 0 {
+		return fmt.Errorf("--data-only restores volume data only (name them with --volumes): %s do not apply", strings.Join(ignored, ", "))
 	}
 	claims := o.DataVolumes
 	if o.TargetPVC != "" {
@@ -220,6 +220,27 @@ func (o *RestoreOptions) validateDataOnly() error {
 		}
 	}
 	return nil
+}
+
+// resourceOnlyFlags are the flags given that shape how objects are restored, which a data-only
+// restore does not do: refused rather than ignored without a word.
+func (o *RestoreOptions) resourceOnlyFlags() []string {
+	var set []string
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{
+		{"--include-resources", len(o.IncludeResources) > 0}, {"--exclude-resources", len(o.ExcludeResources) > 0}, {"-l", o.Selector != ""},
+		{"--include-namespaces", len(o.IncludeNamespaces) > 0}, {"--exclude-namespaces", len(o.ExcludeNamespaces) > 0},
+		{"--existing-resource-policy", o.ExistingPolicy != "none"}, {"--preserve-nodeports", o.PreserveNodePorts},
+		{"--restore-volumes", !o.RestoreVolumes}, {"--include-finished-jobs", o.FinishedJobs},
+		{"--running-jobs", o.RunningJobs != string(restore.RunningSuspend)}, {"--resource-modifiers", o.ModifiersFile != ""},
+	} {
+		if f.on {
+			set = append(set, f.name)
+		}
+	}
+	return set
 }
 
 // runDataOnly restores the data of the named volumes and nothing else.
@@ -330,7 +351,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		fmt.Fprintln(tw, "VOLUME\tFROM\tMODE\tRESULT\tFILES\tSIZE\tTIME\tREASON")
 		for _, v := range res.Volumes {
 			files, size := "-", "-"
-			if v.Action == restore.Restored {
+			if v.Action == restore.Restored || v.Action == restore.Synced {
 				files, size = fmt.Sprint(v.Files), progress.Bytes(v.Bytes)
 			}
 			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", v.Namespace, v.PVC, v.From, v.Mode, v.Action, files, size, v.Seconds, v.Reason)
@@ -345,6 +366,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}
 	}
+	parts = append(parts, volumeCounts(res.Volumes)...)
 	if len(parts) == 0 {
 		parts = []string{"nothing selected"}
 	}
@@ -357,6 +379,27 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		fmt.Fprintf(w, "  warning: %s\n", wn)
 	}
 	return nil
+}
+
+// volumeCounts is "2 volumes synced", "1 volume failed", ... in the order volumes come.
+func volumeCounts(vols []restore.VolumeItem) []string {
+	counts := map[restore.Action]int{}
+	var order []restore.Action
+	for _, v := range vols {
+		if counts[v.Action] == 0 {
+			order = append(order, v.Action)
+		}
+		counts[v.Action]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, a := range order {
+		noun := "volumes"
+		if counts[a] == 1 {
+			noun = "volume"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s %s", counts[a], noun, a))
+	}
+	return parts
 }
 
 func orDash(s string) string {

@@ -27,3 +27,20 @@ func TestRestorePrint(t *testing.T) {
 	}
 	golden.Assert(t, "cli/restore.golden", out.Bytes())
 }
+
+// TestRestorePrintInPlace: an in-place restore creates no objects; its volumes carry the result.
+func TestRestorePrintInPlace(t *testing.T) {
+	res := &restore.Result{Backup: "shop-1", Summary: map[restore.Action]int{}, Volumes: []restore.VolumeItem{
+		{Namespace: "shop", PVC: "data-db-0", From: "shop/data-db-0", Mode: "snapshot-move", Action: restore.Synced, Files: 120, Bytes: 5 << 20, Seconds: 3.2,
+			Reason: "3 added, 2 changed, 1 removed"},
+		{Namespace: "shop", PVC: "uploads", From: "shop/uploads", Mode: "fs", Action: restore.Synced, Files: 7, Bytes: 1 << 10, Seconds: 1.1},
+		{Namespace: "shop", PVC: "scratch", From: "shop/scratch", Mode: "fs", Action: restore.Failed, Seconds: 0.2,
+			Reason: "pod shop/debug mounts the claim and has no owner: stop it yourself (delete it) and run again"},
+	}}
+	var out bytes.Buffer
+	o := &RestoreOptions{streams: genericiooptions.IOStreams{Out: &out}}
+	if err := o.print(res); err != nil {
+		t.Fatal(err)
+	}
+	golden.Assert(t, "cli/restore-in-place.golden", out.Bytes())
+}

@@ -323,17 +323,7 @@ func fillData(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, targ
 		if i < len(outs) {
 			o = outs[i]
 		}
-		it.Seconds = o.Seconds
-		switch {
-		case o.Err != nil:
-			it.Action, it.Reason = Failed, o.Err.Error()
-		case o.Result != nil:
-			it.Action, it.Files, it.Bytes = Restored, o.Result.Files, o.Result.Bytes
-			continue
-		default:
-			it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
-		}
-		if t.claim != nil {
+		if !it.apply(ctx, o, Restored) && t.claim != nil {
 			dropClaim(ctx, d.Kube, res, t)
 		}
 	}

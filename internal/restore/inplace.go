@@ -109,14 +109,8 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 			return
 		}
 	}
-	switch {
-	case o.Err != nil:
-		it.Action, it.Reason = Failed, o.Err.Error()
-	case o.Result != nil:
-		it.Action, it.Files, it.Bytes = Synced, o.Result.Files, o.Result.Bytes
+	if it.apply(ctx, o, Synced) {
 		it.Reason = fmt.Sprintf("%d files rewritten, %d equal; stopped and started again: %s", o.Result.Files, o.Result.SkippedFiles, describeOwners(owners))
-	default:
-		it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
 	}
 }
 

@@ -127,8 +127,8 @@ func TestInPlace(t *testing.T) {
 		if err != nil || res.Volumes[0].Action != WouldSync || !strings.Contains(res.Volumes[0].Reason, "2 changed (10 bytes)") || !rec.items[0].DiffOnly || rec.replicas != 3 {
 			t.Errorf("%v %+v, fill %+v, replicas during %d", err, res.Volumes[0], rec.items, rec.replicas)
 		}
-		if _, err := quiesce.Stopped(ctx, kube, ""); err != nil {
-			t.Fatal(err)
+		if stopped, err := quiesce.Stopped(ctx, kube, ""); err != nil || len(stopped) > 0 {
+			t.Fatalf("a dry run left workloads stopped: %v, %v", stopped, err)
 		}
 	})
 }

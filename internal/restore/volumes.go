@@ -88,18 +88,25 @@ func (r *run) fillClaims(ctx context.Context) error {
 	}
 	outs, err := r.d.Volumes.Restore(ctx, items)
 	for i, o := range outs {
-		it := &r.res.Volumes[idx[i]]
-		it.Seconds = o.Seconds
-		switch {
-		case o.Err != nil:
-			it.Action, it.Reason = Failed, o.Err.Error()
-		case o.Result != nil:
-			it.Action, it.Files, it.Bytes = Restored, o.Result.Files, o.Result.Bytes
-		default:
-			it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
-		}
+		r.res.Volumes[idx[i]].apply(ctx, o, Restored)
 	}
 	return err
+}
+
+// apply records a mover's outcome on the volume's row: done as ok, or failed with the reason
+// (a mover that never ran was cut short by ctx). It reports whether the mover succeeded.
+func (it *VolumeItem) apply(ctx context.Context, o volumes.RestoreOutcome, ok Action) bool {
+	it.Seconds = o.Seconds
+	switch {
+	case o.Err != nil:
+		it.Action, it.Reason = Failed, o.Err.Error()
+	case o.Result != nil:
+		it.Action, it.Files, it.Bytes = ok, o.Result.Files, o.Result.Bytes
+		return true
+	default:
+		it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
+	}
+	return false
 }
 
 func orEmpty(sep, s string) string {

@@ -241,19 +241,26 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	if err != nil {
 		return err
 	}
-	node := ""
-	var tolerations []corev1.Toleration
-	if len(users) > 0 {
-		if hasMode(claim, corev1.ReadWriteOncePod) {
-			return fmt.Errorf("PVC %s is ReadWriteOncePod and in use by pod %s: no other pod can mount it; use --volumes=snapshot-move (annotate the PVC %s=snapshot-move) or stop the pod", describeClaim(t.Namespace, t.PVC), users[0].Name, AnnotationMode)
-		}
-		if !hasMode(claim, corev1.ReadWriteMany) && !hasMode(claim, corev1.ReadOnlyMany) {
-			node, tolerations = users[0].Spec.NodeName, users[0].Spec.Tolerations
-		}
+	node, tolerations, err := beside(users, claim)
+	if err != nil {
+		return fmt.Errorf("%w; use --volumes=snapshot-move (annotate the PVC %s=snapshot-move) or stop the pod", err, AnnotationMode)
 	}
 	res, err := e.runMover(ctx, t, created, t.PVC, "", node, tolerations)
 	fill(v, res)
 	return err
+}
+
+// beside is where a mover that mounts claim while users (running pods) mount it must run: on
+// their node, with their tolerations, when only one node can mount the claim. A
+// ReadWriteOncePod claim in use cannot be mounted by a mover at all.
+func beside(users []corev1.Pod, claim *corev1.PersistentVolumeClaim) (string, []corev1.Toleration, error) {
+	if len(users) == 0 || hasMode(claim, corev1.ReadWriteMany) || hasMode(claim, corev1.ReadOnlyMany) {
+		return "", nil, nil
+	}
+	if hasMode(claim, corev1.ReadWriteOncePod) {
+		return "", nil, fmt.Errorf("PVC %s is ReadWriteOncePod and in use by pod %s: no other pod can mount it", describeClaim(claim.Namespace, claim.Name), users[0].Name)
+	}
+	return users[0].Spec.NodeName, users[0].Spec.Tolerations, nil
 }
 
 func fill(v *catalog.Volume, r *mover.Result) {

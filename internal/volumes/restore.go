@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
@@ -40,6 +43,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		d.Progress = progress.Discard{}
 	}
 	e := &engine{d: d, cfg: cfg}
+	pods := &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}}
 	out := make([]RestoreOutcome, len(items))
 	err := e.forEach(ctx, len(items), func(ctx context.Context, i int) {
 		it := items[i]
@@ -49,7 +53,11 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from snapshot %s", it.Namespace, it.PVC, it.KopiaSnapshot))
 		start := time.Now()
 		var created createdObjects
-		res, err := e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, "", nil)
+		node, tolerations, err := e.placeRestore(ctx, pods, it)
+		var res *mover.Result
+		if err == nil {
+			res, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, node, tolerations)
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil {
 			// Also after a failed mover: a Secret left behind holds the namespace's key.
@@ -64,4 +72,21 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done(fmt.Sprintf("%d files, %s", res.Files, progress.Bytes(res.Bytes)), nil)
 	})
 	return out, err
+}
+
+// placeRestore puts a mover that reads a claim workloads keep using (an in-place dry run) on
+// their node: on another node a ReadWriteOnce claim would not attach.
+func (e *engine) placeRestore(ctx context.Context, pods *podIndex, it RestoreItem) (string, []corev1.Toleration, error) {
+	if !it.DiffOnly {
+		return "", nil, nil
+	}
+	users, err := pods.using(ctx, it.Namespace, it.PVC)
+	if err != nil || len(users) == 0 {
+		return "", nil, err
+	}
+	claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
+	if err != nil {
+		return "", nil, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
+	}
+	return beside(users, claim)
 }
