@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-volumes cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-volumes bench-open cluster cluster-down demo clean
 
 all: build
 
@@ -84,6 +84,10 @@ bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 G
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureVolumes -v -timeout 30m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
+
+bench-open: ## on the local cluster: 100 snapshot-move movers in a row, each must open its repository in <= 2 s (PVBACKUP_MEASURE_MOVERS=N)
+	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
+		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureMoverOpen -v -timeout 40m ./test/e2e/ | grep -E 'MEASURE|open [0-9.]+s|^\s+\+|^(ok|FAIL|---)'
 
 clean:
 	rm -rf bin dist
