@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-volumes bench-open cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-repo bench-volumes bench-open cluster cluster-down demo clean
 
 all: build
 
@@ -43,7 +43,7 @@ lint: ## go vet and staticcheck
 	hack/tools.sh staticcheck
 	.local/bin/staticcheck ./...
 
-bench: bench-resources bench-mover ## benchmarks: ratios against reference tools run on the same data in the same run
+bench: bench-resources bench-mover bench-repo ## benchmarks: ratios against reference tools run on the same data in the same run
 
 bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 ConfigMaps of a real apiserver
 	hack/tools.sh controlplane
@@ -80,6 +80,10 @@ bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 G
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
 	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
+
+bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 snapshots in it, before and after maintenance (SeaweedFS)
+	hack/tools.sh seaweedfs
+	$(GO) run ./hack/bench-repo --weed .local/bin/weed --work .local/bench-repo $(BENCH_REPO_ARGS)
 
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \

@@ -2,11 +2,13 @@ package mover
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
 
@@ -47,5 +49,50 @@ func TestBackupDebugTimings(t *testing.T) {
 		if b := MarshalResult(res); len(b) == 0 || len(b) > MaxResultBytes {
 			t.Errorf("result of %d bytes does not fit the termination message", len(b))
 		}
+	}
+}
+
+// An incremental backup reads the parent snapshot's directory listings with one S3 request per
+// metadata pack, not one per directory (the 0.2 s the mover's S3 incremental lost to the kopia CLI).
+func TestIncrementalReadsMetadataPacksOnce(t *testing.T) {
+	s3 := s3server.Fake(t)
+	s3.SetEnv(t)
+	src := t.TempDir()
+	const dirs = 30
+	for i := range dirs {
+		d := filepath.Join(src, fmt.Sprintf("d%02d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Settings{Location: s3.URL("loc"), Namespace: "ns", Password: "pw", CacheDir: t.TempDir()}
+	ctx := context.Background()
+	if _, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "p"}, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	trace := repo.NewTracer()
+	r, closeFn, err := openRepoTraced(ctx, s, false, trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	if _, err := Backup(ctx, r, BackupConfig{Source: src, Namespace: "ns", PVC: "p"}, func(Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	calls, requests := 0, 0
+	for _, c := range trace.Calls() {
+		if c.Op == "get" && strings.HasPrefix(c.Blob, "q") {
+			calls++
+			requests += len(c.Attempts)
+		}
+	}
+	if calls < dirs {
+		t.Fatalf("the incremental read %d directory listings of %d directories: is it incremental?", calls, dirs)
+	}
+	if requests > 3 {
+		t.Errorf("the incremental made %d S3 requests for %d metadata reads; want one per metadata pack (≤ 3)", requests, calls)
 	}
 }

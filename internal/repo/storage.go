@@ -49,6 +49,7 @@ type Storage struct {
 	uploaded *atomic.Int64 // bytes put, shared by every Storage over the same handle
 	s3       *s3Direct     // set for s3:// buckets: puts bypass gocloud's buffering writer
 	trace    *Tracer       // nil unless the storage calls are traced (mover debug)
+	packs    *packCache    // metadata packs read whole once, shared like uploaded
 }
 
 // s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
@@ -96,7 +97,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace}, nil
+		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs}, nil
 	})
 }
 
@@ -104,7 +105,7 @@ func init() {
 // messages. The returned release function must be called when Kopia no longer uses the storage.
 func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	handle := fmt.Sprintf("b%d", handleSeq.Add(1))
-	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64)}
+	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes)}
 	registryMu.Lock()
 	registry[handle] = st
 	registryMu.Unlock()
@@ -150,6 +151,25 @@ func (s *Storage) getBlob(ctx context.Context, id kblob.ID, offset, length int64
 			return fmt.Errorf("get %s: offset %d beyond length %d: %w", id, offset, a.Size, kblob.ErrInvalidRange)
 		}
 		return nil
+	}
+	if length > 0 && s.packs != nil && cacheable(id) {
+		data, big, err := s.packs.get(ctx, id, func(ctx context.Context) ([]byte, error) {
+			b, err := s.bucket.ReadAll(ctx, string(id))
+			if err != nil {
+				return nil, s.translate("get", id, err)
+			}
+			return b, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !big {
+			if offset+length > int64(len(data)) {
+				return fmt.Errorf("get %s [%d+%d] of %d bytes: %w", id, offset, length, len(data), kblob.ErrInvalidRange)
+			}
+			_, err := output.Write(data[offset : offset+length])
+			return err
+		}
 	}
 	r, err := s.bucket.NewRangeReader(ctx, string(id), offset, length, nil)
 	if err != nil {
