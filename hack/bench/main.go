@@ -300,7 +300,7 @@ func kopiaRestore(dir, dst string) (run, error) {
 
 type moverT struct {
 	name, location, compression string
-	bin                         string // "" = moverBin
+	bin                         string           // "" = moverBin
 	s3                          *s3server.Server // a fresh prefix per setup when set
 }
 
