@@ -36,7 +36,8 @@ type series struct{ first, incr, restore run }
 var (
 	moverBin, kopiaBin, resticBin, weedBin, work string
 	baselineBin                                  string
-	skipFS, verifyCmp                            bool
+	skipFS, verifyCmp, skipRestore               bool
+	incrReps, verifyParallel, firstReps          int
 	treeDir                                      string
 	treeBytes                                    int64
 	reps                                         int
@@ -57,6 +58,10 @@ func main() {
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
 	flag.StringVar(&baselineBin, "baseline", "", "another kubectl-pvbackup binary (e.g. the main branch's) measured on S3 in the same run, for before/after figures")
 	flag.BoolVar(&skipFS, "skip-fs", false, "leave out the filesystem targets and restic (quicker)")
+	flag.BoolVar(&skipRestore, "skip-restore", false, "leave out the restores")
+	flag.IntVar(&verifyParallel, "verify-parallel", 0, "also measure the plugin's verify with this many files read in parallel")
+	flag.IntVar(&firstReps, "first-reps", 0, "runs of the first backup (0 = --reps)")
+	flag.IntVar(&incrReps, "incr-reps", 0, "runs of the incremental backup (0 = --reps): small times need more")
 	flag.BoolVar(&verifyCmp, "verify", true, "compare verify --read-data 100 with kopia snapshot verify --verify-files-percent=100 on the mover's S3 repository")
 	flag.Parse()
 	if err := bench(*compression); err != nil {
@@ -139,7 +144,10 @@ func bench(compression string) error {
 		return old
 	}
 	warm(treeDir)
-	for rep := range reps {
+	if firstReps <= 0 {
+		firstReps = reps
+	}
+	for rep := range firstReps {
 		for _, t := range targets {
 			if err := t.setup(); err != nil {
 				return fmt.Errorf("%s setup: %w", t.label(), err)
@@ -152,7 +160,10 @@ func bench(compression string) error {
 			fmt.Printf("  %-9s first backup   %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
 		}
 	}
-	for rep := range reps {
+	if incrReps <= 0 {
+		incrReps = reps
+	}
+	for rep := range incrReps {
 		if err := change(treeDir, rep); err != nil {
 			return err
 		}
@@ -167,6 +178,9 @@ func bench(compression string) error {
 		}
 	}
 	for rep := range reps {
+		if skipRestore {
+			break
+		}
 		for _, t := range targets {
 			dst := filepath.Join(work, "restore-"+t.label())
 			_ = os.RemoveAll(dst)

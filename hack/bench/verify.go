@@ -42,8 +42,19 @@ func compareVerify(srv *s3server.Server, m *moverT) (string, error) {
 			best[i] = d
 		}
 	}
+	var alt time.Duration
 	for rep := range reps {
-		d, read, err := pluginVerify(m, snap)
+		if verifyParallel > 0 {
+			d, _, err := pluginVerify(m, snap, verifyParallel)
+			if err != nil {
+				return "", err
+			}
+			if alt == 0 || d < alt {
+				alt = d
+			}
+			fmt.Printf("  verify 100%%  plugin with %d files in parallel %6.2fs  (run %d)\n", verifyParallel, d.Seconds(), rep+1)
+		}
+		d, read, err := pluginVerify(m, snap, 0)
 		if err != nil {
 			return "", err
 		}
@@ -64,7 +75,7 @@ func compareVerify(srv *s3server.Server, m *moverT) (string, error) {
 }
 
 // pluginVerify is internal/verify's work for one volume, in process.
-func pluginVerify(m *moverT, snap string) (time.Duration, int64, error) {
+func pluginVerify(m *moverT, snap string, parallel int) (time.Duration, int64, error) {
 	ctx := context.Background()
 	start := time.Now()
 	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: m.location, Namespace: "bench", Password: password, CacheDir: work})
@@ -76,7 +87,7 @@ func pluginVerify(m *moverT, snap string) (time.Duration, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	st, err := repo.VerifySnapshot(ctx, r, snap, repo.VerifyOptions{ReadPercent: 100, Blobs: blobs})
+	st, err := repo.VerifySnapshot(ctx, r, snap, repo.VerifyOptions{ReadPercent: 100, Blobs: blobs, Parallel: parallel})
 	if err != nil {
 		return 0, 0, err
 	}
