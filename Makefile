@@ -75,7 +75,7 @@ image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref o
 	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary $(IMAGE_TAR:.tar=)-linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
-bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
+bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS, and verify --read-data 100 vs kopia snapshot verify; prints the ratios
 	hack/tools.sh kopia
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
