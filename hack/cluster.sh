@@ -663,8 +663,8 @@ status() {
 	# 3 = NET_ADDR_SET: a bridge started by an older version of this script changes its MAC with
 	# the pods' veths (see network_up).
 	if [ -e "/sys/class/net/$BRIDGE" ] && [ "$(cat "/sys/class/net/$BRIDGE/addr_assign_type")" != 3 ]; then
-		printf '%-24s MAC not fixed: pods may stall for ~30 s when another pod goes (fix: ip link set dev %s address %s)\n' "$BRIDGE" "$BRIDGE" "$BRIDGE_MAC"
-		rc=1
+		# A warning, not a failure: hack/e2e.sh starts a cluster when status fails.
+		printf '%-24s warning: MAC not fixed, pods may stall for ~30 s when another pod goes (fix: ip link set dev %s address %s)\n' "$BRIDGE" "$BRIDGE" "$BRIDGE_MAC" >&2
 	fi
 	return $rc
 }

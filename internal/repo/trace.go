@@ -119,7 +119,7 @@ func (c Call) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "+%.3fs %s %s %.3fs", c.Start.Seconds(), c.Op, c.Blob, c.Duration.Seconds())
 	for _, a := range c.Attempts {
-		conn := "new"
+		var conn string
 		if a.Reused {
 			conn = fmt.Sprintf("reused idle %s", a.IdleTime.Round(time.Millisecond))
 		} else {
