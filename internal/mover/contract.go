@@ -32,6 +32,7 @@ const (
 	EnvSubPath         = "PVBACKUP_SUB_PATH"
 	EnvSync            = "PVBACKUP_SYNC"
 	EnvDiffOnly        = "PVBACKUP_DIFF_ONLY"
+	EnvDebug           = "PVBACKUP_MOVER_DEBUG"
 	EnvTmpDir          = "TMPDIR"
 )
 
@@ -72,6 +73,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"sub-path", EnvSubPath},
 	{"sync", EnvSync},
 	{"diff-only", EnvDiffOnly},
+	{"debug", EnvDebug},
 }
 
 // Invocation is what the plugin tells one mover run through its environment.
@@ -91,6 +93,8 @@ type Invocation struct {
 	SubPath string
 	// Sync makes the target equal to the snapshot; DiffOnly only counts what Sync would change.
 	Sync, DiffOnly bool
+	// Debug keeps the storage calls' HTTP timings in the result (create --mover-debug).
+	Debug bool
 }
 
 // EnvVar is one name=value of an Invocation.
@@ -108,6 +112,9 @@ func (in Invocation) Env() []EnvVar {
 		{EnvBackup, in.Backup},
 		{EnvCacheDir, in.CacheDir},
 		{EnvTmpDir, in.CacheDir},
+	}
+	if in.Debug {
+		env = append(env, EnvVar{EnvDebug, strconv.FormatBool(true)})
 	}
 	if in.Op == OpBackup {
 		return append(env, EnvVar{EnvSource, in.Dir})
