@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-volumes cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo clean
 
 all: build
 
@@ -43,7 +43,7 @@ lint: ## go vet and staticcheck
 	hack/tools.sh staticcheck
 	.local/bin/staticcheck ./...
 
-bench: bench-resources bench-mover bench-files ## benchmarks: ratios against reference tools run on the same data in the same run
+bench: bench-resources bench-mover bench-files bench-repo ## benchmarks: ratios against reference tools run on the same data in the same run
 
 bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 ConfigMaps of a real apiserver
 	hack/tools.sh controlplane
@@ -75,7 +75,7 @@ image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref o
 	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary $(IMAGE_TAR:.tar=)-linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
-bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS; prints the ratios
+bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS, and verify --read-data 100 vs kopia snapshot verify; prints the ratios
 	hack/tools.sh kopia
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
@@ -85,9 +85,17 @@ bench-files: build ## cp vs kopia snapshot restore of the same snapshot, and an 
 	hack/tools.sh kopia
 	$(GO) run ./hack/bench --suite files --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed '' --work .local/bench $(BENCH_ARGS)
 
+bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 snapshots in it, before and after maintenance (SeaweedFS)
+	hack/tools.sh seaweedfs
+	$(GO) run ./hack/bench-repo --weed .local/bin/weed --work .local/bench-repo $(BENCH_REPO_ARGS)
+
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureVolumes -v -timeout 30m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
+
+bench-open: ## on the local cluster: 100 snapshot-move movers in a row, each must open its repository in <= 2 s (PVBACKUP_MEASURE_MOVERS=N)
+	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
+		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureMoverOpen -v -timeout 40m ./test/e2e/ | grep -E 'MEASURE|open [0-9.]+s|^\s+\+|^(ok|FAIL|---)'
 
 clean:
 	rm -rf bin dist

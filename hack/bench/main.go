@@ -35,6 +35,9 @@ type series struct{ first, incr, restore run }
 
 var (
 	moverBin, kopiaBin, resticBin, weedBin, work string
+	baselineBin                                  string
+	skipFS, verifyCmp, skipRestore               bool
+	incrReps, verifyParallel, firstReps          int
 	treeDir                                      string
 	treeBytes                                    int64
 	reps                                         int
@@ -54,6 +57,13 @@ func main() {
 	compression := flag.String("compression", "none", "compression policy for both kopia and the mover")
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
 	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic; files: cp and in-place sync (files.go)")
+	flag.StringVar(&baselineBin, "baseline", "", "another kubectl-pvbackup binary (e.g. the main branch's) measured on S3 in the same run, for before/after figures")
+	flag.BoolVar(&skipFS, "skip-fs", false, "leave out the filesystem targets and restic (quicker)")
+	flag.BoolVar(&skipRestore, "skip-restore", false, "leave out the restores")
+	flag.IntVar(&verifyParallel, "verify-parallel", 0, "also measure the plugin's verify with this many files read in parallel")
+	flag.IntVar(&firstReps, "first-reps", 0, "runs of the first backup (0 = --reps)")
+	flag.IntVar(&incrReps, "incr-reps", 0, "runs of the incremental backup (0 = --reps): small times need more")
+	flag.BoolVar(&verifyCmp, "verify", true, "compare verify --read-data 100 with kopia snapshot verify --verify-files-percent=100 on the mover's S3 repository")
 	flag.Parse()
 	do := func() error { return bench(*compression) }
 	if *suite == "files" {
@@ -76,7 +86,7 @@ func prepare() error {
 	if work, err = filepath.Abs(work); err != nil {
 		return err
 	}
-	for _, p := range []*string{&moverBin, &kopiaBin, &weedBin} {
+	for _, p := range []*string{&moverBin, &kopiaBin, &weedBin, &baselineBin} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return err
@@ -100,6 +110,7 @@ func bench(compression string) error {
 		return err
 	}
 	fmt.Printf("compression %s\n", compression)
+	var err error
 
 	results := map[string]*series{}
 	// Filesystem targets.
@@ -109,14 +120,20 @@ func bench(compression string) error {
 	kfs := kopiaFS{dir: filepath.Join(work, "kopia-fs"), compression: compression}
 	mfs := &moverT{name: "mover-fs", location: "file://" + filepath.Join(work, "mover-fs"), compression: compression}
 	targets := []target{kfs, mfs}
+	if skipFS {
+		targets = nil
+	}
 	var stopWeed func()
+	var srv *s3server.Server
+	moverS3 := &moverT{name: "mover-s3", compression: compression}
 	if weedBin != "" {
 		wdir := filepath.Join(work, "weed")
 		_ = os.RemoveAll(wdir)
 		if err := os.MkdirAll(wdir, 0o755); err != nil {
 			return err
 		}
-		srv, stop, err := s3server.StartSeaweedFS(weedBin, wdir)
+		var stop func()
+		srv, stop, err = s3server.StartSeaweedFS(weedBin, wdir)
 		if err != nil {
 			return err
 		}
@@ -125,11 +142,13 @@ func bench(compression string) error {
 		os.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 		os.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 		os.Setenv("AWS_REGION", "us-east-1")
-		targets = append(targets,
-			kopiaS3{srv: srv, compression: compression, dir: filepath.Join(work, "kopia-s3")},
-			&moverT{name: "mover-s3", s3: srv, compression: compression})
+		moverS3.s3 = srv
+		targets = append(targets, kopiaS3{srv: srv, compression: compression, dir: filepath.Join(work, "kopia-s3")}, moverS3)
+		if baselineBin != "" {
+			targets = append(targets, &moverT{name: "base-s3", bin: baselineBin, s3: srv, compression: compression})
+		}
 	}
-	if resticBin != "" {
+	if resticBin != "" && !skipFS {
 		targets = append(targets, resticT{dir: filepath.Join(work, "restic-fs")})
 	}
 	for _, t := range targets {
@@ -145,7 +164,10 @@ func bench(compression string) error {
 		return old
 	}
 	warm(treeDir)
-	for rep := range reps {
+	if firstReps <= 0 {
+		firstReps = reps
+	}
+	for rep := range firstReps {
 		for _, t := range targets {
 			if err := t.setup(); err != nil {
 				return fmt.Errorf("%s setup: %w", t.label(), err)
@@ -158,7 +180,10 @@ func bench(compression string) error {
 			fmt.Printf("  %-9s first backup   %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
 		}
 	}
-	for rep := range reps {
+	if incrReps <= 0 {
+		incrReps = reps
+	}
+	for rep := range incrReps {
 		if err := change(treeDir, rep); err != nil {
 			return err
 		}
@@ -173,6 +198,9 @@ func bench(compression string) error {
 		}
 	}
 	for rep := range reps {
+		if skipRestore {
+			break
+		}
 		for _, t := range targets {
 			dst := filepath.Join(work, "restore-"+t.label())
 			_ = os.RemoveAll(dst)
@@ -186,6 +214,12 @@ func bench(compression string) error {
 			_ = os.RemoveAll(dst)
 			results[t.label()].restore = better(results[t.label()].restore, r)
 			fmt.Printf("  %-9s restore        %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
+		}
+	}
+	var verifyLine string
+	if srv != nil && verifyCmp {
+		if verifyLine, err = compareVerify(srv, moverS3); err != nil {
+			return fmt.Errorf("verify: %w", err)
 		}
 	}
 	if stopWeed != nil {
@@ -213,6 +247,10 @@ func bench(compression string) error {
 	}
 	ratios("filesystem", "mover-fs", "kopia-fs", 1.2)
 	ratios("s3 (SeaweedFS)", "mover-s3", "kopia-s3", 1.5)
+	ratios("s3 (SeaweedFS), baseline binary", "base-s3", "kopia-s3", 1.5)
+	if verifyLine != "" {
+		fmt.Println(verifyLine)
+	}
 	return nil
 }
 
@@ -296,6 +334,7 @@ func kopiaRestore(dir, dst string) (run, error) {
 
 type moverT struct {
 	name, location, compression string
+	bin                         string           // "" = moverBin
 	s3                          *s3server.Server // a fresh prefix per setup when set
 }
 
@@ -318,14 +357,14 @@ func (m *moverT) setup() error {
 	// Create the repository outside the measurement, as `kopia repository create` is for the CLI.
 	empty := filepath.Join(work, "empty")
 	_ = os.MkdirAll(empty, 0o755)
-	_, err := execRun(m.env(), moverBin, "mover", "backup", "--source", empty, "--pvc", "warmup")
+	_, err := execRun(m.env(), m.binary(), "mover", "backup", "--source", empty, "--pvc", "warmup")
 	return err
 }
 
 var lastSnapshot = map[string]string{}
 
 func (m *moverT) backup() (run, error) {
-	r, out, err := execOut(m.env(), moverBin, "mover", "backup", "--source", treeDir, "--pvc", "data", "--backup", "bench")
+	r, out, err := execOut(m.env(), m.binary(), "mover", "backup", "--source", treeDir, "--pvc", "data", "--backup", "bench")
 	if err != nil {
 		return r, err
 	}
@@ -338,7 +377,14 @@ func (m *moverT) backup() (run, error) {
 }
 
 func (m *moverT) restore(dst string) (run, error) {
-	return execRun(m.env(), moverBin, "mover", "restore", "--snapshot", lastSnapshot[m.name], "--target", dst, "--sparse=false")
+	return execRun(m.env(), m.binary(), "mover", "restore", "--snapshot", lastSnapshot[m.name], "--target", dst, "--sparse=false")
+}
+
+func (m *moverT) binary() string {
+	if m.bin != "" {
+		return m.bin
+	}
+	return moverBin
 }
 
 func lastResult(out []byte) (*struct{ SnapshotID string }, error) {

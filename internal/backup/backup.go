@@ -288,6 +288,9 @@ func (b *run) addVolumes(vols []catalog.Volume) {
 			b.log.Add(catalog.LogEntry{Level: "info", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC,
 				Message: fmt.Sprintf("volume %s: %s (%s)", v.Status, v.Mode, v.Reason)})
 		}
+		for _, d := range v.MoverDebug {
+			b.log.Add(catalog.LogEntry{Level: "debug", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: "mover storage call " + d})
+		}
 		for _, h := range v.Hooks {
 			b.log.Add(catalog.LogEntry{Level: "info", Resource: "persistentvolumeclaims", Namespace: v.Namespace, Name: v.PVC, Message: h})
 		}

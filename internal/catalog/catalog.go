@@ -496,10 +496,14 @@ type Volume struct {
 	Files          int64    `json:"files,omitempty"`
 	Seconds        float64  `json:"durationSeconds,omitempty"`
 	MoverSeconds   float64  `json:"moverSeconds,omitempty"` // of which the mover's own upload
-	Status         string   `json:"status"`                 // Completed, Failed or Skipped
-	Error          string   `json:"error,omitempty"`
-	Warnings       []string `json:"warnings,omitempty"`
-	Hooks          []string `json:"hooks,omitempty"` // what the pre/post hooks around it did
+	// MoverOpenSeconds is the part of MoverSeconds spent opening the namespace's repository.
+	MoverOpenSeconds float64 `json:"moverOpenSeconds,omitempty"`
+	// MoverDebug (create --mover-debug): the mover's storage calls with their HTTP timings.
+	MoverDebug []string `json:"moverDebug,omitempty"`
+	Status     string   `json:"status"` // Completed, Failed or Skipped
+	Error      string   `json:"error,omitempty"`
+	Warnings   []string `json:"warnings,omitempty"`
+	Hooks      []string `json:"hooks,omitempty"` // what the pre/post hooks around it did
 }
 
 // Volume statuses.

@@ -26,6 +26,7 @@ type MoverOptions struct {
 	OnError      string
 	Result       string
 	CacheDir     string
+	Debug        bool
 
 	// backup
 	Source, PVC, Backup, Compression string
@@ -86,6 +87,7 @@ func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
 	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+mover.EnvOnError+")")
 	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+mover.EnvCacheDir+")")
+	f.BoolVar(&o.Debug, "debug", false, "keep the storage calls of the open (and any slower than 1s) with HTTP timings in the result (env "+mover.EnvDebug+")")
 }
 
 // Complete fills unset flags from the environment and reads the password.
@@ -147,7 +149,7 @@ func (o *MoverOptions) Validate() error {
 }
 
 func (o *MoverOptions) settings() mover.Settings {
-	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression}
+	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug}
 }
 
 // finish writes the result file; a failure to write it is reported but does not hide err.

@@ -32,6 +32,7 @@ type moverOptions struct {
 	Parallel       int
 	Timeout        time.Duration
 	Deadline       time.Duration
+	Debug          bool
 }
 
 func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
@@ -52,11 +53,16 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Deadline, "mover-deadline", 6*time.Hour, "activeDeadlineSeconds of mover Jobs")
 }
 
+// addDebugFlag adds --mover-debug (create only: a backup keeps what its movers report).
+func (o *moverOptions) addDebugFlag(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.Debug, "mover-debug", false, "movers report each storage call of opening the repository, and any call slower than 1s, with HTTP-level timings (connection reused or new, time to first byte): kept in the backup's manifest and log")
+}
+
 // config builds the mover configuration. location is --to/--from. The repository passwords are
 // set by Run, once the location's key is open.
 func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	c := volumes.MoverConfig{Image: o.Image, PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location,
-		Secret: o.Secret, ServiceAccount: o.ServiceAccount, Privileged: o.Privileged, ActiveDeadline: o.Deadline}
+		Secret: o.Secret, ServiceAccount: o.ServiceAccount, Privileged: o.Privileged, ActiveDeadline: o.Deadline, Debug: o.Debug}
 	switch c.PullPolicy {
 	case corev1.PullIfNotPresent, corev1.PullAlways, corev1.PullNever:
 	default:

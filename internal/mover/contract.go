@@ -32,6 +32,7 @@ const (
 	EnvSubPath         = "PVBACKUP_SUB_PATH"
 	EnvSync            = "PVBACKUP_SYNC"
 	EnvDiffOnly        = "PVBACKUP_DIFF_ONLY"
+	EnvDebug           = "PVBACKUP_MOVER_DEBUG"
 	EnvProbeToken      = "PVBACKUP_PROBE_TOKEN"
 	EnvProbeVerify     = "PVBACKUP_PROBE_VERIFY"
 	EnvTmpDir          = "TMPDIR"
@@ -74,6 +75,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"sub-path", EnvSubPath},
 	{"sync", EnvSync},
 	{"diff-only", EnvDiffOnly},
+	{"debug", EnvDebug},
 	{"token", EnvProbeToken},
 	{"verify", EnvProbeVerify},
 }
@@ -95,6 +97,8 @@ type Invocation struct {
 	SubPath string
 	// Sync makes the target equal to the snapshot; DiffOnly only counts what Sync would change.
 	Sync, DiffOnly bool
+	// Debug keeps the storage calls' HTTP timings in the result (create --mover-debug).
+	Debug bool
 	// ProbeToken is what doctor's probe writes into Dir, or, with ProbeVerify, expects to read back.
 	ProbeToken  string
 	ProbeVerify bool
@@ -115,6 +119,9 @@ func (in Invocation) Env() []EnvVar {
 		{EnvBackup, in.Backup},
 		{EnvCacheDir, in.CacheDir},
 		{EnvTmpDir, in.CacheDir},
+	}
+	if in.Debug {
+		env = append(env, EnvVar{EnvDebug, strconv.FormatBool(true)})
 	}
 	switch in.Op {
 	case OpBackup:

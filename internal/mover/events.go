@@ -82,10 +82,13 @@ type Result struct {
 	UploadedBytes   int64       `json:"uploadedBytes,omitempty"`
 	CachedFiles     int64       `json:"cachedFiles,omitempty"`
 	DurationSeconds float64     `json:"durationSeconds"`
+	OpenSeconds     float64     `json:"openSeconds,omitempty"` // of which opening the repository
 	ErrorCount      int64       `json:"errorCount"`
 	SkippedFiles    int64       `json:"skippedFiles,omitempty"` // restore with Sync: files already equal
 	Diff            *Diff       `json:"diff,omitempty"`         // restore with DiffOnly
 	Errors          []FileError `json:"errors,omitempty"`       // the first ones; ErrorCount counts all
+	// Debug (mover debug only): the storage calls of the open and the slow ones, with HTTP timings.
+	Debug []string `json:"debug,omitempty"`
 }
 
 // MaxResultBytes is what Kubernetes keeps of a termination message.
@@ -104,6 +107,8 @@ func MarshalResult(r *Result) []byte {
 			return b
 		}
 		switch {
+		case len(c.Debug) > 0:
+			c.Debug = c.Debug[:len(c.Debug)/2]
 		case len(c.Errors) > 0:
 			c.Errors = c.Errors[:len(c.Errors)/2]
 		case len(c.Error) > 200:

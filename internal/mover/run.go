@@ -20,10 +20,23 @@ type Settings struct {
 	Password    string
 	CacheDir    string // parent of Kopia's temporary cache directory ("" = $TMPDIR)
 	Compression string // for a repository created by this run
+	// Debug keeps the storage calls' timings (HTTP level) in the Result: those of opening the
+	// repository and any slower than DebugSlowCall.
+	Debug bool
 }
+
+// DebugSlowCall is how slow a storage call after the open must be to be listed in Result.Debug.
+const DebugSlowCall = time.Second
+
+// maxDebugLines bounds Result.Debug, which must fit the termination message with the rest.
+const maxDebugLines = 16
 
 // openRepo opens the location and the namespace's repository. close releases both.
 func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository, closeFn func(), err error) {
+	return openRepoTraced(ctx, s, create, nil)
+}
+
+func openRepoTraced(ctx context.Context, s Settings, create bool, trace *repo.Tracer) (_ *repo.Repository, closeFn func(), err error) {
 	prefix, err := repo.NamespacePrefix(s.Namespace)
 	if err != nil {
 		return nil, nil, err
@@ -42,6 +55,7 @@ func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository,
 		CacheDir:    s.CacheDir,
 		Create:      create,
 		Compression: s.Compression,
+		Trace:       trace,
 	}
 	if bucketURL, locPrefix, err := store.Parse(s.Location); err == nil {
 		if u, err := url.Parse(bucketURL); err == nil && u.Scheme == "s3" {
@@ -69,14 +83,16 @@ func RunBackup(ctx context.Context, s Settings, cfg BackupConfig, sink Sink) (*R
 	if err := cfg.validate(); err != nil {
 		return finish(sink, failed(OpBackup, start, err), err)
 	}
-	r, closeRepo, err := openRepo(ctx, s, true)
+	trace := newTrace(s)
+	r, closeRepo, err := openRepoTraced(ctx, s, true, trace.tracer())
+	opened := time.Since(start)
 	if err != nil {
-		return finish(sink, failed(OpBackup, start, err), err)
+		return finish(sink, trace.into(failed(OpBackup, start, err), opened), err)
 	}
 	defer closeRepo()
 	res, err := Backup(ctx, r, cfg, sink)
 	res.DurationSeconds = time.Since(start).Seconds()
-	return finish(sink, res, err)
+	return finish(sink, trace.into(res, opened), err)
 }
 
 // RunRestore opens the namespace's repository (it must exist) and restores the snapshot.
@@ -86,14 +102,52 @@ func RunRestore(ctx context.Context, s Settings, cfg RestoreConfig, sink Sink) (
 		err := fmt.Errorf("restore needs --snapshot and --target")
 		return finish(sink, failed(OpRestore, start, err), err)
 	}
-	r, closeRepo, err := openRepo(ctx, s, false)
+	trace := newTrace(s)
+	r, closeRepo, err := openRepoTraced(ctx, s, false, trace.tracer())
+	opened := time.Since(start)
 	if err != nil {
-		return finish(sink, failed(OpRestore, start, err), err)
+		return finish(sink, trace.into(failed(OpRestore, start, err), opened), err)
 	}
 	defer closeRepo()
 	res, err := Restore(ctx, r, cfg, sink)
 	res.DurationSeconds = time.Since(start).Seconds()
-	return finish(sink, res, err)
+	return finish(sink, trace.into(res, opened), err)
+}
+
+// runTrace is a mover run's storage trace (nil unless Settings.Debug).
+type runTrace struct{ t *repo.Tracer }
+
+func newTrace(s Settings) *runTrace {
+	if !s.Debug {
+		return nil
+	}
+	return &runTrace{t: repo.NewTracer()}
+}
+
+func (rt *runTrace) tracer() *repo.Tracer {
+	if rt == nil {
+		return nil
+	}
+	return rt.t
+}
+
+// into records the open time in res and, when tracing, the calls made while opening and the
+// slow ones after it.
+func (rt *runTrace) into(res *Result, opened time.Duration) *Result {
+	res.OpenSeconds = opened.Seconds()
+	if rt == nil {
+		return res
+	}
+	for _, c := range rt.t.Calls() {
+		if len(res.Debug) == maxDebugLines {
+			res.Debug = append(res.Debug, "... (more calls left out)")
+			break
+		}
+		if c.Start < opened || c.Duration >= DebugSlowCall {
+			res.Debug = append(res.Debug, c.String())
+		}
+	}
+	return res
 }
 
 func failed(op string, start time.Time, err error) *Result {

@@ -73,6 +73,8 @@ type Config struct {
 	// S3Bucket and S3KeyPrefix, for an s3:// bucket, name the real bucket and the key prefix the
 	// gocloud bucket adds, so puts can go straight to S3 (see Storage.UseS3PutObject).
 	S3Bucket, S3KeyPrefix string
+	// Trace, when set, records every storage call with its HTTP timings (mover debug).
+	Trace *Tracer
 }
 
 // Repository is an open Kopia repository in a bucket.
@@ -108,6 +110,9 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	st, release := NewStorage(bucket, display)
 	if cfg.S3Bucket != "" {
 		st.UseS3PutObject(cfg.S3Bucket, cfg.S3KeyPrefix)
+	}
+	if cfg.Trace != nil {
+		st.Trace(cfg.Trace)
 	}
 	dir, err := os.MkdirTemp(cfg.CacheDir, "pvbackup-kopia-")
 	if err != nil {

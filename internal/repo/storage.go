@@ -48,6 +48,8 @@ type Storage struct {
 	opts     StorageOptions
 	uploaded *atomic.Int64 // bytes put, shared by every Storage over the same handle
 	s3       *s3Direct     // set for s3:// buckets: puts bypass gocloud's buffering writer
+	trace    *Tracer       // nil unless the storage calls are traced (mover debug)
+	packs    *packCache    // metadata packs read whole once, shared like uploaded
 }
 
 // s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
@@ -95,7 +97,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3}, nil
+		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs}, nil
 	})
 }
 
@@ -103,7 +105,7 @@ func init() {
 // messages. The returned release function must be called when Kopia no longer uses the storage.
 func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	handle := fmt.Sprintf("b%d", handleSeq.Add(1))
-	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64)}
+	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes)}
 	registryMu.Lock()
 	registry[handle] = st
 	registryMu.Unlock()
@@ -115,12 +117,26 @@ func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	return st, release
 }
 
+// Trace records every storage call (and every storage Kopia rebuilds from its connection info) in t.
+func (s *Storage) Trace(t *Tracer) {
+	s.trace = t
+	registryMu.Lock()
+	if r := registry[s.opts.Handle]; r != nil {
+		r.trace = t
+	}
+	registryMu.Unlock()
+}
+
 // UploadedBytes is the number of bytes written through this storage (and every storage Kopia
 // rebuilt from its connection info).
 func (s *Storage) UploadedBytes() int64 { return s.uploaded.Load() }
 
 // GetBlob reads length bytes at offset (the whole blob when length < 0) into output.
 func (s *Storage) GetBlob(ctx context.Context, id kblob.ID, offset, length int64, output kblob.OutputBuffer) error {
+	return s.trace.traced(ctx, "get", id, func(ctx context.Context) error { return s.getBlob(ctx, id, offset, length, output) })
+}
+
+func (s *Storage) getBlob(ctx context.Context, id kblob.ID, offset, length int64, output kblob.OutputBuffer) error {
 	if offset < 0 {
 		return fmt.Errorf("get %s: offset %d: %w", id, offset, kblob.ErrInvalidRange)
 	}
@@ -135,6 +151,25 @@ func (s *Storage) GetBlob(ctx context.Context, id kblob.ID, offset, length int64
 			return fmt.Errorf("get %s: offset %d beyond length %d: %w", id, offset, a.Size, kblob.ErrInvalidRange)
 		}
 		return nil
+	}
+	if length > 0 && s.packs != nil && cacheable(id) {
+		data, big, err := s.packs.get(ctx, id, func(ctx context.Context) ([]byte, error) {
+			b, err := s.bucket.ReadAll(ctx, string(id))
+			if err != nil {
+				return nil, s.translate("get", id, err)
+			}
+			return b, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !big {
+			if offset+length > int64(len(data)) {
+				return fmt.Errorf("get %s [%d+%d] of %d bytes: %w", id, offset, length, len(data), kblob.ErrInvalidRange)
+			}
+			_, err := output.Write(data[offset : offset+length])
+			return err
+		}
 	}
 	r, err := s.bucket.NewRangeReader(ctx, string(id), offset, length, nil)
 	if err != nil {
@@ -160,16 +195,24 @@ func (s *Storage) GetBlob(ctx context.Context, id kblob.ID, offset, length int64
 }
 
 // GetMetadata returns the blob's length and modification time.
-func (s *Storage) GetMetadata(ctx context.Context, id kblob.ID) (kblob.Metadata, error) {
-	a, err := s.bucket.Attributes(ctx, string(id))
-	if err != nil {
-		return kblob.Metadata{}, s.translate("stat", id, err)
-	}
-	return kblob.Metadata{BlobID: id, Length: a.Size, Timestamp: a.ModTime}, nil
+func (s *Storage) GetMetadata(ctx context.Context, id kblob.ID) (m kblob.Metadata, err error) {
+	err = s.trace.traced(ctx, "stat", id, func(ctx context.Context) error {
+		a, err := s.bucket.Attributes(ctx, string(id))
+		if err != nil {
+			return s.translate("stat", id, err)
+		}
+		m = kblob.Metadata{BlobID: id, Length: a.Size, Timestamp: a.ModTime}
+		return nil
+	})
+	return m, err
 }
 
 // PutBlob writes the blob, replacing an existing one unless opts.DoNotRecreate.
 func (s *Storage) PutBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, opts kblob.PutOptions) error {
+	return s.trace.traced(ctx, "put", id, func(ctx context.Context) error { return s.putBlob(ctx, id, data, opts) })
+}
+
+func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, opts kblob.PutOptions) error {
 	if opts.HasRetentionOptions() {
 		return fmt.Errorf("put %s: object retention: %w", id, kblob.ErrUnsupportedPutBlobOption)
 	}
@@ -245,6 +288,10 @@ func (s *Storage) putS3(ctx context.Context, id kblob.ID, data kblob.Bytes, opts
 
 // DeleteBlob removes the blob; a blob that does not exist is not an error.
 func (s *Storage) DeleteBlob(ctx context.Context, id kblob.ID) error {
+	return s.trace.traced(ctx, "delete", id, func(ctx context.Context) error { return s.deleteBlob(ctx, id) })
+}
+
+func (s *Storage) deleteBlob(ctx context.Context, id kblob.ID) error {
 	err := s.bucket.Delete(ctx, string(id))
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return s.translate("delete", id, err)
@@ -254,6 +301,10 @@ func (s *Storage) DeleteBlob(ctx context.Context, id kblob.ID) error {
 
 // ListBlobs calls cb for every blob whose ID starts with prefix, in key order.
 func (s *Storage) ListBlobs(ctx context.Context, prefix kblob.ID, cb func(kblob.Metadata) error) error {
+	return s.trace.traced(ctx, "list", prefix, func(ctx context.Context) error { return s.listBlobs(ctx, prefix, cb) })
+}
+
+func (s *Storage) listBlobs(ctx context.Context, prefix kblob.ID, cb func(kblob.Metadata) error) error {
 	it := s.bucket.List(&blob.ListOptions{Prefix: string(prefix)})
 	for {
 		obj, err := it.Next(ctx)

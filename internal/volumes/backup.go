@@ -269,5 +269,5 @@ func fill(v *catalog.Volume, r *mover.Result) {
 	}
 	v.KopiaSnapshot, v.KopiaParent = r.SnapshotID, r.ParentID
 	v.Bytes, v.UploadedBytes, v.Files = r.Bytes, r.UploadedBytes, r.Files
-	v.MoverSeconds = r.DurationSeconds
+	v.MoverSeconds, v.MoverOpenSeconds, v.MoverDebug = r.DurationSeconds, r.OpenSeconds, r.Debug
 }

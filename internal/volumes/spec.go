@@ -187,7 +187,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
-		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly,
+		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
 		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify}
 	args := inv.Args()
 	var env []corev1.EnvVar

@@ -89,6 +89,8 @@ type MoverConfig struct {
 	// StorageClassMapping maps the StorageClass of a snapshot's source to the one temporary PVCs
 	// get (snapshot-move), and old to new classes on restore.
 	StorageClassMapping map[string]string
+	// Debug makes movers report their storage calls with HTTP timings (--mover-debug).
+	Debug bool
 }
 
 // DefaultMoverUID is the image's user (nonroot).
