@@ -87,7 +87,11 @@ func judgePlan(vols []catalog.Volume) []Result {
 	n := 0
 	for _, v := range vols {
 		if v.Status == catalog.VolumeFailed {
-			bad = append(bad, fmt.Sprintf("PVC %s/%s: %s", v.Namespace, v.PVC, v.Error))
+			msg := v.Error
+			if !strings.Contains(msg, v.Namespace+"/"+v.PVC) { // the engine's errors name it already
+				msg = fmt.Sprintf("PVC %s/%s: %s", v.Namespace, v.PVC, msg)
+			}
+			bad = append(bad, msg)
 		}
 		if v.Status == "" {
 			n++

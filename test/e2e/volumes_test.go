@@ -442,8 +442,9 @@ func TestBrokenSnapshotClassFailsFast(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Snap.SnapshotV1().VolumeSnapshotClasses().Delete(ctx, wrong, metav1.DeleteOptions{}) })
 	r = runPlugin(t, 3*time.Minute, append([]string{"create", "broken-driver", "--to", loc, "--include-namespaces", ns, "--volumes", "snapshot-move", "--snapshot-class", wrong}, moverArgs()...)...)
-	if r.code != 2 || !strings.Contains(r.stdout, wrong+" is for driver other.csi.example.com, not dir.csi.pvbackup.io") || r.took > 30*time.Second {
-		t.Errorf("wrong-driver class: exit %d in %s\n%s", r.code, r.took, r.stdout)
+	// create's preflight refuses the plan before anything is written or created (issue 13).
+	if r.code != 1 || !strings.Contains(r.stderr, "preflight: volume plan: PVC "+ns+"/data: snapshot-move: --snapshot-class "+wrong+" is for driver other.csi.example.com, not dir.csi.pvbackup.io") || r.took > 30*time.Second {
+		t.Errorf("wrong-driver class: exit %d in %s (want 1, refused by the preflight)\n%s\n%s", r.code, r.took, r.stdout, r.stderr)
 	}
 	c.noLeftovers(t, "broken-driver")
 }
