@@ -18,7 +18,9 @@ build: ## the plugin binary in bin/
 install: build ## copy the plugin onto PATH as kubectl-pvbackup (PREFIX=/usr/local)
 	install -D -m 0755 bin/kubectl-pvbackup $(DESTDIR)$(PREFIX)/bin/kubectl-pvbackup
 
-test: unit integration e2e ## unit, integration and end-to-end tests (what CI runs)
+# integration runs every unit test too (-tags integration adds tests, hides none), so test does not
+# run them twice.
+test: integration e2e ## unit, integration and end-to-end tests (what CI runs)
 
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
