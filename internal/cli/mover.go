@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -56,25 +55,6 @@ PVBACKUP_PASSWORD_FILE, PVBACKUP_SOURCE_NAMESPACE, PVBACKUP_PVC, ...); storage c
 the variables the storage SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).`,
 	}
 	cmd.AddCommand(newMoverBackupCmd(ctx, streams), newMoverRestoreCmd(ctx, streams), newMoverProbeCmd(ctx, streams))
-	// PVBACKUP_CPU_PROFILE=FILE writes a Go CPU profile of the run (for `make bench` investigations).
-	var profile *os.File
-	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if p := os.Getenv("PVBACKUP_CPU_PROFILE"); p != "" {
-			f, err := os.Create(p)
-			if err != nil {
-				return err
-			}
-			profile = f
-			return pprof.StartCPUProfile(f)
-		}
-		return nil
-	}
-	cmd.PersistentPostRun = func(*cobra.Command, []string) {
-		if profile != nil {
-			pprof.StopCPUProfile()
-			_ = profile.Close()
-		}
-	}
 	return cmd
 }
 

@@ -52,6 +52,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	flags.AddFlags(root.PersistentFlags())
+	profileFromEnv(root)
 
 	root.AddCommand(
 		NewCreateCmd(flags, streams),

@@ -99,6 +99,7 @@ func Copy(ctx context.Context, d Deps, cfg CopyConfig) (*CopyResult, error) {
 	}
 	defer root.Close()
 	c := newCopier(ctx, cfg, root)
+	defer c.closeRoots()
 	if ds, ok := src.entry.(kfs.DirectoryWithSummary); ok {
 		if s, err := ds.Summary(ctx); err == nil && s != nil {
 			c.total.Store(s.TotalFileSize)
@@ -145,11 +146,15 @@ type copier struct {
 
 	files, skipped, bytes, total, dirCount, links atomic.Int64
 
-	mu       sync.Mutex
-	refused  []Problem
-	errs     []Problem
-	made     map[string]bool // directories ensured (walker only)
-	dirs     []dirMeta       // in walk order; finished in reverse
+	mu      sync.Mutex
+	refused []Problem
+	errs    []Problem
+	made    map[string]bool // directories ensured (walker only)
+	// roots holds an os.Root of each directory ensured (under mu): a file is then written with
+	// one-name operations on its directory, instead of os.Root walking every component of its
+	// path for each of its six operations (15 openat calls a file, a fifth of cp's CPU).
+	roots    map[string]*os.Root
+	dirs     []dirMeta // in walk order; finished in reverse
 	progress func(CopyProgress)
 }
 
@@ -158,7 +163,7 @@ func newCopier(ctx context.Context, cfg CopyConfig, root *os.Root) *copier {
 	if n <= 0 {
 		n = 8
 	}
-	c := &copier{cfg: cfg, root: root, jobs: make(chan fileJob, 4*n), made: map[string]bool{".": true}}
+	c := &copier{cfg: cfg, root: root, jobs: make(chan fileJob, 4*n), made: map[string]bool{".": true}, roots: map[string]*os.Root{".": root}}
 	for range n {
 		c.wg.Add(1)
 		go func() {
@@ -286,14 +291,37 @@ func (c *copier) ensureDir(rel string) error {
 		return err
 	}
 	if fi, err := c.root.Lstat(rel); err == nil && fi.IsDir() {
-		c.made[rel] = true
-		return c.root.Chmod(rel, fi.Mode().Perm()|0o700)
-	}
-	if err := c.root.Mkdir(rel, 0o700); err != nil {
+		if err := c.root.Chmod(rel, fi.Mode().Perm()|0o700); err != nil {
+			return err
+		}
+	} else if err := c.root.Mkdir(rel, 0o700); err != nil {
 		return err
 	}
+	r, err := c.root.OpenRoot(rel)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.roots[rel] = r
+	c.mu.Unlock()
 	c.made[rel] = true
 	return nil
+}
+
+// dirRoot is the os.Root of a directory ensureDir made (before the file was queued).
+func (c *copier) dirRoot(rel string) *os.Root {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.roots[rel]
+}
+
+// closeRoots closes the directories' roots (not the destination's own).
+func (c *copier) closeRoots() {
+	for rel, r := range c.roots {
+		if rel != "." {
+			_ = r.Close()
+		}
+	}
 }
 
 // finishDirs gives the directories made their modes, owners and times, deepest first (writing
@@ -364,16 +392,17 @@ func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {
 
 // copyFile writes one file through a part file renamed into place, or skips it when complete.
 func (c *copier) copyFile(ctx context.Context, e kfs.File, rel string) error {
-	if fi, err := c.root.Lstat(rel); err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size() && fi.ModTime().Equal(e.ModTime()) {
+	dir, name := c.dirRoot(path.Dir(rel)), path.Base(rel)
+	if dir == nil {
+		return fmt.Errorf("directory %s was not made", path.Dir(rel))
+	}
+	if fi, err := dir.Lstat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size() && fi.ModTime().Equal(e.ModTime()) {
 		c.skipped.Add(1)
 		c.bytes.Add(e.Size())
 		return nil
 	}
-	part := path.Join(path.Dir(rel), "."+path.Base(rel)+partSuffix)
-	if err := c.root.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := c.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	part := "." + name + partSuffix
+	f, err := createPart(dir, part)
 	if err != nil {
 		return err
 	}
@@ -394,17 +423,30 @@ func (c *copier) copyFile(ctx context.Context, e kfs.File, rel string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = c.root.Chtimes(part, e.ModTime(), e.ModTime())
+		err = dir.Chtimes(part, e.ModTime(), e.ModTime())
 	}
 	if err == nil {
-		err = c.root.Rename(part, rel)
+		err = dir.Rename(part, name)
 	}
 	if err != nil {
-		_ = c.root.Remove(part)
+		_ = dir.Remove(part)
 		return err
 	}
 	c.files.Add(1)
 	return nil
+}
+
+// createPart creates the part file anew; one left by an interrupted run (or anything else of that
+// name) is removed first. O_EXCL: whatever is there is never opened or followed.
+func createPart(dir *os.Root, part string) (*os.File, error) {
+	f, err := dir.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if !errors.Is(err, fs.ErrExist) {
+		return f, err
+	}
+	if err := dir.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return dir.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 // holeBlock is the unit in which runs of zeros become holes.
@@ -423,15 +465,22 @@ func writeSparse(f *os.File, r io.Reader, done *atomic.Int64) (int64, error) {
 	defer copyBufs.Put(bp)
 	buf := *bp
 	var n int64
+	holeAtEnd := false
 	for {
 		m, rerr := io.ReadFull(r, buf)
-		if err := writeChunk(f, buf[:m]); err != nil {
-			return n, err
+		if m > 0 {
+			var err error
+			if holeAtEnd, err = writeChunk(f, buf[:m]); err != nil {
+				return n, err
+			}
 		}
 		n += int64(m)
 		done.Add(int64(m))
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return n, f.Truncate(n) // a trailing hole has no bytes written
+			if holeAtEnd {
+				return n, f.Truncate(n) // a trailing hole has no bytes written
+			}
+			return n, nil
 		}
 		if rerr != nil {
 			return n, rerr
@@ -440,7 +489,8 @@ func writeSparse(f *os.File, r io.Reader, done *atomic.Int64) (int64, error) {
 }
 
 // writeChunk writes b at f's offset: each run of data in one write, each block of zeros skipped.
-func writeChunk(f *os.File, b []byte) error {
+// It says whether b ended in a skipped block (the file's size then needs setting).
+func writeChunk(f *os.File, b []byte) (bool, error) {
 	data := 0 // start of the data not written yet
 	for off := 0; off < len(b); off += holeBlock {
 		blk := b[off:min(off+holeBlock, len(b))]
@@ -449,19 +499,19 @@ func writeChunk(f *os.File, b []byte) error {
 		}
 		if off > data {
 			if _, err := f.Write(b[data:off]); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if _, err := f.Seek(int64(len(blk)), io.SeekCurrent); err != nil {
-			return err
+			return false, err
 		}
 		data = off + len(blk)
 	}
 	if data < len(b) {
 		_, err := f.Write(b[data:])
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 func (c *copier) snapshot() CopyProgress {

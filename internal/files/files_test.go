@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -247,8 +248,16 @@ func TestCopyTreeEqualsOriginalAndResumes(t *testing.T) {
 	if res.Files != 5 || res.Symlinks != 1 || last.Bytes != res.Bytes || last.TotalBytes != res.Bytes {
 		t.Errorf("result %+v, last progress %+v", res, last)
 	}
-	// A rerun skips complete files and rewrites one that was cut short.
+	// A rerun skips complete files and rewrites one that was cut short; the part file an
+	// interrupted run left (here a symlink to a file outside) is replaced, never followed.
 	if err := os.Truncate(filepath.Join(dest, "logs", "x.log"), 2); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dest, "logs", ".x.log"+partSuffix)); err != nil {
 		t.Fatal(err)
 	}
 	res, err = Copy(ctx, f.deps, CopyConfig{Backup: "b1", Ref: ref("shop/data"), Dest: dest})
@@ -260,6 +269,58 @@ func TestCopyTreeEqualsOriginalAndResumes(t *testing.T) {
 	}
 	if got := tree(t, dest); got["logs/x.log"] != want["logs/x.log"] {
 		t.Errorf("resumed file %q, want %q", got["logs/x.log"], want["logs/x.log"])
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "keep" {
+		t.Errorf("the file a stale part symlink pointed at holds %q (%v), want it untouched", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "logs", ".x.log"+partSuffix)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale part file is still there: %v", err)
+	}
+}
+
+// writeSparse gives the file its exact size and content whatever the zero runs, and writes no
+// zero block.
+func TestWriteSparse(t *testing.T) {
+	data := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+	const buf = 1 << 20 // writeSparse's read size
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"empty", nil},
+		{"no zeros", data(3*holeBlock+5, 'x')},
+		{"leading hole", append(data(2*holeBlock, 0), data(10, 'x')...)},
+		{"trailing hole", append(data(10, 'x'), data(3*holeBlock, 0)...)},
+		{"only zeros", data(buf+holeBlock, 0)},
+		{"hole ends exactly at a read", append(data(holeBlock, 'x'), data(buf-holeBlock, 0)...)},
+		{"data after a read boundary hole", append(data(buf, 0), data(7, 'y')...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "f")
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var done atomic.Int64
+			n, err := writeSparse(f, bytes.NewReader(tc.in), &done)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil || n != int64(len(tc.in)) || done.Load() != n {
+				t.Fatalf("wrote %d (counted %d), %v; want %d", n, done.Load(), err, len(tc.in))
+			}
+			got, err := os.ReadFile(p)
+			if err != nil || !bytes.Equal(got, tc.in) {
+				t.Fatalf("file holds %d bytes (%v), not the %d given", len(got), err, len(tc.in))
+			}
+			var st syscall.Stat_t
+			if err := syscall.Stat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			if zeros := len(tc.in) - len(bytes.ReplaceAll(tc.in, []byte{0}, nil)); zeros >= 2*holeBlock && st.Blocks*512 >= int64(len(tc.in)) {
+				t.Errorf("%d bytes on disk for %d bytes with %d zeros: the zero blocks were written", st.Blocks*512, len(tc.in), zeros)
+			}
+		})
 	}
 }
 
