@@ -30,11 +30,11 @@ type MoverOptions struct {
 	// backup
 	Source, PVC, Backup, Compression string
 	// restore
-	Snapshot, Target   string
-	SkipOwners, Sparse bool
-	RequireEmpty       bool
-	SubPath            string
-	Sync, DiffOnly     bool
+	Snapshot, FromDir, Target string
+	SkipOwners, Sparse        bool
+	RequireEmpty              bool
+	SubPath                   string
+	Sync, DiffOnly            bool
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -190,7 +190,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 				return o.failEarly(mover.OpRestore, err)
 			}
 			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
-				SnapshotID: o.Snapshot, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
+				SnapshotID: o.Snapshot, FromDir: o.FromDir, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
 				SkipOwners: o.SkipOwners, Sparse: o.Sparse, RequireEmpty: o.RequireEmpty, SubPath: o.SubPath,
 				Sync: o.Sync, DiffOnly: o.DiffOnly,
 			}, mover.JSONLines(streams.Out))
@@ -200,6 +200,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 	o.addCommonFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+mover.EnvSnapshot+")")
+	f.StringVar(&o.FromDir, "from-dir", "", "restore from this directory instead of a snapshot: a volume made from a kept VolumeSnapshot (env "+mover.EnvFromDir+")")
 	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+mover.EnvTarget+")")
 	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+mover.EnvSkipOwners+")")
 	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+mover.EnvSparse+")")

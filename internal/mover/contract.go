@@ -18,6 +18,7 @@ const (
 	EnvPVC             = "PVBACKUP_PVC"
 	EnvBackup          = "PVBACKUP_BACKUP"
 	EnvSnapshot        = "PVBACKUP_SNAPSHOT"
+	EnvFromDir         = "PVBACKUP_FROM_DIR"
 	EnvSource          = "PVBACKUP_SOURCE"
 	EnvTarget          = "PVBACKUP_TARGET"
 	EnvParallel        = "PVBACKUP_PARALLEL"
@@ -68,6 +69,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"backup", EnvBackup},
 	{"compression", EnvCompression},
 	{"snapshot", EnvSnapshot},
+	{"from-dir", EnvFromDir},
 	{"target", EnvTarget},
 	{"skip-owners", EnvSkipOwners},
 	{"sparse", EnvSparse},
@@ -90,7 +92,9 @@ type Invocation struct {
 	CacheDir        string // also TMPDIR
 	Dir             string // the mounted volume: the backup's source or the restore's target
 	Snapshot        string // restore
-	SkipOwners      bool   // restore
+	// FromDir, instead of Snapshot, restores from a mounted volume made from a kept VolumeSnapshot.
+	FromDir    string
+	SkipOwners bool // restore
 	// RequireEmpty makes a restore fail, writing nothing, when the target holds anything but lost+found.
 	RequireEmpty bool
 	// SubPath restores only this directory of the snapshot, to the same path in the target.
@@ -133,7 +137,12 @@ func (in Invocation) Env() []EnvVar {
 		}
 		return env
 	}
-	env = append(env, EnvVar{EnvTarget, in.Dir}, EnvVar{EnvSnapshot, in.Snapshot})
+	env = append(env, EnvVar{EnvTarget, in.Dir})
+	if in.FromDir != "" {
+		env = append(env, EnvVar{EnvFromDir, in.FromDir})
+	} else {
+		env = append(env, EnvVar{EnvSnapshot, in.Snapshot})
+	}
 	if in.SkipOwners {
 		env = append(env, EnvVar{EnvSkipOwners, strconv.FormatBool(true)})
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/kopia/kopia/fs"
-
 	"github.com/kopia/kopia/fs/localfs"
+
 	kopiarepo "github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/manifest"
 	"github.com/kopia/kopia/snapshot"
@@ -52,6 +52,10 @@ type BackupConfig struct {
 // RestoreConfig says what to restore where.
 type RestoreConfig struct {
 	SnapshotID string
+	// FromDir, instead of SnapshotID, restores from a directory: a volume made from the
+	// VolumeSnapshot a snapshot-mode backup kept, mounted read-only beside Target. No repository
+	// is opened.
+	FromDir    string
 	Target     string // the mounted (empty) volume
 	Parallel   int    // files restored in parallel (0 = 8, as the kopia CLI)
 	OnError    string
@@ -240,29 +244,16 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 		res.DurationSeconds = time.Since(start).Seconds()
 		return res, err
 	}
-	if cfg.SnapshotID == "" || cfg.Target == "" {
-		return fail(errors.New("restore needs a snapshot ID and a target directory"))
+	if err := cfg.validate(); err != nil {
+		return fail(err)
 	}
-	if cfg.OnError == "" {
-		cfg.OnError = OnErrorFail
-	}
-	if cfg.OnError != OnErrorFail && cfg.OnError != OnErrorSkip {
-		return fail(fmt.Errorf("on-error %q: use fail or skip", cfg.OnError))
-	}
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = 8
-	}
-	man, err := snapshot.LoadSnapshot(ctx, r, manifest.ID(cfg.SnapshotID))
+	root, stats, err := restoreRoot(ctx, r, cfg, res)
 	if err != nil {
-		if errors.Is(err, snapshot.ErrSnapshotNotFound) {
-			return fail(fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID))
-		}
-		return fail(fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err))
+		return fail(err)
 	}
-	res.Namespace, res.PVC, res.Backup = man.Tags[TagNamespace], man.Tags[TagPVC], man.Tags[TagBackup]
-	root, err := snapshotfs.SnapshotRoot(r, man)
-	if err != nil {
-		return fail(fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err))
+	what := "snapshot " + cfg.SnapshotID
+	if cfg.FromDir != "" {
+		what = cfg.FromDir
 	}
 	if cfg.RequireEmpty && !cfg.DiffOnly {
 		if err := requireEmpty(cfg.Target); err != nil {
@@ -272,19 +263,33 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	target := cfg.Target
 	if cfg.SubPath != "" {
 		if root, target, err = subTree(ctx, root, cfg.Target, cfg.SubPath); err != nil {
-			return fail(fmt.Errorf("snapshot %s: %w", cfg.SnapshotID, err))
+			return fail(fmt.Errorf("%s: %w", what, err))
 		}
 	}
 	if cfg.DiffOnly { // what Sync would change: the same subtree
 		d, err := DiffTree(ctx, root, target, !cfg.SkipOwners)
 		if err != nil {
-			return fail(fmt.Errorf("compare snapshot %s with %s: %w", cfg.SnapshotID, target, err))
+			return fail(fmt.Errorf("compare %s with %s: %w", what, target, err))
 		}
 		res.Diff, res.OK, res.DurationSeconds = d, true, time.Since(start).Seconds()
 		return res, nil
 	}
+	if err := writeTree(ctx, r, root, target, cfg, stats, sink, res); err != nil {
+		return fail(fmt.Errorf("restore %s into %s: %w", what, cfg.Target, err))
+	}
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
+	res.OK = true
+	res.DurationSeconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// writeTree writes root into target with Kopia's restore (Sync: incremental, extras removed),
+// counting into res and reporting progress to sink.
+func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, target string, cfg RestoreConfig, stats *snapshot.Stats, sink Sink, res *Result) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
-		return fail(fmt.Errorf("target: %w", err))
+		return fmt.Errorf("target: %w", err)
 	}
 	out := &restore.FilesystemOutput{
 		TargetPath:             target,
@@ -296,18 +301,18 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 		WriteSparseFiles:       cfg.Sparse,
 	}
 	if err := out.Init(ctx); err != nil {
-		return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
+		return fmt.Errorf("target: %w", err)
 	}
 	if dir, ok := root.(fs.Directory); ok && cfg.Sync {
 		if _, err := dropStale(ctx, dir, target, !cfg.SkipOwners); err != nil {
-			return fail(fmt.Errorf("sync %s: %w", cfg.Target, err))
+			return fmt.Errorf("sync: %w", err)
 		}
 	}
-	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpRestore})
+	sink(Event{Time: time.Now().UTC(), Event: EventStart, Op: OpRestore})
 	var c counters
-	if man.Stats.TotalFileCount > 0 {
-		c.totalFiles.Store(int64(man.Stats.TotalFileCount))
-		c.totalBytes.Store(man.Stats.TotalFileSize)
+	if stats != nil && stats.TotalFileCount > 0 {
+		c.totalFiles.Store(int64(stats.TotalFileCount))
+		c.totalBytes.Store(stats.TotalFileSize)
 	}
 	stop := c.ticker(ctx, sink, OpRestore, nil)
 	cancel := make(chan struct{})
@@ -331,15 +336,52 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	res.Files, res.Dirs, res.Bytes = int64(st.RestoredFileCount), int64(st.RestoredDirCount), st.RestoredTotalFileSize
 	res.ErrorCount = int64(st.IgnoredErrorCount)
 	res.SkippedFiles = int64(st.SkippedCount)
+	return err
+}
+
+// validate checks a restore's settings and sets their defaults.
+func (cfg *RestoreConfig) validate() error {
+	if (cfg.SnapshotID == "") == (cfg.FromDir == "") || cfg.Target == "" {
+		return errors.New("restore needs a target directory and either a snapshot ID or a directory to restore from")
+	}
+	if cfg.OnError == "" {
+		cfg.OnError = OnErrorFail
+	}
+	if cfg.OnError != OnErrorFail && cfg.OnError != OnErrorSkip {
+		return fmt.Errorf("on-error %q: use fail or skip", cfg.OnError)
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 8
+	}
+	return nil
+}
+
+// restoreRoot is what a restore copies: the snapshot's root (its tags named in res, its stats
+// returned for progress), or the FromDir tree.
+func restoreRoot(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, res *Result) (fs.Entry, *snapshot.Stats, error) {
+	if cfg.FromDir != "" {
+		root, err := localfs.NewEntry(cfg.FromDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("restore from %s: %w", cfg.FromDir, err)
+		}
+		if _, ok := root.(fs.Directory); !ok {
+			return nil, nil, fmt.Errorf("restore from %s: not a directory", cfg.FromDir)
+		}
+		return root, nil, nil
+	}
+	man, err := snapshot.LoadSnapshot(ctx, r, manifest.ID(cfg.SnapshotID))
 	if err != nil {
-		return fail(fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err))
+		if errors.Is(err, snapshot.ErrSnapshotNotFound) {
+			return nil, nil, fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID)
+		}
+		return nil, nil, fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err)
 	}
-	if ctx.Err() != nil {
-		return fail(ctx.Err())
+	res.Namespace, res.PVC, res.Backup = man.Tags[TagNamespace], man.Tags[TagPVC], man.Tags[TagBackup]
+	root, err := snapshotfs.SnapshotRoot(r, man)
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err)
 	}
-	res.OK = true
-	res.DurationSeconds = time.Since(start).Seconds()
-	return res, nil
+	return root, &man.Stats, nil
 }
 
 // requireEmpty fails when dir holds anything but lost+found (a new filesystem's).

@@ -57,8 +57,9 @@ func TestRestoreSubPathAndRequireEmpty(t *testing.T) {
 	}
 }
 
-// A sync restore makes a used target equal to the snapshot and leaves equal files alone; a
-// diff-only run counts the same changes and writes nothing.
+// A sync restore makes a used target equal to the snapshot (or to a directory: a volume made from
+// a kept VolumeSnapshot) and leaves equal files alone; a diff-only run counts the same changes and
+// writes nothing.
 func TestRestoreSyncAndDiff(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -80,8 +81,26 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := filepath.Join(dir, "target")
-	if _, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, SkipOwners: true}, func(Event) {}); err != nil {
+	for _, from := range []struct {
+		name string
+		cfg  RestoreConfig
+	}{
+		{"from the snapshot", RestoreConfig{SnapshotID: b.SnapshotID}},
+		{"from a directory", RestoreConfig{FromDir: src}},
+	} {
+		t.Run(from.name, func(t *testing.T) {
+			syncAndDiff(t, s, from.cfg, filepath.Join(dir, from.name), files)
+		})
+	}
+}
+
+func syncAndDiff(t *testing.T, s Settings, from RestoreConfig, target string, files map[string]string) {
+	ctx := context.Background()
+	with := func(cfg RestoreConfig) RestoreConfig {
+		cfg.SnapshotID, cfg.FromDir, cfg.Target = from.SnapshotID, from.FromDir, target
+		return cfg
+	}
+	if _, err := RunRestore(ctx, s, with(RestoreConfig{SkipOwners: true}), func(Event) {}); err != nil {
 		t.Fatal(err)
 	}
 	// The application changes the volume after the backup.
@@ -117,7 +136,7 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, DiffOnly: true}, func(Event) {})
+	res, err := RunRestore(ctx, s, with(RestoreConfig{DiffOnly: true}), func(Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +148,7 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 		t.Error("a diff-only run wrote")
 	}
 	// With --include-path only that directory is compared, as only it would be synced.
-	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, DiffOnly: true, SubPath: "/sub"}, func(Event) {})
+	res, err = RunRestore(ctx, s, with(RestoreConfig{DiffOnly: true, SubPath: "/sub"}), func(Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +156,7 @@ func TestRestoreSyncAndDiff(t *testing.T) {
 		t.Errorf("diff of /sub %+v, want %+v", res.Diff, want)
 	}
 
-	res, err = RunRestore(ctx, s, RestoreConfig{SnapshotID: b.SnapshotID, Target: target, Sync: true, SkipOwners: true}, func(Event) {})
+	res, err = RunRestore(ctx, s, with(RestoreConfig{Sync: true, SkipOwners: true}), func(Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}

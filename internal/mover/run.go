@@ -95,12 +95,17 @@ func RunBackup(ctx context.Context, s Settings, cfg BackupConfig, sink Sink) (*R
 	return finish(sink, trace.into(res, opened), err)
 }
 
-// RunRestore opens the namespace's repository (it must exist) and restores the snapshot.
+// RunRestore opens the namespace's repository (it must exist) and restores the snapshot, or
+// restores cfg.FromDir without opening any.
 func RunRestore(ctx context.Context, s Settings, cfg RestoreConfig, sink Sink) (*Result, error) {
 	start := time.Now()
-	if cfg.SnapshotID == "" || cfg.Target == "" {
-		err := fmt.Errorf("restore needs --snapshot and --target")
+	if err := cfg.validate(); err != nil {
+		err = fmt.Errorf("%w (--snapshot or --from-dir, and --target)", err)
 		return finish(sink, failed(OpRestore, start, err), err)
+	}
+	if cfg.FromDir != "" { // a volume made from a kept VolumeSnapshot: no repository involved
+		res, err := Restore(ctx, nil, cfg, sink)
+		return finish(sink, res, err)
 	}
 	trace := newTrace(s)
 	r, closeRepo, err := openRepoTraced(ctx, s, false, trace.tracer())

@@ -165,9 +165,17 @@ func checkKept(ctx context.Context, snap snapclient.Interface, t *dataTarget, cf
 		return fmt.Errorf("its data is VolumeSnapshot %s, which a claim in namespace %s cannot use: name a new claim in %s with --target-pvc %s/NAME", vs, t.ns, t.vol.Namespace, t.vol.Namespace)
 	case t.claim == nil:
 		return fmt.Errorf("its data is VolumeSnapshot %s, which can only provision a new claim, and PVC %s/%s exists: name a new one with --target-pvc %s/NAME", vs, t.ns, t.pvc, t.ns)
-	case snap == nil:
+	}
+	return keptReady(ctx, snap, t)
+}
+
+// keptReady checks that the kept VolumeSnapshot holding t's data still exists and is ready
+// (snap nil: not checked).
+func keptReady(ctx context.Context, snap snapclient.Interface, t *dataTarget) error {
+	if snap == nil {
 		return nil
 	}
+	vs := t.vol.Namespace + "/" + t.vol.VolumeSnapshot
 	s, err := snap.SnapshotV1().VolumeSnapshots(t.vol.Namespace).Get(ctx, t.vol.VolumeSnapshot, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

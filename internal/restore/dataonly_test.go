@@ -219,8 +219,26 @@ func testKeptSnapshot(t *testing.T) {
 	if _, err := kube.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "x", metav1.GetOptions{}); err == nil {
 		t.Error("a refused restore created a claim")
 	}
+	// In place, a mover syncs the claim from a temporary claim made from the snapshot (the
+	// whole volume or --include-path), once the snapshot is checked.
+	deps.Snap = snapfake.NewSimpleClientset(ready("vs1", false))
 	res, err = InPlace(ctx, deps, DataConfig{Backup: "b1", Volumes: []string{"shop/kept"}, ArchiveKey: dataPW})
-	if err != nil || res.Volumes[0].Action != Failed || !strings.Contains(res.Volumes[0].Reason, "--data-only --target-pvc shop/NAME") || len(rec.items) != 0 {
-		t.Errorf("in place from a kept snapshot: %v %+v", err, res.Volumes)
+	if err != nil || res.Volumes[0].Action != Failed || !strings.Contains(res.Volumes[0].Reason, "not ready to use") || len(rec.items) != 0 {
+		t.Errorf("in place from a snapshot not ready: %v %+v, fills %+v", err, res.Volumes, rec.items)
+	}
+	deps.Snap = snapfake.NewSimpleClientset(ready("vs1", true))
+	res, err = InPlace(ctx, deps, DataConfig{Backup: "b1", Volumes: []string{"shop/kept"}, ArchiveKey: dataPW, NamespaceMapping: map[string]string{"shop": "copy"}})
+	if err != nil || res.Volumes[0].Action != Failed || !strings.Contains(res.Volumes[0].Reason, "a claim in namespace copy cannot be filled from") || len(rec.items) != 0 {
+		t.Errorf("in place from a kept snapshot into another namespace: %v %+v, fills %+v", err, res.Volumes, rec.items)
+	}
+	if _, err := kube.CoreV1().PersistentVolumeClaims("shop").Create(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = InPlace(ctx, deps, DataConfig{Backup: "b1", Volumes: []string{"shop/kept"}, ArchiveKey: dataPW, IncludePath: "/a"})
+	if err != nil || res.Volumes[0].Action != Synced || len(rec.items) != 1 {
+		t.Fatalf("in place from a kept snapshot: %v %+v, fills %+v", err, res.Volumes, rec.items)
+	}
+	if it := rec.items[0]; it.FromSnapshot != "vs1" || it.KopiaSnapshot != "" || !it.Sync || it.SubPath != "/a" || it.Namespace != "shop" || it.PVC != "kept" {
+		t.Errorf("fill %+v, want a sync of shop/kept from VolumeSnapshot vs1, /a only", it)
 	}
 }

@@ -44,13 +44,25 @@ func InPlace(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) {
 			setVolume(res, t, Failed, "not run: "+ctx.Err().Error())
 			continue
 		}
-		if t.kept {
-			setVolume(res, t, Failed, fmt.Sprintf("its data is VolumeSnapshot %s/%s (snapshot mode), which can only provision a new claim: restore it with --data-only --target-pvc %s/NAME and point the workload at that claim", t.vol.Namespace, t.vol.VolumeSnapshot, t.vol.Namespace))
+		if err := checkKeptInPlace(ctx, d, t); err != nil {
+			setVolume(res, t, Failed, err.Error())
 			continue
 		}
 		inPlaceOne(ctx, d, cfg, res, t)
 	}
 	return res, ctx.Err()
+}
+
+// checkKeptInPlace refuses what an in-place restore from a kept VolumeSnapshot cannot do: a
+// temporary claim made from it must live in the snapshot's namespace, beside the claim.
+func checkKeptInPlace(ctx context.Context, d DataDeps, t *dataTarget) error {
+	if !t.kept {
+		return nil
+	}
+	if t.ns != t.vol.Namespace {
+		return fmt.Errorf("its data is VolumeSnapshot %s/%s, which a claim in namespace %s cannot be filled from (a snapshot provisions claims of its own namespace only): restore in place into %s, or restore the backup with the data in the location (--volumes fs or snapshot-move)", t.vol.Namespace, t.vol.VolumeSnapshot, t.ns, t.vol.Namespace)
+	}
+	return keptReady(ctx, d.Snap, t)
 }
 
 func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t *dataTarget) {
@@ -64,6 +76,9 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 		return
 	}
 	item := volumes.RestoreItem{Namespace: t.ns, SourceNamespace: t.vol.Namespace, PVC: t.pvc, KopiaSnapshot: t.vol.KopiaSnapshot, SubPath: cfg.IncludePath}
+	if t.kept {
+		item.FromSnapshot = t.vol.VolumeSnapshot
+	}
 	if cfg.DryRun {
 		item.DiffOnly = true
 		o := fill(ctx, d, item)

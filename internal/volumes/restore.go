@@ -25,6 +25,9 @@ type RestoreItem struct {
 	// Sync makes the claim equal to the snapshot (in-place); DiffOnly counts what Sync would change,
 	// mounting the claim read-only.
 	Sync, DiffOnly bool
+	// FromSnapshot restores from this kept VolumeSnapshot (in Namespace, snapshot mode) instead
+	// of KopiaSnapshot: the mover copies from a temporary claim made from it.
+	FromSnapshot string
 }
 
 // RestoreOutcome is what happened to one RestoreItem.
@@ -49,12 +52,19 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		it := items[i]
 		out[i].RestoreItem = it
 		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID,
-			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath, Sync: it.Sync, DiffOnly: it.DiffOnly}
-		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from snapshot %s", it.Namespace, it.PVC, it.KopiaSnapshot))
+			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath, Sync: it.Sync, DiffOnly: it.DiffOnly, FromSnapshot: it.FromSnapshot}
+		from := "snapshot " + it.KopiaSnapshot
+		if it.FromSnapshot != "" {
+			from = "VolumeSnapshot " + it.FromSnapshot
+		}
+		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
 		start := time.Now()
 		var created createdObjects
 		node, tolerations, err := e.placeRestore(ctx, pods, it)
 		var res *mover.Result
+		if err == nil && it.FromSnapshot != "" {
+			err = e.claimFromKept(ctx, t, &created)
+		}
 		if err == nil {
 			res, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, node, tolerations)
 		}
@@ -72,6 +82,28 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done(fmt.Sprintf("%d files, %s", res.Files, progress.Bytes(res.Bytes)), nil)
 	})
 	return out, err
+}
+
+// claimFromKept makes the temporary claim the mover copies from: from the kept VolumeSnapshot,
+// shaped like the claim being restored (its class, at least its size and the snapshot's).
+func (e *engine) claimFromKept(ctx context.Context, t Task, created *createdObjects) error {
+	vs, err := e.d.Snap.SnapshotV1().VolumeSnapshots(t.Namespace).Get(ctx, t.FromSnapshot, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get VolumeSnapshot %s/%s: %w", t.Namespace, t.FromSnapshot, err)
+	}
+	if vs.Status == nil || vs.Status.ReadyToUse == nil || !*vs.Status.ReadyToUse {
+		return fmt.Errorf("VolumeSnapshot %s/%s is not ready to use", t.Namespace, t.FromSnapshot)
+	}
+	claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(t.Namespace).Get(ctx, t.PVC, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get PVC %s: %w", describeClaim(t.Namespace, t.PVC), err)
+	}
+	pvc := t.TempPVCSpec(claim, vs.Status.RestoreSize, nil)
+	if _, err := e.d.Kube.CoreV1().PersistentVolumeClaims(t.Namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create temporary PVC %s/%s from VolumeSnapshot %s: %w", t.Namespace, pvc.Name, t.FromSnapshot, err)
+	}
+	created.tempPVC = true
+	return nil
 }
 
 // placeRestore puts a mover that reads a claim workloads keep using (an in-place dry run) on

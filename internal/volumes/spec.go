@@ -23,7 +23,9 @@ const (
 	mountTmp = "/tmp"
 	// mountData is inside the writable /tmp emptyDir: Kopia's restore writes a placeholder next to
 	// its target (<target>.kopia-entry), and the root filesystem is read-only.
-	mountData     = mountTmp + "/data"
+	mountData = mountTmp + "/data"
+	// mountSource is where a restore from a kept VolumeSnapshot mounts the volume made from it.
+	mountSource   = "/var/run/pvbackup/source"
 	mountCreds    = "/var/run/pvbackup/credentials"
 	passwordKey   = mover.SecretKeyPassword
 	containerName = mover.ContainerName
@@ -86,6 +88,9 @@ type Task struct {
 	RequireEmpty   bool
 	SubPath        string
 	Sync, DiffOnly bool
+	// FromSnapshot, on a restore, is the kept VolumeSnapshot (in Namespace) to restore from
+	// instead of a Kopia snapshot: a temporary claim is made from it and mounted read-only.
+	FromSnapshot string
 	// ProbeToken and ProbeVerify are doctor's probe's (mover.Invocation).
 	ProbeToken  string
 	ProbeVerify bool
@@ -155,9 +160,17 @@ func (t Task) TempPVCSpec(src *corev1.PersistentVolumeClaim, restoreSize *resour
 			StorageClassName: class,
 			VolumeMode:       src.Spec.VolumeMode,
 			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
-			DataSource:       &corev1.TypedLocalObjectReference{APIGroup: ptr.To(snapv1.GroupName), Kind: "VolumeSnapshot", Name: t.SnapshotName()},
+			DataSource:       &corev1.TypedLocalObjectReference{APIGroup: ptr.To(snapv1.GroupName), Kind: "VolumeSnapshot", Name: t.snapshotSource()},
 		},
 	}
+}
+
+// snapshotSource is the VolumeSnapshot the temporary claim is made from.
+func (t Task) snapshotSource() string {
+	if t.FromSnapshot != "" {
+		return t.FromSnapshot
+	}
+	return t.SnapshotName()
 }
 
 // SecretSpec is the temporary Secret: the password of the source namespace's repository alone
@@ -189,6 +202,9 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
 		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
 		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify}
+	if t.FromSnapshot != "" {
+		inv.Snapshot, inv.FromDir = "", mountSource
+	}
 	args := inv.Args()
 	var env []corev1.EnvVar
 	for _, e := range inv.Env() {
@@ -208,6 +224,10 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	vols := []corev1.Volume{
 		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if t.FromSnapshot != "" {
+		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.TempPVCName(), ReadOnly: true}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: mountSource, ReadOnly: true})
 	}
 	if len(c.Files) > 0 && c.Secret == "" {
 		var items []corev1.KeyToPath

@@ -421,23 +421,20 @@ func TestInPlaceInterrupted(t *testing.T) {
 }
 
 // TestDataOnlyFromKeptSnapshot: a snapshot-mode backup keeps a VolumeSnapshot; --data-only
-// provisions a new claim from it (no mover) that holds the data; --in-place is refused.
+// provisions a new claim from it (no mover) that holds the data; --in-place syncs the claim a
+// Deployment uses from a temporary claim made from it (volume to volume), dry run first.
 func TestDataOnlyFromKeptSnapshot(t *testing.T) {
 	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-dataonly-snap")
-	c.PVC(t, ns, "data", "64Mi", nil)
-	c.RunJob(t, ns, "write", "data", 2*time.Minute, "sh", "-c", strings.ReplaceAll(inPlaceWriteScript, "$NAME", "snap"))
+	c.deployment(t, ns, "web", "data", 1)
+	c.waitPodsReady(t, ns, 1, 4*time.Minute)
 	want := c.claimsSums(t, ns, "sum-before", []string{"data"})
 	loc := c.location(t)
 	name := "snap-data-" + randomSuffix()
 	r := runPlugin(t, 5*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims", "--volumes", "snapshot"}, moverArgs()...)...)
 	if r.code != 0 {
 		t.Fatalf("create: exit %d\n%s", r.code, r.stdout)
-	}
-	r = runPlugin(t, 5*time.Minute, append([]string{"restore", name, "--from", loc, "--in-place", "--volumes", ns + "/data"}, moverArgs()...)...)
-	if r.code == 0 || !strings.Contains(r.stdout, "--data-only --target-pvc "+ns+"/NAME") {
-		t.Errorf("--in-place from a kept snapshot: exit %d\n%s", r.code, r.stdout)
 	}
 	r = runPlugin(t, 5*time.Minute, append([]string{"restore", name, "--from", loc, "--data-only", "--volumes", ns + "/data", "--target-pvc", ns + "/data-copy", "-o", "json"}, moverArgs()...)...)
 	var res restore.Result
@@ -448,4 +445,21 @@ func TestDataOnlyFromKeptSnapshot(t *testing.T) {
 	if got["data-copy"] != want["data"] {
 		t.Errorf("the claim made from the kept VolumeSnapshot differs\nwant:\n%s\ngot:\n%s", head(want["data"]), head(got["data-copy"]))
 	}
+
+	c.onClaims(t, ns, "change", []string{"data"}, inPlaceChangeScript)
+	r = runPlugin(t, 5*time.Minute, append([]string{"restore", name, "--from", loc, "--in-place", "--volumes", ns + "/data", "--dry-run"}, moverArgs()...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "would stop Deployment "+ns+"/web (1 replicas)") || !strings.Contains(r.stdout, "2 removed (") {
+		t.Errorf("restore --in-place --dry-run from a kept snapshot: exit %d\n%s\n%s", r.code, r.stdout, c.Diagnose(ns))
+	}
+	r = runPlugin(t, 5*time.Minute, append([]string{"restore", name, "--from", loc, "--in-place", "--volumes", ns + "/data", "-o", "json"}, moverArgs()...)...)
+	res = restore.Result{}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res.Volumes) != 1 || res.Volumes[0].Action != restore.Synced {
+		t.Fatalf("restore --in-place from a kept snapshot: exit %d, %v\n%s\n%s", r.code, err, r.stdout, c.Diagnose(ns))
+	}
+	c.wantScale(t, ns, quiesce.KindDeployment, "web", 1)
+	c.waitPodsReady(t, ns, 1, 4*time.Minute)
+	if got := c.claimsSums(t, ns, "sum-after", []string{"data"}); got["data"] != want["data"] {
+		t.Errorf("data after the in-place restore from the kept snapshot differs from the backup\nwant:\n%s\ngot:\n%s", head(want["data"]), head(got["data"]))
+	}
+	c.noLeftovers(t, name)
 }
