@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -103,6 +104,9 @@ func (o *RestoreOptions) restorePreflight(ctx context.Context, clients *kube.Cli
 		return nil // restore reports it, with its own wording
 	}
 	plan := restorePlan(m, o.cfg)
+	if o.DataOnly {
+		plan = dataRestorePlan(m, o.cfg, o.DataVolumes, o.TargetPVC, o.InPlace)
+	}
 	if len(plan.StorageClasses) == 0 {
 		return nil // no volume data to fill
 	}
@@ -116,21 +120,53 @@ func (o *RestoreOptions) restorePreflight(ctx context.Context, clients *kube.Cli
 // restorePlan is the restore's target: namespaces and StorageClasses after the mappings, of the
 // backup's volumes the selection keeps.
 func restorePlan(m *catalog.Manifest, cfg restore.Config) doctor.RestorePlan {
-	mapNS := func(ns string) string {
-		if to, ok := cfg.NamespaceMapping[ns]; ok {
-			return to
+	return planOf(m, cfg.StorageClassMapping, func(v catalog.Volume) (string, bool) {
+		if !cfg.Namespaces.Match(v.Namespace) || v.KopiaSnapshot == "" {
+			return "", false
 		}
-		return ns
+		return mappedNamespace(cfg.NamespaceMapping, v.Namespace), true
+	})
+}
+
+// dataRestorePlan is the target of --data-only / --in-place: the named volumes a mover fills
+// (Kopia data; in place also a kept VolumeSnapshot, copied by a mover), in the namespace of
+// --target-pvc or the mapped one.
+func dataRestorePlan(m *catalog.Manifest, cfg restore.Config, named []string, target string, inPlace bool) doctor.RestorePlan {
+	want := map[string]bool{}
+	for _, n := range named {
+		want[n] = true
 	}
+	return planOf(m, cfg.StorageClassMapping, func(v catalog.Volume) (string, bool) {
+		if !want[v.Namespace+"/"+v.PVC] || (v.KopiaSnapshot == "" && !(inPlace && v.VolumeSnapshot != "")) {
+			return "", false
+		}
+		if ns, _, ok := strings.Cut(target, "/"); ok {
+			return ns, true
+		}
+		return mappedNamespace(cfg.NamespaceMapping, v.Namespace), true
+	})
+}
+
+func mappedNamespace(mapping map[string]string, ns string) string {
+	if to, ok := mapping[ns]; ok {
+		return to
+	}
+	return ns
+}
+
+// planOf collects the namespaces and (mapped) StorageClasses of the volumes target keeps, each
+// with the namespace its mover runs in.
+func planOf(m *catalog.Manifest, classMap map[string]string, target func(catalog.Volume) (string, bool)) doctor.RestorePlan {
 	plan := doctor.RestorePlan{StorageClasses: map[string]string{}}
 	nss := map[string]bool{}
 	for _, v := range m.Volumes {
-		if !cfg.Namespaces.Match(v.Namespace) || v.StorageClass == "" || v.KopiaSnapshot == "" {
+		ns, ok := target(v)
+		if !ok || v.StorageClass == "" {
 			continue
 		}
-		nss[mapNS(v.Namespace)] = true
+		nss[ns] = true
 		to := v.StorageClass
-		if n, ok := cfg.StorageClassMapping[to]; ok {
+		if n, ok := classMap[to]; ok {
 			to = n
 		}
 		plan.StorageClasses[to] = v.StorageClass

@@ -250,6 +250,11 @@ func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients,
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 	}
+	if o.volCfg != nil && !o.SkipPreflight {
+		if err := o.restorePreflight(ctx, clients, cat, deps.Progress); err != nil {
+			return err
+		}
+	}
 	run := restore.DataOnly
 	if o.InPlace {
 		run = restore.InPlace
