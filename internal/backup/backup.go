@@ -128,18 +128,7 @@ type Result struct {
 // Run backs up what cfg selects. The returned error is nil for Completed and PartiallyFailed
 // backups (see Result.Manifest.Status); a Failed backup returns its manifest and an error.
 func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
-	if d.Progress == nil {
-		d.Progress = progress.Discard{}
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if cfg.PageSize == 0 {
-		cfg.PageSize = defaultPage
-	}
-	if cfg.ClusterResources == "" {
-		cfg.ClusterResources = ClusterAuto
-	}
+	d, cfg = withDefaults(d, cfg)
 	start := d.Now().UTC().Truncate(time.Second)
 	started := false // set once the backup's first file is being written
 	if !cfg.DryRun && d.Catalog != nil {
@@ -156,6 +145,56 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		}()
 	}
 	// Checked after the claim's release is deferred: a bad selector gives the name back.
+	sel, err := checkSelection(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := newManifest(d, cfg, start)
+	b := &run{d: d, cfg: cfg, sel: sel, m: m, log: catalog.NewLog(), counts: map[countKey]int{}}
+	plan, err := b.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DryRun {
+		return b.dryRun(ctx, plan)
+	}
+	if d.Catalog == nil {
+		return nil, errors.New("backup: no location")
+	}
+	if d.Preflight != nil {
+		if err := d.Preflight(ctx, plan.preflight(d.Volumes != nil)); err != nil {
+			return nil, err
+		}
+	}
+	started = true
+	runErr := b.write(ctx, plan)
+	if runErr == nil && d.Volumes != nil && len(b.claims) > 0 {
+		vols, err := d.Volumes.Backup(ctx, b.claims)
+		b.addVolumes(vols)
+		runErr = err
+	}
+	b.finish()
+	return b.record(ctx, runErr)
+}
+
+func withDefaults(d Deps, cfg Config) (Deps, Config) {
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = defaultPage
+	}
+	if cfg.ClusterResources == "" {
+		cfg.ClusterResources = ClusterAuto
+	}
+	return d, cfg
+}
+
+// checkSelection parses the label selector and refuses selections that cannot go together.
+func checkSelection(cfg Config) (labels.Selector, error) {
 	sel, err := labels.Parse(cfg.LabelSelector)
 	if err != nil {
 		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
@@ -166,7 +205,11 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if cfg.PolicyScoped != nil && cfg.Scoped == nil {
 		return nil, errors.New("the resource policy's includeExcludePolicy cannot be used with --include-resources, --exclude-resources or --include-cluster-resources (old-style filters): use the scoped filters")
 	}
+	return sel, nil
+}
 
+// newManifest is the backup.json of a run started at start, before anything is read.
+func newManifest(d Deps, cfg Config, start time.Time) *catalog.Manifest {
 	m := &catalog.Manifest{
 		FormatVersion: catalog.FormatVersion,
 		KeyScheme:     keyring.Scheme,
@@ -194,59 +237,44 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		m.Selection.IncludeClusterScopedResources, m.Selection.ExcludeClusterScopedResources = f.IncludeCluster, f.ExcludeCluster
 		m.Selection.IncludeNamespaceScopedResources, m.Selection.ExcludeNamespaceScopedResources = f.IncludeNamespaced, f.ExcludeNamespaced
 	}
-	b := &run{d: d, cfg: cfg, sel: sel, m: m, log: catalog.NewLog(), counts: map[countKey]int{}}
+	return m
+}
 
-	plan, err := b.plan(ctx)
-	if err != nil {
+// dryRun walks what would be backed up and plans its volumes, writing nothing.
+func (b *run) dryRun(ctx context.Context, plan *planned) (*Result, error) {
+	if err := b.walk(ctx, plan, nil); err != nil {
 		return nil, err
 	}
-	if cfg.DryRun {
-		if err := b.walk(ctx, plan, nil); err != nil {
+	if b.d.Volumes != nil && len(b.claims) > 0 {
+		vols, err := b.d.Volumes.Plan(ctx, b.claims)
+		if err != nil {
 			return nil, err
 		}
-		if d.Volumes != nil && len(b.claims) > 0 {
-			vols, err := d.Volumes.Plan(ctx, b.claims)
-			if err != nil {
-				return nil, err
-			}
-			b.addVolumes(vols)
-		}
-		b.finish()
-		return &Result{Manifest: m, DryRun: true}, nil
-	}
-	if d.Catalog == nil {
-		return nil, errors.New("backup: no location")
-	}
-	if d.Preflight != nil {
-		if err := d.Preflight(ctx, plan.preflight(d.Volumes != nil)); err != nil {
-			return nil, err
-		}
-	}
-	started = true
-	runErr := b.write(ctx, plan)
-	if runErr == nil && d.Volumes != nil && len(b.claims) > 0 {
-		vols, err := d.Volumes.Backup(ctx, b.claims)
 		b.addVolumes(vols)
-		runErr = err
 	}
 	b.finish()
+	return &Result{Manifest: b.m, DryRun: true}, nil
+}
+
+// record writes the log and backup.json — also when ctx was cancelled: a user who pressed
+// Ctrl-C should find a Failed backup that says so, not an unexplained directory.
+func (b *run) record(ctx context.Context, runErr error) (*Result, error) {
+	m, name := b.m, b.cfg.Name
 	if runErr != nil {
 		m.Status = catalog.Failed
 		m.Errors = append(m.Errors, runErr.Error())
 	}
-	// The log and the manifest are written even when the context was cancelled: a user who
-	// pressed Ctrl-C should find a Failed backup that says so, not an unexplained directory.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	b.log.Add(catalog.LogEntry{Level: "info", Message: "backup " + string(m.Status)})
-	if err := d.Catalog.WriteLog(wctx, cfg.Name, b.log); err != nil {
+	if err := b.d.Catalog.WriteLog(wctx, name, b.log); err != nil {
 		m.Warnings = append(m.Warnings, catalog.Warning{Message: err.Error()})
 	}
-	if err := d.Catalog.WriteManifest(wctx, m); err != nil {
+	if err := b.d.Catalog.WriteManifest(wctx, m); err != nil {
 		return &Result{Manifest: m}, fmt.Errorf("%w (the backup is incomplete)", err)
 	}
 	if m.Status == catalog.Failed {
-		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %w", cfg.Name, runErr)
+		return &Result{Manifest: m}, fmt.Errorf("backup %q failed: %w", name, runErr)
 	}
 	return &Result{Manifest: m}, nil
 }
