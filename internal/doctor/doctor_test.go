@@ -520,3 +520,44 @@ func TestTargetClasses(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 }
+
+// The probe's movers run in the probe's own namespace: --mover-secret is copied there from the
+// first namespace in scope that has it (labelled, so it goes with the namespace), or the probe
+// stops naming where it looked.
+func TestProbeCopiesMoverSecret(t *testing.T) {
+	ctx := context.Background()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: "shop"}, Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("id"), "AWS_SECRET_ACCESS_KEY": []byte("key")}}
+	for _, tc := range []struct {
+		name   string
+		scope  []string
+		want   string
+		copied bool
+	}{
+		{"found in the second namespace", []string{"blog", "shop"}, "Secret shop/s3-creds copied into pvb-doctor-x", true},
+		{"in no namespace in scope", []string{"blog"}, "--mover-secret s3-creds is in none of the namespaces in scope (blog)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := fake.NewSimpleClientset(secret.DeepCopy())
+			p := &prober{d: &Deps{Kube: kube}, cfg: &Config{Namespaces: tc.scope, Mover: volumes.MoverConfig{Secret: "s3-creds"}}, id: "x", ns: ProbePrefix + "x"}
+			detail, err := p.copySecret(ctx)
+			msg := detail
+			if err != nil {
+				msg = err.Error()
+			}
+			if !strings.Contains(msg, tc.want) || (err == nil) != tc.copied {
+				t.Fatalf("got %q (error %v), want %q", msg, err, tc.want)
+			}
+			got, err := kube.CoreV1().Secrets(p.ns).Get(ctx, "s3-creds", metav1.GetOptions{})
+			if !tc.copied {
+				if err == nil {
+					t.Error("a Secret was created although none was found")
+				}
+				return
+			}
+			if err != nil || string(got.Data["AWS_SECRET_ACCESS_KEY"]) != "key" || got.Labels[volumes.LabelManagedBy] != volumes.ManagedBy {
+				t.Errorf("copy %+v, %v", got, err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -56,6 +57,12 @@ func probe(ctx context.Context, d *Deps, cfg *Config, skip map[string]string) []
 	if !created {
 		return out
 	}
+	if cfg.Mover.Secret != "" && !p.step(ctx, &out, "probe: mover secret", p.copySecret) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		p.step(cctx, &out, "probe: cleanup", func(ctx context.Context) (string, error) { return p.cleanup(ctx, nil) })
+		return out
+	}
 	var todo []string
 	for _, c := range classes {
 		if why, bad := skip[c]; bad {
@@ -80,6 +87,29 @@ type prober struct {
 }
 
 func (p *prober) backup() string { return "doctor-" + p.id }
+
+// copySecret brings --mover-secret into the probe's namespace: the user keeps it in the
+// application namespaces, where movers run; the probe's movers run in a namespace of their own.
+// The copy goes with that namespace.
+func (p *prober) copySecret(ctx context.Context) (string, error) {
+	name := p.cfg.Mover.Secret
+	for _, ns := range p.cfg.Namespaces {
+		src, err := p.d.Kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("read --mover-secret %s/%s: %w", ns, name, err)
+		}
+		cp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.ns, Labels: map[string]string{volumes.LabelManagedBy: volumes.ManagedBy, volumes.LabelBackup: p.backup()}},
+			Type: src.Type, Data: src.Data}
+		if _, err := p.d.Kube.CoreV1().Secrets(p.ns).Create(ctx, cp, metav1.CreateOptions{}); err != nil {
+			return "", fmt.Errorf("copy --mover-secret %s/%s into %s: %w", ns, name, p.ns, err)
+		}
+		return fmt.Sprintf("Secret %s/%s copied into %s for the probe's movers", ns, name, p.ns), nil
+	}
+	return "", fmt.Errorf("--mover-secret %s is in none of the namespaces in scope (%s): the probe copies it from there into its own namespace; name one that has it with -n", name, strings.Join(p.cfg.Namespaces, ", "))
+}
 
 // step runs one timed step bounded by cfg.Timeout and records its result.
 func (p *prober) step(ctx context.Context, out *[]Result, name string, fn func(context.Context) (string, error)) bool {
