@@ -734,3 +734,37 @@ func forward(t *testing.T, target string) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestMoverSecret: storage credentials kept in a Secret of the application namespace
+// (--mover-secret) reach the movers of a backup, and doctor's probe copies the Secret into its own
+// namespace so that its movers reach the location too.
+func TestMoverSecret(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t)
+	ns := c.Namespace(t, "e2e-mover-secret")
+	creds := map[string][]byte{}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
+		creds[k] = []byte(os.Getenv(k))
+	}
+	if _, err := c.Kube.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds"}, Data: creds}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	loc := c.location(t)
+	args := append([]string{"--mover-secret", "s3-creds"}, moverArgs()...)
+	code, rep := doctorRun(t, 5*time.Minute, append([]string{"-n", ns, "--location", loc, "--storage-class", c.StorageClass}, args...)...)
+	c.wantHealthy(t, code, rep)
+	if r := check(t, rep, "probe: mover secret"); !strings.Contains(r.Detail, "Secret "+ns+"/s3-creds copied") {
+		t.Errorf("probe: mover secret: %q", r.Detail)
+	}
+	check(t, rep, "probe "+c.StorageClass+": restore from the snapshot")
+	c.noProbeLeft(t, rep)
+
+	c.PVC(t, ns, "data", "64Mi", nil)
+	c.RunJob(t, ns, "write", "data", 2*time.Minute, "sh", "-c", "echo hello > /data/f")
+	name := "secret-" + randomSuffix()
+	r := runPlugin(t, 5*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--volumes", "fs"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("create --mover-secret: exit %d\n%s\n%s", r.code, r.stdout, c.Diagnose(ns))
+	}
+	c.noLeftovers(t, name)
+}
