@@ -475,6 +475,29 @@ func TestJobSpecSecurity(t *testing.T) {
 	if j.Spec.Template.Spec.SecurityContext.FSGroup != nil {
 		t.Error("a backup mover must not set fsGroup: the kubelet could re-own the live volume")
 	}
+	// From a kept VolumeSnapshot: the temporary claim made from it is mounted read-only, the mover
+	// told to restore from there, and no Kopia snapshot is named.
+	k := Task{Backup: "b", Op: "restore", Namespace: "n", SourceNamespace: "n", PVC: "p", Sync: true, FromSnapshot: "keep-1"}
+	kj := k.JobSpec(c, "p", "", "", nil)
+	kenv := map[string]string{}
+	for _, e := range kj.Spec.Template.Spec.Containers[0].Env {
+		kenv[e.Name] = e.Value
+	}
+	if _, named := kenv["PVBACKUP_SNAPSHOT"]; named || kenv["PVBACKUP_FROM_DIR"] != mountSource || kenv["PVBACKUP_SYNC"] != "true" {
+		t.Errorf("restore from a kept snapshot: env %v", kenv)
+	}
+	var src *corev1.Volume
+	for i, v := range kj.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == k.TempPVCName() {
+			src = &kj.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	if src == nil || !src.PersistentVolumeClaim.ReadOnly {
+		t.Errorf("the claim made from the kept snapshot is not mounted read-only: %+v", kj.Spec.Template.Spec.Volumes)
+	}
+	if ds := k.TempPVCSpec(&corev1.PersistentVolumeClaim{}, nil, nil).Spec.DataSource; ds == nil || ds.Name != "keep-1" {
+		t.Errorf("temporary claim's data source %+v, want VolumeSnapshot keep-1", ds)
+	}
 	c.Privileged = true
 	pj := r.JobSpec(c, "p", "kid", "", nil)
 	if *pj.Spec.Template.Spec.SecurityContext.RunAsUser != 0 || len(pj.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add) == 0 {
