@@ -72,6 +72,7 @@ type CreateOptions struct {
 	labels            map[string]string
 	SnapshotMoveData  bool
 	policies          *policy.Policies
+	SkipMaintenance   bool
 	SkipPreflight     bool
 
 	pw        string // the user's password: it only unwraps the location key (internal/keyring)
@@ -125,6 +126,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringVar(&o.HookContainer, "hook-container", "", "container the hooks run in (default the pod's first)")
 	fs.StringVar(&o.HookOnError, "hook-on-error", "Fail", "a failing --pre-hook: Fail (the pod's volumes are not backed up) or Continue")
 	fs.DurationVar(&o.HookTimeout, "hook-timeout", hooks.DefaultTimeout, "how long a --pre-hook/--post-hook may run")
+	fs.BoolVar(&o.SkipMaintenance, "skip-maintenance", false, "do not run Kopia's quick maintenance of the repositories written when it is due (hourly at most); prune or repo maintain must then run on a schedule, or every mover's open grows with the backups")
 	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not run doctor's checks of the plan first (volume decisions, snapshot controller, rights, location, mover admission)")
 	return cmd
 }
@@ -311,7 +313,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	return o.backup(ctx, deps)
+	err := o.backup(ctx, deps)
+	if deps.Catalog != nil && !o.DryRun && !o.SkipMaintenance && repoPassword != nil {
+		o.maintain(ctx, deps, repoPassword)
+	}
+	return err
 }
 
 // connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
