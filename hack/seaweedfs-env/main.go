@@ -1,7 +1,7 @@
 // Command seaweedfs-env runs a command (the integration tests) beside one SeaweedFS started for
 // the whole run, instead of one `weed mini` per test: every s3server.SeaweedFS call in the run
 // creates its own fresh bucket on this server (PVBACKUP_TEST_S3_ENDPOINT, _ACCESS_KEY,
-// _SECRET_KEY). A start costs seconds of a loaded machine's time and the suite made a dozen.
+// _SECRET_KEY). A start costs seconds of a loaded machine's time, and eleven tests call it.
 // `make integration`:
 //
 //	go run ./hack/seaweedfs-env --weed .local/bin/weed -- go test -tags integration ./...

@@ -32,7 +32,7 @@ var ErrWrongPassword = errors.New("wrong repository password")
 const WorkFactor = 16
 
 // workFactor is WorkFactor; tests lower it (scrypt 2^16 is 64 MiB and a good part of a second
-// per archive on the shared test machine, and the suites write and read hundreds).
+// per archive on the shared test machine, and the suites write and read dozens).
 var workFactor = WorkFactor
 
 // SetTestWorkFactor makes archives written from now on cheap to open. For tests only: such an
