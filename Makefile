@@ -25,10 +25,14 @@ test: integration e2e ## unit, integration and end-to-end tests (what CI runs)
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
 
+# One SeaweedFS serves the whole run (each test gets its own bucket: hack/seaweedfs-env), and
+# packages run side by side (go test's default -p, one per core): they share no server, port or
+# name, and a package's test binary links while the one before it runs.
 integration: ## tests against a real kube-apiserver + etcd and real object stores
 	hack/tools.sh controlplane
 	hack/tools.sh seaweedfs
-	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) test -count=1 -tags integration -p 1 ./...
+	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) run ./hack/seaweedfs-env --weed .local/bin/weed -- \
+		$(GO) test -count=1 -tags integration ./...
 
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzParse:./internal/store FuzzParseManifest:./internal/catalog FuzzValidateName:./internal/catalog \

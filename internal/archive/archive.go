@@ -31,6 +31,14 @@ var ErrWrongPassword = errors.New("wrong repository password")
 // goes for the cheaper one) and would cost every backup and restore a second or more.
 const WorkFactor = 16
 
+// workFactor is WorkFactor; tests lower it (scrypt 2^16 is 64 MiB and a good part of a second
+// per archive on the shared test machine, and the suites write and read dozens).
+var workFactor = WorkFactor
+
+// SetTestWorkFactor makes archives written from now on cheap to open. For tests only: such an
+// archive reads like any other, but its password is easier to guess.
+func SetTestWorkFactor(logN int) { workFactor = logN }
+
 // MaxWorkFactor is the dearest scrypt cost NewReader accepts. The cost is read from the
 // archive's header, which whoever can write to the bucket controls: age's own limit (2^22,
 // about 4 GiB and half a minute) would let a tampered archive hold `restore` for that long.
@@ -107,7 +115,7 @@ func NewWriter(w io.Writer, password string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	r.SetWorkFactor(WorkFactor)
+	r.SetWorkFactor(workFactor)
 	enc, err := age.Encrypt(w, r)
 	if err != nil {
 		return nil, fmt.Errorf("archive: start encryption: %w", err)

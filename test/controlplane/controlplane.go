@@ -112,7 +112,11 @@ func Start(ctx context.Context, dir string) (*ControlPlane, error) {
 		"--kubeconfig="+cp.Kubeconfig, "--service-account-private-key-file="+saKey,
 		"--root-ca-file="+filepath.Join(certDir, "apiserver.crt"), "--leader-elect=false",
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ports[3]),
-		"--use-service-account-credentials=false", "--v=0"); err != nil {
+		"--use-service-account-credentials=false", "--v=0",
+		// The PV controller's claim and volume workers race to update a pre-bound volume's
+		// status; the loser gets a conflict and its claim is retried only at the next resync
+		// (15 s by default), so a test's claim took 0.2 s or 15 s to bind, at random.
+		"--pvclaimbinder-sync-period=1s"); err != nil {
 		return nil, err
 	}
 	if err := cp.waitDefaultServiceAccount(ctx, 60*time.Second); err != nil {

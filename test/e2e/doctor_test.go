@@ -621,23 +621,8 @@ func (c *Cluster) labelNamespace(t *testing.T, ns string, labels map[string]stri
 // waitBound waits until PVC ns/name is Bound (the test class binds at once, without a consumer).
 func (c *Cluster) waitBound(t *testing.T, ns, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	pvcs := c.Kube.CoreV1().PersistentVolumeClaims(ns)
-	sel := "metadata.name=" + name
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
-			o.FieldSelector = sel
-			return pvcs.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return pvcs.Watch(ctx, o)
-		},
-	}
-	if _, err := watchtools.UntilWithSync(ctx, lw, &corev1.PersistentVolumeClaim{}, nil, func(ev watch.Event) (bool, error) {
-		p, ok := ev.Object.(*corev1.PersistentVolumeClaim)
-		return ok && p.Status.Phase == corev1.ClaimBound, nil
+	if err := waitNamed(c.Kube.CoreV1().PersistentVolumeClaims(ns), name, func(p *corev1.PersistentVolumeClaim) bool {
+		return p.Status.Phase == corev1.ClaimBound
 	}); err != nil {
 		t.Fatalf("PVC %s/%s is not bound: %v", ns, name, err)
 	}
@@ -646,26 +631,43 @@ func (c *Cluster) waitBound(t *testing.T, ns, name string) {
 // waitQuotaStatus waits until the quota controller has computed the quota's status.
 func (c *Cluster) waitQuotaStatus(t *testing.T, ns, name string) {
 	t.Helper()
+	if err := waitNamed(c.Kube.CoreV1().ResourceQuotas(ns), name, func(q *corev1.ResourceQuota) bool {
+		return len(q.Status.Hard) > 0
+	}); err != nil {
+		t.Fatalf("quota %s/%s has no status: %v", ns, name, err)
+	}
+}
+
+// listWatcher is the List and Watch of a typed client, e.g. CoreV1().PersistentVolumeClaims(ns).
+type listWatcher[L k8sruntime.Object] interface {
+	List(ctx context.Context, o metav1.ListOptions) (L, error)
+	Watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
+}
+
+// waitNamed watches the object called name through client (a field selector: no other object's
+// events) until cond holds for it, for up to a minute. T is the object's type, *E.
+func waitNamed[E any, T interface {
+	*E
+	k8sruntime.Object
+}, L k8sruntime.Object](client listWatcher[L], name string, cond func(T) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rq := c.Kube.CoreV1().ResourceQuotas(ns)
 	sel := "metadata.name=" + name
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
 			o.FieldSelector = sel
-			return rq.List(ctx, o)
+			return client.List(ctx, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = sel
-			return rq.Watch(ctx, o)
+			return client.Watch(ctx, o)
 		},
 	}
-	if _, err := watchtools.UntilWithSync(ctx, lw, &corev1.ResourceQuota{}, nil, func(ev watch.Event) (bool, error) {
-		q, ok := ev.Object.(*corev1.ResourceQuota)
-		return ok && len(q.Status.Hard) > 0, nil
-	}); err != nil {
-		t.Fatalf("quota %s/%s has no status: %v", ns, name, err)
-	}
+	_, err := watchtools.UntilWithSync(ctx, lw, T(new(E)), nil, func(ev watch.Event) (bool, error) {
+		obj, ok := ev.Object.(T)
+		return ok && cond(obj), nil
+	})
+	return err
 }
 
 // serviceAccountKubeconfig makes a ServiceAccount bound to a Role with rules in ns and writes a

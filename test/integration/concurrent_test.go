@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,14 +18,12 @@ import (
 func TestConcurrentCreates(t *testing.T) {
 	createNamespace(t, "race-src", "one")
 	t.Setenv("PVBACKUP_LOCATION", "")
-	t.Setenv("PVBACKUP_PASSWORD", "") // each run has its own password file
-	dir := t.TempDir()
-	passwordFile := func(t *testing.T, i int) string {
-		p := filepath.Join(dir, fmt.Sprintf("pw-%d", i))
-		if err := os.WriteFile(p, []byte(fmt.Sprintf("password of run %d\n", i)), 0o600); err != nil {
-			t.Error(err)
-		}
-		return p
+	t.Setenv("PVBACKUP_PASSWORD", "") // the runs read a password file
+	// Written once, before any run: written by each run, one's truncation could meet the
+	// other's read ("password file ... is empty").
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("password of the location\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
@@ -51,7 +48,7 @@ func TestConcurrentCreates(t *testing.T) {
 					<-start
 					// One password: a second one on the same location is refused at its key
 					// (keys/location.age) before any name is claimed; the race here is the name's.
-					results[i] = run(t, "create", "same", "--to", url, "-n", "race-src", "--volumes", "none", "--password-file", passwordFile(t, 0))
+					results[i] = run(t, "create", "same", "--to", url, "-n", "race-src", "--volumes", "none", "--password-file", pw)
 				}()
 			}
 			close(start)
@@ -71,7 +68,7 @@ func TestConcurrentCreates(t *testing.T) {
 				t.Fatalf("the losing run does not say who has the name:\n%s", results[lost].err)
 			}
 			// The backup is the winner's throughout: its password opens it.
-			r := run(t, "restore", "same", "--from", url, "--password-file", passwordFile(t, 0), "--namespace-mapping", "race-src:race-dst-"+tc.name, "--dry-run")
+			r := run(t, "restore", "same", "--from", url, "--password-file", pw, "--namespace-mapping", "race-src:race-dst-"+tc.name, "--dry-run")
 			if r.code != 0 {
 				t.Fatalf("restore with the winner's password: exit %d\n%s%s", r.code, r.out, r.err)
 			}

@@ -68,10 +68,11 @@ func Fake(tb testing.TB) *Server {
 	return &Server{Endpoint: ts.URL, Bucket: bucket, AccessKey: "fake", SecretKey: "fakefakefake"}
 }
 
-// SeaweedFS returns the SeaweedFS server named by PVBACKUP_TEST_S3_ENDPOINT (started once by the
-// Makefile for a whole test run, with PVBACKUP_TEST_S3_ACCESS_KEY/SECRET_KEY), creating a fresh
-// bucket on it; without that variable it starts `weed mini` from the tools directory
-// (PVBACKUP_TOOLS, default .local/bin of the checkout) for this test only.
+// SeaweedFS returns the SeaweedFS server named by PVBACKUP_TEST_S3_ENDPOINT (started once for a
+// whole test run by hack/seaweedfs-env, which `make integration` runs, with
+// PVBACKUP_TEST_S3_ACCESS_KEY/SECRET_KEY), creating a fresh bucket on it; without that variable
+// it starts `weed mini` from the tools directory (PVBACKUP_TOOLS, default .local/bin of the
+// checkout) for this test only.
 func SeaweedFS(tb testing.TB) *Server {
 	tb.Helper()
 	if ep := os.Getenv("PVBACKUP_TEST_S3_ENDPOINT"); ep != "" {
