@@ -38,9 +38,16 @@ func TestBackupDebugTimings(t *testing.T) {
 			continue
 		}
 		all := strings.Join(res.Debug, "\n")
-		for _, want := range []string{"stat kopia.repository", "get kopia.blobcfg", "first byte", "connect"} {
+		for _, want := range []string{"stat kopia.repository", "get kopia.blobcfg", "first byte"} {
 			if !strings.Contains(all, want) {
 				t.Errorf("debug lines lack %q:\n%s", want, all)
+			}
+		}
+		// Each request says which connection it used: a new one (with its connect time) or one
+		// kept alive (whether the location check opened it before tracing began is timing).
+		for _, l := range res.Debug {
+			if strings.Contains(l, "first byte") && !strings.Contains(l, "new connect") && !strings.Contains(l, "reused idle") {
+				t.Errorf("a request without its connection: %s", l)
 			}
 		}
 		if len(res.Debug) > maxDebugLines+1 {
