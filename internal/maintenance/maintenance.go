@@ -72,6 +72,10 @@ type Deps struct {
 	// RepoPassword returns the password that opens a namespace's repository.
 	RepoPassword func(namespace string) (string, error)
 	Progress     progress.Reporter
+	// Clock, for simulations only (hack/bench-repo), runs the repositories on simulated time:
+	// Kopia's schedules and safety margins, and the blob times its index compaction and cleanups
+	// read (see repo.Clock). nil = the real clock.
+	Clock *repo.Clock
 }
 
 // Config is which repositories and how.
@@ -237,7 +241,7 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	if err != nil {
 		return err
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: ns, Password: pw})
+	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: ns, Password: pw, Clock: d.Clock})
 	if err != nil {
 		return err
 	}
@@ -356,7 +360,7 @@ func repoStatus(ctx context.Context, d Deps, st *RepoStatus) error {
 	if err != nil {
 		return err
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: st.Namespace, Password: pw})
+	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: st.Namespace, Password: pw, Clock: d.Clock})
 	if err != nil {
 		return err
 	}

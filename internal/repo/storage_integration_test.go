@@ -39,6 +39,20 @@ func TestSeaweedFS(t *testing.T) {
 			storageSuite(t, st2)
 		})
 	})
+	t.Run("Clock", func(t *testing.T) {
+		for _, direct := range []bool{true, false} {
+			loc, err := store.Open(ctx, srv.URL("clock"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loc.Close()
+			clockSuite(t, sub(t, loc), func(st *Storage) {
+				if direct && !st.UseS3PutObject(srv.Bucket, "clock/kopia/ns/") {
+					t.Fatal("an s3:// bucket did not give its S3 client")
+				}
+			})
+		}
+	})
 	t.Run("Kopia", func(t *testing.T) {
 		loc, err := store.Open(ctx, srv.URL("kopia-e2e"))
 		if err != nil {
