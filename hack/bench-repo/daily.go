@@ -66,7 +66,17 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 	}
 	fmt.Printf("daily mode: %d backup(s) a simulated day over %d days, each in a new repository session; quick maintenance (safety full) daily, full (safety full) every %d days\n", dc.perDay, days, dc.fullEvery)
 	fmt.Printf("open = what a mover does before its data moves (repo.Open over S3, no local cache), real time, median of %d\n", reps)
-	fmt.Printf("%-9s %-5s %-30s %8s %9s %16s  %s\n", "snapshots", "day", "state", "indexes", "open s", "open+previous s", "index blobs by kind")
+	// The machine is shared: a repository with one snapshot, opened in turn with the measured one,
+	// shows what the load of the moment does to an open (the ratio is the figure that counts).
+	ctl := s
+	ctl.Namespace, ctl.Clock = "control", nil
+	if err := os.MkdirAll(filepath.Join(work, "src-control"), 0o755); err != nil {
+		return err
+	}
+	if err := backupOnce(ctx, ctl, filepath.Join(work, "src-control"), 1); err != nil {
+		return err
+	}
+	fmt.Printf("%-9s %-5s %-30s %8s %9s %16s %10s %7s  %s\n", "snapshots", "day", "state", "indexes", "open s", "open+previous s", "control s", "ratio", "index blobs by kind")
 	start := time.Now()
 	var spent struct{ backup, quick, full, measure time.Duration }
 	timed := func(acc *time.Duration, f func() error) error {
@@ -77,7 +87,7 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 	}
 	report := func(n, day int, label string) error {
 		return timed(&spent.measure, func() error {
-			m, err := measure(ctx, s, d.Location, ns, reps)
+			m, c, err := measureWithControl(ctx, s, ctl, d.Location, reps)
 			if err != nil {
 				return err
 			}
@@ -85,7 +95,8 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%-9d %-5d %-30s %8d %9.3f %16.3f  %s\n", n, day, label, m.indexBlobs, m.open.Seconds(), m.find.Seconds(), kinds)
+			fmt.Printf("%-9d %-5d %-30s %8d %9.3f %16.3f %10.3f %7.2f  %s\n", n, day, label, m.indexBlobs, m.open.Seconds(), m.find.Seconds(),
+				c.open.Seconds(), m.open.Seconds()/c.open.Seconds(), kinds)
 			return nil
 		})
 	}
@@ -128,6 +139,31 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 		time.Since(start).Seconds(), spent.backup.Seconds(), spent.quick.Seconds(), spent.full.Seconds(), spent.measure.Seconds(),
 		t0.Format(time.DateOnly), clock.Now().Format(time.DateOnly))
 	return nil
+}
+
+// measureWithControl measures s and the control repository in turn, reps times each.
+func measureWithControl(ctx context.Context, s, ctl mover.Settings, loc *store.Location, reps int) (state, state, error) {
+	var ms, cs []state
+	for range reps {
+		m, err := measure(ctx, s, loc, s.Namespace, 1)
+		if err != nil {
+			return m, m, err
+		}
+		c, err := measure(ctx, ctl, loc, ctl.Namespace, 1)
+		if err != nil {
+			return m, c, err
+		}
+		ms, cs = append(ms, m), append(cs, c)
+	}
+	return medianState(ms), medianState(cs), nil
+}
+
+func medianState(st []state) state {
+	var opens, finds []time.Duration
+	for _, m := range st {
+		opens, finds = append(opens, m.open), append(finds, m.find)
+	}
+	return state{indexBlobs: st[0].indexBlobs, open: median(opens), find: median(finds)}
 }
 
 // advanceTo moves the clock forward to t (never back).

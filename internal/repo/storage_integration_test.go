@@ -40,16 +40,18 @@ func TestSeaweedFS(t *testing.T) {
 		})
 	})
 	t.Run("Clock", func(t *testing.T) {
-		for _, direct := range []bool{true, false} {
-			loc, err := store.Open(ctx, srv.URL("clock"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer loc.Close()
-			clockSuite(t, sub(t, loc), func(st *Storage) {
-				if direct && !st.UseS3PutObject(srv.Bucket, "clock/kopia/ns/") {
-					t.Fatal("an s3:// bucket did not give its S3 client")
+		for name, direct := range map[string]bool{"PutObject": true, "GocloudWriter": false} {
+			t.Run(name, func(t *testing.T) {
+				loc, err := store.Open(ctx, srv.URL("clock-"+name))
+				if err != nil {
+					t.Fatal(err)
 				}
+				defer loc.Close()
+				clockSuite(t, sub(t, loc), func(st *Storage) {
+					if direct && !st.UseS3PutObject(srv.Bucket, "clock-"+name+"/kopia/ns/") {
+						t.Fatal("an s3:// bucket did not give its S3 client")
+					}
+				})
 			})
 		}
 	})
