@@ -307,7 +307,8 @@ func cycle(ctx context.Context, dr kopiarepo.DirectRepository, km kmaint.Mode, s
 }
 
 // nextSecond waits until the wall clock is in a later second than now (with a margin): Kopia
-// compares index times in whole seconds. There is nothing to watch but the clock.
+// compares index times in whole seconds. There is nothing to watch but the clock. A simulated
+// clock (Deps.Clock) flows with the real one, so the wait is the same under simulation.
 func nextSecond(ctx context.Context) error {
 	t := time.NewTimer(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
 	defer t.Stop()
