@@ -25,6 +25,7 @@ import (
 type dailyConfig struct {
 	perDay    int // backups a day, spread evenly over it
 	fullEvery int // days between full maintenance runs
+	noMaint   bool // no maintenance at all: a location that only ever sees create
 }
 
 // gap is the simulated time between a day's steps (backup, quick, full maintenance).
@@ -64,7 +65,11 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
 	}
-	fmt.Printf("daily mode: %d backup(s) a simulated day over %d days, each in a new repository session; quick maintenance (safety full) daily, full (safety full) every %d days\n", dc.perDay, days, dc.fullEvery)
+	maint := fmt.Sprintf("quick maintenance (safety full) daily, full (safety full) every %d days", dc.fullEvery)
+	if dc.noMaint {
+		maint = "no maintenance at all"
+	}
+	fmt.Printf("daily mode: %d backup(s) a simulated day over %d days, each in a new repository session; %s\n", dc.perDay, days, maint)
 	fmt.Printf("open = what a mover does before its data moves (repo.Open over S3, no local cache), real time, median of %d\n", reps)
 	// The machine is shared: a repository with one snapshot, opened in turn with the measured one,
 	// shows what the load of the moment does to an open (the ratio is the figure that counts).
@@ -108,11 +113,19 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 			if err := timed(&spent.backup, func() error { return backupOnce(ctx, s, src, n) }); err != nil {
 				return err
 			}
-			if slices.Contains(points, n) {
+			if slices.Contains(points, n) && !dc.noMaint {
 				if err := report(n, day, "after the backup"); err != nil {
 					return err
 				}
 			}
+		}
+		if dc.noMaint {
+			if slices.Contains(points, n) || day == days {
+				if err := report(n, day, "no maintenance ever"); err != nil {
+					return err
+				}
+			}
+			continue
 		}
 		clock.Advance(gap)
 		if err := timed(&spent.quick, func() error { return maintain(ctx, d, ns, maintenance.Quick, maintenance.SafetyFull) }); err != nil {

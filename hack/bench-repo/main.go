@@ -48,6 +48,7 @@ func main() {
 	var dc dailyConfig
 	flag.IntVar(&dc.perDay, "per-day", 1, "daily mode: backups per simulated day (24 = hourly CI)")
 	flag.IntVar(&dc.fullEvery, "full-every", 7, "daily mode: full maintenance every this many days")
+	flag.BoolVar(&dc.noMaint, "no-maintenance", false, "daily mode: never run maintenance (a location that only sees create)")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile)
