@@ -119,6 +119,9 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 				}
 			}
 		}
+		if day%50 == 0 {
+			fmt.Fprintf(os.Stderr, "bench-repo: day %d, %d snapshots, %.0fs\n", day, n, time.Since(start).Seconds())
+		}
 		if dc.noMaint {
 			if slices.Contains(points, n) || day == days {
 				if err := report(n, day, "no maintenance ever"); err != nil {
@@ -143,9 +146,6 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 			if err := report(n, day, label); err != nil {
 				return err
 			}
-		}
-		if day%50 == 0 {
-			fmt.Fprintf(os.Stderr, "bench-repo: day %d, %d snapshots, %.0fs\n", day, n, time.Since(start).Seconds())
 		}
 	}
 	fmt.Printf("run: %.0fs (backups %.0fs, quick maintenance %.0fs, full %.0fs, measures %.0fs); simulated %s → %s\n",
