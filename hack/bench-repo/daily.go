@@ -23,8 +23,8 @@ import (
 
 // dailyConfig is the user simulated by --mode daily.
 type dailyConfig struct {
-	perDay    int // backups a day, spread evenly over it
-	fullEvery int // days between full maintenance runs
+	perDay    int  // backups a day, spread evenly over it
+	fullEvery int  // days between full maintenance runs
 	noMaint   bool // no maintenance at all: a location that only ever sees create
 }
 
