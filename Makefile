@@ -91,7 +91,7 @@ bench-files: build ## cp vs kopia snapshot restore of the same snapshot, and an 
 	hack/tools.sh kopia
 	$(GO) run ./hack/bench --suite files --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed '' --work .local/bench $(BENCH_ARGS)
 
-bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 snapshots in it, before and after maintenance (SeaweedFS)
+bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 daily snapshots in it (simulated days with daily maintenance, ~30 min; BENCH_REPO_ARGS=--mode=burst: all within minutes) (SeaweedFS)
 	hack/tools.sh seaweedfs
 	$(GO) run ./hack/bench-repo --weed .local/bin/weed --work .local/bench-repo $(BENCH_REPO_ARGS)
 

@@ -1,7 +1,14 @@
 // Command bench-repo measures what every mover pays before moving data — opening the namespace's
 // repository and finding the volume's previous snapshot — with 1, 100 and 1,000 snapshots in the
-// repository, before and after Kopia's maintenance (internal/maintenance: quick with full safety,
-// as `repo maintain` runs by default, then full with safety none), on SeaweedFS. `make bench-repo`.
+// repository, on SeaweedFS. `make bench-repo`.
+//
+// --mode daily (the default) is what a user sees: day after day on a simulated clock (repo.Clock),
+// a backup in a new repository session (as each mover opens one), then quick maintenance
+// (safety full) as `prune`/`repo maintain` from a daily CI job, full maintenance once a week.
+// Kopia closes and compacts index epochs only when their blobs span 24 h, so only simulated days
+// show its compaction. --mode burst makes the snapshots within minutes through one open
+// repository and then runs quick (safety full) and full (safety none) maintenance: the worst case,
+// every index blob in one open epoch.
 //
 //	go run ./hack/bench-repo --weed .local/bin/weed --work .local/bench-repo
 package main
@@ -36,7 +43,12 @@ func main() {
 	work := flag.String("work", ".local/bench-repo", "work directory (emptied)")
 	counts := flag.String("counts", "1,100,1000", "snapshots in each repository")
 	reps := flag.Int("reps", 5, "opens measured per state; the median is reported")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of the measured opens to this file")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	mode := flag.String("mode", "daily", "daily (simulated days, maintenance every day) or burst (all snapshots within minutes)")
+	var dc dailyConfig
+	flag.IntVar(&dc.perDay, "per-day", 1, "daily mode: backups per simulated day (24 = hourly CI)")
+	flag.IntVar(&dc.fullEvery, "full-every", 7, "daily mode: full maintenance every this many days")
+	flag.BoolVar(&dc.noMaint, "no-maintenance", false, "daily mode: never run maintenance (a location that only sees create)")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -49,7 +61,16 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*weed, *work, *counts, *reps); err != nil {
+	run := func() error { return runBurst(*weed, *work, *counts, *reps) }
+	switch *mode {
+	case "daily":
+		run = func() error { return runDaily(*weed, *work, *counts, *reps, dc) }
+	case "burst":
+	default:
+		fmt.Fprintf(os.Stderr, "bench-repo: --mode=%q: use daily or burst\n", *mode)
+		os.Exit(2)
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-repo:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -62,28 +83,49 @@ type state struct {
 	open, find time.Duration // medians: open+close, and open+previous snapshot+close
 }
 
-func run(weed, work, counts string, reps int) error {
+// startS3 empties work and starts SeaweedFS in it; the location URL is returned.
+func startS3(weed, work string) (string, func(), error) {
 	_ = os.RemoveAll(work)
 	if err := os.MkdirAll(filepath.Join(work, "weed"), 0o755); err != nil {
-		return err
+		return "", nil, err
 	}
 	srv, stop, err := s3server.StartSeaweedFS(weed, filepath.Join(work, "weed"))
+	if err != nil {
+		return "", nil, err
+	}
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey, "AWS_REGION": "us-east-1"} {
+		os.Setenv(k, v)
+	}
+	fmt.Printf("SeaweedFS %s\n", srv.Endpoint)
+	return srv.URL("bench-repo"), stop, nil
+}
+
+func parseCounts(counts string) ([]int, error) {
+	var out []int
+	for _, c := range strings.Split(counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--counts: %q is not a positive number", c)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runBurst(weed, work, counts string, reps int) error {
+	ns, err := parseCounts(counts)
+	if err != nil {
+		return err
+	}
+	loc, stop, err := startS3(weed, work)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey, "AWS_REGION": "us-east-1"} {
-		os.Setenv(k, v)
-	}
 	ctx := context.Background()
-	loc := srv.URL("bench-repo")
-	fmt.Printf("SeaweedFS %s; open = what a mover does before its data moves (repo.Open over S3, no local cache), median of %d\n", srv.Endpoint, reps)
+	fmt.Printf("burst mode; open = what a mover does before its data moves (repo.Open over S3, no local cache), median of %d\n", reps)
 	fmt.Printf("%-10s %-34s %8s %9s %20s\n", "snapshots", "state", "indexes", "open s", "open+previous s")
-	for _, c := range strings.Split(counts, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 1 {
-			return fmt.Errorf("--counts: %q is not a positive number", c)
-		}
+	for _, n := range ns {
 		ns := fmt.Sprintf("open-%d", n)
 		s := mover.Settings{Location: loc, Namespace: ns, Password: password, CacheDir: work}
 		took, err := fill(ctx, s, filepath.Join(work, "src-"+ns), n)

@@ -72,6 +72,10 @@ type Deps struct {
 	// RepoPassword returns the password that opens a namespace's repository.
 	RepoPassword func(namespace string) (string, error)
 	Progress     progress.Reporter
+	// Clock, for simulations only (hack/bench-repo), runs the repositories on simulated time:
+	// Kopia's schedules and safety margins, and the blob times its index compaction and cleanups
+	// read (see repo.Clock). nil = the real clock.
+	Clock *repo.Clock
 }
 
 // Config is which repositories and how.
@@ -237,7 +241,7 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	if err != nil {
 		return err
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: ns, Password: pw})
+	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: ns, Password: pw, Clock: d.Clock})
 	if err != nil {
 		return err
 	}
@@ -303,7 +307,8 @@ func cycle(ctx context.Context, dr kopiarepo.DirectRepository, km kmaint.Mode, s
 }
 
 // nextSecond waits until the wall clock is in a later second than now (with a margin): Kopia
-// compares index times in whole seconds. There is nothing to watch but the clock.
+// compares index times in whole seconds. There is nothing to watch but the clock. A simulated
+// clock (Deps.Clock) flows with the real one, so the wait is the same under simulation.
 func nextSecond(ctx context.Context) error {
 	t := time.NewTimer(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
 	defer t.Stop()
@@ -356,7 +361,7 @@ func repoStatus(ctx context.Context, d Deps, st *RepoStatus) error {
 	if err != nil {
 		return err
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: st.Namespace, Password: pw})
+	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: st.Namespace, Password: pw, Clock: d.Clock})
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ type Settings struct {
 	// Debug keeps the storage calls' timings (HTTP level) in the Result: those of opening the
 	// repository and any slower than DebugSlowCall.
 	Debug bool
+	// Clock, for simulations only (hack/bench-repo), runs the repository on simulated time (see
+	// repo.Clock). Not part of the mover's contract: a mover pod always runs on the real clock.
+	Clock *repo.Clock
 }
 
 // DebugSlowCall is how slow a storage call after the open must be to be listed in Result.Debug.
@@ -56,6 +59,7 @@ func openRepoTraced(ctx context.Context, s Settings, create bool, trace *repo.Tr
 		Create:      create,
 		Compression: s.Compression,
 		Trace:       trace,
+		Clock:       s.Clock,
 	}
 	if bucketURL, locPrefix, err := store.Parse(s.Location); err == nil {
 		if u, err := url.Parse(bucketURL); err == nil && u.Scheme == "s3" {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kopia/kopia/repo"
 	kblob "github.com/kopia/kopia/repo/blob"
@@ -75,6 +76,9 @@ type Config struct {
 	S3Bucket, S3KeyPrefix string
 	// Trace, when set, records every storage call with its HTTP timings (mover debug).
 	Trace *Tracer
+	// Clock, for simulations only, replaces the real clock for Kopia and for the timestamps of
+	// the blobs this process writes (see Clock). nil = the real clock.
+	Clock *Clock
 }
 
 // Repository is an open Kopia repository in a bucket.
@@ -113,6 +117,11 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	}
 	if cfg.Trace != nil {
 		st.Trace(cfg.Trace)
+	}
+	var now func() time.Time // nil: Kopia's clock
+	if cfg.Clock != nil {
+		st.SimulateTime(cfg.Clock)
+		now = cfg.Clock.Now
 	}
 	dir, err := os.MkdirTemp(cfg.CacheDir, "pvbackup-kopia-")
 	if err != nil {
@@ -160,6 +169,7 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	r, err := repo.Open(ctx, configFile, cfg.Password, &repo.Options{
 		// Kopia's default exits the process; a mover must write its result first.
 		OnFatalError: func(error) {},
+		TimeNowFunc:  now,
 	})
 	if err != nil {
 		return nil, classify(err, display)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -50,6 +51,7 @@ type Storage struct {
 	s3       *s3Direct     // set for s3:// buckets: puts bypass gocloud's buffering writer
 	trace    *Tracer       // nil unless the storage calls are traced (mover debug)
 	packs    *packCache    // metadata packs read whole once, shared like uploaded
+	clock    *Clock        // nil unless time is simulated (see Clock)
 }
 
 // s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
@@ -97,7 +99,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs}, nil
+		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, clock: s.clock}, nil
 	})
 }
 
@@ -125,6 +127,33 @@ func (s *Storage) Trace(t *Tracer) {
 		r.trace = t
 	}
 	registryMu.Unlock()
+}
+
+// SimulateTime makes this storage (and every storage Kopia rebuilds from its connection info)
+// report the blobs it writes with c's simulated time (see Clock).
+func (s *Storage) SimulateTime(c *Clock) {
+	s.clock = c
+	registryMu.Lock()
+	if r := registry[s.opts.Handle]; r != nil {
+		r.clock = c
+	}
+	registryMu.Unlock()
+}
+
+// stamp is the timestamp Kopia sees for blob id whose bucket time is real.
+func (s *Storage) stamp(id kblob.ID, real time.Time) time.Time {
+	if s.clock == nil {
+		return real
+	}
+	return s.clock.timestamp(s.opts.Display, id, real)
+}
+
+// written records a successful put: its bytes, and its simulated time.
+func (s *Storage) written(id kblob.ID, n int) {
+	s.uploaded.Add(int64(n))
+	if s.clock != nil {
+		s.clock.wrote(s.opts.Display, id)
+	}
 }
 
 // UploadedBytes is the number of bytes written through this storage (and every storage Kopia
@@ -201,7 +230,7 @@ func (s *Storage) GetMetadata(ctx context.Context, id kblob.ID) (m kblob.Metadat
 		if err != nil {
 			return s.translate("stat", id, err)
 		}
-		m = kblob.Metadata{BlobID: id, Length: a.Size, Timestamp: a.ModTime}
+		m = kblob.Metadata{BlobID: id, Length: a.Size, Timestamp: s.stamp(id, a.ModTime)}
 		return nil
 	})
 	return m, err
@@ -241,13 +270,13 @@ func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	if err := w.Close(); err != nil {
 		return s.translate("put", id, err)
 	}
-	s.uploaded.Add(int64(data.Length()))
+	s.written(id, data.Length())
 	if opts.GetModTime != nil {
 		a, err := s.bucket.Attributes(ctx, string(id))
 		if err != nil {
 			return s.translate("stat after put", id, err)
 		}
-		*opts.GetModTime = a.ModTime
+		*opts.GetModTime = s.stamp(id, a.ModTime)
 	}
 	return nil
 }
@@ -275,13 +304,13 @@ func (s *Storage) putS3(ctx context.Context, id kblob.ID, data kblob.Bytes, opts
 		}
 		return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, err)
 	}
-	s.uploaded.Add(int64(data.Length()))
+	s.written(id, data.Length())
 	if opts.GetModTime != nil {
 		a, err := s.bucket.Attributes(ctx, string(id))
 		if err != nil {
 			return s.translate("stat after put", id, err)
 		}
-		*opts.GetModTime = a.ModTime
+		*opts.GetModTime = s.stamp(id, a.ModTime)
 	}
 	return nil
 }
@@ -295,6 +324,9 @@ func (s *Storage) deleteBlob(ctx context.Context, id kblob.ID) error {
 	err := s.bucket.Delete(ctx, string(id))
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return s.translate("delete", id, err)
+	}
+	if s.clock != nil {
+		s.clock.deleted(s.opts.Display, id)
 	}
 	return nil
 }
@@ -317,7 +349,7 @@ func (s *Storage) listBlobs(ctx context.Context, prefix kblob.ID, cb func(kblob.
 		if obj.IsDir {
 			continue
 		}
-		if err := cb(kblob.Metadata{BlobID: kblob.ID(obj.Key), Length: obj.Size, Timestamp: obj.ModTime}); err != nil {
+		if err := cb(kblob.Metadata{BlobID: kblob.ID(obj.Key), Length: obj.Size, Timestamp: s.stamp(kblob.ID(obj.Key), obj.ModTime)}); err != nil {
 			return err
 		}
 	}

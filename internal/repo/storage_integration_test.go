@@ -39,6 +39,22 @@ func TestSeaweedFS(t *testing.T) {
 			storageSuite(t, st2)
 		})
 	})
+	t.Run("Clock", func(t *testing.T) {
+		for name, direct := range map[string]bool{"PutObject": true, "GocloudWriter": false} {
+			t.Run(name, func(t *testing.T) {
+				loc, err := store.Open(ctx, srv.URL("clock-"+name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer loc.Close()
+				clockSuite(t, sub(t, loc), func(st *Storage) {
+					if direct && !st.UseS3PutObject(srv.Bucket, "clock-"+name+"/kopia/ns/") {
+						t.Fatal("an s3:// bucket did not give its S3 client")
+					}
+				})
+			})
+		}
+	})
 	t.Run("Kopia", func(t *testing.T) {
 		loc, err := store.Open(ctx, srv.URL("kopia-e2e"))
 		if err != nil {
