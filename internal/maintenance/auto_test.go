@@ -2,17 +2,13 @@ package maintenance
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // TestAuto: create's maintenance runs a repository's quick cycle when Kopia's schedule says it is
@@ -20,20 +16,7 @@ import (
 // location's lease (it says who, and does not wait).
 func TestAuto(t *testing.T) {
 	ctx := context.Background()
-	url := "file://" + t.TempDir()
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mover.RunBackup(ctx, mover.Settings{Location: url, Namespace: "shop", Password: "pw", CacheDir: t.TempDir()}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {}); err != nil {
-		t.Fatal(err)
-	}
-	loc, err := store.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loc.Close()
-	d := Deps{Location: loc, URL: url, RepoPassword: func(string) (string, error) { return "pw", nil }}
+	d, loc := backedUp(t, "shop")
 
 	held, err := lease.Acquire(ctx, loc, "prune", time.Minute)
 	if err != nil {

@@ -20,22 +20,7 @@ import (
 // and status then shows when; a second run while the lease is held fails naming the holder.
 func TestStatusAndMaintain(t *testing.T) {
 	ctx := context.Background()
-	url := "file://" + t.TempDir()
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range []string{"team-a", "team-b"} {
-		if _, err := mover.RunBackup(ctx, mover.Settings{Location: url, Namespace: ns, Password: "pw", CacheDir: t.TempDir()}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	loc, err := store.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loc.Close()
-	d := Deps{Location: loc, URL: url, RepoPassword: func(string) (string, error) { return "pw", nil }}
+	d, loc := backedUp(t, "team-a", "team-b")
 
 	sts, err := Status(ctx, d, selection.NamespaceFilter{Include: []string{"team-a"}}, true)
 	if err != nil {
@@ -75,4 +60,27 @@ func TestParseSafety(t *testing.T) {
 			t.Errorf("ParseSafety(%q) = %v; want %q", in, err, want)
 		}
 	}
+}
+
+// backedUp is a file:// location with one backup of a one-file volume in each namespace's
+// repository (password "pw"), and the Deps that maintain it.
+func backedUp(t *testing.T, namespaces ...string) (Deps, *store.Location) {
+	t.Helper()
+	ctx := context.Background()
+	url := "file://" + t.TempDir()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range namespaces {
+		if _, err := mover.RunBackup(ctx, mover.Settings{Location: url, Namespace: ns, Password: "pw", CacheDir: t.TempDir()}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loc, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { loc.Close() })
+	return Deps{Location: loc, URL: url, RepoPassword: func(string) (string, error) { return "pw", nil }}, loc
 }
