@@ -460,34 +460,10 @@ func (c *Cluster) waitLease(t *testing.T, what string, timeout time.Duration, co
 	if timeout <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	leases := c.Kube.CoordinationV1().Leases("kube-system")
-	sel := "metadata.name=" + doctor.ControllerLease
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
-			o.FieldSelector = sel
-			return leases.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return leases.Watch(ctx, o)
-		},
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &coordv1.Lease{}, func(st cache.Store) (bool, error) {
-		for _, o := range st.List() {
-			if cond(o.(*coordv1.Lease)) {
-				return true, nil
-			}
-		}
-		return false, nil
-	}, func(ev watch.Event) (bool, error) {
-		l, ok := ev.Object.(*coordv1.Lease)
-		return ok && cond(l), nil
-	})
+	err := waitNamed(c.Kube.CoordinationV1().Leases("kube-system"), doctor.ControllerLease, timeout, cond)
 	switch {
 	case err == nil:
-	case what == "released or expired" && errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case what == "released or expired" && (wait.Interrupted(err) || errors.Is(err, context.DeadlineExceeded)):
 		t.Logf("the Lease was not released: it expired")
 	default:
 		t.Fatalf("the snapshot controller's Lease was not %s within %s: %v", what, timeout, err)
@@ -621,7 +597,7 @@ func (c *Cluster) labelNamespace(t *testing.T, ns string, labels map[string]stri
 // waitBound waits until PVC ns/name is Bound (the test class binds at once, without a consumer).
 func (c *Cluster) waitBound(t *testing.T, ns, name string) {
 	t.Helper()
-	if err := waitNamed(c.Kube.CoreV1().PersistentVolumeClaims(ns), name, func(p *corev1.PersistentVolumeClaim) bool {
+	if err := waitNamed(c.Kube.CoreV1().PersistentVolumeClaims(ns), name, time.Minute, func(p *corev1.PersistentVolumeClaim) bool {
 		return p.Status.Phase == corev1.ClaimBound
 	}); err != nil {
 		t.Fatalf("PVC %s/%s is not bound: %v", ns, name, err)
@@ -631,7 +607,7 @@ func (c *Cluster) waitBound(t *testing.T, ns, name string) {
 // waitQuotaStatus waits until the quota controller has computed the quota's status.
 func (c *Cluster) waitQuotaStatus(t *testing.T, ns, name string) {
 	t.Helper()
-	if err := waitNamed(c.Kube.CoreV1().ResourceQuotas(ns), name, func(q *corev1.ResourceQuota) bool {
+	if err := waitNamed(c.Kube.CoreV1().ResourceQuotas(ns), name, time.Minute, func(q *corev1.ResourceQuota) bool {
 		return len(q.Status.Hard) > 0
 	}); err != nil {
 		t.Fatalf("quota %s/%s has no status: %v", ns, name, err)
@@ -645,12 +621,13 @@ type listWatcher[L k8sruntime.Object] interface {
 }
 
 // waitNamed watches the object called name through client (a field selector: no other object's
-// events) until cond holds for it, for up to a minute. T is the object's type, *E.
+// events) until cond holds for it (the object as listed first counts), for up to timeout. T is the
+// object's type, *E.
 func waitNamed[E any, T interface {
 	*E
 	k8sruntime.Object
-}, L k8sruntime.Object](client listWatcher[L], name string, cond func(T) bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+}, L k8sruntime.Object](client listWatcher[L], name string, timeout time.Duration, cond func(T) bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	sel := "metadata.name=" + name
 	lw := &cache.ListWatch{
