@@ -23,12 +23,10 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
-// TestMain keeps key wrapping and archives cheap (scrypt 2^18 and 2^16 take seconds on a shared
-// test machine) and
-// lets a test run `repo change-password` in a child process (this test binary), to kill it.
+// TestMain keeps key wrapping cheap (the real Argon2id takes a good part of a second on a shared
+// test machine) and lets a test run `repo change-password` in a child process (this test binary), to kill it.
 func TestMain(m *testing.M) {
-	keyring.SetTestWorkFactor(10)
-	archive.SetTestWorkFactor(10)
+	keyring.SetTestCost()
 	if os.Getenv("PVBACKUP_TEST_CHILD") == "change-password" {
 		os.Exit(changePasswordChild())
 	}

@@ -391,7 +391,7 @@ func TestScheduling(t *testing.T) {
 // a new location has none yet), and each existing repository of a namespace in scope is opened
 // with that namespace's derived key, never with the password.
 func TestLocation(t *testing.T) {
-	keyring.SetTestWorkFactor(10)
+	keyring.SetTestCost()
 	ctx := context.Background()
 	dir := t.TempDir()
 	loc, err := store.Open(ctx, "file://"+dir)

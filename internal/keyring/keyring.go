@@ -2,7 +2,8 @@
 // directly: it unwraps a random 256-bit location key stored in the bucket, and every secret the
 // plugin uses is derived from that key on the user's machine:
 //
-//	keys/location.age       the location key, encrypted with age (scrypt) under the password
+//	keys/location.age       the location key, encrypted with age under the password (Argon2id;
+//	                        scrypt in key files written before, which still open)
 //	keys/location.next.age  only while `repo change-password` runs: the same key under the new password
 //
 //	RepoPassword(ns) = HKDF-SHA256(location key, info "kubectl-pvbackup/kopia/<ns>")  (Kopia's password of kopia/<ns>/)
@@ -41,20 +42,9 @@ const (
 // Scheme names how secrets are derived; backup.json records it (with its format version).
 const Scheme = "location-key/hkdf-sha256"
 
-// WorkFactor is the scrypt cost (log2 N) of the wrapping. The password now guards only this one
-// object, read once per command, so it can afford more than the 2^16 Kopia and the old archives
-// used: 2^18 is age's default for passphrases (256 MiB of memory; about 1 s on an idle core).
-const WorkFactor = 18
-
-// workFactor is WorkFactor; tests lower it (the shared test machine takes seconds per unwrap).
-var workFactor = WorkFactor
-
-// SetTestWorkFactor makes keys wrapped from now on cheap to unwrap. For tests only: a key file
-// made so is as readable as any, but its password is easier to guess.
-func SetTestWorkFactor(logN int) { workFactor = logN }
-
-// MaxWorkFactor caps the cost accepted on read: a bucket writer could raise the factor in the
-// header to make every command spend minutes and gigabytes before failing.
+// MaxWorkFactor caps the scrypt cost accepted on read of a key file written before Argon2id
+// (age's scrypt stanza, 2^18): a bucket writer could raise the factor in the header to make every
+// command spend minutes and gigabytes before failing.
 const MaxWorkFactor = 20
 
 // maxKeyFile bounds what is read of a key object (a real one is ~250 bytes).
@@ -191,11 +181,7 @@ func unwrapFile(ctx context.Context, loc *store.Location, file, password string)
 }
 
 func wrap(key []byte, password string) ([]byte, error) {
-	r, err := age.NewScryptRecipient(password)
-	if err != nil {
-		return nil, err
-	}
-	r.SetWorkFactor(workFactor)
+	r := &argon2Recipient{password: []byte(password), cost: cost}
 	var buf bytes.Buffer
 	w, err := age.Encrypt(&buf, r)
 	if err != nil {
@@ -211,15 +197,19 @@ func wrap(key []byte, password string) ([]byte, error) {
 }
 
 func unwrap(data []byte, password string) ([]byte, error) {
-	id, err := age.NewScryptIdentity(password)
+	old, err := age.NewScryptIdentity(password)
 	if err != nil {
 		return nil, err
 	}
-	id.SetMaxWorkFactor(MaxWorkFactor)
-	r, err := age.Decrypt(bytes.NewReader(data), id)
+	old.SetMaxWorkFactor(MaxWorkFactor)
+	id := &argon2Identity{password: []byte(password)}
+	r, err := age.Decrypt(bytes.NewReader(data), id, old)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
+			if t := id.unknown(); t != "" {
+				return nil, fmt.Errorf("wrapped with %q, which this kubectl-pvbackup does not know (written by a newer one? upgrade the plugin)", t)
+			}
 			return nil, ErrWrongPassword
 		}
 		return nil, err

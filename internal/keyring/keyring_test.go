@@ -15,16 +15,12 @@ import (
 
 	"gocloud.dev/blob/memblob"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
 
 func TestMain(m *testing.M) {
-	workFactor = 10 // TestDerivationCost measures the real one
-	// TestMoverSecretOpensOnlyItsNamespace tries every Secret value on an archive: the real
-	// factor is internal/archive's to test.
-	archive.SetTestWorkFactor(10)
+	SetTestCost() // TestDerivationCost measures the real one
 	os.Exit(m.Run())
 }
 
@@ -157,29 +153,39 @@ func TestOldFormat(t *testing.T) {
 	}
 }
 
-// TestHostileKeyFile: a bucket writer cannot make a command spend minutes in scrypt, nor
-// feed it an oversized or damaged key.
+// TestHostileKeyFile: a bucket writer cannot make a command spend minutes deriving a key (in
+// the Argon2id stanza, or the scrypt one of older key files), nor feed it an oversized or
+// damaged key.
 func TestHostileKeyFile(t *testing.T) {
 	ctx := context.Background()
 	good, err := wrap(make([]byte, keyLen), "pw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A bucket writer raises the work factor in the header (the header's MAC is checked only
-	// after scrypt ran: the cap must stop it before).
-	expensive := func() []byte {
-		stanza := fmt.Sprintf(" %d\n", workFactor)
-		i := bytes.Index(good, []byte(stanza))
-		if i < 0 {
-			t.Fatalf("no %q in the header", stanza)
-		}
-		return append(append(append([]byte{}, good[:i]...), fmt.Sprintf(" %d\n", MaxWorkFactor+2)...), good[i+len(stanza):]...)
+	old, err := os.ReadFile("../../testdata/keyring/location-scrypt.age")
+	if err != nil {
+		t.Fatal(err)
 	}
+	// The header's MAC is checked only after the derivation ran: the cap must stop it before.
+	tamper := func(data []byte, from, to string) []byte {
+		if !bytes.Contains(data, []byte(from)) {
+			t.Fatalf("no %q in the header:\n%.120s", from, data)
+		}
+		return bytes.Replace(data, []byte(from), []byte(to), 1)
+	}
+	argon := fmt.Sprintf(" %d %d %d\n", cost.Time, cost.Memory, cost.Threads)
 	for _, tc := range []struct {
 		name, want string
 		data       []byte
 	}{
-		{"work factor 22", "work factor", expensive()},
+		{"argon2id 4 GiB", "above what kubectl-pvbackup writes", tamper(good, argon, " 1 4194304 1\n")},
+		{"argon2id 100 passes", "above what kubectl-pvbackup writes", tamper(good, argon, " 100 64 1\n")},
+		{"argon2id 16 passes of 1 GiB", "above what kubectl-pvbackup writes", tamper(good, argon, " 16 1048576 4\n")},
+		{"argon2id 64 lanes", "above what kubectl-pvbackup writes", tamper(good, argon, " 1 1024 64\n")},
+		{"argon2id zero passes", "invalid argon2id cost", tamper(good, argon, " 0 64 1\n")},
+		{"argon2id padded number", "invalid argon2id cost", tamper(good, argon, " 01 64 1\n")},
+		{"scrypt work factor 22", "work factor", tamper(old, " 10\n", " 22\n")},
+		{"unknown wrapping", "which this kubectl-pvbackup does not know", tamper(good, "-> "+argon2Type+" ", "-> future-kdf ")},
 		{"huge", "larger than", bytes.Repeat([]byte("x"), maxKeyFile+1)},
 		{"not age", "damaged", []byte("hello")},
 		{"truncated", "damaged", good[:len(good)-10]},
@@ -198,6 +204,48 @@ func TestHostileKeyFile(t *testing.T) {
 				t.Errorf("took %s", d)
 			}
 		})
+	}
+}
+
+// TestScryptKeyFile: a location made before Argon2id (its key file wrapped with age's scrypt)
+// still opens, to the same keys, and a password change rewraps it with Argon2id.
+func TestScryptKeyFile(t *testing.T) {
+	ctx := context.Background()
+	old, err := os.ReadFile("../../testdata/keyring/location-scrypt.age")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := memLocation(t)
+	if err := loc.Bucket().WriteAll(ctx, KeyFile, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, loc, "wrong"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	k, err := Open(ctx, loc, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The golden file holds the key 00 01 … 1f.
+	want := &Keyring{key: make([]byte, keyLen)}
+	for i := range want.key {
+		want.key[i] = byte(i)
+	}
+	if k.RepoPassword("shop") != want.RepoPassword("shop") || k.ArchiveKey() != want.ArchiveKey() {
+		t.Fatal("the scrypt key file opened to another key")
+	}
+	if _, err := ChangePassword(ctx, loc, "pw", "pw2", ChangeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := loc.Bucket().ReadAll(ctx, KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("\n-> "+argon2Type+" ")) || bytes.Contains(data, []byte("-> scrypt")) {
+		t.Fatalf("after the password change the key file is not wrapped with Argon2id:\n%.120s", data)
+	}
+	if k2, err := Open(ctx, loc, "pw2"); err != nil || k2.ArchiveKey() != want.ArchiveKey() {
+		t.Fatalf("after the change: %v", err)
 	}
 }
 
@@ -289,8 +337,8 @@ func TestChangePasswordCrash(t *testing.T) {
 // TestDerivationCost measures what each command pays for its keys (reported, not asserted
 // beyond a loose bound: the machine is shared).
 func TestDerivationCost(t *testing.T) {
-	workFactor = WorkFactor
-	defer func() { workFactor = 10 }()
+	cost = DefaultCost
+	defer SetTestCost()
 	ctx := context.Background()
 	loc := memLocation(t)
 	start := time.Now()
@@ -315,7 +363,7 @@ func TestDerivationCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("first use (make + wrap + read back): %s; open (unwrap, scrypt 2^%d): %s; one HKDF derivation: %s; change-password: %.2fs", create, WorkFactor, open, derive, res.Seconds)
+	t.Logf("first use (make + wrap + read back): %s; open (unwrap, %s): %s; one HKDF derivation: %s; change-password: %.2fs", create, DefaultCost, open, derive, res.Seconds)
 	if open > 20*time.Second {
 		t.Errorf("open took %s", open)
 	}

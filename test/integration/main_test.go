@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cli"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/controlplane"
@@ -29,11 +28,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// Every create and restore here unwraps a location key (scrypt 2^18) and writes or reads an
-	// archive (scrypt 2^16): seconds each on the shared test machine, and the suite runs dozens.
-	// internal/keyring and internal/archive test the real factors.
-	keyring.SetTestWorkFactor(10)
-	archive.SetTestWorkFactor(10)
+	// Every create and restore here unwraps a location key (Argon2id over 64 MiB): a good part
+	// of a second each on the shared test machine, and the suite runs dozens. internal/keyring
+	// tests the real cost.
+	keyring.SetTestCost()
 	dir, err := os.MkdirTemp("", "pvbackup-it-")
 	if err != nil {
 		panic(err)
