@@ -249,8 +249,13 @@ func TestCopyTreeEqualsOriginalAndResumes(t *testing.T) {
 		t.Errorf("result %+v, last progress %+v", res, last)
 	}
 	// A rerun skips complete files and rewrites one that was cut short; the part file an
-	// interrupted run left (here a symlink to a file outside) is replaced, never followed.
+	// interrupted run left (here a symlink to a file outside) is replaced, never followed. A new
+	// file is written under its own name, its time set last: one a killed run left with the
+	// right size but the time of its writing is not taken as complete either.
 	if err := os.Truncate(filepath.Join(dest, "logs", "x.log"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dest, "a.txt"), []byte("ALPHA\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	outside := filepath.Join(t.TempDir(), "outside")
@@ -264,11 +269,14 @@ func TestCopyTreeEqualsOriginalAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Files != 1 || res.Skipped != 4 {
-		t.Errorf("rerun wrote %d and skipped %d files, want 1 and 4", res.Files, res.Skipped)
+	if res.Files != 2 || res.Skipped != 3 {
+		t.Errorf("rerun wrote %d and skipped %d files, want 2 and 3", res.Files, res.Skipped)
 	}
-	if got := tree(t, dest); got["logs/x.log"] != want["logs/x.log"] {
-		t.Errorf("resumed file %q, want %q", got["logs/x.log"], want["logs/x.log"])
+	got = tree(t, dest)
+	for _, k := range []string{"logs/x.log", "a.txt"} {
+		if got[k] != want[k] {
+			t.Errorf("resumed file %s: %q, want %q", k, got[k], want[k])
+		}
 	}
 	if b, err := os.ReadFile(outside); err != nil || string(b) != "keep" {
 		t.Errorf("the file a stale part symlink pointed at holds %q (%v), want it untouched", b, err)
