@@ -11,12 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -275,18 +275,7 @@ func (p *prober) cleanup(ctx context.Context, classes []string) (string, error) 
 }
 
 func (p *prober) waitGone(ctx context.Context) error {
-	nsc := p.d.Kube.CoreV1().Namespaces()
-	sel := "metadata.name=" + p.ns
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return nsc.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return nsc.Watch(ctx, o)
-		},
-	}
+	lw := kube.ListWatch(p.d.Kube.CoreV1().Namespaces(), p.d.Kube, kube.Named(p.ns))
 	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Namespace{}, func(s cache.Store) (bool, error) {
 		for _, o := range s.List() {
 			if o.(*corev1.Namespace).Name == p.ns {

@@ -26,12 +26,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	kubeclient "github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
 // AnnotationOriginal holds, on a stopped owner, what to put back: the replica count, or for a
@@ -413,13 +414,7 @@ func get(ctx context.Context, kube kubernetes.Interface, o Owner) (metav1.Object
 
 // WaitUnmounted waits until no running pod of ns mounts claim (the owners' pods are gone).
 func WaitUnmounted(ctx context.Context, kube kubernetes.Interface, ns, claim string) error {
-	podc := kube.CoreV1().Pods(ns)
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return podc.List(ctx, o) },
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return podc.Watch(ctx, o)
-		},
-	}, kube)
+	lw := kubeclient.ListWatch(kube.CoreV1().Pods(ns), kube, nil)
 	users := func(store cache.Store) []string {
 		var names []string
 		for _, x := range store.List() {

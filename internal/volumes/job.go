@@ -11,9 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	batchv1 "k8s.io/api/batch/v1"
 )
@@ -85,18 +84,7 @@ func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects
 // moverWait is the wait for the pods of mover Job j, following the events of the Job, its pods
 // and the claim they mount.
 func (e *engine) moverWait(t Task, j *batchv1.Job, claim string) waitSpec {
-	podc := e.d.Kube.CoreV1().Pods(t.Namespace)
-	sel := labels.SelectorFromSet(t.Labels()).String()
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = sel
-			return podc.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return podc.Watch(ctx, o)
-		},
-	}, e.d.Kube)
+	lw := kube.ListWatch(e.d.Kube.CoreV1().Pods(t.Namespace), e.d.Kube, kube.Labelled(t.Labels()))
 	return waitSpec{
 		Namespace: t.Namespace,
 		What:      fmt.Sprintf("mover Job %s/%s", t.Namespace, j.Name),

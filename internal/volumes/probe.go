@@ -7,13 +7,10 @@ import (
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
@@ -50,17 +47,7 @@ func (p *Prober) Mover(ctx context.Context, t Task, claim string) (*mover.Result
 // WaitBound waits until claim ns/name is Bound, failing at once on a terminal event of the claim
 // (ProvisioningFailed).
 func (p *Prober) WaitBound(ctx context.Context, ns, name string) (*corev1.PersistentVolumeClaim, error) {
-	pvcs := p.e.d.Kube.CoreV1().PersistentVolumeClaims(ns)
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return pvcs.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return pvcs.Watch(ctx, o)
-		},
-	}, p.e.d.Kube)
+	lw := kube.ListWatch(p.e.d.Kube.CoreV1().PersistentVolumeClaims(ns), p.e.d.Kube, kube.Named(name))
 	var bound *corev1.PersistentVolumeClaim
 	err := until(ctx, p.e.d.Kube, waitSpec{
 		Namespace: ns,

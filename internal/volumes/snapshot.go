@@ -11,15 +11,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
 // snapshot creates the VolumeSnapshot and waits until it is ready, failing at once on its error.
@@ -134,17 +133,7 @@ func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bo
 
 // snapshotListWatch lists and watches the one VolumeSnapshot ns/name.
 func (e *engine) snapshotListWatch(ns, name string) cache.ListerWatcher {
-	vsc := e.d.Snap.SnapshotV1().VolumeSnapshots(ns)
-	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return vsc.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return vsc.Watch(ctx, o)
-		},
-	}, e.d.Snap)
+	return kube.ListWatch(e.d.Snap.SnapshotV1().VolumeSnapshots(ns), e.d.Snap, kube.Named(name))
 }
 
 func named(name string) func(metav1.Object) bool {

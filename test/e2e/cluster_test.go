@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 	batchv1 "k8s.io/api/batch/v1"
@@ -24,7 +25,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -100,16 +100,7 @@ func (c *Cluster) Namespace(t *testing.T, prefix string) string {
 			t.Errorf("delete namespace %s: %v", name, err)
 			return
 		}
-		lw := &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = "metadata.name=" + name
-				return c.Kube.CoreV1().Namespaces().List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = "metadata.name=" + name
-				return c.Kube.CoreV1().Namespaces().Watch(ctx, o)
-			},
-		}
+		lw := kube.ListWatch(c.Kube.CoreV1().Namespaces(), c.Kube, kube.Named(name))
 		_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Namespace{}, func(store cache.Store) (bool, error) {
 			_, exists, err := store.GetByKey(name)
 			return !exists, err
@@ -205,16 +196,7 @@ func (c *Cluster) runJob(t *testing.T, ns, name, pvc string, timeout time.Durati
 	if err != nil {
 		t.Fatalf("create job %s/%s: %v", ns, name, err)
 	}
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = "metadata.name=" + name
-			return c.Kube.BatchV1().Jobs(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = "metadata.name=" + name
-			return c.Kube.BatchV1().Jobs(ns).Watch(ctx, o)
-		},
-	}
+	lw := kube.ListWatch(c.Kube.BatchV1().Jobs(ns), c.Kube, kube.Named(name))
 	var failed string
 	_, err = watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, nil, func(ev watch.Event) (bool, error) {
 		job, ok := ev.Object.(*batchv1.Job)
@@ -350,16 +332,7 @@ func (c *Cluster) WaitSnapshot(t *testing.T, ns, name string, timeout time.Durat
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = "metadata.name=" + name
-			return c.Snap.SnapshotV1().VolumeSnapshots(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = "metadata.name=" + name
-			return c.Snap.SnapshotV1().VolumeSnapshots(ns).Watch(ctx, o)
-		},
-	}
+	lw := kube.ListWatch(c.Snap.SnapshotV1().VolumeSnapshots(ns), c.Snap, kube.Named(name))
 	var last *snapv1.VolumeSnapshot
 	ev, err := watchtools.UntilWithSync(ctx, lw, &snapv1.VolumeSnapshot{}, nil, func(ev watch.Event) (bool, error) {
 		s, ok := ev.Object.(*snapv1.VolumeSnapshot)

@@ -44,6 +44,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -539,11 +540,7 @@ func (c *Cluster) startProbe(t *testing.T, loc string) *probeRun {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	jobs := c.Kube.BatchV1().Jobs(doctor.ProbePrefix + p.id)
-	lw := &cache.ListWatch{
-		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) { return jobs.List(ctx, o) },
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return jobs.Watch(ctx, o) },
-	}
+	lw := kube.ListWatch(c.Kube.BatchV1().Jobs(doctor.ProbePrefix+p.id), c.Kube, nil)
 	if _, err := watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, func(st cache.Store) (bool, error) { return len(st.List()) > 0, nil },
 		func(ev watch.Event) (bool, error) { return ev.Type == watch.Added, nil }); err != nil {
 		t.Fatalf("the probe made no mover Job in %s%s: %v", doctor.ProbePrefix, p.id, err)
@@ -614,32 +611,16 @@ func (c *Cluster) waitQuotaStatus(t *testing.T, ns, name string) {
 	}
 }
 
-// listWatcher is the List and Watch of a typed client, e.g. CoreV1().PersistentVolumeClaims(ns).
-type listWatcher[L k8sruntime.Object] interface {
-	List(ctx context.Context, o metav1.ListOptions) (L, error)
-	Watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
-}
-
 // waitNamed watches the object called name through client (a field selector: no other object's
 // events) until cond holds for it (the object as listed first counts), for up to timeout. T is the
 // object's type, *E.
 func waitNamed[E any, T interface {
 	*E
 	k8sruntime.Object
-}, L k8sruntime.Object](client listWatcher[L], name string, timeout time.Duration, cond func(T) bool) error {
+}, L k8sruntime.Object](client kube.Lister[L], name string, timeout time.Duration, cond func(T) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	sel := "metadata.name=" + name
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
-			o.FieldSelector = sel
-			return client.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return client.Watch(ctx, o)
-		},
-	}
+	lw := kube.ListWatch(client, nil, kube.Named(name))
 	_, err := watchtools.UntilWithSync(ctx, lw, T(new(E)), nil, func(ev watch.Event) (bool, error) {
 		obj, ok := ev.Object.(T)
 		return ok && cond(obj), nil
