@@ -165,24 +165,6 @@ func (s *Storage) GetBlob(ctx context.Context, id kblob.ID, offset, length int64
 	return s.trace.traced(ctx, "get", id, func(ctx context.Context) error { return s.getBlob(ctx, id, offset, length, output) })
 }
 
-// contiguous is what Kopia's gather.WriteBuffer (the OutputBuffer of its reads) offers: one
-// slice of the length asked for, to read into.
-type contiguous interface{ MakeContiguous(length int) []byte }
-
-// readInto reads the range straight into Kopia's buffer: every byte read is copied once less than
-// through a copy buffer (which Kopia's own storages use): ~6 % of a cp's CPU.
-func (s *Storage) readInto(id kblob.ID, offset, length int64, r io.Reader, buf []byte, output kblob.OutputBuffer) error {
-	n, err := io.ReadFull(r, buf)
-	if err == nil {
-		return nil
-	}
-	output.Reset()
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return fmt.Errorf("get %s [%d+%d]: %w", id, offset, length, kblob.EnsureLengthExactly(n, length))
-	}
-	return s.translate("get", id, err)
-}
-
 func (s *Storage) getBlob(ctx context.Context, id kblob.ID, offset, length int64, output kblob.OutputBuffer) error {
 	if offset < 0 {
 		return fmt.Errorf("get %s: offset %d: %w", id, offset, kblob.ErrInvalidRange)
@@ -226,9 +208,6 @@ func (s *Storage) getBlob(ctx context.Context, id kblob.ID, offset, length int64
 	if offset > 0 && offset >= r.Size() {
 		// Some drivers answer a range past the end with an empty body instead of an error.
 		return fmt.Errorf("get %s: offset %d beyond length %d: %w", id, offset, r.Size(), kblob.ErrInvalidRange)
-	}
-	if c, ok := output.(contiguous); ok && length > 0 {
-		return s.readInto(id, offset, length, r, c.MakeContiguous(int(length)), output)
 	}
 	// Not io.Copy: gocloud's Reader.WriteTo allocates (and zeroes) a fresh 1 MiB buffer per call,
 	// which cost a restore 15% of its CPU; a pooled buffer does the same copy.
