@@ -126,7 +126,7 @@ func TestRepoChangePassword(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Changed the password of "+l.url) || !strings.Contains(out, "the old password opens nothing now") {
 		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
 	}
-	t.Logf("change-password (scrypt 2^10 in tests) took %s", time.Since(start))
+	t.Logf("change-password (Argon2id at its test cost) took %s", time.Since(start))
 	if got := l.opensWith(t, "old password", "new password"); strings.Join(got, ",") != "new password" {
 		t.Fatalf("opens with %v, want the new password only", got)
 	}
