@@ -104,7 +104,7 @@ func TestFilesFromBucket(t *testing.T) {
 	ns := c.Namespace(t, "e2e-files")
 	c.PVC(t, ns, "data", "1Gi", nil)
 	c.RunJob(t, ns, "fill", "data", 3*time.Minute, "sh", "-c", writeScript)
-	want := c.RunJob(t, ns, "sum-before", "data", 3*time.Minute, "sh", "-c", sumScript)
+	want := c.listing(t, ns, "sum-before", c.RunJob(t, ns, "sum-before", "data", 3*time.Minute, "sh", "-c", sumScript))
 	loc := c.location(t)
 	name := "files-" + randomSuffix()
 	r := runPlugin(t, 10*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--volumes", "fs"}, moverArgs()...)...)
@@ -156,7 +156,8 @@ func TestFilesFromBucket(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("restore --data-only: exit %d\n%s\n%s", r.code, r.stdout, c.Diagnose(ns))
 	}
-	compareSums(t, map[string]string{"data": want}, map[string]string{"data": c.RunJob(t, ns, "sum-copy", "data-copy", 3*time.Minute, "sh", "-c", sumScript)}, "data-only restore")
+	copied := c.listing(t, ns, "sum-copy", c.RunJob(t, ns, "sum-copy", "data-copy", 3*time.Minute, "sh", "-c", sumScript))
+	compareSums(t, map[string]string{"data": want}, map[string]string{"data": copied}, "data-only restore")
 	// Into a claim that holds data: refused, nothing written.
 	r = runPlugin(t, 10*time.Minute, append([]string{"restore", name, "--from", loc, "--data-only", "--volumes", ns + "/data"}, moverArgs()...)...)
 	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "not empty") {

@@ -65,7 +65,7 @@ sync`
 func (c *Cluster) claimsSums(t *testing.T, ns, job string, claims []string) map[string]string {
 	t.Helper()
 	script := `for d in /data/*; do echo "== ${d#/data/}"; (` + strings.Replace(sumScript, "cd /data", `cd "$d"`, 1) + `); done`
-	out := c.onClaims(t, ns, job, claims, script)
+	out := c.listing(t, ns, job, c.onClaims(t, ns, job, claims, script))
 	sums := map[string]string{}
 	var cur string
 	for _, line := range strings.Split(out, "\n") {

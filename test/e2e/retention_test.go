@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/prune"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/retention"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -28,10 +29,16 @@ func TestPruneExpiredSnapshotMode(t *testing.T) {
 	loc := c.location(t)
 	name := "ttl-" + randomSuffix()
 	r := runPlugin(t, 5*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims",
-		"--volumes", "snapshot", "--ttl", "1s"}, moverArgs()...)...)
+		"--volumes", "snapshot", "--ttl", "1s", "-o", "json"}, moverArgs()...)...)
 	if r.code != 0 {
 		t.Fatalf("create %s: exit %d\n%s", name, r.code, r.stdout)
 	}
+	// The TTL runs from the backup's start: a create quicker than a second ends before it expires.
+	var m catalog.Manifest
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil || m.ExpiresAt.IsZero() {
+		t.Fatalf("create's manifest has no expiry (%v):\n%s", err, r.stdout)
+	}
+	time.Sleep(time.Until(m.ExpiresAt) + 10*time.Millisecond)
 	ctx := context.Background()
 	sel := volumes.Selector(name) + "," + volumes.LabelKept + "=true"
 	kept, err := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
