@@ -86,31 +86,25 @@ func benchFiles() error {
 	var cp, kr run
 	var ratios []float64 // kopia/cp of each pair run back to back: less exposed to the disk's moods than the bests
 	for rep := range reps {
-		cpRun := func() (run, error) {
-			dst := filepath.Join(out, fmt.Sprint("cp-", rep))
+		// timed runs one tool into a directory of its own and checks what it wrote.
+		timed := func(label, dir string, env []string, bin string, args ...string) (run, error) {
+			dst := filepath.Join(out, fmt.Sprint(dir, "-", rep))
 			flush()
-			r, err := execRun(plugEnv, moverBin, "cp", "b1", filesNamespace+"/data", dst, "--from", loc)
+			r, err := execRun(env, bin, append(args, dst)...)
 			if err == nil {
 				err = sameSize(dst)
 			}
 			if err != nil {
-				return r, fmt.Errorf("cp: %w", err)
+				return r, fmt.Errorf("%s: %w", label, err)
 			}
-			fmt.Printf("  cp             %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
+			fmt.Printf("  %-14s %6.2fs %6.0f MB/s  %4.0f MB RSS  CPU %5.2fs  (run %d)\n", label, r.wall.Seconds(), mbps(r), r.rssMB, r.cpu.Seconds(), rep+1)
 			return r, nil
 		}
+		cpRun := func() (run, error) {
+			return timed("cp", "cp", plugEnv, moverBin, "cp", "b1", filesNamespace+"/data", "--from", loc)
+		}
 		kopiaRun := func() (run, error) {
-			dst := filepath.Join(out, fmt.Sprint("kopia-", rep))
-			flush()
-			r, err := execRun(kenv, kopiaBin, "snapshot", "restore", snapID, dst, "--no-progress")
-			if err == nil {
-				err = sameSize(dst)
-			}
-			if err != nil {
-				return r, fmt.Errorf("kopia restore: %w", err)
-			}
-			fmt.Printf("  kopia restore  %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
-			return r, nil
+			return timed("kopia restore", "kopia", kenv, kopiaBin, "snapshot", "restore", "--no-progress", snapID)
 		}
 		first, second := cpRun, kopiaRun
 		if rep%2 == 1 {

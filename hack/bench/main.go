@@ -28,6 +28,7 @@ import (
 
 type run struct {
 	wall  time.Duration
+	cpu   time.Duration // user + system of the tool (wait4 counts the wrapper's waited-for child)
 	rssMB float64
 }
 
@@ -459,6 +460,9 @@ func execOut(env []string, name string, args ...string) (run, []byte, error) {
 	start := time.Now()
 	err = cmd.Run()
 	r := run{wall: time.Since(start)}
+	if ps := cmd.ProcessState; ps != nil {
+		r.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if b, rerr := os.ReadFile(rssFile); rerr == nil {
 		var kb float64
 		fmt.Sscan(string(b), &kb)
