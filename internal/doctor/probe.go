@@ -57,21 +57,19 @@ func probe(ctx context.Context, d *Deps, cfg *Config, skip map[string]string) []
 	if !created {
 		return out
 	}
-	if cfg.Mover.Secret != "" && !p.step(ctx, &out, "probe: mover secret", p.copySecret) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		p.step(cctx, &out, "probe: cleanup", func(ctx context.Context) (string, error) { return p.cleanup(ctx, nil) })
-		return out
-	}
 	var todo []string
-	for _, c := range classes {
-		if why, bad := skip[c]; bad {
-			out = append(out, fail("probe "+c, "not probed: "+why, "see the storage class check"))
-			continue
+	// The classes are probed once the probe's movers have their credentials (a --mover-secret
+	// that cannot be copied fails that step and probes nothing).
+	if cfg.Mover.Secret == "" || p.step(ctx, &out, "probe: mover secret", p.copySecret) {
+		for _, c := range classes {
+			if why, bad := skip[c]; bad {
+				out = append(out, fail("probe "+c, "not probed: "+why, "see the storage class check"))
+				continue
+			}
+			todo = append(todo, c)
 		}
-		todo = append(todo, c)
+		out = append(out, forEach(indexes(len(todo)), 2, func(i int) []Result { return p.class(ctx, todo[i], i) })...)
 	}
-	out = append(out, forEach(indexes(len(todo)), 2, func(i int) []Result { return p.class(ctx, todo[i], i) })...)
 	// Cleanup runs whatever happened to ctx (Ctrl-C): nothing is left behind.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()

@@ -480,14 +480,7 @@ func (c *copier) writeFile(ctx context.Context, f *os.File, e kfs.File) error {
 	if err != nil {
 		return fmt.Errorf("open in the backup: %w", err)
 	}
-	// Sized first, as kopia restore does: the writes then fall inside the file and do not extend it
-	// one by one (measured: ~12 % less CPU per cp of the bench tree, 11 interleaved rounds). The
-	// size leaves a hole where nothing is written, so zero runs stay holes.
-	if err := f.Truncate(e.Size()); err != nil {
-		r.Close()
-		return err
-	}
-	n, err := writeSparse(f, readerCtx{ctx, r}, &c.bytes)
+	n, err := writeSparse(f, readerCtx{ctx, r}, e.Size(), &c.bytes)
 	r.Close()
 	if err == nil && n != e.Size() {
 		err = fmt.Errorf("read %d bytes, the backup says %d", n, e.Size())
@@ -507,28 +500,27 @@ var zeros = make([]byte, holeBlock)
 // time zeroing memory than the copy spent decrypting.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
-// writeSparse copies r to f, seeking over zero blocks so sparse files stay sparse, and counts
-// bytes into done as it goes.
-func writeSparse(f *os.File, r io.Reader, done *atomic.Int64) (int64, error) {
+// writeSparse gives f its size, then copies r into it, seeking over zero blocks so sparse files
+// stay sparse (a trailing hole needs nothing more), and counts bytes into done as it goes. Sized
+// first, as kopia restore does: the writes then fall inside the file instead of extending it one by
+// one (measured: ~12 % less CPU per cp of the bench tree, 11 interleaved rounds). A reader that
+// ends short of size leaves the file at size; the caller compares what was read.
+func writeSparse(f *os.File, r io.Reader, size int64, done *atomic.Int64) (int64, error) {
+	if err := f.Truncate(size); err != nil {
+		return 0, err
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	var n int64
-	holeAtEnd := false
 	for {
 		m, rerr := io.ReadFull(r, buf)
-		if m > 0 {
-			var err error
-			if holeAtEnd, err = writeChunk(f, buf[:m]); err != nil {
-				return n, err
-			}
+		if err := writeChunk(f, buf[:m]); err != nil {
+			return n, err
 		}
 		n += int64(m)
 		done.Add(int64(m))
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			if holeAtEnd {
-				return n, f.Truncate(n) // a trailing hole has no bytes written
-			}
 			return n, nil
 		}
 		if rerr != nil {
@@ -538,8 +530,7 @@ func writeSparse(f *os.File, r io.Reader, done *atomic.Int64) (int64, error) {
 }
 
 // writeChunk writes b at f's offset: each run of data in one write, each block of zeros skipped.
-// It says whether b ended in a skipped block (the file's size then needs setting).
-func writeChunk(f *os.File, b []byte) (bool, error) {
+func writeChunk(f *os.File, b []byte) error {
 	data := 0 // start of the data not written yet
 	for off := 0; off < len(b); off += holeBlock {
 		blk := b[off:min(off+holeBlock, len(b))]
@@ -548,19 +539,19 @@ func writeChunk(f *os.File, b []byte) (bool, error) {
 		}
 		if off > data {
 			if _, err := f.Write(b[data:off]); err != nil {
-				return false, err
+				return err
 			}
 		}
 		if _, err := f.Seek(int64(len(blk)), io.SeekCurrent); err != nil {
-			return false, err
+			return err
 		}
 		data = off + len(blk)
 	}
 	if data < len(b) {
 		_, err := f.Write(b[data:])
-		return false, err
+		return err
 	}
-	return true, nil
+	return nil
 }
 
 func (c *copier) snapshot() CopyProgress {

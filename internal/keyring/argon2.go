@@ -93,11 +93,14 @@ func (r *argon2Recipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
 // a file that opens with the password then was made by someone who knew it.
 func (r *argon2Recipient) WrapWithLabels(fileKey []byte) ([]*age.Stanza, []string, error) {
 	s, err := r.Wrap(fileKey)
-	label := make([]byte, 16)
-	if _, rerr := rand.Read(label); rerr != nil {
-		return nil, nil, rerr
+	if err != nil {
+		return nil, nil, err
 	}
-	return s, []string{hex.EncodeToString(label)}, err
+	label := make([]byte, 16)
+	if _, err := rand.Read(label); err != nil {
+		return nil, nil, err
+	}
+	return s, []string{hex.EncodeToString(label)}, nil
 }
 
 // argon2Identity unwraps a file key with a password.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/localfs"
-
 	kopiarepo "github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/manifest"
 	"github.com/kopia/kopia/snapshot"
@@ -342,7 +341,7 @@ func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, targe
 // validate checks a restore's settings and sets their defaults.
 func (cfg *RestoreConfig) validate() error {
 	if (cfg.SnapshotID == "") == (cfg.FromDir == "") || cfg.Target == "" {
-		return errors.New("restore needs a target directory and either a snapshot ID or a directory to restore from")
+		return errors.New("restore needs --snapshot and --target (or --from-dir instead of --snapshot)")
 	}
 	if cfg.OnError == "" {
 		cfg.OnError = OnErrorFail

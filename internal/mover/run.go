@@ -2,7 +2,6 @@ package mover
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -103,8 +102,7 @@ func RunBackup(ctx context.Context, s Settings, cfg BackupConfig, sink Sink) (*R
 // restores cfg.FromDir without opening any.
 func RunRestore(ctx context.Context, s Settings, cfg RestoreConfig, sink Sink) (*Result, error) {
 	start := time.Now()
-	if (cfg.SnapshotID == "") == (cfg.FromDir == "") || cfg.Target == "" {
-		err := fmt.Errorf("restore needs --snapshot and --target (or --from-dir instead of --snapshot)")
+	if err := cfg.validate(); err != nil {
 		return finish(sink, failed(OpRestore, start, err), err)
 	}
 	if cfg.FromDir != "" { // a volume made from a kept VolumeSnapshot: no repository involved
