@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -52,9 +53,13 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // backupDir uploads dir as volume ns/pvc with the mover's own engine.
-func (f *fixture) backupDir(ns, pvc, dir string) {
+func (f *fixture) backupDir(ns, pvc, dir string, opts ...func(*mover.Settings)) {
 	f.t.Helper()
-	res, err := mover.RunBackup(context.Background(), mover.Settings{Location: f.location, Namespace: ns, Password: testPassword, CacheDir: f.t.TempDir()},
+	s := mover.Settings{Location: f.location, Namespace: ns, Password: testPassword, CacheDir: f.t.TempDir()}
+	for _, o := range opts {
+		o(&s)
+	}
+	res, err := mover.RunBackup(context.Background(), s,
 		mover.BackupConfig{Source: dir, PVC: pvc, Backup: "b1"}, func(mover.Event) {})
 	if err != nil {
 		f.t.Fatal(err)
@@ -310,7 +315,10 @@ func TestWriteSparse(t *testing.T) {
 				t.Fatal(err)
 			}
 			var done atomic.Int64
-			n, err := writeSparse(f, bytes.NewReader(tc.in), int64(len(tc.in)), &done)
+			n, err := int64(0), f.Truncate(int64(len(tc.in))) // as writeData does
+			if err == nil {
+				n, err = writeSparse(f, bytes.NewReader(tc.in), &done)
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -327,6 +335,85 @@ func TestWriteSparse(t *testing.T) {
 			}
 			if zeros := len(tc.in) - len(bytes.ReplaceAll(tc.in, []byte{0}, nil)); zeros >= 2*holeBlock && st.Blocks*512 >= int64(len(tc.in)) {
 				t.Errorf("%d bytes on disk for %d bytes with %d zeros: the zero blocks were written", st.Blocks*512, len(tc.in), zeros)
+			}
+		})
+	}
+}
+
+// cp writes a file from its Kopia contents: a file of several contents (a seek table), compressed
+// or not, with a run of zeros, comes out as it was and sparse; the object reader, used for an
+// entry that is not a snapshot's, writes the same bytes.
+func TestCopyWritesFilesFromContents(t *testing.T) {
+	f := newFixture(t)
+	src := t.TempDir()
+	big := make([]byte, 20<<20) // random, then zeros, then text
+	rand.NewChaCha8([32]byte{1}).Read(big[:8<<20])
+	copy(big[13<<20:], bytes.Repeat([]byte("compressible text, "), 7<<20/19))
+	if err := os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.backupDir("plain", "data", src)
+	f.backupDir("packed", "data", src, func(s *mover.Settings) { s.Compression = "zstd-fastest" })
+	ctx := context.Background()
+	for _, ns := range []string{"plain", "packed"} {
+		t.Run(ns, func(t *testing.T) {
+			s, err := open(ctx, f.deps, "b1", ref(ns+"/data:/big.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			c := newContents(s.rep)
+			if c == nil {
+				t.Fatal("the repository's contents cannot be read directly: cp would use the object reader")
+			}
+			e := s.entry.(fs.File)
+			oid, ok := objectID(e)
+			if !ok {
+				t.Fatal("a snapshot's file has no object ID")
+			}
+			ps, err := c.pieces(ctx, oid, -1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compressed := 0 // Kopia compresses contents, not objects, in the repositories the mover makes
+			for _, p := range ps {
+				info, err := c.ContentInfo(ctx, p.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.CompressionHeaderID != 0 {
+					compressed++
+				}
+			}
+			if len(ps) < 2 || (ns == "packed") != (compressed > 0) {
+				t.Fatalf("the file is %d contents, %d compressed: not the case this test is for", len(ps), compressed)
+			}
+
+			dest := t.TempDir()
+			if _, err := Copy(ctx, f.deps, CopyConfig{Backup: "b1", Ref: ref(ns + "/data"), Dest: dest}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dest, "big.bin")
+			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("copied file differs from the original (%d bytes, %v)", len(got), err)
+			}
+			var st syscall.Stat_t
+			if err := syscall.Stat(p, &st); err != nil || st.Blocks*512 > int64(len(big))-4<<20 {
+				t.Errorf("%d bytes on disk for %d with 5 MiB of zeros (%v): the zeros were written", st.Blocks*512, len(big), err)
+			}
+
+			// The object reader's path.
+			out, err := os.Create(filepath.Join(t.TempDir(), "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			n, err := (&copier{}).writeData(ctx, out, e)
+			if err != nil || n != int64(len(big)) {
+				t.Fatalf("object reader wrote %d bytes, %v", n, err)
+			}
+			if got, err := os.ReadFile(out.Name()); err != nil || !bytes.Equal(got, big) {
+				t.Errorf("object reader's copy differs from the original (%d bytes, %v)", len(got), err)
 			}
 		})
 	}
