@@ -87,9 +87,9 @@ bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 G
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
 	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
 
-bench-files: build ## cp vs kopia snapshot restore of the same snapshot, and an in-place sync of 1% changed files vs restoring that 1% plus a walk (the bench-mover tree)
+bench-files: build ## cp vs kopia snapshot restore of the same snapshot (six pairs, judged on their median), and an in-place sync of 1% changed files vs restoring that 1% plus a walk (the bench-mover tree)
 	hack/tools.sh kopia
-	$(GO) run ./hack/bench --suite files --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed '' --work .local/bench $(BENCH_ARGS)
+	$(GO) run ./hack/bench --suite files --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed '' --work .local/bench --reps 6 $(BENCH_ARGS)
 
 bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 daily snapshots in it (simulated days with daily maintenance, ~30 min; BENCH_REPO_ARGS=--mode=burst: all within minutes) (SeaweedFS)
 	hack/tools.sh seaweedfs
