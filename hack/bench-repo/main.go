@@ -78,7 +78,6 @@ func main() {
 }
 
 type state struct {
-	label      string
 	indexBlobs int
 	open, find time.Duration // medians: open+close, and open+previous snapshot+close
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -363,7 +365,7 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
 	}
 	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
-	for _, ns := range sortedKeys(res.KopiaSnapshots) {
+	for _, ns := range slices.Sorted(maps.Keys(res.KopiaSnapshots)) {
 		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), ns)
 	}
 	if res.VolumeSnapshots > 0 {
@@ -421,15 +423,6 @@ func deleteKeptSnapshots(flags *genericclioptions.ConfigFlags) func(context.Cont
 		}
 		return len(objs), volumes.Delete(ctx, clients.Typed, clients.Snap, objs)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // selectionString describes what a backup was asked to cover, in the style of its flags.

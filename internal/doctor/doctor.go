@@ -10,7 +10,6 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -268,15 +267,6 @@ func forEach[T any](items []T, n int, fn func(T) []Result) []Result {
 		all = append(all, r...)
 	}
 	return all
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func namespaceScope(cfg *Config) string {

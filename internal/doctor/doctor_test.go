@@ -265,7 +265,7 @@ func TestRights(t *testing.T) {
 
 	// A backup of every namespace needs the rights cluster-wide.
 	d = cluster(t, false)
-	asked = allow(d)
+	allow(d)
 	got = checkRights(context.Background(), d, &Config{AllNamespaces: true, Commands: []string{"restore"}})
 	if got[len(got)-1].Check != "rights in all namespaces" || got[len(got)-1].Status != OK {
 		t.Errorf("all namespaces: %+v", got)

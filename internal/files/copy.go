@@ -155,9 +155,8 @@ type copier struct {
 	// roots holds each directory ensured (under mu): a file is then written with one-name
 	// operations on its directory, instead of os.Root walking every component of its path for
 	// each of its six operations (15 openat calls a file, a fifth of cp's CPU).
-	roots    map[string]*destDir
-	dirs     []dirMeta // in walk order; finished in reverse
-	progress func(CopyProgress)
+	roots map[string]*destDir
+	dirs  []dirMeta // in walk order; finished in reverse
 	// contents, when set, writes files from their contents without Kopia's object reader.
 	contents *contents
 }

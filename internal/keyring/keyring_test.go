@@ -342,14 +342,14 @@ func TestDerivationCost(t *testing.T) {
 	ctx := context.Background()
 	loc := memLocation(t)
 	start := time.Now()
-	k, err := Create(ctx, loc, "pw")
-	if err != nil {
+	if _, err := Create(ctx, loc, "pw"); err != nil {
 		t.Fatal(err)
 	}
 	create := time.Since(start)
 	start = time.Now()
 	cpu0 := cpuTime()
-	if k, err = Open(ctx, loc, "pw"); err != nil {
+	k, err := Open(ctx, loc, "pw")
+	if err != nil {
 		t.Fatal(err)
 	}
 	open := time.Since(start)

@@ -3,7 +3,8 @@ package restore
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -124,7 +125,7 @@ func (r *run) checkClassMapping(ctx context.Context, entries []*entry) error {
 		here[sc.GetName()] = true
 	}
 	var problems []string
-	for _, from := range sortedKeys(m) {
+	for _, from := range slices.Sorted(maps.Keys(m)) {
 		to := m[from]
 		if !used[from] {
 			problems = append(problems, fmt.Sprintf("--storage-class-mapping %s:%s: no restored PVC, PV or StatefulSet uses StorageClass %q (they use: %s)", from, to, from, listOrNone(used)))
@@ -139,18 +140,9 @@ func (r *run) checkClassMapping(ctx context.Context, entries []*entry) error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func listOrNone(set map[string]bool) string {
 	if len(set) == 0 {
 		return "none"
 	}
-	return strings.Join(sortedKeys(set), ", ")
+	return strings.Join(slices.Sorted(maps.Keys(set)), ", ")
 }
