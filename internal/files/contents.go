@@ -22,7 +22,6 @@ import (
 // each content is decrypted and authenticated by the content manager, as the object reader does.
 type contents struct {
 	rep kopiarepo.DirectRepository
-	cr  content.Reader
 }
 
 // newContents reads rep's contents directly; nil when rep is not a repository that allows it
@@ -35,13 +34,13 @@ func newContents(rep kopiarepo.Repository) *contents {
 	if !ok {
 		return nil
 	}
-	return &contents{rep: dr, cr: dr.ContentReader()}
+	return &contents{rep: dr}
 }
 
 // GetContent, with the repository's ContentInfo and PrefetchContents, is what
 // object.LoadIndexObject reads a seek table with.
 func (c *contents) GetContent(ctx context.Context, id content.ID) ([]byte, error) {
-	return c.cr.GetContent(ctx, id)
+	return c.rep.ContentReader().GetContent(ctx, id)
 }
 
 func (c *contents) ContentInfo(ctx context.Context, id content.ID) (content.Info, error) {
@@ -119,7 +118,7 @@ func (c *contents) each(ctx context.Context, oid object.ID, size int64, fn func(
 
 // read returns p's data, decompressed, of the length its seek table gives.
 func (c *contents) read(ctx context.Context, p piece) ([]byte, error) {
-	data, err := c.cr.GetContent(ctx, p.id)
+	data, err := c.GetContent(ctx, p.id)
 	if err != nil {
 		return nil, fmt.Errorf("read content %v: %w", p.id, err)
 	}
