@@ -53,8 +53,8 @@ type CreateOptions struct {
 	GenerateName string // --generate-name PREFIX: Name is PREFIX-<UTC time>, claimed in Run
 	Prometheus   string // --prometheus FILE: node-exporter textfile metrics of the run
 	location     locationOptions
-	output   outputOptions
-	password passwordOptions
+	output       outputOptions
+	password     passwordOptions
 	selectionOptions
 	ClusterResources  string
 	DryRun            bool
