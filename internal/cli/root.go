@@ -58,6 +58,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewCreateCmd(flags, streams),
 		NewRestoreCmd(flags, streams),
 		NewListCmd(streams),
+		NewStatusCmd(streams),
 		NewDescribeCmd(streams),
 		NewLogsCmd(streams),
 		NewDeleteCmd(flags, streams),
