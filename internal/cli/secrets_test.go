@@ -83,6 +83,7 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 			return []string{"restore", "b1", "--from", s3base, "--mover-location", u}
 		},
 		"list --from":          func(u string) []string { return []string{"list", "--from", u, "-o", "json"} },
+		"status --from":        func(u string) []string { return []string{"status", "--from", u, "--max-age", "1h"} },
 		"describe --from":      func(u string) []string { return []string{"describe", "b1", "--from", u} },
 		"logs --from":          func(u string) []string { return []string{"logs", "b1", "--from", u} },
 		"delete --from":        func(u string) []string { return []string{"delete", "b1", "--from", u} },
