@@ -70,6 +70,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewVerifyCmd(streams),
 		NewRepoCmd(streams),
 		NewDoctorCmd(flags, streams),
+		NewScheduleCmd(flags, streams),
 		NewVersionCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)
