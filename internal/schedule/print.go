@@ -47,7 +47,9 @@ func Print(w io.Writer, c Config, credentialKeys []string) error {
 
 func (c Config) header(keys []string) string {
 	var b strings.Builder
-	line := func(format string, a ...any) { fmt.Fprintln(&b, strings.TrimRight("# "+fmt.Sprintf(format, a...), " ")) }
+	line := func(format string, a ...any) {
+		fmt.Fprintln(&b, strings.TrimRight("# "+fmt.Sprintf(format, a...), " "))
+	}
 	tz := c.TimeZone
 	if tz == "" {
 		tz = "the cluster's zone, usually UTC"
