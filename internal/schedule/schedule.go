@@ -14,15 +14,17 @@ import (
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 )
 
 // Labels and annotations the printed objects carry. LabelSchedule marks every object of a
 // schedule (doctor finds the CronJobs by it) and every backup it makes (its prune only decides on
 // those); the annotations tell doctor what the ServiceAccount must be allowed to do.
 const (
-	LabelSchedule         = "pvbackup.io/schedule"
-	AnnotationNamespaces  = "pvbackup.io/schedule-namespaces" // backed-up namespaces, "*" for cluster-wide rights
-	AnnotationNeeds       = "pvbackup.io/schedule-needs"      // doctor needs: resources, volumes, ...
+	LabelSchedule         = doctor.ScheduleLabel
+	AnnotationNamespaces  = doctor.ScheduleNamespacesAnnot // backed-up namespaces, "*" for cluster-wide rights
+	AnnotationNeeds       = doctor.ScheduleNeedsAnnot      // doctor needs: resources, volumes, ...
 	AnnotationToolVersion = "pvbackup.io/version"
 	// BinaryPath is the plugin in the mover image (hack/image).
 	BinaryPath = "/usr/local/bin/kubectl-pvbackup"
