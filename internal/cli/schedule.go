@@ -154,7 +154,7 @@ func (o *ScheduleOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	o.cfg = schedule.Config{Name: o.Name, Namespace: cronNS, Cron: o.Cron, TimeZone: o.TimeZone, Location: c.location.URL, Image: c.mover.Image,
+	o.cfg = schedule.Config{Name: o.Name, Namespace: cronNS, Cron: o.Cron, TimeZone: o.TimeZone, Location: c.location.URL, Image: c.mover.image(),
 		PullPolicy: c.volumeConfig().PullPolicy, Secret: o.Secret, Namespaces: backedUp, ClusterWide: wide,
 		Needs: o.needs(), ListEverything: c.ClusterResources == string(backup.ClusterAll),
 		HistoryLimit: o.HistoryLimit, Deadline: o.Deadline, ToolVersion: version.Version}

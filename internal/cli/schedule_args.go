@@ -66,7 +66,7 @@ func (o *ScheduleOptions) createArgs() []string {
 	for _, k := range keys {
 		args = append(args, "--labels="+k+"="+labels[k])
 	}
-	args = append(args, "--mover-image="+c.mover.Image, "--mover-pull-policy="+c.mover.PullPolicy)
+	args = append(args, "--mover-image="+c.mover.image(), "--mover-pull-policy="+c.mover.PullPolicy)
 	o.createFlags.VisitAll(func(f *pflag.Flag) {
 		if !f.Changed || createFlagsSet[f.Name] {
 			return

@@ -20,6 +20,7 @@ import (
 func TestSchedulePrintGolden(t *testing.T) {
 	t.Setenv("PVBACKUP_PASSWORD", "")
 	t.Setenv("PVBACKUP_LOCATION", "")
+	t.Setenv(EnvMoverImage, "")
 	nowhere := []string{"--kubeconfig", filepath.Join(t.TempDir(), "missing")}
 	for _, tc := range []struct {
 		golden string
@@ -41,6 +42,31 @@ func TestSchedulePrintGolden(t *testing.T) {
 			golden.Assert(t, tc.golden, []byte(out))
 			checkDocuments(t, out)
 		})
+	}
+}
+
+// TestSchedulePrintMoverImage: the CronJob runs the image its create passes to the movers:
+// --mover-image, else $PVBACKUP_MOVER_IMAGE, else the plugin's own.
+func TestSchedulePrintMoverImage(t *testing.T) {
+	t.Setenv("PVBACKUP_LOCATION", "")
+	args := []string{"schedule", "print", "n", "-n", "x", "--cron", "@daily", "--to", "s3://b/p"}
+	for _, tc := range []struct{ env, flag, want string }{
+		{"", "", "ghcr.io/kubectl-pvbackup/pvbackup-mover:dev"},
+		{"mirror.example/mover:v1", "", "mirror.example/mover:v1"},
+		{"mirror.example/mover:v1", "other.example/mover:v2", "other.example/mover:v2"},
+	} {
+		t.Setenv(EnvMoverImage, tc.env)
+		a := args
+		if tc.flag != "" {
+			a = append(a, "--mover-image", tc.flag)
+		}
+		out, errOut, code := run(t, a...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if n := strings.Count(out, "image: "+tc.want+"\n"); n != 1 || !strings.Contains(out, "- --mover-image="+tc.want+"\n") {
+			t.Errorf("env %q flag %q: image lines %d, want the CronJob and its create on %s:\n%s", tc.env, tc.flag, n, tc.want, out)
+		}
 	}
 }
 
