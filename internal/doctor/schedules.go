@@ -27,9 +27,9 @@ const (
 // ScheduleSteps is the schedules check alone.
 func ScheduleSteps() []Step { return []Step{{"schedules", checkSchedules}} }
 
-// checkSchedules finds the schedules (CronJobs labelled ScheduleLabel) cluster-wide, or in the
-// namespaces in scope when the caller may not list them everywhere, and checks for each that its
-// ServiceAccount has every right its runs need and that its Secret is there.
+// checkSchedules finds the schedules (CronJobs labelled ScheduleLabel) that concern the
+// namespaces in scope (they run in one, or back one up, or back up every namespace), and checks
+// for each that its ServiceAccount has every right its runs need and that its Secret is there.
 //
 // The rights are asked with a SubjectAccessReview per right, naming the ServiceAccount as the
 // subject: the API server's own answer for that identity, without acting as it (impersonation
@@ -54,7 +54,13 @@ func findSchedules(ctx context.Context, d *Deps, cfg *Config) ([]batchv1.CronJob
 	opts := metav1.ListOptions{LabelSelector: ScheduleLabel}
 	list, err := d.Kube.BatchV1().CronJobs("").List(ctx, opts)
 	if err == nil {
-		return sortedJobs(list.Items), nil
+		var out []batchv1.CronJob
+		for _, cj := range list.Items {
+			if inScope(&cj, cfg) {
+				out = append(out, cj)
+			}
+		}
+		return sortedJobs(out), nil
 	}
 	if !apierrors.IsForbidden(err) || cfg.AllNamespaces {
 		return nil, err
@@ -68,6 +74,24 @@ func findSchedules(ctx context.Context, d *Deps, cfg *Config) ([]batchv1.CronJob
 		out = append(out, l.Items...)
 	}
 	return sortedJobs(out), nil
+}
+
+// inScope: the CronJob runs in a namespace in scope, or backs one up (or every namespace).
+func inScope(cj *batchv1.CronJob, cfg *Config) bool {
+	if cfg.AllNamespaces {
+		return true
+	}
+	for _, ns := range cfg.Namespaces {
+		if cj.Namespace == ns {
+			return true
+		}
+		for _, b := range splitList(cj.Annotations[ScheduleNamespacesAnnot]) {
+			if b == ns || b == "*" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func sortedJobs(jobs []batchv1.CronJob) []batchv1.CronJob {

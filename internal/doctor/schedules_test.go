@@ -28,10 +28,12 @@ func scheduleCronJob(ns, name, secret string) *batchv1.CronJob {
 // their ServiceAccount in each backed-up namespace, names what is missing, and checks the Secret.
 func TestSchedules(t *testing.T) {
 	other := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: "ops"}}
+	elsewhere := scheduleCronJob("elsewhere", "unrelated", "s")
+	elsewhere.Annotations[ScheduleNamespacesAnnot] = "other"
 	noPassword := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pvbackup-weekly", Namespace: "ops"}, Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("k")}}
 	good := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pvbackup-nightly", Namespace: "ops"}, Data: map[string][]byte{SchedulePasswordKey: []byte("pw"), "AWS_ACCESS_KEY_ID": []byte("k")}}
 	d := cluster(t, false, scheduleCronJob("ops", "nightly", "pvbackup-nightly"), scheduleCronJob("ops", "weekly", "pvbackup-weekly"),
-		scheduleCronJob("ops", "monthly", "missing"), other, noPassword, good)
+		scheduleCronJob("ops", "monthly", "missing"), other, elsewhere, noPassword, good)
 	var asked []authzv1.SubjectAccessReviewSpec
 	d.Kube.(*fake.Clientset).PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		r := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview)
@@ -72,7 +74,7 @@ func TestSchedules(t *testing.T) {
 	}
 	for c := range got {
 		if strings.Contains(c, "unrelated") {
-			t.Errorf("a CronJob without the label was checked: %s", c)
+			t.Errorf("a CronJob without the label, or of other namespaces, was checked: %s", c)
 		}
 	}
 
