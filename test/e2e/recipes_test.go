@@ -108,8 +108,10 @@ func TestGitHubWorkflowSteps(t *testing.T) {
 	c.PVC(t, app, "data", "64Mi", nil)
 	c.RunJob(t, app, "fill", "data", 2*time.Minute, "sh", "-c", "mkdir -p /data/d && echo nightly > /data/d/f && head -c 3000000 /dev/urandom > /data/big && sync")
 	loc := c.location(t)
-	// An older backup of the schedule the same day: prune's --keep-daily keeps the newest only.
-	if r := runPlugin(t, 3*time.Minute, "create", "planted", "--to", loc, "--include-namespaces", app, "--volumes", "none", "--labels", "schedule=nightly"); r.code != 0 {
+	// A backup of the schedule whose TTL has passed by the time prune runs: prune removes it
+	// whatever the keep rules say (two backups of one day both stay: the oldest is kept while
+	// the daily count lasts, as restic does).
+	if r := runPlugin(t, 3*time.Minute, "create", "planted", "--to", loc, "--include-namespaces", app, "--volumes", "none", "--labels", "schedule=nightly", "--ttl", "1s"); r.code != 0 {
 		t.Fatalf("create planted: exit %d\n%s", r.code, r.stdout)
 	}
 	kubeconfig, err := os.ReadFile(env(t, "KUBECONFIG"))

@@ -292,9 +292,8 @@ func TestScheduleLeastRights(t *testing.T) {
 	app := c.Namespace(t, "e2e-rights-app")
 	c.PVC(t, app, "data", "64Mi", nil)
 	c.RunJob(t, app, "fill", "data", 2*time.Minute, "sh", "-c", "echo rights > /data/f")
-	loc := c.location(t)
 	print := func(name string) []runtime.Object {
-		r := runPlugin(t, time.Minute, "schedule", "print", name, "-n", ops, "--include-namespaces", app, "--cron", "@daily", "--to", loc+"-"+name,
+		r := runPlugin(t, time.Minute, "schedule", "print", name, "-n", ops, "--include-namespaces", app, "--cron", "@daily", "--to", c.location(t),
 			"--volumes", "snapshot-move", "--mover-image", moverImage(), "--mover-pull-policy", "Never", "--secret", "pvbackup")
 		if r.code != 0 {
 			t.Fatalf("schedule print: exit %d\n%s", r.code, r.stderr)
@@ -388,7 +387,7 @@ func namesRule(logs string, r rbacv1.PolicyRule) bool {
 	for _, verb := range r.Verbs {
 		for _, res := range r.Resources {
 			if res == "*" {
-				if strings.Contains(logs, "missing as system:serviceaccount:") && strings.Contains(logs, ": "+verb+" ") {
+				if (strings.Contains(logs, "missing as system:serviceaccount:") && strings.Contains(logs, ": "+verb+" ")) || strings.Contains(logs, "cannot "+verb+" resource") {
 					return true
 				}
 				continue
