@@ -62,7 +62,8 @@ var Rights = []Right{
 
 	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "needed-cluster", Why: "create: the PVs of the selected claims"},
 	{Verb: "get", Group: "storage.k8s.io", Resource: "storageclasses", Cluster: true, Need: "needed-cluster", Why: "create: the StorageClasses of the selected claims"},
-	{Verb: "list", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Cluster: true, Need: "needed-cluster", Why: "create: the CRDs of the selected custom resources"},
+	{Verb: "list", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Cluster: true, Need: "needed-cluster", Why: "create: tell custom resources apart"},
+	{Verb: "get", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Cluster: true, Need: "needed-cluster", Why: "create: the CRDs of the selected custom resources"},
 	{Verb: "get", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Cluster: true, Need: "needed-cluster", Why: "create: the ClusterRoles of the selected RoleBindings"},
 
 	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: the CSI driver of each volume"},

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -175,6 +176,8 @@ func TestScheduleCronJob(t *testing.T) {
 	c.PVC(t, app, "data", "200Mi", nil)
 	c.RunJob(t, app, "fill", "data", 3*time.Minute, "sh", "-c", strings.ReplaceAll(writeScript, "$NAME", "sched"))
 	want := c.sums(t, app, []string{"data"}, "before")
+	// A custom resource in the namespace: its CRD is fetched with it, which takes get on CRDs.
+	c.Snapshot(t, app, "user-snapshot", "data", c.SnapshotClass)
 	loc := c.location(t)
 	label := ops + ".nightly"
 
@@ -243,6 +246,16 @@ func (c *Cluster) wantScheduled(t *testing.T, loc, label, prev string) string {
 			mine = append(mine, e.Name)
 			if prefix, _, ok := catalog.ParseGenerated(e.Name); !ok || prefix != "nightly" || e.Status != catalog.Completed || e.Name == prev {
 				t.Errorf("backup %s: %s (want a Completed nightly-YYYYMMDD-HHMMSS, not %q)", e.Name, e.Status, prev)
+			}
+			for _, w := range e.Manifest.Warnings {
+				if strings.Contains(w.Message, "forbidden") {
+					t.Errorf("backup %s: a right the schedule lacks: %s", e.Name, w.Message)
+				}
+			}
+			if !slices.ContainsFunc(e.Manifest.Resources, func(c catalog.Count) bool {
+				return strings.HasPrefix(c.Resource, "apiextensions.k8s.io/") && c.Count == 1
+			}) {
+				t.Errorf("backup %s has no CRD of its VolumeSnapshot: %+v", e.Name, e.Manifest.Resources)
 			}
 		default:
 			t.Errorf("backup %s (%s) is still there: prune should have removed it", e.Name, e.Status)
