@@ -79,8 +79,8 @@ type MoverConfig struct {
 	// PullSecret, when set, is copied into each mover's namespace and named in its pod's
 	// imagePullSecrets (see PullSecretRef for the default without it).
 	PullSecret *PullSecretRef
-	RunAsUser      *int64
-	FSGroup        *int64
+	RunAsUser  *int64
+	FSGroup    *int64
 	// Privileged runs the mover as root with CHOWN, DAC_OVERRIDE, FOWNER (Pod Security "baseline"):
 	// reads every file whatever its owner and restores owners.
 	Privileged     bool
