@@ -158,9 +158,9 @@ func ParseBackup(dir string, data []byte) (*Backup, error) {
 		SnapshotMoveData: v.Spec.SnapshotMoveData != nil && *v.Spec.SnapshotMoveData,
 		DefaultFsBackup:  v.Spec.DefaultVolumesToFs != nil && *v.Spec.DefaultVolumesToFs,
 		DataMover:        v.Spec.DataMover, IncludeClusterRes: v.Spec.IncludeClusterResources,
-		Snapshots:        Counts{Attempted: v.Status.VolumeSnapshotsAttempted, Completed: v.Status.VolumeSnapshotsCompleted},
-		CSISnapshots:     Counts{Attempted: v.Status.CSIVolumeSnapshotsAttempted, Completed: v.Status.CSIVolumeSnapshotsCompleted},
-		ItemOperations:   Counts{Attempted: v.Status.BackupItemOperationsAttempted, Completed: v.Status.BackupItemOperationsCompleted, Failed: v.Status.BackupItemOperationsFailed},
+		Snapshots:      Counts{Attempted: v.Status.VolumeSnapshotsAttempted, Completed: v.Status.VolumeSnapshotsCompleted},
+		CSISnapshots:   Counts{Attempted: v.Status.CSIVolumeSnapshotsAttempted, Completed: v.Status.CSIVolumeSnapshotsCompleted},
+		ItemOperations: Counts{Attempted: v.Status.BackupItemOperationsAttempted, Completed: v.Status.BackupItemOperationsCompleted, Failed: v.Status.BackupItemOperationsFailed},
 		Selection: Selection{
 			IncludedNamespaces: v.Spec.IncludedNamespaces, ExcludedNamespaces: v.Spec.ExcludedNamespaces,
 			IncludedResources: v.Spec.IncludedResources, ExcludedResources: v.Spec.ExcludedResources,

@@ -21,10 +21,10 @@ const (
 
 // Volume is one volume of a backup: where its data is, and whether kubectl-pvbackup can restore it.
 type Volume struct {
-	Namespace string `json:"namespace"`         // the claim's (and the repository's) namespace
-	PVC       string `json:"pvc,omitempty"`     // the claim; "" when only the pod volume is known
-	PV        string `json:"pv,omitempty"`      // the PersistentVolume
-	Pod       string `json:"pod,omitempty"`     // fs-backup: the pod read
+	Namespace string `json:"namespace"`           // the claim's (and the repository's) namespace
+	PVC       string `json:"pvc,omitempty"`       // the claim; "" when only the pod volume is known
+	PV        string `json:"pv,omitempty"`        // the PersistentVolume
+	Pod       string `json:"pod,omitempty"`       // fs-backup: the pod read
 	PodVolume string `json:"podVolume,omitempty"` // fs-backup: its volume
 	Method    Method `json:"method"`
 	// Uploader is kopia or restic (fs-backup and data mover).
