@@ -225,6 +225,22 @@ check() {
 	log "nothing of Velero is left in the cluster"
 }
 
+# diagnose keeps what Velero said, for a failed run: the server's and node-agent's logs, the
+# backups' descriptions and logs, in .local/velero-lab/logs (the namespace goes with down).
+diagnose() {
+	local d=$WORK/logs b
+	mkdir -p "$d"
+	kubectl -n "$NAMESPACE" logs deployment/velero --all-containers >"$d/velero.log" 2>&1
+	kubectl -n "$NAMESPACE" logs daemonset/node-agent >"$d/node-agent.log" 2>&1
+	kubectl get pods -A -o wide >"$d/pods.txt" 2>&1
+	kubectl -n "$NAMESPACE" get events --sort-by .lastTimestamp >"$d/events.txt" 2>&1
+	for b in $(kubectl -n "$NAMESPACE" get backups -o name 2>/dev/null); do
+		velero backup describe "${b#*/}" --details >"$d/${b#*/}.describe.txt" 2>&1
+		velero backup logs "${b#*/}" >"$d/${b#*/}.log" 2>&1
+	done
+	log "Velero's logs and the backups' descriptions are in $d"
+}
+
 # ---------------------------------------------------------------- fixtures
 
 FIXTURES=$ROOT/testdata/velero/v1.18/bucket
@@ -279,7 +295,7 @@ spec:
       terminationGracePeriodSeconds: 1
       containers:
       - name: web
-        image: $TEST_IMAGE
+        image: $PVBACKUP_TEST_IMAGE
         imagePullPolicy: Never
         command: [sleep, "86400"]
 ---
@@ -307,7 +323,7 @@ spec:
       terminationGracePeriodSeconds: 1
       containers:
       - name: files
-        image: $TEST_IMAGE
+        image: $PVBACKUP_TEST_IMAGE
         imagePullPolicy: Never
         env: [{name: NS, value: vl-fs}]
         command:
@@ -345,7 +361,7 @@ spec:
       terminationGracePeriodSeconds: 1
       containers:
       - name: db
-        image: $TEST_IMAGE
+        image: $PVBACKUP_TEST_IMAGE
         imagePullPolicy: Never
         env: [{name: NS, value: vl-dm}]
         command:
@@ -445,6 +461,7 @@ fixtures_cleanup() {
 	local rc=$? started=$1
 	set +e
 	trap - EXIT
+	[ "$rc" = 0 ] || diagnose
 	kubectl delete namespace "${APP_NAMESPACES[@]}" --ignore-not-found --wait --timeout 120s >/dev/null
 	down || rc=1
 	if [ -n "$started" ]; then
