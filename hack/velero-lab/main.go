@@ -18,7 +18,7 @@ import (
 	"os"
 )
 
-var errUsage = errors.New("usage: velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --out FILE.tar | bucket create|delete URL | export URL DIR --backup NAME... --repo NS...")
+var errUsage = errors.New("usage: velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --out FILE.tar | bucket create|delete URL | export URL DIR --backup NAME --repo NS")
 
 func main() {
 	if len(os.Args) < 2 {

@@ -54,6 +54,7 @@ func printVeleroDetails(w io.Writer, d *velero.Details) error {
 	}
 	fmt.Fprintf(w, "Format:        %s (tarball %s)\n", orDash(b.FormatVersion), orDash(d.TarballFormat))
 	fmt.Fprintf(w, "Velero:        namespace %s, storage location %s\n", orDash(b.Namespace), orDash(b.StorageLocation))
+	fmt.Fprintf(w, "Cluster:       Kubernetes %s\n", orDash(b.SourceCluster))
 	fmt.Fprintf(w, "Labels:        %s\n", labelString(b.Labels))
 	fmt.Fprintf(w, "Started:       %s\n", timeOrDash(b.Started))
 	fmt.Fprintf(w, "Completed:     %s\n", timeOrDash(b.Completed))
@@ -118,6 +119,9 @@ func veleroSelection(b *velero.Backup) string {
 
 func veleroVolumeDefaults(b *velero.Backup) string {
 	var parts []string
+	if b.SnapshotVolumes != nil && !*b.SnapshotVolumes {
+		parts = append(parts, "volume snapshots off")
+	}
 	if b.DefaultFsBackup {
 		parts = append(parts, "fs-backup by default")
 	}
@@ -219,8 +223,10 @@ func veleroRestoreSummary(vols []velero.Volume) string {
 	switch {
 	case len(vols) == 0:
 		return "possible (resources only)"
+	case ok == 1 && len(vols) == 1:
+		return "possible, with the data of its volume"
 	case ok == len(vols):
-		return fmt.Sprintf("possible, with the data of all %s", plural(len(vols), "volume", "volumes"))
+		return fmt.Sprintf("possible, with the data of all %d volumes", len(vols))
 	}
 	return fmt.Sprintf("possible, with the data of %d of %s (the others are listed above with the reason)", ok, plural(len(vols), "volume", "volumes"))
 }

@@ -69,7 +69,7 @@ func TestVeleroRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(meta, []byte(strings.Replace(string(data), `"formatVersion":"1.1.0"`, `"formatVersion":"2.0.0"`, 1)), 0o644); err != nil {
+	if err := os.WriteFile(meta, []byte(strings.Replace(string(data), `"formatVersion": "1.1.0"`, `"formatVersion": "2.0.0"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -80,7 +80,7 @@ func TestVeleroRefusals(t *testing.T) {
 		{[]string{"velero", "describe", "nope", "--from-velero", url}, `error: no Velero backup "nope" in ` + url + ` (no backups/nope/velero-backup.json): not found` + "\n"},
 		{[]string{"velero", "describe", "Bad_Name", "--from-velero", url}, `error: backup name "Bad_Name" is not valid for a Velero backup: it is a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)` + "\n"},
 		{[]string{"velero", "list"}, "error: --from-velero is required: the URL of Velero's backup storage location (its bucket, with its prefix as the path)\n"},
-		{[]string{"velero", "list", "--from-velero", "file://" + filepath.Join(dir, "missing")}, "not reachable"},
+		{[]string{"velero", "list", "--from-velero", "file://" + filepath.Join(dir, "missing")}, "error: open Velero location file://" + filepath.Join(dir, "missing") + ": stat " + filepath.Join(dir, "missing") + ": no such file or directory"},
 	} {
 		_, errOut, code := run(t, tc.args...)
 		if code != ExitFailed || !strings.Contains(errOut, tc.want) {

@@ -17,6 +17,9 @@ const (
 	PhaseFailed          = "Failed"
 )
 
+// sourceClusterAnnotation is where Velero records the backed-up cluster's Kubernetes version.
+const sourceClusterAnnotation = "velero.io/source-cluster-k8s-gitversion"
+
 // FormatMajor is the only major version of Velero's backup format this build reads ("1.1.0" since
 // Velero 1.4; Velero itself refuses to restore another major version).
 const FormatMajor = 1
@@ -24,33 +27,36 @@ const FormatMajor = 1
 // Backup is what velero-backup.json says of a backup, in our own words: the fields list, describe
 // and restore use, with stable JSON names for -o json.
 type Backup struct {
-	Name              string            `json:"name"`
-	Namespace         string            `json:"veleroNamespace,omitempty"` // where Velero ran
-	Labels            map[string]string `json:"labels,omitempty"`
-	Phase             string            `json:"phase"`
-	FormatVersion     string            `json:"formatVersion"`
-	StorageLocation   string            `json:"storageLocation,omitempty"`
-	Created           *time.Time        `json:"created,omitempty"`
-	Started           *time.Time        `json:"started,omitempty"`
-	Completed         *time.Time        `json:"completed,omitempty"`
-	Expires           *time.Time        `json:"expires,omitempty"`
-	TTL               string            `json:"ttl,omitempty"`
-	Selection         Selection         `json:"selection"`
-	ItemsTotal        int               `json:"itemsTotal"`
-	ItemsBackedUp     int               `json:"itemsBackedUp"`
-	Errors            int               `json:"errors"`
-	Warnings          int               `json:"warnings"`
-	FailureReason     string            `json:"failureReason,omitempty"`
-	ValidationErrors  []string          `json:"validationErrors,omitempty"`
-	SnapshotMoveData  bool              `json:"snapshotMoveData"`
-	DefaultFsBackup   bool              `json:"defaultVolumesToFsBackup"`
-	DataMover         string            `json:"dataMover,omitempty"`
-	Snapshots         Counts            `json:"volumeSnapshots"`
-	CSISnapshots      Counts            `json:"csiVolumeSnapshots"`
-	ItemOperations    Counts            `json:"itemOperations"`
-	Hooks             Counts            `json:"hooks"`
-	ResourcePolicy    string            `json:"resourcePolicy,omitempty"`
-	IncludeClusterRes *bool             `json:"includeClusterResources,omitempty"`
+	Name            string            `json:"name"`
+	Namespace       string            `json:"veleroNamespace,omitempty"` // where Velero ran
+	Labels          map[string]string `json:"labels,omitempty"`
+	Phase           string            `json:"phase"`
+	FormatVersion   string            `json:"formatVersion"`
+	StorageLocation string            `json:"storageLocation,omitempty"`
+	// SourceCluster is the Kubernetes version of the cluster backed up (Velero's annotation).
+	SourceCluster     string     `json:"sourceClusterVersion,omitempty"`
+	Created           *time.Time `json:"created,omitempty"`
+	Started           *time.Time `json:"started,omitempty"`
+	Completed         *time.Time `json:"completed,omitempty"`
+	Expires           *time.Time `json:"expires,omitempty"`
+	TTL               string     `json:"ttl,omitempty"`
+	Selection         Selection  `json:"selection"`
+	ItemsTotal        int        `json:"itemsTotal"`
+	ItemsBackedUp     int        `json:"itemsBackedUp"`
+	Errors            int        `json:"errors"`
+	Warnings          int        `json:"warnings"`
+	FailureReason     string     `json:"failureReason,omitempty"`
+	ValidationErrors  []string   `json:"validationErrors,omitempty"`
+	SnapshotVolumes   *bool      `json:"snapshotVolumes,omitempty"`
+	SnapshotMoveData  bool       `json:"snapshotMoveData"`
+	DefaultFsBackup   bool       `json:"defaultVolumesToFsBackup"`
+	DataMover         string     `json:"dataMover,omitempty"`
+	Snapshots         Counts     `json:"volumeSnapshots"`
+	CSISnapshots      Counts     `json:"csiVolumeSnapshots"`
+	ItemOperations    Counts     `json:"itemOperations"`
+	Hooks             Counts     `json:"hooks"`
+	ResourcePolicy    string     `json:"resourcePolicy,omitempty"`
+	IncludeClusterRes *bool      `json:"includeClusterResources,omitempty"`
 }
 
 // Selection is what the backup was asked to take.
@@ -97,6 +103,7 @@ type veleroBackup struct {
 		LabelSelector           *metav1.LabelSelector   `json:"labelSelector"`
 		OrLabelSelectors        []*metav1.LabelSelector `json:"orLabelSelectors"`
 		TTL                     metav1.Duration         `json:"ttl"`
+		SnapshotVolumes         *bool                   `json:"snapshotVolumes"`
 		IncludeClusterResources *bool                   `json:"includeClusterResources"`
 		StorageLocation         string                  `json:"storageLocation"`
 		DefaultVolumesToFs      *bool                   `json:"defaultVolumesToFsBackup"`
@@ -158,9 +165,11 @@ func ParseBackup(dir string, data []byte) (*Backup, error) {
 		SnapshotMoveData: v.Spec.SnapshotMoveData != nil && *v.Spec.SnapshotMoveData,
 		DefaultFsBackup:  v.Spec.DefaultVolumesToFs != nil && *v.Spec.DefaultVolumesToFs,
 		DataMover:        v.Spec.DataMover, IncludeClusterRes: v.Spec.IncludeClusterResources,
-		Snapshots:      Counts{Attempted: v.Status.VolumeSnapshotsAttempted, Completed: v.Status.VolumeSnapshotsCompleted},
-		CSISnapshots:   Counts{Attempted: v.Status.CSIVolumeSnapshotsAttempted, Completed: v.Status.CSIVolumeSnapshotsCompleted},
-		ItemOperations: Counts{Attempted: v.Status.BackupItemOperationsAttempted, Completed: v.Status.BackupItemOperationsCompleted, Failed: v.Status.BackupItemOperationsFailed},
+		SnapshotVolumes: v.Spec.SnapshotVolumes,
+		SourceCluster:   v.Metadata.Annotations[sourceClusterAnnotation],
+		Snapshots:       Counts{Attempted: v.Status.VolumeSnapshotsAttempted, Completed: v.Status.VolumeSnapshotsCompleted},
+		CSISnapshots:    Counts{Attempted: v.Status.CSIVolumeSnapshotsAttempted, Completed: v.Status.CSIVolumeSnapshotsCompleted},
+		ItemOperations:  Counts{Attempted: v.Status.BackupItemOperationsAttempted, Completed: v.Status.BackupItemOperationsCompleted, Failed: v.Status.BackupItemOperationsFailed},
 		Selection: Selection{
 			IncludedNamespaces: v.Spec.IncludedNamespaces, ExcludedNamespaces: v.Spec.ExcludedNamespaces,
 			IncludedResources: v.Spec.IncludedResources, ExcludedResources: v.Spec.ExcludedResources,

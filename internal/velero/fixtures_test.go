@@ -27,8 +27,6 @@ const (
 	fixturePartial   = "partial"
 )
 
-var fixtureBackups = []string{fixtureMover, fixtureFS, fixturePartial, fixtureResources}
-
 // fixtureDir returns a private copy of the fixture bucket (tests may tamper with it).
 func fixtureDir(t *testing.T) string {
 	t.Helper()

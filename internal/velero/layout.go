@@ -40,10 +40,6 @@ const (
 	suffixCSISnapshotContent = "-csi-volumesnapshotcontents.json.gz"
 )
 
-// Top-level directories of a Velero location. Velero marks a location Unavailable when it holds
-// any other, so kubectl-pvbackup's keys/ must never be written next to them.
-var veleroDirs = []string{"backups/", "restores/", "restic/", "kopia/", "metadata/", "plugins/"}
-
 // backupKey is the key of file (MetadataFile or <name><suffix>) of backup name.
 func backupKey(name, file string) string { return "backups/" + name + "/" + file }
 

@@ -138,15 +138,6 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// exists reports whether key is in the bucket.
-func (l *Location) exists(ctx context.Context, key string) (bool, error) {
-	ok, err := l.bucket.Exists(ctx, key)
-	if err != nil {
-		return false, l.readError(key, err)
-	}
-	return ok, nil
-}
-
 // list calls fn for each object or directory directly under prefix (delimiter "/"), at most max.
 func (l *Location) list(ctx context.Context, prefix string, max int, fn func(*blob.ListObject) error) error {
 	it := l.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})

@@ -69,7 +69,7 @@ func (b *Backup) CheckRestorable(allowPartial bool) error {
 		if allowPartial {
 			return nil
 		}
-		return refuse(ErrPartiallyFailed, "backup %q is PartiallyFailed (%d errors; see `kubectl pvbackup velero describe %s`): pass --allow-partially-failed to restore what it holds", b.Name, b.Errors, b.Name)
+		return refuse(ErrPartiallyFailed, "backup %q is PartiallyFailed (%s; see `kubectl pvbackup velero describe %s`): pass --allow-partially-failed to restore what it holds", b.Name, countOf(b.Errors, "error"), b.Name)
 	case "":
 		return refuse(ErrPhase, "backup %q has no phase: Velero never finished it", b.Name)
 	default:
@@ -79,4 +79,11 @@ func (b *Backup) CheckRestorable(allowPartial bool) error {
 		}
 		return refuse(ErrPhase, "backup %q is %s%s, not Completed: nothing to restore from it", b.Name, b.Phase, reason)
 	}
+}
+
+func countOf(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -167,8 +167,14 @@ func TestFixtureWrongPassword(t *testing.T) {
 // TestFixtureS3ReadOnly: the same over S3 (gofakes3): list, describe and reading every volume
 // leave every object's key, size, ETag and content as they were.
 func TestFixtureS3ReadOnly(t *testing.T) {
+	s3ReadOnly(t, s3server.Fake(t))
+}
+
+// s3ReadOnly uploads the fixtures under prefix velero/lab of srv's bucket, reads them as
+// `velero list`, `velero describe` and a restore's Kopia reads do, and compares the bucket before
+// and after.
+func s3ReadOnly(t *testing.T, srv *s3server.Server) {
 	ctx := context.Background()
-	srv := s3server.Fake(t)
 	srv.SetEnv(t)
 	url := srv.URL("velero/lab")
 	b, err := blob.OpenBucket(ctx, srv.URL(""))
@@ -176,8 +182,7 @@ func TestFixtureS3ReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	src := fixtureDir(t)
-	err = filepathWalkFiles(src, func(rel string, data []byte) error {
+	err = filepathWalkFiles(fixtureDir(t), func(rel string, data []byte) error {
 		return b.WriteAll(ctx, "velero/lab/"+rel, data, nil)
 	})
 	if err != nil {
@@ -196,6 +201,7 @@ func TestFixtureS3ReadOnly(t *testing.T) {
 	if after := bucketState(t, b); after != before {
 		t.Errorf("the bucket changed:\n--- before\n%s\n--- after\n%s", before, after)
 	}
+	t.Logf("%d objects unchanged", strings.Count(before, "\n")+1)
 }
 
 func filepathWalkFiles(dir string, fn func(rel string, data []byte) error) error {

@@ -111,7 +111,7 @@ func TestFormat2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tampered := bytes.Replace(data, []byte(`"formatVersion":"1.1.0"`), []byte(`"formatVersion":"2.0.0"`), 1)
+	tampered := bytes.Replace(data, []byte(`"formatVersion": "1.1.0"`), []byte(`"formatVersion": "2.0.0"`), 1)
 	if bytes.Equal(tampered, data) {
 		t.Fatal("the fixture has no formatVersion 1.1.0")
 	}
