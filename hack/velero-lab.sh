@@ -216,6 +216,10 @@ check() {
 	[ -n "$out" ] && left+=("$out")
 	out=$(kubectl get volumesnapshots -A -l velero.io/backup-name -o name 2>/dev/null || true)
 	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get volumesnapshotcontents -l velero.io/backup-name -o name 2>/dev/null || true)
+	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get clusterrolebinding velero -o name 2>/dev/null || true)
+	[ -n "$out" ] && left+=("$out")
 	out=$(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}')
 	[ -n "$out" ] && left+=("persistentvolumes $out")
 	if [ ${#left[@]} -gt 0 ]; then
