@@ -36,7 +36,8 @@ integration: ## tests against a real kube-apiserver + etcd and real object store
 
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzParse:./internal/store FuzzParseManifest:./internal/catalog FuzzValidateName:./internal/catalog \
-	FuzzReader:./internal/archive FuzzNewReader:./internal/archive
+	FuzzReader:./internal/archive FuzzNewReader:./internal/archive \
+	FuzzReadTarball:./internal/velero FuzzVolumeInfo:./internal/velero
 fuzz: ## each fuzz target for FUZZTIME (default 30s); `make unit` runs their seed corpora only
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -29,7 +30,7 @@ const (
 type Object struct {
 	GroupResource schema.GroupResource
 	// Version is the API version of the copy read: the <version>-preferredversion directory's,
-	// or "" for the unversioned copy (its apiVersion field says).
+	// and for the unversioned copy of an older backup its apiVersion's.
 	Version   string
 	Namespace string // "" for cluster-scoped objects
 	Name      string
@@ -221,6 +222,9 @@ func (t *tarballReader) entry(hdr *tar.Header) error {
 		return fmt.Errorf("tarball entry %q: %v: %w", hdr.Name, err, ErrUnreadable)
 	}
 	o := Object{GroupResource: ep.gr, Namespace: ep.namespace, Name: ep.name, Version: strings.TrimSuffix(ep.version, preferredSuffix), Data: data}
+	if err := checkObject(hdr.Name, &o); err != nil {
+		return err
+	}
 	k := objectKey{ep.gr, ep.namespace, ep.name}
 	into := t.plain
 	if ep.version != "" {
@@ -293,4 +297,38 @@ func (t *tarballReader) result() *Resources {
 	})
 	t.res.Objects = objs
 	return &t.res
+}
+
+// checkObject checks that an entry's object is the one its path names (group, version, namespace,
+// name) and fills the version of an unversioned copy from its apiVersion. A path and an object
+// that disagree were not written by Velero: the engine must never apply an object under a name or
+// a type its path does not say.
+func checkObject(entry string, o *Object) error {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(o.Data, &head); err != nil {
+		return fmt.Errorf("tarball entry %q is not a JSON object: %v: %w", entry, err, ErrUnreadable)
+	}
+	group, version, ok := strings.Cut(head.APIVersion, "/")
+	if !ok {
+		group, version = "", head.APIVersion
+	}
+	switch {
+	case head.Kind == "" || version == "":
+		return fmt.Errorf("tarball entry %q has no kind or apiVersion: %w", entry, ErrUnreadable)
+	case group != o.GroupResource.Group:
+		return fmt.Errorf("tarball entry %q holds an object of group %q, not %q: %w", entry, group, o.GroupResource.Group, ErrUnreadable)
+	case o.Version != "" && version != o.Version:
+		return fmt.Errorf("tarball entry %q holds an object of version %q, not %q: %w", entry, version, o.Version, ErrUnreadable)
+	case head.Metadata.Name != o.Name || head.Metadata.Namespace != o.Namespace:
+		return fmt.Errorf("tarball entry %q holds object %q in namespace %q: %w", entry, head.Metadata.Name, head.Metadata.Namespace, ErrUnreadable)
+	}
+	o.Version = version
+	return nil
 }

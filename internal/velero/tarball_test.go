@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -111,17 +113,22 @@ func makeTarball(t *testing.T, entries []tarEntry) []byte {
 
 // TestReadTarballCopies: of an object's copies the preferred-version one is read, else the
 // unversioned one, never both; other versions are ignored.
+// obj is an object's JSON as Velero writes it, with a marker to tell copies apart.
+func obj(apiVersion, kind, ns, name, mark string) string {
+	return fmt.Sprintf(`{"apiVersion":%q,"kind":%q,"metadata":{"name":%q,"namespace":%q},"mark":%q}`, apiVersion, kind, name, ns, mark)
+}
+
 func TestReadTarballCopies(t *testing.T) {
 	tb := makeTarball(t, []tarEntry{
 		{name: "metadata/version", data: "1.1.0\n"},
-		{name: "resources/deployments.apps/namespaces/shop/web.json", data: `{"plain":1}`},
-		{name: "resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json", data: `{"preferred":1}`},
-		{name: "resources/deployments.apps/v1beta1/namespaces/shop/web.json", data: `{"other":1}`},
+		{name: "resources/deployments.apps/namespaces/shop/web.json", data: obj("apps/v1", "Deployment", "shop", "web", "plain")},
+		{name: "resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json", data: obj("apps/v1", "Deployment", "shop", "web", "preferred")},
+		{name: "resources/deployments.apps/v1beta1/namespaces/shop/web.json", data: obj("apps/v1beta1", "Deployment", "shop", "web", "other")},
 		// the preferred copy first, then the unversioned one
-		{name: "resources/configmaps/v1-preferredversion/namespaces/shop/cm.json", data: `{"preferred":2}`},
-		{name: "resources/configmaps/namespaces/shop/cm.json", data: `{"plain":2}`},
-		// an old backup: the unversioned copy only
-		{name: "resources/persistentvolumes/cluster/pv-1.json", data: `{"plain":3}`},
+		{name: "resources/configmaps/v1-preferredversion/namespaces/shop/cm.json", data: obj("v1", "ConfigMap", "shop", "cm", "preferred")},
+		{name: "resources/configmaps/namespaces/shop/cm.json", data: obj("v1", "ConfigMap", "shop", "cm", "plain")},
+		// an old backup: the unversioned copy only; its version is its apiVersion's
+		{name: "resources/persistentvolumes/cluster/pv-1.json", data: obj("v1", "PersistentVolume", "", "pv-1", "plain")},
 		{name: "resources/", typ: tar.TypeDir},
 	})
 	res, err := readTarball(bytes.NewReader(tb), DefaultLimits)
@@ -133,12 +140,14 @@ func TestReadTarballCopies(t *testing.T) {
 	}
 	var got []string
 	for _, o := range res.Objects {
-		got = append(got, o.GroupResource.String()+" "+o.Version+" "+o.Namespace+"/"+o.Name+" "+string(o.Data))
+		var m struct{ Mark string }
+		_ = json.Unmarshal(o.Data, &m)
+		got = append(got, o.GroupResource.String()+" "+o.Version+" "+o.Namespace+"/"+o.Name+" "+m.Mark)
 	}
 	want := []string{
-		`configmaps v1 shop/cm {"preferred":2}`,
-		`persistentvolumes  /pv-1 {"plain":3}`,
-		`deployments.apps v1 shop/web {"preferred":1}`,
+		`configmaps v1 shop/cm preferred`,
+		`persistentvolumes v1 /pv-1 plain`,
+		`deployments.apps v1 shop/web preferred`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("objects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -150,7 +159,9 @@ func TestReadTarballCopies(t *testing.T) {
 
 func TestReadTarballRefuses(t *testing.T) {
 	small := DefaultLimits
-	small.Entries, small.EntryBytes, small.ResourcesBytes = 3, 10, 15
+	small.Entries, small.EntryBytes, small.ResourcesBytes = 3, 300, 400
+	pod := func(name string) string { return obj("v1", "Pod", "", name, "") }
+	padded := func(name string, n int) string { return obj("v1", "Pod", "", name, strings.Repeat("x", n)) }
 	for _, tc := range []struct {
 		name    string
 		entries []tarEntry
@@ -163,11 +174,17 @@ func TestReadTarballRefuses(t *testing.T) {
 		{"symlink", []tarEntry{{name: "resources/pods/cluster/x.json", typ: tar.TypeSymlink}}, DefaultLimits, "not a regular file"},
 		{"hardlink", []tarEntry{{name: "resources/pods/cluster/x.json", typ: tar.TypeLink}}, DefaultLimits, "not a regular file"},
 		{"shape", []tarEntry{{name: "resources/pods/x.json", data: "{}"}}, DefaultLimits, "is not resources/"},
-		{"twice", []tarEntry{{name: "resources/pods/cluster/x.json", data: "{}"}, {name: "resources/pods/cluster/x.json", data: "{}"}}, DefaultLimits, "appears twice"},
-		{"twice-after-preferred", []tarEntry{{name: "resources/pods/cluster/x.json", data: "{}"}, {name: "resources/pods/v1-preferredversion/cluster/x.json", data: "{}"}, {name: "resources/pods/cluster/x.json", data: "{}"}}, DefaultLimits, "appears twice"},
-		{"entries", []tarEntry{{name: "resources/a/cluster/1.json"}, {name: "resources/a/cluster/2.json"}, {name: "resources/a/cluster/3.json"}, {name: "resources/a/cluster/4.json"}}, small, "more than 3 entries"},
-		{"entry-size", []tarEntry{{name: "resources/a/cluster/1.json", data: strings.Repeat("x", 11)}}, small, "more than any object"},
-		{"total-size", []tarEntry{{name: "resources/a/cluster/1.json", data: strings.Repeat("x", 8)}, {name: "resources/a/cluster/2.json", data: strings.Repeat("x", 8)}}, small, "more than 15 bytes"},
+		{"twice", []tarEntry{{name: "resources/pods/cluster/x.json", data: pod("x")}, {name: "resources/pods/cluster/x.json", data: pod("x")}}, DefaultLimits, "appears twice"},
+		{"twice-after-preferred", []tarEntry{{name: "resources/pods/cluster/x.json", data: pod("x")}, {name: "resources/pods/v1-preferredversion/cluster/x.json", data: pod("x")}, {name: "resources/pods/cluster/x.json", data: pod("x")}}, DefaultLimits, "appears twice"},
+		{"entries", []tarEntry{{name: "resources/pods/cluster/1.json", data: pod("1")}, {name: "resources/pods/cluster/2.json", data: pod("2")}, {name: "resources/pods/cluster/3.json", data: pod("3")}, {name: "resources/pods/cluster/4.json", data: pod("4")}}, small, "more than 3 entries"},
+		{"entry-size", []tarEntry{{name: "resources/pods/cluster/1.json", data: padded("1", 400)}}, small, "more than any object"},
+		{"total-size", []tarEntry{{name: "resources/pods/cluster/1.json", data: padded("1", 100)}, {name: "resources/pods/cluster/2.json", data: padded("2", 100)}, {name: "resources/pods/cluster/3.json", data: padded("3", 100)}}, small, "more than 400 bytes"},
+		{"not json", []tarEntry{{name: "resources/pods/cluster/1.json", data: "x"}}, DefaultLimits, "not a JSON object"},
+		{"other name", []tarEntry{{name: "resources/pods/namespaces/shop/web.json", data: obj("v1", "Pod", "shop", "evil", "")}}, DefaultLimits, `holds object "evil" in namespace "shop"`},
+		{"other namespace", []tarEntry{{name: "resources/pods/namespaces/shop/web.json", data: obj("v1", "Pod", "kube-system", "web", "")}}, DefaultLimits, `namespace "kube-system"`},
+		{"other group", []tarEntry{{name: "resources/deployments.apps/namespaces/shop/web.json", data: obj("evil.io/v1", "Deployment", "shop", "web", "")}}, DefaultLimits, `group "evil.io", not "apps"`},
+		{"other version", []tarEntry{{name: "resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json", data: obj("apps/v2", "Deployment", "shop", "web", "")}}, DefaultLimits, `version "v2", not "v1"`},
+		{"no kind", []tarEntry{{name: "resources/pods/cluster/x.json", data: `{"apiVersion":"v1","metadata":{"name":"x"}}`}}, DefaultLimits, "no kind"},
 		{"version", []tarEntry{{name: "metadata/version", data: "1.1.0; rm -rf"}}, DefaultLimits, "not a version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
