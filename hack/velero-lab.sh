@@ -37,10 +37,8 @@ AWS_PLUGIN_IMAGE=localhost/pvbackup/velero-plugin-for-aws:$AWS_PLUGIN_VERSION
 NAMESPACE=velero
 BUCKET=velero # a bucket of its own in the cluster's SeaweedFS, next to the plugin's own
 BSL_PREFIX=lab
-GATEWAY=10.244.0.1
-S3_URL=http://$GATEWAY:8333
-SNAPSHOT_CLASS=csi-dir
-KUBELET_PODS=/var/lib/pvbackup-cluster/kubelet/pods
+# The lab's kubelet root directory (hack/cluster.sh): the node-agent reads the pods' volumes under it.
+KUBELET_DIR=${VELERO_LAB_KUBELET_DIR:-/var/lib/pvbackup-cluster/kubelet}
 VELERO_GROUP=velero.io
 
 log() { printf '>>> %s\n' "$*" >&2; }
@@ -127,11 +125,13 @@ require_cluster() {
 	"$ROOT/hack/cluster.sh" status >/dev/null 2>&1 || die "the lab cluster is not running: start it with hack/cluster.sh up (under flock /work/locks/cluster on a shared machine)"
 	# shellcheck source=/dev/null
 	. "$ROOT/.local/cluster/env"
+	# The S3 store as pods reach it (the BackupStorageLocation) and as this machine does.
+	: "${PVBACKUP_S3_ENDPOINT_IN_CLUSTER:?.local/cluster/env names no S3 endpoint}" "${PVBACKUP_S3_ENDPOINT:?}"
 }
 
 # bucket_url is the Velero bucket as a gocloud URL (for hack/velero-lab and kubectl pvbackup velero).
 bucket_url() {
-	echo "s3://$BUCKET/$BSL_PREFIX?endpoint=$S3_URL&region=us-east-1&use_path_style=true&disable_https=true"
+	echo "s3://$BUCKET/$BSL_PREFIX?endpoint=$PVBACKUP_S3_ENDPOINT&region=us-east-1&use_path_style=true&disable_https=true"
 }
 
 # manifests writes Velero's install manifests, as `velero install --dry-run -o yaml` makes them.
@@ -142,9 +142,9 @@ manifests() {
 	velero install --dry-run -o yaml \
 		--image "$VELERO_IMAGE" --plugins "$AWS_PLUGIN_IMAGE" \
 		--provider aws --bucket "$BUCKET" --prefix "$BSL_PREFIX" --secret-file "$creds" \
-		--backup-location-config "region=us-east-1,s3ForcePathStyle=true,s3Url=$S3_URL" \
+		--backup-location-config "region=us-east-1,s3ForcePathStyle=true,s3Url=$PVBACKUP_S3_ENDPOINT_IN_CLUSTER" \
 		--use-volume-snapshots=false --use-node-agent --uploader-type kopia --features EnableCSI \
-		--kubelet-root-dir "${KUBELET_PODS%/pods}" \
+		--kubelet-root-dir "$KUBELET_DIR" \
 		--velero-pod-cpu-request 100m --velero-pod-mem-request 128Mi --velero-pod-cpu-limit 0 --velero-pod-mem-limit 1Gi \
 		--node-agent-pod-cpu-request 100m --node-agent-pod-mem-request 128Mi --node-agent-pod-cpu-limit 0 --node-agent-pod-mem-limit 0 \
 		>"$out.tmp"
@@ -250,7 +250,8 @@ diagnose() {
 FIXTURES=$ROOT/testdata/velero/v1.18/bucket
 APP_NAMESPACES=(vl-res vl-fs vl-dm)
 
-# The data of each volume: three small files whose content the tests know.
+# The data of each volume: three small files whose content the tests know ($NS is the pod's).
+# shellcheck disable=SC2016 # expanded by the pod's shell
 WRITE_DATA='if [ ! -f /data/hello.txt ]; then
   mkdir -p /data/dir/sub
   echo "hello from $NS" >/data/hello.txt
