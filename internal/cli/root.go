@@ -70,6 +70,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewRepoCmd(streams),
 		NewDoctorCmd(flags, streams),
 		NewVersionCmd(streams),
+		NewVeleroCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)
 	return root
