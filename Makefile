@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo clean
+.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -36,7 +36,8 @@ integration: ## tests against a real kube-apiserver + etcd and real object store
 
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzParse:./internal/store FuzzParseManifest:./internal/catalog FuzzValidateName:./internal/catalog \
-	FuzzReader:./internal/archive FuzzNewReader:./internal/archive
+	FuzzReader:./internal/archive FuzzNewReader:./internal/archive \
+	FuzzReadTarball:./internal/velero FuzzVolumeInfo:./internal/velero
 fuzz: ## each fuzz target for FUZZTIME (default 30s); `make unit` runs their seed corpora only
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
@@ -116,6 +117,18 @@ bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PV
 bench-open: ## on the local cluster: 100 snapshot-move movers in a row, each must open its repository in <= 2 s (PVBACKUP_MEASURE_MOVERS=N)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureMoverOpen -v -timeout 40m ./test/e2e/ | grep -E 'MEASURE|open [0-9.]+s|^\s+\+|^(ok|FAIL|---)'
+
+# Velero in the lab (docs/velero.md): not part of test; CI never builds Velero. Builds Velero and its AWS
+# plugin from the module proxy (minutes, under nice) into .local/velero-lab. Take the cluster lock on a
+# shared machine: flock /work/locks/cluster make velero-lab
+velero-lab: ## build Velero v1.18.3 and its images, install it into the running lab cluster (make cluster first)
+	hack/velero-lab.sh up
+
+velero-lab-down: ## remove every trace of Velero from the lab cluster (namespace, CRDs, cluster roles, webhooks, snapshots, bucket)
+	hack/velero-lab.sh down
+
+velero-fixtures: ## re-record testdata/velero/v1.18 from real Velero backups in the lab (starts and stops the cluster if it is not running)
+	hack/velero-lab.sh fixtures
 
 clean:
 	rm -rf bin dist

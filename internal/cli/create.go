@@ -26,6 +26,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -290,6 +291,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		}
 		defer closeFn()
 		deps.Catalog = cat
+		// Velero keeps backups/ and kopia/ too, and our keys/ would make it mark its location
+		// Unavailable: never mix the two tools under one prefix.
+		if err := velero.CheckNotVelero(ctx, cat.Location().Bucket(), cat.Location().String()); err != nil {
+			return err
+		}
 		if !o.DryRun {
 			// The key first: a location whose backups/ holds anything but no key file is an old
 			// one (keyring.ErrOldFormat), so the name's claim must not come before the key.
