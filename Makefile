@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
+.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -20,7 +20,7 @@ install: build ## copy the plugin onto PATH as kubectl-pvbackup (PREFIX=/usr/loc
 
 # integration runs every unit test too (-tags integration adds tests, hides none), so test does not
 # run them twice.
-test: integration e2e ## unit, integration and end-to-end tests (what CI runs)
+test: actionlint integration e2e ## the workflow lint, unit, integration and end-to-end tests (what CI runs)
 
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
@@ -57,11 +57,25 @@ bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 Confi
 	hack/tools.sh kube
 	$(GO) run ./hack/bench-resources -plugin bin/kubectl-pvbackup -kubectl .local/bin/kubectl
 
-release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
-	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release.sh
+actionlint: ## lint .github/workflows with actionlint (and shellcheck)
+	hack/tools.sh actionlint
+	.local/bin/actionlint -no-color
 
-release-check: release ## install the release with krew in a sandbox, every platform (docs/install.md)
-	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release-check.sh
+IMAGE_REPO ?= ghcr.io/kubectl-pvbackup/pvbackup-mover
+release: ## cross-built archives and the multi-arch mover image tarball in dist/, their sha256 in checksums.txt and plugins.yaml
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' IMAGE_REPO=$(IMAGE_REPO) hack/release.sh
+
+release-check: release ## install the release with krew in a sandbox, every platform; the mover image is the archives' binaries (docs/install.md)
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' IMAGE_REPO=$(IMAGE_REPO) hack/release-check.sh
+
+release-tagged: ## the checked-out commit is tagged VERSION, and make release wrote the plugins.yaml committed with it
+	@test "$$(git describe --exact-match --tags HEAD 2>/dev/null)" = "$(VERSION)" || \
+		{ echo "release-tagged: HEAD is not tagged $(VERSION)" >&2; exit 1; }
+	@git diff --quiet -- plugins.yaml || { git diff -- plugins.yaml >&2; \
+		echo "release-tagged: make release wrote another plugins.yaml than the one tagged $(VERSION): the archives are not those the manifest names" >&2; exit 1; }
+
+release-image: build ## push dist/pvbackup-mover_VERSION.oci.tar to IMAGE_REPO:VERSION with the plugin's image push (credentials: the docker config)
+	bin/kubectl-pvbackup image push '$(IMAGE_REPO):$(VERSION)' --from-archive dist/pvbackup-mover_$(VERSION).oci.tar $(IMAGE_PUSH_ARGS)
 
 cluster: ## start the local test cluster (root; see docs/local-cluster.md), write .local/cluster/env
 	hack/cluster.sh up

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node Kubernetes cluster with CSI snapshots and an S3 store, all as host processes
-# (no docker, no registry, no systemd), for the end-to-end tests and the demo. Needs root.
+# (no docker, no systemd), for the end-to-end tests and the demo; the lab's registries are in
+# hack/lab-registry.sh. Needs root.
 #
 #   hack/cluster.sh up                 install and build what is missing, start everything, wait until ready,
 #                                      write .local/cluster/kubeconfig and .local/cluster/env
@@ -50,10 +51,12 @@ S3_SECRET_KEY=pvbackup-local-secret
 PAUSE_IMAGE=localhost/pvbackup/pause:3.10
 TEST_IMAGE=localhost/pvbackup/busybox:1.35
 ISOLATE_CHAIN=PVBACKUP-ISOLATE
+# shellcheck source=hack/lab-registry.sh
+. "$ROOT/hack/lab-registry.sh"
 
 # Start order; down stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy
-	snapshot-controller pvbackup-csi csi-provisioner csi-snapshotter seaweedfs)
+	snapshot-controller pvbackup-csi csi-provisioner csi-snapshotter seaweedfs lab-registry)
 
 log() { printf '>>> %s\n' "$*" >&2; }
 die() {
@@ -184,6 +187,7 @@ install_and_build() {
 	"$ROOT/hack/tools.sh" kube
 	"$ROOT/hack/tools.sh" seaweedfs
 	"$ROOT/hack/cluster-build.sh" all
+	registry_build # lab registry
 }
 
 # ---------------------------------------------------------------- certificates and configs
@@ -273,9 +277,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/net.d"
+  # lab registry: pulls from the registries on the gateway go over plain HTTP (hack/lab-registry.sh)
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$STATE/conf/certs.d"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$STATE/containerd-opt"
 EOF
+
+	registry_config "$STATE/conf/certs.d" # lab registry
 
 	cat >"$STATE/cni/net.d/10-pvbackup.conflist" <<EOF
 {
@@ -523,6 +532,7 @@ EOF
 	start seaweedfs "$BIN/weed" mini -dir="$STATE/seaweedfs" -ip="$GATEWAY" -ip.bind="$GATEWAY" \
 		-bucket="$S3_BUCKET" -admin.ui=false -master.telemetry=false -webdav=false \
 		-s3.port.iceberg=0 -s3.port.lance=0 -admin.port=12537 -admin.port.legacy=0
+	registry_start # lab registry
 }
 
 # The snapshot controller runs with leader election: its Lease (kube-system/snapshot-controller-leader,
@@ -584,6 +594,7 @@ export PVBACKUP_SNAPSHOT_CLASS=csi-dir
 export PVBACKUP_TEST_IMAGE=$TEST_IMAGE
 export PVBACKUP_KUBECTL=$BIN/kubectl
 EOF
+	registry_env >>"$OUT/env" # lab registry
 }
 
 running() {
@@ -638,7 +649,7 @@ up() {
 down() {
 	local i pid
 	# The node side first, so no new pods start while the rest goes.
-	stop_components seaweedfs csi-snapshotter csi-provisioner pvbackup-csi snapshot-controller kube-proxy kubelet
+	stop_components lab-registry seaweedfs csi-snapshotter csi-provisioner pvbackup-csi snapshot-controller kube-proxy kubelet
 	# Pod containers (pause included) by PID, then containerd, then the shims it leaves behind.
 	for i in $(seq 1 50); do
 		pid=$(pod_pids)

@@ -86,7 +86,7 @@ Exit codes: 0 every check ok; 2 warnings only; 1 a check failed.`,
 	fs.StringVar(&o.Volumes, "volumes", "auto", "the --volumes mode of the backups to check for: auto, snapshot-move, fs, snapshot")
 	fs.BoolVar(&o.Probe, "probe", false, "run the live probe per StorageClass (default on when --storage-class is given)")
 	fs.StringVar(&o.ProbeSize, "probe-size", "1Gi", "size of the probe's PVC (some drivers have a minimum)")
-	o.mover.addFlags(fs)
+	o.mover.addFlags(fs, flags)
 	// The probe runs its classes two at a time and bounds its movers by --timeout: these two
 	// shape nothing here.
 	_ = fs.MarkHidden("parallel")
