@@ -703,7 +703,7 @@ start_csi() {
 	for i in "${!NODES[@]}"; do
 		args+=(--node "name=${NODES[$i]},zone=${ZONES[$i]},endpoint=$(csi_node_sock "$t" "$i"),registration-dir=$(node_kubelet_dir "$i")/plugins_registry")
 	done
-	[ "$t" = zonal ] && args+=(--attacher-kubeconfig "$admin")
+	[ "$t" = zonal ] && args+=(--attacher-server "$APISERVER" --attacher-tls "$PKI/ca.crt,$PKI/admin.crt,$PKI/admin.key")
 	start "csi-$t" "$BIN/pvbackup-csi" --drivername "$(csi_name "$t")" --type "$t" --datadir "$(csi_dir "$t")" \
 		--controller-endpoint "$(csi_controller_sock "$t")" --capacity 50Gi "${args[@]}"
 	wait_until "the $t CSI driver's socket" 30 test -S "$(csi_controller_sock "$t")"

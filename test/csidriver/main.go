@@ -2,7 +2,8 @@
 // process serves one driver name on every node of the cluster.
 //
 //	pvbackup-csi --drivername zonal.csi.pvbackup.io --type zonal --datadir DIR \
-//	    --controller-endpoint /path/controller.sock --attacher-kubeconfig KUBECONFIG \
+//	    --controller-endpoint /path/controller.sock \
+//	    --attacher-server https://10.244.0.1:6443 --attacher-tls ca.crt,admin.crt,admin.key \
 //	    --node name=node-a,zone=zone-a,endpoint=/path/a.sock,registration-dir=/kubelet-a/plugins_registry \
 //	    --node name=node-b,zone=zone-b,endpoint=/path/b.sock,registration-dir=/kubelet-b/plugins_registry
 package main
@@ -17,8 +18,6 @@ import (
 	"syscall"
 
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/csidriver/driver"
 )
@@ -61,7 +60,8 @@ func main() {
 	flag.StringVar(&cfg.ControllerEndpoint, "controller-endpoint", "", "unix socket for the identity and controller services alone (the sidecars)")
 	flag.Var(&nodes, "node", "a node served: name=NAME,zone=ZONE,endpoint=SOCKET[,registration-dir=KUBELET_PLUGINS_REGISTRY] (repeat per node)")
 	flag.StringVar(&cfg.DataDir, "datadir", "", "directory for volumes, snapshots and state")
-	kubeconfig := flag.String("attacher-kubeconfig", "", "zonal driver: answer its VolumeAttachments with this kubeconfig (empty: no attacher)")
+	server := flag.String("attacher-server", "", "zonal driver: answer its VolumeAttachments through this API server (empty: no attacher)")
+	tlsFiles := flag.String("attacher-tls", "", "with --attacher-server: CA,CERT,KEY PEM files (the CA of the server, a client certificate and its key)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *version {
@@ -80,19 +80,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 2)
-	if *kubeconfig != "" {
+	if *server != "" {
 		if cfg.Type != driver.TypeZonal {
-			fatal(2, "--attacher-kubeconfig: only zonal volumes are attached")
+			fatal(2, "--attacher-server: only zonal volumes are attached")
 		}
-		rc, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+		f := strings.Split(*tlsFiles, ",")
+		if len(f) != 3 {
+			fatal(2, "--attacher-tls %q: want CA,CERT,KEY", *tlsFiles)
+		}
+		api, err := driver.NewAPI(*server, f[0], f[1], f[2])
 		if err != nil {
-			fatal(1, "--attacher-kubeconfig: %v", err)
+			fatal(1, "--attacher-tls: %v", err)
 		}
-		client, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			fatal(1, "--attacher-kubeconfig: %v", err)
-		}
-		go func() { errc <- driver.NewAttacher(d, client).Run(ctx) }()
+		go func() { errc <- driver.NewAttacher(d, api).Run(ctx) }()
 	}
 	go func() { errc <- d.Run(ctx) }()
 	if err := <-errc; err != nil {

@@ -3,19 +3,12 @@ package driver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"github.com/kubernetes-csi/csi-lib-utils/accessmodes"
-	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 )
 
 // Attacher answers the VolumeAttachments of a zonal driver as the external-attacher sidecar does
@@ -26,11 +19,18 @@ import (
 // the status (or sets status.detachError) and removes the finalizer. The attach-detach controller
 // in kube-controller-manager creates the VolumeAttachments (CSIDriver attachRequired: true) and
 // reports Multi-Attach for a ReadWriteOnce volume on a second node itself.
+//
+// It lists and watches VolumeAttachments through the API's JSON (API), without client-go: the test
+// driver stays a small build. A failed attach or detach is retried at the next resync, within
+// RetryInterval.
 type Attacher struct {
-	d      *Driver
-	client kubernetes.Interface
-	queue  workqueue.TypedRateLimitingInterface[string]
-	lister func(name string) (*storagev1.VolumeAttachment, error)
+	d   *Driver
+	api *API
+	// RetryInterval bounds how long a failed attach or detach waits for its retry.
+	RetryInterval time.Duration
+	// ResyncInterval is how often everything is listed again when nothing failed.
+	ResyncInterval time.Duration
+	failed         bool // a sync failed since the last resync
 }
 
 // Annotations the attacher keeps on a VolumeAttachment, so a detach needs neither the PV nor the CSINode.
@@ -39,11 +39,9 @@ const (
 	annotationNodeID       = "csi.alpha.kubernetes.io/node-id" // as the external-attacher
 )
 
-// NewAttacher makes the attacher of driver d.
-func NewAttacher(d *Driver, client kubernetes.Interface) *Attacher {
-	return &Attacher{d: d, client: client, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "volumeattachments"})}
+// NewAttacher makes the attacher of driver d, talking to the API through api.
+func NewAttacher(d *Driver, api *API) *Attacher {
+	return &Attacher{d: d, api: api, RetryInterval: 2 * time.Second, ResyncInterval: 5 * time.Minute}
 }
 
 // FinalizerName is the finalizer the attacher puts on its VolumeAttachments, the external-attacher's.
@@ -60,66 +58,86 @@ func FinalizerName(driver string) string {
 	return "external-attacher/" + string(b)
 }
 
-// Run watches VolumeAttachments until ctx is done.
+const vaPath = "/apis/storage.k8s.io/v1/volumeattachments"
+
+// Run lists, syncs and watches VolumeAttachments until ctx is done.
 func (a *Attacher) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactory(a.client, 10*time.Minute)
-	inf := factory.Storage().V1().VolumeAttachments()
-	enqueue := func(obj any) {
-		if va, ok := obj.(*storagev1.VolumeAttachment); ok && va.Spec.Attacher == a.d.cfg.Name {
-			a.queue.Add(va.Name)
+	a.d.cfg.Logger.Printf("attacher: answering the VolumeAttachments of %s", a.d.cfg.Name)
+	for ctx.Err() == nil {
+		rv, err := a.resync(ctx)
+		if err == nil {
+			err = a.watch(ctx, rv)
 		}
-	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) },
-	}); err != nil {
-		return err
-	}
-	a.lister = inf.Lister().Get
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
-		return ctx.Err()
-	}
-	a.d.cfg.Logger.Printf("attacher: watching the VolumeAttachments of %s", a.d.cfg.Name)
-	go func() { <-ctx.Done(); a.queue.ShutDown() }()
-	for a.next(ctx) {
+		if err != nil && ctx.Err() == nil {
+			a.d.cfg.Logger.Printf("attacher: %v (listing again)", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(a.RetryInterval):
+			}
+		}
 	}
 	return nil
 }
 
-func (a *Attacher) next(ctx context.Context) bool {
-	name, quit := a.queue.Get()
-	if quit {
-		return false
+// resync lists every VolumeAttachment, syncs the driver's and returns the list's resourceVersion.
+func (a *Attacher) resync(ctx context.Context) (string, error) {
+	var list struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+		Items []volumeAttachment `json:"items"`
 	}
-	defer a.queue.Done(name)
-	if err := a.sync(ctx, name); err != nil {
-		a.d.cfg.Logger.Printf("attacher: VolumeAttachment %s: %v (retrying)", name, err)
-		a.queue.AddRateLimited(name)
-		return true
+	if err := a.api.Do(ctx, "GET", vaPath, "", nil, &list); err != nil {
+		return "", fmt.Errorf("list VolumeAttachments: %w", err)
 	}
-	a.queue.Forget(name)
-	return true
+	a.failed = false
+	for i := range list.Items {
+		a.syncLogged(ctx, &list.Items[i])
+	}
+	return list.Metadata.ResourceVersion, nil
 }
 
-func (a *Attacher) sync(ctx context.Context, name string) error {
-	va, err := a.lister(name)
-	if apierrors.IsNotFound(err) {
+// watch syncs the VolumeAttachments that change from resourceVersion rv on, until the watch ends:
+// after RetryInterval if a sync failed (the resync retries it), else after ResyncInterval.
+func (a *Attacher) watch(ctx context.Context, rv string) error {
+	timeout := a.ResyncInterval
+	if a.failed {
+		timeout = a.RetryInterval
+	}
+	q := url.Values{"watch": {"1"}, "resourceVersion": {rv}, "allowWatchBookmarks": {"true"},
+		"timeoutSeconds": {fmt.Sprint(max(1, int(timeout.Seconds())))}}
+	return a.api.Watch(ctx, vaPath+"?"+q.Encode(), func(typ string, raw json.RawMessage) error {
+		switch typ {
+		case "ADDED", "MODIFIED":
+			var va volumeAttachment
+			if err := json.Unmarshal(raw, &va); err != nil {
+				return fmt.Errorf("decode VolumeAttachment: %w", err)
+			}
+			a.syncLogged(ctx, &va)
+		case "ERROR":
+			return fmt.Errorf("watch VolumeAttachments: %s", raw)
+		}
 		return nil
+	})
+}
+
+func (a *Attacher) syncLogged(ctx context.Context, va *volumeAttachment) {
+	if va.Spec.Attacher != a.d.cfg.Name {
+		return
 	}
-	if err != nil {
-		return err
+	if err := a.sync(ctx, va); err != nil {
+		a.failed = true
+		a.d.cfg.Logger.Printf("attacher: VolumeAttachment %s (node %s): %v (retrying)", va.Metadata.Name, va.Spec.NodeName, err)
 	}
-	if va.DeletionTimestamp != nil {
+}
+
+func (a *Attacher) sync(ctx context.Context, va *volumeAttachment) error {
+	switch {
+	case va.Metadata.DeletionTimestamp != nil:
 		return a.detach(ctx, va)
-	}
-	if va.Status.Attached {
+	case va.Status.Attached:
 		return nil
 	}
-	return a.attach(ctx, va)
-}
-
-func (a *Attacher) attach(ctx context.Context, va *storagev1.VolumeAttachment) error {
 	req, err := a.publishRequest(ctx, va)
 	if err == nil {
 		// The finalizer first: a VolumeAttachment deleted from here on waits for the detach.
@@ -130,7 +148,7 @@ func (a *Attacher) attach(ctx context.Context, va *storagev1.VolumeAttachment) e
 		resp, err = a.d.ControllerPublishVolume(ctx, req)
 	}
 	if err != nil {
-		if perr := a.patchStatus(ctx, va, map[string]any{"attachError": volumeError(a.d.now(), err)}); perr != nil {
+		if perr := a.patchStatus(ctx, va, map[string]any{"attachError": errorStatus(a.d.now(), err)}); perr != nil {
 			return fmt.Errorf("%v; and recording it: %v", err, perr)
 		}
 		return err
@@ -139,39 +157,64 @@ func (a *Attacher) attach(ctx context.Context, va *storagev1.VolumeAttachment) e
 }
 
 // publishRequest builds ControllerPublishVolume from the VolumeAttachment's PV and its node's CSINode.
-func (a *Attacher) publishRequest(ctx context.Context, va *storagev1.VolumeAttachment) (*csi.ControllerPublishVolumeRequest, error) {
+func (a *Attacher) publishRequest(ctx context.Context, va *volumeAttachment) (*csi.ControllerPublishVolumeRequest, error) {
 	pvName := va.Spec.Source.PersistentVolumeName
 	if pvName == nil {
-		return nil, fmt.Errorf("VolumeAttachment %s names no PersistentVolume (inline volumes are not supported)", va.Name)
+		return nil, errors.New("it names no PersistentVolume (inline volumes are not supported)")
 	}
-	pv, err := a.client.CoreV1().PersistentVolumes().Get(ctx, *pvName, metav1.GetOptions{})
-	if err != nil {
+	var pv persistentVolume
+	if err := a.api.Do(ctx, "GET", "/api/v1/persistentvolumes/"+url.PathEscape(*pvName), "", nil, &pv); err != nil {
 		return nil, fmt.Errorf("PersistentVolume %s: %w", *pvName, err)
 	}
-	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != a.d.cfg.Name {
-		return nil, fmt.Errorf("PersistentVolume %s is not a volume of CSI driver %s", pv.Name, a.d.cfg.Name)
+	src := pv.Spec.CSI
+	if src == nil || src.Driver != a.d.cfg.Name {
+		return nil, fmt.Errorf("PersistentVolume %s is not a volume of CSI driver %s", *pvName, a.d.cfg.Name)
 	}
 	nodeID, err := a.nodeID(ctx, va.Spec.NodeName)
 	if err != nil {
 		return nil, err
 	}
-	mode, err := accessmodes.ToCSIAccessMode(pv.Spec.AccessModes, false)
+	mode, err := csiAccessMode(pv.Spec.AccessModes)
 	if err != nil {
-		return nil, fmt.Errorf("PersistentVolume %s: %w", pv.Name, err)
+		return nil, fmt.Errorf("PersistentVolume %s: %w", *pvName, err)
 	}
 	return &csi.ControllerPublishVolumeRequest{
-		VolumeId: pv.Spec.CSI.VolumeHandle, NodeId: nodeID, Readonly: pv.Spec.CSI.ReadOnly, VolumeContext: pv.Spec.CSI.VolumeAttributes,
+		VolumeId: src.VolumeHandle, NodeId: nodeID, Readonly: src.ReadOnly, VolumeContext: src.VolumeAttributes,
 		VolumeCapability: &csi.VolumeCapability{
-			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: pv.Spec.CSI.FSType, MountFlags: pv.Spec.MountOptions}},
+			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: src.FSType, MountFlags: pv.Spec.MountOptions}},
 			AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode},
 		},
 	}, nil
 }
 
+// csiAccessMode maps a PV's access modes to a CSI access mode as the external-attacher does
+// (csi-lib-utils accessmodes, without SINGLE_NODE_MULTI_WRITER).
+func csiAccessMode(modes []string) (csi.VolumeCapability_AccessMode_Mode, error) {
+	has := map[string]bool{}
+	for _, m := range modes {
+		has[m] = true
+	}
+	switch {
+	case has["ReadWriteOncePod"] && len(has) > 1:
+		return 0, fmt.Errorf("ReadWriteOncePod with other access modes %v", modes)
+	case has["ReadWriteOncePod"]:
+		return csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, nil
+	case has["ReadWriteMany"]:
+		return csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER, nil
+	case has["ReadOnlyMany"] && has["ReadWriteOnce"]:
+		return 0, fmt.Errorf("CSI has no access mode for ReadOnlyMany with ReadWriteOnce")
+	case has["ReadOnlyMany"]:
+		return csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY, nil
+	case has["ReadWriteOnce"]:
+		return csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, nil
+	}
+	return 0, fmt.Errorf("unsupported access modes %v", modes)
+}
+
 // nodeID is the driver's ID of a node, from its CSINode (written by the kubelet at registration).
 func (a *Attacher) nodeID(ctx context.Context, node string) (string, error) {
-	cn, err := a.client.StorageV1().CSINodes().Get(ctx, node, metav1.GetOptions{})
-	if err != nil {
+	var cn csiNode
+	if err := a.api.Do(ctx, "GET", "/apis/storage.k8s.io/v1/csinodes/"+url.PathEscape(node), "", nil, &cn); err != nil {
 		return "", fmt.Errorf("CSINode %s: %w", node, err)
 	}
 	for _, d := range cn.Spec.Drivers {
@@ -182,14 +225,14 @@ func (a *Attacher) nodeID(ctx context.Context, node string) (string, error) {
 	return "", fmt.Errorf("CSI driver %s is not registered on node %s (CSINode %s)", a.d.cfg.Name, node, node)
 }
 
-func (a *Attacher) detach(ctx context.Context, va *storagev1.VolumeAttachment) error {
-	if !hasFinalizer(va, FinalizerName(a.d.cfg.Name)) {
+func (a *Attacher) detach(ctx context.Context, va *volumeAttachment) error {
+	if !va.hasFinalizer(FinalizerName(a.d.cfg.Name)) {
 		return nil // never attached by us, or already detached
 	}
-	volumeID, nodeID := va.Annotations[annotationVolumeHandle], va.Annotations[annotationNodeID]
+	volumeID, nodeID := va.Metadata.Annotations[annotationVolumeHandle], va.Metadata.Annotations[annotationNodeID]
 	if volumeID != "" {
 		if _, err := a.d.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: volumeID, NodeId: nodeID}); err != nil {
-			if perr := a.patchStatus(ctx, va, map[string]any{"detachError": volumeError(a.d.now(), err)}); perr != nil {
+			if perr := a.patchStatus(ctx, va, map[string]any{"detachError": errorStatus(a.d.now(), err)}); perr != nil {
 				return fmt.Errorf("%v; and recording it: %v", err, perr)
 			}
 			return err
@@ -201,41 +244,38 @@ func (a *Attacher) detach(ctx context.Context, va *storagev1.VolumeAttachment) e
 	return a.setFinalizer(ctx, va, false, nil)
 }
 
-func volumeError(now time.Time, err error) map[string]any {
-	return map[string]any{"time": metav1.NewTime(now), "message": err.Error()}
+func errorStatus(now time.Time, err error) map[string]any {
+	return map[string]any{"time": now.UTC().Format(time.RFC3339), "message": err.Error()}
 }
 
-func (a *Attacher) patchStatus(ctx context.Context, va *storagev1.VolumeAttachment, status map[string]any) error {
-	patch, err := json.Marshal(map[string]any{"status": status})
-	if err != nil {
+// patchStatus patches va's status and updates va to the result (so a later patch guarded by the
+// resourceVersion does not conflict with this one).
+func (a *Attacher) patchStatus(ctx context.Context, va *volumeAttachment, status map[string]any) error {
+	return a.patch(ctx, va, "/status", map[string]any{"status": status})
+}
+
+func (a *Attacher) patch(ctx context.Context, va *volumeAttachment, sub string, patch any) error {
+	var out volumeAttachment
+	if err := a.api.MergePatch(ctx, vaPath+"/"+url.PathEscape(va.Metadata.Name)+sub, patch, &out); err != nil {
 		return err
 	}
-	_, err = a.client.StorageV1().VolumeAttachments().Patch(ctx, va.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
-	return err
-}
-
-func hasFinalizer(va *storagev1.VolumeAttachment, f string) bool {
-	for _, x := range va.Finalizers {
-		if x == f {
-			return true
-		}
-	}
-	return false
+	*va = out
+	return nil
 }
 
 // setFinalizer adds (or removes) the attacher's finalizer, with annotations, guarded by the
-// resourceVersion it was read at (a conflict is retried by the queue).
-func (a *Attacher) setFinalizer(ctx context.Context, va *storagev1.VolumeAttachment, add bool, annotations map[string]string) error {
+// resourceVersion it was read at (a conflict is retried at the next resync).
+func (a *Attacher) setFinalizer(ctx context.Context, va *volumeAttachment, add bool, annotations map[string]string) error {
 	f := FinalizerName(a.d.cfg.Name)
-	same := hasFinalizer(va, f) == add
+	same := va.hasFinalizer(f) == add
 	for k, v := range annotations {
-		same = same && va.Annotations[k] == v
+		same = same && va.Metadata.Annotations[k] == v
 	}
 	if same {
 		return nil
 	}
 	list := []string{}
-	for _, x := range va.Finalizers {
+	for _, x := range va.Metadata.Finalizers {
 		if x != f {
 			list = append(list, x)
 		}
@@ -243,14 +283,9 @@ func (a *Attacher) setFinalizer(ctx context.Context, va *storagev1.VolumeAttachm
 	if add {
 		list = append(list, f)
 	}
-	meta := map[string]any{"finalizers": list, "resourceVersion": va.ResourceVersion}
+	meta := map[string]any{"finalizers": list, "resourceVersion": va.Metadata.ResourceVersion}
 	if len(annotations) > 0 {
 		meta["annotations"] = annotations
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": meta})
-	if err != nil {
-		return err
-	}
-	_, err = a.client.StorageV1().VolumeAttachments().Patch(ctx, va.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	return err
+	return a.patch(ctx, va, "", map[string]any{"metadata": meta})
 }
