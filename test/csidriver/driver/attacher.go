@@ -125,7 +125,12 @@ func (a *Attacher) syncLogged(ctx context.Context, va *volumeAttachment) {
 	if va.Spec.Attacher != a.d.cfg.Name {
 		return
 	}
-	if err := a.sync(ctx, va); err != nil {
+	err := a.sync(ctx, va)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 404 {
+		return // deleted meanwhile (an event queued before its finalizer went): nothing left to do
+	}
+	if err != nil {
 		a.failed = true
 		a.d.cfg.Logger.Printf("attacher: VolumeAttachment %s (node %s): %v (retrying)", va.Metadata.Name, va.Spec.NodeName, err)
 	}
@@ -153,7 +158,11 @@ func (a *Attacher) sync(ctx context.Context, va *volumeAttachment) error {
 		}
 		return err
 	}
-	return a.patchStatus(ctx, va, map[string]any{"attached": true, "attachmentMetadata": resp.PublishContext, "attachError": nil})
+	if err := a.patchStatus(ctx, va, map[string]any{"attached": true, "attachmentMetadata": resp.PublishContext, "attachError": nil}); err != nil {
+		return err
+	}
+	a.d.cfg.Logger.Printf("attacher: volume %s attached to node %s (VolumeAttachment %s)", req.VolumeId, req.NodeId, va.Metadata.Name)
+	return nil
 }
 
 // publishRequest builds ControllerPublishVolume from the VolumeAttachment's PV and its node's CSINode.
@@ -241,7 +250,11 @@ func (a *Attacher) detach(ctx context.Context, va *volumeAttachment) error {
 	if err := a.patchStatus(ctx, va, map[string]any{"attached": false, "attachmentMetadata": nil, "detachError": nil}); err != nil {
 		return err
 	}
-	return a.setFinalizer(ctx, va, false, nil)
+	if err := a.setFinalizer(ctx, va, false, nil); err != nil {
+		return err
+	}
+	a.d.cfg.Logger.Printf("attacher: volume %s detached from node %s (VolumeAttachment %s)", volumeID, nodeID, va.Metadata.Name)
+	return nil
 }
 
 func errorStatus(now time.Time, err error) map[string]any {
