@@ -161,6 +161,15 @@ type volumeAttachment struct {
 	} `json:"status"`
 }
 
+// fingerprint is va without its resourceVersion and its attach and detach errors.
+func (va *volumeAttachment) fingerprint() string {
+	c := *va
+	c.Metadata.ResourceVersion = ""
+	c.Status.AttachError, c.Status.DetachError = nil, nil
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
 func (va *volumeAttachment) hasFinalizer(f string) bool {
 	for _, x := range va.Metadata.Finalizers {
 		if x == f {

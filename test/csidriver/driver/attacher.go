@@ -30,7 +30,8 @@ type Attacher struct {
 	RetryInterval time.Duration
 	// ResyncInterval is how often everything is listed again when nothing failed.
 	ResyncInterval time.Duration
-	failed         bool // a sync failed since the last resync
+	failed         bool              // a sync failed since the last resync
+	seen           map[string]string // VolumeAttachment name → fingerprint of what was last synced
 }
 
 // Annotations the attacher keeps on a VolumeAttachment, so a detach needs neither the PV nor the CSINode.
@@ -41,7 +42,7 @@ const (
 
 // NewAttacher makes the attacher of driver d, talking to the API through api.
 func NewAttacher(d *Driver, api *API) *Attacher {
-	return &Attacher{d: d, api: api, RetryInterval: 2 * time.Second, ResyncInterval: 5 * time.Minute}
+	return &Attacher{d: d, api: api, RetryInterval: 2 * time.Second, ResyncInterval: 5 * time.Minute, seen: map[string]string{}}
 }
 
 // FinalizerName is the finalizer the attacher puts on its VolumeAttachments, the external-attacher's.
@@ -92,7 +93,7 @@ func (a *Attacher) resync(ctx context.Context) (string, error) {
 	}
 	a.failed = false
 	for i := range list.Items {
-		a.syncLogged(ctx, &list.Items[i])
+		a.syncLogged(ctx, &list.Items[i], false)
 	}
 	return list.Metadata.ResourceVersion, nil
 }
@@ -113,7 +114,12 @@ func (a *Attacher) watch(ctx context.Context, rv string) error {
 			if err := json.Unmarshal(raw, &va); err != nil {
 				return fmt.Errorf("decode VolumeAttachment: %w", err)
 			}
-			a.syncLogged(ctx, &va)
+			a.syncLogged(ctx, &va, true)
+		case "DELETED":
+			var va volumeAttachment
+			if json.Unmarshal(raw, &va) == nil {
+				delete(a.seen, va.Metadata.Name)
+			}
 		case "ERROR":
 			return fmt.Errorf("watch VolumeAttachments: %s", raw)
 		}
@@ -121,10 +127,19 @@ func (a *Attacher) watch(ctx context.Context, rv string) error {
 	})
 }
 
-func (a *Attacher) syncLogged(ctx context.Context, va *volumeAttachment) {
+// syncLogged syncs one VolumeAttachment of the driver and logs a failure. A watch event that
+// changes nothing but the attach or detach error (the attacher's own report of a failure) is
+// skipped, as the external-attacher does: else each failure would trigger the next at once; the
+// resync retries it.
+func (a *Attacher) syncLogged(ctx context.Context, va *volumeAttachment, fromWatch bool) {
 	if va.Spec.Attacher != a.d.cfg.Name {
 		return
 	}
+	fp := va.fingerprint()
+	if fromWatch && a.seen[va.Metadata.Name] == fp {
+		return
+	}
+	a.seen[va.Metadata.Name] = fp
 	err := a.sync(ctx, va)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Code == 404 {

@@ -20,10 +20,11 @@ type fakeAPI struct {
 	vas      map[string]map[string]any
 	objects  map[string]any // other objects by path
 	watchers []chan []byte
+	patches  map[string]int // patches per VolumeAttachment
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *API) {
-	f := &fakeAPI{vas: map[string]map[string]any{}, objects: map[string]any{}}
+	f := &fakeAPI{vas: map[string]map[string]any{}, objects: map[string]any{}, patches: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, &API{Server: srv.URL, Client: srv.Client()}
@@ -108,6 +109,7 @@ func (f *fakeAPI) patch(name string, patch map[string]any) (int, string, []byte)
 	if va == nil {
 		return 404, "not found", nil
 	}
+	f.patches[name]++
 	meta := va["metadata"].(map[string]any)
 	pm, _ := patch["metadata"].(map[string]any)
 	if want, ok := pm["resourceVersion"]; ok && want != meta["resourceVersion"] {
@@ -230,6 +232,19 @@ func TestAttacherAnswersVolumeAttachments(t *testing.T) {
 		va := f.va("va-c")
 		return !va.Status.Attached && va.Status.AttachError != nil && strings.Contains(va.Status.AttachError.Message, "already attached to node b")
 	})
+
+	// A refusal is retried at the resyncs (every RetryInterval), not at once on the event its own
+	// report makes: that would patch va-c in a tight loop.
+	f.mu.Lock()
+	before := f.patches["va-c"]
+	f.mu.Unlock()
+	time.Sleep(10 * a.RetryInterval)
+	f.mu.Lock()
+	retries := f.patches["va-c"] - before
+	f.mu.Unlock()
+	if retries > 20 {
+		t.Fatalf("va-c was patched %d times in %s: the attacher retries on its own reports", retries, 10*a.RetryInterval)
+	}
 
 	f.deleteVA("va-b")
 	waitFor(t, "va-b detached and gone", func() bool { return f.va("va-b") == nil })
