@@ -16,7 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 )
 
@@ -219,6 +221,35 @@ func TestLabLocalSnapshotStaysOnItsNode(t *testing.T) {
 	c.classPVC(t, ns, "elsewhere", local, src)
 	c.startPod(t, ns, "elsewhere", "elsewhere", b, "true")
 	c.waitEvent(t, ns, "elsewhere", "exists on node "+cc+" only", 2*time.Minute)
+
+	// The snapshot-controller keeps a VolumeSnapshot while a claim restored from it is unbound
+	// (SnapshotDeletePending) and retries with a backoff that grows to minutes: the refused claim
+	// goes first, then the snapshot, so the namespace goes at once.
+	ctx := context.Background()
+	if err := c.Kube.CoreV1().Pods(ns).Delete(ctx, "elsewhere", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "elsewhere", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, kube.ListWatch(c.Kube.CoreV1().PersistentVolumeClaims(ns), c.Kube, kube.Named("elsewhere")), &corev1.PersistentVolumeClaim{}, ns+"/elsewhere")
+	if err := c.Snap.SnapshotV1().VolumeSnapshots(ns).Delete(ctx, "snap", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, kube.ListWatch(c.Snap.SnapshotV1().VolumeSnapshots(ns), c.Snap, kube.Named("snap")), &snapv1.VolumeSnapshot{}, ns+"/snap")
+}
+
+// waitGone waits up to 2 minutes until the one object lw lists is gone.
+func waitGone(t *testing.T, lw cache.ListerWatcher, obj runtime.Object, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := watchtools.UntilWithSync(ctx, lw, obj, func(store cache.Store) (bool, error) {
+		return len(store.List()) == 0, nil
+	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })
+	if err != nil {
+		t.Fatalf("%s was not deleted within 2 minutes: %v", what, err)
+	}
 }
 
 // startPod starts a pod on a node that mounts a claim at /data and runs command.
