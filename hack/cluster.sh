@@ -15,7 +15,7 @@
 #   hack/cluster.sh down               stop every process by PID, kill pod tasks, unmount, remove all state
 #   hack/cluster.sh status             which components run; exit 1 unless all do
 #   hack/cluster.sh load-image TAR [BASE_NAME]
-#                                      import an image tarball (docker-archive or OCI) into the cluster;
+#                                      import an image tarball (docker-archive or OCI) into every node;
 #                                      BASE_NAME names the images of an OCI archive that holds tags only.
 #                                      Tarballs in .local/images/ are imported by every `up`.
 #   hack/cluster.sh snapshot-controller stop|start
