@@ -124,7 +124,13 @@ start() {
 	shift 2
 	local exe
 	exe=$(readlink -f "$bin")
-	setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+	# Only stdio is passed on: a component that inherited the caller's other open files would hold
+	# them for the cluster's life — `flock /work/locks/cluster make demo` left the lock held by the
+	# cluster it started, and the next `flock ... hack/cluster.sh down` waited for ever.
+	(
+		close_fds
+		exec setsid "$exe" "$@"
+	) >"$LOGS/$name.log" 2>&1 </dev/null &
 	local pid=$! i
 	echo "$pid $exe" >"$PIDS/$name.pid"
 	STARTED+=("$name")
@@ -136,6 +142,15 @@ start() {
 		sleep 0.05
 	done
 	check_alive
+}
+
+# close_fds closes every open file of this (sub)shell but stdin, stdout and stderr.
+close_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
 }
 
 tail_log() {
