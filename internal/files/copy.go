@@ -410,7 +410,7 @@ func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {
 	if !ok {
 		return nil
 	}
-	target, err := l.Readlink(ctx)
+	target, err := readLink(ctx, c.contents, l)
 	if err != nil {
 		return fmt.Errorf("read symlink: %w", err)
 	}
@@ -508,7 +508,8 @@ func (c *copier) writeData(ctx context.Context, f *os.File, e kfs.File) (int64, 
 		return 0, fmt.Errorf("open in the backup: %w", err)
 	}
 	defer r.Close()
-	return writeSparse(f, readerCtx{ctx, r}, &c.bytes)
+	// One byte more than declared is read, so that writeFile sees a file that holds more.
+	return writeSparse(f, readerCtx{ctx, io.LimitReader(r, e.Size()+1)}, &c.bytes)
 }
 
 // holeBlock is the unit in which runs of zeros become holes.
