@@ -242,4 +242,3 @@ func craftedErr(t *testing.T, what string, err error, want string) {
 		t.Errorf("%s: %v; want a refusal of crafted data (%q)", what, err, want)
 	}
 }
-
