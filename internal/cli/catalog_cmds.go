@@ -361,7 +361,12 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 	}
 	deps := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), d.passwordFile).repo, DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
 	res, err := removal.Remove(ctx, deps, o.Name, m, !d.force)
-	if err != nil {
+	switch {
+	case errors.Is(err, removal.ErrForeignSnapshot):
+		return fmt.Errorf("backup %q was not deleted: %w; its %s names volume data of another backup, which was kept (to delete only this backup's files, pass --force)", o.Name, err, catalog.ManifestFile)
+	case errors.Is(err, catalog.ErrNotFound):
+		return err
+	case err != nil:
 		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
 	}
 	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
@@ -402,8 +407,6 @@ func checkDelete(ctx context.Context, name string, cat *catalog.Catalog, force b
 			return nil, nil, fmt.Errorf("%w: its volume data cannot be found from it (to delete the backup's files anyway, leaving any Kopia snapshots it has, pass --force)", err)
 		}
 		return nil, []string{"warning: " + catalog.ManifestFile + " could not be read: Kopia snapshots it may have were left in the location's kopia/ repositories"}, nil
-	case errors.Is(err, catalog.ErrNotFound):
-		return nil, nil, nil
 	}
 	return nil, nil, err
 }

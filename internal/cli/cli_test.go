@@ -277,6 +277,8 @@ func TestDeleteRefuses(t *testing.T) {
 		{[]string{"delete", "copy", "--from", loc, "--force"}, `only this directory's files were deleted, not the volume data it points to`, 0},
 		{[]string{"delete", "shop-1", "--from", loc, "--force"}, "warning: volume data left in the location (--force): the Kopia snapshots of namespace shop were kept", 0},
 		{[]string{"delete", "running", "--from", loc, "--force"}, `Deleted backup "running" (1 file)`, 0},
+		// Nothing to leave behind: no advice to force it.
+		{[]string{"delete", "nonexist", "--from", loc}, `backup "nonexist" not found in ` + loc + " (see `kubectl pvbackup list`)", ExitFailed},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errOut, code := run(t, tc.args...)
@@ -285,6 +287,9 @@ func TestDeleteRefuses(t *testing.T) {
 			}
 			if strings.Contains(out+errOut, "prune") {
 				t.Errorf("delete mentions a prune command:\n%s%s", out, errOut)
+			}
+			if tc.args[1] == "nonexist" && strings.Contains(out+errOut, "--force") {
+				t.Errorf("delete of a backup that does not exist advises --force:\n%s%s", out, errOut)
 			}
 		})
 	}
