@@ -141,14 +141,19 @@ func redactText(raw string) string {
 // and user-info passwords, raw and decoded, in the URL and in URL-valued parameters.
 func secrets(raw string) []string {
 	set := map[string]bool{}
-	add := func(s string) {
+	// Each form is kept only when long enough to mean something: replacing a decoded "%3A" (":")
+	// everywhere would garble every message, and is no secret.
+	keep := func(s string) {
 		if len(s) >= 3 && s != redacted {
 			set[s] = true
-			if d, err := url.QueryUnescape(s); err == nil {
-				set[d] = true
-			}
-			set[url.QueryEscape(s)] = true
 		}
+	}
+	add := func(s string) {
+		keep(s)
+		if d, err := url.QueryUnescape(s); err == nil {
+			keep(d)
+		}
+		keep(url.QueryEscape(s))
 	}
 	var walk func(s string, depth int)
 	walk = func(s string, depth int) {
