@@ -318,4 +318,32 @@ func TestPasswordFile(t *testing.T) {
 	if code != ExitFailed || !strings.Contains(errOut, "holds only white space") {
 		t.Errorf("exit %d for a blank password file:\n%s", code, errOut)
 	}
+	// Every command that reads the file warns, not only create and restore.
+	ctx := context.Background()
+	l, err := store.Open(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: "with-data", Status: catalog.Completed,
+		Volumes: []catalog.Volume{{Namespace: "shop", PVC: "data", Mode: "fs", KopiaSnapshot: "k0123", Status: catalog.VolumeCompleted}}}
+	if err := catalog.New(l).WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"delete", "with-data"},
+		{"ls", "with-data", "shop/data"},
+		{"verify", "with-data"},
+		{"repo", "change-password", "--new-password-file", blank},
+	} {
+		_, errOut, _ := run(t, append(args, "--from", "file://"+dir, "--password-file", loose)...)
+		if !strings.Contains(errOut, "warning: password file "+loose+" is accessible by group or others") {
+			t.Errorf("%s: no warning for a 0644 password file:\n%s", strings.Join(args, " "), errOut)
+		}
+	}
+	// What is no password file is refused before it is read.
+	_, errOut, code = run(t, "delete", "with-data", "--from", "file://"+dir, "--password-file", "/dev/zero")
+	if code != ExitFailed || !strings.Contains(errOut, "/dev/zero is a character device, not a regular file") {
+		t.Errorf("delete --password-file /dev/zero: exit %d\n%s", code, errOut)
+	}
 }

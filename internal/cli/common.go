@@ -124,9 +124,10 @@ type locationKeys struct {
 	open func() (*keyring.Keyring, error)
 }
 
-func newLocationKeys(ctx context.Context, loc *store.Location, passwordFile string) *locationKeys {
+// A password file others can read is warned about on errOut, whatever the command.
+func newLocationKeys(ctx context.Context, loc *store.Location, passwordFile string, errOut io.Writer) *locationKeys {
 	return &locationKeys{open: sync.OnceValues(func() (*keyring.Keyring, error) {
-		pw, err := password.Load(passwordFile)
+		pw, err := loadPassword(passwordFile, errOut)
 		if err != nil {
 			return nil, err
 		}

@@ -150,7 +150,7 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 	}
 	deps := doctorDeps(clients)
 	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
-		kr, err := newLocationKeys(ctx, loc, o.password.File).open()
+		kr, err := newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).open()
 		if err != nil {
 			return nil, err
 		}

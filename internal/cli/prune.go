@@ -156,7 +156,7 @@ func (o *PruneOptions) Run(ctx context.Context) error {
 	}
 	defer closeFn()
 	o.cfg.Now = o.now()
-	rp := newLocationKeys(ctx, cat.Location(), o.password.File).repo
+	rp := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repo
 	reporter := o.output.reporter(o.streams)
 	d := prune.Deps{Catalog: cat, Progress: reporter,
 		Removal:  removal.Deps{Location: o.location.URL, RepoPassword: rp, DeleteKeptSnapshots: deleteKeptSnapshots(o.configFlags)},

@@ -85,15 +85,16 @@ mover Secret) stays valid. To retire a location key, back up to a new location.`
 func (o *RepoChangePasswordOptions) Complete() error {
 	o.location.complete()
 	var err error
-	if o.current, err = password.Load(o.password.File); err != nil {
+	if o.current, err = o.password.load(o.streams.ErrOut); err != nil {
 		return err
 	}
 	if o.NewPasswordFile != "" {
-		b, err := os.ReadFile(o.NewPasswordFile)
-		if err != nil {
+		if o.next, err = password.ReadFile(o.NewPasswordFile); err != nil {
 			return fmt.Errorf("read the new password: %w", err)
 		}
-		o.next = strings.TrimRight(string(b), "\r\n")
+		if warn := password.FileWarning(o.NewPasswordFile); warn != "" {
+			fmt.Fprintln(o.streams.ErrOut, warn)
+		}
 		return nil
 	}
 	o.next, err = promptNewPassword(o.streams)

@@ -84,7 +84,7 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer loc.Close()
-	d := maintenance.Deps{Location: loc, URL: o.location.URL, RepoPassword: newLocationKeys(ctx, loc, o.password.File).repo}
+	d := maintenance.Deps{Location: loc, URL: o.location.URL, RepoPassword: newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).repo}
 	sts, err := maintenance.Status(ctx, d, selection.NamespaceFilter{Include: o.IncludeNamespaces}, o.open)
 	if err != nil {
 		return err

@@ -93,7 +93,7 @@ func (o *VerifyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeFn()
-	keys := newLocationKeys(ctx, cat.Location(), o.password.File)
+	keys := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut)
 	d := verify.Deps{Catalog: cat, URL: o.location.URL, Progress: o.output.reporter(o.streams),
 		ArchivePassword: keys.archive, RepoPassword: keys.repo}
 	res, err := verify.Run(ctx, d, o.cfg)
