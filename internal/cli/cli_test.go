@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "Bad_Name", "--to", "file:///tmp/x"}, want: `backup name "Bad_Name" is not valid`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "-o", "table"}, want: `--output="table": use json or yaml`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x"}, env: map[string]string{"PVBACKUP_PASSWORD": ""}, want: "no repository password: set PVBACKUP_PASSWORD or pass --password-file FILE (there is no default password)"},
-		{args: []string{"create", "b", "--to", "file:///tmp/x", "--password-file", "/nonexistent/pw"}, want: "read password file: open /nonexistent/pw"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--password-file", "/nonexistent/pw"}, want: "read password file: stat /nonexistent/pw: no such file or directory"},
 		{args: []string{"create", "b"}, want: "no backup location: pass --to/--from URL or set PVBACKUP_LOCATION"},
 		{args: []string{"create", "b", "--to", "ftp://h/x"}, want: `unsupported scheme "ftp"`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--include-cluster-resources", "maybe"}, want: `--include-cluster-resources="maybe": use auto, true or false`},

@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/files"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
@@ -96,10 +97,10 @@ func (o *CpOptions) Run(ctx context.Context, d files.Deps) error {
 		fmt.Fprintf(o.streams.Out, "Copied %s (%s) into %s in %.1fs: %d complete already, %s, %s.\n", plural(int(res.Files), "file", "files"),
 			progress.Bytes(res.Bytes), o.Dest, res.Seconds, res.Skipped, plural(int(res.Symlinks), "symlink", "symlinks"), plural(int(res.Dirs), "directory", "directories"))
 		for _, p := range res.Refused {
-			fmt.Fprintf(o.streams.Out, "  refused: %s: %s\n", p.Path, p.Reason)
+			fmt.Fprintf(o.streams.Out, "  refused: %s: %s\n", printable.Name(p.Path), printable.Name(p.Reason))
 		}
 		for _, p := range res.Errors {
-			fmt.Fprintf(o.streams.Out, "  failed: %s: %s\n", p.Path, p.Reason)
+			fmt.Fprintf(o.streams.Out, "  failed: %s: %s\n", printable.Name(p.Path), printable.Name(p.Reason))
 		}
 	}
 	if errors.Is(err, files.ErrIncomplete) {

@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
@@ -402,13 +403,14 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 	snapshots := false
 	for _, v := range vols {
 		snapshots = snapshots || v.Mode == "snapshot"
-		name := v.Namespace + "/" + v.PVC
+		q := printable.Name // describe prints a backup.json from the bucket through here
+		name := q(v.Namespace + "/" + v.PVC)
 		if plan {
 			reason := v.Reason
 			if v.Error != "" {
 				reason = "error: " + v.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(v.Size), v.Mode, reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, q(orDash(v.Size)), q(v.Mode), q(reason))
 			continue
 		}
 		detail := v.Reason
@@ -422,7 +424,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, v.Mode, v.Status, files, size, up, v.Seconds, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, v.Seconds, q(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -444,7 +446,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 		if ns == "" {
 			ns = "(cluster)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Resource, ns, c.Count)
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", printable.Name(c.Resource), printable.Name(ns), c.Count)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -460,10 +462,10 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 
 func printProblems(w io.Writer, m *catalog.Manifest) {
 	for _, e := range m.Errors {
-		fmt.Fprintf(w, "  error: %s\n", e)
+		fmt.Fprintf(w, "  error: %s\n", printable.Lines(e))
 	}
 	for _, wn := range m.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
+		fmt.Fprintf(w, "  warning: %s\n", printable.Lines(wn.Message))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -157,7 +158,7 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 		return kr.RepoPassword, nil
 	}
 	if o.output.Format == "" {
-		deps.Progress = func(msg string) { fmt.Fprintf(o.streams.ErrOut, "... %s\n", msg) }
+		deps.Progress = func(msg string) { fmt.Fprintf(o.streams.ErrOut, "... %s\n", printable.Lines(msg)) }
 	}
 	rep := doctor.Run(ctx, deps, o.cfg, doctor.StaticSteps())
 	if o.output.Format != "" {
@@ -227,7 +228,7 @@ func printReport(w io.Writer, rep *doctor.Report) error {
 	counts := map[doctor.Status]int{}
 	for _, c := range rep.Checks {
 		counts[c.Status]++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Check, c.Status, (time.Duration(c.Seconds * float64(time.Second))).Round(10*time.Millisecond), c.Detail, orDash(c.Fix))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Name(c.Check), c.Status, (time.Duration(c.Seconds * float64(time.Second))).Round(10*time.Millisecond), printable.Name(c.Detail), printable.Name(orDash(c.Fix)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
