@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -81,6 +82,44 @@ func (o *outputOptions) print(w io.Writer, v any) error {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// printEach writes the values each gives, as a JSON or YAML list, one value at a time: the same
+// text print writes for the whole list, without holding it.
+func (o *outputOptions) printEach(w io.Writer, each func(emit func(any) error) error) error {
+	n := 0
+	err := each(func(v any) error {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		if o.Format == "yaml" {
+			if b, err = yaml.JSONToYAML(b); err != nil {
+				return err
+			}
+			// One item of a YAML list: "- " before the first line, two spaces before the others.
+			b = append([]byte("- "), bytes.ReplaceAll(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"), []byte("\n  "))...)
+			_, err = fmt.Fprintf(w, "%s\n", b)
+		} else {
+			sep := ",\n  "
+			if n == 0 {
+				sep = "[\n  "
+			}
+			_, err = fmt.Fprintf(w, "%s%s", sep, b)
+		}
+		n++
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case n == 0:
+		_, err = fmt.Fprintln(w, "[]")
+	case o.Format != "yaml":
+		_, err = fmt.Fprint(w, "\n]\n")
+	}
 	return err
 }
 
