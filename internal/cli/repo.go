@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
@@ -122,6 +123,14 @@ func (o *RepoChangePasswordOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer loc.Close()
+	// Two changes at once would both report success with only one new password in force: the
+	// location's lease lets one run, and the other fails naming it. (A change killed and run
+	// again on this machine takes its own dead run's lease over.)
+	l, err := lease.Acquire(ctx, loc, "repo change-password", 0)
+	if err != nil {
+		return fmt.Errorf("the password was not changed: %w", err)
+	}
+	defer func() { _ = l.Release(ctx) }()
 	res, err := keyring.ChangePassword(ctx, loc, o.current, o.next, keyring.ChangeOptions{AfterStep: o.afterStep})
 	if err != nil {
 		return err

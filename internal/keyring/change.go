@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -76,14 +75,14 @@ func ChangePassword(ctx context.Context, loc *store.Location, current, newPasswo
 		}
 		return nil
 	}
-	wopts := &blob.WriterOptions{ContentType: "application/octet-stream"}
-	if err := loc.Bucket().WriteAll(ctx, NextFile, data, wopts); err != nil {
+	// loc.Write: on file:// synced to disk before the next step.
+	if err := loc.Write(ctx, NextFile, data, "application/octet-stream"); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w (nothing changed: the current password still opens everything)", NextFile, loc, err)
 	}
 	if err := step(StepNextWritten); err != nil {
 		return nil, err
 	}
-	if err := loc.Bucket().WriteAll(ctx, KeyFile, data, wopts); err != nil {
+	if err := loc.Write(ctx, KeyFile, data, "application/octet-stream"); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w (both passwords open the location: run the change again to finish it)", KeyFile, loc, err)
 	}
 	if err := step(StepSwitched); err != nil {
