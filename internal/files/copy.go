@@ -31,8 +31,10 @@ type CopyConfig struct {
 	// without "/" matches a name at any depth, one with "/" the path from the copied directory
 	// (path.Match syntax: * and ? do not cross "/").
 	Include, Exclude []string
-	// Owners restores file owners (only root can).
-	Owners bool
+	// Owners restores file owners (only root can). A file's setuid and setgid bits are then
+	// dropped unless KeepSetID: a tenant's setuid binary, owned by root after the copy, would run
+	// as root.
+	Owners, KeepSetID bool
 	// Parallel files are copied at once (0 = 8, as kopia restore).
 	Parallel int
 	// Progress, when set, is called about four times a second and once at the end.
@@ -389,7 +391,17 @@ func (c *copier) setFileMode(f *os.File, e kfs.Entry) error {
 			return err
 		}
 	}
-	return f.Chmod(e.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+	return f.Chmod(c.fileMode(e))
+}
+
+// fileMode is the mode a copied file gets: its own, less setuid and setgid when owners are
+// restored (cp as root) and KeepSetID is not set.
+func (c *copier) fileMode(e kfs.Entry) fs.FileMode {
+	m := e.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if c.cfg.Owners && !c.cfg.KeepSetID {
+		m &^= fs.ModeSetuid | fs.ModeSetgid
+	}
+	return m
 }
 
 func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {

@@ -115,3 +115,41 @@ func TestDirCacheBound(t *testing.T) {
 		t.Errorf("the destination was closed: %v", err)
 	}
 }
+
+// As root (owners restored), cp drops the setuid and setgid bits of files unless KeepSetID: a
+// tenant's setuid file, root's after the copy, would run as root.
+func TestCopyDropsSetIDAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("owners are restored by root only")
+	}
+	f := newFixture(t)
+	src := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"suid": 0o755 | os.ModeSetuid, "sgid": 0o755 | os.ModeSetgid, "plain": 0o755} {
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.backupDir("shop", "data", src)
+	for _, keep := range []bool{false, true} {
+		dest := t.TempDir()
+		if _, err := Copy(context.Background(), f.deps, CopyConfig{Backup: "b1", Ref: ref("shop/data"), Dest: dest, Owners: true, KeepSetID: keep}); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]os.FileMode{"suid": os.ModeSetuid, "sgid": os.ModeSetgid, "plain": 0} {
+			fi, err := os.Stat(filepath.Join(dest, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !keep {
+				want = 0
+			}
+			if got := fi.Mode() & (os.ModeSetuid | os.ModeSetgid); got != want || fi.Mode().Perm() != 0o755 {
+				t.Errorf("keep-setid %v: %s has mode %v, want %v with rwxr-xr-x", keep, name, fi.Mode(), want)
+			}
+		}
+	}
+}
