@@ -43,6 +43,8 @@ const (
 	ResourcesFile = "resources.tar.gz.age"
 	LogFile       = "log.jsonl.gz"
 	ClaimFile     = "claim.json"
+	// KeyCopyFile is the copy of the wrapped location key kept with the backup (internal/keyring).
+	KeyCopyFile = "location.age"
 )
 
 // Status of a backup.

@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -170,8 +171,33 @@ func newLocationKeys(ctx context.Context, loc *store.Location, passwordFile stri
 		if err != nil {
 			return nil, err
 		}
-		return keyring.Open(ctx, loc, pw)
+		kr, err := keyring.Open(ctx, loc, pw)
+		if err == nil && kr.Damage != "" {
+			fmt.Fprintln(errOut, "warning: "+printable.Lines(kr.Damage)+": "+keyHint)
+		}
+		return kr, err
 	})}
+}
+
+// keyHint says how to mend a missing or damaged key file.
+const keyHint = "put it back with `kubectl pvbackup repo import-key FILE` (your export), or let the next `create` write a missing one back from the copy"
+
+// repairKey writes a missing key file back from the copy the keyring was opened with (create),
+// and says so; a damaged one is only reported.
+func repairKey(ctx context.Context, loc *store.Location, kr *keyring.Keyring, errOut io.Writer) error {
+	if kr.Damage == "" {
+		return nil
+	}
+	wrote, err := kr.Repair(ctx, loc)
+	if err != nil {
+		return err
+	}
+	if wrote {
+		fmt.Fprintf(errOut, "warning: %s: it was written back from that copy\n", printable.Lines(kr.Damage))
+		return nil
+	}
+	fmt.Fprintf(errOut, "warning: %s: %s\n", printable.Lines(kr.Damage), keyHint)
+	return nil
 }
 
 // repo returns the password of a namespace's Kopia repository.

@@ -299,8 +299,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 				return err
 			}
 			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+				return err
+			}
 			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
 			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
+			// A copy of the wrapped key with each backup: the location survives losing keys/.
+			if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
+				backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
 				return err
 			}
 		}

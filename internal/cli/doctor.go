@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
@@ -151,9 +152,16 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 	}
 	deps := doctorDeps(clients)
 	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
-		kr, err := newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).open()
+		pw, err := loadPassword(o.password.File, o.streams.ErrOut)
 		if err != nil {
 			return nil, err
+		}
+		kr, err := keyring.Open(ctx, loc, pw)
+		if err != nil {
+			return nil, err
+		}
+		if kr.Damage != "" { // the keys work: the repositories are still checked
+			return kr.RepoPassword, fmt.Errorf("%s: %w", kr.Damage, keyring.ErrDamaged)
 		}
 		return kr.RepoPassword, nil
 	}

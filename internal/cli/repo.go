@@ -30,7 +30,8 @@ password; nothing runs in the cluster.`,
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(NewRepoMaintainCmd(streams), NewRepoStatusCmd(streams), NewRepoListCmd(streams), newRepoChangePasswordCmd(streams))
+	cmd.AddCommand(NewRepoMaintainCmd(streams), NewRepoStatusCmd(streams), NewRepoListCmd(streams), newRepoChangePasswordCmd(streams),
+		newRepoExportKeyCmd(streams), newRepoImportKeyCmd(streams))
 	return cmd
 }
 

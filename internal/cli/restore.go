@@ -278,6 +278,9 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+		return err
+	}
 	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err
