@@ -109,6 +109,18 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 				if err != nil {
 					return c, fmt.Errorf("%s=%s: %w (the movers need its content)", k, p, err)
 				}
+				if k == "AWS_SHARED_CREDENTIALS_FILE" {
+					// Only the profile in use, and its name for the mover's SDK.
+					profile := os.Getenv("AWS_PROFILE")
+					if profile == "" {
+						profile = "default"
+					} else {
+						c.Env["AWS_PROFILE"] = profile
+					}
+					if b, err = awsProfileOnly(b, p, profile); err != nil {
+						return c, err
+					}
+				}
 				if c.Files == nil {
 					c.Files = map[string][]byte{}
 				}
