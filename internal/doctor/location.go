@@ -23,6 +23,7 @@ const maxRepositories = 20
 const (
 	checkLocationName = "location"
 	checkWritable     = "location writable"
+	checkConditional  = "conditional writes"
 	checkKey          = "location key"
 	checkRepos        = "repositories"
 )
@@ -42,6 +43,11 @@ func checkLocation(ctx context.Context, d *Deps, cfg *Config) []Result {
 		out = append(out, fail(checkWritable, err.Error(), "give the credentials write and delete rights on the bucket"))
 	} else {
 		out = append(out, ok(checkWritable, "a marker was written and deleted"))
+		if err := store.CheckConditional(ctx, loc); err != nil {
+			out = append(out, fail(checkConditional, err.Error(), "use a store that supports conditional writes (AWS S3, GCS, Azure, MinIO, SeaweedFS) or file://"))
+		} else {
+			out = append(out, ok(checkConditional, "the store refuses a write over an existing object (If-None-Match) and a replace of a changed one (If-Match)"))
+		}
 	}
 	return append(out, checkKeys(ctx, d, cfg, loc)...)
 }

@@ -128,6 +128,12 @@ func Create(ctx context.Context, loc *store.Location, password string) (*Keyring
 	if !errors.Is(err, ErrNoKey) {
 		return k, err
 	}
+	// The first use of a location: a store that ignores If-None-Match would let two first
+	// backups at once each make a key (one's backups then open with none), so it is refused.
+	// (Other failures of the probe are left to the key's own write below, which names them.)
+	if err := store.CheckConditional(ctx, loc); errors.Is(err, store.ErrNoConditionalWrites) {
+		return nil, fmt.Errorf("make the key of %s: %w (use a store that supports conditional writes: AWS S3, GCS, Azure, MinIO, SeaweedFS, file://)", loc, err)
+	}
 	key := make([]byte, keyLen)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("make the key of %s: %w", loc, err)

@@ -405,3 +405,23 @@ func TestUnusualCost(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 }
+
+// The first key of a location is refused on a store that ignores If-None-Match: two first
+// backups at once could each make a key there.
+func TestCreateRefusesAStoreWithoutConditionalWrites(t *testing.T) {
+	srv := s3server.Fake(t)
+	srv.SetEnv(t)
+	ignoring := s3server.IgnoringConditional(t, srv)
+	loc, err := store.Open(context.Background(), ignoring.URL("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	_, err = Create(context.Background(), loc, "pw")
+	if !errors.Is(err, store.ErrNoConditionalWrites) || !strings.Contains(err.Error(), "make the key of s3://"+srv.Bucket) {
+		t.Fatalf("Create on a store ignoring If-None-Match: %v", err)
+	}
+	if ok, _ := loc.Bucket().Exists(context.Background(), KeyFile); ok {
+		t.Error("a key was written")
+	}
+}

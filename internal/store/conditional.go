@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"cloud.google.com/go/storage"
@@ -187,5 +188,5 @@ func replaceLocal(p string, data []byte, v Version) error {
 }
 
 func hasScheme(u, scheme string) bool {
-	return len(u) > len(scheme)+3 && u[:len(scheme)+3] == scheme+"://"
+	return strings.HasPrefix(u, scheme+":")
 }
