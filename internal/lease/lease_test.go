@@ -193,14 +193,14 @@ func concurrentTakeover(t *testing.T, loc *store.Location, n int) {
 		t.Fatal(err)
 	}
 	// The store refuses a replace of a version that is not current any more.
-	_, v, err := loc.ReadVersion(ctx, store.MarkerPrefix+"version-check", 1<<10)
-	if err == nil {
+	if _, _, err := loc.ReadVersion(ctx, store.MarkerPrefix+"version-check", 1<<10); err == nil {
 		t.Fatal("a missing object has a version")
 	}
 	if err := loc.Write(ctx, Key, dead.json(), ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, v, err = loc.ReadVersion(ctx, Key, maxRecord); err != nil {
+	_, v, err := loc.ReadVersion(ctx, Key, maxRecord)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := loc.Write(ctx, Key, won[0].Record().json(), ""); err != nil {

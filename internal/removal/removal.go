@@ -196,7 +196,7 @@ func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]owne
 					return fmt.Errorf("read snapshot %s in %s: %w", o.id, r.Location(), err)
 				}
 				if err := o.check(ns, man); err != nil {
-					foreign[i] = append(foreign[i], fmt.Errorf("Kopia snapshot %s in %s was kept: %w", o.id, r.Location(), err))
+					foreign[i] = append(foreign[i], fmt.Errorf("the Kopia snapshot %s in %s was kept: %w", o.id, r.Location(), err))
 					continue
 				}
 				mine = append(mine, o.id)
