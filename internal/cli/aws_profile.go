@@ -3,9 +3,13 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// errNoProfile: the shared credentials file has no section for the profile.
+var errNoProfile = errors.New("no such profile")
 
 // awsProfileOnly returns the section of an AWS shared credentials file for profile, alone: a
 // mover Secret carries only the profile the plugin uses, not every profile of the file (a
@@ -32,7 +36,7 @@ func awsProfileOnly(data []byte, file, profile string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("AWS_SHARED_CREDENTIALS_FILE=%s has no profile [%s] (AWS_PROFILE, default \"default\"): the movers would find no credentials", file, profile)
+		return nil, fmt.Errorf("AWS_SHARED_CREDENTIALS_FILE=%s has no profile [%s] (AWS_PROFILE): the movers would find no credentials: %w", file, profile, errNoProfile)
 	}
 	return out.Bytes(), nil
 }

@@ -48,6 +48,13 @@ aws_secret_access_key = backupsecret
 			t.Errorf("AWS_PROFILE=%q: the mover gets AWS_PROFILE=%q", tc.profile, c.Env["AWS_PROFILE"])
 		}
 	}
+	// No [default] and no AWS_PROFILE (an empty file, /dev/null): no file goes.
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	t.Setenv("AWS_PROFILE", "")
+	if c, err := (&moverOptions{Image: "img", PullPolicy: "IfNotPresent", Parallel: 1, RunAs: -1, FSGroup: -1}).config("s3://b/p"); err != nil || c.Files != nil {
+		t.Errorf("an empty credentials file: %v, files %v", err, c.Files)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
 	t.Setenv("AWS_PROFILE", "missing")
 	o := &moverOptions{Image: "img", PullPolicy: "IfNotPresent", Parallel: 1, RunAs: -1, FSGroup: -1}
 	if _, err := o.config("s3://b/p"); err == nil || !strings.Contains(err.Error(), "has no profile [missing]") {
