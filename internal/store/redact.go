@@ -149,6 +149,9 @@ func secrets(raw string) []string {
 		}
 	}
 	add := func(s string) {
+		if len(s) < 3 {
+			return // too short to mean something in any form ("%" escaped is "%25", in every hint)
+		}
 		keep(s)
 		if d, err := url.QueryUnescape(s); err == nil {
 			keep(d)
