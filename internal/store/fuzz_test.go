@@ -26,6 +26,7 @@ func FuzzParse(f *testing.F) {
 		"gopher://b/p?key=%3A",
 		"\x00000&keY=0000",
 		"A://0:%@", // a one-character password escapes to "%25", which a hint shows
+		"0?://:SeCret@", // user:password@ in a parameter's name, which the refusal named
 	} {
 		f.Add(s)
 	}

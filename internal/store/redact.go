@@ -70,11 +70,13 @@ func checkNoCredentials(u *url.URL) error {
 		return errors.New("it holds a password (user:password@): " + how)
 	}
 	for _, p := range params(u.RawQuery) {
+		// The parameter is named redacted: a key may itself hold user:password@.
+		name := redactText(p.key)
 		if matchesAny(p.key, credentialWords) {
-			return fmt.Errorf("its parameter %q is a credential: %s", p.key, how)
+			return fmt.Errorf("its parameter %q is a credential: %s", name, how)
 		}
-		if hasPassword(p.value) {
-			return fmt.Errorf("its parameter %q holds a password (user:password@): %s", p.key, how)
+		if hasPassword(p.value) || hasPassword(p.key) {
+			return fmt.Errorf("its parameter %q holds a password (user:password@): %s", name, how)
 		}
 	}
 	return nil
