@@ -27,6 +27,7 @@ func FuzzParse(f *testing.F) {
 		"\x00000&keY=0000",
 		"A://0:%@", // a one-character password escapes to "%25", which a hint shows
 		"0?://:SeCret@", // user:password@ in a parameter's name, which the refusal named
+		"A0://00?0000000=&00000000000ACCess_keY=000000000", // the secret's text in a parameter's name
 	} {
 		f.Add(s)
 	}
@@ -41,9 +42,15 @@ func FuzzParse(f *testing.F) {
 		if _, _, rerr := Parse(ref); rerr != nil {
 			refShown += "\n" + rerr.Error()
 		}
+		// The URL without its secret positions (user info, parameter values): a secret whose
+		// text is also there (in a parameter's name, say) may be shown as that.
+		skeleton := paramRE.ReplaceAllString(userInfoRE.ReplaceAllString(raw, "${1}${2}"), "${1}${2}=")
 		for _, s := range secrets(raw) {
 			if len(s) < 3 {
 				t.Fatalf("secrets(%q) lists %q: too short to scrub from messages", raw, s)
+			}
+			if strings.Contains(strings.ToLower(skeleton), strings.ToLower(s)) {
+				continue
 			}
 			if strings.Contains(red, s) && !strings.Contains(refShown, s) {
 				t.Fatalf("Redact(%q) = %q shows %q", raw, red, s)
