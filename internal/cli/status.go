@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/summary"
 )
 
@@ -80,11 +81,18 @@ func runStatus(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, f s
 	if err != nil {
 		return err
 	}
-	entries, err := cat.List(ctx)
+	// One manifest at a time (catalog.Each, whole: a failure's reason is in its errors).
+	sum := summary.NewSummarizer(cat.Location().String(), opts)
+	err = cat.Each(ctx, func(e catalog.Entry) error {
+		if selected(e, sel) {
+			sum.Add(e)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	rep := summary.Summarize(cat.Location().String(), filterLabels(entries, sel), opts)
+	rep := sum.Report()
 	if o.output.Format != "" {
 		err = o.output.print(o.streams.Out, rep)
 	} else {
@@ -102,9 +110,9 @@ func statusError(rep *summary.Report) error {
 	for _, g := range rep.Groups {
 		switch g.State {
 		case summary.Stale:
-			stale = append(stale, g.Group)
+			stale = append(stale, cell(g.Group))
 		case summary.Failed:
-			failed = append(failed, g.Group)
+			failed = append(failed, cell(g.Group))
 		}
 	}
 	switch rep.Worst() {
@@ -131,9 +139,9 @@ func printStatus(streams genericiooptions.IOStreams, rep *summary.Report) error 
 		failed, failedAge := refCols(g.LastFailure)
 		reason := "-"
 		if g.LastFailure != nil && g.LastFailure.Reason != "" {
-			reason = g.LastFailure.Reason
+			reason = printable.Name(g.LastFailure.Reason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", g.Group, g.State, g.Backups, done, doneAge, failed, failedAge, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(g.Group), g.State, g.Backups, done, doneAge, failed, failedAge, reason)
 	}
 	return tw.Flush()
 }
@@ -142,5 +150,5 @@ func refCols(r *summary.Ref) (string, string) {
 	if r == nil {
 		return "-", "-"
 	}
-	return r.Name, age(time.Duration(r.AgeSeconds) * time.Second)
+	return cell(r.Name), age(time.Duration(r.AgeSeconds) * time.Second)
 }

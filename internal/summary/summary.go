@@ -109,28 +109,108 @@ func rank(s State) int {
 
 // Summarize groups the entries and judges each group.
 func Summarize(location string, entries []catalog.Entry, o Options) *Report {
+	s := NewSummarizer(location, o)
+	for _, e := range entries {
+		s.Add(e)
+	}
+	return s.Report()
+}
+
+// Summarizer builds a Report one entry at a time (catalog.Each): what it holds grows with the
+// number of groups, not of backups or of their manifests' size.
+type Summarizer struct {
+	location string
+	o        Options
+	groups   map[string]*tally
+}
+
+// tally is a group as it is being built: the newest entry of each kind and when it started.
+type tally struct {
+	g                                    Group
+	newest, completed, failure, finished mark
+}
+
+// mark is a reference and the start time that orders it among the group's backups.
+type mark struct {
+	ref     *Ref
+	started time.Time
+}
+
+// later reports whether a backup started at t replaces m: the newest start wins, and of equal
+// starts the one added last (Each adds them by name).
+func (m mark) later(t time.Time) bool { return m.ref == nil || !t.Before(m.started) }
+
+// NewSummarizer starts a report of location.
+func NewSummarizer(location string, o Options) *Summarizer {
 	if o.GroupBy == "" {
 		o.GroupBy = ByPrefix
 	}
-	byKey := map[string]*Group{}
-	members := map[string][]catalog.Entry{}
-	for _, e := range entries {
-		g := groupOf(e, o.GroupBy)
-		if len(o.Prefixes) > 0 && !contains(o.Prefixes, g.Prefix) {
-			continue
-		}
-		if byKey[g.Group] == nil {
-			byKey[g.Group] = &g
-		}
-		members[g.Group] = append(members[g.Group], e)
+	return &Summarizer{location: location, o: o, groups: map[string]*tally{}}
+}
+
+// Add counts e in its group (or leaves it out when its prefix is not asked for).
+func (s *Summarizer) Add(e catalog.Entry) {
+	g := groupOf(e, s.o.GroupBy)
+	if len(s.o.Prefixes) > 0 && !contains(s.o.Prefixes, g.Prefix) {
+		return
 	}
-	r := &Report{Location: location, Time: o.Now, MaxAge: o.MaxAge, MaxAgeSeconds: o.MaxAge.Seconds(), Groups: []Group{}}
-	for key, g := range byKey {
-		judge(g, members[key], o)
-		r.Groups = append(r.Groups, *g)
+	t := s.groups[g.Group]
+	if t == nil {
+		g.Statuses = map[catalog.Status]int{}
+		t = &tally{g: g}
+		s.groups[g.Group] = t
+	}
+	t.g.Backups++
+	t.g.Statuses[e.Status]++
+	at := started(e)
+	if !t.newest.later(at) && !finished(e.Status) {
+		return
+	}
+	ref := refOf(e, s.o.Now)
+	for _, m := range t.marks(e.Status) {
+		if m.later(at) {
+			*m = mark{ref: ref, started: at}
+		}
+	}
+}
+
+// marks are the references an entry of status st may become.
+func (t *tally) marks(st catalog.Status) []*mark {
+	switch st {
+	case catalog.Completed:
+		return []*mark{&t.newest, &t.completed, &t.finished}
+	case catalog.Failed, catalog.PartiallyFailed:
+		return []*mark{&t.newest, &t.failure, &t.finished}
+	}
+	return []*mark{&t.newest}
+}
+
+func finished(st catalog.Status) bool {
+	return st == catalog.Completed || st == catalog.Failed || st == catalog.PartiallyFailed
+}
+
+// Report judges each group, sorted by name.
+func (s *Summarizer) Report() *Report {
+	r := &Report{Location: s.location, Time: s.o.Now, MaxAge: s.o.MaxAge, MaxAgeSeconds: s.o.MaxAge.Seconds(), Groups: []Group{}}
+	for _, t := range s.groups {
+		r.Groups = append(r.Groups, t.judge(s.o))
 	}
 	sort.Slice(r.Groups, func(i, j int) bool { return r.Groups[i].Group < r.Groups[j].Group })
 	return r
+}
+
+// judge is the group with its references and state.
+func (t *tally) judge(o Options) Group {
+	g := t.g
+	g.Newest, g.LastCompleted, g.LastFailure = t.newest.ref, t.completed.ref, t.failure.ref
+	g.State = OK
+	if t.finished.ref != nil && t.finished.ref.Status != catalog.Completed {
+		g.State = Failed
+	}
+	if o.MaxAge > 0 && (g.LastCompleted == nil || o.Now.Sub(g.LastCompleted.Time) > o.MaxAge) {
+		g.State = Stale
+	}
+	return g
 }
 
 func contains(s []string, v string) bool {
@@ -157,31 +237,6 @@ func groupOf(e catalog.Entry, by GroupBy) Group {
 		return Group{Group: "labels -"}
 	}
 	return Group{Group: "labels " + labels.Set(l).String(), Labels: l}
-}
-
-// judge fills a group's counts, references and state from its members.
-func judge(g *Group, es []catalog.Entry, o Options) {
-	sort.Slice(es, func(i, j int) bool { return started(es[i]).Before(started(es[j])) })
-	g.Backups, g.Statuses = len(es), map[catalog.Status]int{}
-	var newestFinished catalog.Status
-	for _, e := range es {
-		g.Statuses[e.Status]++
-		ref := refOf(e, o.Now)
-		g.Newest = ref
-		switch e.Status {
-		case catalog.Completed:
-			g.LastCompleted, newestFinished = ref, e.Status
-		case catalog.Failed, catalog.PartiallyFailed:
-			g.LastFailure, newestFinished = ref, e.Status
-		}
-	}
-	g.State = OK
-	if newestFinished == catalog.Failed || newestFinished == catalog.PartiallyFailed {
-		g.State = Failed
-	}
-	if o.MaxAge > 0 && (g.LastCompleted == nil || o.Now.Sub(g.LastCompleted.Time) > o.MaxAge) {
-		g.State = Stale
-	}
 }
 
 // started orders a group's backups: the manifest's start, else the claim's, else the time in a
