@@ -72,7 +72,9 @@ func TestScheduleRightsOnControlPlane(t *testing.T) {
 		create(ctx, t, kube, o)
 	}
 	deps := doctor.Deps{Kube: kube, Snap: snapclient.NewForConfigOrDie(cp.Config), Discovery: kube.Discovery()}
-	run := func() *doctor.Report { return doctor.Run(ctx, deps, doctor.Config{Namespaces: []string{"ops"}}, doctor.ScheduleSteps()) }
+	run := func() *doctor.Report {
+		return doctor.Run(ctx, deps, doctor.Config{Namespaces: []string{"ops"}}, doctor.ScheduleSteps())
+	}
 	rep := run()
 	for _, r := range rep.Checks {
 		t.Logf("%-36s %-4s %s", r.Check, r.Status, r.Detail)
