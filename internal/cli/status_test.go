@@ -124,3 +124,25 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("empty location: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestStatusQuotes: labels and a failure's reason come from a backup.json anyone with write
+// access to the bucket may have written: the table and the exit message show them quoted, never
+// as escape sequences a terminal would act on.
+func TestStatusQuotes(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	t.Setenv("PVBACKUP_LOCATION", "")
+	now := time.Now().UTC().Truncate(time.Second)
+	hostile := &catalog.Manifest{Name: "by-hand", Status: catalog.Failed, StartTime: now.Add(-time.Hour), CompletionTime: now.Add(-time.Hour + time.Minute),
+		Labels: map[string]string{"team": "a\x1b[2Jb"}, Errors: []string{"mover \x1b]0;pwned\x07 failed"}}
+	loc := statusLocation(t, []*catalog.Manifest{hostile}, nil, now)
+	out, errOut, code := run(t, "status", "--from", loc)
+	if code != ExitPartial {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if strings.ContainsAny(out+errOut, "\x1b\x07") {
+		t.Fatalf("escape sequences printed as they are:\n%q\n%q", out, errOut)
+	}
+	if !strings.Contains(out, `"labels team=a\x1b[2Jb"`) || !strings.Contains(out, `"mover \x1b]0;pwned\a failed"`) || !strings.Contains(errOut, `"labels team=a\x1b[2Jb"`) {
+		t.Errorf("the label and the reason are not shown quoted:\n%s\n%s", out, errOut)
+	}
+}

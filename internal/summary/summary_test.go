@@ -44,3 +44,30 @@ func TestGroups(t *testing.T) {
 		t.Error("an empty report: stale with a max age, ok without")
 	}
 }
+
+// TestAddOrder: entries come by name (catalog.Each), not by time; the newest start decides
+// whatever the order, and the summarizer holds references, not the entries.
+func TestAddOrder(t *testing.T) {
+	now := time.Date(2026, 3, 5, 8, 0, 0, 0, time.UTC)
+	es := []catalog.Entry{
+		entry("b-old-ok", catalog.Completed, now.Add(-3*time.Hour), nil),
+		entry("a-new-failed", catalog.Failed, now.Add(-time.Hour), nil),
+		entry("c-mid-ok", catalog.Completed, now.Add(-2*time.Hour), nil),
+		{Name: "d-running", Status: catalog.Incomplete, Claim: &catalog.Claim{StartTime: now.Add(-time.Minute)}},
+	}
+	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}}
+	for _, order := range orders {
+		s := NewSummarizer("mem://", Options{Now: now, MaxAge: 26 * time.Hour})
+		for _, i := range order {
+			s.Add(es[i])
+		}
+		r := s.Report()
+		if len(r.Groups) != 1 {
+			t.Fatalf("%v: groups %+v", order, r.Groups)
+		}
+		g := r.Groups[0]
+		if g.State != Failed || g.Backups != 4 || g.LastCompleted.Name != "c-mid-ok" || g.LastFailure.Name != "a-new-failed" || g.Newest.Name != "d-running" {
+			t.Errorf("%v: %s, %d backups, completed %s, failure %s, newest %s", order, g.State, g.Backups, g.LastCompleted.Name, g.LastFailure.Name, g.Newest.Name)
+		}
+	}
+}
