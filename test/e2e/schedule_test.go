@@ -131,11 +131,11 @@ func (c *Cluster) finishJob(ns, job string, timeout time.Duration) (bool, string
 	if err != nil {
 		err = fmt.Errorf("did not finish within %s: %w", timeout, err)
 	}
-	return done, c.podLogs(ns, job), err
+	return done, c.jobLogs(ns, job), err
 }
 
-// podLogs is the log of every container of the Job's pods, init containers first.
-func (c *Cluster) podLogs(ns, job string) string {
+// jobLogs is the log of every container of the Job's pods, init containers first.
+func (c *Cluster) jobLogs(ns, job string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job})
