@@ -45,7 +45,7 @@ var createFlagsNotPassed = map[string]string{
 const maxScheduleName = 45
 
 // createFlagsSet are create's flags the schedule writes itself.
-var createFlagsSet = map[string]bool{"to": true, "generate-name": true, "labels": true, "include-namespaces": true, "mover-image": true, "mover-pull-policy": true}
+var createFlagsSet = map[string]bool{"to": true, "generate-name": true, "labels": true, "include-namespaces": true, "mover-image": true, "mover-pull-policy": true, "mover-pull-secret": true}
 
 // ScheduleOptions are the flags of `schedule print`: its own, create's (checked as create
 // checks them, then passed on) and prune's keep rules.
@@ -144,18 +144,25 @@ func (o *ScheduleOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	}
 	c := &o.create
 	c.noPasswd, c.GenerateName = true, o.Name
+	cronNS, backedUp, wide, err := o.namespaces()
+	if err != nil {
+		return err
+	}
+	pullSecret, err := o.pullSecret(cronNS)
+	if err != nil {
+		return err
+	}
+	if pullSecret != "" { // in the CronJob's namespace, not the printer's kubeconfig's
+		c.mover.PullSecret = cronNS + "/" + pullSecret
+	}
 	if err := c.Complete(nil, flags); err != nil {
 		return err
 	}
 	if o.Secret == "" {
 		o.Secret = "pvbackup-" + o.Name
 	}
-	cronNS, backedUp, wide, err := o.namespaces()
-	if err != nil {
-		return err
-	}
 	o.cfg = schedule.Config{Name: o.Name, Namespace: cronNS, Cron: o.Cron, TimeZone: o.TimeZone, Location: c.location.URL, Image: c.mover.image(),
-		PullPolicy: c.volumeConfig().PullPolicy, Secret: o.Secret, Namespaces: backedUp, ClusterWide: wide,
+		PullPolicy: c.volumeConfig().PullPolicy, Secret: o.Secret, PullSecret: pullSecret, Namespaces: backedUp, ClusterWide: wide,
 		Needs: o.needs(), ListEverything: c.ClusterResources == string(backup.ClusterAll),
 		HistoryLimit: o.HistoryLimit, Deadline: o.Deadline, ToolVersion: version.Version}
 	o.cfg.CreateArgs = o.createArgs()

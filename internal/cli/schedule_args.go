@@ -67,6 +67,9 @@ func (o *ScheduleOptions) createArgs() []string {
 		args = append(args, "--labels="+k+"="+labels[k])
 	}
 	args = append(args, "--mover-image="+c.mover.image(), "--mover-pull-policy="+c.mover.PullPolicy)
+	if o.cfg.PullSecret != "" {
+		args = append(args, "--mover-pull-secret="+o.cfg.Namespace+"/"+o.cfg.PullSecret)
+	}
 	o.createFlags.VisitAll(func(f *pflag.Flag) {
 		if !f.Changed || createFlagsSet[f.Name] {
 			return
@@ -99,4 +102,19 @@ func csvField(v string) string {
 	_ = w.Write([]string{v})
 	w.Flush()
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// pullSecret is the name of --mover-pull-secret, which must be in the CronJob's namespace: the
+// CronJob's own pod pulls the mover image with it. Without a namespace it is that one (not the
+// kubeconfig's of the machine printing the schedule).
+func (o *ScheduleOptions) pullSecret(cronNS string) (string, error) {
+	ref := o.create.mover.PullSecret
+	ns, name, found := strings.Cut(ref, "/")
+	if !found {
+		return ref, nil
+	}
+	if ns != cronNS {
+		return "", fmt.Errorf("--mover-pull-secret %s: a schedule's pull Secret must be in the CronJob's namespace %s, whose pod pulls the mover image with it too: copy it there and give its name", ref, cronNS)
+	}
+	return name, nil
 }

@@ -167,3 +167,51 @@ func TestSchedulePrintRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestSchedulePrintPullSecret: --mover-pull-secret in a schedule is a Secret of the CronJob's
+// namespace (its own pod pulls the mover image with it, its create copies it to the movers): the
+// pod names it in imagePullSecrets, create is given NAMESPACE/NAME (the pod's kubeconfig
+// namespace is not the printer's), and a Role of its own grants get on that Secret only, when
+// volumes are moved. A Secret of another namespace is refused.
+func TestSchedulePrintPullSecret(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	t.Setenv("PVBACKUP_LOCATION", "")
+	t.Setenv(EnvMoverImage, "")
+	base := []string{"schedule", "print", "nightly", "--include-namespaces", "shop", "--cron", "@daily", "--to", "s3://b/p",
+		"--kubeconfig", filepath.Join(t.TempDir(), "missing")}
+	for _, tc := range []struct {
+		args []string
+		role bool
+	}{
+		{[]string{"-n", "ops", "--mover-pull-secret", "regcred"}, true},
+		{[]string{"-n", "ops", "--mover-pull-secret", "ops/regcred"}, true},
+		{[]string{"--mover-pull-secret", "regcred"}, true}, // the CronJob goes to shop
+		{[]string{"-n", "ops", "--mover-pull-secret", "regcred", "--volumes", "none"}, false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := run(t, append(append([]string{}, base...), tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			checkDocuments(t, out)
+			ns := "ops"
+			if !strings.Contains(strings.Join(tc.args, " "), "-n ops") {
+				ns = "shop"
+			}
+			if !strings.Contains(out, "          imagePullSecrets:\n          - name: regcred\n") {
+				t.Errorf("the CronJob's pod does not pull with regcred:\n%s", out)
+			}
+			if strings.Count(out, "--mover-pull-secret="+ns+"/regcred") != 2 { // header and args
+				t.Errorf("create is not given %s/regcred:\n%s", ns, out)
+			}
+			role := "name: pvbackup-schedule:" + ns + ":nightly:pull-secret\n  namespace: " + ns + "\nrules:\n- apiGroups:\n  - \"\"\n  resourceNames:\n  - regcred\n  resources:\n  - secrets\n  verbs:\n  - get\n"
+			if strings.Contains(out, role) != tc.role {
+				t.Errorf("the pull Secret's Role there: %v, want %v:\n%s", !tc.role, tc.role, out)
+			}
+		})
+	}
+	_, errOut, code := run(t, append(append([]string{}, base...), "-n", "ops", "--mover-pull-secret", "other/regcred")...)
+	if code != ExitFailed || !strings.Contains(errOut, "--mover-pull-secret other/regcred: a schedule's pull Secret must be in the CronJob's namespace ops") {
+		t.Errorf("a pull Secret of another namespace: exit %d\n%s", code, errOut)
+	}
+}

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -135,7 +136,42 @@ func checkSchedule(ctx context.Context, d *Deps, cj *batchv1.CronJob) []Result {
 		}
 		out = append(out, j.rights(ctx, check, ns, namespaced)...)
 	}
-	return append(out, checkScheduleSecrets(ctx, d, name, cj.Namespace, pod)...)
+	out = append(out, checkScheduleSecrets(ctx, d, name, cj.Namespace, pod)...)
+	return append(out, checkSchedulePullSecrets(ctx, d, name, cj.Namespace, pod, j, slices.Contains(needs, "volumes") || slices.Contains(needs, "create"))...)
+}
+
+// maxPullSecrets bounds the imagePullSecrets of a CronJob doctor looks at.
+const maxPullSecrets = 4
+
+// checkSchedulePullSecrets checks the pod's imagePullSecrets (schedule print's
+// --mover-pull-secret): each exists (else no run starts) and, when its runs move volume data,
+// the ServiceAccount may get it (create copies it to the movers).
+func checkSchedulePullSecrets(ctx context.Context, d *Deps, check, ns string, pod corev1.PodSpec, j judge, copied bool) []Result {
+	var out []Result
+	for i, ref := range pod.ImagePullSecrets {
+		if i == maxPullSecrets {
+			break
+		}
+		name := check + ": pull secret " + ref.Name
+		if _, err := d.Kube.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			out = append(out, fail(name, fmt.Sprintf("Secret %s/%s does not exist: the runs cannot pull the mover image from a registry that wants credentials", ns, ref.Name),
+				fmt.Sprintf("create it: kubectl -n %s create secret docker-registry %s --docker-server=... --docker-username=... --docker-password=...", ns, ref.Name)))
+			continue
+		}
+		if !copied {
+			continue
+		}
+		allowed, err := j.ask(ctx, &authzv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: ref.Name})
+		switch {
+		case err != nil:
+			out = append(out, warn(name, "cannot ask whether "+j.who+" may get it: "+err.Error(), ""))
+		case !allowed:
+			out = append(out, fail(name, fmt.Sprintf("%s may not get Secret %s/%s: create cannot copy it to the movers, whose pulls then fail", j.who, ns, ref.Name), j.fix(ns)))
+		default:
+			out = append(out, ok(name, fmt.Sprintf("%s may get Secret %s/%s to copy it to the movers", j.who, ns, ref.Name)))
+		}
+	}
+	return out
 }
 
 // subjectAsk asks for a ServiceAccount (SubjectAccessReview, with the groups every

@@ -92,3 +92,46 @@ func TestSchedules(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulePullSecrets: a schedule's imagePullSecrets (schedule print --mover-pull-secret)
+// must exist, and its ServiceAccount must be allowed to get that Secret by name (create copies
+// it to the movers); a schedule without volumes does not need the right.
+func TestSchedulePullSecrets(t *testing.T) {
+	withPull := func(name, pull, needs string) *batchv1.CronJob {
+		cj := scheduleCronJob("ops", name, "pvbackup-"+name)
+		cj.Annotations[ScheduleNeedsAnnot] = needs
+		cj.Spec.JobTemplate.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: pull}}
+		return cj
+	}
+	reg := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ops"}, Type: corev1.SecretTypeDockerConfigJson}
+	}
+	d := cluster(t, false, withPull("nightly", "regcred", "resources,volumes"), withPull("weekly", "gone", "resources,volumes"),
+		withPull("monthly", "private", "resources,volumes"), withPull("hourly", "private", "resources"), reg("regcred"), reg("private"))
+	d.Kube.(*fake.Clientset).PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview)
+		ra := r.Spec.ResourceAttributes
+		// Only nightly may get its pull Secret, by name; every other right is there.
+		r.Status.Allowed = ra.Resource != "secrets" || ra.Verb != "get" || (ra.Name == "regcred" && r.Spec.User == "system:serviceaccount:ops:pvbackup-nightly")
+		return true, r, nil
+	})
+	got := map[string]Result{}
+	for _, r := range checkSchedules(context.Background(), d, &Config{Namespaces: []string{"ops"}}) {
+		got[r.Check] = r
+	}
+	for check, want := range map[string]struct {
+		status Status
+		detail string
+	}{
+		"schedule ops/nightly: pull secret regcred": {OK, "may get Secret ops/regcred to copy it to the movers"},
+		"schedule ops/weekly: pull secret gone":     {Fail, "Secret ops/gone does not exist"},
+		"schedule ops/monthly: pull secret private": {Fail, "system:serviceaccount:ops:pvbackup-monthly may not get Secret ops/private"},
+	} {
+		if r, ok := got[check]; !ok || r.Status != want.status || !strings.Contains(r.Detail, want.detail) {
+			t.Errorf("%s: %+v, want %s with %q", check, r, want.status, want.detail)
+		}
+	}
+	if r, ok := got["schedule ops/hourly: pull secret private"]; ok {
+		t.Errorf("a schedule without volumes needs no right on its pull Secret: %+v", r)
+	}
+}

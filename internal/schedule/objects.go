@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,7 +54,28 @@ func (c Config) Objects() []Object {
 					RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: c.roleName()}}})
 		}
 	}
+	if c.PullSecret != "" && slices.Contains(c.Needs, "volumes") { // only movers are given it
+		out = append(out, c.pullSecretRole(subject)...)
+	}
 	return append(out, Object{c.cronComment(), c.cronJob()})
+}
+
+// pullSecretRule lets create read the pull Secret (that one only) to copy it to the movers.
+func (c Config) pullSecretRule() rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{c.PullSecret}, Verbs: []string{"get"}}
+}
+
+// pullSecretRole is a Role of its own in the CronJob's namespace (which may also be a backed-up
+// one, with a Role of that name) for the pull Secret, and its binding.
+func (c Config) pullSecretRole(subject []rbacv1.Subject) []Object {
+	name := c.roleName() + ":pull-secret"
+	return []Object{
+		{"Create reads the pull Secret " + c.PullSecret + " (only that one) to copy it into the movers' namespaces for each run.",
+			&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"}, ObjectMeta: c.meta(name, c.Namespace), Rules: []rbacv1.PolicyRule{c.pullSecretRule()}}},
+		{"", &rbacv1.RoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: c.meta(name, c.Namespace), Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}}},
+	}
 }
 
 // roleSummary says in words what a backed-up namespace's Role allows.
@@ -108,6 +130,9 @@ func (c Config) podSpec() corev1.PodSpec {
 		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(UID)), RunAsGroup: ptr.To(int64(UID)),
 			FSGroup: ptr.To(int64(UID)), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 		Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}
+	if c.PullSecret != "" {
+		spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: c.PullSecret}}
+	}
 	if c.GCPCredentials {
 		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: c.Secret, Items: []corev1.KeyToPath{{Key: GCPCredentialsKey, Path: GCPCredentialsKey}}, DefaultMode: ptr.To(int32(0o440))}}})

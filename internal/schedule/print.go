@@ -77,6 +77,10 @@ func (c Config) header(keys []string) string {
 	}
 	line("   kubectl -n %s create secret generic %s %s", c.Namespace, c.Secret, from)
 	line("   (any other variable the storage SDK reads, e.g. AWS_REGION or AWS_SESSION_TOKEN, can go in too.)")
+	if c.PullSecret != "" {
+		line("   The pull Secret %s must be in namespace %s too (the CronJob's pod and the movers pull the image with it):", c.PullSecret, c.Namespace)
+		line("   kubectl -n %s create secret docker-registry %s --docker-server=<registry> --docker-username=<...> --docker-password=<...>", c.Namespace, c.PullSecret)
+	}
 	line("2. kubectl apply -f <this file>")
 	line("3. Run it once now: kubectl -n %s create job --from=cronjob/%s %s-now", c.Namespace, c.Name, c.Name)
 	line("   Follow it:        kubectl -n %s logs -f job/%s-now --all-containers", c.Namespace, c.Name)

@@ -50,6 +50,9 @@ type Config struct {
 	Image      string // the mover image: it holds the plugin
 	PullPolicy corev1.PullPolicy
 	Secret     string // the user's Secret: PVBACKUP_PASSWORD and the bucket's credentials
+	// PullSecret, in Namespace, is a docker-registry Secret (--mover-pull-secret): the CronJob's
+	// pod pulls the mover image with it, and create reads it to copy it to the movers ("": none).
+	PullSecret string
 
 	// Namespaces are the backed-up namespaces: each gets a Role. ClusterWide puts those rights
 	// in the ClusterRole instead (every namespace, or patterns resolved only at run time).
@@ -94,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if errs := validation.IsDNS1123Subdomain(c.Secret); len(errs) > 0 {
 		return fmt.Errorf("--secret %q: %s", c.Secret, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(c.PullSecret); c.PullSecret != "" && len(errs) > 0 {
+		return fmt.Errorf("--mover-pull-secret %q: %s", c.PullSecret, strings.Join(errs, "; "))
 	}
 	if err := ValidateCron(c.Cron); err != nil {
 		return err
