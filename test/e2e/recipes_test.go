@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,6 +158,34 @@ func TestGitHubWorkflowSteps(t *testing.T) {
 			t.Errorf("task %s ran steps %v, want %s", task, ran, want)
 		}
 		c.wantWorkflowBackups(t, loc, task)
+	}
+	generatedName(t, loc, app)
+}
+
+// generatedName: create --generate-name prints the name it chose, in text and as the manifest's
+// name in -o json, and that is the backup in the location.
+func generatedName(t *testing.T, loc, ns string) {
+	t.Helper()
+	text := runPlugin(t, 3*time.Minute, "create", "--generate-name", "adhoc", "--to", loc, "--include-namespaces", ns, "--volumes", "none")
+	js := runPlugin(t, 3*time.Minute, "create", "--generate-name", "adhoc", "--to", loc, "--include-namespaces", ns, "--volumes", "none", "-o", "json")
+	var m catalog.Manifest
+	if text.code != 0 || js.code != 0 || json.Unmarshal([]byte(js.stdout), &m) != nil {
+		t.Fatalf("create --generate-name: exit %d and %d\n%s%s\n%s", text.code, js.code, text.stdout, text.stderr, js.stdout)
+	}
+	names := map[string]bool{}
+	for _, e := range listBackups(t, loc) {
+		if prefix, _, ok := catalog.ParseGenerated(e.Name); ok && prefix == "adhoc" && e.Status == catalog.Completed {
+			names[e.Name] = true
+		}
+	}
+	if len(names) != 2 || !names[m.Name] {
+		t.Fatalf("backups adhoc-*: %v, -o json named %q", names, m.Name)
+	}
+	delete(names, m.Name)
+	for name := range names {
+		if !strings.Contains(text.stdout+text.stderr, name) {
+			t.Errorf("create --generate-name did not print the name %s:\n%s%s", name, text.stdout, text.stderr)
+		}
 	}
 }
 
