@@ -17,7 +17,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -135,7 +134,7 @@ func (p *prober) stepAs(ctx context.Context, out *[]Result, name, progress strin
 }
 
 func (p *prober) task(class string, i int) volumes.Task {
-	return volumes.Task{Backup: p.backup(), Op: mover.OpProbe, Namespace: p.ns, SourceNamespace: p.ns, PVC: fmt.Sprintf("probe-%d", i), Run: p.id}
+	return volumes.Task{Backup: p.backup(), Op: volumes.OpProbe, Namespace: p.ns, SourceNamespace: p.ns, PVC: fmt.Sprintf("probe-%d", i), Run: p.id}
 }
 
 func (p *prober) engine() *volumes.Prober {
