@@ -99,3 +99,34 @@ func TestLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenConvention: golden files and shared fixtures live in the root testdata/ and are
+// reached through test/golden (golden.Path, golden.Assert, -update); a package's own testdata/
+// holds only its inputs and Go's fuzz corpora, and holds no golden file.
+func TestGoldenConvention(t *testing.T) {
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if strings.Contains(filepath.ToSlash(path), "testdata/") && strings.Contains(d.Name(), ".golden") {
+			t.Errorf("internal/%s: golden files go in the root testdata/, through test/golden", path)
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(src), `"../../`+`testdata/`) {
+			t.Errorf("internal/%s reads ../../testdata/ by path: use golden.Path (test/golden)", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
