@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -129,7 +130,7 @@ func (s *Service) open(ctx context.Context, namespace string, mode openMode) (_ 
 		return nil, nil, err
 	}
 	return r, func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CloseTimeout)
+		cctx, cancel := cleanup.Context(ctx, CloseTimeout)
 		defer cancel()
 		_ = r.Close(cctx)
 		_ = bucket.Close()
