@@ -2,9 +2,12 @@ package mover
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
+
+	"gocloud.dev/blob"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -25,6 +28,9 @@ type Settings struct {
 	// Clock, for simulations only (hack/bench-repo), runs the repository on simulated time (see
 	// repo.Clock). Not part of the mover's contract: a mover pod always runs on the real clock.
 	Clock *repo.Clock
+	// ReadOnly opens the repository as another tool's (Velero's): repo.OpenReadOnly, nothing
+	// written to the bucket, no cache, no maintenance. Restore only.
+	ReadOnly bool
 }
 
 // DebugSlowCall is how slow a storage call after the open must be to be listed in Result.Debug.
@@ -52,6 +58,13 @@ func openRepoTraced(ctx context.Context, s Settings, create bool, trace *repo.Tr
 	}
 	bucket := loc.Bucket()
 	display := store.Redact(s.Location) + " (" + prefix + ")"
+	if s.ReadOnly {
+		if create {
+			_ = bucket.Close()
+			return nil, nil, fmt.Errorf("repository %s is opened read-only: nothing can be backed up into it", display)
+		}
+		return openReadOnly(ctx, bucket, display, s)
+	}
 	cfg := repo.Config{
 		Password:    s.Password,
 		CacheDir:    s.CacheDir,
@@ -214,4 +227,19 @@ func withPrefix(location, sub string) string {
 	q.Set("prefix", strings.Trim(strings.Trim(q.Get("prefix"), "/")+"/"+sub, "/"))
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// openReadOnly opens another tool's repository (Velero's) without writing to the bucket.
+func openReadOnly(ctx context.Context, bucket *blob.Bucket, display string, s Settings) (*repo.Repository, func(), error) {
+	r, err := repo.OpenReadOnly(ctx, bucket, display, s.Password, s.CacheDir)
+	if err != nil {
+		_ = bucket.Close()
+		return nil, nil, err
+	}
+	return r, func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = r.Close(cctx)
+		_ = bucket.Close()
+	}, nil
 }
