@@ -39,7 +39,7 @@ func (s *Source) Header(context.Context) (restore.SourceHeader, error) {
 		return restore.SourceHeader{}, err
 	}
 	if s.d.resources == nil {
-		return restore.SourceHeader{}, fmt.Errorf("Velero backup %q has no resources tarball (%s): nothing to restore: %w", b.Name, b.Name+suffixTarball, ErrNoTarball)
+		return restore.SourceHeader{}, fmt.Errorf("backup %q of Velero has no resources tarball (%s): nothing to restore: %w", b.Name, b.Name+suffixTarball, ErrNoTarball)
 	}
 	h := restore.SourceHeader{Namespaces: s.namespaces()}
 	if b.Phase == PhasePartiallyFailed {
