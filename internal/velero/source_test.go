@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -313,5 +315,20 @@ func TestClaimVolumes(t *testing.T) {
 	}
 	if len(warns) != 1 || !strings.Contains(warns[0], "a/p:cache") {
 		t.Errorf("warnings %q", warns)
+	}
+}
+
+// TestSourceNoTarball: a backup without its resources tarball is refused before anything.
+func TestSourceNoTarball(t *testing.T) {
+	dir := fixtureDir(t)
+	if err := os.Remove(filepath.Join(dir, "backups", fixtureFS, fixtureFS+".tar.gz")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openFixture(t, dir).Describe(context.Background(), fixtureFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSource(d, false).Header(context.Background()); !errors.Is(err, ErrNoTarball) {
+		t.Fatalf("error %v, want ErrNoTarball", err)
 	}
 }
