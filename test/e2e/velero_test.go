@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,9 +126,9 @@ func TestVeleroRestore(t *testing.T) {
 	t.Parallel()
 	c := NewCluster(t)
 	loc, b := c.veleroBucket(t)
-	for _, tc := range []struct{ backup, sourceNS, selector, pod string }{
+	for _, tc := range []struct{ backup, sourceNS, selector, workload string }{
 		{"fs-deploy", "vl-fs", "app=files", "deploy/files"},
-		{"datamover-sts", "vl-dm", "app=db", "db-0"},
+		{"datamover-sts", "vl-dm", "app=db", "sts/db"},
 	} {
 		t.Run(tc.backup, func(t *testing.T) {
 			t.Parallel()
@@ -142,7 +143,7 @@ func TestVeleroRestore(t *testing.T) {
 			if !strings.Contains(r.stderr, "Velero's built-in default password") || !strings.Contains(r.stdout, "1 volume restored") {
 				t.Errorf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 			}
-			kubectl(t, 3*time.Minute, "wait", "-n", ns, "--for=condition=Ready", "pod", "-l", tc.selector, "--timeout=170s")
+			kubectl(t, 3*time.Minute, "rollout", "status", "-n", ns, tc.workload, "--timeout=170s")
 			pods, err := c.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: tc.selector})
 			if err != nil || len(pods.Items) != 1 {
 				t.Fatalf("pods %v %v", pods, err)
@@ -150,13 +151,15 @@ func TestVeleroRestore(t *testing.T) {
 			for _, ic := range pods.Items[0].Spec.InitContainers {
 				t.Errorf("init container %s in the restored pod", ic.Name)
 			}
-			sums := kubectl(t, time.Minute, "exec", "-n", ns, tc.pod, "--", "sh", "-c", "cd /data && find . -type f ! -path './lost+found/*' | sort | xargs sha256sum")
-			if got, want := strings.TrimSpace(sums), veleroFiles(tc.sourceNS); got != want {
+			pod := "pod/" + pods.Items[0].Name
+			sums := strings.Split(strings.TrimSpace(kubectl(t, time.Minute, "exec", "-n", ns, pod, "--", "sh", "-c", "cd /data && find . -type f ! -path './lost+found/*' | xargs sha256sum")), "\n")
+			sort.Strings(sums)
+			if got, want := strings.Join(sums, "\n"), veleroFiles(tc.sourceNS); got != want {
 				t.Errorf("files of the restored claim:\n%s\nwant:\n%s", got, want)
 			}
-			mtime := strings.TrimSpace(kubectl(t, time.Minute, "exec", "-n", ns, tc.pod, "--", "stat", "-c", "%Y", "/data/hello.txt"))
-			if mtime >= fmt.Sprint(start.Unix()) {
-				t.Errorf("hello.txt was written at %s, after the restore started (%d): the app wrote it, not the restore", mtime, start.Unix())
+			mtime, err := strconv.ParseInt(strings.TrimSpace(kubectl(t, time.Minute, "exec", "-n", ns, pod, "--", "stat", "-c", "%Y", "/data/hello.txt")), 10, 64)
+			if err != nil || mtime >= start.Unix() {
+				t.Errorf("hello.txt was written at %d (%v), after the restore started (%d): the app wrote it, not the restore", mtime, err, start.Unix())
 			}
 			if after := objectsState(t, b); after != before {
 				t.Errorf("Velero's bucket changed:\n--- before\n%s\n--- after\n%s", before, after)
