@@ -118,6 +118,7 @@ func TestSourceRestoreGolden(t *testing.T) {
 		{"fs-deploy", fixtureFS, restore.Config{}},
 		{"datamover-sts", fixtureMover, restore.Config{}},
 		{"fs-deploy-mapped", fixtureFS, restore.Config{NamespaceMapping: map[string]string{"vl-fs": "vl-fs-copy"}}},
+		{"datamover-sts-dry-run", fixtureMover, restore.Config{DryRun: true}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			res, dyn, _, err := restoreFixture(t, tc.backup, false, tc.cfg)
