@@ -164,7 +164,11 @@ func (o *VeleroRestoreOptions) partial(res *restore.Result, d *velero.Details) e
 	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("restore of Velero backup %q: the data of %d volumes is not in the bucket, their claims were created empty (listed above; --require-all-volumes refuses instead): %w", o.Name, n, ErrPartial)
+	what := fmt.Sprintf("the data of %d volumes is not in the bucket, their claims were", n)
+	if n == 1 {
+		what = "the data of 1 volume is not in the bucket, its claim was"
+	}
+	return fmt.Errorf("restore of Velero backup %q: %s created empty (listed above; --require-all-volumes refuses instead): %w", o.Name, what, ErrPartial)
 }
 
 // openRepositories picks the repository password and opens, read-only, every repository the

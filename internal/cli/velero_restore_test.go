@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 )
 
 // bucketFiles is every file under dir with its content hash.
@@ -113,5 +116,23 @@ func TestVeleroRestoreRefusals(t *testing.T) {
 	}
 	if after := bucketFiles(t, dir); after != before {
 		t.Errorf("Velero's bucket changed:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+}
+
+// TestVeleroRestorePartial: a claim created empty because Velero's data for it is not in the
+// bucket makes the run exit 2; a claim skipped for another reason (it exists) does not.
+func TestVeleroRestorePartial(t *testing.T) {
+	o := &VeleroRestoreOptions{RestoreOptions: RestoreOptions{Name: "b"}}
+	d := &velero.Details{Volumes: []velero.Volume{
+		{Namespace: "a", PVC: "csi", Method: velero.MethodCSISnapshot, Reason: "a CSI snapshot"},
+		{Namespace: "a", PVC: "ok", Method: velero.MethodFSBackup, Restorable: true, SnapshotID: "k1"},
+	}}
+	res := &restore.Result{Volumes: []restore.VolumeItem{{Namespace: "a", PVC: "ok", From: "a/ok", Action: restore.Skipped, Reason: "exists"}}}
+	if err := o.partial(res, d); err != nil {
+		t.Errorf("a restorable claim left alone: %v", err)
+	}
+	res.Volumes = append(res.Volumes, restore.VolumeItem{Namespace: "x", PVC: "csi", From: "a/csi", Action: restore.Skipped})
+	if err := o.partial(res, d); ExitCodeOf(err) != ExitPartial || !strings.Contains(err.Error(), "the data of 1 volume is not in the bucket, its claim was created empty") {
+		t.Errorf("a claim created empty: %v (exit %d)", err, ExitCodeOf(err))
 	}
 }
