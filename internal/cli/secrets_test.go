@@ -82,6 +82,9 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"restore --mover-location": func(u string) []string {
 			return []string{"restore", "b1", "--from", s3base, "--mover-location", u}
 		},
+		"velero restore --mover-location": func(u string) []string {
+			return []string{"velero", "restore", "b1", "--from-velero", s3base, "--mover-location", u}
+		},
 		"list --from":   func(u string) []string { return []string{"list", "--from", u, "-o", "json"} },
 		"status --from": func(u string) []string { return []string{"status", "--from", u, "--max-age", "1h"} },
 		"schedule print --to": func(u string) []string {

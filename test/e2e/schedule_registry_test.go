@@ -42,7 +42,7 @@ func TestSchedulePullSecret(t *testing.T) {
 	}
 	c.dropClusterObjects(t, decodeObjects(t, r.stdout))
 	c.scheduleSecret(t, ops, "pvbackup-nightly", "e2e-password")
-	kubectl(t, r.stdout, "apply", "-f", "-")
+	kubectlStdin(t, r.stdout, "apply", "-f", "-")
 
 	ok, logs := c.runCronJob(t, ops, "nightly", "nightly-now", 8*time.Minute)
 	if !ok {

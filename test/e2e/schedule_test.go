@@ -32,8 +32,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
-// kubectl runs the lab's kubectl with stdin and returns its output, failing the test on an error.
-func kubectl(t *testing.T, stdin string, args ...string) string {
+// kubectlStdin runs the lab's kubectl with stdin and returns its output, failing the test on an error.
+func kubectlStdin(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(env(t, "PVBACKUP_KUBECTL"), args...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -101,7 +101,7 @@ func (c *Cluster) dropClusterObjects(t *testing.T, objs []runtime.Object) {
 // until it finishes; it returns whether it completed and the logs of its containers.
 func (c *Cluster) runCronJob(t *testing.T, ns, cronJob, job string, timeout time.Duration) (bool, string) {
 	t.Helper()
-	kubectl(t, "", "-n", ns, "create", "job", "--from=cronjob/"+cronJob, job)
+	kubectlStdin(t, "", "-n", ns, "create", "job", "--from=cronjob/"+cronJob, job)
 	done, logs, err := c.finishJob(ns, job, timeout)
 	if err != nil {
 		t.Fatalf("job %s/%s: %v\n%s\n%s", ns, job, err, logs, c.Diagnose(ns))
@@ -194,7 +194,7 @@ func TestScheduleCronJob(t *testing.T) {
 	}
 	c.dropClusterObjects(t, decodeObjects(t, r.stdout))
 	c.scheduleSecret(t, ops, "pvbackup-nightly", "e2e-password")
-	t.Log(kubectl(t, r.stdout, "apply", "-f", "-"))
+	t.Log(kubectlStdin(t, r.stdout, "apply", "-f", "-"))
 
 	start := time.Now()
 	ok, logs := c.runCronJob(t, ops, "nightly", "nightly-now", 10*time.Minute)
@@ -271,7 +271,7 @@ func (c *Cluster) wantScheduled(t *testing.T, loc, label, prev string) string {
 // schedule in place: suspend it, change the password, update the Secret, resume it.
 func (c *Cluster) rotateScheduledPassword(t *testing.T, ns, loc string) {
 	t.Helper()
-	kubectl(t, "", "-n", ns, "patch", "cronjob", "nightly", "-p", `{"spec":{"suspend":true}}`)
+	kubectlStdin(t, "", "-n", ns, "patch", "cronjob", "nightly", "-p", `{"spec":{"suspend":true}}`)
 	newPW := filepath.Join(t.TempDir(), "new-password")
 	if err := os.WriteFile(newPW, []byte("e2e-password-2\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -288,9 +288,9 @@ func (c *Cluster) rotateScheduledPassword(t *testing.T, ns, loc string) {
 	if err := os.WriteFile(envFile, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	secret := kubectl(t, "", "-n", ns, "create", "secret", "generic", "pvbackup-nightly", "--from-env-file="+envFile, "--dry-run=client", "-o", "yaml")
-	kubectl(t, secret, "apply", "-f", "-")
-	kubectl(t, "", "-n", ns, "patch", "cronjob", "nightly", "-p", `{"spec":{"suspend":false}}`)
+	secret := kubectlStdin(t, "", "-n", ns, "create", "secret", "generic", "pvbackup-nightly", "--from-env-file="+envFile, "--dry-run=client", "-o", "yaml")
+	kubectlStdin(t, secret, "apply", "-f", "-")
+	kubectlStdin(t, "", "-n", ns, "patch", "cronjob", "nightly", "-p", `{"spec":{"suspend":false}}`)
 }
 
 // TestScheduleLeastRights: each rule of the schedule's ClusterRole and Role is needed. For every
