@@ -566,6 +566,9 @@ type Volume struct {
 	SnapshotHandle string   `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
 	KopiaSnapshot  string   `json:"kopiaSnapshot,omitempty"`
 	KopiaParent    string   `json:"kopiaParent,omitempty"`
+	// Compression is what the mover was told (create --compression, or the PVC's annotation
+	// pvbackup.io/compression): none, auto or a Kopia compressor. Empty in older backups: none.
+	Compression string `json:"compression,omitempty"`
 	Bytes          int64    `json:"bytes,omitempty"`
 	UploadedBytes  int64    `json:"uploadedBytes,omitempty"`
 	Files          int64    `json:"files,omitempty"`

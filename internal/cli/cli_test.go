@@ -68,6 +68,7 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "b", "--to", "s3://b/p", "--mover-pull-policy", "Sometimes"}, want: `--mover-pull-policy="Sometimes": use IfNotPresent, Always or Never`},
 		{args: []string{"create", "b", "--to", "s3://b/p", "--mover-memory-limit", "lots"}, want: `--mover-memory-limit="lots"`},
 		{args: []string{"create", "b", "--to", "s3://b/p", "--parallel", "0"}, want: "--parallel 0: must be 1 or more"},
+		{args: []string{"create", "b", "--to", "s3://b/p", "--compression", "brotli"}, want: `--compression: unknown compression "brotli" (use none, auto, deflate-best-compression`},
 		{args: []string{"create", "b", "--to", "s3://b/p", "--hook-selector", "a b"}, want: `--hook-selector "a b"`},
 		{args: []string{"restore", "b", "--from", "s3://b/p", "--storage-class-mapping", "gp2"}, want: `--storage-class-mapping "gp2": use old:new`},
 		{args: []string{"restore", "b", "--from", "s3://b/p", "--storage-class-mapping", "gp2:GP3"}, want: `"GP3" is not a valid StorageClass name`},

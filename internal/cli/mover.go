@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -125,6 +126,9 @@ func (o *MoverOptions) Validate() error {
 	if o.Parallel < 0 {
 		return fmt.Errorf("--parallel %d: must be 0 or more", o.Parallel)
 	}
+	if err := repo.ValidateCompression(o.Compression); err != nil {
+		return fmt.Errorf("--compression: %w", err)
+	}
 	return nil
 }
 
@@ -163,6 +167,7 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 			}
 			res, err := mover.RunBackup(ctx, o.settings(), mover.BackupConfig{
 				Source: o.Source, PVC: o.PVC, Backup: o.Backup, Parallel: o.Parallel, OnError: o.OnError,
+				Compression: o.Compression,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
@@ -172,7 +177,7 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 	f.StringVar(&o.Source, "source", "", "directory to back up (env "+mover.EnvSource+")")
 	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+mover.EnvPVC+")")
 	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+mover.EnvBackup+")")
-	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+mover.EnvCompression+")")
+	f.StringVar(&o.Compression, "compression", "", "compression of this backup: "+repo.CompressionAuto+" (default: "+repo.AutoCompressor+" for what may compress), "+repo.CompressionNone+", or a Kopia compressor (zstd-fastest, s2-default, ...) (env "+mover.EnvCompression+")")
 	return cmd
 }
 

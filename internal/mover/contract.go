@@ -103,6 +103,8 @@ type Invocation struct {
 	Sync, DiffOnly bool
 	// Debug keeps the storage calls' HTTP timings in the result (create --mover-debug).
 	Debug bool
+	// Compression is a backup's (repo.CompressionPolicy): "" leaves the mover's default.
+	Compression string
 	// ProbeToken is what doctor's probe writes into Dir, or, with ProbeVerify, expects to read back.
 	ProbeToken  string
 	ProbeVerify bool
@@ -129,7 +131,11 @@ func (in Invocation) Env() []EnvVar {
 	}
 	switch in.Op {
 	case OpBackup:
-		return append(env, EnvVar{EnvSource, in.Dir})
+		env = append(env, EnvVar{EnvSource, in.Dir})
+		if in.Compression != "" {
+			env = append(env, EnvVar{EnvCompression, in.Compression})
+		}
+		return env
 	case OpProbe:
 		env = append(env, EnvVar{EnvTarget, in.Dir}, EnvVar{EnvProbeToken, in.ProbeToken})
 		if in.ProbeVerify {

@@ -46,6 +46,9 @@ type BackupConfig struct {
 	Backup    string // the plugin's backup name, as a tag
 	Parallel  int    // files hashed and uploaded in parallel (0 = number of CPUs)
 	OnError   string // OnErrorFail (default) or OnErrorSkip
+	// Compression is the backup's compression: none, auto or a Kopia compressor ("" =
+	// repo.DefaultCompression); it applies to the data written now, whatever earlier backups used.
+	Compression string
 }
 
 // RestoreConfig says what to restore where.
@@ -93,6 +96,9 @@ func (c *BackupConfig) validate() error {
 	if c.OnError != OnErrorFail && c.OnError != OnErrorSkip {
 		return fmt.Errorf("on-error %q: use fail or skip", c.OnError)
 	}
+	if err := repo.ValidateCompression(c.Compression); err != nil {
+		return fmt.Errorf("compression: %w", err)
+	}
 	st, err := os.Stat(c.Source)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
@@ -121,13 +127,12 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	var c counters
 	si := SourceInfo(cfg.Namespace, cfg.PVC)
 	skip := cfg.OnError == OnErrorSkip
-	override := &policy.Policy{ErrorHandlingPolicy: policy.ErrorHandlingPolicy{
-		IgnoreFileErrors:      newOptionalBool(skip),
-		IgnoreDirectoryErrors: newOptionalBool(skip),
-		IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
-	}}
+	override, err := backupPolicy(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	var man *snapshot.Manifest
-	err := kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
+	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
 		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
 			previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
 			if err != nil {
@@ -204,6 +209,31 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	res.OK = true
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// backupPolicy is what a backup sets over the repository's policies: its error handling and its
+// compression, none of it merged with a repository policy's (a global policy written by the kopia
+// CLI, say): the extension lists replace the parents' (NoParent...), and the size bounds are set
+// (Kopia's merge takes a parent's value for a zero one).
+func backupPolicy(cfg BackupConfig) (*policy.Policy, error) {
+	skip := cfg.OnError == OnErrorSkip
+	comp, err := repo.CompressionPolicy(cfg.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("compression: %w", err)
+	}
+	comp.NoParentNeverCompress, comp.NoParentOnlyCompress = true, true
+	comp.MinSize = max(comp.MinSize, 1) // an empty file has no data to compress
+	if comp.MaxSize == 0 {
+		comp.MaxSize = math.MaxInt64
+	}
+	return &policy.Policy{
+		ErrorHandlingPolicy: policy.ErrorHandlingPolicy{
+			IgnoreFileErrors:      newOptionalBool(skip),
+			IgnoreDirectoryErrors: newOptionalBool(skip),
+			IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
+		},
+		CompressionPolicy: comp,
+	}, nil
 }
 
 func fatalErrors(man *snapshot.Manifest) int {

@@ -94,6 +94,8 @@ type Task struct {
 	// ProbeToken and ProbeVerify are doctor's probe's (mover.Invocation).
 	ProbeToken  string
 	ProbeVerify bool
+	// Compression is a backup's (mover.Invocation).
+	Compression string
 }
 
 func (t Task) name(kind string) string {
@@ -201,7 +203,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
 		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
-		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify}
+		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify, Compression: t.Compression}
 	if t.FromSnapshot != "" {
 		inv.Snapshot, inv.FromDir = "", mountSource
 	}

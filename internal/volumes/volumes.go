@@ -36,15 +36,17 @@ func ParseMode(s string) (Mode, error) {
 
 // Labels and annotations.
 const (
-	AnnotationMode   = "pvbackup.io/volume-mode"
-	LabelManagedBy   = "app.kubernetes.io/managed-by"
-	ManagedBy        = "kubectl-pvbackup"
-	LabelBackup      = "pvbackup.io/backup"
-	LabelOperation   = "pvbackup.io/operation" // backup or restore
-	LabelKept        = "pvbackup.io/kept"      // "true" on VolumeSnapshots of snapshot mode: not temporary
-	LabelSourcePVC   = "pvbackup.io/pvc"
-	LabelClassPlain  = "pvbackup.io/snapshot-class"
-	LabelClassVelero = "velero.io/csi-volumesnapshot-class"
+	AnnotationMode = "pvbackup.io/volume-mode"
+	// AnnotationCompression on a PVC overrides create --compression for its volume.
+	AnnotationCompression = "pvbackup.io/compression"
+	LabelManagedBy        = "app.kubernetes.io/managed-by"
+	ManagedBy             = "kubectl-pvbackup"
+	LabelBackup           = "pvbackup.io/backup"
+	LabelOperation        = "pvbackup.io/operation" // backup or restore
+	LabelKept             = "pvbackup.io/kept"      // "true" on VolumeSnapshots of snapshot mode: not temporary
+	LabelSourcePVC        = "pvbackup.io/pvc"
+	LabelClassPlain       = "pvbackup.io/snapshot-class"
+	LabelClassVelero      = "velero.io/csi-volumesnapshot-class"
 	// AnnotationDefaultClass marks a driver's default VolumeSnapshotClass.
 	AnnotationDefaultClass = "snapshot.storage.kubernetes.io/is-default-class"
 )
