@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -44,12 +45,26 @@ type BackupConfig struct {
 	Namespace string // source namespace: the repository and the snapshot's source host
 	PVC       string // the claim: the snapshot's source path, so its previous snapshot is the parent
 	Backup    string // the plugin's backup name, as a tag
-	Parallel  int    // files hashed and uploaded in parallel (0 = number of CPUs)
+	Parallel  int    // files (and parts of big files) hashed and uploaded in parallel (0 = DefaultParallel())
 	OnError   string // OnErrorFail (default) or OnErrorSkip
 	// Compression is the backup's compression: none, auto or a Kopia compressor ("" =
 	// repo.DefaultCompression); it applies to the data written now, whatever earlier backups used.
 	Compression string
+	// ParallelAbove splits files bigger than this into parts uploaded in parallel, each a
+	// ParallelAbove-sized object (0 = DefaultParallelAbove).
+	ParallelAbove int64
 }
+
+// DefaultParallelAbove is the size above which a file is split into parts uploaded in parallel
+// (Kopia's default is 2 GiB, so one 2 GiB file is one stream): 64 MiB parts keep every core busy
+// on one big file, and, at fixed offsets, an unchanged part still deduplicates.
+const DefaultParallelAbove = 64 << 20
+
+// DefaultParallel is how many files or parts a backup reads and uploads at once: the Go
+// runtime's GOMAXPROCS, which follows the container's CPU limit (a 1-CPU mover on a 32-core node
+// runs 1, where Kopia's NumCPU would run 32), and at least 2 so that reading one overlaps
+// uploading another.
+func DefaultParallel() int { return max(runtime.GOMAXPROCS(0), 2) }
 
 // RestoreConfig says what to restore where.
 type RestoreConfig struct {
@@ -150,7 +165,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 				return fmt.Errorf("source %s: %w", cfg.Source, err)
 			}
 			u := upload.NewUploader(w)
-			u.ParallelUploads = cfg.Parallel
+			u.ParallelUploads = cfg.parallel()
 			u.Progress = newUploadProgress(&c, sink)
 			stopCancel := context.AfterFunc(ctx, u.Cancel)
 			defer stopCancel()
@@ -233,7 +248,35 @@ func backupPolicy(cfg BackupConfig) (*policy.Policy, error) {
 			IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
 		},
 		CompressionPolicy: comp,
+		UploadPolicy: policy.UploadPolicy{
+			MaxParallelFileReads:    newOptionalInt(cfg.parallel()),
+			ParallelUploadAboveSize: newOptionalInt64(cfg.parallelAbove()),
+		},
 	}, nil
+}
+
+func (c *BackupConfig) parallel() int {
+	if c.Parallel > 0 {
+		return c.Parallel
+	}
+	return DefaultParallel()
+}
+
+func (c *BackupConfig) parallelAbove() int64 {
+	if c.ParallelAbove > 0 {
+		return c.ParallelAbove
+	}
+	return DefaultParallelAbove
+}
+
+func newOptionalInt(v int) *policy.OptionalInt {
+	o := policy.OptionalInt(v)
+	return &o
+}
+
+func newOptionalInt64(v int64) *policy.OptionalInt64 {
+	o := policy.OptionalInt64(v)
+	return &o
 }
 
 func fatalErrors(man *snapshot.Manifest) int {
