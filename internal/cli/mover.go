@@ -27,6 +27,9 @@ type MoverOptions struct {
 	Result       string
 	CacheDir     string
 	Debug        bool
+	// UploadLimit and DownloadLimit are rates (repo.ParseRate); limits is what they say.
+	UploadLimit, DownloadLimit string
+	limits                     repo.Limits
 
 	// backup
 	Source, PVC, Backup, Compression string
@@ -68,6 +71,8 @@ func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
 	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+mover.EnvOnError+")")
 	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+mover.EnvCacheDir+")")
+	f.StringVar(&o.UploadLimit, "upload-limit", "", "bytes per second uploaded to the location at most, e.g. 20MiB/s (B, KB, MB, GB, KiB, MiB, GiB; default no limit; env "+mover.EnvUploadLimit+")")
+	f.StringVar(&o.DownloadLimit, "download-limit", "", "bytes per second downloaded from the location at most, e.g. 50MB/s (default no limit; env "+mover.EnvDownloadLimit+")")
 	f.BoolVar(&o.Debug, "debug", false, "keep the storage calls of the open (and any slower than 1s) with HTTP timings in the result (env "+mover.EnvDebug+")")
 }
 
@@ -129,11 +134,18 @@ func (o *MoverOptions) Validate() error {
 	if err := repo.ValidateCompression(o.Compression); err != nil {
 		return fmt.Errorf("--compression: %w", err)
 	}
+	var err error
+	if o.limits.UploadBytesPerSecond, err = repo.ParseRate(o.UploadLimit); err != nil {
+		return fmt.Errorf("--upload-limit: %w", err)
+	}
+	if o.limits.DownloadBytesPerSecond, err = repo.ParseRate(o.DownloadLimit); err != nil {
+		return fmt.Errorf("--download-limit: %w", err)
+	}
 	return nil
 }
 
 func (o *MoverOptions) settings() mover.Settings {
-	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug}
+	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug, Limits: o.limits}
 }
 
 // finish writes the result file; a failure to write it is reported but does not hide err.

@@ -102,6 +102,7 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.StringVar(&o.ModifiersFile, "resource-modifiers", "", "patch objects on their way in with a Velero resource modifier file (version v1: JSON, merge and strategic patches)")
 	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
 	o.mover.addFlags(fs, flags)
+	o.mover.addLimitFlags(fs)
 	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
 	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
 	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
@@ -187,6 +188,9 @@ func (o *RestoreOptions) Validate() error {
 		return err
 	}
 	if err := o.cfg.Namespaces.Validate(); err != nil {
+		return err
+	}
+	if err := o.mover.limits(&volumes.MoverConfig{}); err != nil {
 		return err
 	}
 	if err := o.validateDataOnly(); err != nil {

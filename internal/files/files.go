@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
 // Manifests reads backup manifests (catalog.Catalog).
@@ -37,14 +38,15 @@ type Deps struct {
 }
 
 // Opener is the one place where this package's repositories are opened: location's repository of
-// a namespace, with the password repoPassword gives for that namespace, content cache off.
-func Opener(location string, repoPassword func(namespace string) (string, error)) OpenFunc {
+// a namespace, with the password repoPassword gives for that namespace, content cache off, its
+// bandwidth bounded by limits (zero: none).
+func Opener(location string, limits repo.Limits, repoPassword func(namespace string) (string, error)) OpenFunc {
 	return func(ctx context.Context, ns string) (kopiarepo.Repository, func(), error) {
 		pw, err := repoPassword(ns)
 		if err != nil {
 			return nil, nil, err
 		}
-		r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw})
+		r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw, Limits: limits})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -49,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	f.deps = Deps{Manifests: catalog.New(l), Open: Opener(loc, func(string) (string, error) { return testPassword, nil })}
+	f.deps = Deps{Manifests: catalog.New(l), Open: Opener(loc, repo.Limits{}, func(string) (string, error) { return testPassword, nil })}
 	return f
 }
 
@@ -61,7 +62,7 @@ func (f *fixture) backupDir(ns, pvc, dir string, opts ...func(*mover.Settings)) 
 		o(&s)
 	}
 	res, err := mover.RunBackup(context.Background(), s,
-		mover.BackupConfig{Source: dir, PVC: pvc, Backup: "b1"}, func(mover.Event) {})
+		mover.BackupConfig{Source: dir, PVC: pvc, Backup: "b1", Compression: s.Compression}, func(mover.Event) {})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -370,7 +371,7 @@ func TestCopyWritesFilesFromContents(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.backupDir("plain", "data", src)
+	f.backupDir("plain", "data", src, func(s *mover.Settings) { s.Compression = "none" })
 	f.backupDir("packed", "data", src, func(s *mover.Settings) { s.Compression = "zstd-fastest" })
 	ctx := context.Background()
 	for _, ns := range []string{"plain", "packed"} {

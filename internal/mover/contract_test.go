@@ -10,7 +10,7 @@ func TestInvocationEnvIsRead(t *testing.T) {
 		read[fe.Env] = true
 	}
 	for _, in := range []Invocation{
-		{Op: OpBackup, Location: "s3://b", SourceNamespace: "ns", PVC: "p", Backup: "b", CacheDir: "/tmp", Dir: "/tmp/data", Debug: true, Compression: "zstd"},
+		{Op: OpBackup, Location: "s3://b", SourceNamespace: "ns", PVC: "p", Backup: "b", CacheDir: "/tmp", Dir: "/tmp/data", Debug: true, Compression: "zstd", UploadLimit: "20MiB/s", DownloadLimit: "1GB/s"},
 		{Op: OpRestore, Location: "s3://b", SourceNamespace: "ns", PVC: "p", CacheDir: "/tmp", Dir: "/tmp/data", Snapshot: "k1", SkipOwners: true},
 		{Op: OpProbe, Location: "s3://b", SourceNamespace: "ns", PVC: "p", CacheDir: "/tmp", Dir: "/tmp/data", ProbeToken: "t", ProbeVerify: true},
 	} {

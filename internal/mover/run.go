@@ -19,6 +19,8 @@ type Settings struct {
 	Password    string
 	CacheDir    string // parent of Kopia's temporary cache directory ("" = $TMPDIR)
 	Compression string // for a repository created by this run
+	// Limits bound the bandwidth to the location (repo.ParseRate reads the flags).
+	Limits repo.Limits
 	// Debug keeps the storage calls' timings (HTTP level) in the Result: those of opening the
 	// repository and any slower than DebugSlowCall.
 	Debug bool
@@ -57,6 +59,7 @@ func openRepoTraced(ctx context.Context, s Settings, create bool, trace *repo.Tr
 		CacheDir:    s.CacheDir,
 		Create:      create,
 		Compression: s.Compression,
+		Limits:      s.Limits,
 		Trace:       trace,
 		Clock:       s.Clock,
 	}

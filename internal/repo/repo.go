@@ -80,6 +80,8 @@ type Config struct {
 	// S3Bucket and S3KeyPrefix, for an s3:// bucket, name the real bucket and the key prefix the
 	// gocloud bucket adds, so puts can go straight to S3 (see Storage.UseS3PutObject).
 	S3Bucket, S3KeyPrefix string
+	// Limits bound the storage's upload and download bandwidth (zero: none).
+	Limits Limits
 	// Trace, when set, records every storage call with its HTTP timings (mover debug).
 	Trace *Tracer
 	// Clock, for simulations only, replaces the real clock for Kopia and for the timestamps of
@@ -123,6 +125,9 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	}
 	if cfg.Trace != nil {
 		st.Trace(cfg.Trace)
+	}
+	if !cfg.Limits.zero() {
+		st.Throttle(cfg.Limits)
 	}
 	var now func() time.Time // nil: Kopia's clock
 	if cfg.Clock != nil {

@@ -85,12 +85,14 @@ type MoverConfig struct {
 	FSGroup    *int64
 	// Privileged runs the mover as root with CHOWN, DAC_OVERRIDE, FOWNER (Pod Security "baseline"):
 	// reads every file whatever its owner and restores owners.
-	Privileged     bool
-	Requests       corev1.ResourceList
-	Limits         corev1.ResourceList
-	BackoffLimit   int32
-	ActiveDeadline time.Duration
-	TTL            time.Duration
+	Privileged bool
+	// UploadLimit and DownloadLimit bound each mover's bandwidth (mover.Invocation).
+	UploadLimit, DownloadLimit string
+	Requests                   corev1.ResourceList
+	Limits                     corev1.ResourceList
+	BackoffLimit               int32
+	ActiveDeadline             time.Duration
+	TTL                        time.Duration
 	// StorageClassMapping maps the StorageClass of a snapshot's source to the one temporary PVCs
 	// get (snapshot-move), and old to new classes on restore.
 	StorageClassMapping map[string]string
