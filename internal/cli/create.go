@@ -431,7 +431,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 			if v.Error != "" {
 				reason = "error: " + v.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, q(orDash(v.Size)), q(v.Mode), q(reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(v.Size), q(v.Mode), q(reason))
 			continue
 		}
 		detail := v.Reason
@@ -445,7 +445,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, q(orDash(v.Compression)), v.Seconds, q(detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, orDash(v.Compression), v.Seconds, q(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
