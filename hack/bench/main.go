@@ -341,7 +341,7 @@ func kopiaRestore(dir, dst string) (run, error) {
 
 type moverT struct {
 	name, location, compression string
-	extraEnv                    []string // e.g. PVBACKUP_UPLOAD_LIMIT
+	extraEnv                    []string         // e.g. PVBACKUP_UPLOAD_LIMIT
 	bin                         string           // "" = moverBin
 	s3                          *s3server.Server // a fresh prefix per setup when set
 }
