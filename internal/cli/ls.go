@@ -74,7 +74,9 @@ func (o *filesOptions) run(ctx context.Context, fn func(context.Context, files.D
 		return err
 	}
 	defer closeFn()
-	return fn(ctx, files.Deps{Manifests: cat, Open: files.Opener(o.location.URL, o.limits, newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repo)})
+	repos := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)
+	repos.Limits = o.limits
+	return fn(ctx, files.Deps{Manifests: cat, Repos: repos})
 }
 
 // LsOptions are the flags of `ls`.

@@ -56,7 +56,7 @@ func TestCompressionAndLimitSeaweedFS(t *testing.T) {
 	for _, comp := range []string{"", "none"} {
 		ns := "c-" + map[string]string{"": "default", "none": "none"}[comp]
 		s := Settings{Location: srv.URL("backups"), Namespace: ns, Password: "pw", CacheDir: t.TempDir()}
-		if err := EnsureRepository(ctx, s); err != nil {
+		if err := s.Repos().Ensure(ctx, s.Namespace); err != nil {
 			t.Fatal(err)
 		}
 		res, err := RunBackup(ctx, s, BackupConfig{Source: src, PVC: "data", Compression: comp}, func(Event) {})

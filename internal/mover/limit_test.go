@@ -26,7 +26,7 @@ func TestBandwidthLimits(t *testing.T) {
 	}
 	const limit = 4 << 20
 	s := fileSettings(t)
-	if err := EnsureRepository(ctx, s); err != nil {
+	if err := s.Repos().Ensure(ctx, s.Namespace); err != nil {
 		t.Fatal(err)
 	}
 	s.Limits = repo.Limits{UploadBytesPerSecond: limit}

@@ -30,7 +30,7 @@ func TestBackupSplitsBigFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, closeFn, err := OpenRepository(ctx, s)
+		r, closeFn, err := s.Repos().Open(ctx, s.Namespace)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,6 +73,10 @@ func objectName(prefix string, parts ...string) string {
 	return strings.TrimRight(base, "-") + "-" + suffix
 }
 
+// OpProbe is the Op of doctor's probe task (mover.OpProbe): engines name the mover's operations
+// through volumes, which holds the plugin's side of the contract.
+const OpProbe = mover.OpProbe
+
 // Task is one volume's work: its identity and the names of its temporary objects.
 type Task struct {
 	Backup    string
