@@ -2,9 +2,11 @@ package mover
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // Settings are what every mover run needs besides the operation: where the repository is and
@@ -24,6 +26,9 @@ type Settings struct {
 	// Clock, for simulations only (hack/bench-repo), runs the repository on simulated time (see
 	// repo.Clock). Not part of the mover's contract: a mover pod always runs on the real clock.
 	Clock *repo.Clock
+	// ReadOnly opens the repository as another tool's (Velero's): repo.OpenReadOnly, nothing
+	// written to the bucket, no cache, no maintenance. Restore only.
+	ReadOnly bool
 }
 
 // DebugSlowCall is how slow a storage call after the open must be to be listed in Result.Debug.
@@ -54,6 +59,10 @@ func RunBackup(ctx context.Context, s Settings, cfg BackupConfig, sink Sink) (*R
 	if err := cfg.validate(); err != nil {
 		return finish(sink, failed(OpBackup, start, err), err)
 	}
+	if s.ReadOnly {
+		err := fmt.Errorf("repository %s of namespace %s is opened read-only (another tool's): nothing can be backed up into it", store.Redact(s.Location), s.Namespace)
+		return finish(sink, failed(OpBackup, start, err), err)
+	}
 	trace := newTrace(s)
 	r, closeRepo, err := s.tracedRepos(trace.tracer()).OpenOrCreate(ctx, s.Namespace)
 	opened := time.Since(start)
@@ -78,7 +87,11 @@ func RunRestore(ctx context.Context, s Settings, cfg RestoreConfig, sink Sink) (
 		return finish(sink, res, err)
 	}
 	trace := newTrace(s)
-	r, closeRepo, err := s.tracedRepos(trace.tracer()).Open(ctx, s.Namespace)
+	open := s.tracedRepos(trace.tracer()).Open
+	if s.ReadOnly { // another tool's repository (Velero's): nothing may be written to it
+		open = s.tracedRepos(trace.tracer()).OpenReadOnly
+	}
+	r, closeRepo, err := open(ctx, s.Namespace)
 	opened := time.Since(start)
 	if err != nil {
 		return finish(sink, trace.into(failed(OpRestore, start, err), opened), err)
