@@ -57,7 +57,10 @@ func main() {
 	flag.StringVar(&work, "work", ".local/bench", "work directory (the tree is kept between runs)")
 	compression := flag.String("compression", "none", "compression policy for both kopia and the mover")
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
-	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic; files: cp and in-place sync (files.go)")
+	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic; files: cp and in-place sync (files.go); compress: issue 29's measures on SeaweedFS (compress.go)")
+	flag.IntVar(&compressMiB, "compress-mib", 1024, "compress suite: MiB of the compressible tree")
+	flag.IntVar(&bigMiB, "big-mib", 2048, "compress suite: MiB of the one big file")
+	flag.StringVar(&uploadLimit, "upload-limit", "20MiB/s", "compress suite: the limit measured on the big file")
 	flag.StringVar(&baselineBin, "baseline", "", "another kubectl-pvbackup binary (e.g. the main branch's) measured on S3 in the same run, for before/after figures")
 	flag.BoolVar(&skipFS, "skip-fs", false, "leave out the filesystem targets and restic (quicker)")
 	flag.BoolVar(&skipRestore, "skip-restore", false, "leave out the restores")
@@ -67,6 +70,9 @@ func main() {
 	flag.BoolVar(&verifyCmp, "verify", true, "compare verify --read-data 100 with kopia snapshot verify --verify-files-percent=100 on the mover's S3 repository")
 	flag.Parse()
 	do := func() error { return bench(*compression) }
+	if *suite == "compress" {
+		do = benchCompress
+	}
 	if *suite == "files" {
 		do = func() error {
 			if err := prepare(); err != nil {
@@ -335,6 +341,7 @@ func kopiaRestore(dir, dst string) (run, error) {
 
 type moverT struct {
 	name, location, compression string
+	extraEnv                    []string         // e.g. PVBACKUP_UPLOAD_LIMIT
 	bin                         string           // "" = moverBin
 	s3                          *s3server.Server // a fresh prefix per setup when set
 }
@@ -345,8 +352,9 @@ func nextSetup() int { setups++; return setups }
 
 func (m *moverT) label() string { return m.name }
 func (m *moverT) env() []string {
-	return append(os.Environ(), "PVBACKUP_PASSWORD="+password, "PVBACKUP_LOCATION="+m.location, "PVBACKUP_SOURCE_NAMESPACE=bench",
+	env := append(os.Environ(), "PVBACKUP_PASSWORD="+password, "PVBACKUP_LOCATION="+m.location, "PVBACKUP_SOURCE_NAMESPACE=bench",
 		"PVBACKUP_RESULT=-", "PVBACKUP_COMPRESSION="+m.compression)
+	return append(env, m.extraEnv...)
 }
 func (m *moverT) setup() error {
 	if m.s3 != nil {
@@ -362,7 +370,10 @@ func (m *moverT) setup() error {
 	return err
 }
 
-var lastSnapshot = map[string]string{}
+var (
+	lastSnapshot = map[string]string{}
+	lastUploaded = map[string]int64{} // bytes the mover's last backup wrote to the bucket
+)
 
 func (m *moverT) backup() (run, error) {
 	r, out, err := execOut(m.env(), m.binary(), "mover", "backup", "--source", treeDir, "--pvc", "data", "--backup", "bench")
@@ -374,6 +385,7 @@ func (m *moverT) backup() (run, error) {
 		return r, err
 	}
 	lastSnapshot[m.name] = res.SnapshotID
+	lastUploaded[m.name] = res.UploadedBytes
 	return r, nil
 }
 
@@ -388,7 +400,13 @@ func (m *moverT) binary() string {
 	return moverBin
 }
 
-func lastResult(out []byte) (*struct{ SnapshotID string }, error) {
+// moverResult is what the bench reads of a mover's result.
+type moverResult struct {
+	SnapshotID    string
+	UploadedBytes int64
+}
+
+func lastResult(out []byte) (*moverResult, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var last []byte
@@ -396,7 +414,7 @@ func lastResult(out []byte) (*struct{ SnapshotID string }, error) {
 		last = append(last[:0], sc.Bytes()...)
 	}
 	var ev struct {
-		Result *struct{ SnapshotID string } `json:"result"`
+		Result *moverResult `json:"result"`
 	}
 	if err := json.Unmarshal(last, &ev); err != nil || ev.Result == nil {
 		return nil, fmt.Errorf("no result in mover output %q", last)

@@ -566,11 +566,14 @@ type Volume struct {
 	SnapshotHandle string   `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
 	KopiaSnapshot  string   `json:"kopiaSnapshot,omitempty"`
 	KopiaParent    string   `json:"kopiaParent,omitempty"`
-	Bytes          int64    `json:"bytes,omitempty"`
-	UploadedBytes  int64    `json:"uploadedBytes,omitempty"`
-	Files          int64    `json:"files,omitempty"`
-	Seconds        float64  `json:"durationSeconds,omitempty"`
-	MoverSeconds   float64  `json:"moverSeconds,omitempty"` // of which the mover's own upload
+	// Compression is what the mover was told (create --compression, or the PVC's annotation
+	// pvbackup.io/compression): none, auto or a Kopia compressor. Empty in older backups: none.
+	Compression   string  `json:"compression,omitempty"`
+	Bytes         int64   `json:"bytes,omitempty"`
+	UploadedBytes int64   `json:"uploadedBytes,omitempty"`
+	Files         int64   `json:"files,omitempty"`
+	Seconds       float64 `json:"durationSeconds,omitempty"`
+	MoverSeconds  float64 `json:"moverSeconds,omitempty"` // of which the mover's own upload
 	// MoverOpenSeconds is the part of MoverSeconds spent opening the namespace's repository.
 	MoverOpenSeconds float64 `json:"moverOpenSeconds,omitempty"`
 	// MoverDebug (create --mover-debug): the mover's storage calls with their HTTP timings.

@@ -61,6 +61,7 @@ directories; --exclude leaves matches out.`,
 	cmd.Flags().StringArrayVar(&o.Include, "include", nil, "copy only files matching GLOB (repeatable)")
 	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching GLOB (repeatable)")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 8, "files copied at the same time")
+	cmd.Flags().StringVar(&o.DownloadLimit, "download-limit", "", "bytes per second downloaded from the location at most, e.g. 20MiB/s (units B, KB, MB, GB, KiB, MiB, GiB; default no limit)")
 	cmd.Flags().BoolVar(&o.KeepSetID, "keep-setid", false, "as root (owners restored), keep the setuid and setgid bits of files: by default they are dropped, since a file the backup's tenant made setuid would run as its owner, root included")
 	return cmd
 }

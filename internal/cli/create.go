@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
@@ -69,6 +70,7 @@ type CreateOptions struct {
 	HookOnError       string
 	HookTimeout       time.Duration
 	KeepSnapshots     int
+	Compression       string
 	TTL               time.Duration
 	ResourcePolicies  string
 	OrSelector        string
@@ -129,11 +131,13 @@ func (o *CreateOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs, o.configFlags)
+	o.mover.addLimitFlags(fs)
 	o.mover.addDebugFlag(fs)
 	fs.DurationVar(&o.TTL, "ttl", 0, "keep the backup this long (e.g. 720h): recorded in backup.json; kubectl pvbackup prune removes it once it has passed (default: no expiry)")
 	fs.StringSliceVar(&o.LabelPairs, "labels", nil, "labels of the backup, as `KEY=VALUE` pairs separated by commas: recorded in backup.json, shown by list and selected with list -l")
 	fs.StringVar(&o.ResourcePolicies, "resource-policies", "", "Velero resource policy `FILE` (version v1): its volumePolicies choose each matching volume's mode (skip, fs-backup, snapshot, snapshot-move) before --volumes; the PVC annotation "+volumes.AnnotationMode+" comes first")
 	fs.BoolVar(&o.SnapshotMoveData, "snapshot-move-data", false, "the resource policy action snapshot moves the data to the location (snapshot-move) instead of keeping VolumeSnapshots, as Velero's flag of that name does")
+	fs.StringVar(&o.Compression, "compression", "", "compression of the volume data: "+repo.CompressionAuto+" (the default: "+repo.AutoCompressor+" for files of 4 KiB or more that are not of an already compressed format), "+repo.CompressionNone+", or a Kopia compressor for every file ("+strings.Join(repo.CompressionNames()[2:], ", ")+"); the PVC annotation "+volumes.AnnotationCompression+" overrides it per volume")
 	fs.IntVar(&o.KeepSnapshots, "keep-snapshots", 0, "snapshot mode: keep the newest N VolumeSnapshots per PVC made by this tool and delete older ones (0 keeps all)")
 	fs.StringVar(&o.PreHook, "pre-hook", "", "shell command run (sh -c) in each pod that mounts a backed-up volume, just before its volumes are snapshotted or uploaded; pod annotations "+"pre.hook.pvbackup.io/command (or Velero's pre.hook.backup.velero.io/command) take precedence")
 	fs.StringVar(&o.PostHook, "post-hook", "", "shell command run in those pods right after their snapshots are created (or uploads done)")
@@ -256,7 +260,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
 	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, Mover: mc,
 		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots,
-		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData}
+		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData, Compression: o.Compression}
 	return nil
 }
 
@@ -273,6 +277,9 @@ func (o *CreateOptions) Validate() error {
 	}
 	if o.TTL < 0 {
 		return fmt.Errorf("--ttl %s: must be positive (0 = no expiry)", o.TTL)
+	}
+	if err := repo.ValidateCompression(o.Compression); err != nil {
+		return fmt.Errorf("--compression: %w", err)
 	}
 	if err := validateLabels(o.labels); err != nil {
 		return err
@@ -440,7 +447,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 	if plan {
 		fmt.Fprintln(tw, "VOLUME\tSIZE\tMODE\tREASON")
 	} else {
-		fmt.Fprintln(tw, "VOLUME\tMODE\tSTATUS\tFILES\tSIZE\tUPLOADED\tTIME\tDETAIL")
+		fmt.Fprintln(tw, "VOLUME\tMODE\tSTATUS\tFILES\tSIZE\tUPLOADED\tCOMPRESSION\tTIME\tDETAIL")
 	}
 	snapshots := false
 	for _, v := range vols {
@@ -466,7 +473,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, v.Seconds, q(detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, orDash(v.Compression), v.Seconds, q(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/files"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
 // filesOptions are what ls, cat and cp share: the location and the password, no cluster.
@@ -24,6 +25,9 @@ type filesOptions struct {
 	Backup   string
 	Ref      files.Ref
 	hasRef   bool
+	// DownloadLimit (cp) bounds the bandwidth from the location (repo.ParseRate).
+	DownloadLimit string
+	limits        repo.Limits
 }
 
 func (o *filesOptions) addFlags(cmd *cobra.Command, withOutput bool) {
@@ -55,6 +59,11 @@ func (o *filesOptions) validate() error {
 	if err := o.output.validate(); err != nil {
 		return err
 	}
+	rate, err := repo.ParseRate(o.DownloadLimit)
+	if err != nil {
+		return fmt.Errorf("--download-limit: %w", err)
+	}
+	o.limits.DownloadBytesPerSecond = rate
 	return o.location.validate()
 }
 
@@ -65,7 +74,9 @@ func (o *filesOptions) run(ctx context.Context, fn func(context.Context, files.D
 		return err
 	}
 	defer closeFn()
-	return fn(ctx, files.Deps{Manifests: cat, Repos: newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)})
+	repos := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)
+	repos.Limits = o.limits
+	return fn(ctx, files.Deps{Manifests: cat, Repos: repos})
 }
 
 // LsOptions are the flags of `ls`.

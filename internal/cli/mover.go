@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -26,6 +27,9 @@ type MoverOptions struct {
 	Result       string
 	CacheDir     string
 	Debug        bool
+	// UploadLimit and DownloadLimit are rates (repo.ParseRate); limits is what they say.
+	UploadLimit, DownloadLimit string
+	limits                     repo.Limits
 
 	// backup
 	Source, PVC, Backup, Compression string
@@ -64,10 +68,12 @@ func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Location, "location", "", "backup location URL, e.g. s3://bucket/prefix?region=eu-west-1 (env "+store.EnvLocation+")")
 	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+mover.EnvSourceNamespace+")")
 	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+mover.EnvPasswordFile+"; else env "+password.EnvPassword+")")
-	f.IntVar(&o.Parallel, "parallel", 0, "files processed in parallel (0 = number of CPUs for backup, 8 for restore; env "+mover.EnvParallel+")")
+	f.IntVar(&o.Parallel, "parallel", 0, "files (and 64 MiB parts of bigger files) processed in parallel (0 = the CPU limit, at least 2, for backup; 8 for restore; env "+mover.EnvParallel+")")
 	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+mover.EnvOnError+")")
 	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+mover.EnvCacheDir+")")
+	f.StringVar(&o.UploadLimit, "upload-limit", "", "bytes per second uploaded to the location at most, e.g. 20MiB/s (B, KB, MB, GB, KiB, MiB, GiB; default no limit; env "+mover.EnvUploadLimit+")")
+	f.StringVar(&o.DownloadLimit, "download-limit", "", "bytes per second downloaded from the location at most, e.g. 50MB/s (default no limit; env "+mover.EnvDownloadLimit+")")
 	f.BoolVar(&o.Debug, "debug", false, "keep the storage calls of the open (and any slower than 1s) with HTTP timings in the result (env "+mover.EnvDebug+")")
 }
 
@@ -126,11 +132,21 @@ func (o *MoverOptions) Validate() error {
 	if o.Parallel < 0 {
 		return fmt.Errorf("--parallel %d: must be 0 or more", o.Parallel)
 	}
+	if err := repo.ValidateCompression(o.Compression); err != nil {
+		return fmt.Errorf("--compression: %w", err)
+	}
+	var err error
+	if o.limits.UploadBytesPerSecond, err = repo.ParseRate(o.UploadLimit); err != nil {
+		return fmt.Errorf("--upload-limit: %w", err)
+	}
+	if o.limits.DownloadBytesPerSecond, err = repo.ParseRate(o.DownloadLimit); err != nil {
+		return fmt.Errorf("--download-limit: %w", err)
+	}
 	return nil
 }
 
 func (o *MoverOptions) settings() mover.Settings {
-	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug, ReadOnly: o.ReadOnly}
+	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug, ReadOnly: o.ReadOnly, Limits: o.limits}
 }
 
 // finish writes the result file; a failure to write it is reported but does not hide err.
@@ -164,6 +180,7 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 			}
 			res, err := mover.RunBackup(ctx, o.settings(), mover.BackupConfig{
 				Source: o.Source, PVC: o.PVC, Backup: o.Backup, Parallel: o.Parallel, OnError: o.OnError,
+				Compression: o.Compression,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
@@ -173,7 +190,7 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 	f.StringVar(&o.Source, "source", "", "directory to back up (env "+mover.EnvSource+")")
 	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+mover.EnvPVC+")")
 	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+mover.EnvBackup+")")
-	f.StringVar(&o.Compression, "compression", "", "compression of a repository created by this run: none (default), zstd-fastest, s2-default, ... (env "+mover.EnvCompression+")")
+	f.StringVar(&o.Compression, "compression", "", "compression of this backup: "+repo.CompressionAuto+" (default: "+repo.AutoCompressor+" for what may compress), "+repo.CompressionNone+", or a Kopia compressor (zstd-fastest, s2-default, ...) (env "+mover.EnvCompression+")")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
@@ -106,13 +107,13 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 		return tw.Flush()
 	}
 	failed := 0
-	fmt.Fprintln(tw, "NAMESPACE\tBLOBS\tSIZE\tSNAPSHOTS\tLAST MAINTENANCE\tLAST FULL\tOWNER\tERROR")
+	fmt.Fprintln(tw, "NAMESPACE\tBLOBS\tSIZE\tSNAPSHOTS\tLAST MAINTENANCE\tLAST FULL\tOWNER\tFORMAT\tERROR")
 	for _, s := range sts {
 		if s.Error != "" {
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", printable.Name(s.Namespace), s.Size.Blobs, progress.Bytes(s.Size.Bytes), s.Snapshots,
-			ago(o.now(), s.LastMaintenance), ago(o.now(), s.LastFull), orDash(s.Owner), orDash(s.Error))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", printable.Name(s.Namespace), s.Size.Blobs, progress.Bytes(s.Size.Bytes), s.Snapshots,
+			ago(o.now(), s.LastMaintenance), ago(o.now(), s.LastFull), orDash(s.Owner), formatString(s.Format), orDash(s.Error))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -128,4 +129,13 @@ func ago(now, t time.Time) string {
 		return "never"
 	}
 	return age(now.Sub(t)) + " ago"
+}
+
+// formatString is a repository's format in one word: hash/encryption/splitter (read from the
+// repository's own format blob, so quoted like everything else from the bucket).
+func formatString(f *repo.Format) string {
+	if f == nil || f.Hash == "" {
+		return "-"
+	}
+	return printable.Name(f.Hash + "/" + f.Encryption + "/" + f.Splitter)
 }

@@ -114,6 +114,7 @@ func (o *RestoreOptions) addEngineFlags(fs *pflag.FlagSet, flags *genericcliopti
 	fs.StringVar(&o.RunningJobs, "running-jobs", string(restore.RunningSuspend), "Jobs running at backup time: suspend (restore them with spec.suspend=true), restore (they start again) or skip")
 	fs.StringVar(&o.ModifiersFile, "resource-modifiers", "", "patch objects on their way in with a Velero resource modifier file (version v1: JSON, merge and strategic patches)")
 	o.mover.addFlags(fs, flags)
+	o.mover.addLimitFlags(fs)
 }
 
 // Complete fills the options from arguments and environment.
@@ -205,6 +206,9 @@ func (o *RestoreOptions) Validate() error {
 		return err
 	}
 	if err := o.cfg.Namespaces.Validate(); err != nil {
+		return err
+	}
+	if err := o.mover.limits(&volumes.MoverConfig{}); err != nil {
 		return err
 	}
 	if err := o.validateDataOnly(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -44,6 +45,8 @@ type moverOptions struct {
 	Timeout        time.Duration
 	Deadline       time.Duration
 	Debug          bool
+	// UploadLimit and DownloadLimit bound each mover's bandwidth (repo.ParseRate).
+	UploadLimit, DownloadLimit string
 
 	// kubeconfig gives the namespace of a --mover-pull-secret given without one.
 	kubeconfig *genericclioptions.ConfigFlags
@@ -85,6 +88,12 @@ func (o *moverOptions) image() string {
 
 // config builds the mover configuration. location is --to/--from. The repository passwords are
 // set by Run, once the location's key is open.
+// addLimitFlags adds --upload-limit and --download-limit (create and restore).
+func (o *moverOptions) addLimitFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.UploadLimit, "upload-limit", "", "bytes per second each mover uploads to the location at most, e.g. 20MiB/s for backups in business hours (units B, KB, MB, GB, KiB, MiB, GiB; default no limit)")
+	fs.StringVar(&o.DownloadLimit, "download-limit", "", "bytes per second each mover downloads from the location at most, e.g. 50MB/s (default no limit)")
+}
+
 func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	c := volumes.MoverConfig{Image: o.image(), PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location,
 		Secret: o.Secret, ServiceAccount: o.ServiceAccount, Privileged: o.Privileged, ActiveDeadline: o.Deadline, Debug: o.Debug}
@@ -120,6 +129,9 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	}
 	if o.Parallel < 1 {
 		return c, fmt.Errorf("--parallel %d: must be 1 or more", o.Parallel)
+	}
+	if err := o.limits(&c); err != nil {
+		return c, err
 	}
 	var err error
 	if c.Requests, err = resources("request", o.CPURequest, o.MemoryRequest); err != nil {
@@ -199,4 +211,17 @@ func (o *moverOptions) pullSecret() (*volumes.PullSecretRef, error) {
 		}
 	}
 	return &volumes.PullSecretRef{Namespace: ns, Name: name}, nil
+}
+
+// limits checks --upload-limit and --download-limit and puts them into c, as written: each
+// mover reads them again (mover.Invocation).
+func (o *moverOptions) limits(c *volumes.MoverConfig) error {
+	if _, err := repo.ParseRate(o.UploadLimit); err != nil {
+		return fmt.Errorf("--upload-limit: %w", err)
+	}
+	if _, err := repo.ParseRate(o.DownloadLimit); err != nil {
+		return fmt.Errorf("--download-limit: %w", err)
+	}
+	c.UploadLimit, c.DownloadLimit = strings.TrimSpace(o.UploadLimit), strings.TrimSpace(o.DownloadLimit)
+	return nil
 }

@@ -67,7 +67,7 @@ func (f *fixture) backupDir(ns, pvc, dir string, opts ...func(*mover.Settings)) 
 		o(&s)
 	}
 	res, err := mover.RunBackup(context.Background(), s,
-		mover.BackupConfig{Source: dir, PVC: pvc, Backup: "b1"}, func(mover.Event) {})
+		mover.BackupConfig{Source: dir, PVC: pvc, Backup: "b1", Compression: s.Compression}, func(mover.Event) {})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestCopyWritesFilesFromContents(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.backupDir("plain", "data", src)
+	f.backupDir("plain", "data", src, func(s *mover.Settings) { s.Compression = "none" })
 	f.backupDir("packed", "data", src, func(s *mover.Settings) { s.Compression = "zstd-fastest" })
 	ctx := context.Background()
 	for _, ns := range []string{"plain", "packed"} {

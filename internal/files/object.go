@@ -152,17 +152,22 @@ func (w *objectWalk) nextFromTable() ([]byte, error) {
 		if err := w.checkEntry(e); err != nil {
 			return nil, err
 		}
+		if e.Length == 0 {
+			continue // the empty last part of a file uploaded in parts (a multiple of the part size)
+		}
 		w.child = w.sub(e.Object, e.Length, true)
 		w.off += e.Length
 	}
 }
 
-// checkEntry admits an entry that starts where the last ended and fits in what is declared.
+// checkEntry admits an entry that starts where the last ended and fits in what is declared. An
+// empty one is Kopia's too: a file uploaded in parallel parts whose size is a multiple of the part
+// size ends with one (each entry costs the walk's budget, so a table of them is bounded).
 func (w *objectWalk) checkEntry(e object.IndirectObjectEntry) error {
 	if err := w.b.take(w.oid); err != nil {
 		return err
 	}
-	if e.Start != w.off || e.Length <= 0 || e.Length > w.size-w.off {
+	if e.Start != w.off || e.Length < 0 || e.Length > w.size-w.off {
 		return fmt.Errorf("object %v: seek table entry at %d of %d bytes does not fit the %d bytes declared (after %d): %w", w.oid, e.Start, e.Length, w.size, w.off, errCrafted)
 	}
 	return nil

@@ -321,7 +321,9 @@ type RepoStatus struct {
 	LastMaintenance time.Time `json:"lastMaintenance,omitzero"`
 	LastFull        time.Time `json:"lastFullMaintenance,omitzero"`
 	NextFull        time.Time `json:"nextFullMaintenance,omitzero"`
-	Error           string    `json:"error,omitempty"`
+	// Format is the repository's format (hash, encryption, splitter), chosen when it was created.
+	Format *repo.Format `json:"format,omitempty"`
+	Error  string       `json:"error,omitempty"`
 }
 
 // Status reports each selected repository. open false reports bucket sizes only (no password).
@@ -359,6 +361,8 @@ func repoStatus(ctx context.Context, d Deps, st *RepoStatus) error {
 		return fmt.Errorf("list snapshots of %s: %w", r.Location(), err)
 	}
 	st.Snapshots = len(ids)
+	f := r.Format()
+	st.Format = &f
 	p, err := kmaint.GetParams(ctx, r)
 	if err != nil {
 		return fmt.Errorf("read maintenance owner of %s: %w", r.Location(), err)

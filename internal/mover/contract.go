@@ -26,6 +26,8 @@ const (
 	EnvResult          = "PVBACKUP_RESULT"
 	EnvCacheDir        = "PVBACKUP_CACHE_DIR"
 	EnvCompression     = "PVBACKUP_COMPRESSION"
+	EnvUploadLimit     = "PVBACKUP_UPLOAD_LIMIT"
+	EnvDownloadLimit   = "PVBACKUP_DOWNLOAD_LIMIT"
 	EnvPasswordFile    = "PVBACKUP_PASSWORD_FILE"
 	EnvSkipOwners      = "PVBACKUP_SKIP_OWNERS"
 	EnvSparse          = "PVBACKUP_SPARSE"
@@ -70,6 +72,8 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"pvc", EnvPVC},
 	{"backup", EnvBackup},
 	{"compression", EnvCompression},
+	{"upload-limit", EnvUploadLimit},
+	{"download-limit", EnvDownloadLimit},
 	{"snapshot", EnvSnapshot},
 	{"from-dir", EnvFromDir},
 	{"target", EnvTarget},
@@ -105,6 +109,11 @@ type Invocation struct {
 	Sync, DiffOnly bool
 	// Debug keeps the storage calls' HTTP timings in the result (create --mover-debug).
 	Debug bool
+	// Compression is a backup's (repo.CompressionPolicy): "" leaves the mover's default.
+	Compression string
+	// UploadLimit and DownloadLimit bound the mover's bandwidth to the location, as the user
+	// wrote them (repo.ParseRate, e.g. "20MiB/s"); "" for none.
+	UploadLimit, DownloadLimit string
 	// ProbeToken is what doctor's probe writes into Dir, or, with ProbeVerify, expects to read back.
 	ProbeToken  string
 	ProbeVerify bool
@@ -131,9 +140,19 @@ func (in Invocation) Env() []EnvVar {
 	if in.Debug {
 		env = append(env, EnvVar{EnvDebug, strconv.FormatBool(true)})
 	}
+	if in.UploadLimit != "" {
+		env = append(env, EnvVar{EnvUploadLimit, in.UploadLimit})
+	}
+	if in.DownloadLimit != "" {
+		env = append(env, EnvVar{EnvDownloadLimit, in.DownloadLimit})
+	}
 	switch in.Op {
 	case OpBackup:
-		return append(env, EnvVar{EnvSource, in.Dir})
+		env = append(env, EnvVar{EnvSource, in.Dir})
+		if in.Compression != "" {
+			env = append(env, EnvVar{EnvCompression, in.Compression})
+		}
+		return env
 	case OpProbe:
 		env = append(env, EnvVar{EnvTarget, in.Dir}, EnvVar{EnvProbeToken, in.ProbeToken})
 		if in.ProbeVerify {

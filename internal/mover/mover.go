@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -37,9 +38,26 @@ type BackupConfig struct {
 	Namespace string // source namespace: the repository and the snapshot's source host
 	PVC       string // the claim: the snapshot's source path, so its previous snapshot is the parent
 	Backup    string // the plugin's backup name, as a tag
-	Parallel  int    // files hashed and uploaded in parallel (0 = number of CPUs)
+	Parallel  int    // files (and parts of big files) hashed and uploaded in parallel (0 = DefaultParallel())
 	OnError   string // OnErrorFail (default) or OnErrorSkip
+	// Compression is the backup's compression: none, auto or a Kopia compressor ("" =
+	// repo.DefaultCompression); it applies to the data written now, whatever earlier backups used.
+	Compression string
+	// ParallelAbove splits files bigger than this into parts uploaded in parallel, each a
+	// ParallelAbove-sized object (0 = DefaultParallelAbove).
+	ParallelAbove int64
 }
+
+// DefaultParallelAbove is the size above which a file is split into parts uploaded in parallel
+// (Kopia's default is 2 GiB, so one 2 GiB file is one stream): 64 MiB parts keep every core busy
+// on one big file, and, at fixed offsets, an unchanged part still deduplicates.
+const DefaultParallelAbove = 64 << 20
+
+// DefaultParallel is how many files or parts a backup reads and uploads at once: the Go
+// runtime's GOMAXPROCS, which follows the container's CPU limit (a 1-CPU mover on a 32-core node
+// runs 1, where Kopia's NumCPU would run 32), and at least 2 so that reading one overlaps
+// uploading another.
+func DefaultParallel() int { return max(runtime.GOMAXPROCS(0), 2) }
 
 // RestoreConfig says what to restore where.
 type RestoreConfig struct {
@@ -86,6 +104,9 @@ func (c *BackupConfig) validate() error {
 	if c.OnError != OnErrorFail && c.OnError != OnErrorSkip {
 		return fmt.Errorf("on-error %q: use fail or skip", c.OnError)
 	}
+	if err := repo.ValidateCompression(c.Compression); err != nil {
+		return fmt.Errorf("compression: %w", err)
+	}
 	st, err := os.Stat(c.Source)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
@@ -114,13 +135,12 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	var c counters
 	si := SourceInfo(cfg.Namespace, cfg.PVC)
 	skip := cfg.OnError == OnErrorSkip
-	override := &policy.Policy{ErrorHandlingPolicy: policy.ErrorHandlingPolicy{
-		IgnoreFileErrors:      newOptionalBool(skip),
-		IgnoreDirectoryErrors: newOptionalBool(skip),
-		IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
-	}}
+	override, err := backupPolicy(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	var man *snapshot.Manifest
-	err := kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
+	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
 		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
 			previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
 			if err != nil {
@@ -138,7 +158,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 				return fmt.Errorf("source %s: %w", cfg.Source, err)
 			}
 			u := upload.NewUploader(w)
-			u.ParallelUploads = cfg.Parallel
+			u.ParallelUploads = cfg.parallel()
 			u.Progress = newUploadProgress(&c, sink)
 			stopCancel := context.AfterFunc(ctx, u.Cancel)
 			defer stopCancel()
@@ -197,6 +217,59 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	res.OK = true
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// backupPolicy is what a backup sets over the repository's policies: its error handling and its
+// compression, none of it merged with a repository policy's (a global policy written by the kopia
+// CLI, say): the extension lists replace the parents' (NoParent...), and the size bounds are set
+// (Kopia's merge takes a parent's value for a zero one).
+func backupPolicy(cfg BackupConfig) (*policy.Policy, error) {
+	skip := cfg.OnError == OnErrorSkip
+	comp, err := repo.CompressionPolicy(cfg.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("compression: %w", err)
+	}
+	comp.NoParentNeverCompress, comp.NoParentOnlyCompress = true, true
+	comp.MinSize = max(comp.MinSize, 1) // an empty file has no data to compress
+	if comp.MaxSize == 0 {
+		comp.MaxSize = math.MaxInt64
+	}
+	return &policy.Policy{
+		ErrorHandlingPolicy: policy.ErrorHandlingPolicy{
+			IgnoreFileErrors:      newOptionalBool(skip),
+			IgnoreDirectoryErrors: newOptionalBool(skip),
+			IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
+		},
+		CompressionPolicy: comp,
+		UploadPolicy: policy.UploadPolicy{
+			MaxParallelFileReads:    newOptionalInt(cfg.parallel()),
+			ParallelUploadAboveSize: newOptionalInt64(cfg.parallelAbove()),
+		},
+	}, nil
+}
+
+func (c *BackupConfig) parallel() int {
+	if c.Parallel > 0 {
+		return c.Parallel
+	}
+	return DefaultParallel()
+}
+
+func (c *BackupConfig) parallelAbove() int64 {
+	if c.ParallelAbove > 0 {
+		return c.ParallelAbove
+	}
+	return DefaultParallelAbove
+}
+
+func newOptionalInt(v int) *policy.OptionalInt {
+	o := policy.OptionalInt(v)
+	return &o
+}
+
+func newOptionalInt64(v int64) *policy.OptionalInt64 {
+	o := policy.OptionalInt64(v)
+	return &o
 }
 
 func fatalErrors(man *snapshot.Manifest) int {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,5 +156,32 @@ func TestMarshalResultFitsTerminationMessage(t *testing.T) {
 	}
 	if !bytes.Contains(b, []byte(`"errorCount":1000`)) {
 		t.Errorf("shortened result lost the error count: %s", b)
+	}
+}
+
+// A backup's compression policy is the whole of it: a repository policy's sizes or lists (the
+// kopia CLI's, say) do not leak into it, and a bad name is refused before anything is read.
+func TestBackupPolicyCompression(t *testing.T) {
+	p, err := backupPolicy(BackupConfig{Compression: "zstd-fastest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.CompressionPolicy
+	if c.CompressorName != "zstd-fastest" || c.MinSize != 1 || c.MaxSize != math.MaxInt64 || !c.NoParentNeverCompress || !c.NoParentOnlyCompress {
+		t.Errorf("zstd-fastest policy = %+v", c)
+	}
+	p, err = backupPolicy(BackupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.CompressionPolicy; c.CompressorName != repo.AutoCompressor || c.MinSize != repo.AutoMinSize || len(c.NeverCompress) == 0 {
+		t.Errorf("default policy = %+v, want auto", c)
+	}
+	if _, err := backupPolicy(BackupConfig{Compression: "brotli"}); err == nil {
+		t.Error("an unknown compressor was accepted")
+	}
+	cfg := BackupConfig{Source: t.TempDir(), Namespace: "ns", PVC: "p", Compression: "brotli"}
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "compression") {
+		t.Errorf("validate() = %v, want a compression error", err)
 	}
 }

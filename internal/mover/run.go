@@ -18,6 +18,8 @@ type Settings struct {
 	Password    string
 	CacheDir    string // parent of Kopia's temporary cache directory ("" = $TMPDIR)
 	Compression string // for a repository created by this run
+	// Limits bound the bandwidth to the location (repo.ParseRate reads the flags).
+	Limits repo.Limits
 	// Debug keeps the storage calls' timings (HTTP level) in the Result: those of opening the
 	// repository and any slower than DebugSlowCall.
 	Debug bool
@@ -39,7 +41,7 @@ const maxDebugLines = 16
 // s.Password.
 func (s Settings) Repos() *repo.Service {
 	return &repo.Service{Location: s.Location, Key: repo.OneKey(s.Password), CacheDir: s.CacheDir,
-		Compression: s.Compression, Clock: s.Clock}
+		Compression: s.Compression, Limits: s.Limits, Clock: s.Clock}
 }
 
 // tracedRepos is Repos recording the storage calls in trace (nil: none).

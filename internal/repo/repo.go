@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/kopia/kopia/repo"
 	kblob "github.com/kopia/kopia/repo/blob"
-	"github.com/kopia/kopia/repo/compression"
 	"github.com/kopia/kopia/repo/content"
 	"github.com/kopia/kopia/repo/format"
 	"github.com/kopia/kopia/repo/maintenance"
@@ -30,13 +28,10 @@ const (
 	ClientHost = "pvbackup"
 )
 
-// Defaults chosen by measurement (see docs/mover-image.md and the report of `make bench`):
-// Kopia's default splitter (content-defined chunks of ~4 MiB) and no compression. Compression is a
-// policy: a repository's global policy can be changed later without a format change.
-const (
-	DefaultSplitter    = "DYNAMIC-4M-BUZHASH"
-	DefaultCompression = "none"
-)
+// DefaultSplitter, chosen by measurement (see docs/mover-image.md and the report of `make bench`):
+// Kopia's default (content-defined chunks of ~4 MiB). Compression is a policy (compression.go),
+// set per backup: it needs no format change.
+const DefaultSplitter = "DYNAMIC-4M-BUZHASH"
 
 // FormatKeyDerivation is how Kopia derives the key of a new repository's format blob from its
 // password: PBKDF2 (600,000 rounds, ~0.15 s) rather than Kopia's default scrypt 2^16 (~0.3 s,
@@ -74,13 +69,19 @@ type Config struct {
 	// Create, when the location has no repository, initialises one (backup); otherwise Open
 	// fails with ErrNoRepository (restore).
 	Create bool
-	// Compression is the global compression policy of a repository created now ("" = none).
+	// Compression is the global compression policy of a repository created now ("" =
+	// DefaultCompression); a backup sets its own (CompressionPolicy).
 	Compression string
 	// Splitter is the object splitter of a repository created now ("" = DefaultSplitter).
 	Splitter string
+	// Hash and Encryption are the content format of a repository created now ("" = DefaultHash,
+	// DefaultEncryption). An existing repository keeps the format it was created with.
+	Hash, Encryption string
 	// S3Bucket and S3KeyPrefix, for an s3:// bucket, name the real bucket and the key prefix the
 	// gocloud bucket adds, so puts can go straight to S3 (see Storage.UseS3PutObject).
 	S3Bucket, S3KeyPrefix string
+	// Limits bound the storage's upload and download bandwidth (zero: none).
+	Limits Limits
 	// Trace, when set, records every storage call with its HTTP timings (mover debug).
 	Trace *Tracer
 	// Clock, for simulations only, replaces the real clock for Kopia and for the timestamps of
@@ -124,6 +125,9 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	}
 	if cfg.Trace != nil {
 		st.Trace(cfg.Trace)
+	}
+	if !cfg.Limits.zero() {
+		st.Throttle(cfg.Limits)
 	}
 	var now func() time.Time // nil: Kopia's clock
 	if cfg.Clock != nil {
@@ -216,7 +220,12 @@ func initialize(ctx context.Context, st *Storage, cfg Config) error {
 	if err := ValidateCompression(cfg.Compression); err != nil {
 		return fmt.Errorf("create repository %s: %w", st.DisplayName(), err)
 	}
-	err := repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
+	cf, err := contentFormat(cfg)
+	if err != nil {
+		return fmt.Errorf("create repository %s: %w", st.DisplayName(), err)
+	}
+	err = repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
+		BlockFormat:                       cf,
 		ObjectFormat:                      format.ObjectFormat{Splitter: sp},
 		FormatBlockKeyDerivationAlgorithm: FormatKeyDerivation,
 	}, cfg.Password)
@@ -232,14 +241,14 @@ func initialize(ctx context.Context, st *Storage, cfg Config) error {
 // setDefaults writes what `kopia repository create` writes: the global policy (with our
 // compression) and the maintenance owner.
 func (r *Repository) setDefaults(ctx context.Context, cfg Config) error {
-	comp := cfg.Compression
-	if comp == "" {
-		comp = DefaultCompression
+	comp, err := CompressionPolicy(cfg.Compression)
+	if err != nil {
+		return fmt.Errorf("set global policy in %s: %w", r.display, err)
 	}
 	return repo.WriteSession(ctx, r.Repository, repo.WriteSessionOptions{Purpose: "pvbackup: repository defaults"},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
 			pol := *policy.DefaultPolicy
-			pol.CompressionPolicy.CompressorName = compressorName(comp)
+			pol.CompressionPolicy = comp
 			if err := policy.SetPolicy(ctx, w, policy.GlobalPolicySourceInfo, &pol); err != nil {
 				return fmt.Errorf("set global policy in %s: %w", r.display, err)
 			}
@@ -270,28 +279,4 @@ func classify(err error, display string) error {
 		return fmt.Errorf("%w for %s (the repository exists and was created with another password; pass the password it was created with via PVBACKUP_PASSWORD or --password-file)", ErrWrongPassword, display)
 	}
 	return fmt.Errorf("open repository %s: %w", display, err)
-}
-
-// compressorName checks a compression name ("none", "zstd-fastest", "s2-default", ...).
-func compressorName(name string) compression.Name {
-	if name == "" || name == "none" {
-		return "none"
-	}
-	return compression.Name(name)
-}
-
-// ValidateCompression reports whether Kopia knows the compressor.
-func ValidateCompression(name string) error {
-	if name == "" || name == "none" {
-		return nil
-	}
-	if compression.ByName[compression.Name(name)] == nil {
-		known := make([]string, 0, len(compression.ByName))
-		for n := range compression.ByName {
-			known = append(known, string(n))
-		}
-		sort.Strings(known)
-		return fmt.Errorf("unknown compression %q (use none or one of %s)", name, strings.Join(known, ", "))
-	}
-	return nil
 }

@@ -35,6 +35,8 @@ type Service struct {
 	CacheDir string
 	// Compression is the global policy of a repository Ensure creates ("" = none).
 	Compression string
+	// Limits bound the storage's upload and download bandwidth (zero: none).
+	Limits Limits
 	// Trace, when set, records every storage call (mover debug).
 	Trace *Tracer
 	// Clock, for simulations only (hack/bench-repo), runs the repositories on simulated time.
@@ -143,6 +145,7 @@ func (s *Service) config(password, prefix string, create bool) Config {
 		CacheDir:    s.CacheDir,
 		Create:      create,
 		Compression: s.Compression,
+		Limits:      s.Limits,
 		Trace:       s.Trace,
 		Clock:       s.Clock,
 	}

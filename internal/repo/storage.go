@@ -52,6 +52,7 @@ type Storage struct {
 	trace    *Tracer       // nil unless the storage calls are traced (mover debug)
 	packs    *packCache    // metadata packs read whole once, shared like uploaded
 	clock    *Clock        // nil unless time is simulated (see Clock)
+	limits   Limits        // bandwidth limits of what repo.Open builds over this storage
 }
 
 // s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
@@ -99,7 +100,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, clock: s.clock}, nil
+		return throttled(&Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, clock: s.clock}, s.limits)
 	})
 }
 
@@ -125,6 +126,16 @@ func (s *Storage) Trace(t *Tracer) {
 	registryMu.Lock()
 	if r := registry[s.opts.Handle]; r != nil {
 		r.trace = t
+	}
+	registryMu.Unlock()
+}
+
+// Throttle bounds the bandwidth of the storage Kopia opens over this one (Kopia's throttling).
+func (s *Storage) Throttle(l Limits) {
+	s.limits = l
+	registryMu.Lock()
+	if r := registry[s.opts.Handle]; r != nil {
+		r.limits = l
 	}
 	registryMu.Unlock()
 }

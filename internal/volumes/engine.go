@@ -56,6 +56,9 @@ type Config struct {
 	HookFlags hooks.Flags
 	// RunID makes this run's object names unique (default: random).
 	RunID string
+	// Compression is the backups' (create --compression; "" = the mover's default); a PVC's
+	// annotation AnnotationCompression overrides it for its volume.
+	Compression string
 	// KeepSnapshots > 0 keeps, per PVC, the newest N VolumeSnapshots snapshot mode made (this one
 	// included) and deletes older ones made by this tool.
 	KeepSnapshots int

@@ -2,12 +2,16 @@ package volumes
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
 // Plan decides the mode of every claim without creating anything.
@@ -38,6 +42,9 @@ func Plan(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVo
 		}
 		dec, err := DecideRequest(Request{Mode: cfg.Mode, Policies: cfg.Policies, SnapshotMoveData: cfg.SnapshotMoveData}, cfg.SnapshotClasses, c, facts)
 		v.Mode, v.Reason, v.Driver, v.SnapshotClass, v.Warnings = string(dec.Mode), dec.Reason, dec.Driver, dec.SnapshotClass, dec.Warnings
+		if err == nil && (dec.Mode == ModeSnapshotMove || dec.Mode == ModeFS) {
+			v.Compression, err = volumeCompression(cfg.Compression, c)
+		}
 		if err != nil {
 			v.Status, v.Error = catalog.VolumeFailed, err.Error()
 		} else if dec.Mode == ModeNone {
@@ -52,4 +59,23 @@ func Plan(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVo
 		return out[i].PVC < out[j].PVC
 	})
 	return out, nil
+}
+
+// volumeCompression is a volume's compression: its PVC's annotation, else the backup's, else the
+// default (recorded by name, so describe says what was used).
+func volumeCompression(backup string, pvc *corev1.PersistentVolumeClaim) (string, error) {
+	if a, ok := pvc.Annotations[AnnotationCompression]; ok {
+		a = strings.TrimSpace(a)
+		if err := repo.ValidateCompression(a); err != nil || a == "" {
+			if err == nil {
+				err = errors.New("empty value")
+			}
+			return "", fmt.Errorf("PVC %s/%s: annotation %s: %w (fix or remove the annotation)", pvc.Namespace, pvc.Name, AnnotationCompression, err)
+		}
+		return a, nil
+	}
+	if backup == "" {
+		return repo.DefaultCompression, nil
+	}
+	return backup, nil
 }

@@ -98,6 +98,8 @@ type Task struct {
 	// ProbeToken and ProbeVerify are doctor's probe's (mover.Invocation).
 	ProbeToken  string
 	ProbeVerify bool
+	// Compression is a backup's (mover.Invocation).
+	Compression string
 }
 
 func (t Task) name(kind string) string {
@@ -205,7 +207,8 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
 		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
-		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify, ReadOnly: c.ReadOnlyRepository && t.Op == mover.OpRestore}
+		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify, ReadOnly: c.ReadOnlyRepository && t.Op == mover.OpRestore,
+		Compression: t.Compression, UploadLimit: c.UploadLimit, DownloadLimit: c.DownloadLimit}
 	if t.FromSnapshot != "" {
 		inv.Snapshot, inv.FromDir = "", mountSource
 	}

@@ -36,15 +36,17 @@ func ParseMode(s string) (Mode, error) {
 
 // Labels and annotations.
 const (
-	AnnotationMode   = "pvbackup.io/volume-mode"
-	LabelManagedBy   = "app.kubernetes.io/managed-by"
-	ManagedBy        = "kubectl-pvbackup"
-	LabelBackup      = "pvbackup.io/backup"
-	LabelOperation   = "pvbackup.io/operation" // backup or restore
-	LabelKept        = "pvbackup.io/kept"      // "true" on VolumeSnapshots of snapshot mode: not temporary
-	LabelSourcePVC   = "pvbackup.io/pvc"
-	LabelClassPlain  = "pvbackup.io/snapshot-class"
-	LabelClassVelero = "velero.io/csi-volumesnapshot-class"
+	AnnotationMode = "pvbackup.io/volume-mode"
+	// AnnotationCompression on a PVC overrides create --compression for its volume.
+	AnnotationCompression = "pvbackup.io/compression"
+	LabelManagedBy        = "app.kubernetes.io/managed-by"
+	ManagedBy             = "kubectl-pvbackup"
+	LabelBackup           = "pvbackup.io/backup"
+	LabelOperation        = "pvbackup.io/operation" // backup or restore
+	LabelKept             = "pvbackup.io/kept"      // "true" on VolumeSnapshots of snapshot mode: not temporary
+	LabelSourcePVC        = "pvbackup.io/pvc"
+	LabelClassPlain       = "pvbackup.io/snapshot-class"
+	LabelClassVelero      = "velero.io/csi-volumesnapshot-class"
 	// AnnotationDefaultClass marks a driver's default VolumeSnapshotClass.
 	AnnotationDefaultClass = "snapshot.storage.kubernetes.io/is-default-class"
 )
@@ -83,12 +85,14 @@ type MoverConfig struct {
 	FSGroup    *int64
 	// Privileged runs the mover as root with CHOWN, DAC_OVERRIDE, FOWNER (Pod Security "baseline"):
 	// reads every file whatever its owner and restores owners.
-	Privileged     bool
-	Requests       corev1.ResourceList
-	Limits         corev1.ResourceList
-	BackoffLimit   int32
-	ActiveDeadline time.Duration
-	TTL            time.Duration
+	Privileged bool
+	// UploadLimit and DownloadLimit bound each mover's bandwidth (mover.Invocation).
+	UploadLimit, DownloadLimit string
+	Requests                   corev1.ResourceList
+	Limits                     corev1.ResourceList
+	BackoffLimit               int32
+	ActiveDeadline             time.Duration
+	TTL                        time.Duration
 	// StorageClassMapping maps the StorageClass of a snapshot's source to the one temporary PVCs
 	// get (snapshot-move), and old to new classes on restore.
 	StorageClassMapping map[string]string
