@@ -327,7 +327,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 	if err != nil {
 		return err
 	}
-	deps.Dynamic, deps.Discovery = clients.Dynamic, clients.Discovery
+	deps.Dynamic, deps.Discovery, deps.Access = clients.Dynamic, clients.Discovery, kube.NewAccess(clients.Typed)
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}

@@ -8,6 +8,8 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // Right is one API call the plugin makes: a verb on a resource, namespaced or cluster-wide, and
@@ -20,6 +22,8 @@ type Right struct {
 	Need string
 	// Why names the command and the step, for the report.
 	Why string
+	// Optional, when set, says what the right is only for: without it the check warns.
+	Optional string
 }
 
 func (r Right) groupResource() string {
@@ -45,9 +49,13 @@ const snapGroup = "snapshot.storage.k8s.io"
 // maxRightsNamespaces bounds the namespaces whose rights are checked one by one.
 const maxRightsNamespaces = 10
 
-// Rights are every right create and restore need.
+// Rights are every right create and restore need. A namespace admin (the `admin` ClusterRole
+// bound in their namespace) has every namespaced one but those on VolumeSnapshots, and none of
+// the cluster-scoped ones: they back up and restore their namespace with fs volumes (or none),
+// named by --include-namespaces; snapshot modes need the rights of need "snapshots" on top.
 var Rights = []Right{
-	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "resources", Why: "create, restore: resolve --include-namespaces"},
+	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "namespaces", Why: "create: resolve --include-namespaces patterns, or every namespace"},
+	{Verb: "get", Resource: "namespaces", Need: "resources", Why: "create, restore: the selected namespaces"},
 	{Verb: "list", Resource: "configmaps", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Resource: "secrets", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Resource: "services", Need: "resources", Why: "create: back up resources"},
@@ -55,8 +63,6 @@ var Rights = []Right{
 	{Verb: "list", Group: "apps", Resource: "statefulsets", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Resource: "persistentvolumeclaims", Need: "resources", Why: "create: back up resources, find the volumes"},
 
-	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: the CSI driver of each volume"},
-	{Verb: "patch", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: delete the storage of temporary PVCs"},
 	{Verb: "list", Resource: "pods", Need: "volumes", Why: "create: place fs movers, follow movers"},
 	{Verb: "watch", Resource: "pods", Need: "volumes", Why: "create, restore: follow movers"},
 	{Verb: "delete", Resource: "pods", Need: "volumes", Why: "create, restore: remove finished mover pods"},
@@ -67,11 +73,15 @@ var Rights = []Right{
 	{Verb: "create", Group: "batch", Resource: "jobs", Need: "volumes", Why: "create, restore: mover Jobs"},
 	{Verb: "delete", Group: "batch", Resource: "jobs", Need: "volumes", Why: "create, restore: remove mover Jobs"},
 	{Verb: "get", Resource: "persistentvolumeclaims", Need: "volumes", Why: "create: temporary PVCs"},
+
+	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "snapshots", Why: "create: the CSI driver of each volume"},
+	{Verb: "patch", Resource: "persistentvolumes", Cluster: true, Need: "snapshots", Why: "create: delete the storage of temporary PVCs"},
 	{Verb: "create", Resource: "persistentvolumeclaims", Need: "snapshots", Why: "create: temporary PVCs from snapshots"},
 	{Verb: "delete", Resource: "persistentvolumeclaims", Need: "snapshots", Why: "create: remove temporary PVCs"},
-
 	{Verb: "list", Group: snapGroup, Resource: "volumesnapshotclasses", Cluster: true, Need: "snapshots", Why: "create: choose a VolumeSnapshotClass"},
 	{Verb: "create", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: snapshot-move, snapshot"},
+	{Verb: "get", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready"},
+	{Verb: "list", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready, keep the last N"},
 	{Verb: "watch", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready"},
 	{Verb: "delete", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: remove temporary snapshots"},
 	{Verb: "get", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: the snapshot handle, deletion policy"},
@@ -79,7 +89,7 @@ var Rights = []Right{
 
 	{Verb: "create", Resource: "pods", Subresource: "exec", Need: "hooks", Why: "create: pre/post hooks"},
 
-	{Verb: "create", Resource: "namespaces", Cluster: true, Need: "restore", Why: "restore: namespaces that do not exist"},
+	{Verb: "create", Resource: "namespaces", Cluster: true, Need: "restore", Optional: "restore into namespaces that do not exist", Why: "restore: namespaces that do not exist"},
 	{Verb: "create", Resource: "persistentvolumeclaims", Need: "restore", Why: "restore: PVCs"},
 	{Verb: "create", Resource: "configmaps", Need: "restore", Why: "restore: objects of the backup"},
 	{Verb: "create", Resource: "secrets", Need: "restore", Why: "restore: objects of the backup"},
@@ -88,30 +98,43 @@ var Rights = []Right{
 	{Verb: "create", Group: "apps", Resource: "statefulsets", Need: "restore", Why: "restore: objects of the backup"},
 }
 
-// needsOf are the needs of the commands checked.
-func needsOf(commands []string) map[string]bool {
-	n := map[string]bool{}
+// needsOf are the needs of the commands checked, for volumes of mode: fs and none take no
+// snapshots, and auto falls back to fs for a user who may not read what snapshots need (the
+// snapshot rights are then optional).
+func needsOf(commands []string, mode volumes.Mode, listNamespaces bool) (needs map[string]bool, optional map[string]string) {
+	n, opt := map[string]bool{}, map[string]string{}
 	for _, c := range commands {
 		switch c {
 		case "create":
-			n["resources"], n["volumes"], n["snapshots"], n["hooks"] = true, true, true, true
+			n["resources"], n["volumes"], n["hooks"] = true, true, true
+			switch mode {
+			case volumes.ModeFS, volumes.ModeNone:
+			case volumes.ModeAuto, "":
+				n["snapshots"], opt["snapshots"] = true, "snapshot-move in --volumes=auto: without them, volumes go through fs"
+			default:
+				n["snapshots"] = true
+			}
+			n["namespaces"] = listNamespaces
 		case "restore":
 			n["volumes"], n["restore"] = true, true
 		default:
 			n[c] = true // a need named directly (the preflight passes its plan's needs)
 		}
 	}
-	return n
+	return n, opt
 }
 
 func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
-	needs := needsOf(cfg.Commands)
+	needs, optional := needsOf(cfg.Commands, cfg.Mode, cfg.AllNamespaces || cfg.ListNamespaces)
 	listed := map[string]bool{}
 	for _, r := range cfg.Resources {
 		listed[r] = true
 	}
 	var cluster, namespaced []Right
 	for _, r := range Rights {
+		if o := optional[r.Need]; o != "" && r.Optional == "" {
+			r.Optional = o
+		}
 		switch {
 		case !needs[r.Need]:
 		case r.Need == "resources" && !r.Cluster && cfg.Resources != nil && !listed[r.groupResource()]:
@@ -174,13 +197,16 @@ func judgeRights(ctx context.Context, d *Deps, check, ns string, rights []Right,
 		answers[i] = answer{r: r, err: err, allowed: err == nil && res.Status.Allowed}
 		return nil
 	})
-	var missing, unknown []string
+	var missing, optional []Right
+	var unknown []string
 	for _, a := range answers {
 		switch {
 		case a.err != nil:
 			unknown = append(unknown, fmt.Sprintf("%s (%v)", a.r, a.err))
+		case !a.allowed && a.r.Optional != "":
+			optional = append(optional, a.r)
 		case !a.allowed:
-			missing = append(missing, fmt.Sprintf("%s (%s)", a.r, a.r.Why))
+			missing = append(missing, a.r)
 		}
 	}
 	as := ""
@@ -188,18 +214,33 @@ func judgeRights(ctx context.Context, d *Deps, check, ns string, rights []Right,
 		as = " as " + who
 	}
 	where := "in namespace " + ns
-	kind := "a Role and RoleBinding"
+	kind := "the Role and RoleBinding below"
 	if ns == "" {
-		where, kind = "cluster-wide", "a ClusterRole and ClusterRoleBinding"
+		where, kind = "cluster-wide", "the ClusterRole and ClusterRoleBinding below"
 	}
 	switch {
 	case len(missing) > 0:
-		return []Result{fail(check, fmt.Sprintf("missing%s: %s", as, strings.Join(missing, "; ")),
-			fmt.Sprintf("grant these rights %s (%s), or run as a user who has them", where, kind))}
+		r := fail(check, fmt.Sprintf("missing%s: %s", as, describeRights(append(missing, optional...))),
+			fmt.Sprintf("grant these rights %s (%s), or run as a user who has them", where, kind))
+		r.Grant = grant(append(missing, optional...), ns, who)
+		return []Result{r}
+	case len(optional) > 0:
+		r := warn(check, fmt.Sprintf("missing%s, needed only for %s: %s", as, optional[0].Optional, describeRights(optional)),
+			fmt.Sprintf("to use it, grant these rights %s (%s)", where, kind))
+		r.Grant = grant(optional, ns, who)
+		return []Result{r}
 	case len(unknown) > 0:
 		return []Result{warn(check, "could not ask: "+strings.Join(unknown, "; "), "")}
 	}
 	return []Result{ok(check, fmt.Sprintf("%d rights checked%s", len(rights), as))}
+}
+
+func describeRights(rs []Right) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%s (%s)", r, r.Why)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func indexes(n int) []int {
