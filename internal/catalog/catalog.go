@@ -494,8 +494,11 @@ type Volume struct {
 	Bytes          int64    `json:"bytes,omitempty"`
 	UploadedBytes  int64    `json:"uploadedBytes,omitempty"`
 	Files          int64    `json:"files,omitempty"`
-	Seconds        float64  `json:"durationSeconds,omitempty"`
-	MoverSeconds   float64  `json:"moverSeconds,omitempty"` // of which the mover's own upload
+	// HardLinks are the files that are hard links of another path of the volume, recorded so a
+	// restore links them again.
+	HardLinks    int64   `json:"hardLinks,omitempty"`
+	Seconds      float64 `json:"durationSeconds,omitempty"`
+	MoverSeconds float64 `json:"moverSeconds,omitempty"` // of which the mover's own upload
 	// MoverOpenSeconds is the part of MoverSeconds spent opening the namespace's repository.
 	MoverOpenSeconds float64 `json:"moverOpenSeconds,omitempty"`
 	// MoverDebug (create --mover-debug): the mover's storage calls with their HTTP timings.

@@ -421,6 +421,9 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		files, size, up := "-", "-", "-"
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
+			if v.HardLinks > 0 {
+				files += fmt.Sprintf(" (%d hard links)", v.HardLinks)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, v.Mode, v.Status, files, size, up, v.Seconds, detail)
 	}

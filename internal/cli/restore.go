@@ -358,6 +358,9 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 			files, size := "-", "-"
 			if v.Action == restore.Restored || v.Action == restore.Synced {
 				files, size = fmt.Sprint(v.Files), progress.Bytes(v.Bytes)
+				if v.HardLinks > 0 {
+					files += fmt.Sprintf(" (%d hard links)", v.HardLinks)
+				}
 			}
 			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", v.Namespace, v.PVC, v.From, v.Mode, v.Action, files, size, v.Seconds, v.Reason)
 		}
@@ -372,6 +375,9 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		}
 	}
 	parts = append(parts, volumeCounts(res.Volumes)...)
+	if n := hardLinks(res.Volumes); n > 0 {
+		parts = append(parts, plural(int(n), "hard link", "hard links")+" made again")
+	}
 	if len(parts) == 0 {
 		parts = []string{"nothing selected"}
 	}
@@ -384,6 +390,14 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		fmt.Fprintf(w, "  warning: %s\n", wn)
 	}
 	return nil
+}
+
+func hardLinks(vols []restore.VolumeItem) int64 {
+	var n int64
+	for _, v := range vols {
+		n += v.HardLinks
+	}
+	return n
 }
 
 // volumeCounts is "2 volumes synced", "1 volume failed", ... in the order volumes come.

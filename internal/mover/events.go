@@ -85,6 +85,12 @@ type Result struct {
 	OpenSeconds     float64     `json:"openSeconds,omitempty"` // of which opening the repository
 	ErrorCount      int64       `json:"errorCount"`
 	SkippedFiles    int64       `json:"skippedFiles,omitempty"` // restore with Sync: files already equal
+	// HardLinks are the paths that are hard links of another path: recorded by a backup, linked
+	// again by a restore.
+	HardLinks int64 `json:"hardLinks,omitempty"`
+	// Warnings are what the operation did not do, without failing (more hard links than a
+	// record holds).
+	Warnings []string `json:"warnings,omitempty"`
 	Diff            *Diff       `json:"diff,omitempty"`         // restore with DiffOnly
 	Errors          []FileError `json:"errors,omitempty"`       // the first ones; ErrorCount counts all
 	// Debug (mover debug only): the storage calls of the open and the slow ones, with HTTP timings.

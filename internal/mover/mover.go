@@ -22,6 +22,7 @@ import (
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 	"github.com/kopia/kopia/snapshot/upload"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hardlinks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
@@ -117,6 +118,10 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 		return fail(err)
 	}
 	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpBackup})
+	links, err := scanLinks(ctx, cfg.Source, res)
+	if err != nil {
+		return fail(err)
+	}
 
 	var c counters
 	si := SourceInfo(cfg.Namespace, cfg.PVC)
@@ -127,7 +132,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 		IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
 	}}
 	var man *snapshot.Manifest
-	err := kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
+	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
 		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
 			previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
 			if err != nil {
@@ -143,6 +148,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			entry, err := localfs.NewEntry(cfg.Source)
 			if err != nil {
 				return fmt.Errorf("source %s: %w", cfg.Source, err)
+			}
+			if entry, err = links.attach(entry); err != nil {
+				return err
 			}
 			u := upload.NewUploader(w)
 			u.ParallelUploads = cfg.Parallel
@@ -168,6 +176,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 					n, describeErrors(c.fileErrors()))
 			}
 			man.Tags = map[string]string{TagNamespace: cfg.Namespace, TagPVC: cfg.PVC}
+			links.tag(man.Tags)
 			if cfg.Backup != "" {
 				man.Tags[TagBackup] = cfg.Backup
 			}
@@ -197,6 +206,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			res.Files, res.Dirs, res.Bytes = ds.TotalFileCount, ds.TotalDirCount, ds.TotalFileSize
 		}
 	}
+	links.count(res)
 	if err != nil {
 		res.SnapshotID = ""
 		return fail(err)
@@ -246,7 +256,7 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	if err := cfg.validate(); err != nil {
 		return fail(err)
 	}
-	root, stats, err := restoreRoot(ctx, r, cfg, res)
+	root, stats, links, err := restoreRoot(ctx, r, cfg, res)
 	if err != nil {
 		return fail(err)
 	}
@@ -278,6 +288,9 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	}
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
+	}
+	if err := relink(ctx, target, links.Within(cfg.SubPath), cfg, res); err != nil {
+		return fail(fmt.Errorf("restore %s into %s: %w", what, cfg.Target, err))
 	}
 	res.OK = true
 	res.DurationSeconds = time.Since(start).Seconds()
@@ -356,31 +369,41 @@ func (cfg *RestoreConfig) validate() error {
 }
 
 // restoreRoot is what a restore copies: the snapshot's root (its tags named in res, its stats
-// returned for progress), or the FromDir tree.
-func restoreRoot(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, res *Result) (fs.Entry, *snapshot.Stats, error) {
+// returned for progress, its hard link record taken out of it), or the FromDir tree (whose hard
+// links are found by a scan).
+func restoreRoot(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, res *Result) (fs.Entry, *snapshot.Stats, *hardlinks.Record, error) {
 	if cfg.FromDir != "" {
 		root, err := localfs.NewEntry(cfg.FromDir)
 		if err != nil {
-			return nil, nil, fmt.Errorf("restore from %s: %w", cfg.FromDir, err)
+			return nil, nil, nil, fmt.Errorf("restore from %s: %w", cfg.FromDir, err)
 		}
 		if _, ok := root.(fs.Directory); !ok {
-			return nil, nil, fmt.Errorf("restore from %s: not a directory", cfg.FromDir)
+			return nil, nil, nil, fmt.Errorf("restore from %s: not a directory", cfg.FromDir)
 		}
-		return root, nil, nil
+		links, err := hardlinks.Scan(ctx, cfg.FromDir)
+		if errors.Is(err, hardlinks.ErrTooMany) {
+			res.Warnings = append(res.Warnings, "hard links are restored as separate files: "+err.Error())
+			err = nil
+		}
+		return root, nil, links, err
 	}
 	man, err := snapshot.LoadSnapshot(ctx, r, manifest.ID(cfg.SnapshotID))
 	if err != nil {
 		if errors.Is(err, snapshot.ErrSnapshotNotFound) {
-			return nil, nil, fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID)
+			return nil, nil, nil, fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID)
 		}
-		return nil, nil, fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err)
+		return nil, nil, nil, fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err)
 	}
 	res.Namespace, res.PVC, res.Backup = man.Tags[TagNamespace], man.Tags[TagPVC], man.Tags[TagBackup]
 	root, err := snapshotfs.SnapshotRoot(r, man)
 	if err != nil {
-		return nil, nil, fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err)
+		return nil, nil, nil, fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err)
 	}
-	return root, &man.Stats, nil
+	root, links, err := hardlinks.Load(ctx, root, man.Tags)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("snapshot %s: %w", cfg.SnapshotID, err)
+	}
+	return root, &man.Stats, links, nil
 }
 
 // requireEmpty fails when dir holds anything but lost+found (a new filesystem's).

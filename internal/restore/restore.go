@@ -88,16 +88,18 @@ type VolumeEngine interface {
 
 // VolumeItem is what happened to one claim's data.
 type VolumeItem struct {
-	Namespace     string  `json:"namespace"`
-	PVC           string  `json:"pvc"`
-	From          string  `json:"from"` // source namespace/pvc
-	Mode          string  `json:"mode"`
-	Action        Action  `json:"action"`
-	Reason        string  `json:"reason,omitempty"`
-	KopiaSnapshot string  `json:"kopiaSnapshot,omitempty"`
-	Files         int64   `json:"files,omitempty"`
-	Bytes         int64   `json:"bytes,omitempty"`
-	Seconds       float64 `json:"durationSeconds,omitempty"`
+	Namespace     string `json:"namespace"`
+	PVC           string `json:"pvc"`
+	From          string `json:"from"` // source namespace/pvc
+	Mode          string `json:"mode"`
+	Action        Action `json:"action"`
+	Reason        string `json:"reason,omitempty"`
+	KopiaSnapshot string `json:"kopiaSnapshot,omitempty"`
+	Files         int64  `json:"files,omitempty"`
+	Bytes         int64  `json:"bytes,omitempty"`
+	// HardLinks are the files linked again to another path, as they were at the backup.
+	HardLinks int64   `json:"hardLinks,omitempty"`
+	Seconds   float64 `json:"durationSeconds,omitempty"`
 }
 
 // Deps are the engine's connections to the world.
