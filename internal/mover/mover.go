@@ -320,6 +320,10 @@ func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, targe
 			return fmt.Errorf("sync: %w", err)
 		}
 	}
+	var output restore.Output = out
+	if !cfg.Sync {
+		output = newFileOutput(out)
+	}
 	sink(Event{Time: time.Now().UTC(), Event: EventStart, Op: OpRestore})
 	var c counters
 	if stats != nil && stats.TotalFileCount > 0 {
@@ -329,7 +333,7 @@ func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, targe
 	stop := c.ticker(ctx, sink, OpRestore, nil)
 	cancel := make(chan struct{})
 	stopCancel := context.AfterFunc(ctx, func() { close(cancel) })
-	st, err := restore.Entry(ctx, r, out, root, restore.Options{
+	st, err := restore.Entry(ctx, r, output, root, restore.Options{
 		Parallel:               cfg.Parallel,
 		IgnoreErrors:           cfg.OnError == OnErrorSkip,
 		RestoreDirEntryAtDepth: math.MaxInt32, // without it Kopia writes .kopia-entry placeholders

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -51,9 +52,11 @@ func TestRestoreOperatorApp(t *testing.T) {
 	if _, err := c.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: meta("db-ca"), StringData: map[string]string{"ca.crt": "operator CA"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	pvc := c.PVC(t, ns, "db-data", "200Mi", nil)
-	pvc.OwnerReferences = owned
-	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Update(ctx, pvc, metav1.UpdateOptions{}); err != nil {
+	// Owned from the start, as an operator creates it (an update racing the provisioner leaves a
+	// ProvisioningFailed "object has been modified" event behind).
+	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: meta("db-data"), Spec: corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &c.StorageClass,
+		Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("200Mi")}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c.RunJob(t, ns, "fill", "db-data", 3*time.Minute, "sh", "-c", strings.ReplaceAll(writeScript, "$NAME", "db"))
