@@ -124,4 +124,3 @@ func countBench(ctx context.Context, cs kubernetes.Interface, want int) error {
 	}
 	return nil
 }
-

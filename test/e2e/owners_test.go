@@ -41,7 +41,9 @@ func TestRestoreOperatorApp(t *testing.T) {
 	if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = dyn.Resource(crdGVR).Delete(context.Background(), "databases."+group, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = dyn.Resource(crdGVR).Delete(context.Background(), "databases."+group, metav1.DeleteOptions{})
+	})
 	db := c.createCR(t, dyn, gvr, ns, "db", nil)
 	owned := []metav1.OwnerReference{{APIVersion: group + "/v1", Kind: "Database", Name: "db", UID: db.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
 	c.createCR(t, dyn, gvr, ns, "db-backup-schedule", owned)
@@ -127,4 +129,3 @@ func (c *Cluster) createCR(t *testing.T, dyn dynamic.Interface, gvr schema.Group
 	}
 	return out
 }
-

@@ -75,7 +75,9 @@ func TestNamespaceAdminBacksUpWithFS(t *testing.T) {
 	c.deleteJobs(t, ns)
 	loc := c.location(t)
 	name := "tenant-" + randomSuffix()
-	as := func(args ...string) []string { return append(append([]string{"--kubeconfig", kc}, args...), moverArgs()...) }
+	as := func(args ...string) []string {
+		return append(append([]string{"--kubeconfig", kc}, args...), moverArgs()...)
+	}
 
 	r := runPlugin(t, 5*time.Minute, as("create", name, "--to", loc, "--include-namespaces", ns, "--volumes", "fs")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "Completed") {
