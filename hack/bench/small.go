@@ -115,7 +115,7 @@ func benchSmall(srv *s3server.Server) error {
 	return tw.Flush()
 }
 
-// smallAlone is --suite small: the small tree only, with a SeaweedFS of its own (unless --weed ”).
+// smallAlone is --suite small: the small tree only, with a SeaweedFS of its own (none with an empty --weed).
 func smallAlone() error {
 	var err error
 	if work, err = filepath.Abs(work); err != nil {
