@@ -61,30 +61,38 @@ type schemaResource struct {
 	namespaced bool
 }
 
-// ownerRefs returns e's owner references (e.owners, as backed up) as they can be set when e is created: those whose
-// owner is restored already point at its new uid, those whose owner is restored later are left
-// for linkOwners (later is true), and those whose owner is not restored point at the object of
-// that name the cluster has, or are dropped (a reference to a uid that does not exist makes the
-// garbage collector delete the object) with a note.
-func (r *run) ownerRefs(ctx context.Context, e *entry) (refs []metav1.OwnerReference, later bool) {
+// ownerRefs returns e's owner references (e.owners, as backed up) as they can be set when e is
+// created: those whose owner is restored already point at its new uid, those whose owner is
+// restored later are returned apart (later, with the old uids) for linkOwners, and those whose
+// owner is not restored point at the object of that name the cluster has, or are dropped (a
+// reference to a uid that does not exist makes the garbage collector delete the object) with a
+// note.
+func (r *run) ownerRefs(ctx context.Context, e *entry) (refs, later []metav1.OwnerReference) {
 	for _, ref := range e.owners {
-		if uid, ok := r.uidOf(ref.UID); ok {
-			ref.UID = uid
-			refs = append(refs, ref)
-			continue
-		}
 		if o, ok := r.own.restored[ref.UID]; ok && !o.applied() {
-			later = true
+			later = append(later, ref)
 			continue
 		}
-		if uid, ok := r.existingOwner(ctx, e, ref); ok {
-			ref.UID = uid
+		if ref, ok := r.resolve(ctx, e, ref); ok {
 			refs = append(refs, ref)
-			continue
 		}
-		e.addNote(fmt.Sprintf("owner reference to %s %s dropped: it is neither restored nor in the cluster", ref.Kind, ref.Name))
 	}
 	return refs, later
+}
+
+// resolve points ref at its owner's uid in this cluster: the restored owner's, or the object of
+// its name that is there; false (and a note) when there is none.
+func (r *run) resolve(ctx context.Context, e *entry, ref metav1.OwnerReference) (metav1.OwnerReference, bool) {
+	if uid, ok := r.uidOf(ref.UID); ok {
+		ref.UID = uid
+		return ref, true
+	}
+	if uid, ok := r.existingOwner(ctx, e, ref); ok {
+		ref.UID = uid
+		return ref, true
+	}
+	e.addNote(fmt.Sprintf("owner reference to %s %s dropped: it is neither restored nor in the cluster", ref.Kind, ref.Name))
+	return ref, false
 }
 
 // existingOwner finds the owner ref names in the cluster, in e's (mapped) namespace when the
@@ -117,11 +125,18 @@ func (r *run) existingOwner(ctx context.Context, e *entry, ref metav1.OwnerRefer
 // without them its operator may not adopt it, and deleting the owner would leave it behind.
 func (r *run) linkOwners(ctx context.Context) {
 	for _, e := range r.linkLater {
-		e.later = false
-		refs, _ := r.ownerRefs(ctx, e)
+		refs := e.obj.GetOwnerReferences() // those set when it was created
+		added := false
+		for _, ref := range e.later {
+			if ref, ok := r.resolve(ctx, e, ref); ok {
+				refs, added = append(refs, ref), true
+			}
+		}
 		it := &r.res.Items[e.item]
-		it.Reason = e.note
-		if len(refs) == 0 {
+		if it.Action == Created || it.Action == Updated {
+			it.Reason = e.note // with the notes of references dropped now
+		}
+		if !added {
 			continue
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": refs}})

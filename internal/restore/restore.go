@@ -178,10 +178,10 @@ type entry struct {
 	row  Item
 	item int
 	done atomic.Bool // applyOne has finished with it
-	// owners are its owner references as backed up (uids of the source cluster); later: an
-	// owner of it is restored after it, and linkOwners sets its owner references.
+	// owners are its owner references as backed up (uids of the source cluster); later are
+	// those whose owners are restored after it, which linkOwners sets.
 	owners []metav1.OwnerReference
-	later  bool
+	later  []metav1.OwnerReference
 }
 
 func (e *entry) applied() bool { return e.done.Load() }
@@ -546,6 +546,7 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 	}
 	e.owners = e.obj.GetOwnerReferences()
 	refs, later := r.ownerRefs(ctx, e)
+	e.later = later
 	if len(e.owners) > 0 {
 		e.obj.SetOwnerReferences(refs)
 	}
@@ -557,7 +558,7 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 	created, err := r.create(ctx, ri, gvr, e.obj)
 	if err == nil {
 		e.created = true
-		r.restored(e, created, later, Created)
+		r.restored(e, created, Created)
 		return
 	}
 	// The apiserver validates an object before it looks for one of the same name: a Service
@@ -568,12 +569,12 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 		r.record(e, Failed, createFailure(e, err))
 		return
 	}
-	r.exists(ctx, ri, e, cur, gerr, later)
+	r.exists(ctx, ri, e, cur, gerr)
 }
 
 // exists deals with an object that is in the cluster already (cur; getErr when it could not be
 // read): it is left alone (PolicyNone) or overwritten (PolicyUpdate), unless it is being deleted.
-func (r *run) exists(ctx context.Context, ri dynamic.ResourceInterface, e *entry, cur *unstructured.Unstructured, getErr error, later bool) {
+func (r *run) exists(ctx context.Context, ri dynamic.ResourceInterface, e *entry, cur *unstructured.Unstructured, getErr error) {
 	if getErr == nil {
 		if why := beingDeleted(cur); why != "" {
 			// Skipping or updating it would restore nothing: it is about to go.
@@ -598,15 +599,14 @@ func (r *run) exists(ctx context.Context, ri dynamic.ResourceInterface, e *entry
 		return
 	}
 	e.created = true
-	r.restored(e, updated, later, Updated)
+	r.restored(e, updated, Updated)
 }
 
 // restored records an object created or updated as o.
-func (r *run) restored(e *entry, o *unstructured.Unstructured, later bool, a Action) {
+func (r *run) restored(e *entry, o *unstructured.Unstructured, a Action) {
 	r.setUID(e.oldUID, o.GetUID())
-	if later {
+	if len(e.later) > 0 {
 		r.mu.Lock()
-		e.later = true
 		r.linkLater = append(r.linkLater, e)
 		r.mu.Unlock()
 	}
