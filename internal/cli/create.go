@@ -24,8 +24,10 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -113,7 +115,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
-	o.mover.addFlags(fs)
+	o.mover.addFlags(fs, flags)
 	o.mover.addDebugFlag(fs)
 	fs.DurationVar(&o.TTL, "ttl", 0, "keep the backup this long (e.g. 720h): recorded in backup.json; kubectl pvbackup prune removes it once it has passed (default: no expiry)")
 	fs.StringSliceVar(&o.LabelPairs, "labels", nil, "labels of the backup, as `KEY=VALUE` pairs separated by commas: recorded in backup.json, shown by list and selected with list -l")
@@ -290,6 +292,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		}
 		defer closeFn()
 		deps.Catalog = cat
+		// Velero keeps backups/ and kopia/ too, and our keys/ would make it mark its location
+		// Unavailable: never mix the two tools under one prefix.
+		if err := velero.CheckNotVelero(ctx, cat.Location().Bucket(), cat.Location().String()); err != nil {
+			return err
+		}
 		if !o.DryRun {
 			// The key first: a location whose backups/ holds anything but no key file is an old
 			// one (keyring.ErrOldFormat), so the name's claim must not come before the key.
@@ -298,8 +305,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 				return err
 			}
 			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+				return err
+			}
 			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
 			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
+			// A copy of the wrapped key with each backup: the location survives losing keys/.
+			if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
+				backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
 				return err
 			}
 		}
@@ -402,13 +417,14 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 	snapshots := false
 	for _, v := range vols {
 		snapshots = snapshots || v.Mode == "snapshot"
-		name := v.Namespace + "/" + v.PVC
+		q := printable.Name // describe prints a backup.json from the bucket through here
+		name := q(v.Namespace + "/" + v.PVC)
 		if plan {
 			reason := v.Reason
 			if v.Error != "" {
 				reason = "error: " + v.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(v.Size), v.Mode, reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, q(orDash(v.Size)), q(v.Mode), q(reason))
 			continue
 		}
 		detail := v.Reason
@@ -425,7 +441,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 				files += fmt.Sprintf(" (%d hard links)", v.HardLinks)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, v.Mode, v.Status, files, size, up, v.Seconds, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, v.Seconds, q(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -447,7 +463,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 		if ns == "" {
 			ns = "(cluster)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Resource, ns, c.Count)
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", printable.Name(c.Resource), printable.Name(ns), c.Count)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -463,10 +479,10 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 
 func printProblems(w io.Writer, m *catalog.Manifest) {
 	for _, e := range m.Errors {
-		fmt.Fprintf(w, "  error: %s\n", e)
+		fmt.Fprintf(w, "  error: %s\n", printable.Lines(e))
 	}
 	for _, wn := range m.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
+		fmt.Fprintf(w, "  warning: %s\n", printable.Lines(wn.Message))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -133,6 +134,9 @@ type source struct {
 	// links are the hard links under ref.Path, relative to it (nil: none recorded).
 	links *hardlinks.Record
 	close func()
+	// contents reads its objects within the limits of object.go (nil only for a repository that
+	// is not a Kopia direct repository, which Opener never returns).
+	contents *contents
 }
 
 // open opens ref's volume and walks to ref.Path. Symlinks on the way are not followed: their
@@ -146,22 +150,22 @@ func open(ctx context.Context, d Deps, backup string, ref Ref) (*source, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &source{vol: v, rep: rep, close: closeFn}
-	if s.entry, s.links, err = walk(ctx, rep, v.KopiaSnapshot, ref); err != nil {
+	s := &source{vol: v, rep: rep, close: closeFn, contents: newContents(rep)}
+	if s.entry, s.links, err = walk(ctx, rep, s.contents, v.KopiaSnapshot, ref); err != nil {
 		closeFn()
 		return nil, err
 	}
 	return s, nil
 }
 
-// walk returns ref's entry in snapshot id, with the snapshot's hard link record (hidden from the
-// tree) for the paths under ref.Path.
-func walk(ctx context.Context, rep kopiarepo.Repository, id string, ref Ref) (fs.Entry, *hardlinks.Record, error) {
+// walk finds ref in snapshot id, with the snapshot's hard link record (hidden from the tree) for
+// the paths under ref.Path. Directories and symlinks are read through the bounded walk (repofs.go).
+func walk(ctx context.Context, rep kopiarepo.Repository, c *contents, id string, ref Ref) (fs.Entry, *hardlinks.Record, error) {
 	man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(id))
 	if err != nil {
 		return nil, nil, fmt.Errorf("volume %s/%s: load Kopia snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
 	}
-	e, err := snapshotfs.SnapshotRoot(rep, man)
+	e, err := snapshotfs.SnapshotRoot(bounded(rep, c), man)
 	if err != nil {
 		return nil, nil, fmt.Errorf("volume %s/%s: snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
 	}
@@ -195,4 +199,17 @@ func walkTo(ctx context.Context, e fs.Entry, ref Ref) (fs.Entry, error) {
 		e = child
 	}
 	return e, nil
+}
+
+// maxLink bounds a symlink's target (Linux allows 4,095 bytes).
+const maxLink = 64 << 10
+
+// readLink returns a symlink's target, read within maxLink bytes.
+func readLink(ctx context.Context, c *contents, l fs.Symlink) (string, error) {
+	oid, ok := objectID(l)
+	if !ok || c == nil {
+		return l.Readlink(ctx)
+	}
+	b, err := io.ReadAll(&walkReader{w: c.walkObject(ctx, oid, maxLink, false)})
+	return string(b), err
 }

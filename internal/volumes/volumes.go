@@ -76,8 +76,11 @@ type MoverConfig struct {
 	// credentials; the temporary Secret then holds the repository password alone.
 	Secret         string
 	ServiceAccount string
-	RunAsUser      *int64
-	FSGroup        *int64
+	// PullSecret, when set, is copied into each mover's namespace and named in its pod's
+	// imagePullSecrets (see PullSecretRef for the default without it).
+	PullSecret *PullSecretRef
+	RunAsUser  *int64
+	FSGroup    *int64
 	// Privileged runs the mover as root with CHOWN, DAC_OVERRIDE, FOWNER (Pod Security "baseline"):
 	// reads every file whatever its owner and restores owners.
 	Privileged     bool

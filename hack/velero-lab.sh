@@ -1,0 +1,489 @@
+#!/usr/bin/env bash
+# Velero in the lab: build Velero and its AWS plugin from the Go module proxy, make their images with
+# our own image builder, and install Velero into the local test cluster (hack/cluster.sh) against the
+# cluster's SeaweedFS, with its node-agent, CSI snapshots and snapshot data movement. Not part of
+# `make test`: CI never builds Velero. See docs/velero.md, "Velero in the lab".
+#
+#   hack/velero-lab.sh build      velero, velero-restore-helper, velero-helper and the plugin, into .local/velero-lab/bin
+#   hack/velero-lab.sh images     their OCI image tarballs, into .local/velero-lab/images
+#   hack/velero-lab.sh up         build, images, load them into the running cluster, install Velero, wait until ready
+#   hack/velero-lab.sh down       remove every trace of Velero from the cluster (namespace, CRDs, cluster roles
+#                                 and bindings, webhooks, the label on the VolumeSnapshotClass) and its bucket
+#   hack/velero-lab.sh check      exit 1 if anything of Velero is left in the cluster (what down must leave)
+#   hack/velero-lab.sh fixtures   re-record testdata/velero/v1.18 from real Velero runs: start the cluster if
+#                                 it is not running, install Velero, back up three small apps four ways,
+#                                 copy the bucket's objects, then remove Velero and the apps (and stop the
+#                                 cluster if this started it)
+#
+# The cluster must be up (hack/cluster.sh up) for up, down and check; take /work/locks/cluster around
+# them on a shared machine. Builds run under nice: they take minutes on two cores.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$ROOT/.local/velero-lab
+SRC=$WORK/src
+VBIN=$WORK/bin
+IMAGES=$WORK/images
+BIN=$ROOT/.local/bin
+
+VELERO_VERSION=v1.18.3
+AWS_PLUGIN_VERSION=v1.14.3
+# Both modules pin k8s.io/* v0.33.12, which the module proxy does not serve; v0.33.13 (a patch release) is.
+K8S_PINNED=v0.33.12
+K8S_SERVED=v0.33.13
+VELERO_IMAGE=localhost/pvbackup/velero:$VELERO_VERSION
+AWS_PLUGIN_IMAGE=localhost/pvbackup/velero-plugin-for-aws:$AWS_PLUGIN_VERSION
+
+NAMESPACE=velero
+BUCKET=velero # a bucket of its own in the cluster's SeaweedFS, next to the plugin's own
+BSL_PREFIX=lab
+# The lab's kubelet root directory (hack/cluster.sh): the node-agent reads the pods' volumes under it.
+KUBELET_DIR=${VELERO_LAB_KUBELET_DIR:-/var/lib/pvbackup-cluster/kubelet}
+VELERO_GROUP=velero.io
+
+log() { printf '>>> %s\n' "$*" >&2; }
+die() {
+	printf 'velero-lab: %s\n' "$*" >&2
+	exit 1
+}
+kubectl() { "$BIN/kubectl" --kubeconfig "$ROOT/.local/cluster/kubeconfig" "$@"; }
+velero() { "$VBIN/velero" --kubeconfig "$ROOT/.local/cluster/kubeconfig" --namespace "$NAMESPACE" "$@"; }
+
+# ---------------------------------------------------------------- build
+
+# prepare_module MODULE VERSION DIR copies MODULE@VERSION out of the (read-only) module cache into
+# DIR and raises its k8s.io/* pins to what the proxy serves. Velero's go.mod replaces Kopia with
+# Velero's fork, so it must be the main module: `go install pkg@version` refuses replace directives.
+prepare_module() {
+	local mod=$1 ver=$2 dir=$3 from
+	[ -f "$dir/.prepared-$ver" ] && return 0
+	log "downloading $mod@$ver"
+	from=$(go mod download -json "$mod@$ver" | jq -r '.Dir // empty')
+	[ -n "$from" ] || die "go mod download $mod@$ver failed"
+	rm -rf "$dir"
+	mkdir -p "$(dirname "$dir")"
+	cp -r "$from" "$dir"
+	chmod -R u+w "$dir"
+	sed -i -E "s#^(\s*(require\s+)?k8s\.io/[a-z0-9-]+) $K8S_PINNED(\s|\$)#\1 $K8S_SERVED\3#" "$dir/go.mod"
+	(cd "$dir" && GOFLAGS=-mod=mod go mod tidy)
+	touch "$dir/.prepared-$ver"
+}
+
+# go_build DIR OUT PKG [LDFLAGS] builds a static linux binary unless OUT is already there.
+go_build() {
+	local dir=$1 out=$2 pkg=$3 ldflags=${4:-} t0=$SECONDS
+	[ -x "$out" ] && return 0
+	log "building $(basename "$out") (nice; minutes on two cores)"
+	(cd "$dir" && CGO_ENABLED=0 GOOS=linux GOFLAGS=-mod=mod nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
+	mv "$out.tmp" "$out"
+	log "built $(basename "$out") in $((SECONDS - t0))s ($(du -h "$out" | cut -f1))"
+}
+
+build() {
+	local v=$SRC/velero-$VELERO_VERSION p=$SRC/velero-plugin-for-aws-$AWS_PLUGIN_VERSION
+	mkdir -p "$VBIN"
+	prepare_module github.com/vmware-tanzu/velero "$VELERO_VERSION" "$v"
+	prepare_module github.com/vmware-tanzu/velero-plugin-for-aws "$AWS_PLUGIN_VERSION" "$p"
+	# As Velero's Dockerfile: the version makes the server's defaults (the restore helper image among
+	# them) name this version.
+	local ld="-X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean"
+	go_build "$v" "$VBIN/velero" ./cmd/velero "$ld"
+	go_build "$v" "$VBIN/velero-restore-helper" ./cmd/velero-restore-helper "$ld"
+	go_build "$v" "$VBIN/velero-helper" ./cmd/velero-helper "$ld"
+	go_build "$p" "$VBIN/velero-plugin-for-aws" ./velero-plugin-for-aws
+	go_build "$p" "$VBIN/cp-plugin" ./hack/cp-plugin
+}
+
+# ---------------------------------------------------------------- images
+
+# lab_tool runs hack/velero-lab (the image builder and the bucket helper).
+lab_tool() { (cd "$ROOT" && go run ./hack/velero-lab "$@"); }
+
+images() {
+	build
+	mkdir -p "$IMAGES"
+	if [ ! -f "$IMAGES/velero.tar" ] || [ "$VBIN/velero" -nt "$IMAGES/velero.tar" ]; then
+		log "image $VELERO_IMAGE"
+		# Velero's Dockerfile puts the three programs at /; the server, the node-agent, the data
+		# mover pods and the restore helper init container all run this one image.
+		lab_tool image --ref "$VELERO_IMAGE" --title velero --out "$IMAGES/velero.tar" --entrypoint /velero \
+			--file "$VBIN/velero=/velero" --file "$VBIN/velero-restore-helper=/velero-restore-helper" \
+			--file "$VBIN/velero-helper=/velero-helper"
+	fi
+	if [ ! -f "$IMAGES/velero-plugin-for-aws.tar" ] || [ "$VBIN/velero-plugin-for-aws" -nt "$IMAGES/velero-plugin-for-aws.tar" ]; then
+		log "image $AWS_PLUGIN_IMAGE"
+		# As the plugin's Dockerfile: an init container that copies the plugin into Velero's /plugins.
+		lab_tool image --ref "$AWS_PLUGIN_IMAGE" --title velero-plugin-for-aws --out "$IMAGES/velero-plugin-for-aws.tar" \
+			--entrypoint "/bin/cp-plugin /plugins/velero-plugin-for-aws /target/velero-plugin-for-aws" \
+			--file "$VBIN/velero-plugin-for-aws=/plugins/velero-plugin-for-aws" --file "$VBIN/cp-plugin=/bin/cp-plugin"
+	fi
+}
+
+# ---------------------------------------------------------------- install
+
+require_cluster() {
+	"$ROOT/hack/cluster.sh" status >/dev/null 2>&1 || die "the lab cluster is not running: start it with hack/cluster.sh up (under flock /work/locks/cluster on a shared machine)"
+	# shellcheck source=/dev/null
+	. "$ROOT/.local/cluster/env"
+	# The S3 store as pods reach it (the BackupStorageLocation) and as this machine does.
+	: "${PVBACKUP_S3_ENDPOINT_IN_CLUSTER:?.local/cluster/env names no S3 endpoint}" "${PVBACKUP_S3_ENDPOINT:?}"
+}
+
+# bucket_url is the Velero bucket as a gocloud URL (for hack/velero-lab and kubectl pvbackup velero).
+bucket_url() {
+	echo "s3://$BUCKET/$BSL_PREFIX?endpoint=$PVBACKUP_S3_ENDPOINT&region=us-east-1&use_path_style=true&disable_https=true"
+}
+
+# manifests writes Velero's install manifests, as `velero install --dry-run -o yaml` makes them.
+manifests() {
+	local out=$1 creds=$WORK/credentials-velero
+	umask 077
+	printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$creds"
+	velero install --dry-run -o yaml \
+		--image "$VELERO_IMAGE" --plugins "$AWS_PLUGIN_IMAGE" \
+		--provider aws --bucket "$BUCKET" --prefix "$BSL_PREFIX" --secret-file "$creds" \
+		--backup-location-config "region=us-east-1,s3ForcePathStyle=true,s3Url=$PVBACKUP_S3_ENDPOINT_IN_CLUSTER" \
+		--use-volume-snapshots=false --use-node-agent --uploader-type kopia --features EnableCSI \
+		--kubelet-root-dir "$KUBELET_DIR" \
+		--velero-pod-cpu-request 100m --velero-pod-mem-request 128Mi --velero-pod-cpu-limit 0 --velero-pod-mem-limit 1Gi \
+		--node-agent-pod-cpu-request 100m --node-agent-pod-mem-request 128Mi --node-agent-pod-cpu-limit 0 --node-agent-pod-mem-limit 0 \
+		>"$out.tmp"
+	# Nothing can be pulled in the lab: the images were imported, so the kubelet must never try.
+	sed -i -E 's/^(\s*imagePullPolicy:).*/\1 Never/' "$out.tmp"
+	grep -q "image: $VELERO_IMAGE" "$out.tmp" || die "velero install did not use $VELERO_IMAGE"
+	mv "$out.tmp" "$out"
+}
+
+up() {
+	require_cluster
+	images
+	log "loading the images into the lab's containerd"
+	"$ROOT/hack/cluster.sh" load-image "$IMAGES/velero.tar" >/dev/null
+	"$ROOT/hack/cluster.sh" load-image "$IMAGES/velero-plugin-for-aws.tar" >/dev/null
+	lab_tool bucket create "$(bucket_url)"
+	manifests "$WORK/install.yaml"
+	log "installing Velero (manifests: $WORK/install.yaml)"
+	# The CRDs must be established before the BackupStorageLocation can be created: apply twice.
+	kubectl apply -f "$WORK/install.yaml" >/dev/null 2>&1 || true
+	kubectl wait --for condition=established --timeout 60s crd -l component=velero >/dev/null
+	kubectl apply -f "$WORK/install.yaml" >/dev/null
+	kubectl -n "$NAMESPACE" rollout status deployment/velero --timeout 180s
+	kubectl -n "$NAMESPACE" rollout status daemonset/node-agent --timeout 180s
+	local i
+	for i in $(seq 1 120); do
+		[ "$(kubectl -n "$NAMESPACE" get backupstoragelocation default -o jsonpath='{.status.phase}' 2>/dev/null)" = Available ] && break
+		[ "$i" = 120 ] && { kubectl -n "$NAMESPACE" logs deployment/velero --tail 30 >&2 || true; die "the BackupStorageLocation did not become Available"; }
+		sleep 1
+	done
+	log "Velero $VELERO_VERSION is installed in namespace $NAMESPACE; its location is $(bucket_url)"
+}
+
+# ---------------------------------------------------------------- uninstall
+
+# down removes everything Velero put in the cluster: what `velero install` created (all labelled
+# component=velero), what Velero made while it ran (snapshots, claims and volumes of its data
+# mover), and its bucket.
+down() {
+	require_cluster
+	log "removing Velero from the lab"
+	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait --timeout 180s >/dev/null
+	# Velero's snapshots of claims, in any namespace, and their contents.
+	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --wait=false >/dev/null 2>&1 || true
+	kubectl delete volumesnapshotcontents -l velero.io/backup-name --ignore-not-found >/dev/null 2>&1 || true
+	local kind
+	for kind in clusterrolebinding clusterrole mutatingwebhookconfiguration validatingwebhookconfiguration crd; do
+		kubectl delete "$kind" -l component=velero --ignore-not-found >/dev/null
+	done
+	# Volumes left by the data mover's claims in the velero namespace (reclaim policy Retain).
+	local pv
+	for pv in $(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}'); do
+		kubectl delete pv "$pv" --ignore-not-found >/dev/null
+	done
+	lab_tool bucket delete "$(bucket_url)"
+	check
+}
+
+# check fails if anything of Velero is left in the cluster.
+check() {
+	require_cluster
+	local left=() kind out
+	kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 && left+=("namespace $NAMESPACE")
+	for kind in crd clusterrolebinding clusterrole mutatingwebhookconfiguration validatingwebhookconfiguration; do
+		out=$(kubectl get "$kind" -l component=velero -o name 2>/dev/null)
+		[ -n "$out" ] && left+=("$out")
+	done
+	out=$(kubectl get crd -o name | grep "\.$VELERO_GROUP\$" || true)
+	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get volumesnapshots -A -l velero.io/backup-name -o name 2>/dev/null || true)
+	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get volumesnapshotcontents -l velero.io/backup-name -o name 2>/dev/null || true)
+	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get clusterrolebinding velero -o name 2>/dev/null || true)
+	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}')
+	[ -n "$out" ] && left+=("persistentvolumes $out")
+	if [ ${#left[@]} -gt 0 ]; then
+		printf 'left behind: %s\n' "${left[@]}" >&2
+		return 1
+	fi
+	log "nothing of Velero is left in the cluster"
+}
+
+# diagnose keeps what Velero said, for a failed run: the server's and node-agent's logs, the
+# backups' descriptions and logs, in .local/velero-lab/logs (the namespace goes with down).
+diagnose() {
+	local d=$WORK/logs b
+	mkdir -p "$d"
+	kubectl -n "$NAMESPACE" logs deployment/velero --all-containers >"$d/velero.log" 2>&1
+	kubectl -n "$NAMESPACE" logs daemonset/node-agent >"$d/node-agent.log" 2>&1
+	kubectl get pods -A -o wide >"$d/pods.txt" 2>&1
+	kubectl -n "$NAMESPACE" get events --sort-by .lastTimestamp >"$d/events.txt" 2>&1
+	for b in $(kubectl -n "$NAMESPACE" get backups -o name 2>/dev/null); do
+		velero backup describe "${b#*/}" --details >"$d/${b#*/}.describe.txt" 2>&1
+		velero backup logs "${b#*/}" >"$d/${b#*/}.log" 2>&1
+	done
+	log "Velero's logs and the backups' descriptions are in $d"
+}
+
+# ---------------------------------------------------------------- fixtures
+
+FIXTURES=$ROOT/testdata/velero/v1.18/bucket
+APP_NAMESPACES=(vl-res vl-fs vl-dm)
+
+# The data of each volume: three small files whose content the tests know ($NS is the pod's).
+# shellcheck disable=SC2016 # expanded by the pod's shell
+WRITE_DATA='if [ ! -f /data/hello.txt ]; then
+  mkdir -p /data/dir/sub
+  echo "hello from $NS" >/data/hello.txt
+  seq 1 100 | sed "s/^/line /" >/data/dir/a.txt
+  head -c 4096 /dev/zero | tr "\0" b >/data/dir/sub/b.bin
+  sync
+fi
+exec sleep 86400'
+
+# apps creates the three namespaces the fixtures back up: vl-res (no volume), vl-fs (a
+# Deployment with a claim) and vl-dm (a StatefulSet with a claim template).
+apps() {
+	local script
+	script=$(printf '%s' "$WRITE_DATA" | sed 's/^/          /')
+	kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: vl-res}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config, namespace: vl-res}
+data: {greeting: hello, mode: lab}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-secret, namespace: vl-res}
+stringData: {token: not-a-real-token}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: vl-res}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: vl-res}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: $PVBACKUP_TEST_IMAGE
+        imagePullPolicy: Never
+        command: [sleep, "86400"]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: vl-fs}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: vl-fs}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: csi-dir
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: files, namespace: vl-fs}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: files}}
+  template:
+    metadata: {labels: {app: files}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: files
+        image: $PVBACKUP_TEST_IMAGE
+        imagePullPolicy: Never
+        env: [{name: NS, value: vl-fs}]
+        command:
+        - sh
+        - -c
+        - |
+$script
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes:
+      - name: data
+        persistentVolumeClaim: {claimName: data}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: vl-dm}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: vl-dm}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{port: 5432}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: vl-dm}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: $PVBACKUP_TEST_IMAGE
+        imagePullPolicy: Never
+        env: [{name: NS, value: vl-dm}]
+        command:
+        - sh
+        - -c
+        - |
+$script
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: csi-dir
+      resources: {requests: {storage: 16Mi}}
+YAML
+	kubectl -n vl-res rollout status deployment/web --timeout 120s
+	kubectl -n vl-fs rollout status deployment/files --timeout 120s
+	kubectl -n vl-dm rollout status statefulset/db --timeout 120s
+	local ns pod i
+	for ns in vl-fs vl-dm; do
+		pod=$(kubectl -n "$ns" get pod -o name | head -1)
+		for i in $(seq 1 60); do
+			kubectl -n "$ns" exec "$pod" -- test -f /data/dir/sub/b.bin && break
+			[ "$i" = 60 ] && die "$ns/$pod did not write its data"
+			sleep 1
+		done
+	done
+}
+
+# backup NAME ARGS... runs `velero backup create NAME ARGS... --wait` and says how it ended.
+backup() {
+	local name=$1 t0=$SECONDS
+	shift
+	velero backup create "$name" "$@" --wait >/dev/null
+	log "backup $name: $(kubectl -n "$NAMESPACE" get backup "$name" -o jsonpath='{.status.phase}') in $((SECONDS - t0))s"
+}
+
+# partial is a backup of vl-fs whose pre hook fails with onError Continue: Velero backs the volume
+# up and ends the backup PartiallyFailed.
+partial() {
+	local t0=$SECONDS phase i
+	kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: partial, namespace: $NAMESPACE}
+spec:
+  includedNamespaces: [vl-fs]
+  defaultVolumesToFsBackup: true
+  storageLocation: default
+  ttl: 720h0m0s
+  hooks:
+    resources:
+    - name: fails-on-purpose
+      includedNamespaces: [vl-fs]
+      labelSelector: {matchLabels: {app: files}}
+      pre:
+      - exec:
+          container: files
+          command: [/bin/sh, -c, "echo this hook fails on purpose >&2; exit 3"]
+          onError: Continue
+          timeout: 30s
+YAML
+	for i in $(seq 1 300); do
+		phase=$(kubectl -n "$NAMESPACE" get backup partial -o jsonpath='{.status.phase}')
+		case "$phase" in Completed | PartiallyFailed | Failed) break ;; esac
+		sleep 1
+	done
+	log "backup partial: $phase in $((SECONDS - t0))s"
+}
+
+fixtures() {
+	local started=
+	if ! "$ROOT/hack/cluster.sh" status >/dev/null 2>&1; then
+		started=1
+		"$ROOT/hack/cluster.sh" up
+	fi
+	# shellcheck disable=SC2064 # the value now
+	trap "fixtures_cleanup '$started'" EXIT
+	up
+	apps
+	backup resources-only --include-namespaces vl-res --snapshot-volumes=false
+	backup fs-deploy --include-namespaces vl-fs --default-volumes-to-fs-backup
+	backup datamover-sts --include-namespaces vl-dm --snapshot-move-data
+	partial
+	velero backup get
+	local w got
+	for w in resources-only=Completed fs-deploy=Completed datamover-sts=Completed partial=PartiallyFailed; do
+		got=$(kubectl -n "$NAMESPACE" get backup "${w%=*}" -o jsonpath='{.status.phase}')
+		[ "$got" = "${w#*=}" ] || die "backup ${w%=*} is $got, not ${w#*=}: see velero backup describe ${w%=*} --details"
+	done
+	lab_tool export "$(bucket_url)" "$FIXTURES" --backup resources-only --backup fs-deploy --backup datamover-sts \
+		--backup partial --repo vl-fs --repo vl-dm
+	du -sh "$FIXTURES" >&2
+}
+
+fixtures_cleanup() {
+	local rc=$? started=$1
+	set +e
+	trap - EXIT
+	[ "$rc" = 0 ] || diagnose
+	kubectl delete namespace "${APP_NAMESPACES[@]}" --ignore-not-found --wait --timeout 120s >/dev/null
+	down || rc=1
+	if [ -n "$started" ]; then
+		"$ROOT/hack/cluster.sh" down || rc=1
+	fi
+	exit $rc
+}
+
+case "${1:-}" in
+build) build ;;
+images) images ;;
+up) up ;;
+down) down ;;
+check) check ;;
+fixtures) fixtures ;;
+*)
+	sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
+)
+
+// veleroFixture copies the bucket Velero 1.18.3 wrote in the lab (testdata/velero/v1.18) and
+// returns its URL.
+func veleroFixture(t *testing.T) (string, string) {
+	t.Helper()
+	src := golden.Path("velero/v1.18/bucket")
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + dst, dst
+}
+
+// TestVeleroGolden: list and describe of each fixture backup, as text and as JSON.
+func TestVeleroGolden(t *testing.T) {
+	url, _ := veleroFixture(t)
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"velero-list.golden", []string{"velero", "list", "--from-velero", url}},
+		{"velero-list.json.golden", []string{"velero", "list", "--from-velero", url, "-o", "json"}},
+		{"velero-describe-resources-only.golden", []string{"velero", "describe", "resources-only", "--from-velero", url}},
+		{"velero-describe-fs-deploy.golden", []string{"velero", "describe", "fs-deploy", "--from-velero", url}},
+		{"velero-describe-datamover-sts.golden", []string{"velero", "describe", "datamover-sts", "--from-velero", url}},
+		{"velero-describe-partial.golden", []string{"velero", "describe", "partial", "--from-velero", url}},
+		{"velero-describe-datamover-sts.json.golden", []string{"velero", "describe", "datamover-sts", "--from-velero", url, "-o", "json"}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			out, errOut, code := run(t, tc.args...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden.Assert(t, "cli/"+tc.golden, []byte(out))
+		})
+	}
+}
+
+// TestVeleroRefusals: what list and describe say of a bucket that is not what Velero writes.
+func TestVeleroRefusals(t *testing.T) {
+	url, dir := veleroFixture(t)
+	meta := filepath.Join(dir, "backups", "datamover-sts", "velero-backup.json")
+	data, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(meta, []byte(strings.Replace(string(data), `"formatVersion": "1.1.0"`, `"formatVersion": "2.0.0"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"velero", "describe", "datamover-sts", "--from-velero", url}, `error: backup "datamover-sts" has Velero format 2.0.0; this build reads format 1.x only` + "\n"},
+		{[]string{"velero", "describe", "nope", "--from-velero", url}, `error: no Velero backup "nope" in ` + url + ` (no backups/nope/velero-backup.json): not found` + "\n"},
+		{[]string{"velero", "describe", "Bad_Name", "--from-velero", url}, `error: backup name "Bad_Name" is not valid for a Velero backup: it is a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)` + "\n"},
+		{[]string{"velero", "list"}, "error: --from-velero is required: the URL of Velero's backup storage location (its bucket, with its prefix as the path)\n"},
+		{[]string{"velero", "list", "--from-velero", "file://" + filepath.Join(dir, "missing")}, "error: open Velero location file://" + filepath.Join(dir, "missing") + ": stat " + filepath.Join(dir, "missing") + ": no such file or directory"},
+	} {
+		_, errOut, code := run(t, tc.args...)
+		if code != ExitFailed || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d\n%s\nwant %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
+		t.Error("reading a missing file:// location created it")
+	}
+}
