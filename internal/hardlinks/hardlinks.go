@@ -33,6 +33,10 @@ const (
 	version       = 1
 )
 
+// ErrTooMany is returned by Scan for a volume with more than MaxPaths hard-linked paths: a record
+// a restore would refuse.
+var ErrTooMany = errors.New("more hard-linked paths than a record may hold")
+
 // Record is the groups of paths (relative to the volume's root, with slashes) that are one file.
 type Record struct {
 	Version int        `json:"version"`

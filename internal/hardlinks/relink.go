@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"syscall"
-	"time"
 )
 
 // maxProblems bounds the problems a Relink result keeps (all are counted).
@@ -117,11 +115,4 @@ func link(root *os.Root, first string, firstInfo fs.FileInfo, p string) error {
 		return err
 	}
 	return root.Chtimes(dir, atime(di), di.ModTime())
-}
-
-func atime(fi fs.FileInfo) time.Time {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Atim.Unix())
-	}
-	return fi.ModTime()
 }

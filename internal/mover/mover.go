@@ -322,7 +322,7 @@ func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, targe
 	}
 	var output restore.Output = out
 	if !cfg.Sync {
-		output = newFileOutput(out)
+		output = smallFilesOutput(out)
 	}
 	sink(Event{Time: time.Now().UTC(), Event: EventStart, Op: OpRestore})
 	var c counters

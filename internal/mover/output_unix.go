@@ -1,3 +1,5 @@
+//go:build !windows
+
 package mover
 
 import (
@@ -33,6 +35,9 @@ type fileOutput struct {
 	*restore.FilesystemOutput
 	bufs sync.Pool
 }
+
+// smallFilesOutput is the output of a restore into a target that does not have its files yet.
+func smallFilesOutput(o *restore.FilesystemOutput) restore.Output { return newFileOutput(o) }
 
 func newFileOutput(o *restore.FilesystemOutput) *fileOutput {
 	return &fileOutput{FilesystemOutput: o, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}}

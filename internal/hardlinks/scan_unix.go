@@ -1,18 +1,15 @@
+//go:build !windows
+
 package hardlinks
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path"
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrTooMany is returned by Scan for a volume with more than MaxPaths hard-linked paths: a record
-// a restore would refuse.
-var ErrTooMany = errors.New("more hard-linked paths than a record may hold")
 
 // Scan walks the tree under root and returns the groups of its regular files that are one file
 // (the same inode), with more than one path in the tree; nil when there are none. Directories it
