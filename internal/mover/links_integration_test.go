@@ -122,7 +122,7 @@ func TestHardLinksRoundTrip(t *testing.T) {
 		t.Errorf("sync: %d hard links, want 3", sr.HardLinks)
 	}
 
-	r, closeFn, err := OpenRepository(ctx, s)
+	r, closeFn, err := s.Repos().Open(ctx, s.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
