@@ -54,7 +54,7 @@ lint: ## go vet and staticcheck
 
 bench: bench-resources bench-mover bench-files bench-repo ## benchmarks: ratios against reference tools run on the same data in the same run
 
-bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 ConfigMaps of a real apiserver
+bench-resources: build ## create vs kubectl get -A -o json, restore vs kubectl apply --server-side, on 1,000-10,000 ConfigMaps of a real apiserver
 	hack/tools.sh controlplane
 	hack/tools.sh kube
 	$(GO) run ./hack/bench-resources -plugin bin/kubectl-pvbackup -kubectl .local/bin/kubectl
@@ -98,7 +98,7 @@ image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref o
 	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary $(IMAGE_TAR:.tar=)-linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
-bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS, and verify --read-data 100 vs kopia snapshot verify; then (compress suite) the random and a compressible 1 GiB tree (JSON logs, text, SQLite), one 2 GiB file and --upload-limit 20MiB/s on SeaweedFS; prints the ratios
+bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS, verify --read-data 100 vs kopia snapshot verify, and the mover's restore vs backup of 50,000 small files; then (compress suite) the random and a compressible 1 GiB tree (JSON logs, text, SQLite), one 2 GiB file and --upload-limit 20MiB/s on SeaweedFS; prints the ratios
 	hack/tools.sh kopia
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }

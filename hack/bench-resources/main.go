@@ -1,6 +1,7 @@
-// Command bench-resources measures `kubectl pvbackup create` against `kubectl get -A -o json`
-// on the same objects of a real kube-apiserver, in the same run: wall time and peak RSS, at
-// 1,000, 5,000 and 10,000 ConfigMaps of ~2 KiB across 50 namespaces. Run it with `make bench`.
+// Command bench-resources measures `kubectl pvbackup create` against `kubectl get -A -o json`,
+// and `kubectl pvbackup restore` against `kubectl apply --server-side` of the same objects, on a
+// real kube-apiserver, in the same run: wall time and peak RSS, at 1,000, 5,000 and 10,000
+// ConfigMaps of ~2 KiB across 50 namespaces. Run it with `make bench-resources`.
 package main
 
 import (
@@ -111,6 +112,7 @@ func run(plugin, kubectl string, runs int, counts []int) error {
 	fmt.Printf("%-8s %-10s %-10s %-7s %-10s %-10s %-7s\n", "objects", "create", "kubectl", "ratio", "create RSS", "kubectl RSS", "ratio")
 	created := 0
 	var rss []int64
+	var restores []restoreRow
 	for _, target := range counts {
 		if err := populate(ctx, cs, created, target, payload); err != nil {
 			return err
@@ -135,9 +137,10 @@ func run(plugin, kubectl string, runs int, counts []int) error {
 		rss = append(rss, mp.rss)
 		fmt.Printf("%-8d %-10s %-10s %-7.2f %-10s %-10s %-7.2f\n", target, mp.wall.Round(time.Millisecond), mk.wall.Round(time.Millisecond),
 			mp.wall.Seconds()/mk.wall.Seconds(), fmt.Sprintf("%d MiB", mp.rss/1024), fmt.Sprintf("%d MiB", mk.rss/1024), float64(mp.rss)/float64(mk.rss))
+		restores = append(restores, restoreRow{target: target, loc: fmt.Sprintf("file://%s/loc-%d-0", dir, target)})
 	}
 	fmt.Printf("create time goal: ratio <= 1.5; create peak RSS at %d vs %d objects: %.2fx (goal: flat, the archive is streamed)\n", counts[len(counts)-1], counts[0], float64(rss[len(rss)-1])/float64(rss[0]))
-	return nil
+	return benchRestore(ctx, cs, cp.Kubeconfig, plugin, kubectl, dir, runs, restores)
 }
 
 // populate creates ConfigMaps from index from to to, spread over 50 namespaces.

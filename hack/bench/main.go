@@ -57,10 +57,12 @@ func main() {
 	flag.StringVar(&work, "work", ".local/bench", "work directory (the tree is kept between runs)")
 	compression := flag.String("compression", "none", "compression policy for both kopia and the mover")
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
-	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic; files: cp and in-place sync (files.go); compress: issue 29's measures on SeaweedFS (compress.go)")
+	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic, then the small-files tree; files: cp and in-place sync (files.go); small: the small-files tree alone (small.go); compress: issue 29's measures on SeaweedFS (compress.go)")
 	flag.IntVar(&compressMiB, "compress-mib", 1024, "compress suite: MiB of the compressible tree")
 	flag.IntVar(&bigMiB, "big-mib", 2048, "compress suite: MiB of the one big file")
 	flag.StringVar(&uploadLimit, "upload-limit", "20MiB/s", "compress suite: the limit measured on the big file")
+	flag.IntVar(&smallFiles, "small-files", 50000, "files of the small-files tree (0 leaves it out)")
+	flag.StringVar(&smallTarget, "small-target", "", "directory the small-files restores write into (default: the work directory; /dev/shm: memory)")
 	flag.StringVar(&baselineBin, "baseline", "", "another kubectl-pvbackup binary (e.g. the main branch's) measured on S3 in the same run, for before/after figures")
 	flag.BoolVar(&skipFS, "skip-fs", false, "leave out the filesystem targets and restic (quicker)")
 	flag.BoolVar(&skipRestore, "skip-restore", false, "leave out the restores")
@@ -70,16 +72,18 @@ func main() {
 	flag.BoolVar(&verifyCmp, "verify", true, "compare verify --read-data 100 with kopia snapshot verify --verify-files-percent=100 on the mover's S3 repository")
 	flag.Parse()
 	do := func() error { return bench(*compression) }
-	if *suite == "compress" {
-		do = benchCompress
-	}
-	if *suite == "files" {
+	switch *suite {
+	case "files":
 		do = func() error {
 			if err := prepare(); err != nil {
 				return err
 			}
 			return benchFiles()
 		}
+	case "small":
+		do = smallAlone
+	case "compress":
+		do = benchCompress
 	}
 	if err := do(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -227,6 +231,11 @@ func bench(compression string) error {
 	if srv != nil && verifyCmp {
 		if verifyLine, err = compareVerify(srv, moverS3); err != nil {
 			return fmt.Errorf("verify: %w", err)
+		}
+	}
+	if smallFiles > 0 {
+		if err := benchSmall(srv); err != nil {
+			return err
 		}
 	}
 	if stopWeed != nil {

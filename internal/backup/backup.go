@@ -100,12 +100,17 @@ type Deps struct {
 	// Preflight, when set, checks the plan before anything is written or created (not on a dry
 	// run); its error stops the backup and gives the name's claim back.
 	Preflight func(ctx context.Context, p PreflightPlan) error
+	// Access is asked before cluster-scoped objects are read (nil: they are read, and a refusal
+	// is a warning per object).
+	Access Access
 }
 
 // PreflightPlan is what a backup is about to cover, for Deps.Preflight.
 type PreflightPlan struct {
 	Namespaces    []string
 	AllNamespaces bool
+	// ListNamespaces: the namespaces were listed (chosen by pattern, or all of them).
+	ListNamespaces bool
 	// Claims is whether PVCs are selected and their data goes through Volumes.
 	Claims bool
 	// Resources are the namespaced resource types the backup lists, as "resource.group"
@@ -306,6 +311,8 @@ type run struct {
 	crds  map[string]bool // plural.group of every CRD, to tell custom resources apart
 	// claims are the selected PVCs, for the volume engine.
 	claims []*corev1.PersistentVolumeClaim
+	// denied are the resource types the caller may not list, with the namespaces ("" cluster-wide).
+	denied map[string][]string
 }
 
 // addVolumes records the volume outcomes; a failed volume is an error of the backup.
@@ -342,6 +349,10 @@ type planned struct {
 	auto       bool // fetch only what is needed
 	// needExcluded keeps a needed cluster-scoped resource out (the user excluded it).
 	needExcluded func(selection.Resource) bool
+	// nsObjects are the selected namespaces' own objects, read once while planning; listNS:
+	// they were listed, not read one by one.
+	nsObjects map[string]*unstructured.Unstructured
+	listNS    bool
 }
 
 // chooseResources fills the plan's resource lists from the old-style filter (--include-resources
@@ -390,7 +401,7 @@ func (b *run) chooseResources(p *planned, all []selection.Resource, nsRes select
 }
 
 func (p *planned) preflight(volumes bool) PreflightPlan {
-	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS, ClusterNeeds: p.auto}
+	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS, ListNamespaces: p.listNS, ClusterNeeds: p.auto}
 	for _, r := range p.namespaced {
 		pp.Resources = append(pp.Resources, r.GVR.GroupResource().String())
 		if r.GVR.Group == "" && r.GVR.Resource == "persistentvolumeclaims" {
@@ -419,15 +430,17 @@ func (b *run) plan(ctx context.Context) (*planned, error) {
 		done("", errors.New("the cluster serves no namespaces resource"))
 		return nil, errors.New("the cluster serves no namespaces resource")
 	}
-	nsList, err := b.d.Dynamic.Resource(nsRes.GVR).List(ctx, metav1.ListOptions{})
+	found, err := b.findNamespaces(ctx, nsRes)
 	if err != nil {
 		done("", err)
-		return nil, fmt.Errorf("list namespaces: %w", err)
+		return nil, err
 	}
 	var existing []string
 	excludedNS := map[string]string{}
-	for _, n := range nsList.Items {
+	p.nsObjects, p.listNS = map[string]*unstructured.Unstructured{}, b.literalNamespaces() == nil
+	for _, n := range found {
 		existing = append(existing, n.GetName())
+		p.nsObjects[n.GetName()] = n
 		if label := selection.ExcludedBy(n.GetLabels()); label != "" {
 			excludedNS[n.GetName()] = label
 		}
@@ -462,7 +475,9 @@ func (b *run) plan(ctx context.Context) (*planned, error) {
 	if p.auto {
 		b.needs = map[schema.GroupResource]map[string]bool{}
 		b.crds = map[string]bool{}
-		if crd, ok := p.byGR[schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}]; ok {
+		if crd, ok := p.byGR[grCRD]; ok && !b.allowed(ctx, "list", grCRD, "") {
+			b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "not allowed to list CustomResourceDefinitions (cluster-scoped): the CRDs of the selection's custom resources are not in the backup; a restore needs them installed"})
+		} else if ok {
 			list, err := b.d.Dynamic.Resource(crd.GVR).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "list CRDs: " + err.Error() + " (CRDs of custom resources will be missing)"})
@@ -517,7 +532,11 @@ func (b *run) write(ctx context.Context, p *planned) (err error) {
 func (b *run) walk(ctx context.Context, p *planned, aw *archive.Writer) error {
 	b.m.Namespaces = p.namespaces
 	for _, r := range p.cluster {
-		if err := b.listResource(ctx, r, p, aw); err != nil {
+		list := b.listResource
+		if r.GVR.Group == "" && r.GVR.Resource == "namespaces" {
+			list = b.addNamespaces
+		}
+		if err := list(ctx, r, p, aw); err != nil {
 			return err
 		}
 	}
@@ -588,9 +607,15 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 				done("", err)
 				return err
 			}
-			if ns == metav1.NamespaceAll && apierrors.IsForbidden(err) {
+			if ns == metav1.NamespaceAll && r.Namespaced && apierrors.IsForbidden(err) {
 				// Allowed per namespace only: fall back to one list per selected namespace.
 				scopes = append(scopes, p.namespaces...)
+				continue
+			}
+			if apierrors.IsForbidden(err) && !b.named(r) {
+				// A type the user may not read, and did not ask for by name: a namespace admin
+				// backs up what their role lets them read; the plan says what it leaves out.
+				b.deny(r, ns)
 				continue
 			}
 			where := ""
@@ -603,6 +628,10 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 		}
 	}
 	n := b.items - before
+	if nss := b.denied[r.GroupResource()]; len(nss) > 0 && len(listErrs) == 0 {
+		done(fmt.Sprintf("%d; not allowed in %s", n, plural(len(nss), "namespace")), nil)
+		return nil
+	}
 	if len(listErrs) > 0 {
 		done(fmt.Sprintf("%d", n), errors.New(strings.Join(listErrs, "; ")))
 		b.m.Errors = append(b.m.Errors, listErrs...)
@@ -773,12 +802,16 @@ func (b *run) fetchNeeds(ctx context.Context, p *planned, aw *archive.Writer) er
 		if p.needExcluded(r) {
 			continue
 		}
-		done := b.d.Progress.Start(r.GroupResource() + " (needed by the selection)")
 		sorted := make([]string, 0, len(names))
 		for n := range names {
 			sorted = append(sorted, n)
 		}
 		sort.Strings(sorted)
+		if !b.allowed(ctx, "get", gr, "") {
+			b.warn(catalog.Warning{Resource: r.GroupResource(), Message: fmt.Sprintf("not allowed to get %s (cluster-scoped): %s, which the selection needs, are not in the backup; a restore needs them to exist", r.GroupResource(), strings.Join(sorted, ", "))})
+			continue
+		}
+		done := b.d.Progress.Start(r.GroupResource() + " (needed by the selection)")
 		n := 0
 		for _, name := range sorted {
 			o, err := b.d.Dynamic.Resource(r.GVR).Get(ctx, name, metav1.GetOptions{})
@@ -817,6 +850,7 @@ func (b *run) warn(w catalog.Warning) {
 
 // finish fills the manifest's counts, status and end time.
 func (b *run) finish() {
+	b.warnDenied()
 	b.m.Items = b.items
 	sort.SliceStable(b.m.Excluded, func(i, j int) bool {
 		a, c := b.m.Excluded[i], b.m.Excluded[j]
@@ -849,6 +883,13 @@ func resourceID(gvr schema.GroupVersionResource) string {
 		return gvr.Version + "/" + gvr.Resource
 	}
 	return gvr.Group + "/" + gvr.Version + "/" + gvr.Resource
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 type countingWriter struct {

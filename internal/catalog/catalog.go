@@ -568,12 +568,15 @@ type Volume struct {
 	KopiaParent    string   `json:"kopiaParent,omitempty"`
 	// Compression is what the mover was told (create --compression, or the PVC's annotation
 	// pvbackup.io/compression): none, auto or a Kopia compressor. Empty in older backups: none.
-	Compression   string  `json:"compression,omitempty"`
-	Bytes         int64   `json:"bytes,omitempty"`
-	UploadedBytes int64   `json:"uploadedBytes,omitempty"`
-	Files         int64   `json:"files,omitempty"`
-	Seconds       float64 `json:"durationSeconds,omitempty"`
-	MoverSeconds  float64 `json:"moverSeconds,omitempty"` // of which the mover's own upload
+	Compression   string `json:"compression,omitempty"`
+	Bytes         int64  `json:"bytes,omitempty"`
+	UploadedBytes int64  `json:"uploadedBytes,omitempty"`
+	Files         int64  `json:"files,omitempty"`
+	// HardLinks are the files that are hard links of another path of the volume, recorded so a
+	// restore links them again.
+	HardLinks    int64   `json:"hardLinks,omitempty"`
+	Seconds      float64 `json:"durationSeconds,omitempty"`
+	MoverSeconds float64 `json:"moverSeconds,omitempty"` // of which the mover's own upload
 	// MoverOpenSeconds is the part of MoverSeconds spent opening the namespace's repository.
 	MoverOpenSeconds float64 `json:"moverOpenSeconds,omitempty"`
 	// MoverDebug (create --mover-debug): the mover's storage calls with their HTTP timings.

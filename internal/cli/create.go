@@ -378,7 +378,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 	if err != nil {
 		return err
 	}
-	deps.Dynamic, deps.Discovery = clients.Dynamic, clients.Discovery
+	deps.Dynamic, deps.Discovery, deps.Access = clients.Dynamic, clients.Discovery, kube.NewAccess(clients.Typed)
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
@@ -472,6 +472,9 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		files, size, up := "-", "-", "-"
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
+			if v.HardLinks > 0 {
+				files += fmt.Sprintf(" (%d hard links)", v.HardLinks)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, orDash(v.Compression), v.Seconds, q(detail))
 	}

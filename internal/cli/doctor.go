@@ -151,6 +151,9 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 		if o.cfg.Namespaces, err = resolveNamespaces(ctx, clients, o.IncludeNamespaces); err != nil {
 			return err
 		}
+		for _, n := range o.IncludeNamespaces {
+			o.cfg.ListNamespaces = o.cfg.ListNamespaces || strings.ContainsAny(n, "*?[")
+		}
 	}
 	deps := doctorDeps(clients)
 	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
@@ -242,6 +245,11 @@ func printReport(w io.Writer, rep *doctor.Report) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, c := range rep.Checks {
+		if c.Grant != "" {
+			fmt.Fprintf(w, "\n%s: to grant the rights missing, as a cluster admin (kubectl apply -f -):\n---\n%s", c.Check, c.Grant)
+		}
 	}
 	_, err := fmt.Fprintf(w, "%d ok, %d warnings, %d failed in %s.\n", counts[doctor.OK], counts[doctor.Warn], counts[doctor.Fail],
 		(time.Duration(rep.Seconds * float64(time.Second))).Round(10*time.Millisecond))

@@ -385,6 +385,9 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 			files, size := "-", "-"
 			if v.Action == restore.Restored || v.Action == restore.Synced {
 				files, size = fmt.Sprint(v.Files), progress.Bytes(v.Bytes)
+				if v.HardLinks > 0 {
+					files += fmt.Sprintf(" (%d hard links)", v.HardLinks)
+				}
 			}
 			q := printable.Name
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", q(v.Namespace+"/"+v.PVC), q(v.From), q(v.Mode), v.Action, files, size, v.Seconds, q(v.Reason))
@@ -400,6 +403,9 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		}
 	}
 	parts = append(parts, volumeCounts(res.Volumes)...)
+	if n := hardLinks(res.Volumes); n > 0 {
+		parts = append(parts, plural(int(n), "hard link", "hard links")+" made again")
+	}
 	if len(parts) == 0 {
 		parts = []string{"nothing selected"}
 	}
@@ -412,6 +418,14 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		fmt.Fprintf(w, "  warning: %s\n", printable.Lines(wn))
 	}
 	return nil
+}
+
+func hardLinks(vols []restore.VolumeItem) int64 {
+	var n int64
+	for _, v := range vols {
+		n += v.HardLinks
+	}
+	return n
 }
 
 // volumeCounts is "2 volumes synced", "1 volume failed", ... in the order volumes come.

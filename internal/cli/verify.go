@@ -160,6 +160,9 @@ func (o *VerifyOptions) print(res *verify.Result) error {
 			}
 			if v.VerifyStats != nil {
 				files = fmt.Sprint(v.Files)
+				if v.HardLinks > 0 {
+					files += fmt.Sprintf(" (%d hard links)", v.HardLinks)
+				}
 				read = fmt.Sprintf("%d (%s)", v.ReadFiles, progress.Bytes(v.ReadBytes))
 				for _, p := range v.Problems[min(1, len(v.Problems)):] {
 					detail += fmt.Sprintf("; %s: %s", p.Path, p.Error)

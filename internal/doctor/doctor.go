@@ -48,7 +48,10 @@ type Result struct {
 	Status Status `json:"status"`
 	Detail string `json:"detail"`
 	// Fix says what to do when Status is not OK.
-	Fix     string  `json:"fix,omitempty"`
+	Fix string `json:"fix,omitempty"`
+	// Grant is the RBAC manifest that gives the rights a rights check found missing, ready for
+	// kubectl apply -f.
+	Grant   string  `json:"grant,omitempty"`
 	Seconds float64 `json:"seconds"`
 }
 
@@ -122,6 +125,8 @@ type Config struct {
 	Namespaces []string
 	// AllNamespaces checks rights at cluster scope (a backup of every namespace).
 	AllNamespaces bool
+	// ListNamespaces: the namespaces are chosen by pattern, which needs the right to list them.
+	ListNamespaces bool
 	// StorageClasses to check (and probe); empty: the classes of the PVCs in scope and the default.
 	StorageClasses  []string
 	SnapshotClasses []string // --snapshot-class

@@ -189,6 +189,93 @@ func TestStorage(t *testing.T) {
 	}
 }
 
+// TestRightsOfNamespaceAdmin: a user with every namespaced right but those on VolumeSnapshots and
+// no cluster-scoped one (the `admin` ClusterRole bound in their namespace) passes for fs backups
+// and restores into their namespace; for snapshots, doctor prints the exact Role and ClusterRole
+// to grant; in auto mode their lack is a warning (volumes go through fs).
+func TestRightsOfNamespaceAdmin(t *testing.T) {
+	admin := func() (*Deps, *[]authzv1.ResourceAttributes) {
+		d := cluster(t, false)
+		var denied []string
+		for _, r := range Rights {
+			if r.Cluster || r.Group == snapGroup {
+				denied = append(denied, r.Verb+" "+r.Resource)
+			}
+		}
+		return d, allow(d, denied...)
+	}
+	statuses := func(rs []Result) map[string]Result {
+		m := map[string]Result{}
+		for _, r := range rs {
+			m[r.Check] = r
+		}
+		return m
+	}
+	d, _ := admin()
+	got := statuses(checkRights(context.Background(), d, &Config{Namespaces: []string{"shop"}, Commands: []string{"create"}, Mode: volumes.ModeFS}))
+	// The cluster objects the namespace's refer to (PVs, StorageClasses, CRDs) are left out of
+	// the backup with a warning: doctor warns likewise, and fails nothing.
+	if got["rights in shop"].Status != OK || got["rights (cluster)"].Status != Warn ||
+		!strings.Contains(got["rights (cluster)"].Detail, "left out with a warning") || len(got) != 2 {
+		t.Errorf("fs backup: %+v", got)
+	}
+	d, _ = admin()
+	got = statuses(checkRights(context.Background(), d, &Config{Namespaces: []string{"shop"}, Commands: []string{"restore"}, Mode: volumes.ModeFS}))
+	if c := got["rights (cluster)"]; c.Status != Warn || !strings.Contains(c.Detail, "needed only for restore into namespaces that do not exist") {
+		t.Errorf("restore: %+v", got)
+	}
+	d, _ = admin()
+	got = statuses(checkRights(context.Background(), d, &Config{Namespaces: []string{"shop"}, Commands: []string{"create"}, Mode: volumes.ModeSnapshotMove}))
+	ns, cl := got["rights in shop"], got["rights (cluster)"]
+	if ns.Status != Fail || cl.Status != Fail {
+		t.Fatalf("snapshot-move: %+v", got)
+	}
+	wantRole := `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: kubectl-pvbackup
+  namespace: shop
+rules:
+- apiGroups:
+  - snapshot.storage.k8s.io
+  resources:
+  - volumesnapshots
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - watch
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: kubectl-pvbackup
+  namespace: shop
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: kubectl-pvbackup
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: YOUR-USER
+`
+	if ns.Grant != wantRole {
+		t.Errorf("Role to grant:\n%s\nwant:\n%s", ns.Grant, wantRole)
+	}
+	for _, want := range []string{"kind: ClusterRole\n", "  - volumesnapshotclasses\n  verbs:\n  - list\n", "  - volumesnapshotcontents\n  verbs:\n  - get\n  - patch\n", "  - persistentvolumes\n  verbs:\n  - get\n  - patch\n"} {
+		if !strings.Contains(cl.Grant, want) {
+			t.Errorf("ClusterRole to grant lacks %q:\n%s", want, cl.Grant)
+		}
+	}
+	d, _ = admin()
+	got = statuses(checkRights(context.Background(), d, &Config{Namespaces: []string{"shop"}, Commands: []string{"create"}, Mode: volumes.ModeAuto}))
+	if c := got["rights in shop"]; c.Status != Warn || !strings.Contains(c.Detail, "without them, volumes go through fs") || c.Grant == "" {
+		t.Errorf("auto: %+v", got)
+	}
+}
+
 // allow answers SelfSubjectAccessReviews: allowed unless the verb+resource is in denied.
 func allow(d *Deps, denied ...string) *[]authzv1.ResourceAttributes {
 	var asked []authzv1.ResourceAttributes
@@ -218,8 +305,11 @@ func TestRights(t *testing.T) {
 	if shop.Status != Fail || !strings.Contains(shop.Detail, "create jobs.batch (create, restore: mover Jobs)") || !strings.Contains(shop.Detail, "create volumesnapshots.snapshot.storage.k8s.io") {
 		t.Errorf("rights in shop: %+v", shop)
 	}
-	if !strings.Contains(shop.Fix, "in namespace shop (a Role and RoleBinding)") {
+	if !strings.Contains(shop.Fix, "in namespace shop (the Role and RoleBinding below)") {
 		t.Errorf("fix: %q", shop.Fix)
+	}
+	if !strings.Contains(shop.Grant, "kind: Role\nmetadata:\n  name: kubectl-pvbackup\n  namespace: shop\nrules:\n- apiGroups:\n  - batch\n  resources:\n  - jobs\n  verbs:\n  - create\n") {
+		t.Errorf("grant:\n%s", shop.Grant)
 	}
 	if c := byCheck["rights (cluster)"]; c.Status != OK {
 		t.Errorf("cluster rights: %+v", c)
@@ -593,8 +683,12 @@ func TestRightsFor(t *testing.T) {
 		}
 		return n
 	}
-	if has(cluster, "get persistentvolumes") != 1 || has(cluster, "patch persistentvolumes") != 1 || has(cluster, "get storageclasses.storage.k8s.io") != 0 {
+	// fs movers read no PV (a namespace admin may not): the PV rights come with snapshots.
+	if has(cluster, "get persistentvolumes") != 0 || has(cluster, "get storageclasses.storage.k8s.io") != 0 || has(cluster, "list namespaces") != 1 {
 		t.Errorf("cluster rights of resources+volumes: %v", cluster)
+	}
+	if cluster, _ := RightsFor([]string{"needed-cluster", "snapshots"}); has(cluster, "get persistentvolumes") != 1 || has(cluster, "patch persistentvolumes") != 1 {
+		t.Errorf("cluster rights of needed-cluster+snapshots: %v", cluster)
 	}
 	if has(namespaced, "list pods") != 1 || has(namespaced, "create pods/exec") != 0 {
 		t.Errorf("namespaced rights: %v", namespaced)

@@ -17,6 +17,8 @@ import (
 type CreatePlan struct {
 	Namespaces    []string
 	AllNamespaces bool
+	// ListNamespaces: the namespaces were chosen by pattern, which needs the right to list them.
+	ListNamespaces bool
 	// Volumes are the decisions of volumes.Plan (nil: resources only).
 	Volumes []catalog.Volume
 	Hooks   bool
@@ -34,6 +36,9 @@ type CreatePlan struct {
 func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *Report {
 	cfg.Namespaces, cfg.AllNamespaces = plan.Namespaces, plan.AllNamespaces
 	needs := []string{"resources"}
+	if plan.ListNamespaces {
+		needs = append(needs, "namespaces")
+	}
 	moverNS := map[string]bool{}
 	snapshots := false
 	for _, v := range plan.Volumes {

@@ -8,6 +8,8 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // Right is one API call the plugin makes: a verb on a resource, namespaced or cluster-wide, and
@@ -16,13 +18,16 @@ import (
 type Right struct {
 	Verb, Group, Resource, Subresource string
 	Cluster                            bool
-	// Need is what the right serves: "resources" (list the selected objects), "needed-cluster"
+	// Need is what the right serves: "namespaces" (list them, for patterns or -A), "resources"
+	// (list the selected objects), "needed-cluster"
 	// (fetch the cluster objects they refer to: create --include-cluster-resources=auto on some
 	// namespaces), "volumes" (movers), "snapshots", "hooks", "restore", "prune" (remove the
 	// VolumeSnapshots snapshot mode kept).
 	Need string
 	// Why names the command and the step, for the report.
 	Why string
+	// Optional, when set, says what the right is only for: without it the check warns.
+	Optional string
 }
 
 func (r Right) groupResource() string {
@@ -50,9 +55,13 @@ const maxRightsNamespaces = 10
 
 // Rights are every right create, restore and prune need: every call they make, with its verb
 // (a wait is a list and a watch). schedule print grants exactly these (internal/schedule), and a
-// test removes each of its rules in turn.
+// test removes each of its rules in turn. A namespace admin (the `admin` ClusterRole bound in
+// their namespace) has every namespaced one but those on VolumeSnapshots, and none of the
+// cluster-scoped ones: they back up and restore their namespace with fs volumes (or none), named
+// by --include-namespaces; snapshot modes need the rights of need "snapshots" on top.
 var Rights = []Right{
-	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "resources", Why: "create, restore: resolve --include-namespaces"},
+	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "namespaces", Why: "create: resolve --include-namespaces patterns, or every namespace"},
+	{Verb: "get", Resource: "namespaces", Need: "resources", Why: "create, restore: the selected namespaces"},
 	{Verb: "list", Resource: "configmaps", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Resource: "secrets", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Resource: "services", Need: "resources", Why: "create: back up resources"},
@@ -66,8 +75,6 @@ var Rights = []Right{
 	{Verb: "get", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Cluster: true, Need: "needed-cluster", Why: "create: the CRDs of the selected custom resources"},
 	{Verb: "get", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Cluster: true, Need: "needed-cluster", Why: "create: the ClusterRoles of the selected RoleBindings"},
 
-	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: the CSI driver of each volume"},
-	{Verb: "patch", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: delete the storage of temporary PVCs"},
 	{Verb: "list", Resource: "pods", Need: "volumes", Why: "create: place fs movers, follow movers"},
 	{Verb: "watch", Resource: "pods", Need: "volumes", Why: "create, restore: follow movers"},
 	{Verb: "delete", Resource: "pods", Need: "volumes", Why: "create, restore: remove finished mover pods"},
@@ -78,12 +85,15 @@ var Rights = []Right{
 	{Verb: "create", Group: "batch", Resource: "jobs", Need: "volumes", Why: "create, restore: mover Jobs"},
 	{Verb: "delete", Group: "batch", Resource: "jobs", Need: "volumes", Why: "create, restore: remove mover Jobs"},
 	{Verb: "get", Resource: "persistentvolumeclaims", Need: "volumes", Why: "create: temporary PVCs"},
+	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "snapshots", Why: "create: the CSI driver of each volume"},
+	{Verb: "patch", Resource: "persistentvolumes", Cluster: true, Need: "snapshots", Why: "create: delete the storage of temporary PVCs"},
 	{Verb: "create", Resource: "persistentvolumeclaims", Need: "snapshots", Why: "create: temporary PVCs from snapshots"},
 	{Verb: "delete", Resource: "persistentvolumeclaims", Need: "snapshots", Why: "create: remove temporary PVCs"},
 
 	{Verb: "list", Group: snapGroup, Resource: "volumesnapshotclasses", Cluster: true, Need: "snapshots", Why: "create: choose a VolumeSnapshotClass"},
 	{Verb: "create", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: snapshot-move, snapshot"},
 	{Verb: "list", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready, --keep-snapshots"},
+	{Verb: "get", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready"},
 	{Verb: "watch", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready"},
 	{Verb: "get", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: remove temporary snapshots"},
 	{Verb: "delete", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: remove temporary snapshots"},
@@ -98,7 +108,7 @@ var Rights = []Right{
 	{Verb: "delete", Group: snapGroup, Resource: "volumesnapshots", Need: "prune", Why: "prune: remove the VolumeSnapshots a backup kept"},
 	{Verb: "patch", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "prune", Why: "prune: delete the storage snapshot with its VolumeSnapshot"},
 
-	{Verb: "create", Resource: "namespaces", Cluster: true, Need: "restore", Why: "restore: namespaces that do not exist"},
+	{Verb: "create", Resource: "namespaces", Cluster: true, Need: "restore", Optional: "restore into namespaces that do not exist", Why: "restore: namespaces that do not exist"},
 	{Verb: "create", Resource: "persistentvolumeclaims", Need: "restore", Why: "restore: PVCs"},
 	{Verb: "create", Resource: "configmaps", Need: "restore", Why: "restore: objects of the backup"},
 	{Verb: "create", Resource: "secrets", Need: "restore", Why: "restore: objects of the backup"},
@@ -110,33 +120,50 @@ var Rights = []Right{
 // RightsFor are the rights of the needs ("resources", "volumes", ... or "create"), each once:
 // cluster-scoped ones (a ClusterRole) and namespaced ones (a Role per namespace).
 func RightsFor(needs []string) (cluster, namespaced []Right) {
-	return splitRights(needsOf(needs), nil)
+	// A schedule may list namespaces (-A, patterns): it is granted that right always.
+	n, _ := needsOf(append([]string{"namespaces"}, needs...), volumes.ModeSnapshotMove, true)
+	return splitRights(n, nil, nil)
 }
 
-// needsOf are the needs of the commands checked.
-func needsOf(commands []string) map[string]bool {
-	n := map[string]bool{}
+// needsOf are the needs of the commands checked, for volumes of mode: fs and none take no
+// snapshots, and auto falls back to fs for a user who may not read what snapshots need (the
+// snapshot rights are then optional). The cluster objects the selected ones refer to are optional
+// too: create leaves out what it may not read, with a warning.
+func needsOf(commands []string, mode volumes.Mode, listNamespaces bool) (needs map[string]bool, optional map[string]string) {
+	n, opt := map[string]bool{}, map[string]string{}
 	for _, c := range commands {
 		switch c {
 		case "create":
-			n["resources"], n["needed-cluster"], n["volumes"], n["snapshots"], n["hooks"] = true, true, true, true, true
+			n["resources"], n["volumes"], n["hooks"], n["needed-cluster"] = true, true, true, true
+			switch mode {
+			case volumes.ModeFS, volumes.ModeNone:
+			case volumes.ModeAuto, "":
+				n["snapshots"], opt["snapshots"] = true, "snapshot-move in --volumes=auto: without them, volumes go through fs"
+			default:
+				n["snapshots"] = true
+			}
+			n["namespaces"] = n["namespaces"] || listNamespaces
 		case "restore":
 			n["volumes"], n["restore"] = true, true
 		default:
 			n[c] = true // a need named directly (the preflight passes its plan's needs)
 		}
 	}
-	return n
+	if n["needed-cluster"] {
+		opt["needed-cluster"] = "the cluster objects the selected ones refer to (--include-cluster-resources=auto): without them they are left out with a warning"
+	}
+	return n, opt
 }
 
 func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
-	cluster, namespaced := splitRights(needsOf(cfg.Commands), cfg.Resources)
+	needs, optional := needsOf(cfg.Commands, cfg.Mode, cfg.AllNamespaces || cfg.ListNamespaces)
+	cluster, namespaced := splitRights(needs, optional, cfg.Resources)
 	who := caller(ctx, d)
 	scopes := cfg.Namespaces
 	if cfg.AllNamespaces {
 		scopes = []string{""} // every namespace at once: a ClusterRole
 	}
-	j := judge{ask: selfAsk(d), who: who, fix: callerFix}
+	j := judge{ask: selfAsk(d), who: who, fix: callerFix, grant: true}
 	out := j.rights(ctx, "rights (cluster)", "", cluster)
 	if len(scopes) > maxRightsNamespaces {
 		// A request per right and namespace: a selection of hundreds of namespaces would take
@@ -153,15 +180,19 @@ func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
 	})...)
 }
 
-// splitRights picks the rights of needs, each once, cluster-scoped and namespaced. resources,
-// when not nil, are the only resource types whose list right the "resources" need asks for.
-func splitRights(needs map[string]bool, resources []string) (cluster, namespaced []Right) {
+// splitRights picks the rights of needs, each once, cluster-scoped and namespaced; those of a need
+// in optional are marked with what they are only for. resources, when not nil, are the only
+// resource types whose list right the "resources" need asks for.
+func splitRights(needs map[string]bool, optional map[string]string, resources []string) (cluster, namespaced []Right) {
 	listed := map[string]bool{}
 	for _, r := range resources {
 		listed[r] = true
 	}
 	seen := map[string]bool{}
 	for _, r := range Rights {
+		if o := optional[r.Need]; o != "" && r.Optional == "" {
+			r.Optional = o
+		}
 		key := fmt.Sprintf("%s %v", r, r.Cluster)
 		switch {
 		case !needs[r.Need] || seen[key]:
@@ -206,12 +237,15 @@ type judge struct {
 	who string // the subject, for the report ("" unknown)
 	// fix says what to do about missing rights in ns ("" cluster-wide).
 	fix func(ns string) string
+	// grant: the result carries the Role (or ClusterRole) and binding that grant the missing
+	// rights to who, ready for kubectl apply.
+	grant bool
 }
 
 func callerFix(ns string) string {
-	where, kind := "in namespace "+ns, "a Role and RoleBinding"
+	where, kind := "in namespace "+ns, "the Role and RoleBinding below"
 	if ns == "" {
-		where, kind = "cluster-wide", "a ClusterRole and ClusterRoleBinding"
+		where, kind = "cluster-wide", "the ClusterRole and ClusterRoleBinding below"
 	}
 	return fmt.Sprintf("grant these rights %s (%s), or run as a user who has them", where, kind)
 }
@@ -237,13 +271,16 @@ func (j judge) rights(ctx context.Context, check, ns string, rights []Right) []R
 		answers[i] = answer{r: r, err: err, allowed: allowed}
 		return nil
 	})
-	var missing, unknown []string
+	var missing, optional []Right
+	var unknown []string
 	for _, a := range answers {
 		switch {
 		case a.err != nil:
 			unknown = append(unknown, fmt.Sprintf("%s (%v)", a.r, a.err))
+		case !a.allowed && a.r.Optional != "":
+			optional = append(optional, a.r)
 		case !a.allowed:
-			missing = append(missing, fmt.Sprintf("%s (%s)", a.r, a.r.Why))
+			missing = append(missing, a.r)
 		}
 	}
 	as := ""
@@ -252,11 +289,29 @@ func (j judge) rights(ctx context.Context, check, ns string, rights []Right) []R
 	}
 	switch {
 	case len(missing) > 0:
-		return []Result{fail(check, fmt.Sprintf("missing%s: %s", as, strings.Join(missing, "; ")), j.fix(ns))}
+		r := fail(check, fmt.Sprintf("missing%s: %s", as, describeRights(append(missing, optional...))), j.fix(ns))
+		if j.grant {
+			r.Grant = grant(append(missing, optional...), ns, j.who)
+		}
+		return []Result{r}
+	case len(optional) > 0:
+		r := warn(check, fmt.Sprintf("missing%s, needed only for %s: %s", as, optional[0].Optional, describeRights(optional)), "to use it, "+j.fix(ns))
+		if j.grant {
+			r.Grant = grant(optional, ns, j.who)
+		}
+		return []Result{r}
 	case len(unknown) > 0:
 		return []Result{warn(check, "could not ask: "+strings.Join(unknown, "; "), "")}
 	}
 	return []Result{ok(check, fmt.Sprintf("%d rights checked%s", len(rights), as))}
+}
+
+func describeRights(rs []Right) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%s (%s)", r, r.Why)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func indexes(n int) []int {

@@ -58,11 +58,13 @@ type Problem struct {
 // CopyResult is what Copy did.
 type CopyResult struct {
 	CopyProgress
-	Dirs     int64     `json:"dirs"`
-	Symlinks int64     `json:"symlinks"`
-	Seconds  float64   `json:"seconds"`
-	Refused  []Problem `json:"refused,omitempty"` // would have been written outside Dest, or a name no file can have
-	Errors   []Problem `json:"errors,omitempty"`
+	Dirs     int64 `json:"dirs"`
+	Symlinks int64 `json:"symlinks"`
+	// HardLinks are the files linked again to another path of the copy, as they were.
+	HardLinks int64     `json:"hardLinks,omitempty"`
+	Seconds   float64   `json:"seconds"`
+	Refused   []Problem `json:"refused,omitempty"` // would have been written outside Dest, or a name no file can have
+	Errors    []Problem `json:"errors,omitempty"`
 }
 
 // ErrIncomplete is returned (wrapped) when some entries were refused or failed; the result
@@ -123,6 +125,9 @@ func Copy(ctx context.Context, d Deps, cfg CopyConfig) (*CopyResult, error) {
 	c.finishDirs()
 	stop()
 	res := c.result()
+	if _, ok := src.entry.(kfs.Directory); ok {
+		relinkCopy(ctx, cfg, src.links, res)
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if err := ctx.Err(); err != nil {
 		return res, err

@@ -19,6 +19,7 @@ import (
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hardlinks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
@@ -117,6 +118,8 @@ type source struct {
 	vol   catalog.Volume
 	rep   kopiarepo.Repository
 	entry fs.Entry
+	// links are the hard links under ref.Path, relative to it (nil: none recorded).
+	links *hardlinks.Record
 	close func()
 	// contents reads its objects within the limits of object.go (nil only for a repository that
 	// is not a Kopia direct repository, which repo.Service never returns).
@@ -135,24 +138,34 @@ func open(ctx context.Context, d Deps, backup string, ref Ref) (*source, error) 
 		return nil, err
 	}
 	s := &source{vol: v, rep: rep, close: closeFn, contents: newContents(rep)}
-	if s.entry, err = walk(ctx, rep, s.contents, v.KopiaSnapshot, ref); err != nil {
+	if s.entry, s.links, err = walk(ctx, rep, s.contents, v.KopiaSnapshot, ref); err != nil {
 		closeFn()
 		return nil, err
 	}
 	return s, nil
 }
 
-// walk finds ref in snapshot id. Directories and symlinks are read through the bounded walk
-// (repofs.go).
-func walk(ctx context.Context, rep kopiarepo.Repository, c *contents, id string, ref Ref) (fs.Entry, error) {
+// walk finds ref in snapshot id, with the snapshot's hard link record (hidden from the tree) for
+// the paths under ref.Path. Directories and symlinks are read through the bounded walk (repofs.go).
+func walk(ctx context.Context, rep kopiarepo.Repository, c *contents, id string, ref Ref) (fs.Entry, *hardlinks.Record, error) {
 	man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(id))
 	if err != nil {
-		return nil, fmt.Errorf("volume %s/%s: load Kopia snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
+		return nil, nil, fmt.Errorf("volume %s/%s: load Kopia snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
 	}
 	e, err := snapshotfs.SnapshotRoot(bounded(rep, c), man)
 	if err != nil {
-		return nil, fmt.Errorf("volume %s/%s: snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
+		return nil, nil, fmt.Errorf("volume %s/%s: snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
 	}
+	e, links, err := hardlinks.Load(ctx, e, man.Tags)
+	if err != nil {
+		return nil, nil, fmt.Errorf("volume %s/%s: snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
+	}
+	e, err = walkTo(ctx, e, ref)
+	return e, links.Within(ref.Path), err
+}
+
+// walkTo walks from the snapshot's root to ref.Path.
+func walkTo(ctx context.Context, e fs.Entry, ref Ref) (fs.Entry, error) {
 	walked := ""
 	for _, name := range strings.Split(strings.Trim(ref.Path, "/"), "/") {
 		if name == "" {

@@ -68,25 +68,31 @@ type FileError struct {
 
 // Result is the outcome of one operation: the last event, and the termination message.
 type Result struct {
-	Op              string      `json:"op"`
-	OK              bool        `json:"ok"`
-	Error           string      `json:"error,omitempty"` // one line, when !OK
-	SnapshotID      string      `json:"snapshotID,omitempty"`
-	ParentID        string      `json:"parentID,omitempty"` // backup: the previous snapshot of the same PVC
-	Namespace       string      `json:"namespace,omitempty"`
-	PVC             string      `json:"pvc,omitempty"`
-	Backup          string      `json:"backup,omitempty"`
-	Files           int64       `json:"files"`
-	Dirs            int64       `json:"dirs"`
-	Bytes           int64       `json:"bytes"`
-	UploadedBytes   int64       `json:"uploadedBytes,omitempty"`
-	CachedFiles     int64       `json:"cachedFiles,omitempty"`
-	DurationSeconds float64     `json:"durationSeconds"`
-	OpenSeconds     float64     `json:"openSeconds,omitempty"` // of which opening the repository
-	ErrorCount      int64       `json:"errorCount"`
-	SkippedFiles    int64       `json:"skippedFiles,omitempty"` // restore with Sync: files already equal
-	Diff            *Diff       `json:"diff,omitempty"`         // restore with DiffOnly
-	Errors          []FileError `json:"errors,omitempty"`       // the first ones; ErrorCount counts all
+	Op              string  `json:"op"`
+	OK              bool    `json:"ok"`
+	Error           string  `json:"error,omitempty"` // one line, when !OK
+	SnapshotID      string  `json:"snapshotID,omitempty"`
+	ParentID        string  `json:"parentID,omitempty"` // backup: the previous snapshot of the same PVC
+	Namespace       string  `json:"namespace,omitempty"`
+	PVC             string  `json:"pvc,omitempty"`
+	Backup          string  `json:"backup,omitempty"`
+	Files           int64   `json:"files"`
+	Dirs            int64   `json:"dirs"`
+	Bytes           int64   `json:"bytes"`
+	UploadedBytes   int64   `json:"uploadedBytes,omitempty"`
+	CachedFiles     int64   `json:"cachedFiles,omitempty"`
+	DurationSeconds float64 `json:"durationSeconds"`
+	OpenSeconds     float64 `json:"openSeconds,omitempty"` // of which opening the repository
+	ErrorCount      int64   `json:"errorCount"`
+	SkippedFiles    int64   `json:"skippedFiles,omitempty"` // restore with Sync: files already equal
+	// HardLinks are the paths that are hard links of another path: recorded by a backup, linked
+	// again by a restore.
+	HardLinks int64 `json:"hardLinks,omitempty"`
+	// Warnings are what the operation did not do, without failing (more hard links than a
+	// record holds).
+	Warnings []string    `json:"warnings,omitempty"`
+	Diff     *Diff       `json:"diff,omitempty"`   // restore with DiffOnly
+	Errors   []FileError `json:"errors,omitempty"` // the first ones; ErrorCount counts all
 	// Debug (mover debug only): the storage calls of the open and the slow ones, with HTTP timings.
 	Debug []string `json:"debug,omitempty"`
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 	"github.com/kopia/kopia/snapshot/upload"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hardlinks"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
@@ -131,6 +132,10 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 		return fail(err)
 	}
 	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpBackup})
+	links, err := scanLinks(ctx, cfg.Source, res)
+	if err != nil {
+		return fail(err)
+	}
 
 	var c counters
 	si := SourceInfo(cfg.Namespace, cfg.PVC)
@@ -157,6 +162,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			if err != nil {
 				return fmt.Errorf("source %s: %w", cfg.Source, err)
 			}
+			if entry, err = links.attach(entry); err != nil {
+				return err
+			}
 			u := upload.NewUploader(w)
 			u.ParallelUploads = cfg.parallel()
 			u.Progress = newUploadProgress(&c, sink)
@@ -181,6 +189,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 					n, describeErrors(c.fileErrors()))
 			}
 			man.Tags = map[string]string{repo.TagNamespace: cfg.Namespace, repo.TagPVC: cfg.PVC}
+			links.tag(man.Tags)
 			if cfg.Backup != "" {
 				man.Tags[repo.TagBackup] = cfg.Backup
 			}
@@ -210,6 +219,7 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			res.Files, res.Dirs, res.Bytes = ds.TotalFileCount, ds.TotalDirCount, ds.TotalFileSize
 		}
 	}
+	links.count(res)
 	if err != nil {
 		res.SnapshotID = ""
 		return fail(err)
@@ -312,7 +322,7 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	if err := cfg.validate(); err != nil {
 		return fail(err)
 	}
-	root, stats, err := restoreRoot(ctx, r, cfg, res)
+	root, stats, links, err := restoreRoot(ctx, r, cfg, res)
 	if err != nil {
 		return fail(err)
 	}
@@ -345,6 +355,9 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
+	if err := relink(ctx, target, links.Within(cfg.SubPath), cfg, res); err != nil {
+		return fail(fmt.Errorf("restore %s into %s: %w", what, cfg.Target, err))
+	}
 	res.OK = true
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil
@@ -373,6 +386,10 @@ func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, targe
 			return fmt.Errorf("sync: %w", err)
 		}
 	}
+	var output restore.Output = out
+	if !cfg.Sync {
+		output = smallFilesOutput(out)
+	}
 	sink(Event{Time: time.Now().UTC(), Event: EventStart, Op: OpRestore})
 	var c counters
 	if stats != nil && stats.TotalFileCount > 0 {
@@ -382,7 +399,7 @@ func writeTree(ctx context.Context, r kopiarepo.Repository, root fs.Entry, targe
 	stop := c.ticker(ctx, sink, OpRestore, nil)
 	cancel := make(chan struct{})
 	stopCancel := context.AfterFunc(ctx, func() { close(cancel) })
-	st, err := restore.Entry(ctx, r, out, root, restore.Options{
+	st, err := restore.Entry(ctx, r, output, root, restore.Options{
 		Parallel:               cfg.Parallel,
 		IgnoreErrors:           cfg.OnError == OnErrorSkip,
 		RestoreDirEntryAtDepth: math.MaxInt32, // without it Kopia writes .kopia-entry placeholders
@@ -422,31 +439,41 @@ func (cfg *RestoreConfig) validate() error {
 }
 
 // restoreRoot is what a restore copies: the snapshot's root (its tags named in res, its stats
-// returned for progress), or the FromDir tree.
-func restoreRoot(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, res *Result) (fs.Entry, *snapshot.Stats, error) {
+// returned for progress, its hard link record taken out of it), or the FromDir tree (whose hard
+// links are found by a scan).
+func restoreRoot(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, res *Result) (fs.Entry, *snapshot.Stats, *hardlinks.Record, error) {
 	if cfg.FromDir != "" {
 		root, err := localfs.NewEntry(cfg.FromDir)
 		if err != nil {
-			return nil, nil, fmt.Errorf("restore from %s: %w", cfg.FromDir, err)
+			return nil, nil, nil, fmt.Errorf("restore from %s: %w", cfg.FromDir, err)
 		}
 		if _, ok := root.(fs.Directory); !ok {
-			return nil, nil, fmt.Errorf("restore from %s: not a directory", cfg.FromDir)
+			return nil, nil, nil, fmt.Errorf("restore from %s: not a directory", cfg.FromDir)
 		}
-		return root, nil, nil
+		links, err := hardlinks.Scan(ctx, cfg.FromDir)
+		if errors.Is(err, hardlinks.ErrTooMany) {
+			res.Warnings = append(res.Warnings, "hard links are restored as separate files: "+err.Error())
+			err = nil
+		}
+		return root, nil, links, err
 	}
 	man, err := snapshot.LoadSnapshot(ctx, r, manifest.ID(cfg.SnapshotID))
 	if err != nil {
 		if errors.Is(err, snapshot.ErrSnapshotNotFound) {
-			return nil, nil, fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID)
+			return nil, nil, nil, fmt.Errorf("snapshot %s is not in this repository (list them with the plugin's describe command)", cfg.SnapshotID)
 		}
-		return nil, nil, fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err)
+		return nil, nil, nil, fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err)
 	}
 	res.Namespace, res.PVC, res.Backup = man.Tags[repo.TagNamespace], man.Tags[repo.TagPVC], man.Tags[repo.TagBackup]
 	root, err := snapshotfs.SnapshotRoot(r, man)
 	if err != nil {
-		return nil, nil, fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err)
+		return nil, nil, nil, fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err)
 	}
-	return root, &man.Stats, nil
+	root, links, err := hardlinks.Load(ctx, root, man.Tags)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("snapshot %s: %w", cfg.SnapshotID, err)
+	}
+	return root, &man.Stats, links, nil
 }
 
 // requireEmpty fails when dir holds anything but lost+found (a new filesystem's).

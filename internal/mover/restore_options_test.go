@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -176,5 +177,38 @@ func syncAndDiff(t *testing.T, s Settings, from RestoreConfig, target string, fi
 	}
 	if ino("keep.txt") != keepIno || res.SkippedFiles != 1 {
 		t.Errorf("unchanged files were rewritten: inode %d→%d, skipped %d", keepIno, ino("keep.txt"), res.SkippedFiles)
+	}
+}
+
+// TestWriteData: pages of zeros become holes when sparse, every byte lands where it belongs, and
+// the length is the data's.
+func TestWriteData(t *testing.T) {
+	data := make([]byte, 5*pageSize+100)
+	copy(data[pageSize:], "second page")
+	copy(data[3*pageSize+7:], "fourth")
+	data[len(data)-1] = 'z'
+	for _, sparse := range []bool{false, true} {
+		p := filepath.Join(t.TempDir(), "f")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeData(int(f.Fd()), data, sparse); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("sparse=%v: %d bytes back, equal %v, %v", sparse, len(got), bytes.Equal(got, data), err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "zeros")
+	f, _ := os.Create(p)
+	if err := writeData(int(f.Fd()), make([]byte, 3*pageSize), true); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if fi, _ := os.Stat(p); fi.Size() != 3*pageSize {
+		t.Errorf("all zeros: size %d", fi.Size())
 	}
 }

@@ -51,6 +51,7 @@ type Storage struct {
 	s3       *s3Direct     // set for s3:// buckets: puts bypass gocloud's buffering writer
 	trace    *Tracer       // nil unless the storage calls are traced (mover debug)
 	packs    *packCache    // metadata packs read whole once, shared like uploaded
+	windows  *packCache    // windows of data packs around small reads (windows.go), shared too
 	clock    *Clock        // nil unless time is simulated (see Clock)
 	limits   Limits        // bandwidth limits of what repo.Open builds over this storage
 }
@@ -100,7 +101,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return throttled(&Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, clock: s.clock}, s.limits)
+		return throttled(&Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, windows: s.windows, clock: s.clock}, s.limits)
 	})
 }
 
@@ -108,7 +109,7 @@ func init() {
 // messages. The returned release function must be called when Kopia no longer uses the storage.
 func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	handle := fmt.Sprintf("b%d", handleSeq.Add(1))
-	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes)}
+	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes), windows: newPackCache(windowCacheBytes)}
 	registryMu.Lock()
 	registry[handle] = st
 	registryMu.Unlock()
@@ -191,6 +192,9 @@ func (s *Storage) getBlob(ctx context.Context, id kblob.ID, offset, length int64
 			return fmt.Errorf("get %s: offset %d beyond length %d: %w", id, offset, a.Size, kblob.ErrInvalidRange)
 		}
 		return nil
+	}
+	if done, err := s.fromWindow(ctx, id, offset, length, output); done {
+		return err
 	}
 	if length > 0 && s.packs != nil && cacheable(id) {
 		data, big, err := s.packs.get(ctx, id, func(ctx context.Context) ([]byte, error) {

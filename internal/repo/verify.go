@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/kopia/kopia/fs"
@@ -17,6 +18,8 @@ import (
 	"github.com/kopia/kopia/repo/object"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hardlinks"
 )
 
 // Verify checks every snapshot in the repository the way `kopia snapshot verify` does: every
@@ -88,11 +91,13 @@ type Problem struct {
 
 // VerifyStats is what VerifySnapshot walked and found.
 type VerifyStats struct {
-	Dirs         int64     `json:"dirs"`
-	Files        int64     `json:"files"`
-	Bytes        int64     `json:"bytes"`
-	ReadFiles    int64     `json:"readFiles"`
-	ReadBytes    int64     `json:"readBytes"`
+	Dirs      int64 `json:"dirs"`
+	Files     int64 `json:"files"`
+	Bytes     int64 `json:"bytes"`
+	ReadFiles int64 `json:"readFiles"`
+	ReadBytes int64 `json:"readBytes"`
+	// HardLinks are the paths the snapshot's hard link record links to another path.
+	HardLinks    int64     `json:"hardLinks,omitempty"`
 	Problems     []Problem `json:"problems,omitempty"`
 	ProblemCount int       `json:"problemCount"`
 }
@@ -126,6 +131,7 @@ func VerifySnapshot(ctx context.Context, r *Repository, id string, opts VerifyOp
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s in %s: %w", id, r.display, err)
 	}
+	root, links, linkErr := hardlinks.Load(ctx, root, man.Tags)
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
 	}
@@ -133,6 +139,9 @@ func VerifySnapshot(ctx context.Context, r *Repository, id string, opts VerifyOp
 		opts.MaxProblems = 20
 	}
 	v := &verifier{r: r, opts: opts, work: make(chan fileWork, 1000), stats: &VerifyStats{}}
+	if linkErr != nil {
+		v.problem(man.Tags[hardlinks.Tag], linkErr)
+	}
 	var wg sync.WaitGroup
 	for range opts.Parallel {
 		wg.Go(func() {
@@ -148,7 +157,56 @@ func VerifySnapshot(ctx context.Context, r *Repository, id string, opts VerifyOp
 	}
 	close(v.work)
 	wg.Wait()
+	v.links(ctx, root, links)
 	return v.stats, ctx.Err()
+}
+
+// links checks the hard link record: every path of a group is a file of the snapshot with the
+// same contents (object) as the group's first, as paths of one file are.
+func (v *verifier) links(ctx context.Context, root fs.Entry, rec *hardlinks.Record) {
+	if rec == nil {
+		return
+	}
+	v.stats.HardLinks = int64(rec.Links())
+	for _, g := range rec.Groups {
+		var first object.ID
+		for i, p := range g {
+			if ctx.Err() != nil {
+				return
+			}
+			e, err := lookup(ctx, root, p)
+			if err != nil {
+				v.problem(p, fmt.Errorf("in the hard link record: %w", err))
+				continue
+			}
+			_, isFile := e.(fs.File)
+			switch oid := objectID(e); {
+			case !isFile:
+				v.problem(p, errors.New("in the hard link record, but not a file"))
+			case i == 0:
+				first = oid
+			case oid != first:
+				v.problem(p, fmt.Errorf("a hard link of %s in the record, but its contents differ", g[0]))
+			}
+		}
+	}
+}
+
+// lookup walks root to the clean relative path p.
+func lookup(ctx context.Context, root fs.Entry, p string) (fs.Entry, error) {
+	e := root
+	for _, name := range strings.Split(p, "/") {
+		d, ok := e.(fs.Directory)
+		if !ok {
+			return nil, fmt.Errorf("%s is not a directory", e.Name())
+		}
+		child, err := d.Child(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		e = child
+	}
+	return e, nil
 }
 
 type fileWork struct {

@@ -60,6 +60,16 @@ func gvrOf(apiVersion, kind string) (schema.GroupVersionResource, bool) {
 // writeBackup stores testdata/restore/backup.yaml as backup "shop-1" in a file:// location.
 func writeBackup(t *testing.T) *catalog.Catalog {
 	t.Helper()
+	data, err := os.ReadFile(golden.Path("restore/backup.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeBackupOf(t, data)
+}
+
+// writeBackupOf stores the objects of a multi-document YAML as backup "shop-1" of namespace shop.
+func writeBackupOf(t *testing.T, data []byte) *catalog.Catalog {
+	t.Helper()
 	ctx := context.Background()
 	loc, err := store.Open(ctx, "file://"+t.TempDir())
 	if err != nil {
@@ -67,10 +77,6 @@ func writeBackup(t *testing.T) *catalog.Catalog {
 	}
 	t.Cleanup(func() { _ = loc.Close() })
 	cat := catalog.New(loc)
-	data, err := os.ReadFile(golden.Path("restore/backup.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	w, err := cat.NewWriter(ctx, "shop-1", catalog.ResourcesFile, "")
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +185,7 @@ func TestRunGolden(t *testing.T) {
 			dyn, disc := fakeCluster("standard", "archive", "fast-wffc")
 			cfg := tc.cfg
 			cfg.Backup, cfg.ArchiveKey = "shop-1", testPassword
+			cfg.Parallel = 1 // the golden lists creates in the order they were made
 			if tc.name == "modifiers" {
 				cfg.Modifiers = loadModifiers(t)
 			}

@@ -65,14 +65,24 @@ func PhaseOf(gr schema.GroupResource, namespaced bool) int {
 	return PhaseRest
 }
 
-// Sort orders keys for restore: by phase, then group/resource, namespace and name, so that a
-// restore is the same every time.
+// bindings name roles: created after them, since a user without the "bind" verb (a namespace
+// admin) may only bind a role that exists and whose rights they hold.
+var bindings = map[schema.GroupResource]bool{
+	{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}:        true,
+	{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}: true,
+}
+
+// Sort orders keys for restore: by phase, then group/resource (bindings after the other
+// resources of their phase), namespace and name, so that a restore is the same every time.
 func Sort(keys []archive.Key) {
 	sort.SliceStable(keys, func(i, j int) bool {
 		a, b := keys[i], keys[j]
 		pa, pb := PhaseOf(a.GVR.GroupResource(), a.Namespace != ""), PhaseOf(b.GVR.GroupResource(), b.Namespace != "")
 		if pa != pb {
 			return pa < pb
+		}
+		if ba, bb := bindings[a.GVR.GroupResource()], bindings[b.GVR.GroupResource()]; ba != bb {
+			return bb
 		}
 		if ga, gb := a.GVR.GroupResource().String(), b.GVR.GroupResource().String(); ga != gb {
 			return ga < gb

@@ -10,6 +10,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,6 +77,8 @@ type Config struct {
 	// Modifiers patch objects after sanitising and storage class mapping, before namespace
 	// mapping (Velero's order); nil: none.
 	Modifiers *modifiers.Modifiers
+	// Parallel is how many objects of one resource type are created at once (0: 16).
+	Parallel int
 }
 
 // VolumeEngine fills restored claims with their data (internal/volumes through the CLI).
@@ -84,16 +88,18 @@ type VolumeEngine interface {
 
 // VolumeItem is what happened to one claim's data.
 type VolumeItem struct {
-	Namespace     string  `json:"namespace"`
-	PVC           string  `json:"pvc"`
-	From          string  `json:"from"` // source namespace/pvc
-	Mode          string  `json:"mode"`
-	Action        Action  `json:"action"`
-	Reason        string  `json:"reason,omitempty"`
-	KopiaSnapshot string  `json:"kopiaSnapshot,omitempty"`
-	Files         int64   `json:"files,omitempty"`
-	Bytes         int64   `json:"bytes,omitempty"`
-	Seconds       float64 `json:"durationSeconds,omitempty"`
+	Namespace     string `json:"namespace"`
+	PVC           string `json:"pvc"`
+	From          string `json:"from"` // source namespace/pvc
+	Mode          string `json:"mode"`
+	Action        Action `json:"action"`
+	Reason        string `json:"reason,omitempty"`
+	KopiaSnapshot string `json:"kopiaSnapshot,omitempty"`
+	Files         int64  `json:"files,omitempty"`
+	Bytes         int64  `json:"bytes,omitempty"`
+	// HardLinks are the files linked again to another path, as they were at the backup.
+	HardLinks int64   `json:"hardLinks,omitempty"`
+	Seconds   float64 `json:"durationSeconds,omitempty"`
 }
 
 // Deps are the engine's connections to the world.
@@ -169,7 +175,18 @@ type entry struct {
 	note    string // what the user should know about restoring it
 	suspend bool   // a running Job restored suspended
 	created bool
+	// row is its outcome, recorded by its worker; item is the row's index in Result.Items once
+	// committed (rows are committed in restore order, whatever order the workers finish in).
+	row  Item
+	item int
+	done atomic.Bool // applyOne has finished with it
+	// owners are its owner references as backed up (uids of the source cluster); later are
+	// those whose owners are restored after it, which linkOwners sets.
+	owners []metav1.OwnerReference
+	later  []metav1.OwnerReference
 }
+
+func (e *entry) applied() bool { return e.done.Load() }
 
 func (e *entry) addNote(n string) {
 	if e.note != "" {
@@ -192,6 +209,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 	if cfg.CRDTimeout == 0 {
 		cfg.CRDTimeout = time.Minute
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 16
 	}
 	sel, err := labels.Parse(cfg.LabelSelector)
 	if err != nil {
@@ -226,7 +246,11 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}, vols: map[string]catalog.Volume{}}
+	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}, vols: map[string]catalog.Volume{},
+		crds: map[string]bool{}, own: owners{kinds: map[schema.GroupVersionKind]schemaResource{}}}
+	for _, x := range all {
+		r.own.kinds[x.GVR.GroupVersion().WithKind(x.Kind)] = schemaResource{gvr: x.GVR, namespaced: x.Namespaced}
+	}
 	for _, v := range h.Volumes {
 		r.vols[v.Namespace+"/"+v.PVC] = v
 	}
@@ -327,9 +351,18 @@ type run struct {
 	res    *Result
 	served map[schema.GroupVersionResource]bool
 	chosen map[schema.GroupResource]bool
+	// mu guards what the workers of one resource type share: newUID, linkLater.
+	mu sync.Mutex
 	// newUID maps the uid an object had in the backup to the uid it has now, to rewrite the
 	// owner references of objects restored after their owners.
 	newUID map[types.UID]types.UID
+	own    owners
+	// linkLater are the objects created before an owner of theirs (see linkOwners).
+	linkLater []*entry
+	// crds are the names of the CRDs this restore created (or would create).
+	crds map[string]bool
+	// held are the nodePorts in use, for a dry run's check (nodeports.go).
+	held *nodePortHolders
 	// vols are the backup's volume records by source namespace/pvc.
 	vols map[string]catalog.Volume
 	// claims are the PVC entries in restore order, filled once the claims phase ends.
@@ -365,11 +398,11 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 		if e.skip != "" {
 			continue
 		}
+		if ref := leftToController(e); ref != nil && inSet[ref.UID] != nil {
+			e.skip, e.note = fmt.Sprintf("left to its controller %s %s", ref.Kind, ref.Name), ""
+			continue
+		}
 		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil {
-			if _, ok := inSet[ref.UID]; ok {
-				e.skip, e.note = fmt.Sprintf("left to its controller %s %s", ref.Kind, ref.Name), ""
-				continue
-			}
 			if job, ok := notRestored[ref.UID]; ok {
 				e.skip, e.note = fmt.Sprintf("its Job %s is not restored: %s", ref.Name, job.skip), ""
 				continue
@@ -390,6 +423,12 @@ func (r *run) selectEntries(entries []*entry, sel labels.Selector) {
 			e.skip = r.mappedAway(e)
 		}
 	}
+	r.own.restored = map[types.UID]*entry{}
+	for _, e := range entries {
+		if e.skip == "" && e.oldUID != "" {
+			r.own.restored[e.oldUID] = e
+		}
+	}
 }
 
 // decideJobs leaves out finished Jobs and Pods and, with --running-jobs=skip, running Jobs,
@@ -401,7 +440,7 @@ func (r *run) decideJobs(entries []*entry, inSet map[types.UID]*entry) map[types
 		if e.skip != "" {
 			continue
 		}
-		if ref := metav1.GetControllerOfNoCopy(e.obj); ref != nil && inSet[ref.UID] != nil {
+		if ref := leftToController(e); ref != nil && inSet[ref.UID] != nil {
 			continue
 		}
 		if e.skip, e.note = r.jobDecision(e); e.skip != "" && e.oldUID != "" {
@@ -465,79 +504,25 @@ func ruleList(idx []int) string {
 	return strings.Join(parts, ", ")
 }
 
+// record notes the outcome of e; commit adds it to the result.
 func (r *run) record(e *entry, a Action, reason string) {
 	if reason == "" && (a == Created || a == WouldCreate || a == Updated || a == WouldUpdate) {
 		reason = e.note
 	} else if a == WouldUpdate && e.note != "" {
 		reason += "; " + e.note
 	}
-	it := Item{Resource: e.gr.String(), Namespace: e.obj.GetNamespace(), Name: e.obj.GetName(), Action: a, Reason: reason}
-	r.res.Items = append(r.res.Items, it)
-	r.res.Summary[a]++
+	e.row = Item{Resource: e.gr.String(), Namespace: e.obj.GetNamespace(), Name: e.obj.GetName(), Action: a, Reason: reason}
 }
 
-func (r *run) apply(ctx context.Context, entries []*entry) (*Result, error) {
-	byKey := map[archive.Key]*entry{}
-	var keys []archive.Key
-	for _, e := range entries {
-		if e.skip == "-" {
-			continue
-		}
-		if e.skip != "" {
-			r.record(e, Skipped, e.skip)
-			continue
-		}
-		byKey[e.key] = e
-		keys = append(keys, e.key)
+// commit adds e's recorded outcome to the result. Only the goroutine that runs the phases
+// calls it, between the workers' batches.
+func (r *run) commit(e *entry) {
+	e.item = len(r.res.Items)
+	r.res.Items = append(r.res.Items, e.row)
+	r.res.Summary[e.row.Action]++
+	if e.gr == grCRD && (e.row.Action == Created || e.row.Action == Updated || e.row.Action == WouldCreate) {
+		r.crds[e.obj.GetName()] = true
 	}
-	Sort(keys)
-	if err := r.ensureNamespaces(ctx, byKey); err != nil {
-		return r.res, err
-	}
-	phase := -1
-	var endPhase func(string, error)
-	var phaseCount int
-	var crds []*entry
-	for _, k := range keys {
-		e := byKey[k]
-		p := PhaseOf(e.gr, k.Namespace != "")
-		if p != phase {
-			if endPhase != nil {
-				endPhase(fmt.Sprintf("%d", phaseCount), nil)
-			}
-			if phase == PhaseClaims {
-				if err := r.fillClaims(ctx); err != nil {
-					return r.res, err
-				}
-			}
-			if phase == PhaseCRDs && len(crds) > 0 && !r.cfg.DryRun {
-				r.waitCRDs(ctx, crds)
-			}
-			phase, phaseCount = p, 0
-			endPhase = r.d.Progress.Start("restore " + PhaseNames[p])
-		}
-		if err := ctx.Err(); err != nil {
-			endPhase("", err)
-			return r.res, err
-		}
-		phaseCount++
-		r.applyOne(ctx, e)
-		if e.gr == grPVC {
-			r.claims = append(r.claims, e)
-		}
-		if e.gr == (schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}) && e.created {
-			crds = append(crds, e)
-		}
-	}
-	if endPhase != nil {
-		endPhase(fmt.Sprintf("%d", phaseCount), nil)
-	}
-	if phase == PhaseClaims {
-		if err := r.fillClaims(ctx); err != nil {
-			return r.res, err
-		}
-	}
-	return r.res, nil
 }
 
 // ensureNamespaces creates the namespaces objects will go into that the backup does not bring
@@ -568,47 +553,52 @@ func (r *run) ensureNamespaces(ctx context.Context, byKey map[archive.Key]*entry
 		e := &entry{gr: nsGVR.GroupResource(), obj: o, key: archive.Key{GVR: nsGVR, Name: ns}}
 		byKey[e.key] = e
 		r.applyOne(ctx, e)
+		r.commit(e)
 	}
 	return nil
 }
 
+// applyOne creates e, or deals with the object of its name that exists, and records the outcome.
+// Workers of one resource type run it side by side.
 func (r *run) applyOne(ctx context.Context, e *entry) {
+	defer e.done.Store(true)
 	gvr := e.key.GVR
 	if !r.served[gvr] && !r.crdRestored(gvr) {
 		r.record(e, Failed, fmt.Sprintf("%s is not served by this cluster (install its API or CRD first)", resourceString(gvr)))
 		return
 	}
-	r.rewriteOwners(e)
+	e.owners = e.obj.GetOwnerReferences()
+	refs, later := r.ownerRefs(ctx, e)
+	e.later = later
+	if len(e.owners) > 0 {
+		e.obj.SetOwnerReferences(refs)
+	}
 	ri := r.client(gvr, e.obj.GetNamespace())
 	if r.cfg.DryRun {
-		cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err) || (err != nil && r.crdRestored(gvr)):
-			r.record(e, WouldCreate, "")
-		case err != nil:
-			r.record(e, Failed, err.Error())
-		case beingDeleted(cur) != "":
-			r.record(e, Failed, beingDeleted(cur))
-		case r.cfg.Policy == PolicyUpdate:
-			r.record(e, WouldUpdate, "exists")
-		default:
-			r.record(e, Skipped, "exists")
-		}
+		r.dryRunOne(ctx, ri, e)
 		return
 	}
 	created, err := r.create(ctx, ri, gvr, e.obj)
 	if err == nil {
 		e.created = true
-		r.newUID[e.oldUID] = created.GetUID()
-		r.record(e, Created, "")
+		r.restored(e, created, Created)
 		return
 	}
-	if !apierrors.IsAlreadyExists(err) {
-		r.record(e, Failed, reason(err))
+	// The apiserver validates an object before it looks for one of the same name: a Service
+	// whose preserved nodePort is its own fails with "provided port is already allocated", not
+	// AlreadyExists. Whatever the refusal, an object of that name is what exists.
+	cur, gerr := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
+	if !apierrors.IsAlreadyExists(err) && gerr != nil {
+		r.record(e, Failed, createFailure(e, err))
 		return
 	}
-	cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
-	if err == nil {
+	r.exists(ctx, ri, e, cur, gerr)
+}
+
+// exists deals with an object that is in the cluster already (cur; getErr when it could not be
+// read): it is left alone (PolicyNone) or overwritten (PolicyUpdate), unless it is being deleted.
+func (r *run) exists(ctx context.Context, ri dynamic.ResourceInterface, e *entry, cur *unstructured.Unstructured, getErr error) {
+	if getErr == nil {
 		if why := beingDeleted(cur); why != "" {
 			// Skipping or updating it would restore nothing: it is about to go.
 			r.record(e, Failed, why)
@@ -617,13 +607,13 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 	}
 	if r.cfg.Policy != PolicyUpdate {
 		r.record(e, Skipped, "exists")
-		if err == nil {
-			r.newUID[e.oldUID] = cur.GetUID()
+		if getErr == nil {
+			r.setUID(e.oldUID, cur.GetUID())
 		}
 		return
 	}
-	if err != nil {
-		r.record(e, Failed, "exists; update failed: "+reason(err))
+	if getErr != nil {
+		r.record(e, Failed, "exists; update failed: "+reason(getErr))
 		return
 	}
 	updated, err := r.update(ctx, ri, e, cur)
@@ -631,9 +621,53 @@ func (r *run) applyOne(ctx context.Context, e *entry) {
 		r.record(e, Failed, "exists; update failed: "+reason(err))
 		return
 	}
-	r.newUID[e.oldUID] = updated.GetUID()
 	e.created = true
-	r.record(e, Updated, "")
+	r.restored(e, updated, Updated)
+}
+
+// restored records an object created or updated as o.
+func (r *run) restored(e *entry, o *unstructured.Unstructured, a Action) {
+	r.setUID(e.oldUID, o.GetUID())
+	if len(e.later) > 0 {
+		r.mu.Lock()
+		r.linkLater = append(r.linkLater, e)
+		r.mu.Unlock()
+	}
+	r.record(e, a, "")
+}
+
+func (r *run) dryRunOne(ctx context.Context, ri dynamic.ResourceInterface, e *entry) {
+	cur, err := ri.Get(ctx, e.obj.GetName(), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || (err != nil && r.crdRestored(e.key.GVR)):
+		r.checkNodePorts(ctx, e)
+		r.record(e, WouldCreate, "")
+	case err != nil:
+		r.record(e, Failed, err.Error())
+	case beingDeleted(cur) != "":
+		r.record(e, Failed, beingDeleted(cur))
+	case r.cfg.Policy == PolicyUpdate:
+		r.checkNodePorts(ctx, e)
+		r.record(e, WouldUpdate, "exists")
+	default:
+		r.record(e, Skipped, "exists")
+	}
+}
+
+func (r *run) setUID(old, now types.UID) {
+	if old == "" {
+		return
+	}
+	r.mu.Lock()
+	r.newUID[old] = now
+	r.mu.Unlock()
+}
+
+func (r *run) uidOf(old types.UID) (types.UID, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	uid, ok := r.newUID[old]
+	return uid, ok
 }
 
 // beingDeleted explains, for an object that exists but is being deleted, why the restore cannot
@@ -715,24 +749,6 @@ func (r *run) update(ctx context.Context, ri dynamic.ResourceInterface, e *entry
 	return ri.Update(ctx, o, metav1.UpdateOptions{})
 }
 
-// rewriteOwners points owner references at the restored owners' new uids and drops those
-// whose owner is not restored: a reference to a uid that does not exist makes the garbage
-// collector delete the object.
-func (r *run) rewriteOwners(e *entry) {
-	refs := e.obj.GetOwnerReferences()
-	if len(refs) == 0 {
-		return
-	}
-	var keep []metav1.OwnerReference
-	for _, ref := range refs {
-		if uid, ok := r.newUID[ref.UID]; ok {
-			ref.UID = uid
-			keep = append(keep, ref)
-		}
-	}
-	e.obj.SetOwnerReferences(keep)
-}
-
 func (r *run) client(gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
 	if ns == "" {
 		return r.d.Dynamic.Resource(gvr)
@@ -740,17 +756,10 @@ func (r *run) client(gvr schema.GroupVersionResource, ns string) dynamic.Resourc
 	return r.d.Dynamic.Resource(gvr).Namespace(ns)
 }
 
-// crdRestored reports whether this restore created (or would create) a CRD serving gvr.
+// crdRestored reports whether this restore created (or would create) a CRD serving gvr. It reads
+// what commit wrote, between batches: the CRDs' phase is over before custom resources are made.
 func (r *run) crdRestored(gvr schema.GroupVersionResource) bool {
-	for _, it := range r.res.Items {
-		if it.Resource != "customresourcedefinitions.apiextensions.k8s.io" || (it.Action != Created && it.Action != Updated && it.Action != WouldCreate) {
-			continue
-		}
-		if it.Name == gvr.Resource+"."+gvr.Group {
-			return true
-		}
-	}
-	return false
+	return r.crds[gvr.Resource+"."+gvr.Group]
 }
 
 // waitCRDs waits, with a deadline, until every restored CRD is Established.

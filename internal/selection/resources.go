@@ -193,6 +193,9 @@ func IsTransient(r Resource) bool {
 	return false
 }
 
+// Names reports whether one of terms names r (a "*" names nothing in particular).
+func Names(r Resource, terms []string) bool { return anyMatch(r, terms) }
+
 func anyMatch(r Resource, terms []string) bool {
 	for _, t := range terms {
 		if t != "*" && r.matches(t) {

@@ -270,6 +270,7 @@ func fill(v *catalog.Volume, r *mover.Result) {
 		return
 	}
 	v.KopiaSnapshot, v.KopiaParent = r.SnapshotID, r.ParentID
-	v.Bytes, v.UploadedBytes, v.Files = r.Bytes, r.UploadedBytes, r.Files
+	v.Bytes, v.UploadedBytes, v.Files, v.HardLinks = r.Bytes, r.UploadedBytes, r.Files, r.HardLinks
+	v.Warnings = append(v.Warnings, r.Warnings...)
 	v.MoverSeconds, v.MoverOpenSeconds, v.MoverDebug = r.DurationSeconds, r.OpenSeconds, r.Debug
 }

@@ -37,6 +37,9 @@ type Facts struct {
 	ClassesErr error
 	// PVs by name: the driver of a bound claim.
 	PVs map[string]*corev1.PersistentVolume
+	// ClassesDenied and PVsDenied say why the classes or the PVs could not be read: a namespace
+	// admin may read neither (both are cluster-scoped). fs needs neither; the snapshot modes do.
+	ClassesDenied, PVsDenied string
 }
 
 // ReadFacts reads the snapshot API, the VolumeSnapshotClasses and the PVs of claims.
@@ -59,6 +62,7 @@ func ReadFacts(ctx context.Context, disc discovery.DiscoveryInterface, snap snap
 		switch {
 		case apierrors.IsForbidden(err):
 			f.ClassesErr = fmt.Errorf("list VolumeSnapshotClasses: %w", err)
+			f.ClassesDenied = "not allowed to list volumesnapshotclasses (cluster-scoped)"
 		case err != nil:
 			return nil, fmt.Errorf("list VolumeSnapshotClasses: %w", err)
 		default:
@@ -72,6 +76,10 @@ func ReadFacts(ctx context.Context, disc discovery.DiscoveryInterface, snap snap
 		pv, err := pvGet(ctx, c.Spec.VolumeName)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if apierrors.IsForbidden(err) {
+				f.PVsDenied = "not allowed to get persistentvolumes (cluster-scoped)"
 				continue
 			}
 			return nil, fmt.Errorf("get PersistentVolume %s of PVC %s/%s: %w", c.Spec.VolumeName, c.Namespace, c.Name, err)
@@ -175,11 +183,15 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		d.Driver = pv.Spec.CSI.Driver
 	}
 	class, classWhy, classErr := ChooseClass(d.Driver, classFlag, f)
+	denied := f.denied(pv)
 	switch d.Mode {
 	case ModeFS:
 		d.Reason = source
 		return d, nil
 	case ModeSnapshotMove, ModeSnapshot:
+		if denied != "" {
+			return d, fmt.Errorf("PVC %s/%s: %s: %s; a namespace admin needs more rights for snapshots (`kubectl pvbackup doctor` prints the Role and ClusterRole to grant), or use --volumes=fs", pvc.Namespace, pvc.Name, d.Mode, denied)
+		}
 		if d.Driver == "" {
 			return d, fmt.Errorf("PVC %s/%s: %s needs a CSI volume, and its volume %s is not one: use --volumes=fs (or annotate the PVC %s=fs)", pvc.Namespace, pvc.Name, d.Mode, pvc.Spec.VolumeName, AnnotationMode)
 		}
@@ -208,6 +220,8 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 	}
 	// auto
 	switch {
+	case denied != "":
+		d.Mode, d.Reason = ModeFS, denied+": its snapshot support cannot be checked"
 	case d.Driver == "":
 		d.Mode, d.Reason = ModeFS, "not a CSI volume"
 	case noSnapshotRestore[d.Driver] != "":
@@ -224,6 +238,18 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		d.Warnings = append(d.Warnings, classWarnings(class)...)
 	}
 	return d, nil
+}
+
+// denied says why the facts a snapshot of a claim bound to pv needs could not be read ("" when
+// they were): its PV (the CSI driver), or the VolumeSnapshotClasses.
+func (f *Facts) denied(pv *corev1.PersistentVolume) string {
+	switch {
+	case pv == nil && f.PVsDenied != "":
+		return f.PVsDenied
+	case f.SnapshotAPI && f.ClassesDenied != "":
+		return f.ClassesDenied
+	}
+	return ""
 }
 
 func phaseOr(p corev1.PersistentVolumeClaimPhase) string {

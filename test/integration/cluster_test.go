@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,8 +22,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
 // apply creates every object of a multi-document YAML file, waiting for CRDs to be served
@@ -175,28 +181,14 @@ func deleteNamespace(t *testing.T, ns string) {
 	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
-	w, err := cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + ns})
+	// UntilWithSync lists and watches again when the apiserver closes the watch (it does, on a
+	// loaded machine, before the namespace is gone).
+	lw := kube.ListWatch(cs.CoreV1().Namespaces(), cs, kube.Named(ns))
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Namespace{}, func(store cache.Store) (bool, error) {
+		_, exists, err := store.GetByKey(ns)
+		return !exists, err
+	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		return
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("namespace %s not deleted in 2m", ns)
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-					return
-				}
-				t.Fatalf("watch of namespace %s closed", ns)
-			}
-			if ev.Type == "DELETED" {
-				return
-			}
-		}
+		t.Fatalf("namespace %s not deleted in 2m: %v", ns, err)
 	}
 }

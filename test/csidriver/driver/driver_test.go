@@ -75,6 +75,10 @@ func fillTree(t *testing.T, dir string) {
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	must(os.Chtimes(filepath.Join(dir, "big.bin"), old, old))
 	must(os.Chtimes(filepath.Join(dir, "sub/deeper"), old, old))
+	// The root too: a snapshot carries the volume's root directory as real drivers' do.
+	must(os.Chmod(dir, os.ModeSetgid|0o770))
+	must(os.Chown(dir, 3000, 4000))
+	must(os.Chtimes(dir, old, old))
 }
 
 // listing describes every entry under dir: path, type, mode, owner, size, mtime, link target, content.
@@ -88,7 +92,7 @@ func listing(t *testing.T, dir string) []string {
 		rel, _ := filepath.Rel(dir, path)
 		st := info.Sys().(*syscall.Stat_t)
 		line := []string{rel, info.Mode().String(), itoa(st.Uid), itoa(st.Gid), itoa(info.Size()), itoa(st.Nlink)}
-		if rel != "." && !info.IsDir() || rel == "sub/deeper" {
+		if !info.IsDir() || rel == "sub/deeper" || rel == "." {
 			line = append(line, info.ModTime().UTC().Format(time.RFC3339Nano))
 		}
 		if info.Mode()&os.ModeSymlink != 0 {

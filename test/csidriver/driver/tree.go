@@ -17,7 +17,9 @@ import (
 
 // writeTree writes the directory tree under dir to w as a tar stream: regular files, directories,
 // symlinks, hard links, FIFOs and device nodes, with modes, owners and modification times.
-// Sockets are skipped (they cannot be copied).
+// Sockets are skipped (they cannot be copied). The root directory itself comes first, as "./",
+// so a volume made from the stream has the source's root mode, owner and times, as a real
+// driver's snapshot has.
 func writeTree(w io.Writer, dir string) error {
 	tw := tar.NewWriter(w)
 	type inode struct{ dev, ino uint64 }
@@ -29,9 +31,6 @@ func writeTree(w io.Writer, dir string) error {
 		rel, err := filepath.Rel(dir, path)
 		if err != nil {
 			return err
-		}
-		if rel == "." {
-			return nil
 		}
 		info, err := e.Info()
 		if err != nil {
@@ -51,6 +50,9 @@ func writeTree(w io.Writer, dir string) error {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		hdr.Name = filepath.ToSlash(rel)
+		if rel == "." {
+			hdr.Name = "./"
+		}
 		hdr.Format = tar.FormatPAX
 		hdr.Uname, hdr.Gname = "", ""
 		if st, ok := info.Sys().(*syscall.Stat_t); ok {
@@ -89,7 +91,8 @@ func writeTree(w io.Writer, dir string) error {
 	return tw.Close()
 }
 
-// readTree extracts a tar stream written by writeTree into dir, which must exist.
+// readTree extracts a tar stream written by writeTree into dir, which must exist; a "./" entry
+// sets dir's own mode, owner and times.
 func readTree(r io.Reader, dir string) error {
 	tr := tar.NewReader(r)
 	type dirTimes struct {

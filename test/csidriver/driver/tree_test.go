@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestTreeKeepsModes: a snapshot restores every mode bit, setgid directories (what fsGroup
@@ -46,5 +48,60 @@ func TestTreeKeepsModes(t *testing.T) {
 		if fi.Mode() != mode {
 			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), mode)
 		}
+	}
+}
+
+// TestTreeKeepsRoot: a snapshot carries the volume's root directory — its mode, owner and times —
+// as real drivers' block or filesystem snapshots do, so a claim made from it starts with the
+// source volume's root rather than the driver's own 0755 root:root directory.
+func TestTreeKeepsRoot(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(src, os.ModeSetgid|0o770); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := 1234, 5678
+	if os.Geteuid() != 0 {
+		uid, gid = os.Getuid(), os.Getgid() // only root may give a directory away
+	}
+	if err := os.Lchown(src, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	atime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(src, atime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := writeTree(&buf, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := readTree(&buf, dst); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := os.ModeDir | os.ModeSetgid | 0o770; fi.Mode() != want {
+		t.Errorf("root mode %v, want %v", fi.Mode(), want)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("root owner %d:%d, want %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+	if !fi.ModTime().Equal(mtime) {
+		t.Errorf("root mtime %v, want %v", fi.ModTime(), mtime)
+	}
+	if got := time.Unix(st.Atim.Unix()); !got.Equal(atime) {
+		t.Errorf("root atime %v, want %v", got, atime)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "file")); err != nil || string(b) != "x" {
+		t.Errorf("file: %q, %v", b, err)
 	}
 }

@@ -1,0 +1,15 @@
+package hardlinks
+
+import (
+	"io/fs"
+	"syscall"
+	"time"
+)
+
+// atime is fi's access time.
+func atime(fi fs.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Atimespec.Unix())
+	}
+	return fi.ModTime()
+}
