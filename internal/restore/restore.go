@@ -94,6 +94,8 @@ type VolumeItem struct {
 	Files         int64   `json:"files,omitempty"`
 	Bytes         int64   `json:"bytes,omitempty"`
 	Seconds       float64 `json:"durationSeconds,omitempty"`
+	// MoverNode is the node the restore mover ran on.
+	MoverNode string `json:"moverNode,omitempty"`
 }
 
 // Deps are the engine's connections to the world.

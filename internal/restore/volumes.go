@@ -96,7 +96,7 @@ func (r *run) fillClaims(ctx context.Context) error {
 // apply records a mover's outcome on the volume's row: done as ok, or failed with the reason
 // (a mover that never ran was cut short by ctx). It reports whether the mover succeeded.
 func (it *VolumeItem) apply(ctx context.Context, o volumes.RestoreOutcome, ok Action) bool {
-	it.Seconds = o.Seconds
+	it.Seconds, it.MoverNode = o.Seconds, o.Node
 	switch {
 	case o.Err != nil:
 		it.Action, it.Reason = Failed, o.Err.Error()

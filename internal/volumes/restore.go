@@ -33,7 +33,9 @@ type RestoreItem struct {
 // RestoreOutcome is what happened to one RestoreItem.
 type RestoreOutcome struct {
 	RestoreItem
-	Result  *mover.Result
+	Result *mover.Result
+	// Node is where the mover ran.
+	Node    string
 	Err     error
 	Seconds float64
 }
@@ -60,13 +62,13 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
 		start := time.Now()
 		var created createdObjects
-		node, tolerations, err := e.placeRestore(ctx, pods, it)
+		place, err := e.placeRestore(ctx, pods, it)
 		var res *mover.Result
 		if err == nil && it.FromSnapshot != "" {
 			err = e.claimFromKept(ctx, t, &created)
 		}
 		if err == nil {
-			res, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, node, tolerations)
+			res, out[i].Node, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, place)
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil {
@@ -108,17 +110,18 @@ func (e *engine) claimFromKept(ctx context.Context, t Task, created *createdObje
 
 // placeRestore puts a mover that reads a claim workloads keep using (an in-place dry run) on
 // their node: on another node a ReadWriteOnce claim would not attach.
-func (e *engine) placeRestore(ctx context.Context, pods *podIndex, it RestoreItem) (string, []corev1.Toleration, error) {
+func (e *engine) placeRestore(ctx context.Context, pods *podIndex, it RestoreItem) (Placement, error) {
 	if !it.DiffOnly {
-		return "", nil, nil
+		return Placement{}, nil
 	}
 	users, err := pods.using(ctx, it.Namespace, it.PVC)
 	if err != nil || len(users) == 0 {
-		return "", nil, err
+		return Placement{}, err
 	}
 	claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
 	if err != nil {
-		return "", nil, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
+		return Placement{}, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
 	}
-	return beside(users, claim)
+	node, tolerations, err := beside(users, claim)
+	return Placement{Node: node, Tolerations: tolerations}, err
 }
