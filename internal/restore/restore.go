@@ -313,6 +313,8 @@ type run struct {
 	vols map[string]catalog.Volume
 	// claims are the PVC entries in restore order, filled once the claims phase ends.
 	claims []*entry
+	// entries are the archive's objects as restored (workloadFor reads their pod templates).
+	entries []*entry
 	// restoredPVs are the PVs this restore creates.
 	restoredPVs map[string]bool
 }
@@ -456,6 +458,7 @@ func (r *run) record(e *entry, a Action, reason string) {
 }
 
 func (r *run) apply(ctx context.Context, entries []*entry) (*Result, error) {
+	r.entries = entries
 	byKey := map[archive.Key]*entry{}
 	var keys []archive.Key
 	for _, e := range entries {

@@ -42,7 +42,7 @@ func TestPlaceRestore(t *testing.T) {
 		{pvc: "rwop", diffOnly: true, err: "PVC shop/rwop is ReadWriteOncePod and in use by pod app-rwop"},
 	} {
 		pods := &podIndex{kube: kube, byNS: map[string][]corev1.Pod{}}
-		place, err := e.placeRestore(context.Background(), pods, RestoreItem{Namespace: "shop", PVC: tc.pvc, DiffOnly: tc.diffOnly})
+		place, err := e.placeRestore(context.Background(), pods, &nodePicker{}, RestoreItem{Namespace: "shop", PVC: tc.pvc, DiffOnly: tc.diffOnly})
 		node, tol := place.Node, place.Tolerations
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {

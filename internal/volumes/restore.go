@@ -28,6 +28,9 @@ type RestoreItem struct {
 	// FromSnapshot restores from this kept VolumeSnapshot (in Namespace, snapshot mode) instead
 	// of KopiaSnapshot: the mover copies from a temporary claim made from it.
 	FromSnapshot string
+	// Workload, when set, is what the pods that will use the claim demand of their node: the
+	// mover runs where they can (placeRestore).
+	Workload *Workload
 }
 
 // RestoreOutcome is what happened to one RestoreItem.
@@ -49,6 +52,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 	}
 	e := &engine{d: d, cfg: cfg}
 	pods := &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}}
+	nodes := &nodePicker{}
 	out := make([]RestoreOutcome, len(items))
 	err := e.forEach(ctx, len(items), func(ctx context.Context, i int) {
 		it := items[i]
@@ -62,7 +66,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
 		start := time.Now()
 		var created createdObjects
-		place, err := e.placeRestore(ctx, pods, it)
+		place, err := e.placeRestore(ctx, pods, nodes, it)
 		var res *mover.Result
 		if err == nil && it.FromSnapshot != "" {
 			err = e.claimFromKept(ctx, t, &created)
@@ -109,10 +113,18 @@ func (e *engine) claimFromKept(ctx context.Context, t Task, created *createdObje
 }
 
 // placeRestore puts a mover that reads a claim workloads keep using (an in-place dry run) on
-// their node: on another node a ReadWriteOnce claim would not attach.
-func (e *engine) placeRestore(ctx context.Context, pods *podIndex, it RestoreItem) (Placement, error) {
+// their node: on another node a ReadWriteOnce claim would not attach. A mover that fills a claim
+// for a workload runs where the workload can (placeForWorkload).
+func (e *engine) placeRestore(ctx context.Context, pods *podIndex, nodes *nodePicker, it RestoreItem) (Placement, error) {
 	if !it.DiffOnly {
-		return Placement{}, nil
+		if it.Workload == nil {
+			return Placement{}, nil
+		}
+		claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
+		if err != nil {
+			return Placement{}, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
+		}
+		return e.placeForWorkload(ctx, nodes, it.Workload, claim)
 	}
 	users, err := pods.using(ctx, it.Namespace, it.PVC)
 	if err != nil || len(users) == 0 {
