@@ -187,6 +187,7 @@ func StaticSteps() []Step {
 		{"location", checkLocation},
 		{"mover admission", checkAdmission},
 		{"mover scheduling", checkScheduling},
+		{"volume topology", checkTopology},
 	}
 }
 
