@@ -26,14 +26,14 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	}
 	var (
 		following = map[types.UID]bool{}
-		watching  = map[string]bool{} // nodes
 		finished  *corev1.Pod
-		wg, nodes sync.WaitGroup
+		wg        sync.WaitGroup
 	)
 	// A mover's node going away ends the wait through wctx, with the reason.
 	wctx, fail := context.WithCancelCause(ctx)
-	nctx, stopNodes := context.WithCancel(ctx)
-	defer func() { stopNodes(); nodes.Wait(); fail(nil) }()
+	defer fail(nil)
+	nodes := newNodeWatch(ctx, e.d.Kube, fail)
+	defer nodes.stop()
 	lctx, stopLogs := context.WithCancel(ctx)
 	defer func() { stopLogs(); wg.Wait() }()
 	w := e.moverWait(t, j, claim)
@@ -49,13 +49,8 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 		if !done && p.DeletionTimestamp != nil {
 			return false, status, evictedError(ctx, e.d.Kube, p)
 		}
-		if n := p.Spec.NodeName; n != "" && !done && !watching[n] {
-			watching[n] = true
-			nodes.Add(1)
-			go func() {
-				defer nodes.Done()
-				watchNode(nctx, e.d.Kube, n, p.Namespace+"/"+p.Name, fail)
-			}()
+		if !done {
+			nodes.follow(p)
 		}
 		if !following[p.UID] && (done || p.Status.Phase == corev1.PodRunning) {
 			following[p.UID] = true
@@ -76,7 +71,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 		return done, status, nil
 	}
 	err = until(wctx, e.d.Kube, w)
-	stopNodes()
+	nodes.stop()
 	if err != nil {
 		return nil, node, err
 	}

@@ -3,6 +3,7 @@ package volumes
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,4 +76,39 @@ func evictedError(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) er
 		}
 	}
 	return fmt.Errorf("mover pod %s/%s %s%s; the volume was not finished: run it again once the node is back or on another node (an RWO volume in use must follow its pod)", p.Namespace, p.Name, why, where)
+}
+
+// nodeWatch follows the nodes of a mover's pods (watchNode) until stop.
+type nodeWatch struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	kube     kubernetes.Interface
+	fail     func(error)
+	watching map[string]bool
+	wg       sync.WaitGroup
+}
+
+func newNodeWatch(ctx context.Context, kube kubernetes.Interface, fail func(error)) *nodeWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	return &nodeWatch{ctx: ctx, cancel: cancel, kube: kube, fail: fail, watching: map[string]bool{}}
+}
+
+// follow starts watching the node of pod p once it has one.
+func (w *nodeWatch) follow(p *corev1.Pod) {
+	n := p.Spec.NodeName
+	if n == "" || w.watching[n] {
+		return
+	}
+	w.watching[n] = true
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		watchNode(w.ctx, w.kube, n, p.Namespace+"/"+p.Name, w.fail)
+	}()
+}
+
+// stop ends the watches and waits for them (again: a no-op).
+func (w *nodeWatch) stop() {
+	w.cancel()
+	w.wg.Wait()
 }
