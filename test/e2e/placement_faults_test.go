@@ -58,7 +58,11 @@ func TestPlacementTaintedNode(t *testing.T) {
 	ns := c.Namespace(t, "e2e-place-taint")
 	taint := corev1.Taint{Key: "pvbackup.io/e2e-dedicated", Value: ns, Effect: corev1.TaintEffectNoSchedule}
 	c.classPVC(t, ns, "disk", os.Getenv("PVBACKUP_ZONAL_STORAGE_CLASS"), nil)
-	holder := c.startPod(t, ns, "holder", "disk", cc, "sh", "-c", "echo tainted > /data/token && sync && sleep 3600")
+	// The pod tolerates the taint, as a workload on a dedicated node does; the mover must copy that.
+	tolerate := func(p *corev1.PodSpec) {
+		p.Tolerations = []corev1.Toleration{{Key: taint.Key, Operator: corev1.TolerationOpEqual, Value: taint.Value, Effect: taint.Effect}}
+	}
+	holder := c.startPodWith(t, ns, "holder", "disk", cc, tolerate, "sh", "-c", "echo tainted > /data/token && sync && sleep 3600")
 	c.waitPod(t, ns, holder, 2*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	c.setNode(t, cc, func(n *corev1.Node) { n.Spec.Taints = append(n.Spec.Taints, taint) }, func(n *corev1.Node) {
 		var keep []corev1.Taint
