@@ -25,6 +25,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -110,6 +111,9 @@ type PreflightPlan struct {
 	// Resources are the namespaced resource types the backup lists, as "resource.group"
 	// ("secrets", "deployments.apps").
 	Resources []string
+	// ClusterNeeds: the cluster objects the selected ones refer to are fetched (PVs,
+	// StorageClasses, CRDs, ClusterRoles: --include-cluster-resources=auto on some namespaces).
+	ClusterNeeds bool
 }
 
 // VolumeEngine backs up PVC data (internal/volumes through the CLI): Plan decides without
@@ -264,7 +268,7 @@ func (b *run) record(ctx context.Context, runErr error) (*Result, error) {
 		m.Status = catalog.Failed
 		m.Errors = append(m.Errors, runErr.Error())
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wctx, cancel := cleanup.Context(ctx, cleanup.Call)
 	defer cancel()
 	b.log.Add(catalog.LogEntry{Level: "info", Message: "backup " + string(m.Status)})
 	if err := b.d.Catalog.WriteLog(wctx, name, b.log); err != nil {
@@ -282,7 +286,7 @@ func (b *run) record(ctx context.Context, runErr error) (*Result, error) {
 // ReleaseClaim gives the name back after a run that wrote nothing but its claim, even when ctx
 // was cancelled; a failure leaves an Incomplete backup that `delete` removes.
 func ReleaseClaim(ctx context.Context, cat *catalog.Catalog, name string, cl *catalog.Claim) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	rctx, cancel := cleanup.Context(ctx, cleanup.Call)
 	defer cancel()
 	_ = cat.Release(rctx, name, cl)
 }
@@ -386,7 +390,7 @@ func (b *run) chooseResources(p *planned, all []selection.Resource, nsRes select
 }
 
 func (p *planned) preflight(volumes bool) PreflightPlan {
-	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS}
+	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS, ClusterNeeds: p.auto}
 	for _, r := range p.namespaced {
 		pp.Resources = append(pp.Resources, r.GVR.GroupResource().String())
 		if r.GVR.Group == "" && r.GVR.Resource == "persistentvolumeclaims" {

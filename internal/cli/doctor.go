@@ -17,8 +17,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -65,7 +65,9 @@ running snapshot controller; per CSI driver in use, the VolumeSnapshotClass crea
 why; the caller's rights for every call create and restore make (SelfSubjectAccessReview, per
 namespace); the location (reachable, writable, the password unwraps its key, and each namespace's
 key derived from it opens that namespace's repository); Pod Security and ResourceQuotas against the
-mover pod the plugin would create (a server-side dry run).
+mover pod the plugin would create (a server-side dry run); and each schedule printed by
+schedule print (a CronJob labelled pvbackup.io/schedule): its ServiceAccount's rights for every
+call its runs make (SubjectAccessReview, per backed-up namespace) and its Secret.
 
 With --storage-class (or --probe) it also runs a live probe per class in a temporary namespace: a
 PVC, a mover pod that writes a file and reaches the location from inside the cluster, a
@@ -207,7 +209,7 @@ func doctorDeps(c *kube.Clients) doctor.Deps {
 // openRepository is the one way the plugin's checks open a namespace's existing repository, with
 // the namespace's key (keyring.RepoPassword).
 func openRepository(ctx context.Context, location, namespace, key string) error {
-	return mover.CheckRepository(ctx, mover.Settings{Location: location, Namespace: namespace, Password: key})
+	return (&repo.Service{Location: location, Key: repo.OneKey(key)}).Check(ctx, namespace)
 }
 
 // reportError maps a report to the exit code: 1 for a failure, 2 for warnings only.

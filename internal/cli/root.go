@@ -58,6 +58,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewCreateCmd(flags, streams),
 		NewRestoreCmd(flags, streams),
 		NewListCmd(streams),
+		NewStatusCmd(streams),
 		NewDescribeCmd(streams),
 		NewLogsCmd(streams),
 		NewDeleteCmd(flags, streams),
@@ -69,9 +70,10 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewVerifyCmd(streams),
 		NewRepoCmd(streams),
 		NewDoctorCmd(flags, streams),
+		NewScheduleCmd(flags, streams),
 		NewVersionCmd(flags, streams),
 		NewImageCmd(streams),
-		NewVeleroCmd(streams),
+		NewVeleroCmd(flags, streams),
 		NewMoverCmd(ctx, streams),
 	)
 	return root

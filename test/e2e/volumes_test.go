@@ -90,9 +90,10 @@ func (c *Cluster) location(t *testing.T) string {
 
 func runPlugin(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
+	bin := plugin(t) // built once, on the first call: not within this command's timeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, plugin(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
