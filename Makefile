@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
+.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-scale cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -117,6 +117,10 @@ bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 da
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureVolumes -v -timeout 30m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
+
+bench-scale: ## on the three-node lab: 60 small claims of csi-dir, csi-zonal and csi-local spread over the nodes, snapshot-move backup and restore at --parallel 2 and 8: wall time, per-volume overhead, movers per node (make cluster first; PVBACKUP_SCALE_CLAIMS=N)
+	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
+		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureScale -v -timeout 60m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
 
 bench-open: ## on the local cluster: 100 snapshot-move movers in a row, each must open its repository in <= 2 s (PVBACKUP_MEASURE_MOVERS=N)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \

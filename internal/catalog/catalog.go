@@ -581,10 +581,12 @@ type Volume struct {
 	MoverOpenSeconds float64 `json:"moverOpenSeconds,omitempty"`
 	// MoverDebug (create --mover-debug): the mover's storage calls with their HTTP timings.
 	MoverDebug []string `json:"moverDebug,omitempty"`
-	Status     string   `json:"status"` // Completed, Failed or Skipped
-	Error      string   `json:"error,omitempty"`
-	Warnings   []string `json:"warnings,omitempty"`
-	Hooks      []string `json:"hooks,omitempty"` // what the pre/post hooks around it did
+	// MoverNode is the node the mover ran on (docs/volumes.md, "Where each mover runs").
+	MoverNode string   `json:"moverNode,omitempty"`
+	Status    string   `json:"status"` // Completed, Failed or Skipped
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+	Hooks     []string `json:"hooks,omitempty"` // what the pre/post hooks around it did
 }
 
 // Volume statuses.

@@ -23,7 +23,7 @@ const (
 // context, resources, image), so admission judges what a backup would really submit.
 func MoverPod(mc *volumes.MoverConfig, ns, op string) *corev1.Pod {
 	t := volumes.Task{Backup: "doctor", Op: op, Namespace: ns, SourceNamespace: ns, PVC: "doctor-check", Run: "check"}
-	job := t.JobSpec(mc, "doctor-check", "", "", nil)
+	job := t.JobSpec(mc, "doctor-check", "", volumes.Placement{})
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "pvb-doctor-", Namespace: ns, Labels: job.Spec.Template.Labels},
 		Spec:       job.Spec.Template.Spec,

@@ -192,6 +192,7 @@ func StaticSteps() []Step {
 		{"location", checkLocation},
 		{"mover admission", checkAdmission},
 		{"mover scheduling", checkScheduling},
+		{"volume topology", checkTopology},
 		{"schedules", checkSchedules},
 	}
 }

@@ -18,6 +18,7 @@ var grCRD = schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "custo
 // ConfigMaps waits on the apiserver's round trips, not on its own turn. Outcomes are listed in
 // restore order whatever order the workers finish in.
 func (r *run) apply(ctx context.Context, entries []*entry) (*Result, error) {
+	r.entries = entries
 	byKey := map[archive.Key]*entry{}
 	var keys []archive.Key
 	for _, e := range entries {

@@ -100,6 +100,8 @@ type VolumeItem struct {
 	// HardLinks are the files linked again to another path, as they were at the backup.
 	HardLinks int64   `json:"hardLinks,omitempty"`
 	Seconds   float64 `json:"durationSeconds,omitempty"`
+	// MoverNode is the node the restore mover ran on.
+	MoverNode string `json:"moverNode,omitempty"`
 }
 
 // Deps are the engine's connections to the world.
@@ -367,6 +369,8 @@ type run struct {
 	vols map[string]catalog.Volume
 	// claims are the PVC entries in restore order, filled once the claims phase ends.
 	claims []*entry
+	// entries are the archive's objects as restored (workloadFor reads their pod templates).
+	entries []*entry
 	// restoredPVs are the PVs this restore creates.
 	restoredPVs map[string]bool
 }

@@ -78,7 +78,8 @@ func (r *run) fillClaims(ctx context.Context) error {
 		case r.d.Volumes == nil:
 			it.Action, it.Reason = Skipped, "volume data is not restored by this command"
 		default:
-			items = append(items, volumes.RestoreItem{Namespace: it.Namespace, SourceNamespace: v.Namespace, PVC: it.PVC, KopiaSnapshot: v.KopiaSnapshot})
+			items = append(items, volumes.RestoreItem{Namespace: it.Namespace, SourceNamespace: v.Namespace, PVC: it.PVC, KopiaSnapshot: v.KopiaSnapshot,
+				Workload: r.workloadFor(it.Namespace, it.PVC)})
 			idx = append(idx, len(r.res.Volumes))
 		}
 		r.res.Volumes = append(r.res.Volumes, it)
@@ -96,7 +97,7 @@ func (r *run) fillClaims(ctx context.Context) error {
 // apply records a mover's outcome on the volume's row: done as ok, or failed with the reason
 // (a mover that never ran was cut short by ctx). It reports whether the mover succeeded.
 func (it *VolumeItem) apply(ctx context.Context, o volumes.RestoreOutcome, ok Action) bool {
-	it.Seconds = o.Seconds
+	it.Seconds, it.MoverNode = o.Seconds, o.Node
 	switch {
 	case o.Err != nil:
 		it.Action, it.Reason = Failed, o.Err.Error()

@@ -194,7 +194,7 @@ func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1
 	case ModeSnapshot:
 		return e.backupKept(ctx, t, v, &created)
 	case ModeSnapshotMove:
-		return e.backupSnapshotMove(ctx, t, v, claim, &created)
+		return e.backupSnapshotMove(ctx, t, v, claim, pods, &created)
 	case ModeFS:
 		return e.backupFS(ctx, t, v, claim, pods, &created)
 	}
@@ -221,7 +221,15 @@ func (e *engine) backupKept(ctx context.Context, t Task, v *catalog.Volume, crea
 }
 
 // backupSnapshotMove snapshots the claim, restores the snapshot into a temporary PVC and uploads that.
-func (e *engine) backupSnapshotMove(ctx context.Context, t Task, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, created *createdObjects) error {
+func (e *engine) backupSnapshotMove(ctx context.Context, t Task, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex, created *createdObjects) error {
+	users, err := pods.using(ctx, t.Namespace, t.PVC)
+	if err != nil {
+		return err
+	}
+	place, err := e.placeBackup(ctx, ModeSnapshotMove, claim, users)
+	if err != nil {
+		return err
+	}
 	vs, err := e.snapshot(ctx, t, v, created, false)
 	if err != nil {
 		return err
@@ -232,8 +240,8 @@ func (e *engine) backupSnapshotMove(ctx context.Context, t Task, v *catalog.Volu
 		return fmt.Errorf("create temporary PVC %s/%s from VolumeSnapshot %s: %w", t.Namespace, pvc.Name, vs.Name, err)
 	}
 	created.tempPVC = true
-	res, err := e.runMover(ctx, t, created, pvc.Name, "", "", nil)
-	fill(v, res)
+	res, node, err := e.runMover(ctx, t, created, pvc.Name, "", place)
+	fill(v, res, node)
 	return err
 }
 
@@ -243,12 +251,12 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	if err != nil {
 		return err
 	}
-	node, tolerations, err := beside(users, claim)
+	place, err := e.placeBackup(ctx, ModeFS, claim, users)
 	if err != nil {
-		return fmt.Errorf("%w; use --volumes=snapshot-move (annotate the PVC %s=snapshot-move) or stop the pod", err, AnnotationMode)
+		return err
 	}
-	res, err := e.runMover(ctx, t, created, t.PVC, "", node, tolerations)
-	fill(v, res)
+	res, node, err := e.runMover(ctx, t, created, t.PVC, "", place)
+	fill(v, res, node)
 	return err
 }
 
@@ -265,7 +273,8 @@ func beside(users []corev1.Pod, claim *corev1.PersistentVolumeClaim) (string, []
 	return users[0].Spec.NodeName, users[0].Spec.Tolerations, nil
 }
 
-func fill(v *catalog.Volume, r *mover.Result) {
+func fill(v *catalog.Volume, r *mover.Result, node string) {
+	v.MoverNode = node
 	if r == nil {
 		return
 	}

@@ -44,7 +44,7 @@ func TestVolumeCompression(t *testing.T) {
 func TestJobSpecCompression(t *testing.T) {
 	e := &engine{cfg: Config{Backup: "b", RunID: "r"}}
 	task := e.backupTask(&catalog.Volume{Namespace: "app", PVC: "data", Compression: "zstd-fastest"})
-	job := task.JobSpec(&MoverConfig{Image: "img", Location: "s3://b"}, "data", "", "", nil)
+	job := task.JobSpec(&MoverConfig{Image: "img", Location: "s3://b"}, "data", "", Placement{})
 	for _, ev := range job.Spec.Template.Spec.Containers[0].Env {
 		if ev.Name == "PVBACKUP_COMPRESSION" {
 			if ev.Value != "zstd-fastest" {

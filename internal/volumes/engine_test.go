@@ -386,7 +386,7 @@ func TestCleanupLeftovers(t *testing.T) {
 	c.Defaults()
 	kept := tk.SnapshotSpec("dir", true)
 	kept.Name = tk.KeptSnapshotName()
-	s := newSim(t, tk.SecretSpec(c), tk.JobSpec(c, "data", "", "", nil), other.SecretSpec(c),
+	s := newSim(t, tk.SecretSpec(c), tk.JobSpec(c, "data", "", Placement{}), other.SecretSpec(c),
 		&corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-tmp"}, Spec: corev1.PersistentVolumeSpec{PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain}})
 	tmp := tk.TempPVCSpec(boundClaim("data", "pv1"), nil, nil)
 	tmp.Spec.VolumeName = "pv-tmp"
@@ -431,7 +431,7 @@ func TestJobSpecSecurity(t *testing.T) {
 	tk := Task{Backup: "nightly-2026-11-25", Op: "backup", Namespace: "shop", SourceNamespace: "shop", PVC: strings.Repeat("very-long-claim-name-", 4), Run: NewRunID()}
 	c := &MoverConfig{Image: "img", Location: "s3://b/p", RepoPassword: repoKey, Files: map[string][]byte{"GOOGLE_APPLICATION_CREDENTIALS": []byte("{}")}}
 	c.Defaults()
-	j := tk.JobSpec(c, "claim", "", "", nil)
+	j := tk.JobSpec(c, "claim", "", Placement{})
 	for _, n := range []string{j.Name, tk.SecretName(), tk.TempPVCName(), tk.SnapshotName(), tk.KeptSnapshotName()} {
 		if len(n) > 63 {
 			t.Errorf("name %q is %d characters", n, len(n))
@@ -466,7 +466,7 @@ func TestJobSpecSecurity(t *testing.T) {
 	}
 	// Restore as root restores owners; the default skips them.
 	r := Task{Backup: "b", Op: "restore", Namespace: "n", SourceNamespace: "old", PVC: "p"}
-	rj := r.JobSpec(c, "p", "kid", "", nil)
+	rj := r.JobSpec(c, "p", "kid", Placement{})
 	renv := map[string]string{}
 	for _, e := range rj.Spec.Template.Spec.Containers[0].Env {
 		renv[e.Name] = e.Value
@@ -483,7 +483,7 @@ func TestJobSpecSecurity(t *testing.T) {
 	// From a kept VolumeSnapshot: the temporary claim made from it is mounted read-only, the mover
 	// told to restore from there, and no Kopia snapshot is named.
 	k := Task{Backup: "b", Op: "restore", Namespace: "n", SourceNamespace: "n", PVC: "p", Sync: true, FromSnapshot: "keep-1"}
-	kj := k.JobSpec(c, "p", "", "", nil)
+	kj := k.JobSpec(c, "p", "", Placement{})
 	kenv := map[string]string{}
 	for _, e := range kj.Spec.Template.Spec.Containers[0].Env {
 		kenv[e.Name] = e.Value
@@ -504,7 +504,7 @@ func TestJobSpecSecurity(t *testing.T) {
 		t.Errorf("temporary claim's data source %+v, want VolumeSnapshot keep-1", ds)
 	}
 	c.Privileged = true
-	pj := r.JobSpec(c, "p", "kid", "", nil)
+	pj := r.JobSpec(c, "p", "kid", Placement{})
 	if *pj.Spec.Template.Spec.SecurityContext.RunAsUser != 0 || len(pj.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add) == 0 {
 		t.Errorf("privileged mover: %+v", pj.Spec.Template.Spec.SecurityContext)
 	}
@@ -622,7 +622,7 @@ func TestSecretCarriesOneNamespaceKey(t *testing.T) {
 				t.Errorf("Secret in %s holds key %q, want the source namespace's %q", tc.task.Namespace, got, repoKey("a"))
 			}
 			var from []string
-			for _, e := range tc.task.JobSpec(c, "p", "", "", nil).Spec.Template.Spec.Containers[0].EnvFrom {
+			for _, e := range tc.task.JobSpec(c, "p", "", Placement{}).Spec.Template.Spec.Containers[0].EnvFrom {
 				from = append(from, e.SecretRef.Name)
 			}
 			want := []string{tc.task.SecretName()}
@@ -643,7 +643,7 @@ func TestJobSpecReadOnlyRepository(t *testing.T) {
 		c.Defaults()
 		tk := Task{Backup: "b", Op: op, Namespace: "n", SourceNamespace: "old", PVC: "p"}
 		env := map[string]string{}
-		for _, e := range tk.JobSpec(c, "p", "kid", "", nil).Spec.Template.Spec.Containers[0].Env {
+		for _, e := range tk.JobSpec(c, "p", "kid", Placement{}).Spec.Template.Spec.Containers[0].Env {
 			env[e.Name] = e.Value
 		}
 		return env

@@ -17,25 +17,40 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
-// runMover creates the Secret and the Job, and follows the pod to its end.
-func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID, node string, tolerations []corev1.Toleration) (*mover.Result, error) {
-	j, err := e.startMover(ctx, t, created, claim, snapshotID, node, tolerations)
+// runMover creates the Secret and the Job, and follows the pod to its end. node is where the
+// pod ran (or was placed), "" if it never was.
+func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID string, place Placement) (res *mover.Result, node string, err error) {
+	j, err := e.startMover(ctx, t, created, claim, snapshotID, place)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var (
 		following = map[types.UID]bool{}
 		finished  *corev1.Pod
 		wg        sync.WaitGroup
 	)
+	// A mover's node going away ends the wait through wctx, with the reason.
+	wctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	nodes := newNodeWatch(ctx, e.d.Kube, fail)
+	defer nodes.stop()
 	lctx, stopLogs := context.WithCancel(ctx)
 	defer func() { stopLogs(); wg.Wait() }()
 	w := e.moverWait(t, j, claim)
 	w.Cond = func(o runtime.Object, st *stall) (bool, string, error) {
 		p := o.(*corev1.Pod)
+		if p.Spec.NodeName != "" {
+			node = p.Spec.NodeName
+		}
 		done, status, err := podStatus(p)
 		if err != nil {
 			return false, status, err
+		}
+		if !done && p.DeletionTimestamp != nil {
+			return false, status, evictedError(ctx, e.d.Kube, p)
+		}
+		if !done {
+			nodes.follow(p)
 		}
 		if !following[p.UID] && (done || p.Status.Phase == corev1.PodRunning) {
 			following[p.UID] = true
@@ -55,16 +70,18 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 		}
 		return done, status, nil
 	}
-	if err := until(ctx, e.d.Kube, w); err != nil {
-		return nil, err
+	err = until(wctx, e.d.Kube, w)
+	nodes.stop()
+	if err != nil {
+		return nil, node, err
 	}
 	wg.Wait() // the log ends with the container
 	out := readOutcome(ctx, e.d.Kube, finished, e.cfg.Mover.Limits)
-	return out.result, out.err
+	return out.result, node, out.err
 }
 
 // startMover creates the temporary Secret (unless the user's is used) and the mover Job.
-func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID, node string, tolerations []corev1.Toleration) (*batchv1.Job, error) {
+func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects, claim, snapshotID string, place Placement) (*batchv1.Job, error) {
 	mc := &e.cfg.Mover
 	// Always a temporary Secret: it carries the namespace's repository key (a user's --mover-secret
 	// brings the storage credentials only).
@@ -75,7 +92,7 @@ func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects
 	if err := e.createPullSecret(ctx, t, created); err != nil {
 		return nil, err
 	}
-	job := t.JobSpec(mc, claim, snapshotID, node, tolerations)
+	job := t.JobSpec(mc, claim, snapshotID, place)
 	j, err := e.d.Kube.BatchV1().Jobs(t.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create mover Job %s/%s: %w", t.Namespace, job.Name, err)

@@ -35,7 +35,7 @@ func (p *Prober) Snapshot(ctx context.Context, t Task, class string) (*snapv1.Vo
 // Mover runs a mover Job (t.Op) with claim mounted, then deletes the Job, its pods and the Secret.
 func (p *Prober) Mover(ctx context.Context, t Task, claim string) (*mover.Result, error) {
 	var created createdObjects
-	res, err := p.e.runMover(ctx, t, &created, claim, "", "", nil)
+	res, _, err := p.e.runMover(ctx, t, &created, claim, "", Placement{})
 	cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 	defer cancel()
 	if cerr := p.e.cleanup(cctx, t, &created, false); cerr != nil && err == nil {

@@ -29,12 +29,17 @@ type RestoreItem struct {
 	// FromSnapshot restores from this kept VolumeSnapshot (in Namespace, snapshot mode) instead
 	// of KopiaSnapshot: the mover copies from a temporary claim made from it.
 	FromSnapshot string
+	// Workload, when set, is what the pods that will use the claim demand of their node: the
+	// mover runs where they can (placeRestore).
+	Workload *Workload
 }
 
 // RestoreOutcome is what happened to one RestoreItem.
 type RestoreOutcome struct {
 	RestoreItem
-	Result  *mover.Result
+	Result *mover.Result
+	// Node is where the mover ran.
+	Node    string
 	Err     error
 	Seconds float64
 }
@@ -48,6 +53,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 	}
 	e := &engine{d: d, cfg: cfg}
 	pods := &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}}
+	nodes := &nodePicker{}
 	out := make([]RestoreOutcome, len(items))
 	err := e.forEach(ctx, len(items), func(ctx context.Context, i int) {
 		it := items[i]
@@ -61,13 +67,13 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
 		start := time.Now()
 		var created createdObjects
-		node, tolerations, err := e.placeRestore(ctx, pods, it)
+		place, err := e.placeRestore(ctx, pods, nodes, it)
 		var res *mover.Result
 		if err == nil && it.FromSnapshot != "" {
 			err = e.claimFromKept(ctx, t, &created)
 		}
 		if err == nil {
-			res, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, node, tolerations)
+			res, out[i].Node, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, place)
 		}
 		cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil {
@@ -108,18 +114,27 @@ func (e *engine) claimFromKept(ctx context.Context, t Task, created *createdObje
 }
 
 // placeRestore puts a mover that reads a claim workloads keep using (an in-place dry run) on
-// their node: on another node a ReadWriteOnce claim would not attach.
-func (e *engine) placeRestore(ctx context.Context, pods *podIndex, it RestoreItem) (string, []corev1.Toleration, error) {
+// their node: on another node a ReadWriteOnce claim would not attach. A mover that fills a claim
+// for a workload runs where the workload can (placeForWorkload).
+func (e *engine) placeRestore(ctx context.Context, pods *podIndex, nodes *nodePicker, it RestoreItem) (Placement, error) {
 	if !it.DiffOnly {
-		return "", nil, nil
+		if it.Workload == nil {
+			return Placement{}, nil
+		}
+		claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
+		if err != nil {
+			return Placement{}, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
+		}
+		return e.placeForWorkload(ctx, nodes, it.Workload, claim)
 	}
 	users, err := pods.using(ctx, it.Namespace, it.PVC)
 	if err != nil || len(users) == 0 {
-		return "", nil, err
+		return Placement{}, err
 	}
 	claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
 	if err != nil {
-		return "", nil, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
+		return Placement{}, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
 	}
-	return beside(users, claim)
+	node, tolerations, err := beside(users, claim)
+	return Placement{Node: node, Tolerations: tolerations}, err
 }

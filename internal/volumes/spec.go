@@ -198,9 +198,9 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 	return s
 }
 
-// JobSpec is the mover Job. claim is the PVC it mounts (read-only for a backup); nodeName pins
-// it to a node (an RWO volume in use there), tolerations come from the pod using it.
-func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolerations []corev1.Toleration) *batchv1.Job {
+// JobSpec is the mover Job. claim is the PVC it mounts (read-only for a backup); place is where
+// it may run (place.go).
+func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement) *batchv1.Job {
 	backup := t.Op == "backup"
 	readOnly := backup || t.DiffOnly || t.ProbeVerify // a diff and the probe's read-back only read
 	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
@@ -282,12 +282,6 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 		sc.Capabilities.Add = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"}
 		sc.Capabilities.Drop = []corev1.Capability{"ALL"}
 	}
-	var affinity *corev1.Affinity
-	if nodeName != "" {
-		affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{nodeName}}}}},
-		}}}
-	}
 	labels := t.Labels()
 	return &batchv1.Job{
 		ObjectMeta: t.meta(t.JobName()),
@@ -303,8 +297,8 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 					ImagePullSecrets:              t.imagePullSecrets(c),
 					AutomountServiceAccountToken:  ptr.To(c.ServiceAccount != ""),
 					SecurityContext:               podSC,
-					Affinity:                      affinity,
-					Tolerations:                   tolerations,
+					Affinity:                      place.affinity(),
+					Tolerations:                   place.Tolerations,
 					Volumes:                       vols,
 					TerminationGracePeriodSeconds: ptr.To(int64(10)),
 					EnableServiceLinks:            ptr.To(false),

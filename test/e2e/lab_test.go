@@ -255,6 +255,12 @@ func waitGone(t *testing.T, lw cache.ListerWatcher, obj runtime.Object, what str
 // startPod starts a pod on a node that mounts a claim at /data and runs command.
 func (c *Cluster) startPod(t *testing.T, ns, name, claim, node string, command ...string) string {
 	t.Helper()
+	return c.startPodWith(t, ns, name, claim, node, nil, command...)
+}
+
+// startPodWith is startPod with a change of the pod's spec.
+func (c *Cluster) startPodWith(t *testing.T, ns, name, claim, node string, mutate func(*corev1.PodSpec), command ...string) string {
+	t.Helper()
 	spec := corev1.PodSpec{
 		RestartPolicy: corev1.RestartPolicyNever, TerminationGracePeriodSeconds: new(int64),
 		Containers: []corev1.Container{{Name: "main", Image: c.Image, ImagePullPolicy: corev1.PullNever, Command: command,
@@ -263,6 +269,9 @@ func (c *Cluster) startPod(t *testing.T, ns, name, claim, node string, command .
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}},
 	}
 	onNode(node)(&spec)
+	if mutate != nil {
+		mutate(&spec)
+	}
 	if _, err := c.Kube.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create pod %s/%s: %v", ns, name, err)
 	}
