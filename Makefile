@@ -38,11 +38,13 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzParse:./internal/store FuzzParseManifest:./internal/catalog FuzzValidateName:./internal/catalog \
 	FuzzReader:./internal/archive FuzzNewReader:./internal/archive \
 	FuzzReadTarball:./internal/velero FuzzVolumeInfo:./internal/velero
-fuzz: ## each fuzz target for FUZZTIME (default 30s); `make unit` runs their seed corpora only
-	@set -e; for t in $(FUZZ_TARGETS); do \
+fuzz: ## each fuzz target for FUZZTIME (default 30s), all of them even when one fails, then which failed; `make unit` runs their seed corpora only
+	@failed=; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:}; \
-	done
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || failed="$$failed $${t%%:*}"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (each failing input is in its package's testdata/fuzz/)"; exit 1; fi; \
+	echo "fuzz: all $(words $(FUZZ_TARGETS)) targets passed"
 
 lint: ## go vet and staticcheck
 	$(GO) vet ./...

@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
@@ -304,8 +305,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 				return err
 			}
 			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+				return err
+			}
 			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
 			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
+			// A copy of the wrapped key with each backup: the location survives losing keys/.
+			if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
+				backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
 				return err
 			}
 		}
@@ -408,13 +417,14 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 	snapshots := false
 	for _, v := range vols {
 		snapshots = snapshots || v.Mode == "snapshot"
-		name := v.Namespace + "/" + v.PVC
+		q := printable.Name // describe prints a backup.json from the bucket through here
+		name := q(v.Namespace + "/" + v.PVC)
 		if plan {
 			reason := v.Reason
 			if v.Error != "" {
 				reason = "error: " + v.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(v.Size), v.Mode, reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, q(orDash(v.Size)), q(v.Mode), q(reason))
 			continue
 		}
 		detail := v.Reason
@@ -428,7 +438,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, v.Mode, v.Status, files, size, up, v.Seconds, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, v.Seconds, q(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -450,7 +460,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 		if ns == "" {
 			ns = "(cluster)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Resource, ns, c.Count)
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", printable.Name(c.Resource), printable.Name(ns), c.Count)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -466,10 +476,10 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 
 func printProblems(w io.Writer, m *catalog.Manifest) {
 	for _, e := range m.Errors {
-		fmt.Fprintf(w, "  error: %s\n", e)
+		fmt.Fprintf(w, "  error: %s\n", printable.Lines(e))
 	}
 	for _, wn := range m.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
+		fmt.Fprintf(w, "  warning: %s\n", printable.Lines(wn.Message))
 	}
 }
 

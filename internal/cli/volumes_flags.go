@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -123,6 +125,21 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 				b, err := os.ReadFile(p)
 				if err != nil {
 					return c, fmt.Errorf("%s=%s: %w (the movers need its content)", k, p, err)
+				}
+				if k == "AWS_SHARED_CREDENTIALS_FILE" {
+					// Only the profile in use, and its name for the mover's SDK. Without a
+					// [default] (an empty file, /dev/null) the file is not needed: nothing goes.
+					profile := os.Getenv("AWS_PROFILE")
+					if profile != "" {
+						c.Env["AWS_PROFILE"] = profile
+					}
+					b, err = awsProfileOnly(b, p, cmp.Or(profile, "default"))
+					if errors.Is(err, errNoProfile) && profile == "" {
+						continue
+					}
+					if err != nil {
+						return c, err
+					}
 				}
 				if c.Files == nil {
 					c.Files = map[string][]byte{}

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,4 +218,25 @@ func createBucket(s *Server) error {
 	defer cancel()
 	_, err := s3Client(s).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
 	return err
+}
+
+// IgnoringConditional returns srv behind a proxy that drops If-None-Match and If-Match, as an
+// S3-compatible store without conditional writes would ignore them.
+func IgnoringConditional(tb testing.TB, srv *Server) *Server {
+	tb.Helper()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // the request was signed for the proxy's host
+		r.Out.Header.Del("If-None-Match")
+		r.Out.Header.Del("If-Match")
+	}}
+	ts := httptest.NewServer(proxy)
+	tb.Cleanup(ts.Close)
+	s := *srv
+	s.Endpoint = ts.URL
+	return &s
 }
