@@ -553,24 +553,27 @@ func (c *Catalog) Delete(ctx context.Context, name string) (int, error) {
 
 // Volume is what happened to one PVC's data.
 type Volume struct {
-	Namespace      string   `json:"namespace"`
-	PVC            string   `json:"pvc"`
-	Mode           string   `json:"mode"`   // snapshot-move, fs, snapshot or none
-	Reason         string   `json:"reason"` // why this mode
-	StorageClass   string   `json:"storageClass,omitempty"`
-	Driver         string   `json:"driver,omitempty"`
-	Size           string   `json:"size,omitempty"`
-	AccessModes    []string `json:"accessModes,omitempty"`
-	SnapshotClass  string   `json:"snapshotClass,omitempty"`
-	VolumeSnapshot string   `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
-	SnapshotHandle string   `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
-	KopiaSnapshot  string   `json:"kopiaSnapshot,omitempty"`
-	KopiaParent    string   `json:"kopiaParent,omitempty"`
-	Bytes          int64    `json:"bytes,omitempty"`
-	UploadedBytes  int64    `json:"uploadedBytes,omitempty"`
-	Files          int64    `json:"files,omitempty"`
-	Seconds        float64  `json:"durationSeconds,omitempty"`
-	MoverSeconds   float64  `json:"moverSeconds,omitempty"` // of which the mover's own upload
+	Namespace    string   `json:"namespace"`
+	PVC          string   `json:"pvc"`
+	Mode         string   `json:"mode"`   // snapshot-move, fs, snapshot or none
+	Reason       string   `json:"reason"` // why this mode
+	StorageClass string   `json:"storageClass,omitempty"`
+	Driver       string   `json:"driver,omitempty"`
+	Size         string   `json:"size,omitempty"`
+	AccessModes  []string `json:"accessModes,omitempty"`
+	// VolumeMode is the claim's volumeMode when it is Block (a raw device, stored as one file);
+	// empty for filesystem volumes.
+	VolumeMode     string  `json:"volumeMode,omitempty"`
+	SnapshotClass  string  `json:"snapshotClass,omitempty"`
+	VolumeSnapshot string  `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
+	SnapshotHandle string  `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
+	KopiaSnapshot  string  `json:"kopiaSnapshot,omitempty"`
+	KopiaParent    string  `json:"kopiaParent,omitempty"`
+	Bytes          int64   `json:"bytes,omitempty"`
+	UploadedBytes  int64   `json:"uploadedBytes,omitempty"`
+	Files          int64   `json:"files,omitempty"`
+	Seconds        float64 `json:"durationSeconds,omitempty"`
+	MoverSeconds   float64 `json:"moverSeconds,omitempty"` // of which the mover's own upload
 	// MoverOpenSeconds is the part of MoverSeconds spent opening the namespace's repository.
 	MoverOpenSeconds float64 `json:"moverOpenSeconds,omitempty"`
 	// MoverDebug (create --mover-debug): the mover's storage calls with their HTTP timings.
@@ -587,3 +590,9 @@ const (
 	VolumeFailed    = "Failed"
 	VolumeSkipped   = "Skipped"
 )
+
+// VolumeModeBlock is Volume.VolumeMode of a raw block volume.
+const VolumeModeBlock = "Block"
+
+// IsBlock says whether the volume is a raw block volume.
+func (v Volume) IsBlock() bool { return v.VolumeMode == VolumeModeBlock }

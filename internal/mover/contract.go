@@ -36,6 +36,7 @@ const (
 	EnvDebug           = "PVBACKUP_MOVER_DEBUG"
 	EnvProbeToken      = "PVBACKUP_PROBE_TOKEN"
 	EnvProbeVerify     = "PVBACKUP_PROBE_VERIFY"
+	EnvBlock           = "PVBACKUP_BLOCK"
 	EnvTmpDir          = "TMPDIR"
 )
 
@@ -80,6 +81,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"debug", EnvDebug},
 	{"token", EnvProbeToken},
 	{"verify", EnvProbeVerify},
+	{"block", EnvBlock},
 }
 
 // Invocation is what the plugin tells one mover run through its environment.
@@ -106,6 +108,8 @@ type Invocation struct {
 	// ProbeToken is what doctor's probe writes into Dir, or, with ProbeVerify, expects to read back.
 	ProbeToken  string
 	ProbeVerify bool
+	// Block: Dir (and FromDir) are block devices of volumeMode: Block claims (backup, restore).
+	Block bool
 }
 
 // EnvVar is one name=value of an Invocation.
@@ -126,6 +130,9 @@ func (in Invocation) Env() []EnvVar {
 	}
 	if in.Debug {
 		env = append(env, EnvVar{EnvDebug, strconv.FormatBool(true)})
+	}
+	if in.Block && in.Op != OpProbe {
+		env = append(env, EnvVar{EnvBlock, strconv.FormatBool(true)})
 	}
 	switch in.Op {
 	case OpBackup:

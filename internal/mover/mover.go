@@ -46,6 +46,9 @@ type BackupConfig struct {
 	Backup    string // the plugin's backup name, as a tag
 	Parallel  int    // files hashed and uploaded in parallel (0 = number of CPUs)
 	OnError   string // OnErrorFail (default) or OnErrorSkip
+	// Block: Source is a block device (a Block claim mapped with volumeDevices), backed up as
+	// the one file BlockEntry (block.go).
+	Block bool
 }
 
 // RestoreConfig says what to restore where.
@@ -70,6 +73,9 @@ type RestoreConfig struct {
 	Sync bool
 	// DiffOnly writes nothing: the Result's Diff says what Sync would change.
 	DiffOnly bool
+	// Block: Target (and FromDir) are block devices; the snapshot's BlockEntry is written to
+	// Target whole (block.go).
+	Block bool
 }
 
 // SourceInfo is the Kopia source of a PVC's snapshots: parents are found by it.
@@ -92,6 +98,9 @@ func (c *BackupConfig) validate() error {
 	}
 	if c.OnError != OnErrorFail && c.OnError != OnErrorSkip {
 		return fmt.Errorf("on-error %q: use fail or skip", c.OnError)
+	}
+	if c.Block {
+		return checkBlock(c.Source, "source")
 	}
 	st, err := os.Stat(c.Source)
 	if err != nil {
@@ -126,6 +135,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 		IgnoreDirectoryErrors: newOptionalBool(skip),
 		IgnoreUnknownTypes:    newOptionalBool(true), // sockets and devices have no data to keep
 	}}
+	if cfg.Block {
+		override.SplitterPolicy.Algorithm = BlockSplitter
+	}
 	var man *snapshot.Manifest
 	err := kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
 		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
@@ -140,10 +152,11 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			if err != nil {
 				return fmt.Errorf("read policy: %w", err)
 			}
-			entry, err := localfs.NewEntry(cfg.Source)
+			entry, closeSource, err := sourceEntry(cfg)
 			if err != nil {
-				return fmt.Errorf("source %s: %w", cfg.Source, err)
+				return err
 			}
+			defer closeSource()
 			u := upload.NewUploader(w)
 			u.ParallelUploads = cfg.Parallel
 			u.Progress = newUploadProgress(&c, sink)
@@ -206,6 +219,18 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	return res, nil
 }
 
+// sourceEntry is what a backup uploads: the mounted directory, or a block device's image.
+func sourceEntry(cfg BackupConfig) (fs.Entry, func(), error) {
+	if cfg.Block {
+		return blockSource(cfg.Source)
+	}
+	entry, err := localfs.NewEntry(cfg.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source %s: %w", cfg.Source, err)
+	}
+	return entry, func() {}, nil
+}
+
 func fatalErrors(man *snapshot.Manifest) int {
 	if man.RootEntry == nil || man.RootEntry.DirSummary == nil {
 		return 0
@@ -245,6 +270,13 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	}
 	if err := cfg.validate(); err != nil {
 		return fail(err)
+	}
+	if cfg.Block {
+		if err := restoreBlockVolume(ctx, r, cfg, res); err != nil {
+			return fail(err)
+		}
+		res.OK, res.DurationSeconds = true, time.Since(start).Seconds()
+		return res, nil
 	}
 	root, stats, err := restoreRoot(ctx, r, cfg, res)
 	if err != nil {

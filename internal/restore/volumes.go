@@ -78,7 +78,7 @@ func (r *run) fillClaims(ctx context.Context) error {
 		case r.d.Volumes == nil:
 			it.Action, it.Reason = Skipped, "volume data is not restored by this command"
 		default:
-			items = append(items, volumes.RestoreItem{Namespace: it.Namespace, SourceNamespace: v.Namespace, PVC: it.PVC, KopiaSnapshot: v.KopiaSnapshot})
+			items = append(items, volumes.RestoreItem{Namespace: it.Namespace, SourceNamespace: v.Namespace, PVC: it.PVC, KopiaSnapshot: v.KopiaSnapshot, Block: v.IsBlock()})
 			idx = append(idx, len(r.res.Volumes))
 		}
 		r.res.Volumes = append(r.res.Volumes, it)

@@ -174,7 +174,7 @@ func (e *engine) dropUnstarted(ctx context.Context, plan []catalog.Volume, start
 
 // backupTask is the Task of a volume's backup.
 func (e *engine) backupTask(v *catalog.Volume) Task {
-	return Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID}
+	return Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID, Block: v.IsBlock()}
 }
 
 func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex) (err error) {
