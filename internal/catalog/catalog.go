@@ -563,7 +563,12 @@ type Volume struct {
 	AccessModes  []string `json:"accessModes,omitempty"`
 	// VolumeMode is the claim's volumeMode when it is Block (a raw device, stored as one file);
 	// empty for filesystem volumes.
-	VolumeMode     string  `json:"volumeMode,omitempty"`
+	VolumeMode string `json:"volumeMode,omitempty"`
+	// VolumeGroup is the claim's volume group (namespace/label=value) when it is in one;
+	// GroupSnapshot the VolumeGroupSnapshot that cut it, empty when it was cut alone (Reason and
+	// Warnings say why).
+	VolumeGroup   string `json:"volumeGroup,omitempty"`
+	GroupSnapshot string `json:"groupSnapshot,omitempty"`
 	SnapshotClass  string  `json:"snapshotClass,omitempty"`
 	VolumeSnapshot string  `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
 	SnapshotHandle string  `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID

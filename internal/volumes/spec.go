@@ -98,6 +98,9 @@ type Task struct {
 	// ProbeToken and ProbeVerify are doctor's probe's (mover.Invocation).
 	ProbeToken  string
 	ProbeVerify bool
+	// GroupMember, on a backup, is the member VolumeSnapshot of a VolumeGroupSnapshot that cut the
+	// claim: the temporary claim is made from it, and it is deleted with its group, not alone.
+	GroupMember string
 	// Block: the claims are volumeMode: Block; the mover maps their devices (volumeDevices) and
 	// runs as root (see blockSecurity).
 	Block bool
@@ -176,6 +179,9 @@ func (t Task) TempPVCSpec(src *corev1.PersistentVolumeClaim, restoreSize *resour
 func (t Task) snapshotSource() string {
 	if t.FromSnapshot != "" {
 		return t.FromSnapshot
+	}
+	if t.GroupMember != "" {
+		return t.GroupMember
 	}
 	return t.SnapshotName()
 }

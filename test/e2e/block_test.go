@@ -42,7 +42,7 @@ func TestBlockVolumeBackup(t *testing.T) {
 	loc := c.location(t)
 	movers := []string{"--mover-image", moverImage(), "--mover-pull-policy", "Never"}
 
-	r := runPlugin(t, time.Minute, append([]string{"create", "fs-" + randomSuffix(), "--to", loc, "--include-namespaces", ns, "--volumes", "fs"}, movers...)...)
+	r := runPlugin(t, 3*time.Minute, append([]string{"create", "fs-" + randomSuffix(), "--to", loc, "--include-namespaces", ns, "--volumes", "fs"}, movers...)...)
 	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "raw block volume (volumeMode: Block): fs mode reads a mounted filesystem") {
 		t.Errorf("--volumes=fs of a block claim: exit %d, want it refused with the reason\n%s%s", r.code, r.stdout, r.stderr)
 	}
