@@ -259,6 +259,11 @@ func (o *CreateOptions) Validate() error {
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
 	}
+	if o.VolumeGroupBy != "" {
+		if errs := validation.IsQualifiedName(o.VolumeGroupBy); len(errs) > 0 {
+			return fmt.Errorf("--volume-group-by %q is not a label key: %s", o.VolumeGroupBy, strings.Join(errs, "; "))
+		}
+	}
 	if o.TTL < 0 {
 		return fmt.Errorf("--ttl %s: must be positive (0 = no expiry)", o.TTL)
 	}
