@@ -114,8 +114,8 @@ func (r *backupRun) waitGroup(ctx context.Context, facts *GroupFacts, ns, name, 
 	switch {
 	case failed != "":
 		return fmt.Errorf("%s failed: %s", what, failed)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed):
-		return fmt.Errorf("%s not ready within %s: see kubectl describe volumegroupsnapshot -n %s %s", what, r.cfg.Timeout, ns, name)
+	case err != nil && wctx.Err() != nil && ctx.Err() == nil:
+		return fmt.Errorf("%s not ready within %s (does the snapshot controller run with --feature-gates=CSIVolumeGroupSnapshot=true?): see kubectl describe volumegroupsnapshot -n %s %s", what, r.cfg.Timeout, ns, name)
 	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
 	}
