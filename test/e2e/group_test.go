@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -25,8 +27,16 @@ func TestGroupBackup(t *testing.T) {
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-group")
 	for _, claim := range []string{"one", "two"} {
-		c.classPVC(t, ns, claim, c.StorageClass, nil)
-		c.labelPVC(t, ns, claim, map[string]string{volumes.LabelVolumeGroup: "db"})
+		// Labelled at creation: a label added while the provisioner binds the claim makes it log a
+		// conflict (ProvisioningFailed), which the snapshot waits would take for a failure.
+		pvc := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: claim, Labels: map[string]string{volumes.LabelVolumeGroup: "db"}},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &c.StorageClass,
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("16Mi")}}},
+		}
+		if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(context.Background(), pvc, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create PVC %s/%s: %v", ns, claim, err)
+		}
 	}
 	c.StartLockstepWriter(t, ns, "writer", "one", "two")
 	c.waitLiveNumber(t, ns, "writer", "two", 100)
