@@ -37,6 +37,7 @@ const (
 	EnvProbeToken      = "PVBACKUP_PROBE_TOKEN"
 	EnvProbeVerify     = "PVBACKUP_PROBE_VERIFY"
 	EnvBlock           = "PVBACKUP_BLOCK"
+	EnvReadOnly        = "PVBACKUP_READ_ONLY"
 	EnvTmpDir          = "TMPDIR"
 )
 
@@ -64,6 +65,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"parallel", EnvParallel},
 	{"on-error", EnvOnError},
 	{"result", EnvResult},
+	{"read-only", EnvReadOnly},
 	{"cache-dir", EnvCacheDir},
 	{"source", EnvSource},
 	{"pvc", EnvPVC},
@@ -110,6 +112,8 @@ type Invocation struct {
 	ProbeVerify bool
 	// Block: Dir (and FromDir) are block devices of volumeMode: Block claims (backup, restore).
 	Block bool
+	// ReadOnly opens the repository read-only, as another tool's (Velero's): restore only.
+	ReadOnly bool
 }
 
 // EnvVar is one name=value of an Invocation.
@@ -164,6 +168,9 @@ func (in Invocation) Env() []EnvVar {
 	}
 	if in.SubPath != "" {
 		env = append(env, EnvVar{EnvSubPath, in.SubPath})
+	}
+	if in.ReadOnly {
+		env = append(env, EnvVar{EnvReadOnly, strconv.FormatBool(true)})
 	}
 	return env
 }
