@@ -2,7 +2,7 @@
 # Builds what the local test cluster needs beyond hack/tools.sh, into .local/bin and .local/images:
 #
 #   hack/cluster-build.sh csi      csi-provisioner v5.3.0, csi-snapshotter + snapshot-controller v8.4.0,
-#                                  the snapshot CRDs (.local/cluster-crds), the test CSI driver
+#                                  the snapshot and group snapshot CRDs (.local/cluster-crds), the test CSI driver
 #   hack/cluster-build.sh images   the pause and busybox image tarballs (.local/images)
 #   hack/cluster-build.sh all      both
 #
@@ -59,17 +59,32 @@ csi() {
 	build_in "$dir" csi-snapshotter ./cmd/csi-snapshotter "$SNAPSHOTTER_VERSION"
 	build_in "$dir" snapshot-controller ./cmd/snapshot-controller "$SNAPSHOTTER_VERSION"
 
-	local crds=$ROOT/.local/cluster-crds
-	if [ ! -f "$crds/.version" ] || [ "$(cat "$crds/.version")" != "$SNAPSHOTTER_VERSION" ]; then
-		local client
-		client=$(module_dir github.com/kubernetes-csi/external-snapshotter/client/v8 "$SNAPSHOTTER_VERSION")
-		rm -rf "$crds" && mkdir -p "$crds"
-		cp "$client"/config/crd/snapshot.storage.k8s.io_*.yaml "$crds/"
-		echo "$SNAPSHOTTER_VERSION" >"$crds/.version"
-	fi
+	crds
 
 	# The project's own test driver: rebuilt every time (seconds with a warm cache) so edits take effect.
 	(cd "$ROOT/test/csidriver" && CGO_ENABLED=0 go build -trimpath -o "$BIN/pvbackup-csi" .)
+}
+
+# crds copies the snapshot and group snapshot CRDs of the client module into .local/cluster-crds.
+# The VolumeGroupSnapshotContent CRD converts between v1beta1 and v1beta2 (whose status differs)
+# through external-snapshotter's conversion webhook, a Service the lab does not run: its
+# `conversion:` stanza is dropped (strategy None) and v1beta1 is no longer served for it, so the
+# lab serves group snapshot contents as v1beta2 alone, as the controllers use them. The other two
+# group CRDs keep both versions (same schemas but for validations; no webhook).
+crds() {
+	local crds=$ROOT/.local/cluster-crds stamp="$SNAPSHOTTER_VERSION+groups"
+	[ -f "$crds/.version" ] && [ "$(cat "$crds/.version")" = "$stamp" ] && return 0
+	local client f
+	client=$(module_dir github.com/kubernetes-csi/external-snapshotter/client/v8 "$SNAPSHOTTER_VERSION")
+	rm -rf "$crds" && mkdir -p "$crds"
+	cp "$client"/config/crd/snapshot.storage.k8s.io_*.yaml "$client"/config/crd/groupsnapshot.storage.k8s.io_*.yaml "$crds/"
+	f=$crds/groupsnapshot.storage.k8s.io_volumegroupsnapshotcontents.yaml
+	awk '/^  conversion:/ { skip = 1; next } skip && /^  [a-z]/ { skip = 0 } !skip' "$f" |
+		awk '/^    name: v1beta1$/ { old = 1 } old && /^    served: true$/ { print "    served: false"; old = 0; next } { print }' >"$f.new"
+	grep -q '^  conversion:' "$f.new" && { echo "$f: the conversion webhook is still there" >&2; return 1; }
+	[ "$(grep -c '^    served: true$' "$f.new")" = 1 ] || { echo "$f: want v1beta2 alone served" >&2; return 1; }
+	mv "$f.new" "$f"
+	echo "$stamp" >"$crds/.version"
 }
 
 images() {

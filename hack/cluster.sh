@@ -9,7 +9,9 @@
 #   pvbackup-node-b  zone-b   pods 10.244.1.2-254   kubelet :10350
 #   pvbackup-node-c  zone-b   pods 10.244.2.2-254   kubelet :10450
 # Storage (test/csidriver, one process per driver serving every node): csi-dir (default; reachable
-# from every node), csi-zonal (one zone, attached to one node at a time), csi-local (one node).
+# from every node), csi-zonal (one zone, attached to one node at a time), csi-local (one node); each
+# with filesystem and block (a loop device per volume) volumes and snapshots; group snapshots
+# (VolumeGroupSnapshot, cut while the members' pods are frozen) in csi-dir and csi-zonal.
 #
 #   hack/cluster.sh up                 install and build what is missing, start everything, wait until ready,
 #                                      write .local/cluster/kubeconfig and .local/cluster/env
@@ -621,7 +623,8 @@ start_kubelet() {
 		--hostname-override "${NODES[$i]}" --node-ip "$GATEWAY" --node-labels "$ZONE_LABEL=${ZONES[$i]}" --v=1
 }
 
-# storage_objects prints the CSIDrivers, StorageClasses and VolumeSnapshotClasses of the lab.
+# storage_objects prints the CSIDrivers, StorageClasses, VolumeSnapshotClasses and
+# VolumeGroupSnapshotClasses of the lab.
 storage_objects() {
 	local dir zonal local
 	dir=$(csi_name dir) zonal=$(csi_name zonal) local=$(csi_name local)
@@ -717,6 +720,30 @@ metadata:
   annotations: {snapshot.storage.kubernetes.io/is-default-class: "true"}
 driver: $local
 deletionPolicy: Delete
+---
+# Group snapshots: the dir and zonal drivers (the local driver has no GroupController).
+apiVersion: groupsnapshot.storage.k8s.io/v1beta2
+kind: VolumeGroupSnapshotClass
+metadata:
+  name: csi-dir
+  annotations: {groupsnapshot.storage.kubernetes.io/is-default-class: "true"}
+driver: $dir
+deletionPolicy: Delete
+---
+apiVersion: groupsnapshot.storage.k8s.io/v1beta2
+kind: VolumeGroupSnapshotClass
+metadata: {name: csi-dir-fail}
+driver: $dir
+deletionPolicy: Delete
+parameters: {fail: "this VolumeGroupSnapshotClass (csi-dir-fail) makes every group snapshot fail, for tests"}
+---
+apiVersion: groupsnapshot.storage.k8s.io/v1beta2
+kind: VolumeGroupSnapshotClass
+metadata:
+  name: csi-zonal
+  annotations: {groupsnapshot.storage.kubernetes.io/is-default-class: "true"}
+driver: $zonal
+deletionPolicy: Delete
 EOF
 }
 
@@ -724,7 +751,8 @@ EOF
 start_csi() {
 	local t=$1 i args=() admin=$STATE/conf/admin.kubeconfig
 	for i in "${!NODES[@]}"; do
-		args+=(--node "name=${NODES[$i]},zone=${ZONES[$i]},endpoint=$(csi_node_sock "$t" "$i"),registration-dir=$(node_kubelet_dir "$i")/plugins_registry")
+		# cgroup-root: a group snapshot freezes the pods (their cgroups under it) that use its members.
+		args+=(--node "name=${NODES[$i]},zone=${ZONES[$i]},endpoint=$(csi_node_sock "$t" "$i"),registration-dir=$(node_kubelet_dir "$i")/plugins_registry,cgroup-root=$(node_cgroup "$i")")
 	done
 	[ "$t" = zonal ] && args+=(--attacher-server "$APISERVER" --attacher-tls "$PKI/ca.crt,$PKI/admin.crt,$PKI/admin.key")
 	start "csi-$t" "$BIN/pvbackup-csi" --drivername "$(csi_name "$t")" --type "$t" --datadir "$(csi_dir "$t")" \
@@ -734,15 +762,18 @@ start_csi() {
 	# node alone, so a node-local snapshot restored for another node fails (and is rescheduled).
 	start "csi-provisioner-$t" "$BIN/csi-provisioner" --kubeconfig "$admin" --csi-address "$(csi_controller_sock "$t")" \
 		--leader-election=false --timeout 60s --strict-topology --v=2
+	# CSIVolumeGroupSnapshot: VolumeGroupSnapshotContents are answered through the driver's
+	# GroupController (the local driver has none: its snapshotter logs that and cuts no groups).
 	start "csi-snapshotter-$t" "$BIN/csi-snapshotter" --kubeconfig "$admin" --csi-address "$(csi_controller_sock "$t")" \
-		--leader-election=false --timeout 60s --v=2
+		--leader-election=false --timeout 60s --feature-gates=CSIVolumeGroupSnapshot=true --v=2
 }
 
 start_storage() {
 	kubectl apply --server-side -f "$ROOT/.local/cluster-crds/" >/dev/null
 	wait_until "snapshot CRDs" 60 kubectl wait --for condition=established --timeout=1s \
 		crd/volumesnapshots.snapshot.storage.k8s.io crd/volumesnapshotcontents.snapshot.storage.k8s.io \
-		crd/volumesnapshotclasses.snapshot.storage.k8s.io
+		crd/volumesnapshotclasses.snapshot.storage.k8s.io crd/volumegroupsnapshots.groupsnapshot.storage.k8s.io \
+		crd/volumegroupsnapshotcontents.groupsnapshot.storage.k8s.io crd/volumegroupsnapshotclasses.groupsnapshot.storage.k8s.io
 	storage_objects | kubectl apply --server-side -f - >/dev/null
 
 	start_snapshot_controller
@@ -762,10 +793,12 @@ start_storage() {
 # outside the cluster's pods is alive. ReleaseLeaderElectionOnExit makes a stopped controller give the
 # Lease up at once (instead of letting it expire 15 s later), so doctor's e2e test of a stopped
 # controller keeps the cluster without one for seconds; a restarted controller takes it back at once.
+# CSIVolumeGroupSnapshot (beta, off by default): the controller handles VolumeGroupSnapshots too
+# (it then requires the group CRDs at start).
 start_snapshot_controller() {
 	start snapshot-controller "$BIN/snapshot-controller" --kubeconfig "$STATE/conf/admin.kubeconfig" \
 		--leader-election=true --leader-election-namespace=kube-system \
-		--feature-gates=ReleaseLeaderElectionOnExit=true --v=2
+		--feature-gates=ReleaseLeaderElectionOnExit=true,CSIVolumeGroupSnapshot=true --v=2
 }
 
 # snapshot-controller stop|start: stop or start the snapshot controller alone, for the e2e test of
@@ -858,6 +891,10 @@ export PVBACKUP_KUBECTL=$BIN/kubectl
 export PVBACKUP_NODES='${NODES[*]}'
 export PVBACKUP_ZONAL_STORAGE_CLASS=csi-zonal
 export PVBACKUP_LOCAL_STORAGE_CLASS=csi-local
+# VolumeGroupSnapshotClasses (groupsnapshot.storage.k8s.io/v1beta2): csi-dir and csi-zonal; csi-local
+# has none (its driver cuts no groups); csi-dir-fail fails every group with its reason.
+export PVBACKUP_GROUP_SNAPSHOT_CLASS=csi-dir
+export PVBACKUP_ZONAL_GROUP_SNAPSHOT_CLASS=csi-zonal
 EOF
 	registry_env >>"$OUT/env" # lab registry
 }
@@ -912,7 +949,8 @@ up() {
 	wait_until "ServiceAccount default/default" 60 kubectl get serviceaccount default -n default
 	wait_until "the CSI drivers' registration with every kubelet" 60 csi_registered
 	wait_until "SeaweedFS S3 with bucket $S3_BUCKET" 120 s3_bucket_ok
-	wait_until "default StorageClass and VolumeSnapshotClass" 30 kubectl get storageclass/csi-dir volumesnapshotclass/csi-dir
+	wait_until "default StorageClass, VolumeSnapshotClass and VolumeGroupSnapshotClass" 30 \
+		kubectl get storageclass/csi-dir volumesnapshotclass/csi-dir volumegroupsnapshotclass/csi-dir
 	check_alive
 	CLUSTER_UP_DONE=1
 	trap - EXIT
@@ -957,6 +995,8 @@ down() {
 		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 	fi
 	iptables_cleanup
+	# Loop devices before the mounts (their backing files' paths read right until then).
+	loops_down
 	# Mounts: pod volumes, container root filesystems, shm, network namespaces; deepest first.
 	local m
 	for _ in 1 2 3; do
@@ -977,7 +1017,40 @@ down() {
 	[ -z "$left" ] || die "processes left behind: $left"
 	left=$(pod_cgroups)
 	[ -z "$left" ] || die "cgroups left behind: $left"
+	left=$(cluster_loops)
+	[ -z "$left" ] || die "loop devices left behind: $left"
 	log "cluster down"
+}
+
+# cluster_loops lists the loop devices attached to files of the cluster ("DEVICE BACKING_FILE"
+# lines): the drivers' block volume images, and the loops the kubelets attach to a block volume's
+# device while a pod maps it (volumepathhandler's "fd lock", backed by the bind-mounted device
+# under the kubelet's directory).
+cluster_loops() {
+	local f back
+	for f in /sys/block/loop*/loop/backing_file; do
+		[ -f "$f" ] || continue
+		back=$(cat "$f" 2>/dev/null) || continue
+		case "$back" in "$STATE"/* | "$RUN"/*) echo "/dev/$(basename "$(dirname "$(dirname "$f")")") $back" ;; esac
+	done
+	return 0
+}
+
+# loops_down detaches the cluster's loop devices: the kubelets' first (they hold the drivers'
+# devices open), then the drivers'. A device still open goes at its last close (the pods'
+# processes are gone by now).
+loops_down() {
+	local dev back i
+	for i in 1 2 3 4 5; do
+		[ -n "$(cluster_loops)" ] || return 0
+		while read -r dev back; do
+			case "$back" in "$STATE"/csi/*) ;; *) losetup -d "$dev" 2>/dev/null || true ;; esac
+		done <<<"$(cluster_loops)"
+		while read -r dev back; do
+			[ -z "$dev" ] || losetup -d "$dev" 2>/dev/null || true
+		done <<<"$(cluster_loops)"
+		sleep 0.2
+	done
 }
 
 # stop_leftovers stops components recorded under names this version does not start (a cluster

@@ -553,19 +553,27 @@ func (c *Catalog) Delete(ctx context.Context, name string) (int, error) {
 
 // Volume is what happened to one PVC's data.
 type Volume struct {
-	Namespace      string   `json:"namespace"`
-	PVC            string   `json:"pvc"`
-	Mode           string   `json:"mode"`   // snapshot-move, fs, snapshot or none
-	Reason         string   `json:"reason"` // why this mode
-	StorageClass   string   `json:"storageClass,omitempty"`
-	Driver         string   `json:"driver,omitempty"`
-	Size           string   `json:"size,omitempty"`
-	AccessModes    []string `json:"accessModes,omitempty"`
-	SnapshotClass  string   `json:"snapshotClass,omitempty"`
-	VolumeSnapshot string   `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
-	SnapshotHandle string   `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
-	KopiaSnapshot  string   `json:"kopiaSnapshot,omitempty"`
-	KopiaParent    string   `json:"kopiaParent,omitempty"`
+	Namespace    string   `json:"namespace"`
+	PVC          string   `json:"pvc"`
+	Mode         string   `json:"mode"`   // snapshot-move, fs, snapshot or none
+	Reason       string   `json:"reason"` // why this mode
+	StorageClass string   `json:"storageClass,omitempty"`
+	Driver       string   `json:"driver,omitempty"`
+	Size         string   `json:"size,omitempty"`
+	AccessModes  []string `json:"accessModes,omitempty"`
+	// VolumeMode is the claim's volumeMode when it is Block (a raw device, stored as one file);
+	// empty for filesystem volumes.
+	VolumeMode string `json:"volumeMode,omitempty"`
+	// VolumeGroup is the claim's volume group (namespace/label=value) when it is in one;
+	// GroupSnapshot the VolumeGroupSnapshot that cut it, empty when it was cut alone (Reason and
+	// Warnings say why).
+	VolumeGroup    string `json:"volumeGroup,omitempty"`
+	GroupSnapshot  string `json:"groupSnapshot,omitempty"`
+	SnapshotClass  string `json:"snapshotClass,omitempty"`
+	VolumeSnapshot string `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
+	SnapshotHandle string `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
+	KopiaSnapshot  string `json:"kopiaSnapshot,omitempty"`
+	KopiaParent    string `json:"kopiaParent,omitempty"`
 	// Compression is what the mover was told (create --compression, or the PVC's annotation
 	// pvbackup.io/compression): none, auto or a Kopia compressor. Empty in older backups: none.
 	Compression   string `json:"compression,omitempty"`
@@ -595,3 +603,9 @@ const (
 	VolumeFailed    = "Failed"
 	VolumeSkipped   = "Skipped"
 )
+
+// VolumeModeBlock is Volume.VolumeMode of a raw block volume.
+const VolumeModeBlock = "Block"
+
+// IsBlock says whether the volume is a raw block volume.
+func (v Volume) IsBlock() bool { return v.VolumeMode == VolumeModeBlock }

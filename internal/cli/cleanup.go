@@ -80,18 +80,25 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	groups, err := volumes.GroupLeftovers(ctx, clients.Discovery, clients.Dynamic, o.Backup)
+	if err != nil {
+		return err
+	}
 	// Workloads an in-place restore stopped and a killed plugin did not start again.
 	stopped, err := quiesce.Stopped(ctx, clients.Typed, o.Backup)
 	if err != nil {
 		return err
 	}
 	var delErr error
-	if !o.DryRun && len(objs)+len(stopped) > 0 {
+	if !o.DryRun && len(objs)+len(groups)+len(stopped) > 0 {
 		// Deleting must finish even after Ctrl-C: it is what the user asked for.
 		dctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		defer cancel()
-		delErr = errors.Join(volumes.Delete(dctx, clients.Typed, clients.Snap, objs), quiesce.Start(dctx, clients.Typed, stopped))
+		// Groups after the temporary claims made from their members.
+		delErr = errors.Join(volumes.Delete(dctx, clients.Typed, clients.Snap, objs),
+			volumes.DeleteGroupSnapshots(dctx, clients.Snap, clients.Discovery, clients.Dynamic, groups), quiesce.Start(dctx, clients.Typed, stopped))
 	}
+	objs = append(objs, groups...)
 	if o.output.Format != "" {
 		out := map[string]any{"dryRun": o.DryRun, "objects": objs}
 		if len(stopped) > 0 {

@@ -43,6 +43,9 @@ directories; --exclude leaves matches out.`,
 			# Get a whole volume back as it was in backup shop-1
 			%[1]s cp shop-1 shop/data ./data
 
+			# A raw block volume (volumeMode: Block): its image, volume.img, sparse where the device was zero
+			%[1]s cp vm-1 vms/disk ./disk
+
 			# Only the logs, without the rotated ones
 			%[1]s cp shop-1 shop/data:/var/log ./logs --include '*.log' --exclude 'old'`), "kubectl pvbackup"),
 		Args: cobra.ExactArgs(3),

@@ -62,6 +62,7 @@ type CreateOptions struct {
 	DryRun            bool
 	Volumes           string
 	SnapshotClasses   []string
+	VolumeGroupBy     string
 	MoverClassMapping []string
 	mover             moverOptions
 	PreHook, PostHook string
@@ -128,6 +129,7 @@ func (o *CreateOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterResources, "include-cluster-resources", "auto", "cluster-scoped objects: auto (all when all namespaces are selected, else those the selection needs), true or false")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
+	fs.StringVar(&o.VolumeGroupBy, "volume-group-by", "", "label key whose value groups claims: each group of a namespace is cut at one instant with a VolumeGroupSnapshot (claims labelled "+volumes.LabelVolumeGroup+" or "+volumes.LabelVolumeGroupVelero+" are grouped without it); a driver without group snapshots cuts them one by one, with a warning")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs, o.configFlags)
@@ -258,7 +260,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 		return fmt.Errorf("--hook-selector %q: %w", o.HookSelector, err)
 	}
 	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
-	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, Mover: mc,
+	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, VolumeGroupBy: o.VolumeGroupBy, Mover: mc,
 		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots,
 		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData, Compression: o.Compression}
 	return nil
@@ -274,6 +276,11 @@ func (o *CreateOptions) Validate() error {
 	}
 	if err := o.cfg.Namespaces.Validate(); err != nil {
 		return err
+	}
+	if o.VolumeGroupBy != "" {
+		if errs := validation.IsQualifiedName(o.VolumeGroupBy); len(errs) > 0 {
+			return fmt.Errorf("--volume-group-by %q is not a label key: %s", o.VolumeGroupBy, strings.Join(errs, "; "))
+		}
 	}
 	if o.TTL < 0 {
 		return fmt.Errorf("--ttl %s: must be positive (0 = no expiry)", o.TTL)
@@ -385,7 +392,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 	if o.volCfg != nil {
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
-		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
 			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
 			EnsureRepository: o.repos(repoPassword).Ensure}}

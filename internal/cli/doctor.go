@@ -206,7 +206,7 @@ func resolveNamespaces(ctx context.Context, clients *kube.Clients, include []str
 
 // doctorDeps connects the doctor to the cluster; repositories are opened as movers open them.
 func doctorDeps(c *kube.Clients) doctor.Deps {
-	return doctor.Deps{Kube: c.Typed, Snap: c.Snap, Discovery: c.Discovery, OpenRepository: openRepository}
+	return doctor.Deps{Kube: c.Typed, Snap: c.Snap, Discovery: c.Discovery, Dynamic: c.Dynamic, OpenRepository: openRepository}
 }
 
 // openRepository is the one way the plugin's checks open a namespace's existing repository, with

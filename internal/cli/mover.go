@@ -39,7 +39,9 @@ type MoverOptions struct {
 	RequireEmpty              bool
 	SubPath                   string
 	Sync, DiffOnly            bool
-	ReadOnly                  bool
+	// Block: the source or target is a block device (volumeMode: Block).
+	Block    bool
+	ReadOnly bool
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -180,7 +182,7 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 			}
 			res, err := mover.RunBackup(ctx, o.settings(), mover.BackupConfig{
 				Source: o.Source, PVC: o.PVC, Backup: o.Backup, Parallel: o.Parallel, OnError: o.OnError,
-				Compression: o.Compression,
+				Compression: o.Compression, Block: o.Block,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
@@ -191,6 +193,7 @@ func newMoverBackupCmd(ctx context.Context, streams genericiooptions.IOStreams) 
 	f.StringVar(&o.PVC, "pvc", "", "name of the PVC the directory holds: its previous snapshot is the parent (env "+mover.EnvPVC+")")
 	f.StringVar(&o.Backup, "backup", "", "backup name, recorded as a snapshot tag (env "+mover.EnvBackup+")")
 	f.StringVar(&o.Compression, "compression", "", "compression of this backup: "+repo.CompressionAuto+" (default: "+repo.AutoCompressor+" for what may compress), "+repo.CompressionNone+", or a Kopia compressor (zstd-fastest, s2-default, ...) (env "+mover.EnvCompression+")")
+	f.BoolVar(&o.Block, "block", false, "--source is a block device (a volumeMode: Block claim), backed up as one file "+mover.BlockEntry+" (env "+mover.EnvBlock+")")
 	return cmd
 }
 
@@ -210,7 +213,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 			res, err := mover.RunRestore(ctx, o.settings(), mover.RestoreConfig{
 				SnapshotID: o.Snapshot, FromDir: o.FromDir, Target: o.Target, Parallel: o.Parallel, OnError: o.OnError,
 				SkipOwners: o.SkipOwners, Sparse: o.Sparse, RequireEmpty: o.RequireEmpty, SubPath: o.SubPath,
-				Sync: o.Sync, DiffOnly: o.DiffOnly,
+				Sync: o.Sync, DiffOnly: o.DiffOnly, Block: o.Block,
 			}, mover.JSONLines(streams.Out))
 			return o.finish(res, err)
 		},
@@ -220,6 +223,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 	f.StringVar(&o.Snapshot, "snapshot", "", "Kopia snapshot ID to restore (env "+mover.EnvSnapshot+")")
 	f.StringVar(&o.FromDir, "from-dir", "", "restore from this directory instead of a snapshot: a volume made from a kept VolumeSnapshot (env "+mover.EnvFromDir+")")
 	f.StringVar(&o.Target, "target", "", "directory to restore into (env "+mover.EnvTarget+")")
+	f.BoolVar(&o.Block, "block", false, "--target (and --from-dir) are block devices: the snapshot's "+mover.BlockEntry+" is written over the device (env "+mover.EnvBlock+")")
 	f.BoolVar(&o.SkipOwners, "skip-owners", false, "do not restore file owners (env "+mover.EnvSkipOwners+")")
 	f.BoolVar(&o.Sparse, "sparse", true, "write runs of zeros as holes (env "+mover.EnvSparse+")")
 	f.BoolVar(&o.RequireEmpty, "require-empty", false, "fail, writing nothing, when the target holds anything but lost+found (env "+mover.EnvRequireEmpty+")")

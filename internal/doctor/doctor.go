@@ -16,6 +16,7 @@ import (
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -104,6 +105,8 @@ type Deps struct {
 	Kube      kubernetes.Interface
 	Snap      snapclient.Interface
 	Discovery discovery.DiscoveryInterface
+	// Dynamic reads VolumeGroupSnapshotClasses (nil: not read).
+	Dynamic dynamic.Interface
 	// OpenLocation opens the backup location as the plugin reaches it (store.Open by default).
 	OpenLocation func(ctx context.Context, url string) (*store.Location, error)
 	// Keys unwraps the location's key with the user's password (the CLI's locationKeys, which

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 const (
@@ -83,23 +85,31 @@ func checkSnapshotAPI(ctx context.Context, d *Deps, cfg *Config) []Result {
 		return []Result{fail(check, "served versions "+strings.Join(served, ", ")+" but no "+strings.Join(missing, ", "), "install the v1 snapshot CRDs of external-snapshotter v4 or later")}
 	}
 	out := []Result{ok(check, "served versions "+strings.Join(served, ", ")+"; v1 has VolumeSnapshots, VolumeSnapshotContents, VolumeSnapshotClasses")}
-	groups, err := d.Discovery.ServerGroups()
-	if err == nil {
-		var gv []string
-		for _, g := range groups.Groups {
-			if g.Name == groupSnapshotGroup {
-				for _, v := range g.Versions {
-					gv = append(gv, v.Version)
-				}
-			}
-		}
-		if len(gv) > 0 {
-			out = append(out, ok("VolumeGroupSnapshot API", "served versions "+strings.Join(gv, ", ")+" (not used yet: volumes are snapshotted together, one VolumeSnapshot each)"))
-		} else {
-			out = append(out, ok("VolumeGroupSnapshot API", "not served (not needed)"))
-		}
+	return append(out, checkGroupSnapshots(ctx, d))
+}
+
+// checkGroupSnapshots reports whether volume groups can be cut here: the served
+// VolumeGroupSnapshot version this tool speaks and the drivers with a VolumeGroupSnapshotClass.
+// (Whether the snapshot controller runs with CSIVolumeGroupSnapshot on shows only when a group
+// is cut: its VolumeGroupSnapshot then gets no status, and the backup says so.)
+func checkGroupSnapshots(ctx context.Context, d *Deps) Result {
+	const check = "VolumeGroupSnapshot API"
+	g, err := volumes.ReadGroupFacts(ctx, d.Discovery, d.Dynamic)
+	switch {
+	case err != nil:
+		return warn(check, err.Error(), "volume groups are snapshotted per claim until it can be read")
+	case g.Version == "":
+		return ok(check, "not served (v1 or v1beta2): claims labelled "+volumes.LabelVolumeGroup+" are snapshotted one by one, with a warning")
+	case len(g.Classes) == 0:
+		return warn(check, groupSnapshotGroup+"/"+g.Version+" served, but no VolumeGroupSnapshotClass is chosen for any driver: volume groups are snapshotted per claim",
+			"create a VolumeGroupSnapshotClass for the driver (annotated "+volumes.AnnotationDefaultGroupClass+"=true when it has several)")
 	}
-	return out
+	var cls []string
+	for driver, c := range g.Classes {
+		cls = append(cls, driver+": "+c)
+	}
+	sort.Strings(cls)
+	return ok(check, groupSnapshotGroup+"/"+g.Version+" served; VolumeGroupSnapshotClasses "+strings.Join(cls, ", ")+" (other drivers snapshot their groups per claim)")
 }
 
 // controllerPods finds snapshot-controller pods by label, else by name in kube-system.

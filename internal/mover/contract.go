@@ -38,6 +38,7 @@ const (
 	EnvDebug           = "PVBACKUP_MOVER_DEBUG"
 	EnvProbeToken      = "PVBACKUP_PROBE_TOKEN"
 	EnvProbeVerify     = "PVBACKUP_PROBE_VERIFY"
+	EnvBlock           = "PVBACKUP_BLOCK"
 	EnvReadOnly        = "PVBACKUP_READ_ONLY"
 	EnvTmpDir          = "TMPDIR"
 )
@@ -86,6 +87,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"debug", EnvDebug},
 	{"token", EnvProbeToken},
 	{"verify", EnvProbeVerify},
+	{"block", EnvBlock},
 }
 
 // Invocation is what the plugin tells one mover run through its environment.
@@ -117,6 +119,8 @@ type Invocation struct {
 	// ProbeToken is what doctor's probe writes into Dir, or, with ProbeVerify, expects to read back.
 	ProbeToken  string
 	ProbeVerify bool
+	// Block: Dir (and FromDir) are block devices of volumeMode: Block claims (backup, restore).
+	Block bool
 	// ReadOnly opens the repository read-only, as another tool's (Velero's): restore only.
 	ReadOnly bool
 }
@@ -145,6 +149,9 @@ func (in Invocation) Env() []EnvVar {
 	}
 	if in.DownloadLimit != "" {
 		env = append(env, EnvVar{EnvDownloadLimit, in.DownloadLimit})
+	}
+	if in.Block && in.Op != OpProbe {
+		env = append(env, EnvVar{EnvBlock, strconv.FormatBool(true)})
 	}
 	switch in.Op {
 	case OpBackup:

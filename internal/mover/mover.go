@@ -47,6 +47,9 @@ type BackupConfig struct {
 	// ParallelAbove splits files bigger than this into parts uploaded in parallel, each a
 	// ParallelAbove-sized object (0 = DefaultParallelAbove).
 	ParallelAbove int64
+	// Block: Source is a block device (a Block claim mapped with volumeDevices), backed up as
+	// the one file BlockEntry (block.go).
+	Block bool
 }
 
 // DefaultParallelAbove is the size above which a file is split into parts uploaded in parallel
@@ -82,6 +85,9 @@ type RestoreConfig struct {
 	Sync bool
 	// DiffOnly writes nothing: the Result's Diff says what Sync would change.
 	DiffOnly bool
+	// Block: Target (and FromDir) are block devices; the snapshot's BlockEntry is written to
+	// Target whole (block.go).
+	Block bool
 }
 
 // SourceInfo is the Kopia source of a PVC's snapshots: parents are found by it.
@@ -108,6 +114,9 @@ func (c *BackupConfig) validate() error {
 	if err := repo.ValidateCompression(c.Compression); err != nil {
 		return fmt.Errorf("compression: %w", err)
 	}
+	if c.Block {
+		return checkBlock(c.Source, "source")
+	}
 	st, err := os.Stat(c.Source)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
@@ -132,9 +141,12 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 		return fail(err)
 	}
 	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpBackup})
-	links, err := scanLinks(ctx, cfg.Source, res)
-	if err != nil {
-		return fail(err)
+	links := &backupLinks{} // a block device's image has no hard links
+	if !cfg.Block {
+		var err error
+		if links, err = scanLinks(ctx, cfg.Source, res); err != nil {
+			return fail(err)
+		}
 	}
 
 	var c counters
@@ -143,6 +155,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	override, err := backupPolicy(cfg)
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.Block {
+		override.SplitterPolicy.Algorithm = BlockSplitter
 	}
 	var man *snapshot.Manifest
 	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
@@ -158,10 +173,11 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			if err != nil {
 				return fmt.Errorf("read policy: %w", err)
 			}
-			entry, err := localfs.NewEntry(cfg.Source)
+			entry, closeSource, err := sourceEntry(cfg)
 			if err != nil {
-				return fmt.Errorf("source %s: %w", cfg.Source, err)
+				return err
 			}
+			defer closeSource()
 			if entry, err = links.attach(entry); err != nil {
 				return err
 			}
@@ -282,6 +298,18 @@ func newOptionalInt64(v int64) *policy.OptionalInt64 {
 	return &o
 }
 
+// sourceEntry is what a backup uploads: the mounted directory, or a block device's image.
+func sourceEntry(cfg BackupConfig) (fs.Entry, func(), error) {
+	if cfg.Block {
+		return blockSource(cfg.Source)
+	}
+	entry, err := localfs.NewEntry(cfg.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source %s: %w", cfg.Source, err)
+	}
+	return entry, func() {}, nil
+}
+
 func fatalErrors(man *snapshot.Manifest) int {
 	if man.RootEntry == nil || man.RootEntry.DirSummary == nil {
 		return 0
@@ -321,6 +349,13 @@ func Restore(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig, sin
 	}
 	if err := cfg.validate(); err != nil {
 		return fail(err)
+	}
+	if cfg.Block {
+		if err := restoreBlockVolume(ctx, r, cfg, res); err != nil {
+			return fail(err)
+		}
+		res.OK, res.DurationSeconds = true, time.Since(start).Seconds()
+		return res, nil
 	}
 	root, stats, links, err := restoreRoot(ctx, r, cfg, res)
 	if err != nil {

@@ -315,7 +315,7 @@ func fillData(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, targ
 			continue
 		}
 		items = append(items, volumes.RestoreItem{Namespace: t.ns, SourceNamespace: t.vol.Namespace, PVC: t.pvc, KopiaSnapshot: t.vol.KopiaSnapshot,
-			RequireEmpty: t.claim == nil, SubPath: cfg.IncludePath})
+			RequireEmpty: t.claim == nil, SubPath: cfg.IncludePath, Block: t.vol.IsBlock()})
 		which = append(which, t)
 	}
 	if len(items) == 0 {

@@ -76,7 +76,7 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 		setVolume(res, t, Failed, err.Error())
 		return
 	}
-	item := volumes.RestoreItem{Namespace: t.ns, SourceNamespace: t.vol.Namespace, PVC: t.pvc, KopiaSnapshot: t.vol.KopiaSnapshot, SubPath: cfg.IncludePath}
+	item := volumes.RestoreItem{Namespace: t.ns, SourceNamespace: t.vol.Namespace, PVC: t.pvc, KopiaSnapshot: t.vol.KopiaSnapshot, SubPath: cfg.IncludePath, Block: t.vol.IsBlock()}
 	if t.kept {
 		item.FromSnapshot = t.vol.VolumeSnapshot
 	}

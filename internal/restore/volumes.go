@@ -79,7 +79,7 @@ func (r *run) fillClaims(ctx context.Context) error {
 			it.Action, it.Reason = Skipped, "volume data is not restored by this command"
 		default:
 			items = append(items, volumes.RestoreItem{Namespace: it.Namespace, SourceNamespace: v.Namespace, PVC: it.PVC, KopiaSnapshot: v.KopiaSnapshot,
-				Workload: r.workloadFor(it.Namespace, it.PVC)})
+				Workload: r.workloadFor(it.Namespace, it.PVC), Block: v.IsBlock()})
 			idx = append(idx, len(r.res.Volumes))
 		}
 		r.res.Volumes = append(r.res.Volumes, it)

@@ -30,7 +30,7 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 		return nil, err
 	}
 	r := &backupRun{
-		engine:  &engine{d: d, cfg: cfg, precreated: map[string]bool{}, done: map[string]bool{}},
+		engine:  &engine{d: d, cfg: cfg, precreated: map[string]bool{}, done: map[string]bool{}, members: map[string]string{}},
 		plan:    plan,
 		claims:  map[string]*corev1.PersistentVolumeClaim{},
 		pods:    &podIndex{kube: d.Kube, byNS: map[string][]corev1.Pod{}},
@@ -41,6 +41,7 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 	}
 	// Snapshots requested but never waited for (Ctrl-C before their volume's turn) are not left behind.
 	defer r.dropUnstarted(ctx, plan, r.started)
+	defer r.deleteGroups(ctx) // after the movers: their temporary claims are made from the members
 	for _, s := range r.steps() {
 		if err := s.run(ctx); err != nil {
 			return plan, err
@@ -56,6 +57,7 @@ type backupRun struct {
 	claims  map[string]*corev1.PersistentVolumeClaim // by ns/name
 	pods    *podIndex
 	started []bool // plan[i] had its turn in moveVolumes
+	groups  []*cutGroup
 }
 
 // step is one named phase of a run.
@@ -69,6 +71,7 @@ func (r *backupRun) steps() []step {
 	return []step{
 		{"create repositories", r.ensureRepositories},
 		{"run hooks around snapshots", r.runHooks},
+		{"cut volume groups", r.cutGroups},
 		{"request snapshots", func(ctx context.Context) error { r.requestSnapshots(ctx, r.plan); return nil }},
 		{"move volumes", r.moveVolumes},
 	}
@@ -143,7 +146,7 @@ func (e *engine) requestSnapshots(ctx context.Context, plan []catalog.Volume) {
 	for i := range plan {
 		v := &plan[i]
 		key := v.Namespace + "/" + v.PVC
-		if v.Status != "" || e.precreated[key] || e.done[key] || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeSnapshot) {
+		if v.Status != "" || e.precreated[key] || e.done[key] || e.members[key] != "" || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeSnapshot) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -176,7 +179,7 @@ func (e *engine) dropUnstarted(ctx context.Context, plan []catalog.Volume, start
 // backupTask is the Task of a volume's backup.
 func (e *engine) backupTask(v *catalog.Volume) Task {
 	return Task{Backup: e.cfg.Backup, Op: mover.OpBackup, Namespace: v.Namespace, SourceNamespace: v.Namespace, PVC: v.PVC, Run: e.cfg.RunID,
-		Compression: v.Compression}
+		Compression: v.Compression, Block: v.IsBlock(), GroupMember: e.members[v.Namespace+"/"+v.PVC]}
 }
 
 func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1.PersistentVolumeClaim, pods *podIndex) (err error) {

@@ -173,10 +173,8 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		d.Mode, d.Reason = ModeNone, fmt.Sprintf("claim is %s, not Bound: it holds no data yet", phaseOr(pvc.Status.Phase))
 		return d, nil
 	}
-	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
-		d.Mode, d.Reason = ModeNone, "block volume: only filesystem volumes are supported"
-		d.Warnings = append(d.Warnings, fmt.Sprintf("PVC %s/%s is a raw block volume: its data is not backed up", pvc.Namespace, pvc.Name))
-		return d, nil
+	if isBlock(pvc) && d.Mode == ModeFS {
+		return d, fmt.Errorf("PVC %s/%s is a raw block volume (volumeMode: Block): fs mode reads a mounted filesystem; use --volumes=snapshot-move or snapshot (or annotate the PVC %s=snapshot-move)", pvc.Namespace, pvc.Name, AnnotationMode)
 	}
 	pv := f.PVs[pvc.Spec.VolumeName]
 	if pv != nil && pv.Spec.CSI != nil {
@@ -219,6 +217,9 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		return d, nil
 	}
 	// auto
+	if isBlock(pvc) {
+		return decideBlockAuto(d, pvc, class, classWhy, classErr, denied, f), nil
+	}
 	switch {
 	case denied != "":
 		d.Mode, d.Reason = ModeFS, denied+": its snapshot support cannot be checked"
@@ -250,6 +251,38 @@ func (f *Facts) denied(pv *corev1.PersistentVolume) string {
 		return f.ClassesDenied
 	}
 	return ""
+}
+
+// isBlock says whether the claim is a raw block volume.
+func isBlock(pvc *corev1.PersistentVolumeClaim) bool {
+	return pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock
+}
+
+// decideBlockAuto is auto for a raw block volume: snapshot-move where its driver can snapshot
+// (fs mode reads filesystems only), else nothing, with a warning saying why (also when the facts
+// are denied to a namespace admin: fs is no fallback for a device).
+func decideBlockAuto(d Decision, pvc *corev1.PersistentVolumeClaim, class *snapv1.VolumeSnapshotClass, classWhy string, classErr error, denied string, f *Facts) Decision {
+	var why string
+	switch {
+	case denied != "": // fs mode is no fallback for a device
+		why = denied + ": its snapshot support cannot be checked"
+	case d.Driver == "":
+		why = "not a CSI volume"
+	case noSnapshotRestore[d.Driver] != "":
+		why = d.Driver + ": " + noSnapshotRestore[d.Driver]
+	case !f.SnapshotAPI:
+		why = "the cluster has no VolumeSnapshot API"
+	case classErr != nil:
+		why = classErr.Error()
+	default:
+		d.Mode, d.SnapshotClass = ModeSnapshotMove, class.Name
+		d.Reason = "raw block volume; CSI driver " + d.Driver + " has VolumeSnapshotClass " + class.Name + " (" + classWhy + ")"
+		d.Warnings = append(d.Warnings, classWarnings(class)...)
+		return d
+	}
+	d.Mode, d.Reason = ModeNone, "raw block volume without snapshots ("+why+"): fs mode reads filesystems only"
+	d.Warnings = append(d.Warnings, fmt.Sprintf("PVC %s/%s is a raw block volume that cannot be snapshotted (%s): its data is not backed up", pvc.Namespace, pvc.Name, why))
+	return d
 }
 
 func phaseOr(p corev1.PersistentVolumeClaimPhase) string {

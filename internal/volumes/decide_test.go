@@ -58,8 +58,12 @@ func TestDecide(t *testing.T) {
 		},
 	}
 	noAPI := &Facts{PVs: facts.PVs}
-	block := claim("blk", "pv-dir", nil)
-	block.Spec.VolumeMode = ptrTo(corev1.PersistentVolumeBlock)
+	blockOf := func(pv string, annotations map[string]string) *corev1.PersistentVolumeClaim {
+		c := claim("blk", pv, annotations)
+		c.Spec.VolumeMode = ptrTo(corev1.PersistentVolumeBlock)
+		return c
+	}
+	block := blockOf("pv-dir", nil)
 
 	tests := []struct {
 		name      string
@@ -91,7 +95,12 @@ func TestDecide(t *testing.T) {
 		{name: "annotation none", mode: ModeAuto, claim: claim("a", "pv-dir", map[string]string{AnnotationMode: "none"}), wantMode: ModeNone},
 		{name: "bad annotation", mode: ModeAuto, claim: claim("a", "pv-dir", map[string]string{AnnotationMode: "fast"}), err: `volume mode "fast"`},
 		{name: "pending claim holds no data", mode: ModeAuto, claim: claim("a", "", nil), wantMode: ModeNone, reason: "not Bound"},
-		{name: "block volume", mode: ModeAuto, claim: block, wantMode: ModeNone, reason: "block volume", warn: "raw block"},
+		{name: "block volume: auto picks snapshot-move", mode: ModeAuto, claim: block, wantMode: ModeSnapshotMove, wantClass: "mine", reason: "raw block volume; CSI driver dir.csi"},
+		{name: "block volume: snapshot mode", mode: ModeSnapshot, claim: block, wantMode: ModeSnapshot, wantClass: "mine"},
+		{name: "block volume: fs refused", mode: ModeFS, claim: block, err: "raw block volume (volumeMode: Block): fs mode reads a mounted filesystem"},
+		{name: "block volume: fs by annotation refused", mode: ModeAuto, claim: blockOf("pv-dir", map[string]string{AnnotationMode: "fs"}), err: "use --volumes=snapshot-move"},
+		{name: "block volume without snapshots: none, warned", mode: ModeAuto, claim: blockOf("pv-none", nil), wantMode: ModeNone, reason: "raw block volume without snapshots (no VolumeSnapshotClass for CSI driver nothing.csi)", warn: "cannot be snapshotted"},
+		{name: "block volume, no snapshot API: none, warned", mode: ModeAuto, claim: block, facts: noAPI, wantMode: ModeNone, reason: "no VolumeSnapshot API", warn: "its data is not backed up"},
 		{name: "snapshot mode keeps class", mode: ModeSnapshot, claim: claim("a", "pv-dir", nil), wantMode: ModeSnapshot, wantClass: "mine"},
 		{name: "longhorn warning", mode: ModeAuto, claim: claim("a", "pv-lh", nil), wantMode: ModeSnapshotMove, wantClass: "lh", warn: "type: snap"},
 		{name: "--volumes=none", mode: ModeNone, claim: claim("a", "pv-dir", nil), wantMode: ModeNone, reason: "--volumes=none"},

@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"context"
+	"k8s.io/client-go/dynamic"
 	"time"
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
@@ -29,6 +30,8 @@ type Deps struct {
 	// EnsureRepository creates a namespace's Kopia repository if it does not exist, before movers
 	// of that namespace run in parallel (nil: the movers create it, one volume at a time).
 	EnsureRepository func(ctx context.Context, namespace string) error
+	// Dynamic reads and makes VolumeGroupSnapshots (nil: volume groups are cut per claim).
+	Dynamic dynamic.Interface
 }
 
 // HookRunner executes one hook (hooks.Executor in the plugin).
@@ -41,6 +44,9 @@ type Config struct {
 	Backup          string
 	Mode            Mode
 	SnapshotClasses []string
+	// VolumeGroupBy is the label key whose value groups claims (--volume-group-by), before the
+	// pvbackup.io/volume-group and velero.io/volume-group labels.
+	VolumeGroupBy string
 	// Policies are the resource policy rules that choose a mode before Mode (nil: none).
 	Policies *policy.Policies
 	// SnapshotMoveData makes the policy action snapshot move the data (Velero's --snapshot-move-data).
@@ -91,6 +97,8 @@ type engine struct {
 	precreated map[string]bool
 	// done are claims backed up completely inside a hook window (fs).
 	done map[string]bool
+	// members are the claims (ns/pvc) cut in a VolumeGroupSnapshot: their member VolumeSnapshot.
+	members map[string]string
 	// pull is the user's pull Secret, read once (MoverConfig.PullSecret).
 	pull pullSecrets
 }

@@ -636,6 +636,50 @@ func TestSecretCarriesOneNamespaceKey(t *testing.T) {
 	}
 }
 
+// A block volume's mover maps the claims as devices (none mounted), is told so, and runs as root
+// without any capability: the device node belongs to root.
+func TestJobSpecBlock(t *testing.T) {
+	c := &MoverConfig{Image: "img", Location: "s3://b/p", RepoPassword: repoKey}
+	c.Defaults()
+	env := func(p corev1.PodSpec) map[string]string {
+		m := map[string]string{}
+		for _, e := range p.Containers[0].Env {
+			m[e.Name] = e.Value
+		}
+		return m
+	}
+	b := Task{Backup: "b", Op: "backup", Namespace: "n", SourceNamespace: "n", PVC: "disk", Block: true}
+	ps := b.JobSpec(c, "tmp", "", Placement{}).Spec.Template.Spec
+	ct := ps.Containers[0]
+	if len(ct.VolumeDevices) != 1 || ct.VolumeDevices[0].Name != "data" || ct.VolumeDevices[0].DevicePath != deviceData {
+		t.Errorf("devices %+v, want data at %s", ct.VolumeDevices, deviceData)
+	}
+	for _, m := range ct.VolumeMounts {
+		if m.Name == "data" {
+			t.Errorf("the block claim is also mounted: %+v", ct.VolumeMounts)
+		}
+	}
+	if e := env(ps); e["PVBACKUP_BLOCK"] != "true" || e["PVBACKUP_SOURCE"] != deviceData {
+		t.Errorf("backup env %v", e)
+	}
+	if !ps.Volumes[0].PersistentVolumeClaim.ReadOnly {
+		t.Error("a block backup maps its claim writable")
+	}
+	sc := ct.SecurityContext
+	if *ps.SecurityContext.RunAsUser != 0 || *ps.SecurityContext.RunAsNonRoot || ps.SecurityContext.FSGroup != nil ||
+		*sc.RunAsNonRoot || len(sc.Capabilities.Add) != 0 || sc.Capabilities.Drop[0] != "ALL" || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("block mover security %+v %+v; want root without capabilities", ps.SecurityContext, sc)
+	}
+	k := Task{Backup: "b", Op: "restore", Namespace: "n", SourceNamespace: "n", PVC: "disk", FromSnapshot: "keep-1", Block: true}
+	ks := k.JobSpec(c, "disk", "", Placement{}).Spec.Template.Spec
+	if d := ks.Containers[0].VolumeDevices; len(d) != 2 || d[1].DevicePath != deviceSource {
+		t.Errorf("restore from a kept snapshot: devices %+v", d)
+	}
+	if e := env(ks); e["PVBACKUP_TARGET"] != deviceData || e["PVBACKUP_FROM_DIR"] != deviceSource || e["PVBACKUP_BLOCK"] != "true" {
+		t.Errorf("restore env %v", e)
+	}
+}
+
 // TestJobSpecReadOnlyRepository: restore movers of another tool's repository (Velero's) are told
 // to open it read-only; a backup mover never is, and nor is a restore of our own.
 func TestJobSpecReadOnlyRepository(t *testing.T) {

@@ -40,6 +40,9 @@ func Plan(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVo
 		for _, m := range c.Spec.AccessModes {
 			v.AccessModes = append(v.AccessModes, string(m))
 		}
+		if isBlock(c) {
+			v.VolumeMode = catalog.VolumeModeBlock
+		}
 		dec, err := DecideRequest(Request{Mode: cfg.Mode, Policies: cfg.Policies, SnapshotMoveData: cfg.SnapshotMoveData}, cfg.SnapshotClasses, c, facts)
 		v.Mode, v.Reason, v.Driver, v.SnapshotClass, v.Warnings = string(dec.Mode), dec.Reason, dec.Driver, dec.SnapshotClass, dec.Warnings
 		if err == nil && (dec.Mode == ModeSnapshotMove || dec.Mode == ModeFS) {

@@ -32,6 +32,8 @@ type RestoreItem struct {
 	// Workload, when set, is what the pods that will use the claim demand of their node: the
 	// mover runs where they can (placeRestore).
 	Workload *Workload
+	// Block: the claim is volumeMode: Block and the snapshot a block volume's image.
+	Block bool
 }
 
 // RestoreOutcome is what happened to one RestoreItem.
@@ -59,7 +61,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		it := items[i]
 		out[i].RestoreItem = it
 		t := Task{Backup: cfg.Backup, Op: mover.OpRestore, Namespace: it.Namespace, SourceNamespace: it.SourceNamespace, PVC: it.PVC, Run: cfg.RunID,
-			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath, Sync: it.Sync, DiffOnly: it.DiffOnly, FromSnapshot: it.FromSnapshot}
+			RequireEmpty: it.RequireEmpty, SubPath: it.SubPath, Sync: it.Sync, DiffOnly: it.DiffOnly, FromSnapshot: it.FromSnapshot, Block: it.Block}
 		from := "snapshot " + it.KopiaSnapshot
 		if it.FromSnapshot != "" {
 			from = "VolumeSnapshot " + it.FromSnapshot
@@ -67,7 +69,11 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
 		start := time.Now()
 		var created createdObjects
-		place, err := e.placeRestore(ctx, pods, nodes, it)
+		err := e.checkVolumeMode(ctx, it)
+		var place Placement
+		if err == nil {
+			place, err = e.placeRestore(ctx, pods, nodes, it)
+		}
 		var res *mover.Result
 		if err == nil && it.FromSnapshot != "" {
 			err = e.claimFromKept(ctx, t, &created)
@@ -110,6 +116,22 @@ func (e *engine) claimFromKept(ctx context.Context, t Task, created *createdObje
 		return fmt.Errorf("create temporary PVC %s/%s from VolumeSnapshot %s: %w", t.Namespace, pvc.Name, t.FromSnapshot, err)
 	}
 	created.tempPVC = true
+	return nil
+}
+
+// checkVolumeMode refuses to fill a filesystem claim from a block volume's backup and the other
+// way round: the mover's pod would never start (the kubelet cannot map or mount it).
+func (e *engine) checkVolumeMode(ctx context.Context, it RestoreItem) error {
+	claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)
+	}
+	switch {
+	case it.Block && !isBlock(claim):
+		return fmt.Errorf("PVC %s is a filesystem claim and the backup holds a raw block volume: restore into a claim with volumeMode: Block", describeClaim(it.Namespace, it.PVC))
+	case !it.Block && isBlock(claim):
+		return fmt.Errorf("PVC %s is a raw block claim (volumeMode: Block) and the backup holds a filesystem: restore into a filesystem claim", describeClaim(it.Namespace, it.PVC))
+	}
 	return nil
 }
 

@@ -27,12 +27,17 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 	if kept {
 		name = t.KeptSnapshotName()
 	}
-	if !e.precreated[t.Namespace+"/"+t.PVC] {
+	switch {
+	case t.GroupMember != "": // cut by its group, deleted with it
+		name = t.GroupMember
+	case !e.precreated[t.Namespace+"/"+t.PVC]:
 		if err := e.createSnapshot(ctx, t, v, created, kept); err != nil {
 			return nil, err
 		}
+		created.snapshot = true
+	default:
+		created.snapshot = true
 	}
-	created.snapshot = true
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s)", t.Namespace, name, v.SnapshotClass)
 	w := e.snapshotWait(t, name, what)
 	// A snapshot controller sets a status at once; none means none runs.

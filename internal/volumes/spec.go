@@ -25,7 +25,11 @@ const (
 	// its target (<target>.kopia-entry), and the root filesystem is read-only.
 	mountData = mountTmp + "/data"
 	// mountSource is where a restore from a kept VolumeSnapshot mounts the volume made from it.
-	mountSource   = "/var/run/pvbackup/source"
+	mountSource = "/var/run/pvbackup/source"
+	// deviceData and deviceSource are where a block volume's mover gets the claims' devices
+	// (volumeDevices) instead of mountData and mountSource.
+	deviceData    = "/dev/pvbackup-data"
+	deviceSource  = "/dev/pvbackup-source"
 	mountCreds    = "/var/run/pvbackup/credentials"
 	passwordKey   = mover.SecretKeyPassword
 	containerName = mover.ContainerName
@@ -100,6 +104,12 @@ type Task struct {
 	ProbeVerify bool
 	// Compression is a backup's (mover.Invocation).
 	Compression string
+	// GroupMember, on a backup, is the member VolumeSnapshot of a VolumeGroupSnapshot that cut the
+	// claim: the temporary claim is made from it, and it is deleted with its group, not alone.
+	GroupMember string
+	// Block: the claims are volumeMode: Block; the mover maps their devices (volumeDevices) and
+	// runs as root (see blockSecurity).
+	Block bool
 }
 
 func (t Task) name(kind string) string {
@@ -176,6 +186,9 @@ func (t Task) snapshotSource() string {
 	if t.FromSnapshot != "" {
 		return t.FromSnapshot
 	}
+	if t.GroupMember != "" {
+		return t.GroupMember
+	}
 	return t.SnapshotName()
 }
 
@@ -208,9 +221,15 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
 		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
 		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify, ReadOnly: c.ReadOnlyRepository && t.Op == mover.OpRestore,
-		Compression: t.Compression, UploadLimit: c.UploadLimit, DownloadLimit: c.DownloadLimit}
+		Compression: t.Compression, UploadLimit: c.UploadLimit, DownloadLimit: c.DownloadLimit, Block: t.Block}
 	if t.FromSnapshot != "" {
 		inv.Snapshot, inv.FromDir = "", mountSource
+	}
+	if t.Block {
+		inv.Dir = deviceData
+		if t.FromSnapshot != "" {
+			inv.FromDir = deviceSource
+		}
 	}
 	args := inv.Args()
 	var env []corev1.EnvVar
@@ -235,6 +254,10 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 	if t.FromSnapshot != "" {
 		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.TempPVCName(), ReadOnly: true}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: mountSource, ReadOnly: true})
+	}
+	var devices []corev1.VolumeDevice
+	if t.Block {
+		mounts, devices = blockDevices(mounts)
 	}
 	if len(c.Files) > 0 && c.Secret == "" {
 		var items []corev1.KeyToPath
@@ -282,6 +305,9 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 		sc.Capabilities.Add = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"}
 		sc.Capabilities.Drop = []corev1.Capability{"ALL"}
 	}
+	if t.Block && !c.Privileged {
+		blockSecurity(podSC, sc)
+	}
 	labels := t.Labels()
 	return &batchv1.Job{
 		ObjectMeta: t.meta(t.JobName()),
@@ -310,6 +336,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 						Env:                      env,
 						EnvFrom:                  envFrom,
 						VolumeMounts:             mounts,
+						VolumeDevices:            devices,
 						SecurityContext:          sc,
 						Resources:                corev1.ResourceRequirements{Requests: c.Requests, Limits: c.Limits},
 						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
@@ -319,6 +346,35 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 			},
 		},
 	}
+}
+
+// blockDevices turns the mounts of the claims (data, source) into devices of a block volume's
+// mover; the other mounts stay.
+func blockDevices(mounts []corev1.VolumeMount) ([]corev1.VolumeMount, []corev1.VolumeDevice) {
+	var keep []corev1.VolumeMount
+	var devices []corev1.VolumeDevice
+	for _, m := range mounts {
+		switch m.Name {
+		case "data":
+			devices = append(devices, corev1.VolumeDevice{Name: m.Name, DevicePath: deviceData})
+		case "source":
+			devices = append(devices, corev1.VolumeDevice{Name: m.Name, DevicePath: deviceSource})
+		default:
+			keep = append(keep, m)
+		}
+	}
+	return keep, devices
+}
+
+// blockSecurity runs a block volume's mover as root (uid and gid 0), still without any
+// capability, privilege escalation or writable root filesystem: the runtime creates the device
+// node with the host device's owner and mode (root, 0600 or 0660 with group disk), which only
+// its owner opens without CAP_DAC_OVERRIDE. Pod Security level baseline (restricted forbids
+// root); containerd's device_ownership_from_security_context would allow a non-root mover.
+func blockSecurity(pod *corev1.PodSecurityContext, c *corev1.SecurityContext) {
+	pod.RunAsNonRoot, pod.RunAsUser, pod.RunAsGroup = ptr.To(false), ptr.To(int64(0)), ptr.To(int64(0))
+	pod.FSGroup, pod.FSGroupChangePolicy = nil, nil
+	c.RunAsNonRoot = ptr.To(false)
 }
 
 // describeClaim is "ns/name" for messages.

@@ -4,8 +4,8 @@
 //	pvbackup-csi --drivername zonal.csi.pvbackup.io --type zonal --datadir DIR \
 //	    --controller-endpoint /path/controller.sock \
 //	    --attacher-server https://10.244.0.1:6443 --attacher-tls ca.crt,admin.crt,admin.key \
-//	    --node name=node-a,zone=zone-a,endpoint=/path/a.sock,registration-dir=/kubelet-a/plugins_registry \
-//	    --node name=node-b,zone=zone-b,endpoint=/path/b.sock,registration-dir=/kubelet-b/plugins_registry
+//	    --node name=node-a,zone=zone-a,endpoint=/path/a.sock,registration-dir=/kubelet-a/plugins_registry,cgroup-root=/cluster/node-a \
+//	    --node name=node-b,zone=zone-b,endpoint=/path/b.sock,registration-dir=/kubelet-b/plugins_registry,cgroup-root=/cluster/node-b
 package main
 
 import (
@@ -43,8 +43,10 @@ func (f *nodeFlags) Set(s string) error {
 			n.Endpoint = v
 		case "registration-dir":
 			n.RegistrationDir = v
+		case "cgroup-root":
+			n.CgroupRoot = v
 		default:
-			return fmt.Errorf("unknown key %q (name, zone, endpoint, registration-dir)", k)
+			return fmt.Errorf("unknown key %q (name, zone, endpoint, registration-dir, cgroup-root)", k)
 		}
 	}
 	*f = append(*f, n)
@@ -58,8 +60,9 @@ func main() {
 	flag.StringVar(&cfg.Name, "drivername", "dir.csi.pvbackup.io", "CSI driver name")
 	typ := flag.String("type", "dir", "volume type: dir (reachable from every node), zonal (one zone, attached to one node at a time) or local (one node)")
 	flag.StringVar(&cfg.ControllerEndpoint, "controller-endpoint", "", "unix socket for the identity and controller services alone (the sidecars)")
-	flag.Var(&nodes, "node", "a node served: name=NAME,zone=ZONE,endpoint=SOCKET[,registration-dir=KUBELET_PLUGINS_REGISTRY] (repeat per node)")
+	flag.Var(&nodes, "node", "a node served: name=NAME,zone=ZONE,endpoint=SOCKET[,registration-dir=KUBELET_PLUGINS_REGISTRY][,cgroup-root=KUBELET_CGROUP_ROOT] (repeat per node; cgroup-root lets group snapshots freeze the node's pods)")
 	flag.StringVar(&cfg.DataDir, "datadir", "", "directory for volumes, snapshots and state")
+	flag.StringVar(&cfg.Cgroups, "cgroups", "/sys/fs/cgroup", "the cgroup filesystem whose pod cgroups group snapshots freeze (v1: its freezer hierarchy)")
 	server := flag.String("attacher-server", "", "zonal driver: answer its VolumeAttachments through this API server (empty: no attacher)")
 	tlsFiles := flag.String("attacher-tls", "", "with --attacher-server: CA,CERT,KEY PEM files (the CA of the server, a client certificate and its key)")
 	version := flag.Bool("version", false, "print the version and exit")

@@ -182,6 +182,7 @@ func (va *volumeAttachment) hasFinalizer(f string) bool {
 type persistentVolume struct {
 	Spec struct {
 		AccessModes  []string `json:"accessModes"`
+		VolumeMode   string   `json:"volumeMode,omitempty"`
 		MountOptions []string `json:"mountOptions,omitempty"`
 		CSI          *struct {
 			Driver           string            `json:"driver"`

@@ -202,12 +202,16 @@ func (a *Attacher) publishRequest(ctx context.Context, va *volumeAttachment) (*c
 	if err != nil {
 		return nil, fmt.Errorf("PersistentVolume %s: %w", *pvName, err)
 	}
+	// As the external-attacher: a Block PV is published as a block device, any other as a filesystem.
+	vc := &csi.VolumeCapability{AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode}}
+	if pv.Spec.VolumeMode == "Block" {
+		vc.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
+	} else {
+		vc.AccessType = &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: src.FSType, MountFlags: pv.Spec.MountOptions}}
+	}
 	return &csi.ControllerPublishVolumeRequest{
 		VolumeId: src.VolumeHandle, NodeId: nodeID, Readonly: src.ReadOnly, VolumeContext: src.VolumeAttributes,
-		VolumeCapability: &csi.VolumeCapability{
-			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: src.FSType, MountFlags: pv.Spec.MountOptions}},
-			AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode},
-		},
+		VolumeCapability: vc,
 	}, nil
 }
 

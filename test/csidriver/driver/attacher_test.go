@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
 )
 
 // fakeAPI is an in-memory API server with what the attacher uses: VolumeAttachments (list, watch,
@@ -255,4 +257,32 @@ func TestAttacherAnswersVolumeAttachments(t *testing.T) {
 	if va := f.va("va-other"); va.Status.Attached || len(va.Metadata.Finalizers) > 0 {
 		t.Errorf("the attacher touched another driver's VolumeAttachment: %+v", va)
 	}
+}
+
+// A Block PV is attached with a block capability, as the external-attacher does: the driver
+// refuses a block volume published as a filesystem.
+func TestAttacherAttachesBlockVolumes(t *testing.T) {
+	d := newTypedDriver(t, TypeZonal, 10<<30)
+	resp, err := d.CreateVolume(context.Background(), &csi.CreateVolumeRequest{Name: "disk", VolumeCapabilities: blockCap,
+		AccessibilityRequirements: &csi.TopologyRequirement{Requisite: []*csi.Topology{topo(d.topologyKey(), "zone-b")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, api := newFakeAPI(t)
+	f.objects["/api/v1/persistentvolumes/pv"] = map[string]any{"spec": map[string]any{"accessModes": []string{"ReadWriteOnce"}, "volumeMode": "Block",
+		"csi": map[string]any{"driver": d.cfg.Name, "volumeHandle": resp.Volume.VolumeId}}}
+	f.objects["/apis/storage.k8s.io/v1/csinodes/b"] = map[string]any{"spec": map[string]any{"drivers": []any{map[string]any{"name": d.cfg.Name, "nodeID": "b"}}}}
+	a := NewAttacher(d, api)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f.createVA("va-b", d.cfg.Name, "b", "pv")
+	waitFor(t, "va-b attached to b", func() bool {
+		va := f.va("va-b")
+		if va.Status.AttachError != nil {
+			t.Fatalf("attach failed: %s", va.Status.AttachError.Message)
+		}
+		return va.Status.Attached
+	})
 }

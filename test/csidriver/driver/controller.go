@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sort"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -43,27 +45,48 @@ func rpcCap(c csi.ControllerServiceCapability_RPC_Type) *csi.ControllerServiceCa
 	}
 }
 
-// checkCapabilities accepts filesystem (mount) volumes with any access mode, except that a zonal
-// volume (a disk attached to one node at a time) takes single-node modes only. Block volumes are refused.
-func (d *Driver) checkCapabilities(caps []*csi.VolumeCapability) error {
+// checkCapabilities accepts filesystem (mount) and block volumes with any access mode, except
+// that a zonal volume (a disk attached to one node at a time) takes single-node modes only. It
+// reports whether the capabilities ask for a block volume: all of them must ask for the same.
+func (d *Driver) checkCapabilities(caps []*csi.VolumeCapability) (block bool, err error) {
 	if len(caps) == 0 {
-		return errf(codes.InvalidArgument, "volume capabilities are required")
+		return false, errf(codes.InvalidArgument, "volume capabilities are required")
 	}
-	for _, c := range caps {
-		if c.GetBlock() != nil {
-			return errf(codes.InvalidArgument, "block volumes are not supported, only filesystem volumes")
+	for i, c := range caps {
+		b := c.GetBlock() != nil
+		if !b && c.GetMount() == nil {
+			return false, errf(codes.InvalidArgument, "access type is required (mount or block)")
 		}
-		if c.GetMount() == nil {
-			return errf(codes.InvalidArgument, "access type is required (only mount is supported)")
+		if i > 0 && b != block {
+			return false, errf(codes.InvalidArgument, "capabilities ask for both a block and a filesystem volume: a volume is one or the other")
 		}
+		block = b
 		if c.GetAccessMode() == nil || c.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_UNKNOWN {
-			return errf(codes.InvalidArgument, "access mode is required")
+			return false, errf(codes.InvalidArgument, "access mode is required")
 		}
 		if d.cfg.Type == TypeZonal && multiNode(c.GetAccessMode().GetMode()) {
-			return errf(codes.InvalidArgument, "access mode %s: a zonal volume attaches to one node at a time (single-node access modes only)", c.GetAccessMode().GetMode())
+			return false, errf(codes.InvalidArgument, "access mode %s: a zonal volume attaches to one node at a time (single-node access modes only)", c.GetAccessMode().GetMode())
 		}
 	}
+	return block, nil
+}
+
+// checkMode refuses capabilities of the other volume mode than v's.
+func checkMode(v *volume, block bool) error {
+	switch {
+	case v.Block && !block:
+		return errf(codes.InvalidArgument, "volume %s is a block volume: it cannot be used as a filesystem", v.ID)
+	case !v.Block && block:
+		return errf(codes.InvalidArgument, "volume %s is a filesystem volume: it cannot be used as a block device", v.ID)
+	}
 	return nil
+}
+
+func modeName(block bool) string {
+	if block {
+		return "block"
+	}
+	return "filesystem"
 }
 
 func multiNode(m csi.VolumeCapability_AccessMode_Mode) bool {
@@ -95,7 +118,8 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 	if req.GetName() == "" {
 		return nil, errf(codes.InvalidArgument, "name is required")
 	}
-	if err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+	block, err := d.checkCapabilities(req.GetVolumeCapabilities())
+	if err != nil {
 		return nil, err
 	}
 	if err := checkParameters(req.GetParameters()); err != nil {
@@ -127,10 +151,13 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 		if v.SourceSnapshotID != srcSnap || v.SourceVolumeID != srcVol {
 			return nil, errf(codes.AlreadyExists, "volume %q exists with a different content source", v.Name)
 		}
+		if v.Block != block {
+			return nil, errf(codes.AlreadyExists, "volume %q exists as a %s volume", v.Name, modeName(v.Block))
+		}
 		return &csi.CreateVolumeResponse{Volume: d.csiVolume(v, req.GetVolumeContentSource())}, nil
 	}
 
-	src, err := d.contentSource(srcSnap, srcVol)
+	src, err := d.contentSource(srcSnap, srcVol, block)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +169,7 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 	if err != nil {
 		return nil, err
 	}
-	v := &volume{ID: newID("vol-"), Name: req.GetName(), Capacity: size, SourceSnapshotID: srcSnap, SourceVolumeID: srcVol, Created: d.now().UTC()}
+	v := &volume{ID: newID("vol-"), Name: req.GetName(), Capacity: size, Block: block, SourceSnapshotID: srcSnap, SourceVolumeID: srcVol, Created: d.now().UTC()}
 	switch d.cfg.Type {
 	case TypeZonal:
 		v.Zone = where
@@ -164,8 +191,10 @@ type source struct {
 	what    string // the source, for error messages
 }
 
-// contentSource resolves a snapshot or volume ID (either may be empty). Callers hold d.mu.
-func (d *Driver) contentSource(srcSnap, srcVol string) (source, error) {
+// contentSource resolves a snapshot or volume ID (either may be empty) for a new volume of the
+// given mode: a block volume comes from a block source only, a filesystem volume from a
+// filesystem source only. Callers hold d.mu.
+func (d *Driver) contentSource(srcSnap, srcVol string, block bool) (source, error) {
 	var s source
 	switch {
 	case srcSnap != "":
@@ -176,12 +205,18 @@ func (d *Driver) contentSource(srcSnap, srcVol string) (source, error) {
 		if !s.snap.ready(d.now()) {
 			return s, errf(codes.Unavailable, "snapshot %s is not ready to use yet", srcSnap)
 		}
+		if s.snap.Block != block {
+			return s, errf(codes.InvalidArgument, "snapshot %s is of a %s volume: a %s volume cannot be made from it", srcSnap, modeName(s.snap.Block), modeName(block))
+		}
 		// A zonal snapshot restores in any zone; a local one on its node only.
 		s.minSize, s.pinned, s.what = s.snap.Size, s.snap.Node, "snapshot "+srcSnap+" (of a node-local volume)"
 	case srcVol != "":
 		s.vol = d.st.Volumes[srcVol]
 		if s.vol == nil {
 			return s, errf(codes.NotFound, "source volume %s not found", srcVol)
+		}
+		if s.vol.Block != block {
+			return s, errf(codes.InvalidArgument, "source volume %s is a %s volume: a %s volume cannot be cloned from it", srcVol, modeName(s.vol.Block), modeName(block))
 		}
 		// A clone stays where its source is.
 		s.minSize, s.pinned, s.what = s.vol.Capacity, d.where(s.vol), "source volume "+srcVol
@@ -210,11 +245,30 @@ func (d *Driver) volumeSize(required, limit, minSize int64) (int64, error) {
 	return size, nil
 }
 
-// createVolume makes v's directory, fills it from src and records v. Callers hold d.mu.
+// createVolume makes v's directory or image, fills it from src and records v. Callers hold d.mu.
 func (d *Driver) createVolume(v *volume, src source) error {
+	var err error
+	if v.Block {
+		err = d.createBlock(v, src)
+	} else {
+		err = d.createDir(v, src)
+	}
+	if err != nil {
+		return errf(codes.Internal, "create volume %s from its content source: %v", v.ID, err)
+	}
+	d.st.Volumes[v.ID] = v
+	if err := d.saveState(); err != nil {
+		delete(d.st.Volumes, v.ID)
+		os.RemoveAll(d.dataPath(v))
+		return errf(codes.Internal, "save state: %v", err)
+	}
+	return nil
+}
+
+func (d *Driver) createDir(v *volume, src source) error {
 	path := d.volumePath(v.ID)
 	if err := os.Mkdir(path, 0o755); err != nil {
-		return errf(codes.Internal, "create volume directory: %v", err)
+		return err
 	}
 	var err error
 	switch {
@@ -225,19 +279,30 @@ func (d *Driver) createVolume(v *volume, src source) error {
 	}
 	if err != nil {
 		os.RemoveAll(path)
-		return errf(codes.Internal, "fill volume from content source: %v", err)
 	}
-	d.st.Volumes[v.ID] = v
-	if err := d.saveState(); err != nil {
-		delete(d.st.Volumes, v.ID)
-		os.RemoveAll(path)
-		return errf(codes.Internal, "save state: %v", err)
+	return err
+}
+
+// createBlock makes v's sparse image: empty, a copy of a snapshot's image or of a source volume's
+// (whose device's cache is flushed first), grown to v's capacity.
+func (d *Driver) createBlock(v *volume, src source) error {
+	path := d.imagePath(v.ID)
+	switch {
+	case src.snap != nil:
+		return copySparse(path, d.snapshotPath(src.snap), v.Capacity)
+	case src.vol != nil:
+		if src.vol.Loop != "" {
+			if err := syncDevice(src.vol.Loop); err != nil {
+				return fmt.Errorf("flush %s of source volume %s: %w", src.vol.Loop, src.vol.ID, err)
+			}
+		}
+		return copySparse(path, d.imagePath(src.vol.ID), v.Capacity)
 	}
-	return nil
+	return createImage(path, v.Capacity)
 }
 
 func (d *Driver) restoreSnapshot(s *snapshot, dir string) error {
-	f, err := os.Open(d.snapshotPath(s.ID))
+	f, err := os.Open(d.snapshotPath(s))
 	if err != nil {
 		return err
 	}
@@ -266,7 +331,13 @@ func (d *Driver) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (
 	if len(v.Attached) > 0 {
 		return nil, errf(codes.FailedPrecondition, "volume %s is still attached to node %s (ControllerUnpublishVolume first)", v.ID, strings.Join(sortedKeys(v.Attached), ", "))
 	}
-	if err := os.RemoveAll(d.volumePath(v.ID)); err != nil {
+	if v.Loop != "" {
+		if err := detachLoop(v.Loop, d.imagePath(v.ID)); err != nil {
+			return nil, errf(codes.Internal, "detach %s from volume %s: %v", v.Loop, v.ID, err)
+		}
+		v.Loop = ""
+	}
+	if err := os.RemoveAll(d.dataPath(v)); err != nil {
 		return nil, errf(codes.Internal, "remove volume data: %v", err)
 	}
 	delete(d.st.Volumes, v.ID)
@@ -284,13 +355,18 @@ func (d *Driver) ValidateVolumeCapabilities(_ context.Context, req *csi.Validate
 		return nil, errf(codes.InvalidArgument, "volume capabilities are required")
 	}
 	d.mu.Lock()
-	_, ok := d.st.Volumes[req.GetVolumeId()]
+	v, ok := d.st.Volumes[req.GetVolumeId()]
+	isBlock := ok && v.Block
 	d.mu.Unlock()
 	if !ok {
 		return nil, errf(codes.NotFound, "volume %s not found", req.GetVolumeId())
 	}
-	if err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
-		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	block, err := d.checkCapabilities(req.GetVolumeCapabilities())
+	if err == nil {
+		err = checkMode(&volume{ID: req.GetVolumeId(), Block: isBlock}, block)
+	}
+	if err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
 	}
 	if err := checkParameters(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
@@ -304,7 +380,7 @@ func (d *Driver) ValidateVolumeCapabilities(_ context.Context, req *csi.Validate
 
 func (d *Driver) GetCapacity(_ context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
 	if len(req.GetVolumeCapabilities()) > 0 {
-		if err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		if _, err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 			return &csi.GetCapacityResponse{}, nil // no capacity for volumes the driver cannot create
 		}
 	}
@@ -353,34 +429,44 @@ func (d *Driver) CreateSnapshot(_ context.Context, req *csi.CreateSnapshotReques
 	}
 	now := d.now().UTC()
 	// A local volume's snapshot stays on its node; a zonal volume's is regional, like a cloud's.
-	s := &snapshot{ID: newID("snap-"), Name: req.GetName(), SourceVolumeID: v.ID, Node: v.Node, Size: v.Capacity, Created: now, ReadyAt: now.Add(delay)}
-	if err := d.writeSnapshot(v, s); err != nil {
+	s := d.newSnapshot(req.GetName(), v, now, delay)
+	if err := d.cutSnapshot(v, s); err != nil {
 		return nil, errf(codes.Internal, "copy volume %s: %v", v.ID, err)
 	}
 	d.st.Snapshots[s.ID] = s
 	if err := d.saveState(); err != nil {
 		delete(d.st.Snapshots, s.ID)
-		os.Remove(d.snapshotPath(s.ID))
+		os.Remove(d.snapshotPath(s))
 		return nil, errf(codes.Internal, "save state: %v", err)
 	}
 	return &csi.CreateSnapshotResponse{Snapshot: d.csiSnapshot(s)}, nil
 }
 
-func (d *Driver) writeSnapshot(v *volume, s *snapshot) error {
-	tmp := d.snapshotPath(s.ID) + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
+// newSnapshot describes a snapshot of v cut now. A local volume's snapshot stays on its node; a
+// zonal volume's is regional, like a cloud's.
+func (d *Driver) newSnapshot(name string, v *volume, now time.Time, delay time.Duration) *snapshot {
+	return &snapshot{ID: newID("snap-"), Name: name, SourceVolumeID: v.ID, Block: v.Block, Node: v.Node,
+		Size: v.Capacity, Created: now, ReadyAt: now.Add(delay)}
+}
+
+// cutSnapshot copies v's data into s's file: a tar of the directory, or a sparse copy of the image
+// after flushing the device's page cache (what pods wrote without fsync is in the copy).
+func (d *Driver) cutSnapshot(v *volume, s *snapshot) error {
+	final := d.snapshotPath(s)
+	tmp := final + ".tmp"
+	var err error
+	if v.Block {
+		if v.Loop != "" {
+			if err := syncDevice(v.Loop); err != nil {
+				return fmt.Errorf("flush %s: %w", v.Loop, err)
+			}
+		}
+		err = copySparse(tmp, d.imagePath(v.ID), v.Capacity)
+	} else {
+		err = writeTarFile(tmp, d.volumePath(v.ID))
 	}
-	err = writeTree(f, d.volumePath(v.ID))
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, d.snapshotPath(s.ID))
+		err = os.Rename(tmp, final)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -388,13 +474,29 @@ func (d *Driver) writeSnapshot(v *volume, s *snapshot) error {
 	return err
 }
 
+func writeTarFile(path, dir string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = writeTree(f, dir)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func (d *Driver) csiSnapshot(s *snapshot) *csi.Snapshot {
 	return &csi.Snapshot{
-		SnapshotId:     s.ID,
-		SourceVolumeId: s.SourceVolumeID,
-		SizeBytes:      s.Size,
-		CreationTime:   timestamppb.New(s.Created),
-		ReadyToUse:     s.ready(d.now()),
+		SnapshotId:      s.ID,
+		SourceVolumeId:  s.SourceVolumeID,
+		SizeBytes:       s.Size,
+		CreationTime:    timestamppb.New(s.Created),
+		ReadyToUse:      s.ready(d.now()),
+		GroupSnapshotId: s.GroupID,
 	}
 }
 
@@ -404,13 +506,14 @@ func (d *Driver) DeleteSnapshot(_ context.Context, req *csi.DeleteSnapshotReques
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.st.Snapshots[req.GetSnapshotId()]; !ok {
+	s, ok := d.st.Snapshots[req.GetSnapshotId()]
+	if !ok {
 		return &csi.DeleteSnapshotResponse{}, nil
 	}
-	if err := os.Remove(d.snapshotPath(req.GetSnapshotId())); err != nil && !os.IsNotExist(err) {
+	if err := os.Remove(d.snapshotPath(s)); err != nil && !os.IsNotExist(err) {
 		return nil, errf(codes.Internal, "remove snapshot data: %v", err)
 	}
-	delete(d.st.Snapshots, req.GetSnapshotId())
+	delete(d.st.Snapshots, s.ID)
 	if err := d.saveState(); err != nil {
 		return nil, errf(codes.Internal, "save state: %v", err)
 	}

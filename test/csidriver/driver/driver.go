@@ -1,5 +1,6 @@
-// Package driver is a small CSI driver for the project's test cluster: directory-backed volumes,
-// snapshots as tar files that outlive their source volume, volumes from snapshots and clones,
+// Package driver is a small CSI driver for the project's test cluster: directory-backed
+// filesystem volumes and loop-device block volumes, snapshots that outlive their source volume,
+// group snapshots cut at one point in time (GroupController), volumes from snapshots and clones,
 // bind-mount publishing, and its own kubelet plugin registration (no node-driver-registrar).
 //
 // One process serves one driver name and every node of the cluster: a controller endpoint for the
@@ -35,7 +36,7 @@ import (
 )
 
 // Version is the driver's vendor version.
-const Version = "0.2.0"
+const Version = "0.3.0"
 
 // Config is how the driver runs.
 type Config struct {
@@ -47,7 +48,10 @@ type Config struct {
 	Nodes              []Node // the nodes served; at least one
 	DataDir            string // where volumes, snapshots and state.json live
 	Capacity           int64  // total bytes shared by all volumes
-	Logger             *log.Logger
+	// Cgroups is the cgroup filesystem whose pod cgroups a group cut freezes (default
+	// /sys/fs/cgroup: its freezer hierarchy on cgroup v1, itself on v2).
+	Cgroups string
+	Logger  *log.Logger
 }
 
 // Node is one node the driver serves.
@@ -57,12 +61,16 @@ type Node struct {
 	Endpoint string // unix socket serving identity, controller and this node's node service
 	// RegistrationDir is the node's kubelet plugins_registry directory; empty: no registration.
 	RegistrationDir string
+	// CgroupRoot is the node's kubelet cgroupRoot (its pods' cgroups are under
+	// <CgroupRoot>/kubepods); empty: a group cut fails for volumes published on the node.
+	CgroupRoot string
 }
 
 // Driver implements the CSI identity and controller services; nodeServer the node service of one node.
 type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
+	csi.UnimplementedGroupControllerServer
 
 	cfg Config
 	now func() time.Time // the clock; tests replace it
@@ -111,6 +119,10 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, now: time.Now}
 	if err := d.loadState(); err != nil {
+		return nil, err
+	}
+	d.thawLeftovers()
+	if err := d.reconcileLoops(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -199,6 +211,9 @@ func (d *Driver) server(e endpoint) *grpc.Server {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls(e.node)))
 	csi.RegisterIdentityServer(srv, d)
 	csi.RegisterControllerServer(srv, d)
+	if d.cfg.Type.hasGroups() {
+		csi.RegisterGroupControllerServer(srv, d)
+	}
 	if e.node != nil {
 		csi.RegisterNodeServer(srv, &nodeServer{d: d, node: e.node})
 	}
@@ -246,6 +261,11 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabiliti
 	if d.cfg.Type.hasTopology() {
 		caps = append(caps, &csi.PluginCapability{
 			Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}},
+		})
+	}
+	if d.cfg.Type.hasGroups() {
+		caps = append(caps, &csi.PluginCapability{
+			Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_GROUP_CONTROLLER_SERVICE}},
 		})
 	}
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil

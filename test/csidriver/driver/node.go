@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -50,7 +51,9 @@ func (ns *nodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilit
 	return &csi.NodeGetCapabilitiesResponse{}, nil
 }
 
-// NodePublishVolume bind-mounts the volume's directory at the target path (read-only if asked).
+// NodePublishVolume publishes the volume at the target path (read-only if asked): a filesystem
+// volume's directory is bind-mounted onto the target directory; a block volume's loop device node
+// is bind-mounted onto the target file, which the kubelet then hands to the pod's containers.
 func (ns *nodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	switch {
 	case req.GetVolumeId() == "":
@@ -61,7 +64,8 @@ func (ns *nodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishV
 		return nil, errf(codes.InvalidArgument, "volume capability is required")
 	}
 	d := ns.d
-	if err := d.checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
+	block, err := d.checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()})
+	if err != nil {
 		return nil, err
 	}
 	target, readonly := req.GetTargetPath(), req.GetReadonly()
@@ -71,6 +75,9 @@ func (ns *nodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishV
 	v := d.st.Volumes[req.GetVolumeId()]
 	if v == nil {
 		return nil, errf(codes.NotFound, "volume %s not found", req.GetVolumeId())
+	}
+	if err := checkMode(v, block); err != nil {
+		return nil, err
 	}
 	if err := ns.reachable(v, req.GetPublishContext()); err != nil {
 		return nil, err
@@ -89,30 +96,116 @@ func (ns *nodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishV
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
-	if err := os.MkdirAll(target, 0o750); err != nil {
-		return nil, errf(codes.Internal, "create target %s: %v", target, err)
+	if v.Block {
+		err = d.publishBlock(v, target, readonly)
+	} else {
+		err = publishDir(d.volumePath(v.ID), target, readonly)
 	}
-	if err := unix.Mount(d.volumePath(v.ID), target, "", unix.MS_BIND, ""); err != nil {
-		return nil, errf(codes.Internal, "bind mount %s: %v", target, err)
-	}
-	if readonly {
-		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			unix.Unmount(target, 0)
-			return nil, errf(codes.Internal, "remount %s read-only: %v", target, err)
-		}
+	if err != nil {
+		return nil, err
 	}
 	if v.Published == nil {
-		v.Published = map[string]bool{}
+		v.Published, v.PublishedOn = map[string]bool{}, map[string]string{}
 	}
-	v.Published[target] = readonly
+	if v.PublishedOn == nil {
+		v.PublishedOn = map[string]string{}
+	}
+	v.Published[target], v.PublishedOn[target] = readonly, ns.node.ID
 	if err := d.saveState(); err != nil {
 		unix.Unmount(target, 0)
 		delete(v.Published, target)
+		delete(v.PublishedOn, target)
 		return nil, errf(codes.Internal, "save state: %v", err)
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
+func publishDir(dir, target string, readonly bool) error {
+	if err := os.MkdirAll(target, 0o750); err != nil {
+		return errf(codes.Internal, "create target %s: %v", target, err)
+	}
+	return bindMount(dir, target, readonly)
+}
+
+// publishBlock attaches v's image to a loop device if it is not yet, makes the target file and
+// bind-mounts the device node onto it. Callers hold d.mu.
+func (d *Driver) publishBlock(v *volume, target string, readonly bool) error {
+	if err := d.ensureLoop(v); err != nil {
+		return err
+	}
+	err := os.MkdirAll(filepath.Dir(target), 0o750)
+	if err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			err = f.Close()
+		}
+	}
+	if err != nil {
+		err = errf(codes.Internal, "create target file %s: %v", target, err)
+	} else if err = bindMount(v.Loop, target, readonly); err != nil {
+		os.Remove(target)
+	}
+	if err != nil && len(v.Published) == 0 {
+		d.releaseLoop(v)
+	}
+	return err
+}
+
+// ensureLoop attaches v's image to a loop device unless the one recorded still serves it, and
+// records the device before anything uses it (a restarted driver finds it). Callers hold d.mu.
+func (d *Driver) ensureLoop(v *volume) error {
+	if v.Loop != "" {
+		back, err := loopBackingFile(v.Loop)
+		if err != nil {
+			return errf(codes.Internal, "check %s of volume %s: %v", v.Loop, v.ID, err)
+		}
+		if back == d.imagePath(v.ID) {
+			return nil
+		}
+		d.cfg.Logger.Printf("volume %s: %s no longer serves its image (attached to %q): attaching again", v.ID, v.Loop, back)
+	}
+	dev, err := attachLoop(d.imagePath(v.ID))
+	if err != nil {
+		return errf(codes.Internal, "volume %s: %v", v.ID, err)
+	}
+	v.Loop = dev
+	if err := d.saveState(); err != nil {
+		d.releaseLoop(v)
+		return errf(codes.Internal, "save state: %v", err)
+	}
+	d.cfg.Logger.Printf("volume %s: image attached to %s", v.ID, dev)
+	return nil
+}
+
+// releaseLoop detaches v's loop device (the kernel finishes when its last user closes it).
+// Callers hold d.mu and save the state.
+func (d *Driver) releaseLoop(v *volume) {
+	if v.Loop == "" {
+		return
+	}
+	if err := detachLoop(v.Loop, d.imagePath(v.ID)); err != nil {
+		d.cfg.Logger.Printf("volume %s: detach %s: %v", v.ID, v.Loop, err)
+		return
+	}
+	d.cfg.Logger.Printf("volume %s: %s detached", v.ID, v.Loop)
+	v.Loop = ""
+}
+
+func bindMount(src, target string, readonly bool) error {
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return errf(codes.Internal, "bind mount %s on %s: %v", src, target, err)
+	}
+	if readonly {
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			unix.Unmount(target, 0)
+			return errf(codes.Internal, "remount %s read-only: %v", target, err)
+		}
+	}
+	return nil
+}
+
+// NodeUnpublishVolume unmounts the target and removes it; a block volume's loop device is
+// detached when its last target goes.
 func (ns *nodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	switch {
 	case req.GetVolumeId() == "":
@@ -142,8 +235,14 @@ func (ns *nodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpubl
 	if err := os.Remove(target); err != nil && !os.IsNotExist(err) {
 		return nil, errf(codes.Internal, "remove target %s: %v", target, err)
 	}
-	if _, ok := v.Published[target]; ok {
-		delete(v.Published, target)
+	_, was := v.Published[target]
+	delete(v.Published, target)
+	delete(v.PublishedOn, target)
+	loop := v.Loop
+	if len(v.Published) == 0 {
+		d.releaseLoop(v)
+	}
+	if was || loop != v.Loop {
 		if err := d.saveState(); err != nil {
 			return nil, errf(codes.Internal, "save state: %v", err)
 		}

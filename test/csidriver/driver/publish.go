@@ -26,7 +26,8 @@ func (d *Driver) ControllerPublishVolume(_ context.Context, req *csi.ControllerP
 	case req.GetVolumeCapability() == nil:
 		return nil, errf(codes.InvalidArgument, "volume capability is required")
 	}
-	if err := d.checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
+	block, err := d.checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()})
+	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
@@ -34,6 +35,9 @@ func (d *Driver) ControllerPublishVolume(_ context.Context, req *csi.ControllerP
 	v := d.st.Volumes[req.GetVolumeId()]
 	if v == nil {
 		return nil, errf(codes.NotFound, "volume %s not found", req.GetVolumeId())
+	}
+	if err := checkMode(v, block); err != nil {
+		return nil, err
 	}
 	n := d.node(req.GetNodeId())
 	if n == nil {

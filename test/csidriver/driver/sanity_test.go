@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
@@ -19,20 +21,44 @@ import (
 //
 // Ginkgo runs one suite per process, so each type runs in a process of its own (this test binary
 // again, running TestSanityOfType).
+//
+// Each type runs twice: with filesystem volumes and with block volumes (csi-sanity's
+// TestVolumeAccessType "block": every volume it creates, publishes and snapshots is a block
+// volume, published as a device node at a target file). The dir and zonal drivers serve the
+// GroupController, so sanity runs its group snapshot cases there too.
 func TestSanity(t *testing.T) {
 	for _, typ := range []Type{TypeDir, TypeZonal, TypeLocal} {
-		t.Run(string(typ), func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestSanityOfType$", "-test.count=1")
-			cmd.Env = append(os.Environ(), sanityTypeEnv+"="+string(typ))
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("csi-sanity of the %s driver: %v\n%s", typ, err, out)
-			}
-		})
+		for _, access := range []string{"mount", "block"} {
+			t.Run(string(typ)+"-"+access, func(t *testing.T) {
+				t.Parallel()
+				cmd := exec.Command(os.Args[0], "-test.run=^TestSanityOfType$", "-test.count=1", "-test.v")
+				cmd.Env = append(os.Environ(), sanityTypeEnv+"="+string(typ), sanityAccessEnv+"="+access)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("csi-sanity of the %s driver with %s volumes: %v\n%s", typ, access, err, out)
+				}
+				t.Logf("csi-sanity of the %s driver with %s volumes: %s", typ, access, sanitySummary(out))
+			})
+		}
 	}
 }
 
-const sanityTypeEnv = "PVBACKUP_CSI_SANITY_TYPE"
+const (
+	sanityTypeEnv   = "PVBACKUP_CSI_SANITY_TYPE"
+	sanityAccessEnv = "PVBACKUP_CSI_SANITY_ACCESS"
+)
+
+// sanitySummary is Ginkgo's "Ran N of M Specs" line of a sanity run, without its colours.
+func sanitySummary(out []byte) string {
+	for _, line := range strings.Split(ansi.ReplaceAllString(string(out), ""), "\n") {
+		if strings.HasPrefix(line, "Ran ") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return "(no summary)"
+}
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // TestSanityOfType is csi-sanity for the type in $PVBACKUP_CSI_SANITY_TYPE (run by TestSanity).
 func TestSanityOfType(t *testing.T) {
@@ -52,6 +78,7 @@ func TestSanityOfType(t *testing.T) {
 	cfg.TargetPath = filepath.Join(dir, "target")
 	cfg.StagingPath = filepath.Join(dir, "staging")
 	cfg.TestVolumeSize = 16 << 20
+	cfg.TestVolumeAccessType = os.Getenv(sanityAccessEnv)
 	sanity.Test(t, cfg)
 }
 

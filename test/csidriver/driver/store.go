@@ -10,11 +10,16 @@ import (
 	"time"
 )
 
-// volume is one directory-backed volume. Its data lives in <data-dir>/volumes/<ID>.
+// volume is one volume: a directory <data-dir>/volumes/<ID> (filesystem volumes) or a sparse
+// image file <data-dir>/volumes/<ID>.img (block volumes).
 type volume struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Capacity int64  `json:"capacity"`
+	// Block volumes are published as a device (volumeMode: Block), the others as a directory.
+	Block bool `json:"block,omitempty"`
+	// Loop is the loop device a published block volume's image is attached to ("" when none).
+	Loop string `json:"loop,omitempty"`
 	// SourceSnapshotID or SourceVolumeID name the content source the volume was created from, if any.
 	SourceSnapshotID string    `json:"sourceSnapshotID,omitempty"`
 	SourceVolumeID   string    `json:"sourceVolumeID,omitempty"`
@@ -25,16 +30,22 @@ type volume struct {
 	// Attached maps a node ID to whether the volume is attached there read-only (zonal drivers:
 	// ControllerPublishVolume).
 	Attached map[string]bool `json:"attached,omitempty"`
-	// Published maps a target path to whether it is mounted read-only.
-	Published map[string]bool `json:"published,omitempty"`
+	// Published maps a target path to whether it is mounted read-only, PublishedOn to the node
+	// it was published on.
+	Published   map[string]bool   `json:"published,omitempty"`
+	PublishedOn map[string]string `json:"publishedOn,omitempty"`
 }
 
-// snapshot is a point-in-time copy of a volume, kept as a tar file in <data-dir>/snapshots/<ID>.tar,
-// independent of its source volume: deleting the source keeps the snapshot usable.
+// snapshot is a copy of a volume, independent of its source volume (deleting the source keeps
+// the snapshot usable): a tar file <data-dir>/snapshots/<ID>.tar of a filesystem volume, a sparse
+// image <data-dir>/snapshots/<ID>.img of a block volume.
 type snapshot struct {
 	ID             string `json:"id"`
 	Name           string `json:"name"`
 	SourceVolumeID string `json:"sourceVolumeID"`
+	Block          bool   `json:"block,omitempty"`
+	// GroupID names the group snapshot the snapshot was cut in ("" for a single snapshot).
+	GroupID string `json:"groupID,omitempty"`
 	// Node is where the snapshot exists (local drivers): volumes from it can be made there only.
 	Node    string    `json:"node,omitempty"`
 	Size    int64     `json:"size"`
@@ -50,16 +61,36 @@ func (s *snapshot) ready(now time.Time) bool { return !now.Before(s.ReadyAt) }
 type state struct {
 	Volumes   map[string]*volume   `json:"volumes"`
 	Snapshots map[string]*snapshot `json:"snapshots"`
+	Groups    map[string]*group    `json:"groups,omitempty"`
+	// Frozen lists the cgroups a group cut froze and has not thawed yet: a driver that died in
+	// the middle of a cut thaws them when it starts again.
+	Frozen []string `json:"frozen,omitempty"`
 }
 
 func (d *Driver) statePath() string           { return filepath.Join(d.cfg.DataDir, "state.json") }
 func (d *Driver) volumePath(id string) string { return filepath.Join(d.cfg.DataDir, "volumes", id) }
-func (d *Driver) snapshotPath(id string) string {
-	return filepath.Join(d.cfg.DataDir, "snapshots", id+".tar")
+func (d *Driver) imagePath(id string) string {
+	return filepath.Join(d.cfg.DataDir, "volumes", id+".img")
+}
+
+// dataPath is where a volume's data lives: its directory or its image file.
+func (d *Driver) dataPath(v *volume) string {
+	if v.Block {
+		return d.imagePath(v.ID)
+	}
+	return d.volumePath(v.ID)
+}
+
+func (d *Driver) snapshotPath(s *snapshot) string {
+	ext := ".tar"
+	if s.Block {
+		ext = ".img"
+	}
+	return filepath.Join(d.cfg.DataDir, "snapshots", s.ID+ext)
 }
 
 func (d *Driver) loadState() error {
-	d.st = state{Volumes: map[string]*volume{}, Snapshots: map[string]*snapshot{}}
+	d.st = state{Volumes: map[string]*volume{}, Snapshots: map[string]*snapshot{}, Groups: map[string]*group{}}
 	for _, dir := range []string{"volumes", "snapshots"} {
 		if err := os.MkdirAll(filepath.Join(d.cfg.DataDir, dir), 0o700); err != nil {
 			return err
@@ -80,6 +111,9 @@ func (d *Driver) loadState() error {
 	}
 	if d.st.Snapshots == nil {
 		d.st.Snapshots = map[string]*snapshot{}
+	}
+	if d.st.Groups == nil {
+		d.st.Groups = map[string]*group{}
 	}
 	return nil
 }

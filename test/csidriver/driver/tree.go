@@ -77,7 +77,7 @@ func writeTree(w io.Writer, dir string) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, f)
+			err = copyLive(tw, f, hdr.Size)
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
@@ -89,6 +89,25 @@ func writeTree(w io.Writer, dir string) error {
 		return err
 	}
 	return tw.Close()
+}
+
+// copyLive copies the size bytes its tar header announced of a file that may be written
+// meanwhile (a single snapshot does not stop the volume's writers): bytes appended since are left
+// out, and a file that shrank is padded with zeros, so the archive stays valid (tar refuses more
+// or fewer bytes than the header says).
+func copyLive(w io.Writer, r io.Reader, size int64) error {
+	n, err := io.CopyN(w, r, size)
+	if errors.Is(err, io.EOF) {
+		_, err = io.CopyN(w, zeroReader{}, size-n)
+	}
+	return err
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
 }
 
 // readTree extracts a tar stream written by writeTree into dir, which must exist; a "./" entry

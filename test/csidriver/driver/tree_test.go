@@ -1,9 +1,12 @@
 package driver
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -103,5 +106,65 @@ func TestTreeKeepsRoot(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dst, "file")); err != nil || string(b) != "x" {
 		t.Errorf("file: %q, %v", b, err)
+	}
+}
+
+// A single snapshot copies a volume while its pods write: a file appended to during the copy is
+// copied as it was when its header was written (tar refuses more bytes than its header says), a
+// file that shrank is padded; the archive stays valid either way.
+func TestTreeOfAVolumeBeingWritten(t *testing.T) {
+	src := t.TempDir()
+	log := filepath.Join(src, "log")
+	if err := os.WriteFile(log, bytes.Repeat([]byte("x"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { // an appending writer, as a database's log; bounded to 16 MiB more
+		defer close(done)
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		chunk := bytes.Repeat([]byte("y"), 4096)
+		for i := 0; i < 4096; i++ {
+			f.Write(chunk)
+		}
+	}()
+	for i := 0; ; i++ {
+		var buf bytes.Buffer
+		if err := writeTree(&buf, src); err != nil {
+			t.Fatalf("copy %d of a volume being written: %v", i, err)
+		}
+		tr := tar.NewReader(&buf)
+		for {
+			if _, err := tr.Next(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("copy %d does not read back: %v", i, err)
+			}
+			if _, err := io.Copy(io.Discard, tr); err != nil {
+				t.Fatalf("copy %d does not read back: %v", i, err)
+			}
+		}
+		select {
+		case <-done:
+			return
+		default:
+		}
+	}
+}
+
+// copyLive writes exactly the announced size: a file that grew is cut, one that shrank is padded.
+func TestCopyLive(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		size int64
+		want string
+	}{{"abcdef", 3, "abc"}, {"abc", 5, "abc\x00\x00"}, {"abc", 3, "abc"}} {
+		var out bytes.Buffer
+		if err := copyLive(&out, strings.NewReader(c.in), c.size); err != nil || out.String() != c.want {
+			t.Errorf("copyLive(%q, %d) = %q, %v; want %q", c.in, c.size, out.String(), err, c.want)
+		}
 	}
 }
