@@ -25,13 +25,14 @@ test: integration e2e ## unit, integration and end-to-end tests (what CI runs)
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
 
-# One SeaweedFS serves the whole run (each test gets its own bucket: hack/seaweedfs-env), and
-# packages run side by side (go test's default -p, one per core): they share no server, port or
-# name, and a package's test binary links while the one before it runs.
-integration: ## tests against a real kube-apiserver + etcd and real object stores
+# One server of each object store serves the whole run (SeaweedFS for s3://, fake-gcs-server for
+# gs://, Azurite for azblob://; each test gets its own bucket: hack/stores-env), and packages run
+# side by side (go test's default -p, one per core): they share no server, port or name, and a
+# package's test binary links while the one before it runs.
+integration: ## tests against a real kube-apiserver + etcd and real object stores (S3, GCS, Azure)
 	hack/tools.sh controlplane
-	hack/tools.sh seaweedfs
-	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) run ./hack/seaweedfs-env --weed .local/bin/weed -- \
+	hack/tools.sh stores
+	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) run ./hack/stores-env -- \
 		$(GO) test -count=1 -tags integration ./...
 
 FUZZTIME ?= 30s

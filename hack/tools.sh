@@ -6,6 +6,9 @@
 #   hack/tools.sh kube         kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl
 #   hack/tools.sh controlplane etcd, kube-apiserver, kube-controller-manager: what the resource integration tests need
 #   hack/tools.sh seaweedfs    SeaweedFS (weed): the local S3 server
+#   hack/tools.sh fakegcs      fake-gcs-server: the local GCS server (gs://)
+#   hack/tools.sh azurite      Azurite (npm, into .local/node): the local Azure Blob server (azblob://)
+#   hack/tools.sh stores       all three object stores
 #   hack/tools.sh kopia        the kopia CLI, for benchmarks
 #   hack/tools.sh staticcheck  the linter
 #   hack/tools.sh all          everything above
@@ -15,6 +18,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/.local/bin
 BUILD=$ROOT/.local/build
 KUBE_VERSION=${KUBE_VERSION:-v1.34.4}
+FAKE_GCS_VERSION=v1.56.1
+AZURITE_VERSION=3.37.0
 mkdir -p "$BIN" "$BUILD"
 
 log() { printf '>>> %s\n' "$*" >&2; }
@@ -104,6 +109,27 @@ seaweedfs)
 	# A real production S3 server for the storage suites and the cluster (~10 minutes cold, 2.6 GiB of build cache).
 	mod_build weed github.com/seaweedfs/seaweedfs v0.0.0-20261109003541-7506e5f91cd6 github.com/seaweedfs/seaweedfs/weed
 	;;
+fakegcs)
+	# A GCS server (JSON and XML APIs) for the gs:// storage suites and e2e: a Go program, ~1 minute cold.
+	mod_build fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" github.com/fsouza/fake-gcs-server
+	;;
+azurite)
+	# Azure's own Blob storage emulator for the azblob:// suites and e2e, from npm, pinned, into
+	# .local/node (Node is a Debian package: installed when missing).
+	command -v node >/dev/null 2>&1 || apt_install nodejs npm
+	if [ "$(cat "$BIN/.azurite.version" 2>/dev/null)" != "$AZURITE_VERSION" ] || [ ! -x "$ROOT/.local/node/node_modules/.bin/azurite-blob" ]; then
+		log "installing azurite $AZURITE_VERSION (npm) into .local/node"
+		mkdir -p "$ROOT/.local/node"
+		(cd "$ROOT/.local/node" && npm install --silent --no-audit --no-fund --no-save --prefix . "azurite@$AZURITE_VERSION" >/dev/null)
+		ln -sf ../node/node_modules/.bin/azurite-blob "$BIN/azurite-blob"
+		echo "$AZURITE_VERSION" >"$BIN/.azurite.version"
+	fi
+	;;
+stores)
+	"$0" seaweedfs
+	"$0" fakegcs
+	"$0" azurite
+	;;
 kopia)
 	# The reference tool of the mover benchmarks, from the same module version the mover links.
 	mod_build kopia github.com/kopia/kopia v0.22.3 github.com/kopia/kopia
@@ -116,7 +142,7 @@ all)
 	"$0" kube
 	;;
 *)
-	echo "usage: $0 apt|controlplane|kube|all" >&2
+	echo "usage: $0 apt|controlplane|kube|seaweedfs|fakegcs|azurite|stores|kopia|staticcheck|all" >&2
 	exit 2
 	;;
 esac

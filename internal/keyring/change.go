@@ -77,13 +77,13 @@ func ChangePassword(ctx context.Context, loc *store.Location, current, newPasswo
 		return nil
 	}
 	wopts := &blob.WriterOptions{ContentType: "application/octet-stream"}
-	if err := loc.Bucket().WriteAll(ctx, NextFile, data, wopts); err != nil {
+	if err := loc.Put(ctx, NextFile, data, wopts); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w (nothing changed: the current password still opens everything)", NextFile, loc, err)
 	}
 	if err := step(StepNextWritten); err != nil {
 		return nil, err
 	}
-	if err := loc.Bucket().WriteAll(ctx, KeyFile, data, wopts); err != nil {
+	if err := loc.Put(ctx, KeyFile, data, wopts); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w (both passwords open the location: run the change again to finish it)", KeyFile, loc, err)
 	}
 	if err := step(StepSwitched); err != nil {

@@ -4,6 +4,7 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -111,7 +112,7 @@ func (r Record) json() []byte {
 
 // write replaces the lease object (renewal).
 func write(ctx context.Context, b *blob.Bucket, rec Record) error {
-	return b.WriteAll(ctx, Key, rec.json(), &blob.WriterOptions{ContentType: "application/json"})
+	return store.Upload(ctx, b, Key, bytes.NewReader(rec.json()), &blob.WriterOptions{ContentType: "application/json"})
 }
 
 func read(ctx context.Context, b *blob.Bucket) (Record, error) {

@@ -8,16 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	kblob "github.com/kopia/kopia/repo/blob"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"google.golang.org/api/googleapi"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // StorageType is the Kopia storage type name under which the adapter is registered.
@@ -251,23 +256,16 @@ func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	if s.s3 != nil {
 		return s.putS3(ctx, id, data, opts)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := s.bucket.NewWriter(wctx, string(id), &blob.WriterOptions{
+	r := data.Reader()
+	defer r.Close() //nolint:errcheck // an in-memory reader
+	// An upload from a reader, not a Writer: see store.Upload.
+	err := store.Upload(ctx, s.bucket, string(id), r, &blob.WriterOptions{
 		ContentType:    "application/x-kopia",
 		BufferSize:     writerBufferSize,
 		MaxConcurrency: writerMaxConcurrency,
 		IfNotExist:     opts.DoNotRecreate,
 	})
 	if err != nil {
-		return s.translate("put", id, err)
-	}
-	if _, err := data.WriteTo(w); err != nil {
-		cancel() // abandon the upload: nothing partial becomes visible
-		_ = w.Close()
-		return s.translate("put", id, err)
-	}
-	if err := w.Close(); err != nil {
 		return s.translate("put", id, err)
 	}
 	s.written(id, data.Length())
@@ -381,12 +379,18 @@ func (s *Storage) translate(op string, id kblob.ID, err error) error {
 	return fmt.Errorf("%s %s in %s: %w", op, id, s.opts.Display, err)
 }
 
-// isRangeError recognises S3's 416 InvalidRange, which gocloud reports as InvalidArgument.
+// isRangeError recognises a 416 for a range past the end, which gocloud reports as
+// InvalidArgument (S3) or Unknown (GCS, Azure): S3's InvalidRange code, GCS's and Azure's status.
 func isRangeError(err error) bool {
 	type coder interface{ ErrorCode() string }
 	var c coder
-	if errors.As(err, &c) {
-		return c.ErrorCode() == "InvalidRange"
+	if errors.As(err, &c) && c.ErrorCode() == "InvalidRange" {
+		return true
 	}
-	return false
+	var g *googleapi.Error
+	if errors.As(err, &g) && g.Code == http.StatusRequestedRangeNotSatisfiable {
+		return true
+	}
+	var a *azcore.ResponseError
+	return errors.As(err, &a) && (a.StatusCode == http.StatusRequestedRangeNotSatisfiable || a.ErrorCode == "InvalidRange")
 }

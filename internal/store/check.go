@@ -16,7 +16,7 @@ func CheckWritable(ctx context.Context, l *Location) error {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	key := MarkerPrefix + hex.EncodeToString(b)
-	if err := l.bucket.WriteAll(ctx, key, []byte("kubectl-pvbackup doctor marker: safe to delete\n"), nil); err != nil {
+	if err := l.Put(ctx, key, []byte("kubectl-pvbackup doctor marker: safe to delete\n"), nil); err != nil {
 		return fmt.Errorf("write a marker %s into %s: %s (the credentials may allow reading only)", key, l.display, shortError(err))
 	}
 	if err := l.bucket.Delete(ctx, key); err != nil {

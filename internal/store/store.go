@@ -106,7 +106,7 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 			return nil, fmt.Errorf("backup location %s: %w", display, Scrub(raw, err))
 		}
 	}
-	b, err := blob.OpenBucket(ctx, bucketURL)
+	b, err := openBucket(ctx, bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("open backup location %s: %w", display, Scrub(raw, err))
 	}
@@ -142,7 +142,7 @@ func (l *Location) Sub(ctx context.Context, prefix string) (*blob.Bucket, error)
 	if l.bucketURL == "" {
 		return nil, fmt.Errorf("location %s was not opened from a URL: it has no sub-locations", l.display)
 	}
-	b, err := blob.OpenBucket(ctx, l.bucketURL)
+	b, err := openBucket(ctx, l.bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("open backup location %s: %w", l.display, l.Scrub(err))
 	}
@@ -204,7 +204,7 @@ func (l *Location) WriteNew(ctx context.Context, key string, data []byte, conten
 	if p, ok := l.localPath(key); ok {
 		return writeNewFile(p, data)
 	}
-	err := l.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
+	err := l.Put(ctx, key, data, &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return fmt.Errorf("%s in %s: %w", key, l.display, ErrExists)
 	}

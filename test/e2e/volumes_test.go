@@ -89,10 +89,16 @@ func (c *Cluster) location(t *testing.T) string {
 
 func runPlugin(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
+	return runPluginEnv(t, timeout, nil, args...)
+}
+
+// runPluginEnv is runPlugin with env (KEY=VALUE) added to the plugin's environment.
+func runPluginEnv(t *testing.T, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, plugin(t), args...)
-	cmd.Env = append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password")
+	cmd.Env = append(append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password"), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()

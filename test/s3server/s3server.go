@@ -69,7 +69,7 @@ func Fake(tb testing.TB) *Server {
 }
 
 // SeaweedFS returns the SeaweedFS server named by PVBACKUP_TEST_S3_ENDPOINT (started once for a
-// whole test run by hack/seaweedfs-env, which `make integration` runs, with
+// whole test run by hack/stores-env, which `make integration` runs, with
 // PVBACKUP_TEST_S3_ACCESS_KEY/SECRET_KEY), creating a fresh bucket on it; without that variable
 // it starts `weed mini` from the tools directory (PVBACKUP_TOOLS, default .local/bin of the
 // checkout) for this test only.
