@@ -26,6 +26,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -337,6 +338,10 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
+	var lock *store.Lock // an immutable location's: its new repositories are created locked
+	if deps.Catalog != nil {
+		lock = deps.Catalog.Location().Lock()
+	}
 	if o.volCfg != nil {
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
@@ -344,7 +349,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
 			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
 			EnsureRepository: func(ctx context.Context, ns string) error {
-				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: repoPassword(ns)})
+				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: repoPassword(ns), Lock: lock})
 			}}}
 	}
 	if !o.SkipPreflight {

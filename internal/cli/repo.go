@@ -29,7 +29,8 @@ password; nothing runs in the cluster.`,
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(NewRepoMaintainCmd(streams), NewRepoStatusCmd(streams), NewRepoListCmd(streams), newRepoChangePasswordCmd(streams))
+	cmd.AddCommand(NewRepoMaintainCmd(streams), NewRepoStatusCmd(streams), NewRepoListCmd(streams), newRepoChangePasswordCmd(streams),
+		newRepoInitCmd(streams), newRepoRecoverCmd(streams))
 	return cmd
 }
 

@@ -94,6 +94,10 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"repo list --from":     func(u string) []string { return []string{"repo", "list", "--from", u} },
 		"repo status --from":   func(u string) []string { return []string{"repo", "status", "--from", u} },
 		"repo maintain --from": func(u string) []string { return []string{"repo", "maintain", "--from", u} },
+		"repo init --to":       func(u string) []string { return []string{"repo", "init", "--to", u, "--immutable-for", "30d"} },
+		"repo recover --from": func(u string) []string {
+			return []string{"repo", "recover", "--from", u, "--as-of", "2026-01-01T00:00:00Z"}
+		},
 		"repo change-password --from": func(u string) []string {
 			return []string{"repo", "change-password", "--from", u, "--new-password-file", filepath.Join(dir, "newpw")}
 		},

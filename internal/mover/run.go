@@ -25,6 +25,9 @@ type Settings struct {
 	// Clock, for simulations only (hack/bench-repo), runs the repository on simulated time (see
 	// repo.Clock). Not part of the mover's contract: a mover pod always runs on the real clock.
 	Clock *repo.Clock
+	// Lock, for a repository created by this run in an immutable location, is its retention.
+	// The plugin creates repositories (EnsureRepository); not part of the mover's contract.
+	Lock *store.Lock
 }
 
 // DebugSlowCall is how slow a storage call after the open must be to be listed in Result.Debug.
@@ -59,6 +62,7 @@ func openRepoTraced(ctx context.Context, s Settings, create bool, trace *repo.Tr
 		Compression: s.Compression,
 		Trace:       trace,
 		Clock:       s.Clock,
+		Lock:        s.Lock,
 	}
 	if bucketURL, locPrefix, err := store.Parse(s.Location); err == nil {
 		if u, err := url.Parse(bucketURL); err == nil && u.Scheme == "s3" {

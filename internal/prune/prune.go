@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
@@ -111,6 +112,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 	decisions, ignored := retention.Decide(entries, cfg.Options)
 	res.Ignored = ignored
+	if err := keepLocked(ctx, d.Catalog, decisions, time.Now()); err != nil {
+		return nil, err
+	}
 	var targets []removal.Target
 	index := map[string]int{}
 	for _, dec := range decisions {

@@ -57,6 +57,9 @@ type Storage struct {
 	trace    *Tracer       // nil unless the storage calls are traced (mover debug)
 	packs    *packCache    // metadata packs read whole once, shared like uploaded
 	clock    *Clock        // nil unless time is simulated (see Clock)
+	// lock is the repository's retention once it is known (lock.go): blobs Kopia puts without
+	// one (its repository log) get it too. Shared like uploaded.
+	lock *atomic.Pointer[kblob.ExtendOptions]
 }
 
 // s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
@@ -104,7 +107,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, clock: s.clock}, nil
+		return &Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, clock: s.clock, lock: s.lock}, nil
 	})
 }
 
@@ -112,7 +115,8 @@ func init() {
 // messages. The returned release function must be called when Kopia no longer uses the storage.
 func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	handle := fmt.Sprintf("b%d", handleSeq.Add(1))
-	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes)}
+	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes),
+		lock: new(atomic.Pointer[kblob.ExtendOptions])}
 	registryMu.Lock()
 	registry[handle] = st
 	registryMu.Unlock()
@@ -247,8 +251,8 @@ func (s *Storage) PutBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 }
 
 func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, opts kblob.PutOptions) error {
-	if opts.HasRetentionOptions() {
-		return fmt.Errorf("put %s: object retention: %w", id, kblob.ErrUnsupportedPutBlobOption)
+	if l := s.lock.Load(); l != nil && !opts.HasRetentionOptions() {
+		opts.RetentionMode, opts.RetentionPeriod = l.RetentionMode, l.RetentionPeriod
 	}
 	if !opts.SetModTime.IsZero() {
 		return fmt.Errorf("put %s: %w", id, kblob.ErrSetTimeUnsupported)
@@ -258,13 +262,24 @@ func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	}
 	r := data.Reader()
 	defer r.Close() //nolint:errcheck // an in-memory reader
-	// An upload from a reader, not a Writer: see store.Upload.
-	err := store.Upload(ctx, s.bucket, string(id), r, &blob.WriterOptions{
+	wopts := &blob.WriterOptions{
 		ContentType:    "application/x-kopia",
 		BufferSize:     writerBufferSize,
 		MaxConcurrency: writerMaxConcurrency,
 		IfNotExist:     opts.DoNotRecreate,
-	})
+	}
+	if opts.HasRetentionOptions() {
+		mode, until, err := retentionUntil(opts.RetentionMode, opts.RetentionPeriod)
+		if err != nil {
+			return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, err)
+		}
+		wopts = store.WithObjectLock(wopts, mode, until)
+	}
+	// An upload from a reader, not a Writer: see store.Upload.
+	err := store.Upload(ctx, s.bucket, string(id), r, wopts)
+	if store.IsLockUnsupported(err) {
+		return fmt.Errorf("put %s in %s: object retention: %v: %w", id, s.opts.Display, err, kblob.ErrUnsupportedPutBlobOption)
+	}
 	if err != nil {
 		return s.translate("put", id, err)
 	}
@@ -291,6 +306,13 @@ func (s *Storage) putS3(ctx context.Context, id kblob.ID, data kblob.Bytes, opts
 	}
 	if opts.DoNotRecreate {
 		in.IfNoneMatch = aws.String("*")
+	}
+	if opts.HasRetentionOptions() {
+		mode, until, err := retentionUntil(opts.RetentionMode, opts.RetentionPeriod)
+		if err != nil {
+			return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, err)
+		}
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = lockPutObject(mode, until)
 	}
 	if _, err := s.s3.client.PutObject(ctx, in); err != nil {
 		var ae smithy.APIError

@@ -40,6 +40,7 @@ type Location struct {
 	bucketURL string       // what gocloud opens; "" when built by FromBucket
 	prefix    string       // "" or "a/b/"
 	bucket    *blob.Bucket // already narrowed to the prefix
+	lock      *Lock        // the location's object lock (ConfigFile); nil: none
 }
 
 // FromBucket wraps an opened bucket, for tests and callers that open buckets themselves.
@@ -126,7 +127,12 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 		}
 		return nil, fmt.Errorf("backup location %s is not reachable: %s (check the URL, the endpoint and the credentials)", display, shortError(Scrub(raw, err)))
 	}
-	return &Location{display: display, raw: raw, bucketURL: bucketURL, prefix: prefix, bucket: b}, nil
+	l := &Location{display: display, raw: raw, bucketURL: bucketURL, prefix: prefix, bucket: b}
+	if err := l.loadConfig(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // String returns the location without secrets.

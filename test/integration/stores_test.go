@@ -131,8 +131,14 @@ func volumeBackup(t *testing.T, url, password, ns, name, src string, start time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := mover.RunBackup(ctx, mover.Settings{Location: url, Namespace: ns, Password: kr.RepoPassword(ns), CacheDir: t.TempDir()},
-		mover.BackupConfig{Source: src, PVC: "data", Backup: name}, func(mover.Event) {})
+	// As create does: the plugin creates the namespace's repository (locked in an immutable
+	// location) before the mover runs.
+	set := mover.Settings{Location: url, Namespace: ns, Password: kr.RepoPassword(ns), CacheDir: t.TempDir(), Lock: loc.Lock()}
+	if err := mover.EnsureRepository(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	set.Lock = nil
+	res, err := mover.RunBackup(ctx, set, mover.BackupConfig{Source: src, PVC: "data", Backup: name}, func(mover.Event) {})
 	if err != nil {
 		t.Fatalf("back up %s: %v", src, err)
 	}

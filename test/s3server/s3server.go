@@ -217,3 +217,22 @@ func createBucket(s *Server) error {
 	_, err := s3Client(s).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
 	return err
 }
+
+// SeaweedFSLocked is SeaweedFS (as SeaweedFS finds or starts it) with a fresh bucket created with
+// S3 Object Lock enabled (and so versioning), for immutable locations.
+func SeaweedFSLocked(tb testing.TB) *Server {
+	tb.Helper()
+	s := SeaweedFS(tb)
+	locked := *s
+	locked.Bucket = "lock-" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Client(&locked).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(locked.Bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		tb.Fatalf("create bucket %s with object lock on %s: %v", locked.Bucket, s.Endpoint, err)
+	}
+	return &locked
+}
+
+// Client is an S3 client of the server with its own credentials: what anyone holding the
+// location's credentials can do, through the plain S3 API.
+func Client(s *Server) *s3.Client { return s3Client(s) }
