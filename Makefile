@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
+.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-copy cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -96,6 +96,11 @@ bench-files: build ## cp vs kopia snapshot restore of the same snapshot (six pai
 bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 daily snapshots in it (simulated days with daily maintenance, ~30 min; BENCH_REPO_ARGS=--mode=burst: all within minutes) (SeaweedFS)
 	hack/tools.sh seaweedfs
 	$(GO) run ./hack/bench-repo --weed .local/bin/weed --work .local/bench-repo $(BENCH_REPO_ARGS)
+
+bench-copy: ## copy (package copier) from SeaweedFS to fake-gcs-server: a backup of a 200 MiB tree, then an incremental one (5% of the files rewritten); prints the bytes moved against what its creation uploaded (<= 1.2) and the times
+	hack/tools.sh seaweedfs
+	hack/tools.sh fakegcs
+	$(GO) run ./hack/bench-copy --weed .local/bin/weed --fake-gcs .local/bin/fake-gcs-server --work .local/bench-copy $(BENCH_COPY_ARGS)
 
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
