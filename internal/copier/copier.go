@@ -106,14 +106,22 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	return res, ctx.Err()
 }
 
-// checkLocks refuses to copy into an immutable location from one without the same lock: the
-// repositories' own retention (kopia.blobcfg) comes with them, and must be the second location's.
+// checkLocks refuses to copy between locations not locked the same way: the repositories' own
+// retention (kopia.blobcfg) comes with them. Into an immutable location from a plain one, the
+// copied volume data would never have its locks extended; from an immutable location into a plain
+// one, every later Kopia write there (maintenance) would ask for a lock the store cannot give.
 func checkLocks(from, to *store.Location) error {
 	fl, tl := from.Lock(), to.Lock()
-	if tl == nil || (fl != nil && *fl == *tl) {
+	if (fl == nil && tl == nil) || (fl != nil && tl != nil && *fl == *tl) {
 		return nil
 	}
-	return fmt.Errorf("%s is immutable (%s) and %s is not locked the same way: its repositories' retention comes with them, so copy into an immutable location only from one made with the same --immutable-for and --mode", to, tl, from)
+	lockOf := func(l *store.Lock) string {
+		if l == nil {
+			return "not immutable"
+		}
+		return "immutable, " + l.String()
+	}
+	return fmt.Errorf("%s is %s and %s is %s: the volume data repositories' retention comes with them, so copy only between locations locked the same way (make the second one with repo init --immutable-for and --mode as the first)", from, lockOf(fl), to, lockOf(tl))
 }
 
 // choose reads the manifests of the chosen backups. A backup without a readable manifest cannot
