@@ -48,6 +48,9 @@ type blobTarget struct {
 // naming a pack not there; running it again finishes it. Kopia's repository logs are not copied.
 func syncRepository(ctx context.Context, t blobTarget, ns string) (RepoCopy, error) {
 	res := RepoCopy{Namespace: ns}
+	if err := sameRepository(ctx, t.from, t.to, ns); err != nil {
+		return res, err
+	}
 	have, err := listed(ctx, t.to)
 	if err != nil {
 		return res, fmt.Errorf("list the second location's repository of %s: %w", ns, err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -88,7 +89,17 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err := sameKey(ctx, d.From, d.To, d.Password); err != nil {
 		return nil, err
 	}
+	// The first location's maintenance lease: maintenance deleting blobs while they are listed and
+	// copied would leave the copy without some of them.
+	l, err := lease.Acquire(ctx, d.From, "copy", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
 	for _, ns := range namespaces(chosen) {
+		if err := l.Err(); err != nil {
+			return res, err
+		}
 		rc, err := d.syncNamespace(ctx, ns)
 		res.Repositories = append(res.Repositories, rc)
 		res.Bytes += rc.Bytes

@@ -73,6 +73,7 @@ func TestCopy(t *testing.T) {
 		t.Errorf("copying the incremental backup moved %d bytes, %.2fx the %d its creation uploaded; want at most 1.2x", res.Bytes, float64(res.Bytes)/float64(created), created)
 	}
 
+	ownRepository(t, from, az, ns, src)
 	deleteAll(t, from)
 	t.Setenv("PVBACKUP_LOCATION", to)
 	for _, args := range [][]string{{"list"}, {"describe", "vol-2"}, {"verify", "--all", "--read-data", "100"}, {"ls", "vol-2", ns + "/data:/d01"}} {
@@ -168,4 +169,17 @@ func deleteAll(t *testing.T, url string) {
 		n++
 	}
 	t.Logf("deleted the %d objects of the first location", n)
+}
+
+// ownRepository: a second location whose namespace repository was made there by a backup of its
+// own (same key: a copy brought the key first) is not merged with the first's.
+func ownRepository(t *testing.T, from string, az *stores.Server, ns, src string) {
+	merge := az.URL("merge")
+	if r := run(t, "copy", "res-1", "--from", from, "--to", merge); r.code != 0 {
+		t.Fatalf("copy res-1: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	volumeBackup(t, merge, "copy-pw", ns, "direct", src, time.Now())
+	if r := run(t, "copy", "vol-2", "--from", from, "--to", merge); r.code == 0 || !strings.Contains(r.err, "repository of its own for namespace "+ns) {
+		t.Fatalf("copy into a location with its own repository: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 }
