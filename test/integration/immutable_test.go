@@ -62,6 +62,9 @@ func TestImmutableLocation(t *testing.T) {
 	}
 	expiryAllowsDelete(t, url)
 	maintenanceExtends(t, srv)
+	if r := run(t, "repo", "status"); r.code != 0 || !strings.Contains(r.out, "Immutable: every object is locked (COMPLIANCE) for 72h0m0s") || strings.Contains(r.out, "warning") {
+		t.Fatalf("repo status: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 
 	asOf := time.Now().UTC().Truncate(time.Second)
 	time.Sleep(time.Until(asOf.Add(1100 * time.Millisecond))) // S3 times have whole seconds: the attack starts in the next one
