@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint release release-check image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-copy cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
+.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-copy cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -20,7 +20,7 @@ install: build ## copy the plugin onto PATH as kubectl-pvbackup (PREFIX=/usr/loc
 
 # integration runs every unit test too (-tags integration adds tests, hides none), so test does not
 # run them twice.
-test: integration e2e ## unit, integration and end-to-end tests (what CI runs)
+test: actionlint integration e2e ## the workflow lint, unit, integration and end-to-end tests (what CI runs)
 
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
@@ -39,11 +39,13 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzParse:./internal/store FuzzParseManifest:./internal/catalog FuzzValidateName:./internal/catalog \
 	FuzzReader:./internal/archive FuzzNewReader:./internal/archive \
 	FuzzReadTarball:./internal/velero FuzzVolumeInfo:./internal/velero
-fuzz: ## each fuzz target for FUZZTIME (default 30s); `make unit` runs their seed corpora only
-	@set -e; for t in $(FUZZ_TARGETS); do \
+fuzz: ## each fuzz target for FUZZTIME (default 30s), all of them even when one fails, then which failed; `make unit` runs their seed corpora only
+	@failed=; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:}; \
-	done
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || failed="$$failed $${t%%:*}"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (each failing input is in its package's testdata/fuzz/)"; exit 1; fi; \
+	echo "fuzz: all $(words $(FUZZ_TARGETS)) targets passed"
 
 lint: ## go vet and staticcheck
 	$(GO) vet ./...
@@ -58,11 +60,25 @@ bench-resources: build ## create vs kubectl get -A -o json on 1,000-10,000 Confi
 	hack/tools.sh kube
 	$(GO) run ./hack/bench-resources -plugin bin/kubectl-pvbackup -kubectl .local/bin/kubectl
 
-release: ## cross-built archives in dist/ and their sha256 in plugins.yaml
-	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release.sh
+actionlint: ## lint .github/workflows with actionlint (and shellcheck)
+	hack/tools.sh actionlint
+	.local/bin/actionlint -no-color
 
-release-check: release ## install the release with krew in a sandbox, every platform (docs/install.md)
-	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/release-check.sh
+IMAGE_REPO ?= ghcr.io/kubectl-pvbackup/pvbackup-mover
+release: ## cross-built archives and the multi-arch mover image tarball in dist/, their sha256 in checksums.txt and plugins.yaml
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' IMAGE_REPO=$(IMAGE_REPO) hack/release.sh
+
+release-check: release ## install the release with krew in a sandbox, every platform; the mover image is the archives' binaries (docs/install.md)
+	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' IMAGE_REPO=$(IMAGE_REPO) hack/release-check.sh
+
+release-tagged: ## the checked-out commit is tagged VERSION, and make release wrote the plugins.yaml committed with it
+	@test "$$(git describe --exact-match --tags HEAD 2>/dev/null)" = "$(VERSION)" || \
+		{ echo "release-tagged: HEAD is not tagged $(VERSION)" >&2; exit 1; }
+	@git diff --quiet -- plugins.yaml || { git diff -- plugins.yaml >&2; \
+		echo "release-tagged: make release wrote another plugins.yaml than the one tagged $(VERSION): the archives are not those the manifest names" >&2; exit 1; }
+
+release-image: build ## push dist/pvbackup-mover_VERSION.oci.tar to IMAGE_REPO:VERSION with the plugin's image push (credentials: the docker config)
+	bin/kubectl-pvbackup image push '$(IMAGE_REPO):$(VERSION)' --from-archive dist/pvbackup-mover_$(VERSION).oci.tar $(IMAGE_PUSH_ARGS)
 
 cluster: ## start the local test cluster (root; see docs/local-cluster.md), write .local/cluster/env
 	hack/cluster.sh up

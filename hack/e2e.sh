@@ -27,6 +27,9 @@ echo ">>> mover image $PVBACKUP_MOVER_IMAGE" >&2
 make image MOVER_IMAGE="$PVBACKUP_MOVER_IMAGE" IMAGE_TAR=.local/images/pvbackup-mover-e2e.tar
 hack/cluster.sh up
 hack/cluster.sh load-image .local/images/pvbackup-mover-e2e.tar >/dev/null
+# The same image as an archive: the registry tests push it into the lab's registries (image push
+# --from-archive) and their movers pull it from there.
+export PVBACKUP_MOVER_ARCHIVE=$ROOT/.local/images/pvbackup-mover-e2e.tar
 # shellcheck source=/dev/null
 . .local/cluster/env
 echo ">>> end-to-end tests" >&2

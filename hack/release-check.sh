@@ -12,6 +12,9 @@
 #  4. runs the installed plugin for this machine's platform: `kubectl pvbackup version` prints VERSION
 #     (-trimpath keeps -ldflags out of the build info, so the version is checked by running it);
 #  5. rebuilds this machine's archive and compares its sha256 (the archives are reproducible);
+#     checks that the mover image tarball is in checksums.txt with its sha256, and that the image
+#     rebuilt from the linux/amd64 and linux/arm64 binaries taken out of the archives is byte for byte
+#     the same (so the image holds those very binaries, and is reproducible);
 #  6. checks that the checks can fail: a wrong sha256, an archive without the binary and a version
 #     without its v must each be refused.
 set -euo pipefail
@@ -152,6 +155,24 @@ want=$(grep "_${host}.tar.gz$" "$DIST/checksums.txt")
 got=$(cat "$sandbox/rebuild/checksums.txt")
 [ "$got" = "$want" ] || fail "the archive is not reproducible: first $want, then $got"
 pass "a rebuild of ${host/_//} gives the same sha256"
+
+log "rebuilding the mover image from the archives' linux binaries"
+image=pvbackup-mover_${VERSION}.oci.tar
+[ -f "$DIST/$image" ] || fail "$DIST/$image is missing (make release writes it with the linux archives)"
+grep -q "  $image$" "$DIST/checksums.txt" || fail "$image is not listed in $DIST/checksums.txt"
+(cd "$DIST" && grep "  $image$" checksums.txt | sha256sum --quiet -c -) >&2 || fail "$image does not match its sha256 in checksums.txt"
+imagebins=()
+for arch in amd64 arm64; do
+	mkdir -p "$sandbox/image/$arch"
+	tar -xzf "$DIST/${NAME}_${VERSION}_linux_$arch.tar.gz" -C "$sandbox/image/$arch" "$NAME" || fail "no $NAME in the linux/$arch archive"
+	imagebins+=(--binary "$arch=$sandbox/image/$arch/$NAME")
+done
+run "$sandbox/image.log" go run ./hack/image "${imagebins[@]}" ${IMAGE_CERTS:+--certs "$IMAGE_CERTS"} \
+	--ref "${IMAGE_REPO:-ghcr.io/kubectl-pvbackup/pvbackup-mover}:$VERSION" --version "$VERSION" --out "$sandbox/image.tar" ||
+	fail "rebuild of the mover image"
+cmp -s "$sandbox/image.tar" "$DIST/$image" ||
+	fail "the mover image is not the archives' binaries rebuilt: $(sha256sum "$sandbox/image.tar" | cut -d' ' -f1) rebuilt, $(grep "  $image$" "$DIST/checksums.txt")"
+pass "$image ($(du -m "$DIST/$image" | cut -f1) MiB) is in checksums.txt and is the linux/amd64 + linux/arm64 archives' binaries, rebuilt byte for byte"
 
 # 6. The checks above fail when something is wrong.
 good=$(grep "_${host}.tar.gz$" "$DIST/checksums.txt" | cut -d' ' -f1)

@@ -7,7 +7,11 @@
 # Writes, for each of linux, darwin, windows x amd64, arm64:
 #   dist/kubectl-pvbackup_<VERSION>_<os>_<arch>.tar.gz   the binary (.exe on windows) and LICENSE
 # and
-#   dist/checksums.txt    sha256sum lines of the archives
+#   dist/pvbackup-mover_<VERSION>.oci.tar  the mover image: an OCI image layout tarball holding one
+#                         multi-arch index (linux/amd64 + linux/arm64) of the linux binaries above, named
+#                         $IMAGE_REPO:<VERSION> (default ghcr.io/kubectl-pvbackup/pvbackup-mover); only when
+#                         PLATFORMS has both linux platforms
+#   dist/checksums.txt    sha256sum lines of the archives and the image tarball
 #   dist/plugins.yaml     the krew manifest rendered from hack/plugins.yaml.tmpl with their sha256
 #   plugins.yaml          the same, only for a release version vX.Y.Z (the committed manifest)
 #
@@ -16,7 +20,10 @@
 # The mtime is SOURCE_DATE_EPOCH, by default the time of the last commit that changed anything but
 # plugins.yaml, so committing the manifest of a release does not change the archives it describes.
 #
-# Optional: DIST (default dist), PLATFORMS (default all six, e.g. "linux/amd64").
+# The image tarball is reproducible too, for a given CA bundle (the machine's, or IMAGE_CERTS): its
+# files have no time but the epoch (internal/image).
+#
+# Optional: DIST (default dist), PLATFORMS (default all six, e.g. "linux/amd64"), IMAGE_REPO, IMAGE_CERTS.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +41,8 @@ NAME=kubectl-pvbackup
 MODULE=$(go list -m)
 URL=https://github.com/kubectl-pvbackup/kubectl-pvbackup/releases/download
 TEMPLATE=hack/plugins.yaml.tmpl
+IMAGE_REPO=${IMAGE_REPO:-ghcr.io/kubectl-pvbackup/pvbackup-mover}
+IMAGE_TAR=pvbackup-mover_${VERSION}.oci.tar
 
 # krew requires a semantic version with a leading v; so does the mover image tag that follows it.
 semver='^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-((0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$'
@@ -53,7 +62,7 @@ fi
 [[ $SOURCE_DATE_EPOCH =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH is not a number of seconds"
 
 mkdir -p "$DIST"
-rm -f "$DIST/$NAME"_*.tar.gz "$DIST/checksums.txt" "$DIST/plugins.yaml"
+rm -f "$DIST/$NAME"_*.tar.gz "$DIST"/pvbackup-mover_*.oci.tar "$DIST/checksums.txt" "$DIST/plugins.yaml"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
@@ -81,6 +90,18 @@ for platform in $PLATFORMS; do
 	log "$archive $sum ($((SECONDS - start))s)"
 done
 
+# The mover image of the release: the very linux binaries of the archives, as one multi-arch index.
+if [ -x "$stage/linux_amd64/$NAME" ] && [ -x "$stage/linux_arm64/$NAME" ]; then
+	log "mover image $IMAGE_REPO:$VERSION (linux/amd64, linux/arm64)"
+	go run ./hack/image --binary "amd64=$stage/linux_amd64/$NAME" --binary "arm64=$stage/linux_arm64/$NAME" \
+		${IMAGE_CERTS:+--certs "$IMAGE_CERTS"} --ref "$IMAGE_REPO:$VERSION" --version "$VERSION" --out "$DIST/$IMAGE_TAR" >&2
+	sum=$(sha256sum "$DIST/$IMAGE_TAR" | cut -d' ' -f1)
+	printf '%s  %s\n' "$sum" "$IMAGE_TAR" >>"$DIST/checksums.txt"
+	log "$IMAGE_TAR $sum"
+else
+	log "no mover image: PLATFORMS has not both linux/amd64 and linux/arm64"
+fi
+
 # The manifest: the template without its leading comment, every placeholder filled in. A build of a
 # subset of the platforms (PLATFORMS=...) has no complete manifest and writes none.
 manifest=$stage/plugins.yaml
@@ -100,5 +121,5 @@ log "wrote $DIST/plugins.yaml"
 # Only a release version replaces the committed manifest; development builds leave it alone.
 if [[ $VERSION =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ "$DIST" = dist ]; then
 	cp "$manifest" plugins.yaml
-	log "wrote plugins.yaml for release $VERSION: commit it, tag $VERSION, upload $DIST/*.tar.gz and $DIST/checksums.txt"
+	log "wrote plugins.yaml for release $VERSION: commit it, tag $VERSION and push the tag (.github/workflows/release.yml publishes it)"
 fi

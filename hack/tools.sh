@@ -11,6 +11,7 @@
 #   hack/tools.sh stores       all three object stores
 #   hack/tools.sh kopia        the kopia CLI, for benchmarks
 #   hack/tools.sh staticcheck  the linter
+#   hack/tools.sh actionlint   the GitHub Actions workflow linter (and shellcheck, which it runs on run: steps)
 #   hack/tools.sh all          everything above
 set -euo pipefail
 
@@ -137,12 +138,18 @@ kopia)
 staticcheck)
 	[ -x "$BIN/staticcheck" ] || GOBIN=$BIN go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	;;
+actionlint)
+	apt_install shellcheck
+	ACTIONLINT_VERSION=v1.7.12
+	go version -m "$BIN/actionlint" 2>/dev/null | grep -qE "^\s+mod\s+github.com/rhysd/actionlint\s+$ACTIONLINT_VERSION\s" ||
+		{ log "building actionlint $ACTIONLINT_VERSION"; GOBIN=$BIN CGO_ENABLED=0 go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"; }
+	;;
 all)
 	"$0" apt
 	"$0" kube
 	;;
 *)
-	echo "usage: $0 apt|controlplane|kube|seaweedfs|fakegcs|azurite|stores|kopia|staticcheck|all" >&2
+	echo "usage: $0 apt|controlplane|kube|seaweedfs|fakegcs|azurite|stores|kopia|staticcheck|actionlint|all" >&2
 	exit 2
 	;;
 esac

@@ -8,6 +8,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,8 @@ const (
 	ResourcesFile = "resources.tar.gz.age"
 	LogFile       = "log.jsonl.gz"
 	ClaimFile     = "claim.json"
+	// KeyCopyFile is the copy of the wrapped location key kept with the backup (internal/keyring).
+	KeyCopyFile = "location.age"
 )
 
 // Status of a backup.
@@ -269,7 +272,10 @@ func (c *Catalog) readBounded(ctx context.Context, name, file string, max int64)
 	if r.Size() > max {
 		return nil, tooLarge(name, file, r.Size(), max)
 	}
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	// Sized from the object: io.ReadAll's doubling would leave twice the file in garbage.
+	buf := bytes.NewBuffer(make([]byte, 0, r.Size()+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(r, max+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("read %s of backup %q from %s: %w", file, name, c.loc, c.loc.Scrub(err))
 	}
@@ -306,6 +312,11 @@ func (c *Catalog) WriteManifest(ctx context.Context, m *Manifest) error {
 // Manifest reads a backup's manifest. A backup with files but no manifest is ErrIncomplete;
 // no files at all is ErrNotFound; a newer format is refused with the version named.
 func (c *Catalog) Manifest(ctx context.Context, name string) (*Manifest, error) {
+	return c.readManifest(ctx, name, ParseManifest)
+}
+
+// readManifest reads a backup's manifest with parse (ParseManifest, or ParseSummary).
+func (c *Catalog) readManifest(ctx context.Context, name string, parse func(string, []byte) (*Manifest, error)) (*Manifest, error) {
 	b, err := c.readBounded(ctx, name, ManifestFile, MaxManifestSize)
 	if err != nil {
 		if gcerrors.Code(err) != gcerrors.NotFound {
@@ -324,31 +335,44 @@ func (c *Catalog) Manifest(ctx context.Context, name string) (*Manifest, error) 
 		}
 		return nil, fmt.Errorf("backup %q in %s has no %s: %s (once no run is writing it, delete it with `kubectl pvbackup delete %s`): %w", name, c.loc, ManifestFile, who, name, ErrIncomplete)
 	}
-	return ParseManifest(name, b)
+	return parse(name, b)
 }
 
-// ParseManifest decodes backup.json and checks its format version.
+// ParseManifest decodes backup.json and checks its format version. It decodes once (a manifest
+// near the size cap takes a second or more to parse); only a manifest that does not decode is
+// probed for its version, to tell a newer format from a damaged file.
 func ParseManifest(name string, b []byte) (*Manifest, error) {
-	var probe struct {
-		FormatVersion int `json:"formatVersion"`
-	}
-	if len(b) > MaxManifestSize {
-		return nil, tooLarge(name, ManifestFile, int64(len(b)), MaxManifestSize)
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return nil, fmt.Errorf("backup %q: %s is not valid JSON (%v): %w", name, ManifestFile, err, ErrUnreadable)
-	}
-	if probe.FormatVersion > FormatVersion {
-		return nil, fmt.Errorf("backup %q has format version %d; this kubectl-pvbackup reads versions 1 to %d (upgrade the plugin): %w", name, probe.FormatVersion, FormatVersion, ErrNewerFormat)
-	}
-	if probe.FormatVersion < 1 {
-		return nil, fmt.Errorf("backup %q: %s has format version %d, which no kubectl-pvbackup writes: %w", name, ManifestFile, probe.FormatVersion, ErrUnreadable)
-	}
 	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("backup %q: %s (%v): %w", name, ManifestFile, err, ErrUnreadable)
+	if err := decode(name, b, &m, &m.FormatVersion); err != nil {
+		return nil, err
 	}
 	return &m, nil
+}
+
+// decode unmarshals backup.json b into v, whose format version is at *version, and checks it.
+func decode(name string, b []byte, v any, version *int) error {
+	if len(b) > MaxManifestSize {
+		return tooLarge(name, ManifestFile, int64(len(b)), MaxManifestSize)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		var probe struct {
+			FormatVersion int `json:"formatVersion"`
+		}
+		if perr := json.Unmarshal(b, &probe); perr != nil {
+			return fmt.Errorf("backup %q: %s is not valid JSON (%v): %w", name, ManifestFile, perr, ErrUnreadable)
+		}
+		if probe.FormatVersion <= FormatVersion {
+			return fmt.Errorf("backup %q: %s (%v): %w", name, ManifestFile, err, ErrUnreadable)
+		}
+		*version = probe.FormatVersion
+	}
+	if *version > FormatVersion {
+		return fmt.Errorf("backup %q has format version %d; this kubectl-pvbackup reads versions 1 to %d (upgrade the plugin): %w", name, *version, FormatVersion, ErrNewerFormat)
+	}
+	if *version < 1 {
+		return fmt.Errorf("backup %q: %s has format version %d, which no kubectl-pvbackup writes: %w", name, ManifestFile, *version, ErrUnreadable)
+	}
+	return nil
 }
 
 // Entry is one backup as `list` shows it.
@@ -363,8 +387,60 @@ type Entry struct {
 }
 
 // List returns every backup, sorted by name: without a manifest a backup is Incomplete; with one
-// that cannot be read, Unreadable or NewerFormat, the reason in Error.
+// that cannot be read, Unreadable or NewerFormat, the reason in Error. It holds every manifest:
+// Each streams them.
 func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
+	var out []Entry
+	err := c.Each(ctx, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// ListSummaries is List with each manifest read as a summary (ParseSummary): what retention
+// and removal need, without the rest of each manifest.
+func (c *Catalog) ListSummaries(ctx context.Context) ([]Entry, error) {
+	var out []Entry
+	err := c.EachSummary(ctx, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// Each calls fn with every backup, sorted by name, as List describes them, reading one manifest
+// at a time: what it holds does not grow with the number of backups (a manifest may be up to
+// MaxManifestSize, and parsed it is several times that). fn's error stops it.
+func (c *Catalog) Each(ctx context.Context, fn func(Entry) error) error {
+	return c.each(ctx, ParseManifest, fn)
+}
+
+// EachSummary is Each with each manifest read as a summary (ParseSummary).
+func (c *Catalog) EachSummary(ctx context.Context, fn func(Entry) error) error {
+	return c.each(ctx, ParseSummary, fn)
+}
+
+func (c *Catalog) each(ctx context.Context, parse func(string, []byte) (*Manifest, error), fn func(Entry) error) error {
+	stubs, err := c.stubs(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range stubs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := stubs[i]
+		c.fillEntry(ctx, &e, parse)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stubs lists the backups without reading their files, sorted by name.
+func (c *Catalog) stubs(ctx context.Context) ([]Entry, error) {
 	byName := map[string]*Entry{}
 	it := c.loc.Bucket().List(&blob.ListOptions{Prefix: "backups/"})
 	for {
@@ -396,9 +472,8 @@ func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
 			e.Claim = &Claim{} // read below
 		}
 	}
-	var out []Entry
+	out := make([]Entry, 0, len(byName))
 	for _, e := range byName {
-		c.fillEntry(ctx, e)
 		out = append(out, *e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -406,7 +481,7 @@ func (c *Catalog) List(ctx context.Context) ([]Entry, error) {
 }
 
 // fillEntry reads what List found: the manifest, or for an Incomplete backup its claim.
-func (c *Catalog) fillEntry(ctx context.Context, e *Entry) {
+func (c *Catalog) fillEntry(ctx context.Context, e *Entry, parse func(string, []byte) (*Manifest, error)) {
 	if e.Status != "" {
 		e.Error = "no " + ManifestFile + ": a run is still writing it, or was interrupted"
 		if e.Claim != nil {
@@ -419,7 +494,7 @@ func (c *Catalog) fillEntry(ctx context.Context, e *Entry) {
 		return
 	}
 	e.Claim = nil
-	m, err := c.Manifest(ctx, e.Name)
+	m, err := c.readManifest(ctx, e.Name, parse)
 	switch {
 	case err == nil:
 		e.Manifest, e.Status = m, m.Status

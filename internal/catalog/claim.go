@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"gocloud.dev/gcerrors"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -104,6 +106,10 @@ func (c *Catalog) Release(ctx context.Context, name string, cl *Claim) error {
 	got, err := c.ReadClaim(ctx, name)
 	if err != nil || got.ID != cl.ID {
 		return err
+	}
+	// The key's copy (internal/keyring) is written right after the claim: it goes first.
+	if err := c.loc.Bucket().Delete(ctx, Key(name, KeyCopyFile)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("release backup name %q in %s: %w", name, c.loc, c.loc.Scrub(err))
 	}
 	if err := c.loc.Bucket().Delete(ctx, Key(name, ClaimFile)); err != nil {
 		return fmt.Errorf("release backup name %q in %s: %w", name, c.loc, c.loc.Scrub(err))

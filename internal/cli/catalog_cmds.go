@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/immutable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/removal"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -80,89 +81,6 @@ func (o *CatalogOptions) Validate() error {
 	return o.location.validate()
 }
 
-// NewListCmd builds `list`.
-func NewListCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	var selector string
-	cmd := newCatalogCmd(streams, "list [--from URL] [-l SELECTOR]", "List the backups in a location", `
-		# List the backups in $PVBACKUP_LOCATION
-		%[1]s list
-
-		# List the backups labelled env=prod (create --labels env=prod)
-		%[1]s list -l env=prod`, cobra.NoArgs, true, func(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error {
-		sel, err := labels.Parse(selector)
-		if err != nil {
-			return fmt.Errorf("--selector %q: %w", selector, err)
-		}
-		return runList(ctx, o, cat, sel)
-	})
-	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector on the backups' labels (create --labels): only backups that match; incomplete backups have no labels and never match")
-	return cmd
-}
-
-// filterLabels keeps the entries whose manifest labels match sel.
-func filterLabels(entries []catalog.Entry, sel labels.Selector) []catalog.Entry {
-	if sel.Empty() {
-		return entries
-	}
-	var out []catalog.Entry
-	for _, e := range entries {
-		if e.Manifest != nil && sel.Matches(labels.Set(e.Manifest.Labels)) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func runList(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, sel labels.Selector) error {
-	entries, err := cat.List(ctx)
-	if err != nil {
-		return err
-	}
-	entries = filterLabels(entries, sel)
-	if o.output.Format != "" {
-		if entries == nil {
-			entries = []catalog.Entry{}
-		}
-		return o.output.print(o.streams.Out, entries)
-	}
-	if len(entries) == 0 {
-		if sel.Empty() {
-			fmt.Fprintf(o.streams.ErrOut, "No backups in %s.\n", cat.Location())
-		} else {
-			fmt.Fprintf(o.streams.ErrOut, "No backups in %s match %s.\n", cat.Location(), sel)
-		}
-		return nil
-	}
-	// The REASON column only appears when a backup cannot be shown from its manifest.
-	reasons := false
-	for _, e := range entries {
-		reasons = reasons || e.Manifest == nil
-	}
-	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
-	header := "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE\tLABELS"
-	if reasons {
-		header += "\tREASON"
-	}
-	fmt.Fprintln(tw, header)
-	for _, e := range entries {
-		if e.Manifest == nil {
-			since := e.Modified
-			if e.Claim != nil {
-				since = e.Claim.StartTime
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\t-\t%s\n", e.Name, e.Status, age(o.now().Sub(since)), progress.Bytes(e.Size), oneLine(e.Error))
-			continue
-		}
-		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", e.Name, e.Status, age(o.now().Sub(m.StartTime)), expires(m, o.now()), abbreviate(m.Namespaces, 3), m.Items, progress.Bytes(e.Size), labelString(m.Labels))
-		if reasons {
-			fmt.Fprint(tw, "\t-")
-		}
-		fmt.Fprintln(tw)
-	}
-	return tw.Flush()
-}
-
 // expires is the EXPIRES column: "-" without a TTL, "expired" once passed, else the time left.
 func expires(m *catalog.Manifest, now time.Time) string {
 	switch {
@@ -174,12 +92,13 @@ func expires(m *catalog.Manifest, now time.Time) string {
 	return "in " + age(m.ExpiresAt.Sub(now))
 }
 
-// labelString writes labels as kubectl's --show-labels does: k=v,k2=v2 sorted, "-" for none.
+// labelString writes labels as kubectl's --show-labels does: k=v,k2=v2 sorted, "-" for none
+// (quoted when one holds what a terminal would act on).
 func labelString(l map[string]string) string {
 	if len(l) == 0 {
 		return "-"
 	}
-	return labels.Set(l).String()
+	return printable.Name(labels.Set(l).String())
 }
 
 // oneLine keeps a reason on one table row.
@@ -196,9 +115,9 @@ func abbreviate(s []string, n int) string {
 		return "-"
 	}
 	if len(s) <= n {
-		return strings.Join(s, ",")
+		return printable.Name(strings.Join(s, ","))
 	}
-	return fmt.Sprintf("%s,+%d", strings.Join(s[:n], ","), len(s)-n)
+	return fmt.Sprintf("%s,+%d", printable.Name(strings.Join(s[:n], ",")), len(s)-n)
 }
 
 // NewDescribeCmd builds `describe`.
@@ -242,19 +161,20 @@ func describeLock(ctx context.Context, w io.Writer, cat *catalog.Catalog, name s
 
 func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) error {
 	w := streams.Out
-	fmt.Fprintf(w, "Name:         %s\n", m.Name)
-	fmt.Fprintf(w, "Status:       %s\n", m.Status)
+	q := printable.Name // every string here is from backup.json, which any bucket writer can write
+	fmt.Fprintf(w, "Name:         %s\n", q(m.Name))
+	fmt.Fprintf(w, "Status:       %s\n", q(string(m.Status)))
 	fmt.Fprintf(w, "Labels:       %s\n", labelString(m.Labels))
 	fmt.Fprintf(w, "Started:      %s\n", m.StartTime.Format(time.RFC3339))
 	fmt.Fprintf(w, "Completed:    %s (%s)\n", m.CompletionTime.Format(time.RFC3339), m.CompletionTime.Sub(m.StartTime))
 	if !m.ExpiresAt.IsZero() {
-		fmt.Fprintf(w, "Expires:      %s (ttl %s)\n", m.ExpiresAt.Format(time.RFC3339), m.TTL)
+		fmt.Fprintf(w, "Expires:      %s (ttl %s)\n", m.ExpiresAt.Format(time.RFC3339), q(m.TTL))
 	}
-	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", m.ToolVersion, m.FormatVersion)
-	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
-	fmt.Fprintf(w, "Selection:    %s\n", selectionString(m.Selection))
-	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
-	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", m.Archive.File, progress.Bytes(m.Archive.Size), m.Archive.Encrypted)
+	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", q(m.ToolVersion), m.FormatVersion)
+	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", q(orDash(m.Cluster.Server)), q(orDash(m.Cluster.Context)), q(orDash(m.Cluster.ServerVersion)))
+	fmt.Fprintf(w, "Selection:    %s\n", q(selectionString(m.Selection)))
+	fmt.Fprintf(w, "Namespaces:   %s\n", q(joinOr(m.Namespaces, "-")))
+	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", q(m.Archive.File), progress.Bytes(m.Archive.Size), q(m.Archive.Encrypted))
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
 	totals := map[string]int{}
 	for _, c := range m.Resources {
@@ -272,7 +192,7 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 			empty++
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%d\n", n, totals[n])
+		fmt.Fprintf(tw, "  %s\t%d\n", q(n), totals[n])
 	}
 	if empty > 0 {
 		fmt.Fprintf(tw, "  (%s with no objects)\n", plural(empty, "resource type", "resource types"))
@@ -293,7 +213,7 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 			if e.Namespace != "" {
 				name = e.Namespace + "/" + e.Name
 			}
-			fmt.Fprintf(tw, "  %s %s\t%s\n", e.Resource, name, e.Label)
+			fmt.Fprintf(tw, "  %s %s\t%s\n", q(e.Resource), q(name), q(e.Label))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -302,13 +222,13 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if len(m.Errors) > 0 {
 		fmt.Fprintln(w, "Errors:")
 		for _, e := range m.Errors {
-			fmt.Fprintf(w, "  %s\n", e)
+			fmt.Fprintf(w, "  %s\n", q(e))
 		}
 	}
 	if len(m.Warnings) > 0 {
 		fmt.Fprintln(w, "Warnings:")
 		for _, wn := range m.Warnings {
-			fmt.Fprintf(w, "  %s\n", wn.Message)
+			fmt.Fprintf(w, "  %s\n", q(wn.Message))
 		}
 	}
 	return nil
@@ -332,17 +252,18 @@ func runLogs(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) error
 	if o.output.Format != "" {
 		return o.output.print(o.streams.Out, entries)
 	}
+	q := printable.Name // the log is in the bucket: any bucket writer can write it
 	for _, e := range entries {
 		obj := ""
 		switch {
 		case e.Name != "" && e.Namespace != "":
-			obj = fmt.Sprintf(" %s %s/%s:", e.Resource, e.Namespace, e.Name)
+			obj = fmt.Sprintf(" %s %s:", q(e.Resource), q(e.Namespace+"/"+e.Name))
 		case e.Name != "":
-			obj = fmt.Sprintf(" %s %s:", e.Resource, e.Name)
+			obj = fmt.Sprintf(" %s %s:", q(e.Resource), q(e.Name))
 		case e.Resource != "":
-			obj = " " + e.Resource + ":"
+			obj = " " + q(e.Resource) + ":"
 		}
-		fmt.Fprintf(o.streams.Out, "%s %-7s%s %s\n", e.Time.Format(time.RFC3339), e.Level, obj, e.Message)
+		fmt.Fprintf(o.streams.Out, "%s %-7s%s %s\n", e.Time.Format(time.RFC3339), q(e.Level), obj, q(e.Message))
 	}
 	return nil
 }
@@ -385,14 +306,19 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 	if err != nil {
 		return err
 	}
-	deps := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), d.passwordFile).repo, DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
+	deps := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), d.passwordFile, d.errOut).repo, DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
 	res, err := removal.Remove(ctx, deps, o.Name, m, !d.force)
-	if err != nil {
+	switch {
+	case errors.Is(err, removal.ErrForeignSnapshot):
+		return fmt.Errorf("backup %q was not deleted: %w; its %s names volume data of another backup, which was kept (to delete only this backup's files, pass --force)", o.Name, err, catalog.ManifestFile)
+	case errors.Is(err, catalog.ErrNotFound):
+		return err
+	case err != nil:
 		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
 	}
 	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
 	for _, ns := range slices.Sorted(maps.Keys(res.KopiaSnapshots)) {
-		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), ns)
+		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), printable.Name(ns))
 	}
 	if res.VolumeSnapshots > 0 {
 		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
@@ -401,7 +327,7 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 		notes = append(notes, "warning: volume data left in the location (--force): "+w)
 	}
 	for _, n := range notes {
-		fmt.Fprintln(o.streams.Out, "  "+n)
+		fmt.Fprintln(o.streams.Out, "  "+printable.Lines(n))
 	}
 	return nil
 }
@@ -428,8 +354,6 @@ func checkDelete(ctx context.Context, name string, cat *catalog.Catalog, force b
 			return nil, nil, fmt.Errorf("%w: its volume data cannot be found from it (to delete the backup's files anyway, leaving any Kopia snapshots it has, pass --force)", err)
 		}
 		return nil, []string{"warning: " + catalog.ManifestFile + " could not be read: Kopia snapshots it may have were left in the location's kopia/ repositories"}, nil
-	case errors.Is(err, catalog.ErrNotFound):
-		return nil, nil, nil
 	}
 	return nil, nil, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -117,7 +118,7 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME")
 	for _, x := range objs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Kind, x.Namespace, x.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Kind, printable.Name(x.Namespace), printable.Name(x.Name))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "Bad_Name", "--to", "file:///tmp/x"}, want: `backup name "Bad_Name" is not valid`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "-o", "table"}, want: `--output="table": use json or yaml`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x"}, env: map[string]string{"PVBACKUP_PASSWORD": ""}, want: "no repository password: set PVBACKUP_PASSWORD or pass --password-file FILE (there is no default password)"},
-		{args: []string{"create", "b", "--to", "file:///tmp/x", "--password-file", "/nonexistent/pw"}, want: "read password file: open /nonexistent/pw"},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--password-file", "/nonexistent/pw"}, want: "read password file: stat /nonexistent/pw: no such file or directory"},
 		{args: []string{"create", "b"}, want: "no backup location: pass --to/--from URL or set PVBACKUP_LOCATION"},
 		{args: []string{"create", "b", "--to", "ftp://h/x"}, want: `unsupported scheme "ftp"`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--include-cluster-resources", "maybe"}, want: `--include-cluster-resources="maybe": use auto, true or false`},
@@ -277,6 +277,8 @@ func TestDeleteRefuses(t *testing.T) {
 		{[]string{"delete", "copy", "--from", loc, "--force"}, `only this directory's files were deleted, not the volume data it points to`, 0},
 		{[]string{"delete", "shop-1", "--from", loc, "--force"}, "warning: volume data left in the location (--force): the Kopia snapshots of namespace shop were kept", 0},
 		{[]string{"delete", "running", "--from", loc, "--force"}, `Deleted backup "running" (1 file)`, 0},
+		// Nothing to leave behind: no advice to force it.
+		{[]string{"delete", "nonexist", "--from", loc}, `backup "nonexist" not found in ` + loc + " (see `kubectl pvbackup list`)", ExitFailed},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errOut, code := run(t, tc.args...)
@@ -285,6 +287,9 @@ func TestDeleteRefuses(t *testing.T) {
 			}
 			if strings.Contains(out+errOut, "prune") {
 				t.Errorf("delete mentions a prune command:\n%s%s", out, errOut)
+			}
+			if tc.args[1] == "nonexist" && strings.Contains(out+errOut, "--force") {
+				t.Errorf("delete of a backup that does not exist advises --force:\n%s%s", out, errOut)
 			}
 		})
 	}
@@ -312,5 +317,33 @@ func TestPasswordFile(t *testing.T) {
 	_, errOut, code := run(t, append([]string{"create", "b", "--to", "file://" + dir, "--password-file", blank}, nowhere...)...)
 	if code != ExitFailed || !strings.Contains(errOut, "holds only white space") {
 		t.Errorf("exit %d for a blank password file:\n%s", code, errOut)
+	}
+	// Every command that reads the file warns, not only create and restore.
+	ctx := context.Background()
+	l, err := store.Open(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: "with-data", Status: catalog.Completed,
+		Volumes: []catalog.Volume{{Namespace: "shop", PVC: "data", Mode: "fs", KopiaSnapshot: "k0123", Status: catalog.VolumeCompleted}}}
+	if err := catalog.New(l).WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"delete", "with-data"},
+		{"ls", "with-data", "shop/data"},
+		{"verify", "with-data"},
+		{"repo", "change-password", "--new-password-file", blank},
+	} {
+		_, errOut, _ := run(t, append(args, "--from", "file://"+dir, "--password-file", loose)...)
+		if !strings.Contains(errOut, "warning: password file "+loose+" is accessible by group or others") {
+			t.Errorf("%s: no warning for a 0644 password file:\n%s", strings.Join(args, " "), errOut)
+		}
+	}
+	// What is no password file is refused before it is read.
+	_, errOut, code = run(t, "delete", "with-data", "--from", "file://"+dir, "--password-file", "/dev/zero")
+	if code != ExitFailed || !strings.Contains(errOut, "/dev/zero is a character device, not a regular file") {
+		t.Errorf("delete --password-file /dev/zero: exit %d\n%s", code, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -84,6 +86,44 @@ func (o *outputOptions) print(w io.Writer, v any) error {
 	return err
 }
 
+// printEach writes the values each gives, as a JSON or YAML list, one value at a time: the same
+// text print writes for the whole list, without holding it.
+func (o *outputOptions) printEach(w io.Writer, each func(emit func(any) error) error) error {
+	n := 0
+	err := each(func(v any) error {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		if o.Format == "yaml" {
+			if b, err = yaml.JSONToYAML(b); err != nil {
+				return err
+			}
+			// One item of a YAML list: "- " before the first line, two spaces before the others.
+			b = append([]byte("- "), bytes.ReplaceAll(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"), []byte("\n  "))...)
+			_, err = fmt.Fprintf(w, "%s\n", b)
+		} else {
+			sep := ",\n  "
+			if n == 0 {
+				sep = "[\n  "
+			}
+			_, err = fmt.Fprintf(w, "%s%s", sep, b)
+		}
+		n++
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case n == 0:
+		_, err = fmt.Fprintln(w, "[]")
+	case o.Format != "yaml":
+		_, err = fmt.Fprint(w, "\n]\n")
+	}
+	return err
+}
+
 // reporter picks the progress output: JSON events for machine output, text otherwise.
 func (o *outputOptions) reporter(streams genericiooptions.IOStreams) progress.Reporter {
 	if o.Format != "" {
@@ -124,14 +164,40 @@ type locationKeys struct {
 	open func() (*keyring.Keyring, error)
 }
 
-func newLocationKeys(ctx context.Context, loc *store.Location, passwordFile string) *locationKeys {
+// A password file others can read is warned about on errOut, whatever the command.
+func newLocationKeys(ctx context.Context, loc *store.Location, passwordFile string, errOut io.Writer) *locationKeys {
 	return &locationKeys{open: sync.OnceValues(func() (*keyring.Keyring, error) {
-		pw, err := password.Load(passwordFile)
+		pw, err := loadPassword(passwordFile, errOut)
 		if err != nil {
 			return nil, err
 		}
-		return keyring.Open(ctx, loc, pw)
+		kr, err := keyring.Open(ctx, loc, pw)
+		if err == nil && kr.Damage != "" {
+			fmt.Fprintln(errOut, "warning: "+printable.Lines(kr.Damage)+": "+keyHint)
+		}
+		return kr, err
 	})}
+}
+
+// keyHint says how to mend a missing or damaged key file.
+const keyHint = "put it back with `kubectl pvbackup repo import-key FILE` (your export), or let the next `create` write a missing one back from the copy"
+
+// repairKey writes a missing key file back from the copy the keyring was opened with (create),
+// and says so; a damaged one is only reported.
+func repairKey(ctx context.Context, loc *store.Location, kr *keyring.Keyring, errOut io.Writer) error {
+	if kr.Damage == "" {
+		return nil
+	}
+	wrote, err := kr.Repair(ctx, loc)
+	if err != nil {
+		return err
+	}
+	if wrote {
+		fmt.Fprintf(errOut, "warning: %s: it was written back from that copy\n", printable.Lines(kr.Damage))
+		return nil
+	}
+	fmt.Fprintf(errOut, "warning: %s: %s\n", printable.Lines(kr.Damage), keyHint)
+	return nil
 }
 
 // repo returns the password of a namespace's Kopia repository.

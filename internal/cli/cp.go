@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/files"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
@@ -19,6 +20,7 @@ type CpOptions struct {
 	Dest             string
 	Include, Exclude []string
 	Parallel         int
+	KeepSetID        bool
 }
 
 // NewCpCmd builds `cp`.
@@ -28,7 +30,8 @@ func NewCpCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		Use:   "cp NAME NAMESPACE/PVC[:/path] LOCAL_DIR [--include GLOB] [--exclude GLOB]",
 		Short: "Copy files of a volume backup to a local directory (no cluster needed)",
 		Long: `cp copies a directory of a backed-up volume (its contents) or one file (under its name) into
-LOCAL_DIR, with modes, times and symlinks (owners too when run as root). Run again after an
+LOCAL_DIR, with modes, times and symlinks (owners too when run as root, without the setuid and
+setgid bits of files unless --keep-setid). Run again after an
 interruption, it skips the files already complete. It never writes outside LOCAL_DIR, whatever the
 backup holds: entries named '..', paths through symlinks that leave LOCAL_DIR, and the like are
 refused and listed. It needs the bucket's credentials and the repository password only.
@@ -58,6 +61,7 @@ directories; --exclude leaves matches out.`,
 	cmd.Flags().StringArrayVar(&o.Include, "include", nil, "copy only files matching GLOB (repeatable)")
 	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching GLOB (repeatable)")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 8, "files copied at the same time")
+	cmd.Flags().BoolVar(&o.KeepSetID, "keep-setid", false, "as root (owners restored), keep the setuid and setgid bits of files: by default they are dropped, since a file the backup's tenant made setuid would run as its owner, root included")
 	return cmd
 }
 
@@ -82,7 +86,7 @@ func (o *CpOptions) Validate() error {
 func (o *CpOptions) Run(ctx context.Context, d files.Deps) error {
 	res, err := files.Copy(ctx, d, files.CopyConfig{
 		Backup: o.Backup, Ref: o.Ref, Dest: o.Dest, Include: o.Include, Exclude: o.Exclude,
-		Owners: os.Geteuid() == 0, Parallel: o.Parallel,
+		Owners: os.Geteuid() == 0, KeepSetID: o.KeepSetID, Parallel: o.Parallel,
 		Progress: files.ProgressPrinter(o.streams.ErrOut, o.output.Format != ""),
 	})
 	if res == nil {
@@ -96,10 +100,10 @@ func (o *CpOptions) Run(ctx context.Context, d files.Deps) error {
 		fmt.Fprintf(o.streams.Out, "Copied %s (%s) into %s in %.1fs: %d complete already, %s, %s.\n", plural(int(res.Files), "file", "files"),
 			progress.Bytes(res.Bytes), o.Dest, res.Seconds, res.Skipped, plural(int(res.Symlinks), "symlink", "symlinks"), plural(int(res.Dirs), "directory", "directories"))
 		for _, p := range res.Refused {
-			fmt.Fprintf(o.streams.Out, "  refused: %s: %s\n", p.Path, p.Reason)
+			fmt.Fprintf(o.streams.Out, "  refused: %s: %s\n", printable.Name(p.Path), printable.Name(p.Reason))
 		}
 		for _, p := range res.Errors {
-			fmt.Fprintf(o.streams.Out, "  failed: %s: %s\n", p.Path, p.Reason)
+			fmt.Fprintf(o.streams.Out, "  failed: %s: %s\n", printable.Name(p.Path), printable.Name(p.Reason))
 		}
 	}
 	if errors.Is(err, files.ErrIncomplete) {

@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -115,7 +116,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
-	o.mover.addFlags(fs)
+	o.mover.addFlags(fs, flags)
 	o.mover.addDebugFlag(fs)
 	fs.DurationVar(&o.TTL, "ttl", 0, "keep the backup this long (e.g. 720h): recorded in backup.json; kubectl pvbackup prune removes it once it has passed (default: no expiry)")
 	fs.StringSliceVar(&o.LabelPairs, "labels", nil, "labels of the backup, as `KEY=VALUE` pairs separated by commas: recorded in backup.json, shown by list and selected with list -l")
@@ -305,8 +306,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 				return err
 			}
 			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+				return err
+			}
 			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
 			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+				return err
+			}
+			// A copy of the wrapped key with each backup: the location survives losing keys/.
+			if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
+				backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
 				return err
 			}
 		}
@@ -413,13 +422,14 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 	snapshots := false
 	for _, v := range vols {
 		snapshots = snapshots || v.Mode == "snapshot"
-		name := v.Namespace + "/" + v.PVC
+		q := printable.Name // describe prints a backup.json from the bucket through here
+		name := q(v.Namespace + "/" + v.PVC)
 		if plan {
 			reason := v.Reason
 			if v.Error != "" {
 				reason = "error: " + v.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(v.Size), v.Mode, reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, q(orDash(v.Size)), q(v.Mode), q(reason))
 			continue
 		}
 		detail := v.Reason
@@ -433,7 +443,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 		if v.KopiaSnapshot != "" {
 			files, size, up = fmt.Sprint(v.Files), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, v.Mode, v.Status, files, size, up, v.Seconds, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", name, q(v.Mode), q(v.Status), files, size, up, v.Seconds, q(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -455,7 +465,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 		if ns == "" {
 			ns = "(cluster)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Resource, ns, c.Count)
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", printable.Name(c.Resource), printable.Name(ns), c.Count)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -471,10 +481,10 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 
 func printProblems(w io.Writer, m *catalog.Manifest) {
 	for _, e := range m.Errors {
-		fmt.Fprintf(w, "  error: %s\n", e)
+		fmt.Fprintf(w, "  error: %s\n", printable.Lines(e))
 	}
 	for _, wn := range m.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", wn.Message)
+		fmt.Fprintf(w, "  warning: %s\n", printable.Lines(wn.Message))
 	}
 }
 

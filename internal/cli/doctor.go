@@ -15,8 +15,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -86,7 +88,7 @@ Exit codes: 0 every check ok; 2 warnings only; 1 a check failed.`,
 	fs.StringVar(&o.Volumes, "volumes", "auto", "the --volumes mode of the backups to check for: auto, snapshot-move, fs, snapshot")
 	fs.BoolVar(&o.Probe, "probe", false, "run the live probe per StorageClass (default on when --storage-class is given)")
 	fs.StringVar(&o.ProbeSize, "probe-size", "1Gi", "size of the probe's PVC (some drivers have a minimum)")
-	o.mover.addFlags(fs)
+	o.mover.addFlags(fs, flags)
 	// The probe runs its classes two at a time and bounds its movers by --timeout: these two
 	// shape nothing here.
 	_ = fs.MarkHidden("parallel")
@@ -150,14 +152,21 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 	}
 	deps := doctorDeps(clients)
 	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
-		kr, err := newLocationKeys(ctx, loc, o.password.File).open()
+		pw, err := loadPassword(o.password.File, o.streams.ErrOut)
 		if err != nil {
 			return nil, err
+		}
+		kr, err := keyring.Open(ctx, loc, pw)
+		if err != nil {
+			return nil, err
+		}
+		if kr.Damage != "" { // the keys work: the repositories are still checked
+			return kr.RepoPassword, fmt.Errorf("%s: %w", kr.Damage, keyring.ErrDamaged)
 		}
 		return kr.RepoPassword, nil
 	}
 	if o.output.Format == "" {
-		deps.Progress = func(msg string) { fmt.Fprintf(o.streams.ErrOut, "... %s\n", msg) }
+		deps.Progress = func(msg string) { fmt.Fprintf(o.streams.ErrOut, "... %s\n", printable.Lines(msg)) }
 	}
 	rep := doctor.Run(ctx, deps, o.cfg, doctor.StaticSteps())
 	if o.output.Format != "" {
@@ -227,7 +236,7 @@ func printReport(w io.Writer, rep *doctor.Report) error {
 	counts := map[doctor.Status]int{}
 	for _, c := range rep.Checks {
 		counts[c.Status]++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Check, c.Status, (time.Duration(c.Seconds * float64(time.Second))).Round(10*time.Millisecond), c.Detail, orDash(c.Fix))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Name(c.Check), c.Status, (time.Duration(c.Seconds * float64(time.Second))).Round(10*time.Millisecond), printable.Name(c.Detail), printable.Name(orDash(c.Fix)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 )
 
 // Exit codes, documented in the README and in `kubectl pvbackup --help`.
@@ -27,10 +29,11 @@ func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
+	// An error may quote a name from the bucket or the cluster: escape sequences are shown, not run.
 	if errors.Is(err, ErrWarnings) {
-		fmt.Fprintln(os.Stderr, "warning:", err)
+		fmt.Fprintln(os.Stderr, "warning:", printable.Lines(err.Error()))
 	} else {
-		fmt.Fprintln(os.Stderr, "error:", err)
+		fmt.Fprintln(os.Stderr, "error:", printable.Lines(err.Error()))
 	}
 	return ExitCodeOf(err)
 }

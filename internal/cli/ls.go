@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/files"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
@@ -64,7 +65,7 @@ func (o *filesOptions) run(ctx context.Context, fn func(context.Context, files.D
 		return err
 	}
 	defer closeFn()
-	return fn(ctx, files.Deps{Manifests: cat, Open: files.Opener(o.location.URL, newLocationKeys(ctx, cat.Location(), o.password.File).repo)})
+	return fn(ctx, files.Deps{Manifests: cat, Open: files.Opener(o.location.URL, newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repo)})
 }
 
 // LsOptions are the flags of `ls`.
@@ -121,11 +122,11 @@ func (o *LsOptions) Run(ctx context.Context, d files.Deps) error {
 			data := "-"
 			switch {
 			case v.KopiaSnapshot != "":
-				data = "Kopia snapshot " + v.KopiaSnapshot
+				data = "Kopia snapshot " + printable.Name(v.KopiaSnapshot)
 			case v.VolumeSnapshot != "":
-				data = "VolumeSnapshot " + v.VolumeSnapshot + " (in the cluster only)"
+				data = "VolumeSnapshot " + printable.Name(v.VolumeSnapshot) + " (in the cluster only)"
 			}
-			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\t%s\t%s\n", v.Namespace, v.PVC, v.Mode, v.Status, v.Files, progress.Bytes(v.Bytes), data)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", printable.Name(v.Namespace+"/"+v.PVC), printable.Name(v.Mode), printable.Name(v.Status), v.Files, progress.Bytes(v.Bytes), data)
 		}
 		return tw.Flush()
 	}
@@ -142,12 +143,12 @@ func (o *LsOptions) Run(ctx context.Context, d files.Deps) error {
 func printEntries(streams genericiooptions.IOStreams, entries []files.Entry, long, full bool) error {
 	tw := tabwriter.NewWriter(streams.Out, 0, 8, 1, ' ', 0)
 	for _, e := range entries {
-		name := e.Path
+		name := printable.Name(e.Path)
 		if !full {
-			name = lastElem(e.Path)
+			name = printable.Name(lastElem(e.Path))
 		}
 		if e.Target != "" && long {
-			name += " -> " + e.Target
+			name += " -> " + printable.Name(e.Target)
 		}
 		if !long {
 			fmt.Fprintln(tw, name)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/prune"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/removal"
@@ -156,7 +157,7 @@ func (o *PruneOptions) Run(ctx context.Context) error {
 	}
 	defer closeFn()
 	o.cfg.Now = o.now()
-	rp := newLocationKeys(ctx, cat.Location(), o.password.File).repo
+	rp := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repo
 	reporter := o.output.reporter(o.streams)
 	d := prune.Deps{Catalog: cat, Progress: reporter,
 		Removal:  removal.Deps{Location: o.location.URL, RepoPassword: rp, DeleteKeptSnapshots: deleteKeptSnapshots(o.configFlags)},
@@ -198,7 +199,7 @@ func (o *PruneOptions) print(res *prune.Result) error {
 		if it.Error != "" {
 			action, why = "remove failed", why+"; "+it.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, abbreviate(it.Namespaces, 3), age(now.Sub(it.Time)), it.Status, action, why)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable.Name(it.Name), abbreviate(it.Namespaces, 3), age(now.Sub(it.Time)), printable.Name(string(it.Status)), action, printable.Name(why))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -227,7 +228,7 @@ func printMaintenance(w io.Writer, rs []maintenance.RepoResult) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tMAINTENANCE\tBEFORE\tDELETED\tWRITTEN\tAFTER\tTIME\tERROR")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "kopia/%s/\t%s (safety %s)\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", r.Namespace, r.Mode, r.Safety, blobs(r.Before), blobs(r.Deleted), blobs(r.Written), blobs(r.After), r.Seconds, orDash(r.Error))
+		fmt.Fprintf(tw, "%s\t%s (safety %s)\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", printable.Name("kopia/"+r.Namespace+"/"), r.Mode, r.Safety, blobs(r.Before), blobs(r.Deleted), blobs(r.Written), blobs(r.After), r.Seconds, printable.Name(orDash(r.Error)))
 	}
 	return tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
@@ -30,7 +31,7 @@ password; nothing runs in the cluster.`,
 		},
 	}
 	cmd.AddCommand(NewRepoMaintainCmd(streams), NewRepoStatusCmd(streams), NewRepoListCmd(streams), newRepoChangePasswordCmd(streams),
-		newRepoInitCmd(streams), newRepoRecoverCmd(streams))
+		newRepoInitCmd(streams), newRepoRecoverCmd(streams), newRepoExportKeyCmd(streams), newRepoImportKeyCmd(streams))
 	return cmd
 }
 
@@ -86,15 +87,16 @@ mover Secret) stays valid. To retire a location key, back up to a new location.`
 func (o *RepoChangePasswordOptions) Complete() error {
 	o.location.complete()
 	var err error
-	if o.current, err = password.Load(o.password.File); err != nil {
+	if o.current, err = o.password.load(o.streams.ErrOut); err != nil {
 		return err
 	}
 	if o.NewPasswordFile != "" {
-		b, err := os.ReadFile(o.NewPasswordFile)
-		if err != nil {
+		if o.next, err = password.ReadFile(o.NewPasswordFile); err != nil {
 			return fmt.Errorf("read the new password: %w", err)
 		}
-		o.next = strings.TrimRight(string(b), "\r\n")
+		if warn := password.FileWarning(o.NewPasswordFile); warn != "" {
+			fmt.Fprintln(o.streams.ErrOut, warn)
+		}
 		return nil
 	}
 	o.next, err = promptNewPassword(o.streams)
@@ -122,6 +124,14 @@ func (o *RepoChangePasswordOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer loc.Close()
+	// Two changes at once would both report success with only one new password in force: the
+	// location's lease lets one run, and the other fails naming it. (A change killed and run
+	// again on this machine takes its own dead run's lease over.)
+	l, err := lease.Acquire(ctx, loc, "repo change-password", 0)
+	if err != nil {
+		return fmt.Errorf("the password was not changed: %w", err)
+	}
+	defer func() { _ = l.Release(ctx) }()
 	res, err := keyring.ChangePassword(ctx, loc, o.current, o.next, keyring.ChangeOptions{AfterStep: o.afterStep})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -84,7 +85,7 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer loc.Close()
-	d := maintenance.Deps{Location: loc, URL: o.location.URL, RepoPassword: newLocationKeys(ctx, loc, o.password.File).repo}
+	d := maintenance.Deps{Location: loc, URL: o.location.URL, RepoPassword: newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).repo}
 	sts, err := maintenance.Status(ctx, d, selection.NamespaceFilter{Include: o.IncludeNamespaces}, o.open)
 	if err != nil {
 		return err
@@ -100,7 +101,7 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 	if !o.open {
 		fmt.Fprintln(tw, "NAMESPACE\tBLOBS\tSIZE")
 		for _, s := range sts {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", s.Namespace, s.Size.Blobs, progress.Bytes(s.Size.Bytes))
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", printable.Name(s.Namespace), s.Size.Blobs, progress.Bytes(s.Size.Bytes))
 		}
 		return tw.Flush()
 	}
@@ -110,8 +111,8 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 		if s.Error != "" {
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", s.Namespace, s.Size.Blobs, progress.Bytes(s.Size.Bytes), s.Snapshots,
-			ago(o.now(), s.LastMaintenance), ago(o.now(), s.LastFull), orDash(s.Owner), orDash(s.Error))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", printable.Name(s.Namespace), s.Size.Blobs, progress.Bytes(s.Size.Bytes), s.Snapshots,
+			ago(o.now(), s.LastMaintenance), ago(o.now(), s.LastFull), printable.Name(orDash(s.Owner)), printable.Name(orDash(s.Error)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

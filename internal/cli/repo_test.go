@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,6 +216,45 @@ func TestRepoChangePasswordKilled(t *testing.T) {
 				t.Error(keyring.NextFile + " left behind")
 			}
 		})
+	}
+}
+
+// Two changes at once: the second fails naming the first, which holds the location's lease
+// (both used to report success, and only one new password worked). The first, killed, is
+// finished by running it again.
+func TestRepoChangePasswordTwiceAtOnce(t *testing.T) {
+	t.Setenv("PVBACKUP_PASSWORD", "")
+	l := newPWLocation(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PVBACKUP_TEST_CHILD=change-password", "PVBACKUP_TEST_STOP_AT="+keyring.StepNextWritten,
+		"PVBACKUP_LOCATION="+l.url, "OLD_FILE="+l.old, "NEW_FILE="+l.new)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "step "+keyring.StepNextWritten {
+	}
+	third := filepath.Join(t.TempDir(), "third")
+	_ = os.WriteFile(third, []byte("a third password"), 0o600)
+	_, errOut, code := run(t, "repo", "change-password", "--from", l.url, "--password-file", l.old, "--new-password-file", third)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("pid %d is running repo change-password there", cmd.Process.Pid)) {
+		t.Fatalf("a second change while the first runs: exit %d\n%s", code, errOut)
+	}
+	if got := l.opensWith(t, "old password", "new password", "a third password"); slices.Contains(got, "a third password") {
+		t.Fatalf("the second change took effect: the location opens with %v", got)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if out, errOut, code := run(t, "repo", "change-password", "--from", l.url, "--password-file", l.old, "--new-password-file", l.new); code != 0 {
+		t.Fatalf("the first change run again: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := l.opensWith(t, "old password", "new password", "a third password"); strings.Join(got, ",") != "new password" {
+		t.Fatalf("opens with %v, want the first change's password only", got)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -100,7 +101,7 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.StringVar(&o.RunningJobs, "running-jobs", string(restore.RunningSuspend), "Jobs running at backup time: suspend (restore them with spec.suspend=true), restore (they start again) or skip")
 	fs.StringVar(&o.ModifiersFile, "resource-modifiers", "", "patch objects on their way in with a Velero resource modifier file (version v1: JSON, merge and strategic patches)")
 	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
-	o.mover.addFlags(fs)
+	o.mover.addFlags(fs, flags)
 	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
 	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
 	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
@@ -277,6 +278,9 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+		return err
+	}
 	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err
@@ -346,7 +350,8 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 			fmt.Fprintln(tw, "RESOURCE\tNAMESPACE\tNAME\tRESULT\tREASON")
 		}
 		rows++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Resource, orDash(it.Namespace), it.Name, it.Action, it.Reason)
+		q := printable.Name // names from the backup's archive and the cluster
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", q(it.Resource), q(orDash(it.Namespace)), q(it.Name), it.Action, q(it.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -359,7 +364,8 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 			if v.Action == restore.Restored || v.Action == restore.Synced {
 				files, size = fmt.Sprint(v.Files), progress.Bytes(v.Bytes)
 			}
-			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", v.Namespace, v.PVC, v.From, v.Mode, v.Action, files, size, v.Seconds, v.Reason)
+			q := printable.Name
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", q(v.Namespace+"/"+v.PVC), q(v.From), q(v.Mode), v.Action, files, size, v.Seconds, q(v.Reason))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -381,7 +387,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 	}
 	fmt.Fprintf(w, "Restore of %q: %s.%s\n", res.Backup, strings.Join(parts, ", "), suffix)
 	for _, wn := range res.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", wn)
+		fmt.Fprintf(w, "  warning: %s\n", printable.Lines(wn))
 	}
 	return nil
 }

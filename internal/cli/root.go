@@ -70,7 +70,8 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewVerifyCmd(streams),
 		NewRepoCmd(streams),
 		NewDoctorCmd(flags, streams),
-		NewVersionCmd(streams),
+		NewVersionCmd(flags, streams),
+		NewImageCmd(streams),
 		NewVeleroCmd(streams),
 		NewMoverCmd(ctx, streams),
 	)

@@ -103,6 +103,12 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"repo change-password --from": func(u string) []string {
 			return []string{"repo", "change-password", "--from", u, "--new-password-file", filepath.Join(dir, "newpw")}
 		},
+		"repo export-key --from": func(u string) []string {
+			return []string{"repo", "export-key", filepath.Join(dir, "export.age"), "--from", u}
+		},
+		"repo import-key --from": func(u string) []string {
+			return []string{"repo", "import-key", filepath.Join(dir, "newpw"), "--from", u}
+		},
 		"mover backup --location": func(u string) []string {
 			return []string{"mover", "backup", "--location", u, "--source-namespace", "ns", "--pvc", "p", "--source", src, "--result", result}
 		},

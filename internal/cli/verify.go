@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/verify"
 )
@@ -93,7 +94,7 @@ func (o *VerifyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeFn()
-	keys := newLocationKeys(ctx, cat.Location(), o.password.File)
+	keys := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut)
 	d := verify.Deps{Catalog: cat, URL: o.location.URL, Progress: o.output.reporter(o.streams),
 		ArchivePassword: keys.archive, RepoPassword: keys.repo}
 	res, err := verify.Run(ctx, d, o.cfg)
@@ -137,17 +138,18 @@ func (o *VerifyOptions) print(res *verify.Result) error {
 		return o.output.print(o.streams.Out, res)
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
+	q := printable.Name // names and messages from the bucket
 	fmt.Fprintln(tw, "BACKUP\tPART\tRESULT\tFILES\tREAD BACK\tDETAIL")
 	for _, b := range res.Backups {
 		if b.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t-\tskipped\t-\t-\t%s\n", b.Name, b.Skipped)
+			fmt.Fprintf(tw, "%s\t-\tskipped\t-\t-\t%s\n", q(b.Name), q(b.Skipped))
 			continue
 		}
 		result, detail := "ok", fmt.Sprintf("%d objects", b.ArchiveObjects)
 		if len(b.Problems) > 0 {
 			result, detail = "FAILED", strings.Join(b.Problems, "; ")
 		}
-		fmt.Fprintf(tw, "%s\tresources\t%s\t-\t-\t%s\n", b.Name, result, detail)
+		fmt.Fprintf(tw, "%s\tresources\t%s\t-\t-\t%s\n", q(b.Name), result, q(detail))
 		for _, v := range b.Volumes {
 			result, files, read, detail := "ok", "-", "-", v.KopiaSnapshot
 			switch {
@@ -163,7 +165,7 @@ func (o *VerifyOptions) print(res *verify.Result) error {
 					detail += fmt.Sprintf("; %s: %s", p.Path, p.Error)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", b.Name, v.Namespace, v.PVC, result, files, read, detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", q(b.Name), q(v.Namespace+"/"+v.PVC), result, files, read, q(detail))
 		}
 	}
 	return tw.Flush()

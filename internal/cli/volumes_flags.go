@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
@@ -29,6 +33,7 @@ type moverOptions struct {
 	Secret         string
 	ServiceAccount string
 	Credentials    string
+	PullSecret     string
 	RunAs          int64
 	FSGroup        int64
 	Privileged     bool
@@ -40,15 +45,20 @@ type moverOptions struct {
 	Timeout        time.Duration
 	Deadline       time.Duration
 	Debug          bool
+
+	// kubeconfig gives the namespace of a --mover-pull-secret given without one.
+	kubeconfig *genericclioptions.ConfigFlags
 }
 
-func (o *moverOptions) addFlags(fs *pflag.FlagSet) {
+func (o *moverOptions) addFlags(fs *pflag.FlagSet, kubeconfig *genericclioptions.ConfigFlags) {
+	o.kubeconfig = kubeconfig
 	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (make image builds one locally; mirror it for air-gapped clusters)")
 	fs.StringVar(&o.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the mover: IfNotPresent, Always or Never")
 	fs.StringVar(&o.Location, "mover-location", "", "the backup location as mover pods reach it, when it differs from --to/--from (e.g. an in-cluster S3 endpoint)")
 	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with the storage credentials for the movers (instead of copying those of your environment into a temporary Secret); the namespace's repository key still comes in a temporary Secret")
 	fs.StringVar(&o.ServiceAccount, "mover-service-account", "", "an existing ServiceAccount, in each namespace, that the mover pods run as (workload identity: EKS IRSA or Pod Identity, GKE Workload Identity, Azure Workload Identity; docs/install.md)")
 	fs.StringVar(&o.Credentials, "mover-credentials", credentialsCopy, "what cloud credentials the mover Secret carries: copy (those of your environment) or identity (none: the movers use their pod's identity, e.g. --mover-service-account; the Secret holds the namespace's repository key only)")
+	fs.StringVar(&o.PullSecret, "mover-pull-secret", "", "[NAMESPACE/]NAME of a docker-registry Secret (default namespace: the kubeconfig's) for pulling --mover-image: copied into each mover's namespace for the run and removed with the mover. Without it movers pull with their namespace ServiceAccount's imagePullSecrets and the nodes' credentials")
 	fs.Int64Var(&o.RunAs, "mover-run-as", -1, "user and group ID the mover runs as (default the image's 65532): the owner of the volume's files")
 	fs.Int64Var(&o.FSGroup, "mover-fs-group", -1, "fsGroup of the mover pods: files readable by this group can be read")
 	fs.BoolVar(&o.Privileged, "mover-privileged", false, "run the mover as root with CHOWN, DAC_OVERRIDE, FOWNER, FSETID (all allowed by Pod Security baseline): reads every file and restores owners; needs Pod Security baseline")
@@ -87,6 +97,13 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	}
 	if bucketURL, _, err := store.Parse(c.Location); err == nil && strings.HasPrefix(bucketURL, "file://") {
 		return c, fmt.Errorf("location %s is a directory on this machine, which mover pods cannot reach: back up volumes to object storage, or pass --mover-location with a URL the pods reach (or --volumes=none)", store.Redact(c.Location))
+	}
+	if o.PullSecret != "" {
+		ref, err := o.pullSecret()
+		if err != nil {
+			return c, err
+		}
+		c.PullSecret = ref
 	}
 	if o.RunAs >= 0 {
 		c.RunAsUser = &o.RunAs
@@ -135,6 +152,21 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 				if err != nil {
 					return c, fmt.Errorf("%s=%s: %w (the movers need its content)", k, p, err)
 				}
+				if k == "AWS_SHARED_CREDENTIALS_FILE" {
+					// Only the profile in use, and its name for the mover's SDK. Without a
+					// [default] (an empty file, /dev/null) the file is not needed: nothing goes.
+					profile := os.Getenv("AWS_PROFILE")
+					if profile != "" {
+						c.Env["AWS_PROFILE"] = profile
+					}
+					b, err = awsProfileOnly(b, p, cmp.Or(profile, "default"))
+					if errors.Is(err, errNoProfile) && profile == "" {
+						continue
+					}
+					if err != nil {
+						return c, err
+					}
+				}
 				if c.Files == nil {
 					c.Files = map[string][]byte{}
 				}
@@ -158,4 +190,24 @@ func resources(kind, cpu, mem string) (corev1.ResourceList, error) {
 		l[name] = q
 	}
 	return l, nil
+}
+
+// pullSecret parses --mover-pull-secret [NAMESPACE/]NAME.
+func (o *moverOptions) pullSecret() (*volumes.PullSecretRef, error) {
+	ns, name, found := strings.Cut(o.PullSecret, "/")
+	if !found {
+		name, ns = o.PullSecret, ""
+		if o.kubeconfig != nil {
+			var err error
+			if ns, _, err = o.kubeconfig.ToRawKubeConfigLoader().Namespace(); err != nil {
+				return nil, fmt.Errorf("--mover-pull-secret %s: the kubeconfig's namespace: %w", o.PullSecret, err)
+			}
+		}
+	}
+	for _, part := range []string{ns, name} {
+		if errs := validation.IsDNS1123Subdomain(part); len(errs) > 0 {
+			return nil, fmt.Errorf("--mover-pull-secret %q: use [NAMESPACE/]NAME of a docker-registry Secret (%s)", o.PullSecret, strings.Join(errs, "; "))
+		}
+	}
+	return &volumes.PullSecretRef{Namespace: ns, Name: name}, nil
 }

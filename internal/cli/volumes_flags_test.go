@@ -39,7 +39,7 @@ func TestMoverCredentials(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var o moverOptions
 			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-			o.addFlags(fs)
+			o.addFlags(fs, nil)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}

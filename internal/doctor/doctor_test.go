@@ -425,6 +425,21 @@ func TestLocation(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(replaced, "kopia", "shop", "kopia.repository"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A location whose key file was deleted: the copy kept with its backup opens it.
+	lost := t.TempDir()
+	if b, err := os.ReadFile(filepath.Join(dir, "keys", "location.age")); err != nil {
+		t.Fatal(err)
+	} else if err := os.MkdirAll(filepath.Join(lost, "backups", "b1"), 0o755); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(filepath.Join(lost, "backups", "b1", "location.age"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(lost, "kopia", "shop"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lost, "kopia", "shop", "kopia.repository"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var opened []string
 	d := cluster(t, false)
 	d.OpenLocation = nil
@@ -444,6 +459,9 @@ func TestLocation(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
+			if k.Damage != "" { // as the command does
+				return k.RepoPassword, fmt.Errorf("%s: %w", k.Damage, keyring.ErrDamaged)
+			}
 			return k.RepoPassword, nil
 		}
 	}
@@ -458,6 +476,7 @@ func TestLocation(t *testing.T) {
 		{"no password", dir, "", Warn, checkKey, "no password given", ""},
 		{"new location", dir + "/new", "right", OK, checkKey, "no keys/location.age yet", ""},
 		{"replaced key file", replaced, "right", Fail, checkRepos, "do not open the repositories of shop: they were made under another location key", "shop"},
+		{"deleted key file", lost, "right", Fail, checkKey, "keys/location.age of file://" + lost + " is missing; the location was opened with the copy kept in backups/b1/location.age", "shop"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opened = nil

@@ -23,6 +23,7 @@ const maxRepositories = 20
 const (
 	checkLocationName = "location"
 	checkWritable     = "location writable"
+	checkConditional  = "conditional writes"
 	checkKey          = "location key"
 	checkRepos        = "repositories"
 )
@@ -42,6 +43,11 @@ func checkLocation(ctx context.Context, d *Deps, cfg *Config) []Result {
 		out = append(out, fail(checkWritable, err.Error(), "give the credentials write and delete rights on the bucket"))
 	} else {
 		out = append(out, ok(checkWritable, "a marker was written and deleted"))
+		if err := store.CheckConditional(ctx, loc); err != nil {
+			out = append(out, fail(checkConditional, err.Error(), "use a store that supports conditional writes (AWS S3, GCS, Azure, MinIO, SeaweedFS) or file://"))
+		} else {
+			out = append(out, ok(checkConditional, "the store refuses a write over an existing object (If-None-Match) and a replace of a changed one (If-Match)"))
+		}
 	}
 	return append(out, checkKeys(ctx, d, cfg, loc)...)
 }
@@ -53,6 +59,11 @@ func checkKeys(ctx context.Context, d *Deps, cfg *Config, loc *store.Location) [
 		return nil
 	}
 	repoKey, err := d.Keys(ctx, loc)
+	var out []Result
+	if errors.Is(err, keyring.ErrDamaged) && repoKey != nil {
+		out = append(out, fail(checkKey, err.Error(), "put it back with `kubectl pvbackup repo import-key FILE` (your export); the next `create` writes a missing one back from the copy"))
+		err = nil
+	}
 	switch {
 	case errors.Is(err, password.ErrMissing):
 		return []Result{warn(checkKey, "no password given: the location's key and repositories were not opened", "set PVBACKUP_PASSWORD or pass --password-file")}
@@ -62,11 +73,15 @@ func checkKeys(ctx context.Context, d *Deps, cfg *Config, loc *store.Location) [
 		return []Result{fail(checkKey, err.Error(), "use the password the location was created with (PVBACKUP_PASSWORD or --password-file), or another location")}
 	case errors.Is(err, keyring.ErrOldFormat):
 		return []Result{fail(checkKey, err.Error(), "back up to a new location or prefix")}
+	case errors.Is(err, keyring.ErrKeyDeleted):
+		return []Result{fail(checkKey, err.Error(), "kubectl pvbackup repo import-key FILE (your export)")}
 	case err != nil:
 		return []Result{fail(checkKey, err.Error(), "")}
 	}
 	cfg.repoKey = repoKey
-	out := []Result{ok(checkKey, "the password unwraps "+keyring.KeyFile)}
+	if len(out) == 0 {
+		out = append(out, ok(checkKey, "the password unwraps "+keyring.KeyFile))
+	}
 	if d.OpenRepository == nil {
 		return out
 	}

@@ -320,6 +320,8 @@ func defaultClass(ctx context.Context, d *Deps) string {
 // probeFix says what to do about a probe step's error.
 func probeFix(msg string) string {
 	switch {
+	case strings.Contains(msg, "ErrImagePull") && (strings.Contains(msg, "401") || strings.Contains(strings.ToLower(msg), "unauthorized") || strings.Contains(msg, "denied")):
+		return "the registry refused the pull's credentials: give a docker-registry Secret with --mover-pull-secret [NAMESPACE/]NAME, or add it to the imagePullSecrets of the namespace's ServiceAccount"
 	case strings.Contains(msg, "ImagePullBackOff") || strings.Contains(msg, "ErrImage") || strings.Contains(msg, "InvalidImageName"):
 		return "the nodes cannot pull --mover-image: check its name, mirror it to a registry the nodes reach (or load it), and --mover-pull-policy"
 	case strings.Contains(msg, "from inside the cluster"):

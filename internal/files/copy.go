@@ -2,6 +2,7 @@ package files
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +31,10 @@ type CopyConfig struct {
 	// without "/" matches a name at any depth, one with "/" the path from the copied directory
 	// (path.Match syntax: * and ? do not cross "/").
 	Include, Exclude []string
-	// Owners restores file owners (only root can).
-	Owners bool
+	// Owners restores file owners (only root can). A file's setuid and setgid bits are then
+	// dropped unless KeepSetID: a tenant's setuid binary, owned by root after the copy, would run
+	// as root.
+	Owners, KeepSetID bool
 	// Parallel files are copied at once (0 = 8, as kopia restore).
 	Parallel int
 	// Progress, when set, is called about four times a second and once at the end.
@@ -101,7 +104,7 @@ func Copy(ctx context.Context, d Deps, cfg CopyConfig) (*CopyResult, error) {
 	defer root.Close()
 	c := newCopier(ctx, cfg, root)
 	c.contents = newContents(src.rep)
-	defer c.closeRoots()
+	defer c.roots.close()
 	if ds, ok := src.entry.(kfs.DirectoryWithSummary); ok {
 		if s, err := ds.Summary(ctx); err == nil && s != nil {
 			c.total.Store(s.TotalFileSize)
@@ -133,6 +136,7 @@ func Copy(ctx context.Context, d Deps, cfg CopyConfig) (*CopyResult, error) {
 type fileJob struct {
 	e   kfs.File
 	rel string
+	dir *destDir // acquired for the job, released when it is done
 }
 
 type dirMeta struct {
@@ -152,10 +156,8 @@ type copier struct {
 	refused []Problem
 	errs    []Problem
 	made    map[string]bool // directories ensured (walker only)
-	// roots holds each directory ensured (under mu): a file is then written with one-name
-	// operations on its directory, instead of os.Root walking every component of its path for
-	// each of its six operations (15 openat calls a file, a fifth of cp's CPU).
-	roots map[string]*destDir
+	// roots opens the directories files are written in, a bounded number at once (dirs.go).
+	roots *dirCache
 	dirs  []dirMeta // in walk order; finished in reverse
 	// contents, when set, writes files from their contents without Kopia's object reader.
 	contents *contents
@@ -166,18 +168,18 @@ func newCopier(ctx context.Context, cfg CopyConfig, root *os.Root) *copier {
 	if n <= 0 {
 		n = 8
 	}
-	c := &copier{cfg: cfg, root: root, jobs: make(chan fileJob, 4*n), made: map[string]bool{".": true}, roots: map[string]*destDir{".": {Root: root}}}
+	c := &copier{cfg: cfg, root: root, jobs: make(chan fileJob, 4*n), made: map[string]bool{".": true}, roots: newDirCache(root)}
 	for range n {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			for j := range c.jobs {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				if err := c.copyFile(ctx, j.e, j.rel); err != nil {
-					c.problem(&c.errs, j.rel, err)
-				}
+				if ctx.Err() == nil {
+					if err := c.copyFile(ctx, j.e, j.rel, j.dir); err != nil {
+						c.problem(&c.errs, j.rel, err)
+					}
+				} // else drain
+				c.roots.release(j.dir)
 			}
 		}()
 	}
@@ -281,7 +283,12 @@ func (c *copier) entry(ctx context.Context, e kfs.Entry, rel, name string, inclu
 			c.problem(&c.errs, rel, err)
 			return
 		}
-		c.jobs <- fileJob{e: f, rel: rel}
+		dir, err := c.roots.acquire(path.Dir(rel))
+		if err != nil {
+			c.problem(&c.errs, rel, err)
+			return
+		}
+		c.jobs <- fileJob{e: f, rel: rel, dir: dir}
 	}
 }
 
@@ -300,13 +307,6 @@ func (c *copier) ensureDir(rel string) error {
 	} else if err := c.root.Mkdir(rel, 0o700); err != nil {
 		return err
 	}
-	r, err := c.root.OpenRoot(rel)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.roots[rel] = &destDir{Root: r}
-	c.mu.Unlock()
 	c.made[rel] = true
 	return nil
 }
@@ -318,6 +318,11 @@ func (c *copier) ensureDir(rel string) error {
 type destDir struct {
 	*os.Root
 	entries sync.Mutex
+
+	// dirCache's, under its lock
+	rel  string
+	refs int           // files queued or being written in it
+	elem *list.Element // in the idle list
 }
 
 // create makes name anew (O_EXCL: nothing there is opened or followed).
@@ -350,22 +355,6 @@ func (d *destDir) remove(name string) error {
 	d.entries.Lock()
 	defer d.entries.Unlock()
 	return d.Remove(name)
-}
-
-// dirRoot is a directory ensureDir made (before the file was queued).
-func (c *copier) dirRoot(rel string) *destDir {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.roots[rel]
-}
-
-// closeRoots closes the directories' roots (not the destination's own).
-func (c *copier) closeRoots() {
-	for rel, r := range c.roots {
-		if rel != "." {
-			_ = r.Close()
-		}
-	}
 }
 
 // finishDirs gives the directories made their modes, owners and times, deepest first (writing
@@ -402,7 +391,17 @@ func (c *copier) setFileMode(f *os.File, e kfs.Entry) error {
 			return err
 		}
 	}
-	return f.Chmod(e.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+	return f.Chmod(c.fileMode(e))
+}
+
+// fileMode is the mode a copied file gets: its own, less setuid and setgid when owners are
+// restored (cp as root) and KeepSetID is not set.
+func (c *copier) fileMode(e kfs.Entry) fs.FileMode {
+	m := e.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if c.cfg.Owners && !c.cfg.KeepSetID {
+		m &^= fs.ModeSetuid | fs.ModeSetgid
+	}
+	return m
 }
 
 func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {
@@ -410,7 +409,7 @@ func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {
 	if !ok {
 		return nil
 	}
-	target, err := l.Readlink(ctx)
+	target, err := readLink(ctx, c.contents, l)
 	if err != nil {
 		return fmt.Errorf("read symlink: %w", err)
 	}
@@ -439,11 +438,8 @@ func (c *copier) symlink(ctx context.Context, e kfs.Entry, rel string) error {
 // microseconds of kernel time, and a part file doubled them); its modification time is set last,
 // so a file cut short is never taken as complete. A name that exists is replaced through a part
 // file renamed over it: what was there stays whole until the copy is.
-func (c *copier) copyFile(ctx context.Context, e kfs.File, rel string) error {
-	dir, name := c.dirRoot(path.Dir(rel)), path.Base(rel)
-	if dir == nil {
-		return fmt.Errorf("directory %s was not made", path.Dir(rel))
-	}
+func (c *copier) copyFile(ctx context.Context, e kfs.File, rel string, dir *destDir) error {
+	name := path.Base(rel)
 	target := name
 	f, err := dir.create(name)
 	if errors.Is(err, fs.ErrExist) {
@@ -508,7 +504,8 @@ func (c *copier) writeData(ctx context.Context, f *os.File, e kfs.File) (int64, 
 		return 0, fmt.Errorf("open in the backup: %w", err)
 	}
 	defer r.Close()
-	return writeSparse(f, readerCtx{ctx, r}, &c.bytes)
+	// One byte more than declared is read, so that writeFile sees a file that holds more.
+	return writeSparse(f, readerCtx{ctx, io.LimitReader(r, e.Size()+1)}, &c.bytes)
 }
 
 // holeBlock is the unit in which runs of zeros become holes.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -130,6 +131,9 @@ type source struct {
 	rep   kopiarepo.Repository
 	entry fs.Entry
 	close func()
+	// contents reads its objects within the limits of object.go (nil only for a repository that
+	// is not a Kopia direct repository, which Opener never returns).
+	contents *contents
 }
 
 // open opens ref's volume and walks to ref.Path. Symlinks on the way are not followed: their
@@ -143,20 +147,22 @@ func open(ctx context.Context, d Deps, backup string, ref Ref) (*source, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &source{vol: v, rep: rep, close: closeFn}
-	if s.entry, err = walk(ctx, rep, v.KopiaSnapshot, ref); err != nil {
+	s := &source{vol: v, rep: rep, close: closeFn, contents: newContents(rep)}
+	if s.entry, err = walk(ctx, rep, s.contents, v.KopiaSnapshot, ref); err != nil {
 		closeFn()
 		return nil, err
 	}
 	return s, nil
 }
 
-func walk(ctx context.Context, rep kopiarepo.Repository, id string, ref Ref) (fs.Entry, error) {
+// walk finds ref in snapshot id. Directories and symlinks are read through the bounded walk
+// (repofs.go).
+func walk(ctx context.Context, rep kopiarepo.Repository, c *contents, id string, ref Ref) (fs.Entry, error) {
 	man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(id))
 	if err != nil {
 		return nil, fmt.Errorf("volume %s/%s: load Kopia snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
 	}
-	e, err := snapshotfs.SnapshotRoot(rep, man)
+	e, err := snapshotfs.SnapshotRoot(bounded(rep, c), man)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s/%s: snapshot %s: %w", ref.Namespace, ref.PVC, id, err)
 	}
@@ -180,4 +186,17 @@ func walk(ctx context.Context, rep kopiarepo.Repository, id string, ref Ref) (fs
 		e = child
 	}
 	return e, nil
+}
+
+// maxLink bounds a symlink's target (Linux allows 4,095 bytes).
+const maxLink = 64 << 10
+
+// readLink returns a symlink's target, read within maxLink bytes.
+func readLink(ctx context.Context, c *contents, l fs.Symlink) (string, error) {
+	oid, ok := objectID(l)
+	if !ok || c == nil {
+		return l.Readlink(ctx)
+	}
+	b, err := io.ReadAll(&walkReader{w: c.walkObject(ctx, oid, maxLink, false)})
+	return string(b), err
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kopia/kopia/fs"
 	kopiarepo "github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/content"
 	"github.com/kopia/kopia/repo/object"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
@@ -85,6 +86,11 @@ type node struct {
 	data     string // file content, or a symlink's target
 	symlink  bool
 	children []node // a directory when non-nil
+	// raw, when set, writes the entry's object itself (crafted_test.go): a file declared as size
+	// bytes, a symlink, or with rawDir a directory.
+	raw    func(ctx context.Context, w kopiarepo.RepositoryWriter) (object.ID, error)
+	size   int64
+	rawDir bool
 }
 
 // hostile writes a snapshot of tree with Kopia's API, names as given (Kopia's own uploader
@@ -130,6 +136,18 @@ func writeDir(ctx context.Context, w kopiarepo.RepositoryWriter, nodes []node) (
 				return object.EmptyID, err
 			}
 			de.Type, de.Permissions, de.ObjectID, de.DirSummary = snapshot.EntryTypeDirectory, 0o755, oid, &fs.DirectorySummary{MaxModTime: mtime}
+		case n.raw != nil:
+			oid, err := n.raw(ctx, w)
+			if err != nil {
+				return object.EmptyID, err
+			}
+			de.Type, de.Permissions, de.FileSize, de.ObjectID = snapshot.EntryTypeFile, 0o644, n.size, oid
+			switch {
+			case n.symlink:
+				de.Type, de.Permissions = snapshot.EntryTypeSymlink, 0o777
+			case n.rawDir:
+				de.Type, de.Permissions, de.DirSummary = snapshot.EntryTypeDirectory, 0o755, &fs.DirectorySummary{}
+			}
 		default:
 			ow := w.NewObjectWriter(ctx, object.WriterOptions{})
 			if _, err := ow.Write([]byte(n.data)); err != nil {
@@ -371,13 +389,18 @@ func TestCopyWritesFilesFromContents(t *testing.T) {
 			if !ok {
 				t.Fatal("a snapshot's file has no object ID")
 			}
-			ps, err := c.pieces(ctx, oid, -1, nil)
+			ps, err := object.VerifyObject(ctx, kopiaContents{c.rep}, oid)
 			if err != nil {
 				t.Fatal(err)
 			}
 			compressed := 0 // Kopia compresses contents, not objects, in the repositories the mover makes
-			for _, p := range ps {
-				info, err := c.ContentInfo(ctx, p.id)
+			idx, _ := oid.IndexObjectID()
+			table, _, _ := idx.ContentID()
+			for _, id := range ps {
+				if id == table {
+					continue // the seek table's own content
+				}
+				info, err := c.rep.ContentInfo(ctx, id)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -627,4 +650,11 @@ func (w *peakWriter) Write(p []byte) (int, error) {
 		w.peak = max(w.peak, m.HeapAlloc)
 	}
 	return len(p), nil
+}
+
+// kopiaContents is what Kopia's object package reads contents through.
+type kopiaContents struct{ kopiarepo.DirectRepository }
+
+func (k kopiaContents) GetContent(ctx context.Context, id content.ID) ([]byte, error) {
+	return k.ContentReader().GetContent(ctx, id)
 }

@@ -50,18 +50,18 @@ func List(ctx context.Context, d Deps, cfg ListConfig) ([]Entry, error) {
 	defer src.close()
 	dir, ok := src.entry.(fs.Directory)
 	if !ok {
-		e, err := describe(ctx, src.entry, cfg.Ref.Path)
+		e, err := describe(ctx, src.contents, src.entry, cfg.Ref.Path)
 		if err != nil {
 			return nil, err
 		}
 		return []Entry{e}, nil
 	}
 	out := []Entry{}
-	err = listDir(ctx, dir, cfg.Ref.Path, cfg.Recursive, func(e Entry) { out = append(out, e) })
+	err = listDir(ctx, src.contents, dir, cfg.Ref.Path, cfg.Recursive, func(e Entry) { out = append(out, e) })
 	return out, err
 }
 
-func listDir(ctx context.Context, dir fs.Directory, p string, recursive bool, emit func(Entry)) error {
+func listDir(ctx context.Context, c *contents, dir fs.Directory, p string, recursive bool, emit func(Entry)) error {
 	entries, err := fs.GetAllEntries(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("read directory %s: %w", p, err)
@@ -72,13 +72,13 @@ func listDir(ctx context.Context, dir fs.Directory, p string, recursive bool, em
 			continue // never shown as a path it is not; cp refuses it by name
 		}
 		cp := path.Join(p, child.Name())
-		e, err := describe(ctx, child, cp)
+		e, err := describe(ctx, c, child, cp)
 		if err != nil {
 			return err
 		}
 		emit(e)
 		if sub, ok := child.(fs.Directory); ok && recursive {
-			if err := listDir(ctx, sub, cp, true, emit); err != nil {
+			if err := listDir(ctx, c, sub, cp, true, emit); err != nil {
 				return err
 			}
 		}
@@ -86,7 +86,7 @@ func listDir(ctx context.Context, dir fs.Directory, p string, recursive bool, em
 	return nil
 }
 
-func describe(ctx context.Context, e fs.Entry, p string) (Entry, error) {
+func describe(ctx context.Context, c *contents, e fs.Entry, p string) (Entry, error) {
 	m := e.Mode()
 	out := Entry{Path: p, Mode: m.String(), UID: e.Owner().UserID, GID: e.Owner().GroupID, Size: e.Size(), ModTime: e.ModTime().UTC()}
 	switch {
@@ -95,7 +95,7 @@ func describe(ctx context.Context, e fs.Entry, p string) (Entry, error) {
 	case m&os.ModeSymlink != 0:
 		out.Type = TypeSymlink
 		if l, ok := e.(fs.Symlink); ok {
-			t, err := l.Readlink(ctx)
+			t, err := readLink(ctx, c, l)
 			if err != nil {
 				return out, fmt.Errorf("read symlink %s: %w", p, err)
 			}
@@ -109,8 +109,8 @@ func describe(ctx context.Context, e fs.Entry, p string) (Entry, error) {
 	return out, nil
 }
 
-// Cat streams the file at ref to w, never holding more than Kopia's read buffers, and returns
-// the bytes written.
+// Cat streams the file at ref to w, one content at a time, and returns the bytes written. It
+// reads exactly the size the backup declares for the file, or fails (object.go).
 func Cat(ctx context.Context, d Deps, backup string, ref Ref, w io.Writer) (int64, error) {
 	src, err := open(ctx, d, backup, ref)
 	if err != nil {
@@ -121,12 +121,14 @@ func Cat(ctx context.Context, d Deps, backup string, ref Ref, w io.Writer) (int6
 	if !ok || !src.entry.Mode().IsRegular() {
 		return 0, fmt.Errorf("%s is a %s, not a file (list it with `kubectl pvbackup ls`)", ref, kind(src.entry))
 	}
-	r, err := f.Open(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", ref, err)
+	oid, ok := objectID(f)
+	if !ok || src.contents == nil {
+		return 0, fmt.Errorf("%s: not a file of a Kopia snapshot", ref)
 	}
-	defer r.Close()
-	n, err := io.Copy(w, readerCtx{ctx, r})
+	n, err := src.contents.each(ctx, oid, f.Size(), func(data []byte) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
 		return n, fmt.Errorf("read %s: %w", ref, err)
 	}

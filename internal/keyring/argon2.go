@@ -107,6 +107,7 @@ func (r *argon2Recipient) WrapWithLabels(fileKey []byte) ([]*age.Stanza, []strin
 type argon2Identity struct {
 	password []byte
 	types    []string // of the stanzas seen: a wrapping this build does not know is not a wrong password
+	seen     Cost     // the cost of the argon2id stanza, once parsed
 }
 
 func (i *argon2Identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
@@ -137,6 +138,7 @@ func (i *argon2Identity) unwrap(s *age.Stanza) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	i.seen = c
 	aead, err := chacha20poly1305.New(c.key(i.password, salt))
 	if err != nil {
 		return nil, err
@@ -186,3 +188,13 @@ func parseCost(args []string) (Cost, error) {
 
 // b64 is age's encoding of stanza arguments and bodies.
 var b64 = base64.RawStdEncoding
+
+// unusualCost is the stanza's cost when it is not the one this plugin writes ("" otherwise): a
+// bucket writer may raise it, within MaxCost, so that every command spends seconds and a
+// gigabyte before it fails; that is worth telling from a wrong password.
+func (i *argon2Identity) unusualCost() string {
+	if i.seen == (Cost{}) || i.seen == cost {
+		return ""
+	}
+	return i.seen.String()
+}

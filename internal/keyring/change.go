@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -76,18 +75,23 @@ func ChangePassword(ctx context.Context, loc *store.Location, current, newPasswo
 		}
 		return nil
 	}
-	wopts := &blob.WriterOptions{ContentType: "application/octet-stream"}
-	if err := loc.Put(ctx, NextFile, data, wopts); err != nil {
+	// loc.Write: on file:// synced to disk before the next step.
+	if err := loc.Write(ctx, NextFile, data, "application/octet-stream"); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w (nothing changed: the current password still opens everything)", NextFile, loc, err)
 	}
 	if err := step(StepNextWritten); err != nil {
 		return nil, err
 	}
-	if err := loc.Put(ctx, KeyFile, data, wopts); err != nil {
+	if err := loc.Write(ctx, KeyFile, data, "application/octet-stream"); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w (both passwords open the location: run the change again to finish it)", KeyFile, loc, err)
 	}
 	if err := step(StepSwitched); err != nil {
 		return nil, err
+	}
+	// The copies kept with the backups (copies.go) under the new password too: the old one must
+	// open nothing, even if KeyFile goes.
+	if err := rewrapCopies(ctx, loc, data); err != nil {
+		return nil, fmt.Errorf("%w (the new password is in force; run the change again to finish it)", err)
 	}
 	if err := loc.Bucket().Delete(ctx, NextFile); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return nil, fmt.Errorf("delete %s from %s: %w (the new password is in force; run the change again to remove the leftover)", NextFile, loc, err)
@@ -97,7 +101,7 @@ func ChangePassword(ctx context.Context, loc *store.Location, current, newPasswo
 	}
 	// Another change run at the same moment may have written its own password last: say so
 	// rather than report a password that opens nothing.
-	if _, err := unwrapFile(ctx, loc, KeyFile, newPassword); err != nil {
+	if _, _, err := unwrapFile(ctx, loc, KeyFile, newPassword); err != nil {
 		if errors.Is(err, ErrWrongPassword) {
 			return nil, fmt.Errorf("%s: %s was overwritten by another password change running at the same time; the password set by that one is in force", loc, KeyFile)
 		}

@@ -62,6 +62,10 @@ var (
 // Keyring is a location's unwrapped key. It is never written anywhere in clear.
 type Keyring struct {
 	key []byte
+	// wrapped is the key file it was unwrapped from, as stored (what a copy and an export hold).
+	wrapped []byte
+	// Damage, when set, says that KeyFile is missing or damaged and which copy opened instead.
+	Damage string
 }
 
 // payload is what the age file holds.
@@ -92,25 +96,24 @@ func Open(ctx context.Context, loc *store.Location, password string) (*Keyring, 
 	if password == "" {
 		return nil, fmt.Errorf("open the key of %s: no password given (there is no default password)", loc)
 	}
-	key, err := unwrapFile(ctx, loc, KeyFile, password)
+	key, data, err := unwrapFile(ctx, loc, KeyFile, password)
 	if err == nil {
-		return &Keyring{key: key}, nil
+		return &Keyring{key: key, wrapped: data}, nil
 	}
-	if errors.Is(err, errNotFound) {
-		if old, oerr := holdsData(ctx, loc); oerr != nil {
-			return nil, oerr
-		} else if old {
-			return nil, oldFormat(loc)
-		}
-		return nil, fmt.Errorf("%s has no %s: it holds no backup yet (a first `kubectl pvbackup create` makes the key): %w", loc, KeyFile, ErrNoKey)
+	if !errors.Is(err, ErrWrongPassword) && !errors.Is(err, errUnknownWrap) {
+		// Missing, emptied or damaged: the copies kept with the backups open the location.
+		return openDamaged(ctx, loc, password, err)
 	}
 	if !errors.Is(err, ErrWrongPassword) {
 		return nil, err
 	}
+	if err != ErrWrongPassword { // it says more (an unusual cost): say it
+		return nil, fmt.Errorf("the password does not unwrap the key of %s (%s): %w", loc, KeyFile, err)
+	}
 	// A `repo change-password` that stopped before it switched the key file left the key
 	// wrapped by the new password beside it: the new password opens too.
-	if key, nerr := unwrapFile(ctx, loc, NextFile, password); nerr == nil {
-		return &Keyring{key: key}, nil
+	if key, data, nerr := unwrapFile(ctx, loc, NextFile, password); nerr == nil {
+		return &Keyring{key: key, wrapped: data}, nil
 	} else if !errors.Is(nerr, errNotFound) && !errors.Is(nerr, ErrWrongPassword) {
 		return nil, nerr
 	}
@@ -124,6 +127,12 @@ func Create(ctx context.Context, loc *store.Location, password string) (*Keyring
 	k, err := Open(ctx, loc, password)
 	if !errors.Is(err, ErrNoKey) {
 		return k, err
+	}
+	// The first use of a location: a store that ignores If-None-Match would let two first
+	// backups at once each make a key (one's backups then open with none), so it is refused.
+	// (Other failures of the probe are left to the key's own write below, which names them.)
+	if err := store.CheckConditional(ctx, loc); errors.Is(err, store.ErrNoConditionalWrites) {
+		return nil, fmt.Errorf("make the key of %s: %w (use a store that supports conditional writes: AWS S3, GCS, Azure, MinIO, SeaweedFS, file://)", loc, err)
 	}
 	key := make([]byte, keyLen)
 	if _, err := rand.Read(key); err != nil {
@@ -145,16 +154,35 @@ func Create(ctx context.Context, loc *store.Location, password string) (*Keyring
 	if err == nil {
 		back, rerr := loc.Bucket().ReadAll(ctx, KeyFile)
 		if rerr == nil && bytes.Equal(back, data) {
-			return &Keyring{key: key}, nil
+			return &Keyring{key: key, wrapped: data}, nil
 		}
 	}
 	return Open(ctx, loc, password)
 }
 
+// errUnknownWrap marks a key file wrapped in a way this build does not know: not damage.
+var errUnknownWrap = errors.New("unknown wrapping")
+
 var errNotFound = errors.New("not found")
 
-// unwrapFile reads one key object and unwraps it.
-func unwrapFile(ctx context.Context, loc *store.Location, file, password string) ([]byte, error) {
+// unwrapFile reads one key object and unwraps it; it returns the key and the object as read.
+func unwrapFile(ctx context.Context, loc *store.Location, file, password string) ([]byte, []byte, error) {
+	data, err := readKeyFile(ctx, loc, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := unwrap(data, password)
+	if err != nil {
+		if errors.Is(err, ErrWrongPassword) || errors.Is(err, errUnknownWrap) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("the key of %s (%s) is damaged: %w", loc, file, err)
+	}
+	return key, data, nil
+}
+
+// readKeyFile reads a key object, at most maxKeyFile bytes (errNotFound when it is missing).
+func readKeyFile(ctx context.Context, loc *store.Location, file string) ([]byte, error) {
 	r, err := loc.Bucket().NewReader(ctx, file, nil)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
@@ -170,14 +198,7 @@ func unwrapFile(ctx context.Context, loc *store.Location, file, password string)
 	if len(data) > maxKeyFile {
 		return nil, fmt.Errorf("the key of %s (%s) is larger than %d bytes: it is not a key file (was it replaced?)", loc, file, maxKeyFile)
 	}
-	key, err := unwrap(data, password)
-	if err != nil {
-		if errors.Is(err, ErrWrongPassword) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("the key of %s (%s) is damaged: %w", loc, file, err)
-	}
-	return key, nil
+	return data, nil
 }
 
 func wrap(key []byte, password string) ([]byte, error) {
@@ -208,7 +229,10 @@ func unwrap(data []byte, password string) ([]byte, error) {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
 			if t := id.unknown(); t != "" {
-				return nil, fmt.Errorf("wrapped with %q, which this kubectl-pvbackup does not know (written by a newer one? upgrade the plugin)", t)
+				return nil, fmt.Errorf("wrapped with %q, which this kubectl-pvbackup does not know (written by a newer one? upgrade the plugin): %w", t, errUnknownWrap)
+			}
+			if c := id.unusualCost(); c != "" {
+				return nil, fmt.Errorf("%w, or an unusual key-derivation cost (%s; this plugin writes %s): was the key file modified?", ErrWrongPassword, c, cost)
 			}
 			return nil, ErrWrongPassword
 		}
@@ -243,5 +267,5 @@ func holdsData(ctx context.Context, loc *store.Location) (bool, error) {
 }
 
 func oldFormat(loc *store.Location) error {
-	return fmt.Errorf("%s holds backups but no %s: they were made by a development build before per-namespace keys (format 1; v0.1.0 was never released), or the key file was deleted. This build cannot open them: restore them with the build that made them, and back up again to a new location or prefix: %w", loc, KeyFile, ErrOldFormat)
+	return fmt.Errorf("%s holds backups but no %s: they were made by a development build before per-namespace keys (format 1; v0.1.0 was never released). This build cannot open them: restore them with the build that made them, and back up again to a new location or prefix: %w", loc, KeyFile, ErrOldFormat)
 }

@@ -375,3 +375,53 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// A key file whose Argon2id cost is not the one this plugin writes (raised by a bucket writer,
+// within MaxCost) is still opened by the password, but a wrong password is reported as what it
+// may be: an unusual cost in the key file.
+func TestUnusualCost(t *testing.T) {
+	ctx := context.Background()
+	loc := memLocation(t)
+	defer func(c Cost) { cost = c }(cost)
+	cost = Cost{Time: 2, Memory: 128, Threads: 1}
+	k, err := Create(ctx, loc, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	SetTestCost()
+	if got, err := Open(ctx, loc, "pw"); err != nil || got.ArchiveKey() != k.ArchiveKey() {
+		t.Fatalf("open with the password: %v", err)
+	}
+	_, err = Open(ctx, loc, "wrong")
+	if !errors.Is(err, ErrWrongPassword) || !strings.Contains(err.Error(), "unusual key-derivation cost (Argon2id t=2 m=0 MiB p=1; this plugin writes Argon2id t=1 m=0 MiB p=1): was the key file modified?") || !strings.Contains(err.Error(), KeyFile) {
+		t.Fatalf("wrong password on an unusual cost: %v", err)
+	}
+	// The cost this plugin writes: a wrong password is only that.
+	loc2 := memLocation(t)
+	if _, err := Create(ctx, loc2, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, loc2, "wrong"); !errors.Is(err, ErrWrongPassword) || strings.Contains(err.Error(), "unusual") {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+// The first key of a location is refused on a store that ignores If-None-Match: two first
+// backups at once could each make a key there.
+func TestCreateRefusesAStoreWithoutConditionalWrites(t *testing.T) {
+	srv := s3server.Fake(t)
+	srv.SetEnv(t)
+	ignoring := s3server.IgnoringConditional(t, srv)
+	loc, err := store.Open(context.Background(), ignoring.URL("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	_, err = Create(context.Background(), loc, "pw")
+	if !errors.Is(err, store.ErrNoConditionalWrites) || !strings.Contains(err.Error(), "make the key of s3://"+srv.Bucket) {
+		t.Fatalf("Create on a store ignoring If-None-Match: %v", err)
+	}
+	if ok, _ := loc.Bucket().Exists(context.Background(), KeyFile); ok {
+		t.Error("a key was written")
+	}
+}

@@ -4,7 +4,6 @@
 package lease
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Record struct {
 
 // Lease is a held lease. Release it when done.
 type Lease struct {
+	loc     *store.Location
 	b       *blob.Bucket
 	display string
 	ttl     time.Duration
@@ -62,10 +64,13 @@ func Owner() string {
 	return fmt.Sprintf("%s@%s pid %d", u, h, os.Getpid())
 }
 
-// Acquire takes the lease of bucket (the location's bucket) for purpose, or fails at once with
-// ErrHeld naming the holder. An expired lease is taken over. display names the location.
+// Acquire takes the lease of the location for purpose, or fails at once with ErrHeld naming the
+// holder. A lease whose holder died is taken over: one that expired, or one held by a process of
+// this user on this machine that is gone (a run killed and started again). The takeover replaces
+// the lease only if it is still the version read (store.ReplaceIf): of many runs taking over at
+// once, one wins and the others fail naming it.
 func Acquire(ctx context.Context, loc *store.Location, purpose string, ttl time.Duration) (*Lease, error) {
-	b, display := loc.Bucket(), loc.String()
+	display := loc.String()
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
@@ -73,36 +78,60 @@ func Acquire(ctx context.Context, loc *store.Location, purpose string, ttl time.
 	_, _ = rand.Read(id)
 	now := time.Now().UTC()
 	rec := Record{ID: hex.EncodeToString(id), Owner: Owner(), Purpose: purpose, Acquired: now, Expires: now.Add(ttl)}
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		// WriteNew, not the bucket's IfNotExist: on file:// that is a check then a rename, which
 		// two runs can both pass.
 		err := loc.WriteNew(ctx, Key, rec.json(), "application/json")
 		if err == nil {
-			l := &Lease{b: b, display: display, ttl: ttl, rec: rec, done: make(chan struct{})}
-			l.start(ctx)
-			return l, nil
+			return hold(ctx, loc, ttl, rec), nil
 		}
 		if !errors.Is(err, store.ErrExists) {
 			return nil, fmt.Errorf("take the maintenance lease %s in %s: %w", Key, display, err)
 		}
-		cur, rerr := read(ctx, b)
+		cur, version, rerr := read(ctx, loc)
 		if rerr != nil {
-			if gcerrors.Code(rerr) == gcerrors.NotFound {
+			if store.IsNotFound(rerr) {
 				continue // released between our write and read
 			}
 			return nil, fmt.Errorf("read the maintenance lease %s in %s: %w", Key, display, rerr)
 		}
-		if time.Now().Before(cur.Expires) {
-			return nil, fmt.Errorf("%w: %s is running %s there since %s (lease %s until %s; if that run died, wait for the lease to expire): %s",
-				ErrHeld, cur.Owner, cur.Purpose, cur.Acquired.Format(time.RFC3339), Key, cur.Expires.Format(time.RFC3339), display)
+		if time.Now().Before(cur.Expires) && !deadHere(cur.Owner) {
+			return nil, held(cur, display)
 		}
-		// The holder died: its lease expired. Remove it and try once more; if two runs do this at
-		// once, only one create succeeds.
-		if err := b.Delete(ctx, Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			return nil, fmt.Errorf("remove the expired maintenance lease of %s in %s: %w", cur.Owner, display, err)
+		err = loc.ReplaceIf(ctx, Key, rec.json(), version)
+		if err == nil {
+			return hold(ctx, loc, ttl, rec), nil
 		}
+		if !errors.Is(err, store.ErrChanged) {
+			return nil, fmt.Errorf("take over the maintenance lease of %s in %s: %w", cur.Owner, display, err)
+		}
+		// Another run took it over (or released it) first: look again.
 	}
 	return nil, fmt.Errorf("%w: the lease %s in %s changed hands while it was being taken; try again", ErrHeld, Key, display)
+}
+
+func held(cur Record, display string) error {
+	return fmt.Errorf("%w: %s is running %s there since %s (lease %s until %s; if that run died, wait for the lease to expire): %s",
+		ErrHeld, cur.Owner, cur.Purpose, cur.Acquired.Format(time.RFC3339), Key, cur.Expires.Format(time.RFC3339), display)
+}
+
+func hold(ctx context.Context, loc *store.Location, ttl time.Duration, rec Record) *Lease {
+	l := &Lease{loc: loc, b: loc.Bucket(), display: loc.String(), ttl: ttl, rec: rec, done: make(chan struct{})}
+	l.start(ctx)
+	return l
+}
+
+// deadHere reports whether owner is a process of this user on this machine that is no longer
+// running.
+func deadHere(owner string) bool {
+	me := Owner()
+	prefix := me[:strings.LastIndex(me, " pid ")+len(" pid ")]
+	rest, ok := strings.CutPrefix(owner, prefix)
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(rest)
+	return err == nil && pid > 0 && pid != os.Getpid() && !alive(pid)
 }
 
 func (r Record) json() []byte {
@@ -110,21 +139,20 @@ func (r Record) json() []byte {
 	return data
 }
 
-// write replaces the lease object (renewal).
-func write(ctx context.Context, b *blob.Bucket, rec Record) error {
-	return store.Upload(ctx, b, Key, bytes.NewReader(rec.json()), &blob.WriterOptions{ContentType: "application/json"})
-}
+// maxRecord bounds what is read of the lease object (a real one is ~200 bytes).
+const maxRecord = 16 << 10
 
-func read(ctx context.Context, b *blob.Bucket) (Record, error) {
+// read reads the lease and the version a conditional replace compares.
+func read(ctx context.Context, loc *store.Location) (Record, store.Version, error) {
 	var rec Record
-	data, err := b.ReadAll(ctx, Key)
+	data, version, err := loc.ReadVersion(ctx, Key, maxRecord)
 	if err != nil {
-		return rec, err
+		return rec, "", err
 	}
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return rec, fmt.Errorf("lease %s is not valid JSON: %w", Key, err)
+		return rec, "", fmt.Errorf("lease %s is not valid JSON: %w", Key, err)
 	}
-	return rec, nil
+	return rec, version, nil
 }
 
 // start renews the lease every ttl/3 until Release.
@@ -151,8 +179,9 @@ func (l *Lease) start(ctx context.Context) {
 	}()
 }
 
+// renew extends the lease, if it is still this run's and nobody took it over meanwhile.
 func (l *Lease) renew(ctx context.Context) error {
-	cur, err := read(ctx, l.b)
+	cur, version, err := read(ctx, l.loc)
 	if err != nil {
 		return fmt.Errorf("renew the maintenance lease in %s: %w", l.display, err)
 	}
@@ -163,7 +192,10 @@ func (l *Lease) renew(ctx context.Context) error {
 	l.rec.Expires = time.Now().UTC().Add(l.ttl)
 	rec := l.rec
 	l.mu.Unlock()
-	return write(ctx, l.b, rec)
+	if err := l.loc.ReplaceIf(ctx, Key, rec.json(), version); err != nil {
+		return fmt.Errorf("renew the maintenance lease in %s: %w", l.display, err)
+	}
+	return nil
 }
 
 // Err reports a lost lease (renewal failed or another run took it over); callers check it
@@ -187,9 +219,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	<-l.done
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	cur, err := read(ctx, l.b)
+	cur, _, err := read(ctx, l.loc)
 	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
+		if store.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("release the maintenance lease in %s: %w", l.display, err)

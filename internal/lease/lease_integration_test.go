@@ -39,3 +39,18 @@ func TestLeaseSeaweedFS(t *testing.T) {
 	}
 	_ = second.Release(ctx)
 }
+
+// Twenty runs take over an expired lease at once on the real S3 server: the takeover is a PUT
+// with If-Match on the version read, which SeaweedFS must honour.
+func TestConcurrentTakeoverSeaweedFS(t *testing.T) {
+	srv := s3server.SeaweedFS(t)
+	srv.SetEnv(t)
+	loc, err := store.Open(context.Background(), srv.URL("takeover"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	for range 5 {
+		concurrentTakeover(t, loc, 20)
+	}
+}

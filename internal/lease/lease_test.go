@@ -3,6 +3,9 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -46,9 +49,8 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	loc := store.FromBucket(memblob.OpenBucket(nil), "mem://loc")
 	defer loc.Close()
-	b := loc.Bucket()
 	dead := Record{ID: "dead", Owner: "ci@runner pid 1", Purpose: "prune", Acquired: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)}
-	if err := write(ctx, b, dead); err != nil {
+	if err := loc.Write(ctx, Key, (dead).json(), ""); err != nil {
 		t.Fatal(err)
 	}
 	l, err := Acquire(ctx, loc, "prune", time.Minute)
@@ -56,7 +58,7 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 		t.Fatalf("take over an expired lease: %v", err)
 	}
 	defer l.Release(ctx)
-	cur, err := read(ctx, b)
+	cur, _, err := read(ctx, loc)
 	if err != nil || cur.ID != l.Record().ID {
 		t.Fatalf("lease now %+v (%v); want ours", cur, err)
 	}
@@ -66,7 +68,6 @@ func TestRenewalAndLoss(t *testing.T) {
 	ctx := context.Background()
 	loc := store.FromBucket(memblob.OpenBucket(nil), "mem://loc")
 	defer loc.Close()
-	b := loc.Bucket()
 	l, err := Acquire(ctx, loc, "prune", 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -74,17 +75,17 @@ func TestRenewalAndLoss(t *testing.T) {
 	first := l.Record().Expires
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		cur, err := read(ctx, b)
+		cur, _, err := read(ctx, loc)
 		if err == nil && cur.Expires.After(first) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // polling the bucket: there is nothing to watch
 	}
-	if cur, _ := read(ctx, b); !cur.Expires.After(first) {
+	if cur, _, _ := read(ctx, loc); !cur.Expires.After(first) {
 		t.Fatal("the lease was not renewed")
 	}
 	// Someone else overwrites it: the holder notices at its next renewal and does not release theirs.
-	if err := write(ctx, b, Record{ID: "other", Owner: "x", Expires: time.Now().Add(time.Hour)}); err != nil {
+	if err := loc.Write(ctx, Key, (Record{ID: "other", Owner: "x", Expires: time.Now().Add(time.Hour)}).json(), ""); err != nil {
 		t.Fatal(err)
 	}
 	for time.Now().Before(deadline) && l.Err() == nil {
@@ -96,7 +97,7 @@ func TestRenewalAndLoss(t *testing.T) {
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if cur, _ := read(ctx, b); cur.ID != "other" {
+	if cur, _, _ := read(ctx, loc); cur.ID != "other" {
 		t.Fatal("release removed another run's lease")
 	}
 }
@@ -139,5 +140,126 @@ func TestLeaseRaceFile(t *testing.T) {
 		}
 		_ = holders[0].Release(ctx)
 		_ = loc.Close()
+	}
+}
+
+// concurrentTakeover has n runs take over one expired lease at once: exactly one may hold it, the
+// others fail naming a holder (the old code deleted the expired lease unconditionally, so a run
+// could delete another's fresh lease and both held it).
+func concurrentTakeover(t *testing.T, loc *store.Location, n int) {
+	t.Helper()
+	ctx := context.Background()
+	dead := Record{ID: "dead", Owner: "ci@runner pid 1", Purpose: "prune", Acquired: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)}
+	if err := loc.Write(ctx, Key, dead.json(), ""); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		mu    sync.Mutex
+		won   []*Lease
+		lost  []error
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			l, err := Acquire(ctx, loc, "prune", time.Minute)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				lost = append(lost, err)
+				return
+			}
+			won = append(won, l)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(won) != 1 {
+		t.Fatalf("%d of %d concurrent takers hold the lease; errors: %v", len(won), n, lost)
+	}
+	for _, err := range lost {
+		if !errors.Is(err, ErrHeld) {
+			t.Errorf("a taker failed otherwise than ErrHeld: %v", err)
+		}
+	}
+	cur, _, err := read(ctx, loc)
+	if err != nil || cur.ID != won[0].Record().ID {
+		t.Fatalf("the lease is %+v (%v), not the winner's", cur, err)
+	}
+	if err := won[0].Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The store refuses a replace of a version that is not current any more.
+	if _, _, err := loc.ReadVersion(ctx, store.MarkerPrefix+"version-check", 1<<10); err == nil {
+		t.Fatal("a missing object has a version")
+	}
+	if err := loc.Write(ctx, Key, dead.json(), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, v, err := loc.ReadVersion(ctx, Key, maxRecord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loc.Write(ctx, Key, won[0].Record().json(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := loc.ReplaceIf(ctx, Key, dead.json(), v); !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("replace of a stale version: %v; want ErrChanged (does %s honour conditional writes?)", err, loc)
+	}
+	_ = loc.Bucket().Delete(ctx, Key)
+}
+
+// Many rounds: the old code let two takers hold the lease in about one round in 16.
+func TestConcurrentTakeover(t *testing.T) {
+	mem := store.FromBucket(memblob.OpenBucket(nil), "mem://loc")
+	defer mem.Close()
+	for range 100 {
+		concurrentTakeover(t, mem, 20)
+	}
+	file, err := store.Open(context.Background(), "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	for range 20 {
+		concurrentTakeover(t, file, 20)
+	}
+}
+
+// A lease of a process of this user on this machine that is gone (a run killed, then started
+// again) is taken over without waiting for it to expire; one of another machine is not.
+func TestLeaseOfADeadLocalProcess(t *testing.T) {
+	ctx := context.Background()
+	loc := store.FromBucket(memblob.OpenBucket(nil), "mem://loc")
+	defer loc.Close()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip(err)
+	}
+	me := Owner()
+	deadPID := cmd.Process.Pid
+	here := me[:strings.LastIndex(me, " pid ")]
+	for _, tc := range []struct {
+		owner string
+		taken bool
+	}{
+		{fmt.Sprintf("%s pid %d", here, deadPID), true},
+		{fmt.Sprintf("%s pid %d", here, os.Getppid()), false}, // alive
+		{fmt.Sprintf("someone@elsewhere pid %d", deadPID), false},
+	} {
+		rec := Record{ID: "old", Owner: tc.owner, Purpose: "repo change-password", Acquired: time.Now(), Expires: time.Now().Add(time.Hour)}
+		if err := loc.Write(ctx, Key, rec.json(), ""); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Acquire(ctx, loc, "prune", time.Minute)
+		if (err == nil) != tc.taken || (err != nil && !strings.Contains(err.Error(), tc.owner)) {
+			t.Errorf("lease of %q: %v; want taken over %v", tc.owner, err, tc.taken)
+		}
+		if l != nil {
+			_ = l.Release(ctx)
+		}
 	}
 }

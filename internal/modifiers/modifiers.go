@@ -191,6 +191,9 @@ func (m *Modifiers) Apply(gr schema.GroupResource, o *unstructured.Unstructured)
 		if err := r.patch.apply(o); err != nil {
 			return changed, fmt.Errorf("resourceModifierRules[%d]: %w", r.index, err)
 		}
+		if err := keepsPlace(gr, before, o); err != nil {
+			return changed, fmt.Errorf("resourceModifierRules[%d]: %w", r.index, err)
+		}
 		if !reflect.DeepEqual(before.Object, o.Object) {
 			changed = append(changed, r.index)
 		}
@@ -311,4 +314,20 @@ func jsonValue(v string) json.RawMessage {
 		return json.RawMessage(v)
 	}
 	return quote(v)
+}
+
+// ErrMovesObject is returned (wrapped, naming the rule) by Apply for a patch that changes an
+// object's namespace, or a Namespace's name: a restore creates objects only in the namespaces of
+// the backup or of its --namespace-mapping, and a modifier file (which may come from anyone who
+// can hand one to the operator) must not place them anywhere else (kube-system, say).
+var ErrMovesObject = errors.New("a resource modifier may not move an object to another namespace")
+
+func keepsPlace(gr schema.GroupResource, before, after *unstructured.Unstructured) error {
+	if b, a := before.GetNamespace(), after.GetNamespace(); b != a {
+		return fmt.Errorf("%w: it changes the namespace of %s %s from %q to %q (use --namespace-mapping %s:NEW)", ErrMovesObject, gr, before.GetName(), b, a, b)
+	}
+	if gr == (schema.GroupResource{Resource: "namespaces"}) && before.GetName() != after.GetName() {
+		return fmt.Errorf("%w: it renames Namespace %q to %q (use --namespace-mapping %s:NEW)", ErrMovesObject, before.GetName(), after.GetName(), before.GetName())
+	}
+	return nil
 }

@@ -221,3 +221,48 @@ func TestGroupResourceGlobs(t *testing.T) {
 		}
 	}
 }
+
+// A modifier cannot move an object into a namespace the restore's mapping does not name (a
+// patch of /metadata/namespace to kube-system, a merge patch, a renamed Namespace): refused
+// naming the rule.
+func TestModifierCannotMoveObjects(t *testing.T) {
+	cm := func() *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "c", "namespace": "shop"}}}
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "shop"}}}
+	for _, tc := range []struct {
+		name, file string
+		gr         schema.GroupResource
+		obj        *unstructured.Unstructured
+		want       string
+	}{
+		{"json patch", `
+version: v1
+resourceModifierRules:
+- conditions: {groupResource: configmaps}
+  patches: [{operation: add, path: /metadata/labels, value: '{"a":"b"}'}]
+- conditions: {groupResource: configmaps}
+  patches: [{operation: replace, path: /metadata/namespace, value: kube-system}]`, schema.GroupResource{Resource: "configmaps"}, cm(), `resourceModifierRules[1]: a resource modifier may not move an object to another namespace: it changes the namespace of configmaps c from "shop" to "kube-system"`},
+		{"merge patch removing it", `
+version: v1
+resourceModifierRules:
+- conditions: {groupResource: configmaps}
+  mergePatches: [{patchData: '{"metadata":{"namespace":null}}'}]`, schema.GroupResource{Resource: "configmaps"}, cm(), `resourceModifierRules[0]: a resource modifier may not move an object to another namespace: it changes the namespace of configmaps c from "shop" to ""`},
+		{"renamed Namespace", `
+version: v1
+resourceModifierRules:
+- conditions: {groupResource: namespaces}
+  patches: [{operation: replace, path: /metadata/name, value: kube-system}]`, schema.GroupResource{Resource: "namespaces"}, ns, `resourceModifierRules[0]: a resource modifier may not move an object to another namespace: it renames Namespace "shop" to "kube-system"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Load([]byte(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = m.Apply(tc.gr, tc.obj)
+			if !errors.Is(err, ErrMovesObject) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Apply: %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}

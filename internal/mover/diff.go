@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	kfs "github.com/kopia/kopia/fs"
@@ -131,9 +130,9 @@ func sameMeta(ctx context.Context, e kfs.Entry, fi os.FileInfo, p string, owners
 	} else if fi.Mode()&modeBits != e.Mode()&modeBits {
 		return false
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && owners {
+	if uid, gid, ok := fileOwner(fi); ok && owners {
 		o := e.Owner()
-		return st.Uid == o.UserID && st.Gid == o.GroupID
+		return uid == o.UserID && gid == o.GroupID
 	}
 	return true
 }

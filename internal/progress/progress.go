@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 )
 
 // Reporter receives the phases of an engine's work.
@@ -54,6 +56,7 @@ func NewText(w io.Writer) *Text {
 
 // Start implements Reporter.
 func (t *Text) Start(phase string) func(string, error) {
+	phase = printable.Name(phase)
 	t.mu.Lock()
 	if t.tty {
 		fmt.Fprintf(t.w, " • %s ...", phase)
@@ -82,7 +85,7 @@ func (t *Text) Start(phase string) func(string, error) {
 		}
 		line := " " + mark + " " + phase
 		if detail != "" {
-			line += " (" + detail + ")"
+			line += " (" + printable.Lines(detail) + ")"
 		}
 		if d := t.now().Sub(begin); d >= time.Second {
 			line += fmt.Sprintf(" %.1fs", d.Seconds())
@@ -97,6 +100,7 @@ func (t *Text) Warn(msg string) { t.Notice(" ! " + msg) }
 // Notice prints a line of its own; on a terminal the status line is erased first and redrawn
 // after, so the line never lands in the middle of it.
 func (t *Text) Notice(line string) {
+	line = printable.Lines(line)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tty && t.active != "" {

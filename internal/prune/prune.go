@@ -106,7 +106,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		defer func() { _ = l.Release(ctx) }()
 		held = l.Err
 	}
-	entries, err := d.Catalog.List(ctx)
+	entries, err := d.Catalog.ListSummaries(ctx) // one backup.json at a time, only what retention and removal read
 	if err != nil {
 		return nil, err
 	}

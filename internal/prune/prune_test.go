@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,4 +289,37 @@ func backupDuringMaintenance(t *testing.T, w *world) {
 
 func TestBackupDuringMaintenanceFile(t *testing.T) {
 	backupDuringMaintenance(t, newWorld(t, "file://"+t.TempDir(), 200, 64<<10))
+}
+
+// A bucket writer plants backups/evil/backup.json naming a good backup's Kopia snapshot, expired:
+// the scheduled prune removes evil, and must not take good's volume data with it.
+func TestPruneKeepsSnapshotsAPlantedManifestNames(t *testing.T) {
+	w := newWorld(t, "file://"+t.TempDir(), 20, 4<<10)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	good := w.backup(ctx, "team-a", "good", now.Add(-time.Hour))
+	evil := *good
+	evil.Name, evil.TTL, evil.ExpiresAt = "evil", "1h0m0s", now.Add(-time.Minute)
+	if err := w.cat.WriteManifest(ctx, &evil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(ctx, w.deps(), Config{Options: retention.Options{Now: now}, Maintenance: maintenance.Full, Safety: maintenance.SafetyNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evilItem *Item
+	for i := range res.Items {
+		if res.Items[i].Name == "evil" {
+			evilItem = &res.Items[i]
+		}
+	}
+	if evilItem == nil || !strings.Contains(evilItem.Error, `belongs to backup "good", volume team-a/data`) || !res.Failed() {
+		t.Fatalf("prune: %+v; want evil refused, naming good's snapshot", res.Items)
+	}
+	if ok, _ := w.cat.Exists(ctx, "evil"); !ok {
+		t.Error("evil's files were deleted: the next prune would not say it again")
+	}
+	if vr := w.verify(ctx, "good"); len(vr.Failed()) > 0 || vr.Backups[0].Volumes[0].ReadFiles != int64(len(w.files)) {
+		t.Fatalf("good does not verify after the prune: %+v", vr.Backups)
+	}
 }

@@ -121,10 +121,16 @@ func (d Deps) removeKept(ctx context.Context, m *catalog.Manifest, res *Result) 
 	return nil
 }
 
+// owned is a Kopia snapshot a backup's manifest names, and whose it must be: the snapshot's tags
+// must name the backup (the directory the manifest was read from) and the volume.
+type owned struct {
+	id, backup, pvc string
+}
+
 // removeKopia deletes the targets' Kopia snapshots, one write session per namespace. Strict:
 // targets that already failed keep their snapshots.
 func (d Deps) removeKopia(ctx context.Context, targets []Target, out []Outcome, errs [][]error, strict bool) {
-	byNS := map[string]map[int][]string{} // namespace -> target -> snapshot IDs
+	byNS := map[string]map[int][]owned{} // namespace -> target -> its snapshots there
 	for i, t := range targets {
 		if t.Manifest == nil || (strict && len(errs[i]) > 0) {
 			continue
@@ -134,9 +140,9 @@ func (d Deps) removeKopia(ctx context.Context, targets []Target, out []Outcome, 
 				continue
 			}
 			if byNS[v.Namespace] == nil {
-				byNS[v.Namespace] = map[int][]string{}
+				byNS[v.Namespace] = map[int][]owned{}
 			}
-			byNS[v.Namespace][i] = append(byNS[v.Namespace][i], v.KopiaSnapshot)
+			byNS[v.Namespace][i] = append(byNS[v.Namespace][i], owned{id: v.KopiaSnapshot, backup: t.Name, pvc: v.PVC})
 		}
 	}
 	namespaces := make([]string, 0, len(byNS))
@@ -145,41 +151,60 @@ func (d Deps) removeKopia(ctx context.Context, targets []Target, out []Outcome, 
 	}
 	sort.Strings(namespaces)
 	for _, ns := range namespaces {
-		if err := d.deleteSnapshots(ctx, ns, byNS[ns], out); err != nil {
+		foreign, err := d.deleteSnapshots(ctx, ns, byNS[ns], out, strict)
+		if err != nil {
 			for i := range byNS[ns] {
 				errs[i] = append(errs[i], fmt.Errorf("the Kopia snapshots of namespace %s were kept: %w", ns, err))
 			}
+		}
+		for i, list := range foreign {
+			errs[i] = append(errs[i], list...)
 		}
 	}
 }
 
 // deleteSnapshots deletes snapshots of one namespace's repository by ID. A snapshot that is gone
-// already counts as deleted (a run interrupted before the files went).
-func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]string, out []Outcome) error {
+// already counts as deleted (a run interrupted before the files went). A snapshot whose tags do
+// not name the backup and volume that list it is another backup's (a copied backup directory, or
+// a backup.json planted by a bucket writer): it is kept, and returned per target as an error;
+// strict, the target's own snapshots are then kept too (its backup.json is not to be trusted).
+func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]owned, out []Outcome, strict bool) (map[int][]error, error) {
 	pw, err := d.RepoPassword(ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.Location, Namespace: ns, Password: pw})
 	if errors.Is(err, repo.ErrNoRepository) {
-		return nil // nothing left to delete
+		return nil, nil // nothing left to delete
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeFn()
 	counts := map[int]int{}
+	foreign := map[int][]error{}
 	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "kubectl-pvbackup remove"}, func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
 		for i, list := range ids {
-			for _, id := range list {
-				_, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id))
+			var mine []string
+			for _, o := range list {
+				man, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(o.id))
 				if errors.Is(err, snapshot.ErrSnapshotNotFound) {
 					continue // not there (deleted before, or never finished)
 				}
 				if err != nil {
 					// Not a reason to forget it: backup.json is the only record of its ID.
-					return fmt.Errorf("read snapshot %s in %s: %w", id, r.Location(), err)
+					return fmt.Errorf("read snapshot %s in %s: %w", o.id, r.Location(), err)
 				}
+				if err := o.check(ns, man); err != nil {
+					foreign[i] = append(foreign[i], fmt.Errorf("the Kopia snapshot %s in %s was kept: %w", o.id, r.Location(), err))
+					continue
+				}
+				mine = append(mine, o.id)
+			}
+			if strict && len(foreign[i]) > 0 {
+				continue
+			}
+			for _, id := range mine {
 				if err := w.DeleteManifest(ctx, manifest.ID(id)); err != nil {
 					return fmt.Errorf("delete snapshot %s from %s: %w", id, r.Location(), err)
 				}
@@ -189,10 +214,29 @@ func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]stri
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, n := range counts {
 		out[i].KopiaSnapshots[ns] = n
 	}
-	return nil
+	return foreign, nil
+}
+
+// ErrForeignSnapshot is returned (wrapped) for a Kopia snapshot a backup names but whose tags
+// name another backup or volume.
+var ErrForeignSnapshot = errors.New("the snapshot is not this backup's")
+
+// check says whether man is the snapshot of o's backup and volume (in namespace ns), as the mover
+// tags it.
+func (o owned) check(ns string, man *snapshot.Manifest) error {
+	tags := man.Tags
+	if tags[mover.TagBackup] == o.backup && tags[mover.TagNamespace] == ns && tags[mover.TagPVC] == o.pvc {
+		return nil
+	}
+	owner := "has no backup tag"
+	if b, ok := tags[mover.TagBackup]; ok {
+		owner = fmt.Sprintf("belongs to backup %q, volume %s/%s", b, tags[mover.TagNamespace], tags[mover.TagPVC])
+	}
+	return fmt.Errorf("backup %q lists it for volume %s/%s, but it %s: %w (backup %q's backup.json was copied from another backup or written by hand; check it before deleting anything)",
+		o.backup, ns, o.pvc, owner, ErrForeignSnapshot, o.backup)
 }

@@ -70,11 +70,13 @@ func checkNoCredentials(u *url.URL) error {
 		return errors.New("it holds a password (user:password@): " + how)
 	}
 	for _, p := range params(u.RawQuery) {
+		// The parameter is named redacted: a key may itself hold user:password@.
+		name := redactText(p.key)
 		if matchesAny(p.key, credentialWords) {
-			return fmt.Errorf("its parameter %q is a credential: %s", p.key, how)
+			return fmt.Errorf("its parameter %q is a credential: %s", name, how)
 		}
-		if hasPassword(p.value) {
-			return fmt.Errorf("its parameter %q holds a password (user:password@): %s", p.key, how)
+		if hasPassword(p.value) || hasPassword(p.key) {
+			return fmt.Errorf("its parameter %q holds a password (user:password@): %s", name, how)
 		}
 	}
 	return nil
@@ -141,14 +143,22 @@ func redactText(raw string) string {
 // and user-info passwords, raw and decoded, in the URL and in URL-valued parameters.
 func secrets(raw string) []string {
 	set := map[string]bool{}
-	add := func(s string) {
+	// Each form is kept only when long enough to mean something: replacing a decoded "%3A" (":")
+	// everywhere would garble every message, and is no secret.
+	keep := func(s string) {
 		if len(s) >= 3 && s != redacted {
 			set[s] = true
-			if d, err := url.QueryUnescape(s); err == nil {
-				set[d] = true
-			}
-			set[url.QueryEscape(s)] = true
 		}
+	}
+	add := func(s string) {
+		if len(s) < 3 {
+			return // too short to mean something in any form ("%" escaped is "%25", in every hint)
+		}
+		keep(s)
+		if d, err := url.QueryUnescape(s); err == nil {
+			keep(d)
+		}
+		keep(url.QueryEscape(s))
 	}
 	var walk func(s string, depth int)
 	walk = func(s string, depth int) {

@@ -260,11 +260,7 @@ func writeNewFile(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
 	err = os.Link(tmp.Name(), path)
@@ -282,5 +278,8 @@ func writeNewFile(path string, data []byte) error {
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s: %w", path, ErrExists)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }

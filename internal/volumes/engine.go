@@ -88,6 +88,8 @@ type engine struct {
 	precreated map[string]bool
 	// done are claims backed up completely inside a hook window (fs).
 	done map[string]bool
+	// pull is the user's pull Secret, read once (MoverConfig.PullSecret).
+	pull pullSecrets
 }
 
 // Runner binds Deps and Config for the backup and restore engines.

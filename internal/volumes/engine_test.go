@@ -38,6 +38,7 @@ type sim struct {
 	snapshotError string // set status.error instead of readyToUse
 	noController  bool   // leave VolumeSnapshots without status
 	podWaiting    string // leave the container waiting with this reason
+	podMessage    string // ... and this message (default: a pull back-off's)
 	jobEvent      string // emit this Warning event on the Job instead of creating a pod
 	oom           bool
 
@@ -137,7 +138,11 @@ func (s *sim) run(ctx context.Context) {
 				continue
 			}
 			if s.podWaiting != "" {
-				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: s.podWaiting, Message: "Back-off pulling image \"" + p.Spec.Containers[0].Image + "\""}}}}
+				msg := "Back-off pulling image \"" + p.Spec.Containers[0].Image + "\""
+				if s.podMessage != "" {
+					msg = s.podMessage
+				}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: s.podWaiting, Message: msg}}}}
 				s.resyncPod(ctx, p)
 				continue
 			}

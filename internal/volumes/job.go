@@ -72,6 +72,9 @@ func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects
 		return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
 	}
 	created.secret = true
+	if err := e.createPullSecret(ctx, t, created); err != nil {
+		return nil, err
+	}
 	job := t.JobSpec(mc, claim, snapshotID, node, tolerations)
 	j, err := e.d.Kube.BatchV1().Jobs(t.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {

@@ -316,6 +316,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 				Spec: corev1.PodSpec{
 					RestartPolicy:                 corev1.RestartPolicyNever,
 					ServiceAccountName:            c.ServiceAccount,
+					ImagePullSecrets:              t.imagePullSecrets(c),
 					AutomountServiceAccountToken:  ptr.To(c.ServiceAccount != ""),
 					SecurityContext:               podSC,
 					Affinity:                      affinity,

@@ -15,7 +15,7 @@ import (
 
 // createdObjects records what a task created, for its cleanup.
 type createdObjects struct {
-	secret, job, tempPVC, snapshot bool
+	secret, job, tempPVC, snapshot, pullSecret bool
 }
 
 // cleanup deletes what a task created: Job (and pods), temporary PVC (and its PV whatever the
@@ -55,6 +55,11 @@ func (e *engine) cleanup(ctx context.Context, t Task, c *createdObjects, dropSna
 	if c.secret {
 		if err := e.d.Kube.CoreV1().Secrets(ns).Delete(ctx, t.SecretName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete Secret %s/%s: %w", ns, t.SecretName(), err))
+		}
+	}
+	if c.pullSecret {
+		if err := e.d.Kube.CoreV1().Secrets(ns).Delete(ctx, t.PullSecretName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete Secret %s/%s: %w", ns, t.PullSecretName(), err))
 		}
 	}
 	return errors.Join(errs...)

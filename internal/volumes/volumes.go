@@ -79,10 +79,13 @@ type MoverConfig struct {
 	// Identity (--mover-credentials=identity): the movers use their pod's cloud identity; their
 	// Secret holds no credential, their pods carry the Azure Workload Identity label, and Settings
 	// (non-secret store settings such as the region or the Azure account name) are plain env.
-	Identity  bool
-	Settings  map[string]string
-	RunAsUser *int64
-	FSGroup   *int64
+	Identity bool
+	Settings map[string]string
+	// PullSecret, when set, is copied into each mover's namespace and named in its pod's
+	// imagePullSecrets (see PullSecretRef for the default without it).
+	PullSecret *PullSecretRef
+	RunAsUser  *int64
+	FSGroup    *int64
 	// Privileged runs the mover as root with CHOWN, DAC_OVERRIDE, FOWNER (Pod Security "baseline"):
 	// reads every file whatever its owner and restores owners.
 	Privileged     bool

@@ -194,6 +194,21 @@ var terminalWaiting = map[string]bool{
 	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
 }
 
+// registryRefused says whether a failed pull's message is the registry's answer (credentials
+// refused, no such image or tag, no image for the node's platform): a pull that waiting and
+// retrying does not mend, so the mover fails at once with it instead of after the kubelet's
+// back-off. Network errors are left to ImagePullBackOff.
+func registryRefused(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, answer := range []string{"401 unauthorized", "403 forbidden", "404 not found", "unauthorized", "authorization failed",
+		"failed to authorize", "access denied", "denied:", "manifest unknown", "not found", "no match for platform"} {
+		if strings.Contains(msg, answer) {
+			return true
+		}
+	}
+	return false
+}
+
 // podStatus inspects a mover pod: done when its container has terminated; an error for a
 // container that cannot start.
 func podStatus(p *corev1.Pod) (done bool, status string, err error) {
@@ -218,7 +233,7 @@ func podStatus(p *corev1.Pod) (done bool, status string, err error) {
 			}
 			// A Secret the kubelet has not synced yet resolves by itself; a missing one does not.
 			transient := w.Reason == "CreateContainerConfigError" && !strings.Contains(w.Message, "not found")
-			if terminalWaiting[w.Reason] && !transient {
+			if terminalWaiting[w.Reason] && !transient || w.Reason == "ErrImagePull" && registryRefused(w.Message) {
 				return false, status, fmt.Errorf("mover pod %s/%s: %s: %s", p.Namespace, p.Name, w.Reason, w.Message)
 			}
 		case cs.State.Running != nil:

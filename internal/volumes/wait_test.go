@@ -47,6 +47,11 @@ func TestPodStatus(t *testing.T) {
 	}{
 		{waiting("ContainerCreating", ""), false},
 		{waiting("ImagePullBackOff", "Back-off pulling image"), true},
+		{waiting("ErrImagePull", `failed to pull and unpack image "10.244.0.1:5001/m:e2e": failed to resolve reference "10.244.0.1:5001/m:e2e": unexpected status from HEAD request to http://10.244.0.1:5001/v2/m/manifests/e2e: 401 Unauthorized`), true},
+		{waiting("ErrImagePull", `rpc error: code = NotFound desc = failed to pull and unpack image "r.example/m:x": failed to resolve reference "r.example/m:x": r.example/m:x: not found`), true},
+		{waiting("ErrImagePull", `failed to pull image "r.example/m:x": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed`), true},
+		{waiting("ErrImagePull", `failed to do request: Head "https://r.example/v2/m/manifests/x": dial tcp 10.0.0.9:443: connect: connection refused`), false},
+		{waiting("ErrImagePull", `failed to copy: read tcp 10.244.0.5:40000->10.0.0.9:443: read: connection reset by peer`), false},
 		{waiting("CreateContainerConfigError", `secret "x" not found`), true},
 		{waiting("CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition"), false},
 	} {

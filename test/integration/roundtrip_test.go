@@ -186,7 +186,8 @@ func TestResourceRoundTrip(t *testing.T) {
 			t.Fatalf("a second create with the same name: exit %d %s", r.code, r.err)
 		}
 		r = run(t, "delete", "shop-1", "--from", loc)
-		if r.code != 0 || !strings.Contains(r.out, `Deleted backup "shop-1" (4 files)`) {
+		// backup.json, the archive, the log, the claim and the location key's copy
+		if r.code != 0 || !strings.Contains(r.out, `Deleted backup "shop-1" (5 files)`) {
 			t.Fatalf("delete: exit %d %s%s", r.code, r.out, r.err)
 		}
 		r = run(t, "describe", "shop-1", "--from", loc)

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,3 +238,24 @@ func SeaweedFSLocked(tb testing.TB) *Server {
 // Client is an S3 client of the server with its own credentials: what anyone holding the
 // location's credentials can do, through the plain S3 API.
 func Client(s *Server) *s3.Client { return s3Client(s) }
+
+// IgnoringConditional returns srv behind a proxy that drops If-None-Match and If-Match, as an
+// S3-compatible store without conditional writes would ignore them.
+func IgnoringConditional(tb testing.TB, srv *Server) *Server {
+	tb.Helper()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // the request was signed for the proxy's host
+		r.Out.Header.Del("If-None-Match")
+		r.Out.Header.Del("If-Match")
+	}}
+	ts := httptest.NewServer(proxy)
+	tb.Cleanup(ts.Close)
+	s := *srv
+	s.Endpoint = ts.URL
+	return &s
+}

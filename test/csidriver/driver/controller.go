@@ -28,16 +28,24 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 	} {
-		caps = append(caps, &csi.ControllerServiceCapability{
-			Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: c}},
-		})
+		caps = append(caps, rpcCap(c))
+	}
+	if d.cfg.Type == TypeZonal {
+		caps = append(caps, rpcCap(csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME),
+			rpcCap(csi.ControllerServiceCapability_RPC_PUBLISH_READONLY))
 	}
 	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-// checkCapabilities accepts filesystem (mount) volumes with any access mode: the driver serves a
-// single node, where every access mode can be honoured. Block volumes are refused.
-func checkCapabilities(caps []*csi.VolumeCapability) error {
+func rpcCap(c csi.ControllerServiceCapability_RPC_Type) *csi.ControllerServiceCapability {
+	return &csi.ControllerServiceCapability{
+		Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: c}},
+	}
+}
+
+// checkCapabilities accepts filesystem (mount) volumes with any access mode, except that a zonal
+// volume (a disk attached to one node at a time) takes single-node modes only. Block volumes are refused.
+func (d *Driver) checkCapabilities(caps []*csi.VolumeCapability) error {
 	if len(caps) == 0 {
 		return errf(codes.InvalidArgument, "volume capabilities are required")
 	}
@@ -51,8 +59,20 @@ func checkCapabilities(caps []*csi.VolumeCapability) error {
 		if c.GetAccessMode() == nil || c.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_UNKNOWN {
 			return errf(codes.InvalidArgument, "access mode is required")
 		}
+		if d.cfg.Type == TypeZonal && multiNode(c.GetAccessMode().GetMode()) {
+			return errf(codes.InvalidArgument, "access mode %s: a zonal volume attaches to one node at a time (single-node access modes only)", c.GetAccessMode().GetMode())
+		}
 	}
 	return nil
+}
+
+func multiNode(m csi.VolumeCapability_AccessMode_Mode) bool {
+	switch m {
+	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY, csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
+		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
+		return true
+	}
+	return false
 }
 
 func checkParameters(params map[string]string, known ...string) error {
@@ -75,7 +95,7 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 	if req.GetName() == "" {
 		return nil, errf(codes.InvalidArgument, "name is required")
 	}
-	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+	if err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, err
 	}
 	if err := checkParameters(req.GetParameters()); err != nil {
@@ -110,27 +130,67 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 		return &csi.CreateVolumeResponse{Volume: d.csiVolume(v, req.GetVolumeContentSource())}, nil
 	}
 
-	// The smallest size the content source allows.
-	var minSize int64
-	var snap *snapshot
-	var source *volume
+	src, err := d.contentSource(srcSnap, srcVol)
+	if err != nil {
+		return nil, err
+	}
+	size, err := d.volumeSize(required, limit, src.minSize)
+	if err != nil {
+		return nil, err
+	}
+	where, err := d.place(req.GetAccessibilityRequirements(), src.pinned, src.what)
+	if err != nil {
+		return nil, err
+	}
+	v := &volume{ID: newID("vol-"), Name: req.GetName(), Capacity: size, SourceSnapshotID: srcSnap, SourceVolumeID: srcVol, Created: d.now().UTC()}
+	switch d.cfg.Type {
+	case TypeZonal:
+		v.Zone = where
+	case TypeLocal:
+		v.Node = where
+	}
+	if err := d.createVolume(v, src); err != nil {
+		return nil, err
+	}
+	return &csi.CreateVolumeResponse{Volume: d.csiVolume(v, req.GetVolumeContentSource())}, nil
+}
+
+// source is a new volume's content source, resolved.
+type source struct {
+	snap    *snapshot
+	vol     *volume
+	minSize int64  // the smallest size the source allows
+	pinned  string // the zone or node the source forces ("" if none)
+	what    string // the source, for error messages
+}
+
+// contentSource resolves a snapshot or volume ID (either may be empty). Callers hold d.mu.
+func (d *Driver) contentSource(srcSnap, srcVol string) (source, error) {
+	var s source
 	switch {
 	case srcSnap != "":
-		snap = d.st.Snapshots[srcSnap]
-		if snap == nil {
-			return nil, errf(codes.NotFound, "snapshot %s not found", srcSnap)
+		s.snap = d.st.Snapshots[srcSnap]
+		if s.snap == nil {
+			return s, errf(codes.NotFound, "snapshot %s not found", srcSnap)
 		}
-		if !snap.ready(d.now()) {
-			return nil, errf(codes.Unavailable, "snapshot %s is not ready to use yet", srcSnap)
+		if !s.snap.ready(d.now()) {
+			return s, errf(codes.Unavailable, "snapshot %s is not ready to use yet", srcSnap)
 		}
-		minSize = snap.Size
+		// A zonal snapshot restores in any zone; a local one on its node only.
+		s.minSize, s.pinned, s.what = s.snap.Size, s.snap.Node, "snapshot "+srcSnap+" (of a node-local volume)"
 	case srcVol != "":
-		source = d.st.Volumes[srcVol]
-		if source == nil {
-			return nil, errf(codes.NotFound, "source volume %s not found", srcVol)
+		s.vol = d.st.Volumes[srcVol]
+		if s.vol == nil {
+			return s, errf(codes.NotFound, "source volume %s not found", srcVol)
 		}
-		minSize = source.Capacity
+		// A clone stays where its source is.
+		s.minSize, s.pinned, s.what = s.vol.Capacity, d.where(s.vol), "source volume "+srcVol
 	}
+	return s, nil
+}
+
+// volumeSize is the size of a new volume for a capacity range and the source's minimum. Callers hold d.mu.
+func (d *Driver) volumeSize(required, limit, minSize int64) (int64, error) {
 	size := required
 	if size == 0 {
 		size = max(minSize, DefaultVolumeSize)
@@ -139,38 +199,41 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 		}
 	}
 	if size < minSize {
-		return nil, errf(codes.OutOfRange, "requested %d bytes, smaller than the %d bytes of the content source", size, minSize)
+		return 0, errf(codes.OutOfRange, "requested %d bytes, smaller than the %d bytes of the content source", size, minSize)
 	}
 	if limit > 0 && size > limit {
-		return nil, errf(codes.OutOfRange, "the content source needs %d bytes, more than the limit of %d bytes", size, limit)
+		return 0, errf(codes.OutOfRange, "the content source needs %d bytes, more than the limit of %d bytes", size, limit)
 	}
 	if free := d.cfg.Capacity - d.usedCapacity(); size > free {
-		return nil, errf(codes.ResourceExhausted, "requested %d bytes, only %d of %d bytes are free", size, free, d.cfg.Capacity)
+		return 0, errf(codes.ResourceExhausted, "requested %d bytes, only %d of %d bytes are free", size, free, d.cfg.Capacity)
 	}
+	return size, nil
+}
 
-	v := &volume{ID: newID("vol-"), Name: req.GetName(), Capacity: size, SourceSnapshotID: srcSnap, SourceVolumeID: srcVol, Created: d.now().UTC()}
+// createVolume makes v's directory, fills it from src and records v. Callers hold d.mu.
+func (d *Driver) createVolume(v *volume, src source) error {
 	path := d.volumePath(v.ID)
 	if err := os.Mkdir(path, 0o755); err != nil {
-		return nil, errf(codes.Internal, "create volume directory: %v", err)
+		return errf(codes.Internal, "create volume directory: %v", err)
 	}
 	var err error
 	switch {
-	case snap != nil:
-		err = d.restoreSnapshot(snap, path)
-	case source != nil:
-		err = copyTree(d.volumePath(source.ID), path)
+	case src.snap != nil:
+		err = d.restoreSnapshot(src.snap, path)
+	case src.vol != nil:
+		err = copyTree(d.volumePath(src.vol.ID), path)
 	}
 	if err != nil {
 		os.RemoveAll(path)
-		return nil, errf(codes.Internal, "fill volume from content source: %v", err)
+		return errf(codes.Internal, "fill volume from content source: %v", err)
 	}
 	d.st.Volumes[v.ID] = v
 	if err := d.saveState(); err != nil {
 		delete(d.st.Volumes, v.ID)
 		os.RemoveAll(path)
-		return nil, errf(codes.Internal, "save state: %v", err)
+		return errf(codes.Internal, "save state: %v", err)
 	}
-	return &csi.CreateVolumeResponse{Volume: d.csiVolume(v, req.GetVolumeContentSource())}, nil
+	return nil
 }
 
 func (d *Driver) restoreSnapshot(s *snapshot, dir string) error {
@@ -183,7 +246,7 @@ func (d *Driver) restoreSnapshot(s *snapshot, dir string) error {
 }
 
 func (d *Driver) csiVolume(v *volume, src *csi.VolumeContentSource) *csi.Volume {
-	return &csi.Volume{VolumeId: v.ID, CapacityBytes: v.Capacity, ContentSource: src}
+	return &csi.Volume{VolumeId: v.ID, CapacityBytes: v.Capacity, ContentSource: src, AccessibleTopology: d.volumeTopology(v)}
 }
 
 func (d *Driver) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
@@ -197,12 +260,11 @@ func (d *Driver) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (
 		return &csi.DeleteVolumeResponse{}, nil
 	}
 	if len(v.Published) > 0 {
-		paths := make([]string, 0, len(v.Published))
-		for p := range v.Published {
-			paths = append(paths, p)
-		}
-		sort.Strings(paths)
+		paths := sortedKeys(v.Published)
 		return nil, errf(codes.FailedPrecondition, "volume %s is still published at %s", v.ID, strings.Join(paths, ", "))
+	}
+	if len(v.Attached) > 0 {
+		return nil, errf(codes.FailedPrecondition, "volume %s is still attached to node %s (ControllerUnpublishVolume first)", v.ID, strings.Join(sortedKeys(v.Attached), ", "))
 	}
 	if err := os.RemoveAll(d.volumePath(v.ID)); err != nil {
 		return nil, errf(codes.Internal, "remove volume data: %v", err)
@@ -227,7 +289,7 @@ func (d *Driver) ValidateVolumeCapabilities(_ context.Context, req *csi.Validate
 	if !ok {
 		return nil, errf(codes.NotFound, "volume %s not found", req.GetVolumeId())
 	}
-	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+	if err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
 	}
 	if err := checkParameters(req.GetParameters()); err != nil {
@@ -242,7 +304,7 @@ func (d *Driver) ValidateVolumeCapabilities(_ context.Context, req *csi.Validate
 
 func (d *Driver) GetCapacity(_ context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
 	if len(req.GetVolumeCapabilities()) > 0 {
-		if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		if err := d.checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 			return &csi.GetCapacityResponse{}, nil // no capacity for volumes the driver cannot create
 		}
 	}
@@ -290,7 +352,8 @@ func (d *Driver) CreateSnapshot(_ context.Context, req *csi.CreateSnapshotReques
 		return nil, errf(codes.NotFound, "source volume %s not found", req.GetSourceVolumeId())
 	}
 	now := d.now().UTC()
-	s := &snapshot{ID: newID("snap-"), Name: req.GetName(), SourceVolumeID: v.ID, Size: v.Capacity, Created: now, ReadyAt: now.Add(delay)}
+	// A local volume's snapshot stays on its node; a zonal volume's is regional, like a cloud's.
+	s := &snapshot{ID: newID("snap-"), Name: req.GetName(), SourceVolumeID: v.ID, Node: v.Node, Size: v.Capacity, Created: now, ReadyAt: now.Add(delay)}
 	if err := d.writeSnapshot(v, s); err != nil {
 		return nil, errf(codes.Internal, "copy volume %s: %v", v.ID, err)
 	}
@@ -391,4 +454,13 @@ func (d *Driver) ListSnapshots(_ context.Context, req *csi.ListSnapshotsRequest)
 		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: d.csiSnapshot(s)})
 	}
 	return resp, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

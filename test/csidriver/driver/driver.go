@@ -2,8 +2,12 @@
 // snapshots as tar files that outlive their source volume, volumes from snapshots and clones,
 // bind-mount publishing, and its own kubelet plugin registration (no node-driver-registrar).
 //
-// It runs as one host process serving the identity, controller and node services on one socket.
-// Capacity is accounted (a configured total shared by all volumes), not enforced by the filesystem.
+// One process serves one driver name and every node of the cluster: a controller endpoint for the
+// provisioner and snapshotter sidecars, and one endpoint per node (identity, controller and that
+// node's node service) registered with that node's kubelet. Its state is one JSON file, so every
+// node sees the same volumes, attachments and snapshots. The driver's Type says what its volumes
+// are like (see Type). Capacity is accounted (a configured total shared by all volumes), not
+// enforced by the filesystem.
 //
 // VolumeSnapshotClass parameters understood by CreateSnapshot, for testing waits and error paths:
 //
@@ -28,45 +32,79 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
 // Version is the driver's vendor version.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Config is how the driver runs.
 type Config struct {
-	Name     string // CSI driver name, e.g. dir.csi.pvbackup.io
-	NodeID   string // the Kubernetes node name
-	Endpoint string // unix socket path the CSI services listen on
-	DataDir  string // where volumes, snapshots and state.json live
-	Capacity int64  // total bytes shared by all volumes
-	// RegistrationDir is the kubelet's plugins_registry directory; empty means no kubelet registration.
-	RegistrationDir string
-	Logger          *log.Logger
+	Name string // CSI driver name, e.g. dir.csi.pvbackup.io
+	Type Type   // what the volumes are like; empty is TypeDir
+	// ControllerEndpoint is a unix socket serving the identity and controller services alone (for
+	// the sidecars); empty: none (every node endpoint serves the controller service too).
+	ControllerEndpoint string
+	Nodes              []Node // the nodes served; at least one
+	DataDir            string // where volumes, snapshots and state.json live
+	Capacity           int64  // total bytes shared by all volumes
+	Logger             *log.Logger
 }
 
-// Driver implements the CSI identity, controller and node services.
+// Node is one node the driver serves.
+type Node struct {
+	ID       string // the Kubernetes node name
+	Zone     string // its zone (the zonal driver's topology)
+	Endpoint string // unix socket serving identity, controller and this node's node service
+	// RegistrationDir is the node's kubelet plugins_registry directory; empty: no registration.
+	RegistrationDir string
+}
+
+// Driver implements the CSI identity and controller services; nodeServer the node service of one node.
 type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
-	csi.UnimplementedNodeServer
 
 	cfg Config
 	now func() time.Time // the clock; tests replace it
 
-	csiListener, regListener net.Listener
-	mu                       sync.Mutex
-	st                       state
+	listeners []endpoint
+	mu        sync.Mutex
+	st        state
+}
+
+// endpoint is a socket and what it serves.
+type endpoint struct {
+	l    net.Listener
+	node *Node // nil: the controller endpoint
+	reg  bool  // the kubelet registration socket of node
 }
 
 // New loads the driver's state from cfg.DataDir.
 func New(cfg Config) (*Driver, error) {
-	if cfg.Name == "" || cfg.NodeID == "" || cfg.Endpoint == "" || cfg.DataDir == "" {
-		return nil, errors.New("driver name, node ID, endpoint and data dir are required")
+	if cfg.Name == "" || cfg.DataDir == "" || len(cfg.Nodes) == 0 {
+		return nil, errors.New("driver name, data dir and at least one node are required")
+	}
+	if cfg.Type == "" {
+		cfg.Type = TypeDir
+	}
+	if err := cfg.Type.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Capacity <= 0 {
 		return nil, errors.New("capacity must be positive")
+	}
+	seen := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		if n.ID == "" || n.Endpoint == "" {
+			return nil, fmt.Errorf("node %+v: an ID and an endpoint are required", n)
+		}
+		if cfg.Type == TypeZonal && n.Zone == "" {
+			return nil, fmt.Errorf("node %s: the zonal driver needs its zone", n.ID)
+		}
+		if seen[n.ID] {
+			return nil, fmt.Errorf("node %s is named twice", n.ID)
+		}
+		seen[n.ID] = true
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
@@ -78,7 +116,17 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-// Run listens and serves the CSI services (and the kubelet registration service if configured)
+// node returns the served node with this ID.
+func (d *Driver) node(id string) *Node {
+	for i := range d.cfg.Nodes {
+		if d.cfg.Nodes[i].ID == id {
+			return &d.cfg.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// Run listens and serves the CSI services (and the kubelet registration services if configured)
 // until ctx is done.
 func (d *Driver) Run(ctx context.Context) error {
 	if err := d.Listen(); err != nil {
@@ -89,51 +137,72 @@ func (d *Driver) Run(ctx context.Context) error {
 
 // Listen creates the sockets, so that clients can connect as soon as it returns.
 func (d *Driver) Listen() error {
-	l, err := listenUnix(d.cfg.Endpoint)
-	if err != nil {
-		return err
-	}
-	d.csiListener = l
-	if d.cfg.RegistrationDir != "" {
-		sock := filepath.Join(d.cfg.RegistrationDir, d.cfg.Name+"-reg.sock")
-		rl, err := listenUnix(sock)
+	add := func(path string, node *Node, reg bool) error {
+		l, err := listenUnix(path)
 		if err != nil {
-			l.Close()
 			return err
 		}
-		d.regListener = rl
+		d.listeners = append(d.listeners, endpoint{l: l, node: node, reg: reg})
+		return nil
 	}
-	return nil
+	var err error
+	if d.cfg.ControllerEndpoint != "" {
+		err = add(d.cfg.ControllerEndpoint, nil, false)
+	}
+	for i := range d.cfg.Nodes {
+		n := &d.cfg.Nodes[i]
+		if err == nil {
+			err = add(n.Endpoint, n, false)
+		}
+		if err == nil && n.RegistrationDir != "" {
+			err = add(filepath.Join(n.RegistrationDir, d.cfg.Name+"-reg.sock"), n, true)
+		}
+	}
+	if err != nil {
+		for _, e := range d.listeners {
+			e.l.Close()
+		}
+		d.listeners = nil
+	}
+	return err
 }
 
 // Serve serves on the sockets made by Listen until ctx is done.
 func (d *Driver) Serve(ctx context.Context) error {
-	csiSrv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls))
-	csi.RegisterIdentityServer(csiSrv, d)
-	csi.RegisterControllerServer(csiSrv, d)
-	csi.RegisterNodeServer(csiSrv, d)
-	errc := make(chan error, 2)
-	go func() { errc <- csiSrv.Serve(d.csiListener) }()
-	d.cfg.Logger.Printf("serving CSI %s on %s (data %s, capacity %d bytes)", d.cfg.Name, d.cfg.Endpoint, d.cfg.DataDir, d.cfg.Capacity)
-
-	var regSrv *grpc.Server
-	if d.regListener != nil {
-		regSrv = grpc.NewServer()
-		registerapi.RegisterRegistrationServer(regSrv, &registration{d: d})
-		go func() { errc <- regSrv.Serve(d.regListener) }()
-		d.cfg.Logger.Printf("kubelet registration socket %s", d.regListener.Addr())
+	errc := make(chan error, len(d.listeners))
+	var servers []*grpc.Server
+	for _, e := range d.listeners {
+		srv := d.server(e)
+		servers = append(servers, srv)
+		go func(l net.Listener) { errc <- srv.Serve(l) }(e.l)
 	}
-
+	d.cfg.Logger.Printf("serving CSI %s (%s volumes) on %d sockets for %d nodes (data %s, capacity %d bytes)",
+		d.cfg.Name, d.cfg.Type, len(d.listeners), len(d.cfg.Nodes), d.cfg.DataDir, d.cfg.Capacity)
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	if regSrv != nil {
-		regSrv.Stop()
+	for _, s := range servers {
+		s.GracefulStop()
 	}
-	csiSrv.GracefulStop()
 	return err
+}
+
+// server is the gRPC server of one endpoint.
+func (d *Driver) server(e endpoint) *grpc.Server {
+	if e.reg {
+		srv := grpc.NewServer()
+		registerRegistration(srv, d, e.node)
+		return srv
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls(e.node)))
+	csi.RegisterIdentityServer(srv, d)
+	csi.RegisterControllerServer(srv, d)
+	if e.node != nil {
+		csi.RegisterNodeServer(srv, &nodeServer{d: d, node: e.node})
+	}
+	return srv
 }
 
 func listenUnix(path string) (net.Listener, error) {
@@ -146,40 +215,22 @@ func listenUnix(path string) (net.Listener, error) {
 	return net.Listen("unix", path)
 }
 
-func (d *Driver) logCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
-	resp, err := handler(ctx, req)
-	switch {
-	case err != nil:
-		d.cfg.Logger.Printf("%s %s: error: %v", method, protosanitizer.StripSecrets(req), err)
-	case method != "Probe" && method != "NodeGetCapabilities" && method != "GetPluginInfo":
-		d.cfg.Logger.Printf("%s %s: %s", method, protosanitizer.StripSecrets(req), protosanitizer.StripSecrets(resp))
+func (d *Driver) logCalls(node *Node) grpc.UnaryServerInterceptor {
+	where := "controller"
+	if node != nil {
+		where = node.ID
 	}
-	return resp, err
-}
-
-// registration is the kubelet's plugin registration service (what node-driver-registrar does).
-type registration struct {
-	registerapi.UnimplementedRegistrationServer
-	d *Driver
-}
-
-func (r *registration) GetInfo(context.Context, *registerapi.InfoRequest) (*registerapi.PluginInfo, error) {
-	return &registerapi.PluginInfo{
-		Type:              registerapi.CSIPlugin,
-		Name:              r.d.cfg.Name,
-		Endpoint:          r.d.cfg.Endpoint,
-		SupportedVersions: []string{"1.0.0"},
-	}, nil
-}
-
-func (r *registration) NotifyRegistrationStatus(_ context.Context, s *registerapi.RegistrationStatus) (*registerapi.RegistrationStatusResponse, error) {
-	if s.PluginRegistered {
-		r.d.cfg.Logger.Printf("registered with the kubelet")
-	} else {
-		r.d.cfg.Logger.Printf("kubelet refused registration: %s", s.Error)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+		resp, err := handler(ctx, req)
+		switch {
+		case err != nil:
+			d.cfg.Logger.Printf("[%s] %s %s: error: %v", where, method, protosanitizer.StripSecrets(req), err)
+		case method != "Probe" && method != "NodeGetCapabilities" && method != "GetPluginInfo" && method != "GetPluginCapabilities":
+			d.cfg.Logger.Printf("[%s] %s %s: %s", where, method, protosanitizer.StripSecrets(req), protosanitizer.StripSecrets(resp))
+		}
+		return resp, err
 	}
-	return &registerapi.RegistrationStatusResponse{}, nil
 }
 
 // Identity service.
@@ -189,9 +240,15 @@ func (d *Driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 }
 
 func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
-	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{{
+	caps := []*csi.PluginCapability{{
 		Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}},
-	}}}, nil
+	}}
+	if d.cfg.Type.hasTopology() {
+		caps = append(caps, &csi.PluginCapability{
+			Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}},
+		})
+	}
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }
 
 func (d *Driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {

@@ -23,7 +23,15 @@ var mountCap = []*csi.VolumeCapability{{
 
 func newTestDriver(t *testing.T, capacity int64) *Driver {
 	t.Helper()
-	d, err := New(Config{Name: "test.csi.pvbackup.io", NodeID: "n", Endpoint: "unused", DataDir: t.TempDir(), Capacity: capacity})
+	return newTypedDriver(t, TypeDir, capacity)
+}
+
+// testNodes are three nodes in two zones, as in the lab: a in zone-a, b and c in zone-b.
+var testNodes = []Node{{ID: "a", Zone: "zone-a", Endpoint: "unused-a"}, {ID: "b", Zone: "zone-b", Endpoint: "unused-b"}, {ID: "c", Zone: "zone-b", Endpoint: "unused-c"}}
+
+func newTypedDriver(t *testing.T, typ Type, capacity int64) *Driver {
+	t.Helper()
+	d, err := New(Config{Name: "test.csi.pvbackup.io", Type: typ, Nodes: testNodes, DataDir: t.TempDir(), Capacity: capacity})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +227,8 @@ func TestDeletePublishedVolumeFails(t *testing.T) {
 	ctx := context.Background()
 	v := createVolume(t, d, "v", 1<<20, nil)
 	target := filepath.Join(t.TempDir(), "target")
-	if _, err := d.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.VolumeId, TargetPath: target, VolumeCapability: mountCap[0], Readonly: true}); err != nil {
+	ns := &nodeServer{d: d, node: &d.cfg.Nodes[0]}
+	if _, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.VolumeId, TargetPath: target, VolumeCapability: mountCap[0], Readonly: true}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Unmount(target, 0) })
@@ -228,7 +237,7 @@ func TestDeletePublishedVolumeFails(t *testing.T) {
 	}
 	_, err := d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.VolumeId})
 	wantCode(t, err, codes.FailedPrecondition, "still published at "+target)
-	if _, err := d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.VolumeId, TargetPath: target}); err != nil {
+	if _, err := ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.VolumeId, TargetPath: target}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.VolumeId}); err != nil {

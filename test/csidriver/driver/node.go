@@ -15,16 +15,43 @@ import (
 
 func wrapInt64(n int64) *wrapperspb.Int64Value { return wrapperspb.Int64(n) }
 
-func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	return &csi.NodeGetInfoResponse{NodeId: d.cfg.NodeID}, nil
+// nodeServer is the node service of one node.
+type nodeServer struct {
+	csi.UnimplementedNodeServer
+	d    *Driver
+	node *Node
 }
 
-func (d *Driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+func (ns *nodeServer) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	return &csi.NodeGetInfoResponse{NodeId: ns.node.ID, AccessibleTopology: ns.d.nodeTopology(ns.node)}, nil
+}
+
+// reachable says why volume v cannot be mounted on this node, or nil: a zonal volume must be in
+// the node's zone and attached to it, a local volume must live on it. Callers hold d.mu.
+func (ns *nodeServer) reachable(v *volume, publishContext map[string]string) error {
+	switch ns.d.cfg.Type {
+	case TypeZonal:
+		if _, ok := v.Attached[ns.node.ID]; !ok {
+			return errf(codes.FailedPrecondition, "volume %s (zone %s) is not attached to node %s (attached to: %s): ControllerPublishVolume first",
+				v.ID, v.Zone, ns.node.ID, orNone(sortedKeys(v.Attached)))
+		}
+		if n := publishContext[PublishContextNode]; n != "" && n != ns.node.ID {
+			return errf(codes.InvalidArgument, "publish context says volume %s was attached to node %s, this is node %s", v.ID, n, ns.node.ID)
+		}
+	case TypeLocal:
+		if v.Node != ns.node.ID {
+			return errf(codes.FailedPrecondition, "volume %s exists on node %s only; this is node %s", v.ID, v.Node, ns.node.ID)
+		}
+	}
+	return nil
+}
+
+func (ns *nodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
 	return &csi.NodeGetCapabilitiesResponse{}, nil
 }
 
 // NodePublishVolume bind-mounts the volume's directory at the target path (read-only if asked).
-func (d *Driver) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+func (ns *nodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	switch {
 	case req.GetVolumeId() == "":
 		return nil, errf(codes.InvalidArgument, "volume ID is required")
@@ -33,7 +60,8 @@ func (d *Driver) NodePublishVolume(_ context.Context, req *csi.NodePublishVolume
 	case req.GetVolumeCapability() == nil:
 		return nil, errf(codes.InvalidArgument, "volume capability is required")
 	}
-	if err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
+	d := ns.d
+	if err := d.checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
 		return nil, err
 	}
 	target, readonly := req.GetTargetPath(), req.GetReadonly()
@@ -43,6 +71,9 @@ func (d *Driver) NodePublishVolume(_ context.Context, req *csi.NodePublishVolume
 	v := d.st.Volumes[req.GetVolumeId()]
 	if v == nil {
 		return nil, errf(codes.NotFound, "volume %s not found", req.GetVolumeId())
+	}
+	if err := ns.reachable(v, req.GetPublishContext()); err != nil {
+		return nil, err
 	}
 	mounted, err := isMountPoint(target)
 	if err != nil {
@@ -82,14 +113,14 @@ func (d *Driver) NodePublishVolume(_ context.Context, req *csi.NodePublishVolume
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+func (ns *nodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	switch {
 	case req.GetVolumeId() == "":
 		return nil, errf(codes.InvalidArgument, "volume ID is required")
 	case req.GetTargetPath() == "":
 		return nil, errf(codes.InvalidArgument, "target path is required")
 	}
-	target := req.GetTargetPath()
+	target, d := req.GetTargetPath(), ns.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v := d.st.Volumes[req.GetVolumeId()]

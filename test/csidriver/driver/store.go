@@ -19,6 +19,12 @@ type volume struct {
 	SourceSnapshotID string    `json:"sourceSnapshotID,omitempty"`
 	SourceVolumeID   string    `json:"sourceVolumeID,omitempty"`
 	Created          time.Time `json:"created"`
+	// Zone (zonal drivers) or Node (local drivers) is where the volume lives.
+	Zone string `json:"zone,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Attached maps a node ID to whether the volume is attached there read-only (zonal drivers:
+	// ControllerPublishVolume).
+	Attached map[string]bool `json:"attached,omitempty"`
 	// Published maps a target path to whether it is mounted read-only.
 	Published map[string]bool `json:"published,omitempty"`
 }
@@ -26,11 +32,13 @@ type volume struct {
 // snapshot is a point-in-time copy of a volume, kept as a tar file in <data-dir>/snapshots/<ID>.tar,
 // independent of its source volume: deleting the source keeps the snapshot usable.
 type snapshot struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name"`
-	SourceVolumeID string    `json:"sourceVolumeID"`
-	Size           int64     `json:"size"`
-	Created        time.Time `json:"created"`
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	SourceVolumeID string `json:"sourceVolumeID"`
+	// Node is where the snapshot exists (local drivers): volumes from it can be made there only.
+	Node    string    `json:"node,omitempty"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
 	// ReadyAt is when the snapshot reports ready_to_use (Created + the readyDelay parameter).
 	ReadyAt time.Time `json:"readyAt"`
 }
