@@ -21,6 +21,7 @@ BUILD=$ROOT/.local/build
 KUBE_VERSION=${KUBE_VERSION:-v1.34.4}
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.37.0
+NODE_VERSION=22.23.3
 mkdir -p "$BIN" "$BUILD"
 
 log() { printf '>>> %s\n' "$*" >&2; }
@@ -116,14 +117,26 @@ fakegcs)
 	;;
 azurite)
 	# Azure's own Blob storage emulator for the azblob:// suites and e2e, from npm, pinned, into
-	# .local/node (Node is a Debian package: installed when missing).
-	command -v node >/dev/null 2>&1 || apt_install nodejs npm
-	if [ "$(cat "$BIN/.azurite.version" 2>/dev/null)" != "$AZURITE_VERSION" ] || [ ! -x "$ROOT/.local/node/node_modules/.bin/azurite-blob" ]; then
-		log "installing azurite $AZURITE_VERSION (npm) into .local/node"
+	# .local/node. Azurite $AZURITE_VERSION needs Node >= 22; Debian 12's nodejs is 18, so a Node of
+	# that major comes from npm too (the `node` package, whose binaries npm serves) when the
+	# machine's is older. .local/bin/azurite-blob runs Azurite with the Node chosen.
+	command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+	node_bin=$(command -v node)
+	if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 22 ]; then
+		node_bin=$ROOT/.local/node/node_modules/node/bin/node
+	fi
+	want="azurite@$AZURITE_VERSION $node_bin"
+	if [ "$(cat "$BIN/.azurite.version" 2>/dev/null)" != "$want" ] || [ ! -f "$ROOT/.local/node/node_modules/azurite/dist/src/blob/main.js" ] || [ ! -x "$node_bin" ]; then
+		pkgs=("azurite@$AZURITE_VERSION")
+		[ "$node_bin" = "$ROOT/.local/node/node_modules/node/bin/node" ] && pkgs+=("node@$NODE_VERSION")
+		log "installing ${pkgs[*]} (npm) into .local/node"
 		mkdir -p "$ROOT/.local/node"
-		(cd "$ROOT/.local/node" && npm install --silent --no-audit --no-fund --no-save --prefix . "azurite@$AZURITE_VERSION" >/dev/null)
-		ln -sf ../node/node_modules/.bin/azurite-blob "$BIN/azurite-blob"
-		echo "$AZURITE_VERSION" >"$BIN/.azurite.version"
+		(cd "$ROOT/.local/node" && npm install --silent --no-audit --no-fund --no-save --prefix . "${pkgs[@]}" >/dev/null)
+		rm -f "$BIN/azurite-blob"
+		printf '#!/bin/sh\nexec %q %q "$@"\n' "$node_bin" "$ROOT/.local/node/node_modules/azurite/dist/src/blob/main.js" >"$BIN/azurite-blob"
+		chmod +x "$BIN/azurite-blob"
+		"$BIN/azurite-blob" --version >/dev/null
+		echo "$want" >"$BIN/.azurite.version"
 	fi
 	;;
 stores)
