@@ -58,17 +58,15 @@ func (d Deps) copyFilesErr(ctx context.Context, name string, it *Item) error {
 		it.Files++
 		it.Bytes += moved
 	}
-	data, err := d.From.Bucket().ReadAll(ctx, manifestKey)
+	// Read bounded: a manifest larger than any this tool writes is refused before it is in memory.
+	data, _, err := d.From.ReadVersion(ctx, manifestKey, catalog.MaxManifestSize)
 	if err != nil {
-		return fmt.Errorf("read %s of backup %q in %s: %w", catalog.ManifestFile, name, d.From, d.From.Scrub(err))
-	}
-	if int64(len(data)) > catalog.MaxManifestSize {
-		return fmt.Errorf("backup %q in %s: %s is larger than any this tool writes", name, d.From, catalog.ManifestFile)
+		return fmt.Errorf("read %s of backup %q in %s (larger than any this tool writes, or unreadable): %w", catalog.ManifestFile, name, d.From, d.From.Scrub(err))
 	}
 	err = d.To.WriteNew(ctx, manifestKey, data, "application/json")
 	if errors.Is(err, store.ErrExists) {
 		// Another copy wrote it since: the same manifest is the same backup.
-		if back, rerr := d.To.Bucket().ReadAll(ctx, manifestKey); rerr == nil && bytes.Equal(back, data) {
+		if back, _, rerr := d.To.ReadVersion(ctx, manifestKey, catalog.MaxManifestSize); rerr == nil && bytes.Equal(back, data) {
 			it.Action = "present"
 			return nil
 		}
