@@ -92,27 +92,6 @@ func runPlugin(t *testing.T, timeout time.Duration, args ...string) result {
 	return runPluginEnv(t, timeout, nil, args...)
 }
 
-// runPluginEnv is runPlugin with env (KEY=VALUE) added to the plugin's environment.
-func runPluginEnv(t *testing.T, timeout time.Duration, env []string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, plugin(t), args...)
-	cmd.Env = append(append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password"), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run plugin %v: %v", args, err)
-	}
-	t.Logf("kubectl-pvbackup %s: exit %d in %s\nstderr:\n%s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond), r.stderr)
-	return r
-}
-
 func moverArgs() []string {
 	return []string{"--mover-image", moverImage(), "--mover-pull-policy", "Never", "--mover-privileged"}
 }
