@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/immutable"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
@@ -89,6 +91,28 @@ func TestImmutableLocation(t *testing.T) {
 		t.Fatalf("restore after recovery: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 	wantLocked(t, srv, "locked/", time.Now().Add(lockPeriod-time.Hour)) // what came back is locked again
+	passwordChangeLocked(t, srv)
+}
+
+// passwordChangeLocked: the key file that repo change-password rewrites is locked too (an
+// unlocked current version could be deleted for good, leaving only older versions' passwords).
+func passwordChangeLocked(t *testing.T, srv *s3server.Server) {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "new")
+	if err := os.WriteFile(pw, []byte("immutable-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if r := run(t, "repo", "change-password", "--new-password-file", pw); r.code != 0 {
+		t.Fatalf("repo change-password: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	h, err := s3server.Client(srv).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("locked/" + keyring.KeyFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.LastModified == nil || h.LastModified.Before(start.Add(-time.Second)) || h.ObjectLockMode != store.Compliance || h.ObjectLockRetainUntilDate == nil || h.ObjectLockRetainUntilDate.Before(time.Now().Add(lockPeriod-time.Hour)) {
+		t.Fatalf("%s after change-password: written %v, lock %q until %v; want rewritten and COMPLIANCE until after %v", keyring.KeyFile, h.LastModified, h.ObjectLockMode, h.ObjectLockRetainUntilDate, time.Now().Add(lockPeriod-time.Hour))
+	}
 }
 
 // refusals: a location that cannot lock is refused with the reason, and so is a lock shorter
