@@ -101,13 +101,14 @@ func labelString(l map[string]string) string {
 	return printable.Name(labels.Set(l).String())
 }
 
-// oneLine keeps a reason on one table row.
+// oneLine keeps a reason on one table row, quoted when it holds what a terminal would act on
+// (reasons come from the bucket and the cluster).
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 200 {
-		s = s[:200] + "..."
+		s = strings.ToValidUTF8(s[:200], "") + "..."
 	}
-	return s
+	return printable.Name(s)
 }
 
 func abbreviate(s []string, n int) string {
@@ -171,9 +172,9 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 		fmt.Fprintf(w, "Expires:      %s (ttl %s)\n", m.ExpiresAt.Format(time.RFC3339), q(m.TTL))
 	}
 	fmt.Fprintf(w, "Tool:         kubectl-pvbackup %s, format %d\n", q(m.ToolVersion), m.FormatVersion)
-	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", q(orDash(m.Cluster.Server)), q(orDash(m.Cluster.Context)), q(orDash(m.Cluster.ServerVersion)))
+	fmt.Fprintf(w, "Cluster:      %s (context %s, %s)\n", orDash(m.Cluster.Server), orDash(m.Cluster.Context), orDash(m.Cluster.ServerVersion))
 	fmt.Fprintf(w, "Selection:    %s\n", q(selectionString(m.Selection)))
-	fmt.Fprintf(w, "Namespaces:   %s\n", q(joinOr(m.Namespaces, "-")))
+	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
 	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", q(m.Archive.File), progress.Bytes(m.Archive.Size), q(m.Archive.Encrypted))
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
 	totals := map[string]int{}

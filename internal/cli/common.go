@@ -264,11 +264,16 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
+// joinOr joins names read from a backup or the cluster, each quoted if need be.
 func joinOr(s []string, empty string) string {
 	if len(s) == 0 {
 		return empty
 	}
-	return strings.Join(s, ",")
+	q := make([]string, len(s))
+	for i, n := range s {
+		q[i] = printable.Name(n)
+	}
+	return strings.Join(q, ",")
 }
 
 func plural(n int, one, many string) string {

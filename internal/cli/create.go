@@ -429,7 +429,7 @@ func printVolumes(w io.Writer, vols []catalog.Volume, plan bool) error {
 			if v.Error != "" {
 				reason = "error: " + v.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, q(orDash(v.Size)), q(v.Mode), q(reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, orDash(v.Size), q(v.Mode), q(reason))
 			continue
 		}
 		detail := v.Reason

@@ -236,7 +236,7 @@ func printReport(w io.Writer, rep *doctor.Report) error {
 	counts := map[doctor.Status]int{}
 	for _, c := range rep.Checks {
 		counts[c.Status]++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Name(c.Check), c.Status, (time.Duration(c.Seconds * float64(time.Second))).Round(10*time.Millisecond), printable.Name(c.Detail), printable.Name(orDash(c.Fix)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Name(c.Check), c.Status, (time.Duration(c.Seconds * float64(time.Second))).Round(10*time.Millisecond), printable.Name(c.Detail), orDash(c.Fix))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

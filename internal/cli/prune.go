@@ -228,7 +228,7 @@ func printMaintenance(w io.Writer, rs []maintenance.RepoResult) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tMAINTENANCE\tBEFORE\tDELETED\tWRITTEN\tAFTER\tTIME\tERROR")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s (safety %s)\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", printable.Name("kopia/"+r.Namespace+"/"), r.Mode, r.Safety, blobs(r.Before), blobs(r.Deleted), blobs(r.Written), blobs(r.After), r.Seconds, printable.Name(orDash(r.Error)))
+		fmt.Fprintf(tw, "%s\t%s (safety %s)\t%s\t%s\t%s\t%s\t%.1fs\t%s\n", printable.Name("kopia/"+r.Namespace+"/"), r.Mode, r.Safety, blobs(r.Before), blobs(r.Deleted), blobs(r.Written), blobs(r.After), r.Seconds, orDash(r.Error))
 	}
 	return tw.Flush()
 }

@@ -112,7 +112,7 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 			failed++
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", printable.Name(s.Namespace), s.Size.Blobs, progress.Bytes(s.Size.Bytes), s.Snapshots,
-			ago(o.now(), s.LastMaintenance), ago(o.now(), s.LastFull), printable.Name(orDash(s.Owner)), printable.Name(orDash(s.Error)))
+			ago(o.now(), s.LastMaintenance), ago(o.now(), s.LastFull), orDash(s.Owner), orDash(s.Error))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -351,7 +351,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 		}
 		rows++
 		q := printable.Name // names from the backup's archive and the cluster
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", q(it.Resource), q(orDash(it.Namespace)), q(it.Name), it.Action, q(it.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", q(it.Resource), orDash(it.Namespace), q(it.Name), it.Action, q(it.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -413,9 +413,10 @@ func volumeCounts(vols []restore.VolumeItem) []string {
 	return parts
 }
 
+// orDash prints a value read from a backup or the cluster, "-" when empty.
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return printable.Name(s)
 }

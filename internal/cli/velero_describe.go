@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 )
@@ -47,7 +48,7 @@ func (o *veleroReadOptions) describe(ctx context.Context, loc *velero.Location) 
 
 func printVeleroDetails(w io.Writer, d *velero.Details) error {
 	b := d.Backup
-	fmt.Fprintf(w, "Name:          %s\n", b.Name)
+	fmt.Fprintf(w, "Name:          %s\n", printable.Name(b.Name))
 	fmt.Fprintf(w, "Phase:         %s\n", orDash(b.Phase))
 	if b.FailureReason != "" {
 		fmt.Fprintf(w, "Failure:       %s\n", oneLine(b.FailureReason))
@@ -82,13 +83,13 @@ func printVeleroDetails(w io.Writer, d *velero.Details) error {
 	fmt.Fprintf(w, "Files:\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, f := range d.Files {
-		fmt.Fprintf(tw, "  %s\t%s\n", f.Name, progress.Bytes(f.Size))
+		fmt.Fprintf(tw, "  %s\t%s\n", printable.Name(f.Name), progress.Bytes(f.Size))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if d.Refusal != "" {
-		fmt.Fprintf(w, "Restore:       refused: %s\n", d.Refusal)
+		fmt.Fprintf(w, "Restore:       refused: %s\n", oneLine(d.Refusal))
 	} else {
 		fmt.Fprintf(w, "Restore:       %s\n", veleroRestoreSummary(d.Volumes))
 	}
@@ -99,17 +100,17 @@ func veleroSelection(b *velero.Backup) string {
 	s := b.Selection
 	parts := []string{"namespaces " + joinOr(s.IncludedNamespaces, "*")}
 	if len(s.ExcludedNamespaces) > 0 {
-		parts = append(parts, "not "+strings.Join(s.ExcludedNamespaces, ","))
+		parts = append(parts, "not "+joinOr(s.ExcludedNamespaces, ""))
 	}
 	parts = append(parts, "resources "+joinOr(s.IncludedResources, "*"))
 	if len(s.ExcludedResources) > 0 {
-		parts = append(parts, "not "+strings.Join(s.ExcludedResources, ","))
+		parts = append(parts, "not "+joinOr(s.ExcludedResources, ""))
 	}
 	if s.LabelSelector != "" {
-		parts = append(parts, "selector "+s.LabelSelector)
+		parts = append(parts, "selector "+printable.Name(s.LabelSelector))
 	}
 	for _, or := range s.OrLabelSelectors {
-		parts = append(parts, "or selector "+or)
+		parts = append(parts, "or selector "+printable.Name(or))
 	}
 	if b.IncludeClusterRes != nil {
 		parts = append(parts, fmt.Sprintf("cluster resources %v", *b.IncludeClusterRes))
@@ -129,10 +130,10 @@ func veleroVolumeDefaults(b *velero.Backup) string {
 		parts = append(parts, "snapshot data moved to the bucket")
 	}
 	if b.DataMover != "" {
-		parts = append(parts, "data mover "+b.DataMover)
+		parts = append(parts, "data mover "+printable.Name(b.DataMover))
 	}
 	if b.ResourcePolicy != "" {
-		parts = append(parts, "resource policy "+b.ResourcePolicy)
+		parts = append(parts, "resource policy "+printable.Name(b.ResourcePolicy))
 	}
 	if len(parts) == 0 {
 		return "Velero's defaults (CSI snapshots where a class exists, fs-backup where pods ask for it)"
@@ -148,7 +149,7 @@ func printVeleroResources(w io.Writer, counts []velero.ResourceCount) error {
 	fmt.Fprintf(w, "Resources:\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, c := range counts {
-		fmt.Fprintf(tw, "  %s\t%d\n", c.Kind, c.Count)
+		fmt.Fprintf(tw, "  %s\t%d\n", printable.Name(c.Kind), c.Count)
 	}
 	return tw.Flush()
 }
@@ -162,14 +163,14 @@ func printVeleroVolumes(w io.Writer, d *velero.Details) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VOLUME\tMETHOD\tUPLOADER\tSNAPSHOT\tSIZE\tRESTORE")
 	for _, v := range d.Volumes {
-		restore := "no: " + v.Reason
+		restore := "no: " + oneLine(v.Reason)
 		if v.Restorable {
-			restore = "yes, from " + v.Repository
+			restore = "yes, from " + printable.Name(v.Repository)
 			if v.Empty {
-				restore = "yes: " + v.Reason
+				restore = "yes: " + oneLine(v.Reason)
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", v.Key(), v.Method, orDash(v.Uploader), orDash(v.SnapshotID), sizeOrDash(v.Size), restore)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", printable.Name(v.Key()), printable.Name(string(v.Method)), orDash(v.Uploader), orDash(v.SnapshotID), sizeOrDash(v.Size), restore)
 	}
 	return tw.Flush()
 }
@@ -181,7 +182,7 @@ func printVeleroOperations(w io.Writer, ops []velero.Operation) error {
 	fmt.Fprintf(w, "Item operations:\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, op := range ops {
-		line := fmt.Sprintf("  %s\t%s\t%s\t%s", op.Resource, op.Action, op.ID, orDash(op.Phase))
+		line := fmt.Sprintf("  %s\t%s\t%s\t%s", printable.Name(op.Resource), printable.Name(op.Action), printable.Name(op.ID), orDash(op.Phase))
 		if op.Error != "" {
 			line += "\t" + oneLine(op.Error)
 		}
@@ -208,7 +209,7 @@ func printVeleroMessages(w io.Writer, title string, m *velero.Messages) {
 	sort.Strings(nss)
 	for _, ns := range nss {
 		for _, s := range m.Namespaces[ns] {
-			fmt.Fprintf(w, "  namespace %s: %s\n", ns, oneLine(s))
+			fmt.Fprintf(w, "  namespace %s: %s\n", printable.Name(ns), oneLine(s))
 		}
 	}
 }

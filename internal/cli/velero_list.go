@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 )
 
@@ -54,10 +55,10 @@ func (o *veleroReadOptions) list(ctx context.Context, loc *velero.Location) erro
 	for _, e := range entries {
 		b := e.Backup
 		if b == nil {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", e.Name, oneLine(e.Problem))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", printable.Name(e.Name), oneLine(e.Problem))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s", b.Name, orDash(b.Phase), orDash(b.FormatVersion),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s", printable.Name(b.Name), orDash(b.Phase), orDash(b.FormatVersion),
 			timeOrDash(b.Started), timeOrDash(b.Completed), b.ItemsBackedUp, b.Errors, b.Warnings, timeOrDash(b.Expires))
 		if problems {
 			fmt.Fprint(tw, "\t-")

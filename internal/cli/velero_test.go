@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -89,5 +90,57 @@ func TestVeleroRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
 		t.Error("reading a missing file:// location created it")
+	}
+}
+
+// TestVeleroEscapes: text a bucket writer put in Velero's metadata (a phase, a failure reason, a
+// storage location, labels, namespaces, a backup directory's name) reaches the terminal quoted,
+// never as escape sequences that erase lines or forge rows.
+func TestVeleroEscapes(t *testing.T) {
+	url, dir := veleroFixture(t)
+	meta := filepath.Join(dir, "backups", "partial", "velero-backup.json")
+	var doc map[string]any
+	data, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	const evil = "\x1b[2K\x1b[1A\rok\u202e"
+	status := doc["status"].(map[string]any)
+	status["phase"] = "Completed" + evil
+	status["failureReason"] = "fine" + evil
+	spec := doc["spec"].(map[string]any)
+	spec["storageLocation"] = "default" + evil
+	spec["includedNamespaces"] = []any{"app" + evil}
+	spec["labelSelector"] = map[string]any{"matchLabels": map[string]any{"a": "b"}}
+	doc["metadata"].(map[string]any)["labels"] = map[string]any{"x": "y" + evil}
+	if data, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(meta, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(dir, "backups", "odd\x1b[31m")
+	if err := os.MkdirAll(odd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(odd, "velero-backup.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"velero", "list", "--from-velero", url},
+		{"velero", "describe", "partial", "--from-velero", url},
+	} {
+		out, errOut, _ := run(t, args...)
+		for _, text := range []string{out, errOut} {
+			if strings.ContainsAny(text, "\x1b\r\u202e") {
+				t.Errorf("%v printed a raw escape:\n%q", args, text)
+			}
+		}
+		if args[1] == "describe" && !strings.Contains(out, `Phase:         "Completed\x1b[2K\x1b[1A\rok\u202e"`) {
+			t.Errorf("describe does not show the phase quoted:\n%s", out)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -132,9 +133,9 @@ func (o *VersionOptions) Run(ctx context.Context) error {
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tNODE\tPULL\tTIME\tDETAIL")
 	for _, c := range res.Check {
-		status, detail := "ok", "pulled and ran: kubectl-pvbackup "+c.Version
+		status, detail := "ok", "pulled and ran: kubectl-pvbackup "+printable.Name(c.Version)
 		if !c.OK {
-			status, detail = "fail", c.Error
+			status, detail = "fail", oneLine(c.Error)
 		} else if c.Version != version.Version {
 			detail += " (this plugin is " + version.Version + ": use one version for both)"
 		}

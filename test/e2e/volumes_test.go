@@ -19,6 +19,7 @@ import (
 	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
+	"gocloud.dev/blob"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -391,6 +392,11 @@ func TestVolumeRoundTrip(t *testing.T) {
 				t.Logf("volume %s: %s in %.1fs, %d files, %d bytes, %d uploaded", v.PVC, v.Mode, v.Seconds, v.Files, v.Bytes, v.UploadedBytes)
 			}
 			c.noLeftovers(t, name)
+			if mode == "fs" {
+				// The location's key file is a single object anyone with bucket write can delete:
+				// the restore must open the repository through the copy kept with the backup.
+				c.loseKeyFile(t, loc)
+			}
 
 			c.deleteNamespace(t, ns)
 			r = runPlugin(t, 15*time.Minute, append([]string{"restore", name, "--from", loc, "-o", "json"}, moverArgs()...)...)
@@ -739,5 +745,24 @@ func TestSnapshotModeRestore(t *testing.T) {
 	r = runPlugin(t, 5*time.Minute, "delete", names[2], "--from", loc)
 	if r.code != 0 || !strings.Contains(r.stdout, "deleted 1 VolumeSnapshot kept by snapshot mode") {
 		t.Errorf("delete: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// loseKeyFile deletes the location's keys/location.age, as a careless or hostile bucket writer would.
+func (c *Cluster) loseKeyFile(t *testing.T, loc string) {
+	t.Helper()
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bucket, err := blob.OpenBucket(ctx, c.S3URL)
+	if err != nil {
+		t.Fatalf("open %s: %v", c.S3URL, err)
+	}
+	defer bucket.Close()
+	key := strings.TrimPrefix(u.Path, "/") + "/keys/location.age"
+	if err := bucket.Delete(ctx, key); err != nil {
+		t.Fatalf("delete %s: %v", key, err)
 	}
 }
