@@ -129,7 +129,7 @@ func backup(ctx context.Context, url, dir, name, work string) (int64, error) {
 		return 0, err
 	}
 	set := mover.Settings{Location: url, Namespace: "bench", Password: kr.RepoPassword("bench"), CacheDir: work}
-	if err := mover.EnsureRepository(ctx, set); err != nil {
+	if err := set.Repos().Ensure(ctx, set.Namespace); err != nil {
 		return 0, err
 	}
 	res, err := mover.RunBackup(ctx, set, mover.BackupConfig{Source: dir, PVC: "data", Backup: name}, func(mover.Event) {})

@@ -56,7 +56,7 @@ func runDaily(weed, work, counts string, reps int, dc dailyConfig) error {
 	t0 := clock.Now()
 	ns := fmt.Sprintf("daily-%d", dc.perDay)
 	s := mover.Settings{Location: locURL, Namespace: ns, Password: password, CacheDir: work, Clock: clock}
-	d := maintenance.Deps{URL: locURL, RepoPassword: func(string) (string, error) { return password, nil }, Clock: clock}
+	d := maintenance.Deps{Repos: &repo.Service{Location: locURL, Key: repo.OneKey(password), Clock: clock}}
 	if d.Location, err = store.Open(ctx, locURL); err != nil {
 		return err
 	}
@@ -191,10 +191,10 @@ func backupOnce(ctx context.Context, s mover.Settings, src string, i int) error 
 	if err := os.WriteFile(filepath.Join(src, "f"+strconv.Itoa(i%20)), []byte(fmt.Sprintf("backup %d %s", i, strings.Repeat("x", i))), 0o644); err != nil {
 		return err
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, s)
+	r, closeFn, err := s.Repos().Open(ctx, s.Namespace)
 	if errors.Is(err, repo.ErrNoRepository) {
-		if err = mover.EnsureRepository(ctx, s); err == nil {
-			r, closeFn, err = mover.OpenRepository(ctx, s)
+		if err = s.Repos().Ensure(ctx, s.Namespace); err == nil {
+			r, closeFn, err = s.Repos().Open(ctx, s.Namespace)
 		}
 	}
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
@@ -132,7 +133,7 @@ func runBurst(weed, work, counts string, reps int) error {
 			return err
 		}
 		fmt.Printf("%-10d %-34s (%d backups in %.0fs)\n", n, "", n, took.Seconds())
-		d := maintenance.Deps{URL: loc, RepoPassword: func(string) (string, error) { return password, nil }}
+		d := maintenance.Deps{Repos: &repo.Service{Location: loc, Key: repo.OneKey(password)}}
 		if d.Location, err = store.Open(ctx, loc); err != nil {
 			return err
 		}
@@ -174,10 +175,10 @@ func fill(ctx context.Context, s mover.Settings, src string, n int) (time.Durati
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return 0, err
 	}
-	if err := mover.EnsureRepository(ctx, s); err != nil {
+	if err := s.Repos().Ensure(ctx, s.Namespace); err != nil {
 		return 0, err
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, s)
+	r, closeFn, err := s.Repos().Open(ctx, s.Namespace)
 	if err != nil {
 		return 0, err
 	}
@@ -198,7 +199,7 @@ func measure(ctx context.Context, s mover.Settings, loc *store.Location, ns stri
 	var opens, finds []time.Duration
 	for range reps {
 		t := time.Now()
-		_, closeFn, err := mover.OpenRepository(ctx, s)
+		_, closeFn, err := s.Repos().Open(ctx, s.Namespace)
 		if err != nil {
 			return m, err
 		}
@@ -206,7 +207,7 @@ func measure(ctx context.Context, s mover.Settings, loc *store.Location, ns stri
 		opens = append(opens, time.Since(t))
 
 		t = time.Now()
-		r, closeFn, err := mover.OpenRepository(ctx, s)
+		r, closeFn, err := s.Repos().Open(ctx, s.Namespace)
 		if err != nil {
 			return m, err
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
@@ -78,7 +77,7 @@ func compareVerify(srv *s3server.Server, m *moverT) (string, error) {
 func pluginVerify(m *moverT, snap string, parallel int) (time.Duration, int64, error) {
 	ctx := context.Background()
 	start := time.Now()
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: m.location, Namespace: "bench", Password: password, CacheDir: work})
+	r, closeFn, err := (&repo.Service{Location: m.location, Key: repo.OneKey(password), CacheDir: work}).Open(ctx, "bench")
 	if err != nil {
 		return 0, 0, err
 	}

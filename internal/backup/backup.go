@@ -25,6 +25,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -264,7 +265,7 @@ func (b *run) record(ctx context.Context, runErr error) (*Result, error) {
 		m.Status = catalog.Failed
 		m.Errors = append(m.Errors, runErr.Error())
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wctx, cancel := cleanup.Context(ctx, cleanup.Call)
 	defer cancel()
 	b.log.Add(catalog.LogEntry{Level: "info", Message: "backup " + string(m.Status)})
 	if err := b.d.Catalog.WriteLog(wctx, name, b.log); err != nil {
@@ -282,7 +283,7 @@ func (b *run) record(ctx context.Context, runErr error) (*Result, error) {
 // ReleaseClaim gives the name back after a run that wrote nothing but its claim, even when ctx
 // was cancelled; a failure leaves an Incomplete backup that `delete` removes.
 func ReleaseClaim(ctx context.Context, cat *catalog.Catalog, name string, cl *catalog.Claim) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	rctx, cancel := cleanup.Context(ctx, cleanup.Call)
 	defer cancel()
 	_ = cat.Release(rctx, name, cl)
 }

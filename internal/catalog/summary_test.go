@@ -7,11 +7,13 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
 )
 
 // A summary is the manifest with the fields list, retention and removal read, and those only.
 func TestParseSummary(t *testing.T) {
-	b, err := os.ReadFile("../../testdata/manifest.golden.json")
+	b, err := os.ReadFile(golden.Path("manifest.golden.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

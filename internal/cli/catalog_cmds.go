@@ -307,7 +307,7 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 	if err != nil {
 		return err
 	}
-	deps := removal.Deps{Catalog: cat, Location: o.location.URL, RepoPassword: newLocationKeys(ctx, cat.Location(), d.passwordFile, d.errOut).repo, DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
+	deps := removal.Deps{Catalog: cat, Repos: newLocationKeys(ctx, cat.Location(), d.passwordFile, d.errOut).repos(o.location.URL), DeleteKeptSnapshots: deleteKeptSnapshots(d.flags)}
 	res, err := removal.Remove(ctx, deps, o.Name, m, !d.force)
 	switch {
 	case errors.Is(err, removal.ErrForeignSnapshot):

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
@@ -88,7 +88,7 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 	var delErr error
 	if !o.DryRun && len(objs)+len(stopped) > 0 {
 		// Deleting must finish even after Ctrl-C: it is what the user asked for.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		dctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		defer cancel()
 		delErr = errors.Join(volumes.Delete(dctx, clients.Typed, clients.Snap, objs), quiesce.Start(dctx, clients.Typed, stopped))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/password"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
@@ -207,6 +208,11 @@ func (k *locationKeys) repo(namespace string) (string, error) {
 		return "", err
 	}
 	return kr.RepoPassword(namespace), nil
+}
+
+// repos is the location's repository service, each namespace's repository opened with its key.
+func (k *locationKeys) repos(location string) *repo.Service {
+	return &repo.Service{Location: location, Key: k.repo}
 }
 
 // archive returns the key of the location's resources archives.

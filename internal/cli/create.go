@@ -22,7 +22,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/policy"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -356,10 +355,8 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 		vc.Mover.RepoPassword = repoPassword
 		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
-			Hooks: &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
-			EnsureRepository: func(ctx context.Context, ns string) error {
-				return mover.EnsureRepository(ctx, mover.Settings{Location: o.location.URL, Namespace: ns, Password: repoPassword(ns), Lock: lock})
-			}}}
+			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
+			EnsureRepository: o.lockedRepos(repoPassword, lock).Ensure}}
 	}
 	if !o.SkipPreflight {
 		deps.Preflight = o.preflight(clients, deps.Progress, repoPassword)

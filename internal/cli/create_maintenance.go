@@ -7,7 +7,22 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
+
+// repos is the location's repository service with the keys of the keyring create opened.
+func (o *CreateOptions) repos(repoPassword func(string) string) *repo.Service {
+	return &repo.Service{Location: o.location.URL, Key: func(ns string) (string, error) { return repoPassword(ns), nil }}
+}
+
+// lockedRepos is repos whose Ensure creates repositories with lock's retention (an immutable
+// location's; nil for none).
+func (o *CreateOptions) lockedRepos(repoPassword func(string) string, lock *store.Lock) *repo.Service {
+	rs := o.repos(repoPassword)
+	rs.Lock = lock
+	return rs
+}
 
 // maintain runs Kopia's quick maintenance of the repositories this backup wrote to, when due
 // (maintenance.Auto): a location that only ever sees create stays fast to open. A failure is a
@@ -26,8 +41,7 @@ func (o *CreateOptions) maintain(ctx context.Context, deps backup.Deps, repoPass
 	if len(nss) == 0 {
 		return
 	}
-	d := maintenance.Deps{Location: deps.Catalog.Location(), URL: o.location.URL,
-		RepoPassword: func(ns string) (string, error) { return repoPassword(ns), nil }}
+	d := maintenance.Deps{Location: deps.Catalog.Location(), Repos: o.repos(repoPassword)}
 	done := deps.Progress.Start("quick maintenance of the repositories written, when due")
 	res, err := maintenance.Auto(ctx, d, nss)
 	switch {

@@ -17,8 +17,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -207,7 +207,7 @@ func doctorDeps(c *kube.Clients) doctor.Deps {
 // openRepository is the one way the plugin's checks open a namespace's existing repository, with
 // the namespace's key (keyring.RepoPassword).
 func openRepository(ctx context.Context, location, namespace, key string) error {
-	return mover.CheckRepository(ctx, mover.Settings{Location: location, Namespace: namespace, Password: key})
+	return (&repo.Service{Location: location, Key: repo.OneKey(key)}).Check(ctx, namespace)
 }
 
 // reportError maps a report to the exit code: 1 for a failure, 2 for warnings only.

@@ -65,7 +65,7 @@ func (o *filesOptions) run(ctx context.Context, fn func(context.Context, files.D
 		return err
 	}
 	defer closeFn()
-	return fn(ctx, files.Deps{Manifests: cat, Open: files.Opener(o.location.URL, newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repo)})
+	return fn(ctx, files.Deps{Manifests: cat, Repos: newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)})
 }
 
 // LsOptions are the flags of `ls`.

@@ -35,6 +35,7 @@ type MoverOptions struct {
 	RequireEmpty              bool
 	SubPath                   string
 	Sync, DiffOnly            bool
+	ReadOnly                  bool
 
 	password string
 	streams  genericiooptions.IOStreams
@@ -129,7 +130,7 @@ func (o *MoverOptions) Validate() error {
 }
 
 func (o *MoverOptions) settings() mover.Settings {
-	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug}
+	return mover.Settings{Location: o.Location, Namespace: o.Namespace, Password: o.password, CacheDir: o.CacheDir, Compression: o.Compression, Debug: o.Debug, ReadOnly: o.ReadOnly}
 }
 
 // finish writes the result file; a failure to write it is reported but does not hide err.
@@ -208,6 +209,7 @@ func newMoverRestoreCmd(ctx context.Context, streams genericiooptions.IOStreams)
 	f.BoolVar(&o.Sync, "sync", false, "make the target equal to the snapshot: remove what it does not have, keep files whose size and time match (env "+mover.EnvSync+")")
 	f.BoolVar(&o.DiffOnly, "diff-only", false, "write nothing: report in the result what --sync would change (env "+mover.EnvDiffOnly+")")
 	f.StringVar(&o.SubPath, "sub-path", "", "restore only this directory of the snapshot, to the same path in the target (env "+mover.EnvSubPath+")")
+	f.BoolVar(&o.ReadOnly, "read-only", false, "open the repository read-only, as another tool's (Velero's): nothing is written to the bucket (env "+mover.EnvReadOnly+")")
 	return cmd
 }
 

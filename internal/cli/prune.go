@@ -157,11 +157,11 @@ func (o *PruneOptions) Run(ctx context.Context) error {
 	}
 	defer closeFn()
 	o.cfg.Now = o.now()
-	rp := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repo
+	repos := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)
 	reporter := o.output.reporter(o.streams)
 	d := prune.Deps{Catalog: cat, Progress: reporter,
-		Removal:  removal.Deps{Location: o.location.URL, RepoPassword: rp, DeleteKeptSnapshots: deleteKeptSnapshots(o.configFlags)},
-		Maintain: maintenance.Deps{URL: o.location.URL, RepoPassword: rp}}
+		Removal:  removal.Deps{Repos: repos, DeleteKeptSnapshots: deleteKeptSnapshots(o.configFlags)},
+		Maintain: maintenance.Deps{Repos: repos}}
 	res, err := prune.Run(ctx, d, o.cfg)
 	if res != nil {
 		if perr := o.print(res); perr != nil {

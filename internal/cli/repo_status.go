@@ -85,7 +85,7 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer loc.Close()
-	d := maintenance.Deps{Location: loc, URL: o.location.URL, RepoPassword: newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).repo}
+	d := maintenance.Deps{Location: loc, Repos: newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).repos(o.location.URL)}
 	sts, err := maintenance.Status(ctx, d, selection.NamespaceFilter{Include: o.IncludeNamespaces}, o.open)
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -114,7 +114,7 @@ func TestRepoChangePassword(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv("PVBACKUP_PASSWORD", "")
 	l := newPWLocation(t)
-	if err := mover.EnsureRepository(ctx, mover.Settings{Location: l.url, Namespace: "shop", Password: l.key.RepoPassword("shop"), CacheDir: t.TempDir()}); err != nil {
+	if err := (&repo.Service{Location: l.url, Key: repo.OneKey(l.key.RepoPassword("shop")), CacheDir: t.TempDir()}).Ensure(ctx, "shop"); err != nil {
 		t.Fatal(err)
 	}
 	var arch bytes.Buffer
@@ -135,7 +135,7 @@ func TestRepoChangePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, closeRepo, err := mover.OpenRepository(ctx, mover.Settings{Location: l.url, Namespace: "shop", Password: k.RepoPassword("shop"), CacheDir: t.TempDir()})
+	_, closeRepo, err := (&repo.Service{Location: l.url, Key: repo.OneKey(k.RepoPassword("shop")), CacheDir: t.TempDir()}).Open(ctx, "shop")
 	if err != nil {
 		t.Fatalf("the repository does not open after the change: %v", err)
 	}

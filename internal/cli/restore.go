@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -85,6 +86,18 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	o.location.addFlag(fs, "from")
 	o.output.addFlag(fs)
 	o.password.addFlag(fs)
+	o.addEngineFlags(fs, flags)
+	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
+	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
+	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
+	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
+	fs.StringVar(&o.TargetPVC, "target-pvc", "", "with --data-only and one volume: the claim to fill, namespace/name (default: the same name in the mapped namespace)")
+	fs.StringVar(&o.IncludePath, "include-path", "", "with --data-only: restore only this directory of the volume (to the same path)")
+	return cmd
+}
+
+// addEngineFlags adds the flags of the restore engine and the movers: `restore` and `velero restore`.
+func (o *RestoreOptions) addEngineFlags(fs *pflag.FlagSet, flags *genericclioptions.ConfigFlags) {
 	o.selectionOptions.addFlags(fs, selectionHelp{
 		includeNamespaces: "namespaces of the backup to restore, globs allowed (default all)",
 		excludeNamespaces: "namespaces of the backup to leave out",
@@ -100,20 +113,50 @@ func NewRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 	fs.BoolVar(&o.FinishedJobs, "include-finished-jobs", false, "also restore Jobs that had completed or failed and Pods that had succeeded or failed: they run again")
 	fs.StringVar(&o.RunningJobs, "running-jobs", string(restore.RunningSuspend), "Jobs running at backup time: suspend (restore them with spec.suspend=true), restore (they start again) or skip")
 	fs.StringVar(&o.ModifiersFile, "resource-modifiers", "", "patch objects on their way in with a Velero resource modifier file (version v1: JSON, merge and strategic patches)")
-	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
 	o.mover.addFlags(fs, flags)
-	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
-	fs.BoolVar(&o.InPlace, "in-place", false, "with --volumes: make the existing claims equal to the backup while their workloads are stopped (scaled to zero / suspended, put back as they were afterwards, also on failure or Ctrl-C); --dry-run lists the workloads and the data difference")
-	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only or --in-place: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
-	fs.StringVar(&o.TargetPVC, "target-pvc", "", "with --data-only and one volume: the claim to fill, namespace/name (default: the same name in the mapped namespace)")
-	fs.StringVar(&o.IncludePath, "include-path", "", "with --data-only: restore only this directory of the volume (to the same path)")
-	return cmd
 }
 
 // Complete fills the options from arguments and environment.
 func (o *RestoreOptions) Complete(args []string) error {
 	o.Name = args[0]
 	o.location.complete()
+	if err := o.engineConfig(); err != nil {
+		return err
+	}
+	var err error
+	if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
+		return err
+	}
+	if o.InPlace {
+		o.DataOnly = true
+	}
+	if o.DataOnly && (!o.DryRun || o.InPlace) { // an in-place dry run compares with a read-only mover
+		mc, err := o.mover.config(o.location.URL)
+		if err != nil {
+			return err
+		}
+		o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
+		return nil
+	}
+	o.moverConfig(o.location.URL)
+	return nil
+}
+
+// moverConfig sets volCfg for a restore that fills claims, or volNotice when it cannot.
+func (o *RestoreOptions) moverConfig(location string) {
+	if !o.RestoreVolumes || o.DryRun {
+		return
+	}
+	mc, err := o.mover.config(location)
+	if err != nil {
+		o.volNotice = "volume data is not restored: " + err.Error()
+		return
+	}
+	o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
+}
+
+// engineConfig builds the engine's Config from the flags of addEngineFlags.
+func (o *RestoreOptions) engineConfig() error {
 	policy, err := restore.ParsePolicy(o.ExistingPolicy)
 	if err != nil {
 		return err
@@ -148,34 +191,9 @@ func (o *RestoreOptions) Complete(args []string) error {
 			return fmt.Errorf("--resource-modifiers %s: %w", o.ModifiersFile, err)
 		}
 	}
-	if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
-		return err
-	}
 	o.cfg.RestoreVolumes = o.RestoreVolumes
-	if o.cfg.StorageClassMapping, err = mapping.Parse("storage-class-mapping", mapping.StorageClass, o.ClassMapping); err != nil {
-		return err
-	}
-	if o.InPlace {
-		o.DataOnly = true
-	}
-	if o.DataOnly && (!o.DryRun || o.InPlace) { // an in-place dry run compares with a read-only mover
-		mc, err := o.mover.config(o.location.URL)
-		if err != nil {
-			return err
-		}
-		o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
-		return nil
-	}
-	if !o.RestoreVolumes || o.DryRun {
-		return nil
-	}
-	mc, err := o.mover.config(o.location.URL)
-	if err != nil {
-		o.volNotice = "volume data is not restored: " + err.Error()
-		return nil
-	}
-	o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
-	return nil
+	o.cfg.StorageClassMapping, err = mapping.Parse("storage-class-mapping", mapping.StorageClass, o.ClassMapping)
+	return err
 }
 
 // Validate checks the options without any I/O.

@@ -72,7 +72,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewDoctorCmd(flags, streams),
 		NewVersionCmd(flags, streams),
 		NewImageCmd(streams),
-		NewVeleroCmd(streams),
+		NewVeleroCmd(flags, streams),
 		NewMoverCmd(ctx, streams),
 	)
 	return root

@@ -82,6 +82,9 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"restore --mover-location": func(u string) []string {
 			return []string{"restore", "b1", "--from", s3base, "--mover-location", u}
 		},
+		"velero restore --mover-location": func(u string) []string {
+			return []string{"velero", "restore", "b1", "--from-velero", s3base, "--mover-location", u}
+		},
 		"list --from":          func(u string) []string { return []string{"list", "--from", u, "-o", "json"} },
 		"describe --from":      func(u string) []string { return []string{"describe", "b1", "--from", u} },
 		"logs --from":          func(u string) []string { return []string{"logs", "b1", "--from", u} },

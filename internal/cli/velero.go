@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -14,7 +15,7 @@ import (
 )
 
 // NewVeleroCmd builds `velero`: read the backups Velero wrote, with nothing of Velero installed.
-func NewVeleroCmd(streams genericiooptions.IOStreams) *cobra.Command {
+func NewVeleroCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "velero",
 		Short: "Read the backups Velero wrote to a bucket, without Velero and without writing to the bucket",
@@ -25,7 +26,7 @@ for each volume where its data is and whether kubectl pvbackup can restore it.
 s3://velero-bucket/prod?region=eu-west-1 for bucket "velero-bucket" and prefix "prod". Nothing
 is ever written there: no cluster and no password are needed to list or describe.`,
 	}
-	cmd.AddCommand(NewVeleroListCmd(streams), NewVeleroDescribeCmd(streams))
+	cmd.AddCommand(NewVeleroListCmd(streams), NewVeleroDescribeCmd(streams), NewVeleroRestoreCmd(flags, streams))
 	return cmd
 }
 

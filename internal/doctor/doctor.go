@@ -109,7 +109,7 @@ type Deps struct {
 	// nil: the key and the repositories are not checked.
 	Keys func(ctx context.Context, loc *store.Location) (repoKey func(namespace string) string, err error)
 	// OpenRepository opens a namespace's existing repository with its key and closes it: the
-	// error says why it cannot be opened (mover.CheckRepository in the plugin).
+	// error says why it cannot be opened (repo.Service.Check in the plugin).
 	OpenRepository func(ctx context.Context, location, namespace, key string) error
 	// Progress receives a line per probe step as it starts (may be nil).
 	Progress func(msg string)

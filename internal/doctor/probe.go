@@ -16,8 +16,8 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -74,7 +74,7 @@ func probe(ctx context.Context, d *Deps, cfg *Config, skip map[string]string) []
 		out = append(out, forEach(indexes(len(todo)), 2, func(i int) []Result { return p.class(ctx, todo[i], i) })...)
 	}
 	// Cleanup runs whatever happened to ctx (Ctrl-C): nothing is left behind.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 	defer cancel()
 	p.step(cctx, &out, "probe: cleanup", func(ctx context.Context) (string, error) { return p.cleanup(ctx, todo) })
 	return out
@@ -138,7 +138,7 @@ func (p *prober) stepAs(ctx context.Context, out *[]Result, name, progress strin
 }
 
 func (p *prober) task(class string, i int) volumes.Task {
-	return volumes.Task{Backup: p.backup(), Op: mover.OpProbe, Namespace: p.ns, SourceNamespace: p.ns, PVC: fmt.Sprintf("probe-%d", i), Run: p.id}
+	return volumes.Task{Backup: p.backup(), Op: volumes.OpProbe, Namespace: p.ns, SourceNamespace: p.ns, PVC: fmt.Sprintf("probe-%d", i), Run: p.id}
 }
 
 func (p *prober) engine() *volumes.Prober {

@@ -19,7 +19,7 @@ import (
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
 // Manifests reads backup manifests (catalog.Catalog).
@@ -27,29 +27,16 @@ type Manifests interface {
 	Manifest(ctx context.Context, name string) (*catalog.Manifest, error)
 }
 
-// OpenFunc opens a namespace's repository for reading; close releases it.
-type OpenFunc func(ctx context.Context, namespace string) (kopiarepo.Repository, func(), error)
+// Repositories opens a namespace's repository for reading (repo.Service): ls, cat and cp write
+// nothing to the bucket, and the storage layer refuses it if anything tried.
+type Repositories interface {
+	OpenReadOnly(ctx context.Context, namespace string) (*repo.Repository, func(), error)
+}
 
 // Deps are the engine's connections: the catalog and the repositories.
 type Deps struct {
 	Manifests Manifests
-	Open      OpenFunc
-}
-
-// Opener is the one place where this package's repositories are opened: location's repository of
-// a namespace, with the password repoPassword gives for that namespace, content cache off.
-func Opener(location string, repoPassword func(namespace string) (string, error)) OpenFunc {
-	return func(ctx context.Context, ns string) (kopiarepo.Repository, func(), error) {
-		pw, err := repoPassword(ns)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: location, Namespace: ns, Password: pw})
-		if err != nil {
-			return nil, nil, err
-		}
-		return r, closeFn, nil
-	}
+	Repos     Repositories
 }
 
 // Ref names a path inside a volume of a backup: NAMESPACE/PVC[:/path].
@@ -132,7 +119,7 @@ type source struct {
 	entry fs.Entry
 	close func()
 	// contents reads its objects within the limits of object.go (nil only for a repository that
-	// is not a Kopia direct repository, which Opener never returns).
+	// is not a Kopia direct repository, which repo.Service never returns).
 	contents *contents
 }
 
@@ -143,7 +130,7 @@ func open(ctx context.Context, d Deps, backup string, ref Ref) (*source, error) 
 	if err != nil {
 		return nil, err
 	}
-	rep, closeFn, err := d.Open(ctx, ref.Namespace)
+	rep, closeFn, err := d.Repos.OpenReadOnly(ctx, ref.Namespace)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -49,8 +50,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	f.deps = Deps{Manifests: catalog.New(l), Open: Opener(loc, func(string) (string, error) { return testPassword, nil })}
+	f.deps = Deps{Manifests: catalog.New(l), Repos: f.repos()}
 	return f
+}
+
+// repos opens the fixture's repositories as the plugin does.
+func (f *fixture) repos() *repo.Service {
+	return &repo.Service{Location: f.location, Key: repo.OneKey(testPassword)}
 }
 
 // backupDir uploads dir as volume ns/pvc with the mover's own engine.
@@ -98,10 +104,10 @@ type node struct {
 func (f *fixture) hostile(ns, pvc string, tree []node) {
 	f.t.Helper()
 	ctx := context.Background()
-	if err := mover.EnsureRepository(ctx, mover.Settings{Location: f.location, Namespace: ns, Password: testPassword}); err != nil {
+	if err := f.repos().Ensure(ctx, ns); err != nil {
 		f.t.Fatal(err)
 	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: f.location, Namespace: ns, Password: testPassword})
+	r, closeFn, err := f.repos().Open(ctx, ns)
 	if err != nil {
 		f.t.Fatal(err)
 	}

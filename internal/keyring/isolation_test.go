@@ -38,7 +38,7 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 		return mover.Settings{Location: url, Namespace: ns, Password: pw, CacheDir: t.TempDir()}
 	}
 	for _, ns := range []string{"a", "b"} {
-		if err := mover.EnsureRepository(ctx, settings(ns, kr.RepoPassword(ns))); err != nil {
+		if err := settings(ns, kr.RepoPassword(ns)).Repos().Ensure(ctx, ns); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,7 +55,7 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	opens := func(ns, pw string) error {
-		_, closeFn, err := mover.OpenRepository(ctx, settings(ns, pw))
+		_, closeFn, err := settings(ns, pw).Repos().Open(ctx, ns)
 		if err == nil {
 			closeFn()
 		}

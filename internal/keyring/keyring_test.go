@@ -16,6 +16,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/s3server"
 )
 
@@ -162,7 +163,7 @@ func TestHostileKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := os.ReadFile("../../testdata/keyring/location-scrypt.age")
+	old, err := os.ReadFile(golden.Path("keyring/location-scrypt.age"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestHostileKeyFile(t *testing.T) {
 // still opens, to the same keys, and a password change rewraps it with Argon2id.
 func TestScryptKeyFile(t *testing.T) {
 	ctx := context.Background()
-	old, err := os.ReadFile("../../testdata/keyring/location-scrypt.age")
+	old, err := os.ReadFile(golden.Path("keyring/location-scrypt.age"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -217,7 +218,7 @@ func (l *Lease) Record() Record {
 func (l *Lease) Release(ctx context.Context) error {
 	l.stop()
 	<-l.done
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	ctx, cancel := cleanup.Context(ctx, cleanup.Call)
 	defer cancel()
 	cur, _, err := read(ctx, l.loc)
 	if err != nil {

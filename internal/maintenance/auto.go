@@ -10,7 +10,6 @@ import (
 	kmaint "github.com/kopia/kopia/repo/maintenance"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
 // AutoResult says what Auto did.
@@ -63,11 +62,7 @@ func Auto(ctx context.Context, d Deps, namespaces []string) (*AutoResult, error)
 
 // autoOne runs one repository's quick cycle if Kopia's schedule says it is due.
 func autoOne(ctx context.Context, d Deps, ns string) (bool, error) {
-	pw, err := d.RepoPassword(ns)
-	if err != nil {
-		return false, err
-	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: ns, Password: pw})
+	r, closeFn, err := d.Repos.Open(ctx, ns)
 	if err != nil {
 		return false, err
 	}

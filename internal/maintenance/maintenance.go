@@ -20,7 +20,6 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -68,14 +67,11 @@ const (
 // Deps are the location and how to open its repositories.
 type Deps struct {
 	Location *store.Location
-	URL      string // the location URL, to open namespace repositories
-	// RepoPassword returns the password that opens a namespace's repository.
-	RepoPassword func(namespace string) (string, error)
-	Progress     progress.Reporter
-	// Clock, for simulations only (hack/bench-repo), runs the repositories on simulated time:
-	// Kopia's schedules and safety margins, and the blob times its index compaction and cleanups
-	// read (see repo.Clock). nil = the real clock.
-	Clock *repo.Clock
+	// Repos opens the namespace repositories. Its Clock, for simulations only (hack/bench-repo),
+	// runs them on simulated time: Kopia's schedules and safety margins, and the blob times its
+	// index compaction and cleanups read (see repo.Clock).
+	Repos    *repo.Service
+	Progress progress.Reporter
 }
 
 // Config is which repositories and how.
@@ -237,11 +233,7 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 		return err
 	}
 	rr.Before, rr.After = stats(before), stats(before)
-	pw, err := d.RepoPassword(ns)
-	if err != nil {
-		return err
-	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: ns, Password: pw, Clock: d.Clock})
+	r, closeFn, err := d.Repos.Open(ctx, ns)
 	if err != nil {
 		return err
 	}
@@ -308,7 +300,7 @@ func cycle(ctx context.Context, dr kopiarepo.DirectRepository, km kmaint.Mode, s
 
 // nextSecond waits until the wall clock is in a later second than now (with a margin): Kopia
 // compares index times in whole seconds. There is nothing to watch but the clock. A simulated
-// clock (Deps.Clock) flows with the real one, so the wait is the same under simulation.
+// clock (Deps.Repos.Clock) flows with the real one, so the wait is the same under simulation.
 func nextSecond(ctx context.Context) error {
 	t := time.NewTimer(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
 	defer t.Stop()
@@ -357,11 +349,7 @@ func Status(ctx context.Context, d Deps, filter selection.NamespaceFilter, open 
 }
 
 func repoStatus(ctx context.Context, d Deps, st *RepoStatus) error {
-	pw, err := d.RepoPassword(st.Namespace)
-	if err != nil {
-		return err
-	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.URL, Namespace: st.Namespace, Password: pw, Clock: d.Clock})
+	r, closeFn, err := d.Repos.OpenReadOnly(ctx, st.Namespace)
 	if err != nil {
 		return err
 	}

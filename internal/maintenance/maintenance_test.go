@@ -82,5 +82,5 @@ func backedUp(t *testing.T, namespaces ...string) (Deps, *store.Location) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { loc.Close() })
-	return Deps{Location: loc, URL: url, RepoPassword: func(string) (string, error) { return "pw", nil }}, loc
+	return Deps{Location: loc, Repos: &repo.Service{Location: url, Key: repo.OneKey("pw")}}, loc
 }

@@ -36,6 +36,7 @@ const (
 	EnvDebug           = "PVBACKUP_MOVER_DEBUG"
 	EnvProbeToken      = "PVBACKUP_PROBE_TOKEN"
 	EnvProbeVerify     = "PVBACKUP_PROBE_VERIFY"
+	EnvReadOnly        = "PVBACKUP_READ_ONLY"
 	EnvTmpDir          = "TMPDIR"
 )
 
@@ -63,6 +64,7 @@ var FlagEnv = []struct{ Flag, Env string }{
 	{"parallel", EnvParallel},
 	{"on-error", EnvOnError},
 	{"result", EnvResult},
+	{"read-only", EnvReadOnly},
 	{"cache-dir", EnvCacheDir},
 	{"source", EnvSource},
 	{"pvc", EnvPVC},
@@ -106,6 +108,8 @@ type Invocation struct {
 	// ProbeToken is what doctor's probe writes into Dir, or, with ProbeVerify, expects to read back.
 	ProbeToken  string
 	ProbeVerify bool
+	// ReadOnly opens the repository read-only, as another tool's (Velero's): restore only.
+	ReadOnly bool
 }
 
 // EnvVar is one name=value of an Invocation.
@@ -157,6 +161,9 @@ func (in Invocation) Env() []EnvVar {
 	}
 	if in.SubPath != "" {
 		env = append(env, EnvVar{EnvSubPath, in.SubPath})
+	}
+	if in.ReadOnly {
+		env = append(env, EnvVar{EnvReadOnly, strconv.FormatBool(true)})
 	}
 	return env
 }

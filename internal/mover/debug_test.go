@@ -81,7 +81,7 @@ func TestIncrementalReadsMetadataPacksOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	trace := repo.NewTracer()
-	r, closeFn, err := openRepoTraced(ctx, s, false, trace)
+	r, closeFn, err := s.tracedRepos(trace).Open(ctx, s.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}

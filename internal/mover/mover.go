@@ -31,13 +31,6 @@ const (
 	OnErrorSkip = "skip" // the files are left out, named in the result; the operation succeeds
 )
 
-// Tag keys on every snapshot (Kopia's "tag:" convention, so `kopia snapshot list` shows them).
-const (
-	TagBackup    = "tag:backup"
-	TagNamespace = "tag:namespace"
-	TagPVC       = "tag:pvc"
-)
-
 // BackupConfig says what to upload.
 type BackupConfig struct {
 	Source    string // the mounted volume
@@ -167,9 +160,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 				return fmt.Errorf("%d file(s) or directories could not be read, first %s (fix their permissions or pass --on-error skip to back up the rest); no snapshot was saved",
 					n, describeErrors(c.fileErrors()))
 			}
-			man.Tags = map[string]string{TagNamespace: cfg.Namespace, TagPVC: cfg.PVC}
+			man.Tags = map[string]string{repo.TagNamespace: cfg.Namespace, repo.TagPVC: cfg.PVC}
 			if cfg.Backup != "" {
-				man.Tags[TagBackup] = cfg.Backup
+				man.Tags[repo.TagBackup] = cfg.Backup
 			}
 			man.Description = "kubectl-pvbackup " + cfg.Backup
 			id, err := snapshot.SaveSnapshot(ctx, w, man)
@@ -375,7 +368,7 @@ func restoreRoot(ctx context.Context, r kopiarepo.Repository, cfg RestoreConfig,
 		}
 		return nil, nil, fmt.Errorf("load snapshot %s: %w", cfg.SnapshotID, err)
 	}
-	res.Namespace, res.PVC, res.Backup = man.Tags[TagNamespace], man.Tags[TagPVC], man.Tags[TagBackup]
+	res.Namespace, res.PVC, res.Backup = man.Tags[repo.TagNamespace], man.Tags[repo.TagPVC], man.Tags[repo.TagBackup]
 	root, err := snapshotfs.SnapshotRoot(r, man)
 	if err != nil {
 		return nil, nil, fmt.Errorf("snapshot %s root: %w", cfg.SnapshotID, err)

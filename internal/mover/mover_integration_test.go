@@ -172,7 +172,7 @@ func TestKilledUpload(t *testing.T) {
 	}
 	compareTrees(t, describeTree(t, src), describeTree(t, dst))
 
-	r, closeRepo, err := openRepo(ctx, s, false)
+	r, closeRepo, err := s.Repos().Open(ctx, s.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func probe(ctx context.Context, s Settings, cfg ProbeConfig) error {
 	if err != nil {
 		return err
 	}
-	loc, err := store.Open(ctx, withPrefix(s.Location, prefix))
+	loc, err := store.Open(ctx, store.WithPrefix(s.Location, prefix))
 	if err != nil {
 		return fmt.Errorf("from inside the cluster: %w", err)
 	}
@@ -88,17 +88,4 @@ func writeSynced(path, content string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// CheckRepository opens the namespace's existing repository with s.Password (the namespace's key,
-// keyring.RepoPassword) and closes it again: repo.ErrWrongPassword when the key does not open it.
-// Opened as every plugin-side command opens one (openRepo), so a change to how namespace
-// repositories are reached reaches doctor too.
-func CheckRepository(ctx context.Context, s Settings) error {
-	_, closeFn, err := openRepo(ctx, s, false)
-	if err != nil {
-		return err
-	}
-	closeFn()
-	return nil
 }

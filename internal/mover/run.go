@@ -2,8 +2,7 @@ package mover
 
 import (
 	"context"
-	"net/url"
-	"strings"
+	"fmt"
 	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
@@ -28,6 +27,9 @@ type Settings struct {
 	// Lock, for a repository created by this run in an immutable location, is its retention.
 	// The plugin creates repositories (EnsureRepository); not part of the mover's contract.
 	Lock *store.Lock
+	// ReadOnly opens the repository as another tool's (Velero's): repo.OpenReadOnly, nothing
+	// written to the bucket, no cache, no maintenance. Restore only.
+	ReadOnly bool
 }
 
 // DebugSlowCall is how slow a storage call after the open must be to be listed in Result.Debug.
@@ -36,50 +38,18 @@ const DebugSlowCall = time.Second
 // maxDebugLines bounds Result.Debug, which must fit the termination message with the rest.
 const maxDebugLines = 16
 
-// openRepo opens the location and the namespace's repository. close releases both.
-func openRepo(ctx context.Context, s Settings, create bool) (_ *repo.Repository, closeFn func(), err error) {
-	return openRepoTraced(ctx, s, create, nil)
+// Repos is the repository service of a run: it opens the one repository of s.Namespace, with
+// s.Password.
+func (s Settings) Repos() *repo.Service {
+	return &repo.Service{Location: s.Location, Key: repo.OneKey(s.Password), CacheDir: s.CacheDir,
+		Compression: s.Compression, Clock: s.Clock, Lock: s.Lock}
 }
 
-func openRepoTraced(ctx context.Context, s Settings, create bool, trace *repo.Tracer) (_ *repo.Repository, closeFn func(), err error) {
-	prefix, err := repo.NamespacePrefix(s.Namespace)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Opened at the repository's own prefix, so that even the reachability probe lists nothing
-	// outside <prefix>/kopia/<ns>/: a mover needs no permission on the rest of the bucket
-	// (docs/security.md has the bucket policy).
-	loc, err := store.Open(ctx, withPrefix(fileWithoutSidecars(s.Location), prefix))
-	if err != nil {
-		return nil, nil, err
-	}
-	bucket := loc.Bucket()
-	display := store.Redact(s.Location) + " (" + prefix + ")"
-	cfg := repo.Config{
-		Password:    s.Password,
-		CacheDir:    s.CacheDir,
-		Create:      create,
-		Compression: s.Compression,
-		Trace:       trace,
-		Clock:       s.Clock,
-		Lock:        s.Lock,
-	}
-	if bucketURL, locPrefix, err := store.Parse(s.Location); err == nil {
-		if u, err := url.Parse(bucketURL); err == nil && u.Scheme == "s3" {
-			cfg.S3Bucket, cfg.S3KeyPrefix = u.Host, locPrefix+prefix
-		}
-	}
-	r, err := repo.Open(ctx, bucket, display, cfg)
-	if err != nil {
-		_ = bucket.Close()
-		return nil, nil, err
-	}
-	return r, func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_ = r.Close(cctx)
-		_ = bucket.Close()
-	}, nil
+// tracedRepos is Repos recording the storage calls in trace (nil: none).
+func (s Settings) tracedRepos(trace *repo.Tracer) *repo.Service {
+	rs := s.Repos()
+	rs.Trace = trace
+	return rs
 }
 
 // RunBackup opens (creating on first use) the namespace's repository and backs up cfg.Source.
@@ -90,8 +60,12 @@ func RunBackup(ctx context.Context, s Settings, cfg BackupConfig, sink Sink) (*R
 	if err := cfg.validate(); err != nil {
 		return finish(sink, failed(OpBackup, start, err), err)
 	}
+	if s.ReadOnly {
+		err := fmt.Errorf("repository %s of namespace %s is opened read-only (another tool's): nothing can be backed up into it", store.Redact(s.Location), s.Namespace)
+		return finish(sink, failed(OpBackup, start, err), err)
+	}
 	trace := newTrace(s)
-	r, closeRepo, err := openRepoTraced(ctx, s, true, trace.tracer())
+	r, closeRepo, err := s.tracedRepos(trace.tracer()).OpenOrCreate(ctx, s.Namespace)
 	opened := time.Since(start)
 	if err != nil {
 		return finish(sink, trace.into(failed(OpBackup, start, err), opened), err)
@@ -114,7 +88,11 @@ func RunRestore(ctx context.Context, s Settings, cfg RestoreConfig, sink Sink) (
 		return finish(sink, res, err)
 	}
 	trace := newTrace(s)
-	r, closeRepo, err := openRepoTraced(ctx, s, false, trace.tracer())
+	open := s.tracedRepos(trace.tracer()).Open
+	if s.ReadOnly { // another tool's repository (Velero's): nothing may be written to it
+		open = s.tracedRepos(trace.tracer()).OpenReadOnly
+	}
+	r, closeRepo, err := open(ctx, s.Namespace)
 	opened := time.Since(start)
 	if err != nil {
 		return finish(sink, trace.into(failed(OpRestore, start, err), opened), err)
@@ -172,50 +150,4 @@ func finish(sink Sink, res *Result, err error) (*Result, error) {
 	res.OK = err == nil
 	sink(Event{Time: time.Now().UTC(), Event: EventResult, Op: res.Op, Result: res})
 	return res, err
-}
-
-// fileWithoutSidecars turns off fileblob's attribute sidecars for a file:// location: with them
-// every blob write also MD5s the data and writes a second file, which made backups to a
-// filesystem 60% slower than the kopia CLI's; Kopia needs neither content types nor MD5s.
-func fileWithoutSidecars(location string) string {
-	u, err := url.Parse(location)
-	if err != nil || u.Scheme != "file" || u.Query().Has("metadata") {
-		return location
-	}
-	q := u.Query()
-	q.Set("metadata", "skip")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// OpenRepository opens the namespace's existing repository for the plugin's own work on it on the
-// user's machine (ls, cat, cp, delete, maintenance, verify, status): Kopia's content cache is off,
-// so data is read once and never written locally. closeFn releases it.
-func OpenRepository(ctx context.Context, s Settings) (_ *repo.Repository, closeFn func(), err error) {
-	return openRepo(ctx, s, false)
-}
-
-// EnsureRepository opens the namespace's repository, creating it on first use. The plugin calls
-// it once per namespace before it starts movers in parallel: two movers creating the same new
-// repository at once would race (the loser cannot read the other's format blob).
-func EnsureRepository(ctx context.Context, s Settings) error {
-	_, closeFn, err := openRepo(ctx, s, true)
-	if err != nil {
-		return err
-	}
-	closeFn()
-	return nil
-}
-
-// withPrefix narrows a location URL to sub ("kopia/ns/") below its prefix, with the prefix query
-// parameter that store.Parse appends to the path's prefix.
-func withPrefix(location, sub string) string {
-	u, err := url.Parse(location)
-	if err != nil {
-		return location // store.Open reports it
-	}
-	q := u.Query()
-	q.Set("prefix", strings.Trim(strings.Trim(q.Get("prefix"), "/")+"/"+sub, "/"))
-	u.RawQuery = q.Encode()
-	return u.String()
 }

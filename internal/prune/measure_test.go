@@ -46,7 +46,7 @@ func TestMeasurePrune(t *testing.T) {
 	t.Logf("MEASURE open with 1 snapshot: %s", openTime(t, w))
 	// The other backups share one open repository (a mover opens it once per backup; here that
 	// would only add n opens to the set-up).
-	r, closeFn, err := mover.OpenRepository(ctx, w.settings("team-a"))
+	r, closeFn, err := w.settings("team-a").Repos().Open(ctx, "team-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func openTime(t *testing.T, w *world) time.Duration {
 	best := time.Hour
 	for range 3 {
 		start := time.Now()
-		_, closeFn, err := mover.OpenRepository(context.Background(), w.settings("team-a"))
+		_, closeFn, err := w.settings("team-a").Repos().Open(context.Background(), "team-a")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -85,15 +85,7 @@ func (r *Result) Failed() bool {
 // Run prunes the location. A dry run decides and prints, and neither takes the lease nor
 // changes anything.
 func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
-	if d.Progress == nil {
-		d.Progress = progress.Discard{}
-	}
-	if cfg.Maintenance == "" {
-		cfg.Maintenance = maintenance.Quick
-	}
-	if cfg.Safety == "" {
-		cfg.Safety = maintenance.SafetyFull
-	}
+	d, cfg = withDefaults(d, cfg)
 	loc := d.Catalog.Location()
 	res := &Result{Location: loc.String(), Policy: cfg.Policy.String(), DryRun: cfg.DryRun, Items: []Item{}}
 	// held says whether the lease is still ours, before each step that deletes.
@@ -106,6 +98,47 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		defer func() { _ = l.Release(ctx) }()
 		held = l.Err
 	}
+	targets, err := decide(ctx, d, cfg, res)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DryRun || len(targets) == 0 {
+		return res, nil
+	}
+	if err := held(); err != nil {
+		return res, err
+	}
+	touched := remove(ctx, d, res, targets)
+	if cfg.Maintenance == NoMaintenance || ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	md := d.Maintain
+	md.Location, md.Progress = loc, d.Progress
+	for _, ns := range touched {
+		if err := held(); err != nil {
+			return res, err
+		}
+		res.Maintenance = append(res.Maintenance, maintenance.MaintainRepository(ctx, md, ns, cfg.Maintenance, cfg.Safety))
+	}
+	return res, ctx.Err()
+}
+
+func withDefaults(d Deps, cfg Config) (Deps, Config) {
+	if d.Progress == nil {
+		d.Progress = progress.Discard{}
+	}
+	if cfg.Maintenance == "" {
+		cfg.Maintenance = maintenance.Quick
+	}
+	if cfg.Safety == "" {
+		cfg.Safety = maintenance.SafetyFull
+	}
+	return d, cfg
+}
+
+// decide lists the location's backups, lets retention decide, records every decision in res and
+// returns the backups to remove.
+func decide(ctx context.Context, d Deps, cfg Config, res *Result) ([]removal.Target, error) {
 	entries, err := d.Catalog.ListSummaries(ctx) // one backup.json at a time, only what retention and removal read
 	if err != nil {
 		return nil, err
@@ -116,19 +149,23 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	var targets []removal.Target
-	index := map[string]int{}
 	for _, dec := range decisions {
 		res.Items = append(res.Items, Item{Decision: dec})
 		if dec.Action == retention.Remove {
-			index[dec.Name] = len(res.Items) - 1
 			targets = append(targets, removal.Target{Name: dec.Name, Manifest: dec.Manifest})
 		}
 	}
-	if cfg.DryRun || len(targets) == 0 {
-		return res, nil
-	}
-	if err := held(); err != nil {
-		return res, err
+	return targets, nil
+}
+
+// remove removes the targets, records each outcome on its item of res, and returns the
+// namespaces whose repositories lost snapshots, sorted.
+func remove(ctx context.Context, d Deps, res *Result, targets []removal.Target) []string {
+	index := map[string]int{}
+	for i, it := range res.Items {
+		if it.Action == retention.Remove {
+			index[it.Name] = i
+		}
 	}
 	rd := d.Removal
 	rd.Catalog = d.Catalog
@@ -153,21 +190,10 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		doneErr = fmt.Errorf("%d of %d backups could not be removed", failed, len(targets))
 	}
 	done(fmt.Sprintf("%d removed", len(targets)-failed), doneErr)
-	if cfg.Maintenance == NoMaintenance || ctx.Err() != nil {
-		return res, ctx.Err()
-	}
 	namespaces := make([]string, 0, len(touched))
 	for ns := range touched {
 		namespaces = append(namespaces, ns)
 	}
 	sort.Strings(namespaces)
-	md := d.Maintain
-	md.Location, md.Progress = loc, d.Progress
-	for _, ns := range namespaces {
-		if err := held(); err != nil {
-			return res, err
-		}
-		res.Maintenance = append(res.Maintenance, maintenance.MaintainRepository(ctx, md, ns, cfg.Maintenance, cfg.Safety))
-	}
-	return res, ctx.Err()
+	return namespaces
 }

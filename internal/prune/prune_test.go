@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/removal"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/retention"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/verify"
@@ -137,15 +138,17 @@ func (w *world) repoBytes(ctx context.Context, ns string) int64 {
 	}
 }
 
+func (w *world) repos() *repo.Service {
+	return &repo.Service{Location: w.url, Key: repo.OneKey(testPassword)}
+}
+
 func (w *world) deps() Deps {
-	pw := func(string) (string, error) { return testPassword, nil }
-	return Deps{Catalog: w.cat, Removal: removal.Deps{Location: w.url, RepoPassword: pw}, Maintain: maintenance.Deps{URL: w.url, RepoPassword: pw}}
+	return Deps{Catalog: w.cat, Removal: removal.Deps{Repos: w.repos()}, Maintain: maintenance.Deps{Repos: w.repos()}}
 }
 
 func (w *world) verify(ctx context.Context, names ...string) *verify.Result {
 	w.t.Helper()
-	pw := func(string) (string, error) { return testPassword, nil }
-	res, err := verify.Run(ctx, verify.Deps{Catalog: w.cat, URL: w.url, RepoPassword: pw, ArchivePassword: func() (string, error) { return testPassword, nil }},
+	res, err := verify.Run(ctx, verify.Deps{Catalog: w.cat, Repos: w.repos(), ArchivePassword: func() (string, error) { return testPassword, nil }},
 		verify.Config{Names: names, ReadPercent: 100})
 	if err != nil {
 		w.t.Fatal(err)

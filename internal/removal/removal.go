@@ -14,7 +14,6 @@ import (
 	"github.com/kopia/kopia/snapshot"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -22,10 +21,8 @@ import (
 // Deps are what a removal touches.
 type Deps struct {
 	Catalog *catalog.Catalog
-	// Location is the location URL, to open the namespace repositories.
-	Location string
-	// RepoPassword returns the password that opens a namespace's repository.
-	RepoPassword func(namespace string) (string, error)
+	// Repos opens the namespace repositories.
+	Repos *repo.Service
 	// DeleteKeptSnapshots deletes the VolumeSnapshots snapshot mode kept for a backup and
 	// returns how many it deleted. nil: no cluster at hand.
 	DeleteKeptSnapshots func(ctx context.Context, backup string) (int, error)
@@ -169,11 +166,7 @@ func (d Deps) removeKopia(ctx context.Context, targets []Target, out []Outcome, 
 // a backup.json planted by a bucket writer): it is kept, and returned per target as an error;
 // strict, the target's own snapshots are then kept too (its backup.json is not to be trusted).
 func (d Deps) deleteSnapshots(ctx context.Context, ns string, ids map[int][]owned, out []Outcome, strict bool) (map[int][]error, error) {
-	pw, err := d.RepoPassword(ns)
-	if err != nil {
-		return nil, err
-	}
-	r, closeFn, err := mover.OpenRepository(ctx, mover.Settings{Location: d.Location, Namespace: ns, Password: pw})
+	r, closeFn, err := d.Repos.Open(ctx, ns)
 	if errors.Is(err, repo.ErrNoRepository) {
 		return nil, nil // nothing left to delete
 	}
@@ -230,12 +223,12 @@ var ErrForeignSnapshot = errors.New("the snapshot is not this backup's")
 // tags it.
 func (o owned) check(ns string, man *snapshot.Manifest) error {
 	tags := man.Tags
-	if tags[mover.TagBackup] == o.backup && tags[mover.TagNamespace] == ns && tags[mover.TagPVC] == o.pvc {
+	if tags[repo.TagBackup] == o.backup && tags[repo.TagNamespace] == ns && tags[repo.TagPVC] == o.pvc {
 		return nil
 	}
 	owner := "has no backup tag"
-	if b, ok := tags[mover.TagBackup]; ok {
-		owner = fmt.Sprintf("belongs to backup %q, volume %s/%s", b, tags[mover.TagNamespace], tags[mover.TagPVC])
+	if b, ok := tags[repo.TagBackup]; ok {
+		owner = fmt.Sprintf("belongs to backup %q, volume %s/%s", b, tags[repo.TagNamespace], tags[repo.TagPVC])
 	}
 	return fmt.Errorf("backup %q lists it for volume %s/%s, but it %s: %w (backup %q's backup.json was copied from another backup or written by hand; check it before deleting anything)",
 		o.backup, ns, o.pvc, owner, ErrForeignSnapshot, o.backup)

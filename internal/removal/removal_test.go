@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -81,14 +82,14 @@ func (l *location) plant(dir string, m *catalog.Manifest) {
 }
 
 func (l *location) deps() Deps {
-	return Deps{Catalog: l.cat, Location: l.url, RepoPassword: func(string) (string, error) { return testPassword, nil }}
+	return Deps{Catalog: l.cat, Repos: &repo.Service{Location: l.url, Key: repo.OneKey(testPassword)}}
 }
 
 // snapshotExists reports whether Kopia snapshot id is still in ns's repository.
 func (l *location) snapshotExists(ns, id string) bool {
 	l.t.Helper()
 	ctx := context.Background()
-	r, closeFn, err := mover.OpenRepository(ctx, l.settings(ns))
+	r, closeFn, err := l.settings(ns).Repos().Open(ctx, ns)
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package repo keeps Kopia repositories in any gocloud.dev/blob bucket: a Kopia blob.Storage over
 // *blob.Bucket, and one repository per source namespace under <prefix>/kopia/<namespace>/,
-// created on first use and opened afterwards.
+// created on first use and opened afterwards. Service is how everyone else opens them.
 package repo
 
 import (

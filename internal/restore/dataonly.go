@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +17,7 @@ import (
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -340,7 +340,7 @@ func fillData(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, targ
 
 // dropClaim deletes a claim this restore created and could not fill: nothing is left changed.
 func dropClaim(ctx context.Context, kube kubernetes.Interface, res *Result, t *dataTarget) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	cctx, cancel := cleanup.Context(ctx, cleanup.Object)
 	defer cancel()
 	if err := kube.CoreV1().PersistentVolumeClaims(t.ns).Delete(cctx, t.pvc, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("PVC %s/%s was created and could not be filled; deleting it failed: %v (delete it with kubectl delete pvc -n %s %s)", t.ns, t.pvc, err, t.ns, t.pvc))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,7 +97,7 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 	// Whatever happens from here, the owners are started again.
 	stopErr := quiesce.Stop(ctx, d.Kube, owners, cfg.Backup)
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		sctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		defer cancel()
 		if err := quiesce.Start(sctx, d.Kube, owners); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("PVC %s/%s: %v (or run `kubectl pvbackup cleanup`)", t.ns, t.pvc, err))

@@ -101,8 +101,10 @@ type Deps struct {
 	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
 	Catalog   *catalog.Catalog
-	Progress  progress.Reporter
-	Volumes   VolumeEngine // nil: specs only
+	// Source, when set, is the backup instead of Catalog and Config.ArchiveKey (a Velero backup).
+	Source   Source
+	Progress progress.Reporter
+	Volumes  VolumeEngine // nil: specs only
 }
 
 // Action is what happened to one object.
@@ -195,33 +197,11 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
 	}
-	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
+	h, entries, err := readBackup(ctx, d, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if m.FormatVersion < catalog.FormatLocationKey {
-		return nil, fmt.Errorf("backup %q has format %d: its archive and volume data are encrypted with the password itself, as development builds did before per-namespace keys (v0.1.0 was never released); this build cannot open it: restore it with the build that made it, and back up again: %w", cfg.Backup, m.FormatVersion, catalog.ErrOldFormat)
-	}
-	if m.Status == catalog.Failed {
-		return nil, fmt.Errorf("backup %q failed and has nothing to restore: %s", cfg.Backup, strings.Join(m.Errors, "; "))
-	}
-	for src := range cfg.NamespaceMapping {
-		if !contains(m.Namespaces, src) {
-			return nil, fmt.Errorf("--namespace-mapping %s:%s: backup %q has no namespace %q (it has %s)", src, cfg.NamespaceMapping[src], cfg.Backup, src, strings.Join(m.Namespaces, ", "))
-		}
-	}
-	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}}
-	if m.Status == catalog.PartiallyFailed {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("backup %q is PartiallyFailed: %s", cfg.Backup, strings.Join(m.Errors, "; ")))
-	}
-
-	done := d.Progress.Start("read backup " + cfg.Backup)
-	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.ArchiveKey)
-	if err != nil {
-		done("", err)
-		return nil, err
-	}
-	done(fmt.Sprintf("%d objects", len(entries)), nil)
+	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Warnings: h.Warnings}
 
 	all, warns, err := selection.Discover(d.Discovery)
 	if err != nil {
@@ -247,7 +227,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}, vols: map[string]catalog.Volume{}}
-	for _, v := range m.Volumes {
+	for _, v := range h.Volumes {
 		r.vols[v.Namespace+"/"+v.PVC] = v
 	}
 	for _, x := range chosen {
@@ -261,6 +241,49 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	return r.apply(ctx, entries)
+}
+
+// readBackup reads the backup's header and objects, from d.Source when set, else from the
+// catalog: every refusal comes before anything in the cluster changes.
+func readBackup(ctx context.Context, d Deps, cfg Config) (SourceHeader, []*entry, error) {
+	if d.Source != nil {
+		done := d.Progress.Start("read backup " + cfg.Backup)
+		h, entries, err := readSource(ctx, d.Source, cfg.Backup)
+		if err == nil {
+			err = checkMapping(cfg, h.Namespaces)
+		}
+		if err != nil {
+			done("", err)
+			return SourceHeader{}, nil, err
+		}
+		done(fmt.Sprintf("%d objects", len(entries)), nil)
+		return h, entries, nil
+	}
+	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
+	if err != nil {
+		return SourceHeader{}, nil, err
+	}
+	if m.FormatVersion < catalog.FormatLocationKey {
+		return SourceHeader{}, nil, fmt.Errorf("backup %q has format %d: its archive and volume data are encrypted with the password itself, as development builds did before per-namespace keys (v0.1.0 was never released); this build cannot open it: restore it with the build that made it, and back up again: %w", cfg.Backup, m.FormatVersion, catalog.ErrOldFormat)
+	}
+	if m.Status == catalog.Failed {
+		return SourceHeader{}, nil, fmt.Errorf("backup %q failed and has nothing to restore: %s", cfg.Backup, strings.Join(m.Errors, "; "))
+	}
+	if err := checkMapping(cfg, m.Namespaces); err != nil {
+		return SourceHeader{}, nil, err
+	}
+	h := SourceHeader{Namespaces: m.Namespaces, Volumes: m.Volumes}
+	if m.Status == catalog.PartiallyFailed {
+		h.Warnings = append(h.Warnings, fmt.Sprintf("backup %q is PartiallyFailed: %s", cfg.Backup, strings.Join(m.Errors, "; ")))
+	}
+	done := d.Progress.Start("read backup " + cfg.Backup)
+	entries, err := readArchive(ctx, d.Catalog, cfg.Backup, cfg.ArchiveKey)
+	if err != nil {
+		done("", err)
+		return SourceHeader{}, nil, err
+	}
+	done(fmt.Sprintf("%d objects", len(entries)), nil)
+	return h, entries, nil
 }
 
 func readArchive(ctx context.Context, c *catalog.Catalog, name, key string) ([]*entry, error) {

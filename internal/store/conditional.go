@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,18 +172,7 @@ func replaceLocal(p string, data []byte, v Version) error {
 	if err != nil || !bytes.Equal([]byte(hashVersion(cur)), []byte(v)) {
 		return fmt.Errorf("%s: %w", p, ErrChanged)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), tempPrefix+filepath.Base(p)+".*"+tempSuffix)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeSynced(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(p))
+	return replaceSynced(p, data)
 }
 
 func hasScheme(u, scheme string) bool {

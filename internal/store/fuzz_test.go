@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 		// Not leaks: a decoded %3A is ":", which the scheme shows; quoting \x00 shows "x00000".
 		"gopher://b/p?key=%3A",
 		"\x00000&keY=0000",
-		"A://0:%@", // a one-character password escapes to "%25", which a hint shows
+		"A://0:%@",      // a one-character password escapes to "%25", which a hint shows
 		"0?://:SeCret@", // user:password@ in a parameter's name, which the refusal named
 		"A0://00?0000000=&00000000000ACCess_keY=000000000", // the secret's text in a parameter's name
 	} {

@@ -20,6 +20,12 @@ func (l *Location) Write(ctx context.Context, key string, data []byte, contentTy
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
+	return replaceSynced(p, data)
+}
+
+// replaceSynced replaces file p with data through a synced temporary file beside it and a
+// rename, then syncs the directory: p is the old content or the new, never a part.
+func replaceSynced(p string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(p), tempPrefix+filepath.Base(p)+".*"+tempSuffix)
 	if err != nil {
 		return err

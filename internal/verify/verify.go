@@ -17,7 +17,6 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
@@ -32,10 +31,9 @@ type Config struct {
 // Deps are the location and its passwords.
 type Deps struct {
 	Catalog *catalog.Catalog
-	URL     string // the location URL, to open namespace repositories
-	// ArchivePassword opens the resources archives; RepoPassword a namespace's repository.
+	// ArchivePassword opens the resources archives; Repos the namespace repositories, read-only.
 	ArchivePassword func() (string, error)
-	RepoPassword    func(namespace string) (string, error)
+	Repos           *repo.Service
 	Progress        progress.Reporter
 }
 
@@ -246,10 +244,8 @@ func (c *repoCache) get(ctx context.Context, ns string) (*openRepo, error) {
 	}
 	or := &openRepo{}
 	c.open[ns] = or
-	pw, err := c.d.RepoPassword(ns)
-	if err == nil {
-		or.r, or.close, err = mover.OpenRepository(ctx, mover.Settings{Location: c.d.URL, Namespace: ns, Password: pw})
-	}
+	var err error
+	or.r, or.close, err = c.d.Repos.OpenReadOnly(ctx, ns)
 	if errors.Is(err, repo.ErrNoRepository) {
 		err = fmt.Errorf("the repository of namespace %s is missing: %w", ns, err)
 	}

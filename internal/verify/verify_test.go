@@ -14,6 +14,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -110,7 +111,7 @@ func (f *fixture) blobs(t *testing.T, prefix string) []string {
 func (f *fixture) verify(t *testing.T, pct float64) *Result {
 	t.Helper()
 	pw := func() (string, error) { return testPassword, nil }
-	d := Deps{Catalog: f.cat, URL: f.url, ArchivePassword: pw, RepoPassword: func(string) (string, error) { return testPassword, nil }}
+	d := Deps{Catalog: f.cat, Repos: &repo.Service{Location: f.url, Key: repo.OneKey(testPassword)}, ArchivePassword: pw}
 	res, err := Run(context.Background(), d, Config{All: true, ReadPercent: pct})
 	if err != nil {
 		t.Fatal(err)

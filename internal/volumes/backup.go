@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
@@ -156,7 +157,7 @@ func (e *engine) requestSnapshots(ctx context.Context, plan []catalog.Volume) {
 
 // dropUnstarted deletes the snapshots created ahead for volumes whose turn never came.
 func (e *engine) dropUnstarted(ctx context.Context, plan []catalog.Volume, started []bool) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 	defer cancel()
 	for i := range plan {
 		v := &plan[i]
@@ -182,7 +183,7 @@ func (e *engine) backupOne(ctx context.Context, v *catalog.Volume, claim *corev1
 	var created createdObjects
 	defer func() {
 		// A fresh bounded context: the backup's own may be cancelled (Ctrl-C) and cleanup must still run.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		defer cancel()
 		if cerr := e.cleanup(cctx, t, &created, err != nil || Mode(v.Mode) != ModeSnapshot); cerr != nil {
 			v.Warnings = append(v.Warnings, "cleanup: "+cerr.Error())

@@ -635,3 +635,26 @@ func TestSecretCarriesOneNamespaceKey(t *testing.T) {
 		})
 	}
 }
+
+// TestJobSpecReadOnlyRepository: restore movers of another tool's repository (Velero's) are told
+// to open it read-only; a backup mover never is, and nor is a restore of our own.
+func TestJobSpecReadOnlyRepository(t *testing.T) {
+	envOf := func(c *MoverConfig, op string) map[string]string {
+		c.Defaults()
+		tk := Task{Backup: "b", Op: op, Namespace: "n", SourceNamespace: "old", PVC: "p"}
+		env := map[string]string{}
+		for _, e := range tk.JobSpec(c, "p", "kid", "", nil).Spec.Template.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		return env
+	}
+	if env := envOf(&MoverConfig{Image: "img", Location: "s3://velero/lab", ReadOnlyRepository: true}, "restore"); env["PVBACKUP_READ_ONLY"] != "true" {
+		t.Errorf("Velero restore env %v", env)
+	}
+	if env := envOf(&MoverConfig{Image: "img", Location: "s3://b/p"}, "restore"); env["PVBACKUP_READ_ONLY"] != "" {
+		t.Errorf("own restore env %v", env)
+	}
+	if env := envOf(&MoverConfig{Image: "img", Location: "s3://b/p", ReadOnlyRepository: true}, "backup"); env["PVBACKUP_READ_ONLY"] != "" {
+		t.Errorf("backup env %v", env)
+	}
+}

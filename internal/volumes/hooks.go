@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
 )
 
@@ -180,7 +181,7 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 	if w.post != nil {
 		// The post hook runs whatever happened, a failed pre hook included: the application must
 		// not stay (partly) quiesced.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.post.Timeout+10*time.Second)
+		pctx, cancel := cleanup.Context(ctx, w.post.Timeout+10*time.Second)
 		defer cancel()
 		if err := e.runHook(pctx, w.post, plan, w.vols); err != nil {
 			for _, i := range w.vols {
@@ -188,12 +189,15 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 			}
 		}
 	}
-	// A snapshot whose volume failed is not left behind.
+	// A snapshot whose volume failed is not left behind. One that cannot be deleted now stays
+	// precreated: the backup's last sweep (dropUnstarted) tries again and records why it failed.
 	for _, i := range made {
 		if plan[i].Status == catalog.VolumeFailed {
 			t := e.backupTask(&plan[i])
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			_ = e.cleanup(cctx, t, &createdObjects{snapshot: true}, true)
+			cctx, cancel := cleanup.Context(ctx, cleanup.Object)
+			if err := e.cleanup(cctx, t, &createdObjects{snapshot: true}, true); err == nil {
+				delete(e.precreated, plan[i].Namespace+"/"+plan[i].PVC)
+			}
 			cancel()
 		}
 	}

@@ -88,3 +88,31 @@ func TestHooksAroundSnapshots(t *testing.T) {
 		})
 	}
 }
+
+// TestHooksSnapshotCleanupFailure: a snapshot cut inside a hook window whose volume then failed
+// is deleted; when that deletion fails, the volume says so once.
+func TestHooksSnapshotCleanupFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "db-0", Annotations: map[string]string{"pre.hook.pvbackup.io/command": "freeze", "post.hook.pvbackup.io/command": "thaw"}},
+		Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "main"}},
+			Volumes: []corev1.Volume{{Name: "d", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	s := newSim(t, pod, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"))
+	s.snapshotError = "driver refused: no space"
+	s.snap.PrependReactor("delete", "volumesnapshots", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("etcd is unavailable")
+	})
+	s.run(ctx)
+	vols, err := Backup(ctx, Deps{Kube: s.kube, Snap: snapFake{s.snap}, Discovery: s.kube.Discovery(), Hooks: &journal{}}, testConfig(ModeSnapshotMove),
+		[]*corev1.PersistentVolumeClaim{boundClaim("data", "pv1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vols) != 1 || vols[0].Status != catalog.VolumeFailed {
+		t.Fatalf("volumes %+v, want data failed", vols)
+	}
+	if w := vols[0].Warnings; len(w) != 1 || !strings.Contains(w[0], "cleanup: ") || !strings.Contains(w[0], "etcd is unavailable") {
+		t.Errorf("warnings %q, want one that says the snapshot could not be deleted", w)
+	}
+}

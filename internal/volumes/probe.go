@@ -3,13 +3,13 @@ package volumes
 import (
 	"context"
 	"fmt"
-	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
@@ -36,7 +36,7 @@ func (p *Prober) Snapshot(ctx context.Context, t Task, class string) (*snapv1.Vo
 func (p *Prober) Mover(ctx context.Context, t Task, claim string) (*mover.Result, error) {
 	var created createdObjects
 	res, err := p.e.runMover(ctx, t, &created, claim, "", "", nil)
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 	defer cancel()
 	if cerr := p.e.cleanup(cctx, t, &created, false); cerr != nil && err == nil {
 		err = fmt.Errorf("clean up after the mover: %w", cerr)

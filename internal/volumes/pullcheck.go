@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/image"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
@@ -101,7 +102,7 @@ func (e *engine) checkPull(ctx context.Context, t Task, arch string) PullCheck {
 	start := time.Now()
 	var created createdObjects
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		cctx, cancel := cleanup.Context(ctx, cleanup.Call)
 		defer cancel()
 		if err := e.d.Kube.CoreV1().Pods(t.Namespace).Delete(cctx, t.name("chk"), metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil && !apierrors.IsNotFound(err) && res.Error == "" {
 			res.OK, res.Error = false, fmt.Sprintf("delete pod %s/%s: %v", t.Namespace, t.name("chk"), err)

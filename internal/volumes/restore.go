@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
@@ -68,7 +69,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		if err == nil {
 			res, err = e.runMover(ctx, t, &created, it.PVC, it.KopiaSnapshot, node, tolerations)
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		if cerr := e.cleanup(cctx, t, &created, false); cerr != nil {
 			// Also after a failed mover: a Secret left behind holds the namespace's key.
 			d.Progress.Warn(fmt.Sprintf("cleanup of the mover of %s/%s: %v (run kubectl pvbackup cleanup)", it.Namespace, it.PVC, cerr))

@@ -83,6 +83,10 @@ func objectName(prefix string, parts ...string) string {
 	return strings.TrimRight(base, "-") + "-" + suffix
 }
 
+// OpProbe is the Op of doctor's probe task (mover.OpProbe): engines name the mover's operations
+// through volumes, which holds the plugin's side of the contract.
+const OpProbe = mover.OpProbe
+
 // Task is one volume's work: its identity and the names of its temporary objects.
 type Task struct {
 	Backup    string
@@ -211,7 +215,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID, nodeName string, tolera
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
 		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
-		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify}
+		ProbeToken: t.ProbeToken, ProbeVerify: t.ProbeVerify, ReadOnly: c.ReadOnlyRepository && t.Op == mover.OpRestore}
 	if t.FromSnapshot != "" {
 		inv.Snapshot, inv.FromDir = "", mountSource
 	}

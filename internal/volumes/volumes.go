@@ -99,6 +99,9 @@ type MoverConfig struct {
 	StorageClassMapping map[string]string
 	// Debug makes movers report their storage calls with HTTP timings (--mover-debug).
 	Debug bool
+	// ReadOnlyRepository makes restore movers open the repository read-only: it is another
+	// tool's (Velero's), and nothing may be written to its bucket.
+	ReadOnlyRepository bool
 }
 
 // DefaultMoverUID is the image's user (nonroot).

@@ -19,6 +19,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
@@ -284,7 +285,7 @@ func readOutcome(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod, 
 }
 
 func tailLogs(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := cleanup.Context(ctx, 10*time.Second)
 	defer cancel()
 	b, err := kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: containerName, TailLines: ptr.To(int64(5))}).DoRaw(ctx)
 	if err != nil {

@@ -134,7 +134,7 @@ func volumeBackup(t *testing.T, url, password, ns, name, src string, start time.
 	// As create does: the plugin creates the namespace's repository (locked in an immutable
 	// location) before the mover runs.
 	set := mover.Settings{Location: url, Namespace: ns, Password: kr.RepoPassword(ns), CacheDir: t.TempDir(), Lock: loc.Lock()}
-	if err := mover.EnsureRepository(ctx, set); err != nil {
+	if err := set.Repos().Ensure(ctx, set.Namespace); err != nil {
 		t.Fatal(err)
 	}
 	set.Lock = nil

@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
+)
+
+var veleroRestoreExample = examples(`
+	# See first what restoring Velero's backup nightly-20260101 would do (nothing is changed)
+	%[1]s velero restore nightly-20260101 --from-velero 's3://velero-backups/prod?region=eu-west-1' --dry-run
+
+	# Restore it into namespace shop-copy, with the repository password Velero was given
+	%[1]s velero restore nightly-20260101 --from-velero 's3://velero-backups/prod?region=eu-west-1' \
+	    --namespace-mapping shop:shop-copy --velero-password-file ./velero-repo-password`)
+
+// VeleroRestoreOptions are the flags of `velero restore`: the restore engine's, with the backup
+// read from Velero's location.
+type VeleroRestoreOptions struct {
+	RestoreOptions
+	veleroLocation    veleroLocationOptions
+	PasswordFile      string
+	AllowPartial      bool
+	RequireAllVolumes bool
+}
+
+// NewVeleroRestoreCmd builds `velero restore`.
+func NewVeleroRestoreCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &VeleroRestoreOptions{RestoreOptions: RestoreOptions{configFlags: flags, streams: streams}}
+	cmd := &cobra.Command{
+		Use:   "restore NAME --from-velero URL",
+		Short: "Restore a Velero backup into this cluster, with nothing of Velero installed and nothing written to its bucket",
+		Long: `Restore a backup Velero (1.x) wrote, through kubectl pvbackup's own restore engine: the objects come
+from Velero's resources tarball, each claim's data from the Kopia snapshot Velero recorded (fs-backup
+or its data mover), read from Velero's repository read-only and written into the new claim by a
+restore mover before the workloads start.
+
+Left out: Velero's own objects (DataUploads, PodVolumeBackups, ...), events, VolumeSnapshots Velero
+made. Removed: Velero's restore-wait init containers, its labels and its marks on claims.
+Volumes whose data is not in the bucket (CSI or native snapshots, restic, third-party movers) are
+reported skipped and their claims created empty (exit 2); --require-all-volumes refuses instead.
+
+The repository password: --velero-password-file, else the Secret velero-repo-credentials of
+Velero's namespace when the cluster has it, else Velero's built-in default.`,
+		Example: fmt.Sprintf(veleroRestoreExample, "kubectl pvbackup"),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSteps(cmd.Context(), o.Complete(args), o)
+		},
+	}
+	fs := cmd.Flags()
+	o.veleroLocation.addFlag(fs)
+	o.output.addFlag(fs)
+	o.addEngineFlags(fs, flags)
+	fs.StringVar(&o.PasswordFile, "velero-password-file", "", "file holding the password of Velero's Kopia repositories (default: the Secret velero-repo-credentials, else Velero's built-in default)")
+	fs.BoolVar(&o.AllowPartial, "allow-partially-failed", false, "restore a PartiallyFailed backup: what it holds")
+	fs.BoolVar(&o.RequireAllVolumes, "require-all-volumes", false, "refuse, creating nothing, when a volume's data cannot be restored (instead of restoring its claim empty)")
+	return cmd
+}
+
+// Complete fills the options from the arguments.
+func (o *VeleroRestoreOptions) Complete(args []string) error {
+	o.Name = args[0]
+	if err := o.engineConfig(); err != nil {
+		return err
+	}
+	o.moverConfig(o.veleroLocation.URL) // --mover-location when the pods reach the bucket elsewhere
+	return nil
+}
+
+// Validate checks the options without any I/O.
+func (o *VeleroRestoreOptions) Validate() error {
+	if err := o.veleroLocation.validate(); err != nil {
+		return err
+	}
+	if err := velero.ValidateName(o.Name); err != nil {
+		return err
+	}
+	if err := o.output.validate(); err != nil {
+		return err
+	}
+	return o.cfg.Namespaces.Validate()
+}
+
+// Run reads the Velero backup whole, checks the password on each repository it reads, then
+// restores through the engine.
+func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
+	loc, err := o.veleroLocation.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer loc.Close() //nolint:errcheck // read-only
+	d, err := loc.Describe(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	src := velero.NewSource(d, o.AllowPartial)
+	if _, err := src.Header(ctx); err != nil {
+		return err
+	}
+	unrestorable := o.unrestorable(d.Volumes)
+	if o.RequireAllVolumes && len(unrestorable) > 0 {
+		return fmt.Errorf("--require-all-volumes: %d volumes of Velero backup %q cannot be restored, nothing was created: %s", len(unrestorable), o.Name, strings.Join(unrestorable, "; "))
+	}
+	clients, err := kube.New(o.configFlags)
+	if err != nil {
+		return err
+	}
+	rep := o.output.reporter(o.streams)
+	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Source: src, Progress: rep}
+	if o.volNotice != "" {
+		rep.Warn(o.volNotice)
+	}
+	if o.volCfg != nil {
+		if err := o.openRepositories(ctx, loc, d, clients); err != nil {
+			return err
+		}
+		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+			Progress: rep, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+	}
+	res, err := restore.Run(ctx, deps, o.cfg)
+	if ferr := o.finish(res, err); ferr != nil || res == nil {
+		return ferr
+	}
+	return o.partial(res, d)
+}
+
+// unrestorable names the volumes of the restored namespaces whose data cannot be restored.
+func (o *VeleroRestoreOptions) unrestorable(vols []velero.Volume) []string {
+	var out []string
+	for _, v := range vols {
+		if !v.Restorable && o.cfg.Namespaces.Match(v.Namespace) {
+			out = append(out, v.Key()+": "+v.Reason)
+		}
+	}
+	return out
+}
+
+// partial is ErrPartial (exit 2) when a restored claim's data could not be restored: the claim
+// was created empty.
+func (o *VeleroRestoreOptions) partial(res *restore.Result, d *velero.Details) error {
+	lost := map[string]bool{}
+	for _, v := range d.Volumes {
+		if !v.Restorable && v.PVC != "" {
+			lost[v.Namespace+"/"+v.PVC] = true
+		}
+	}
+	n := 0
+	for _, v := range res.Volumes {
+		if lost[v.From] && v.Action == restore.Skipped {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("the data of %d volumes is not in the bucket, their claims were", n)
+	if n == 1 {
+		what = "the data of 1 volume is not in the bucket, its claim was"
+	}
+	return fmt.Errorf("restore of Velero backup %q: %s created empty (listed above; --require-all-volumes refuses instead): %w", o.Name, what, ErrPartial)
+}
+
+// openRepositories picks the repository password and opens, read-only, every repository the
+// restore reads: a wrong password fails here, naming the repository, before anything is created.
+func (o *VeleroRestoreOptions) openRepositories(ctx context.Context, loc *velero.Location, d *velero.Details, clients *kube.Clients) error {
+	ns := d.Backup.Namespace
+	if ns == "" {
+		ns = "velero"
+	}
+	var secret velero.SecretReader
+	if o.PasswordFile == "" {
+		secret = velero.SecretFrom(clients.Typed.CoreV1(), ns)
+	}
+	pw, err := velero.ResolvePassword(ctx, o.PasswordFile, secret)
+	if err != nil {
+		return err
+	}
+	if pw.Value == velero.DefaultPassword {
+		fmt.Fprintf(o.streams.ErrOut, "warning: Velero's repository password: %s (%q), which every Velero install without its own uses; pass --velero-password-file if Velero was given another\n", pw.Source, velero.DefaultPassword)
+	} else {
+		fmt.Fprintf(o.streams.ErrOut, "Velero's repository password: %s\n", pw.Source)
+	}
+	for _, rns := range repositoriesRead(d, o.cfg) {
+		r, err := loc.OpenRepository(ctx, rns, pw, "")
+		if err != nil {
+			return err
+		}
+		if err := r.Close(ctx); err != nil {
+			return err
+		}
+	}
+	o.volCfg.Mover.ReadOnlyRepository = true
+	o.volCfg.Mover.RepoPassword = func(string) string { return pw.Value }
+	return nil
+}
+
+// repositoriesRead are the source namespaces whose repositories hold data the restore reads.
+func repositoriesRead(d *velero.Details, cfg restore.Config) []string {
+	seen := map[string]bool{}
+	for _, v := range d.Volumes {
+		if v.Restorable && !v.Empty && v.PVC != "" && cfg.Namespaces.Match(v.Namespace) {
+			seen[v.Namespace] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for ns := range seen {
+		out = append(out, ns)
+	}
+	sort.Strings(out)
+	return out
+}
