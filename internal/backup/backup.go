@@ -111,6 +111,9 @@ type PreflightPlan struct {
 	// Resources are the namespaced resource types the backup lists, as "resource.group"
 	// ("secrets", "deployments.apps").
 	Resources []string
+	// ClusterNeeds: the cluster objects the selected ones refer to are fetched (PVs,
+	// StorageClasses, CRDs, ClusterRoles: --include-cluster-resources=auto on some namespaces).
+	ClusterNeeds bool
 }
 
 // VolumeEngine backs up PVC data (internal/volumes through the CLI): Plan decides without
@@ -387,7 +390,7 @@ func (b *run) chooseResources(p *planned, all []selection.Resource, nsRes select
 }
 
 func (p *planned) preflight(volumes bool) PreflightPlan {
-	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS}
+	pp := PreflightPlan{Namespaces: p.namespaces, AllNamespaces: p.allNS, ClusterNeeds: p.auto}
 	for _, r := range p.namespaced {
 		pp.Resources = append(pp.Resources, r.GVR.GroupResource().String())
 		if r.GVR.Group == "" && r.GVR.Resource == "persistentvolumeclaims" {

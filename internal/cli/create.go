@@ -41,17 +41,22 @@ var createExample = examples(`
 	%[1]s create nightly --include-namespaces 'team-*' --exclude-resources secrets --dry-run
 
 	# Back up every namespace and all cluster-scoped objects to a local directory
-	%[1]s create full --to file:///var/backups/k8s --include-cluster-resources=true`)
+	%[1]s create full --to file:///var/backups/k8s --include-cluster-resources=true
+
+	# Nightly from a scheduler: a name from the time (nightly-20260304-020000), metrics for node-exporter
+	%[1]s create --generate-name nightly --include-namespaces shop --prometheus /var/lib/node_exporter/pvbackup.prom`)
 
 // CreateOptions are the flags of `create`.
 type CreateOptions struct {
 	configFlags *genericclioptions.ConfigFlags
 	streams     genericiooptions.IOStreams
 
-	Name     string
-	location locationOptions
-	output   outputOptions
-	password passwordOptions
+	Name         string
+	GenerateName string // --generate-name PREFIX: Name is PREFIX-<UTC time>, claimed in Run
+	Prometheus   string // --prometheus FILE: node-exporter textfile metrics of the run
+	location     locationOptions
+	output       outputOptions
+	password     passwordOptions
 	selectionOptions
 	ClusterResources  string
 	DryRun            bool
@@ -78,6 +83,8 @@ type CreateOptions struct {
 	SkipPreflight     bool
 
 	pw        string // the user's password: it only unwraps the location key (internal/keyring)
+	noPasswd  bool   // Complete does not load the password (schedule print checks the flags only)
+	result    *catalog.Manifest
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
 	volNotice string
@@ -87,15 +94,22 @@ type CreateOptions struct {
 func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &CreateOptions{configFlags: flags, streams: streams}
 	cmd := &cobra.Command{
-		Use:     "create NAME [--to URL]",
+		Use:     "create NAME|--generate-name PREFIX [--to URL]",
 		Short:   "Back up the selected resources and their volume data to object storage",
 		Example: fmt.Sprintf(createExample, "kubectl pvbackup"),
-		Args:    cobra.ExactArgs(1),
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSteps(cmd.Context(), o.Complete(args, cmd.Flags()), o)
 		},
 	}
-	fs := cmd.Flags()
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+// addFlags adds create's flags to fs (create's own, and schedule print's, which passes them on).
+func (o *CreateOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.GenerateName, "generate-name", "", "name the backup `PREFIX`-YYYYMMDD-HHMMSS (UTC, the run's start) instead of NAME; a name taken in the location is never written over: -2, -3, ... is added")
+	fs.StringVar(&o.Prometheus, "prometheus", "", "write node-exporter textfile metrics of this run to `FILE` (written whole, then renamed into place): last success time, duration, bytes, volumes failed")
 	o.location.addFlag(fs, "to")
 	o.output.addFlag(fs)
 	o.password.addFlag(fs)
@@ -115,7 +129,7 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
-	o.mover.addFlags(fs, flags)
+	o.mover.addFlags(fs, o.configFlags)
 	o.mover.addDebugFlag(fs)
 	fs.DurationVar(&o.TTL, "ttl", 0, "keep the backup this long (e.g. 720h): recorded in backup.json; kubectl pvbackup prune removes it once it has passed (default: no expiry)")
 	fs.StringSliceVar(&o.LabelPairs, "labels", nil, "labels of the backup, as `KEY=VALUE` pairs separated by commas: recorded in backup.json, shown by list and selected with list -l")
@@ -130,12 +144,13 @@ func NewCreateCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	fs.DurationVar(&o.HookTimeout, "hook-timeout", hooks.DefaultTimeout, "how long a --pre-hook/--post-hook may run")
 	fs.BoolVar(&o.SkipMaintenance, "skip-maintenance", false, "do not run Kopia's quick maintenance of the repositories written when it is due (hourly at most); prune or repo maintain must then run on a schedule, or every mover's open grows with the backups")
 	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not run doctor's checks of the plan first (volume decisions, snapshot controller, rights, location, mover admission)")
-	return cmd
 }
 
 // Complete fills the options from arguments, environment and kubeconfig.
 func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
-	o.Name = args[0]
+	if len(args) > 0 {
+		o.Name = args[0]
+	}
 	o.location.complete()
 	if len(o.LabelPairs) > 0 {
 		o.labels = map[string]string{}
@@ -157,7 +172,7 @@ func (o *CreateOptions) Complete(args []string, flags *pflag.FlagSet) error {
 	if err := o.completeSelection(flags); err != nil {
 		return err
 	}
-	if !o.DryRun {
+	if !o.DryRun && !o.noPasswd {
 		var err error
 		if o.pw, err = o.password.load(o.streams.ErrOut); err != nil {
 			return err
@@ -248,7 +263,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 
 // Validate checks the options without any I/O.
 func (o *CreateOptions) Validate() error {
-	if err := catalog.ValidateName(o.Name); err != nil {
+	if err := o.validateName(); err != nil {
 		return err
 	}
 	if err := o.output.validate(); err != nil {
@@ -283,6 +298,15 @@ func (o *CreateOptions) Validate() error {
 // key and the backup name is claimed in the location first: a wrong password, a name in use or a
 // location that cannot be written fails before the cluster is touched.
 func (o *CreateOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	err := o.run(ctx)
+	if o.Prometheus != "" && !o.DryRun {
+		o.writeMetrics(start, err)
+	}
+	return err
+}
+
+func (o *CreateOptions) run(ctx context.Context) error {
 	var deps backup.Deps
 	var repoPassword func(string) string
 	if o.location.URL != "" {
@@ -309,7 +333,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 				return err
 			}
 			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
-			if err := cat.Claim(ctx, o.Name, deps.Claim); err != nil {
+			if err := o.claim(ctx, cat, deps.Claim); err != nil {
 				return err
 			}
 			// A copy of the wrapped key with each backup: the location survives losing keys/.
@@ -319,7 +343,13 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 			}
 		}
 	}
+	if o.Name == "" { // a dry run of --generate-name
+		o.setName(catalog.GenerateName(o.GenerateName, time.Now(), 1))
+	}
 	deps.Progress = o.output.reporter(o.streams)
+	if o.GenerateName != "" {
+		deps.Progress.Start("backup name")(o.Name, nil)
+	}
 	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
 	if err := o.connect(ctx, &deps, repoPassword); err != nil {
 		if deps.Claim != nil {
@@ -374,6 +404,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 func (o *CreateOptions) backup(ctx context.Context, deps backup.Deps) error {
 	res, err := backup.Run(ctx, deps, o.cfg)
 	if res != nil && res.Manifest != nil {
+		o.result = res.Manifest
 		if perr := o.print(res); perr != nil {
 			return perr
 		}

@@ -65,7 +65,9 @@ running snapshot controller; per CSI driver in use, the VolumeSnapshotClass crea
 why; the caller's rights for every call create and restore make (SelfSubjectAccessReview, per
 namespace); the location (reachable, writable, the password unwraps its key, and each namespace's
 key derived from it opens that namespace's repository); Pod Security and ResourceQuotas against the
-mover pod the plugin would create (a server-side dry run).
+mover pod the plugin would create (a server-side dry run); and each schedule printed by
+schedule print (a CronJob labelled pvbackup.io/schedule): its ServiceAccount's rights for every
+call its runs make (SubjectAccessReview, per backed-up namespace) and its Secret.
 
 With --storage-class (or --probe) it also runs a live probe per class in a temporary namespace: a
 PVC, a mover pod that writes a file and reaches the location from inside the cluster, a

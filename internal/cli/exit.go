@@ -20,6 +20,10 @@ const (
 // ErrPartial marks a run that finished with some failed items; the items were already printed.
 var ErrPartial = errors.New("some items failed")
 
+// ErrStale marks a status run that found no Completed backup within --max-age in a group (or no
+// group at all): exit 1, the alert "backups stopped happening".
+var ErrStale = errors.New("backups are stale")
+
 // ErrWarnings marks a doctor run whose checks warned but none failed: exit 2, so CI can tell it
 // from a failure (1).
 var ErrWarnings = errors.New("warnings only")

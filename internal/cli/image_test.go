@@ -122,6 +122,14 @@ func TestVersion(t *testing.T) {
 	if code != 0 || stdout != "kubectl-pvbackup "+version.Version+"\nmover image r.example/m:v1\n" {
 		t.Errorf("exit %d: %q", code, stdout)
 	}
+	// $PVBACKUP_MOVER_IMAGE is the image create and restore run when --mover-image is not given.
+	t.Setenv(EnvMoverImage, "mirror.example/m:v2")
+	if stdout, _, code := run(t, "version"); code != 0 || !strings.HasSuffix(stdout, "\nmover image mirror.example/m:v2\n") {
+		t.Errorf("with $%s: exit %d: %q", EnvMoverImage, code, stdout)
+	}
+	if stdout, _, code := run(t, "version", "--mover-image", "r.example/m:v1"); code != 0 || !strings.HasSuffix(stdout, "\nmover image r.example/m:v1\n") {
+		t.Errorf("--mover-image over $%s: exit %d: %q", EnvMoverImage, code, stdout)
+	}
 	if _, stderr, code := run(t, "version", "--check", "--mover-pull-policy", "Sometimes"); code != 1 || !strings.Contains(stderr, `--mover-pull-policy="Sometimes"`) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}

@@ -28,7 +28,7 @@ func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, 
 	return func(ctx context.Context, p backup.PreflightPlan) error {
 		start := time.Now()
 		done := rep.Start("preflight checks")
-		plan := doctor.CreatePlan{Namespaces: p.Namespaces, AllNamespaces: p.AllNamespaces, Hooks: o.PreHook != "" || o.PostHook != "", Resources: p.Resources}
+		plan := doctor.CreatePlan{Namespaces: p.Namespaces, AllNamespaces: p.AllNamespaces, Hooks: o.PreHook != "" || o.PostHook != "", Resources: p.Resources, ClusterNeeds: p.ClusterNeeds}
 		cfg := doctor.Config{Location: o.location.URL}
 		deps := doctorDeps(clients)
 		if repoKey != nil {

@@ -40,6 +40,7 @@ type PruneOptions struct {
 	DryRun            bool
 	Maintenance       string
 	Safety            string
+	Prometheus        string
 
 	cfg prune.Config
 }
@@ -93,6 +94,7 @@ time per location: a second one fails at once, naming the one running.`,
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the decisions and change nothing")
 	fs.StringVar(&o.Maintenance, "maintenance", string(maintenance.Quick), "after removing: quick (compact indexes), full (also free the data) or none")
 	fs.StringVar(&o.Safety, "safety", string(maintenance.SafetyFull), "full maintenance's margins: full (safe while backups run) or none (only when nothing else uses the location)")
+	fs.StringVar(&o.Prometheus, "prometheus", "", "write node-exporter textfile metrics of this run to `FILE` (written whole, then renamed into place): last success time, duration, backups kept, removed and failed")
 	return cmd
 }
 
@@ -151,9 +153,18 @@ func (o *PruneOptions) Validate() error {
 
 // Run prunes and prints each decision with its reasons.
 func (o *PruneOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	res, err := o.run(ctx)
+	if o.Prometheus != "" && !o.DryRun {
+		o.writeMetrics(start, res, err)
+	}
+	return err
+}
+
+func (o *PruneOptions) run(ctx context.Context) (*prune.Result, error) {
 	cat, closeFn, err := o.location.open(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeFn()
 	o.cfg.Now = o.now()
@@ -165,16 +176,16 @@ func (o *PruneOptions) Run(ctx context.Context) error {
 	res, err := prune.Run(ctx, d, o.cfg)
 	if res != nil {
 		if perr := o.print(res); perr != nil {
-			return perr
+			return res, perr
 		}
 	}
 	if err != nil {
-		return err
+		return res, err
 	}
 	if res.Failed() {
-		return fmt.Errorf("prune of %s: some backups or repositories failed (named above): %w", cat.Location(), ErrPartial)
+		return res, fmt.Errorf("prune of %s: some backups or repositories failed (named above): %w", cat.Location(), ErrPartial)
 	}
-	return nil
+	return res, nil
 }
 
 func (o *PruneOptions) print(res *prune.Result) error {

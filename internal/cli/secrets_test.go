@@ -85,7 +85,14 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"velero restore --mover-location": func(u string) []string {
 			return []string{"velero", "restore", "b1", "--from-velero", s3base, "--mover-location", u}
 		},
-		"list --from":          func(u string) []string { return []string{"list", "--from", u, "-o", "json"} },
+		"list --from":   func(u string) []string { return []string{"list", "--from", u, "-o", "json"} },
+		"status --from": func(u string) []string { return []string{"status", "--from", u, "--max-age", "1h"} },
+		"schedule print --to": func(u string) []string {
+			return []string{"schedule", "print", "n", "-n", "x", "--cron", "@daily", "--to", u}
+		},
+		"schedule print --mover-location": func(u string) []string {
+			return []string{"schedule", "print", "n", "-n", "x", "--cron", "@daily", "--to", s3base, "--mover-location", u}
+		},
 		"describe --from":      func(u string) []string { return []string{"describe", "b1", "--from", u} },
 		"logs --from":          func(u string) []string { return []string{"logs", "b1", "--from", u} },
 		"delete --from":        func(u string) []string { return []string{"delete", "b1", "--from", u} },

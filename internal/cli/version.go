@@ -37,7 +37,7 @@ func NewVersionCmd(flags *genericclioptions.ConfigFlags, streams genericiooption
 		Use:   "version [--check]",
 		Short: "Print the plugin version and the mover image it uses; --check: whether the cluster's nodes pull it",
 		Long: `version prints the plugin's version and the mover image its create, restore and doctor run
-(--mover-image, by default ` + version.MoverImageRepo + `:<version>).
+(--mover-image, else $` + EnvMoverImage + `, else ` + version.MoverImageRepo + `:<version>).
 
 With --check it runs, in the namespace (-n, default the kubeconfig's), one short-lived pod per
 architecture of the cluster's Ready linux nodes, made as a mover pod is (the image, pull policy,
@@ -56,7 +56,8 @@ pull fails it at once, with the registry's answer. The pods are labelled
 	}
 	fs := cmd.Flags()
 	fs.BoolVar(&o.Check, "check", false, "check that the cluster's nodes pull and run the mover image (a short-lived pod per node architecture)")
-	fs.StringVar(&o.mover.Image, "mover-image", version.MoverImage(), "the mover image to print and check")
+	o.mover.flags = fs
+	fs.StringVar(&o.mover.Image, "mover-image", version.MoverImage(), "the mover image to print and check; without it $"+EnvMoverImage+" when set")
 	fs.StringVar(&o.mover.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the check's pod: IfNotPresent, Always or Never")
 	fs.StringVar(&o.mover.PullSecret, "mover-pull-secret", "", "[NAMESPACE/]NAME of a docker-registry Secret to pull with (as create's)")
 	fs.StringVar(&o.mover.ServiceAccount, "mover-service-account", "", "service account of the check's pod (its imagePullSecrets apply)")
@@ -68,6 +69,7 @@ pull fails it at once, with the registry's answer. The pods are labelled
 
 // Complete fills the namespace and the mover settings.
 func (o *VersionOptions) Complete() error {
+	o.mover.Image = o.mover.image() // the one create, restore and doctor would run
 	if !o.Check {
 		return nil
 	}

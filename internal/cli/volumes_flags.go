@@ -25,8 +25,14 @@ const (
 	credentialsIdentity = "identity"
 )
 
+// EnvMoverImage names the mover image when --mover-image is not given: set once where the
+// default image cannot be pulled (a mirror, an air gap, a local test cluster), for every command
+// and every scheduled run.
+const EnvMoverImage = "PVBACKUP_MOVER_IMAGE"
+
 // moverOptions are the flags that shape mover Jobs, shared by create and restore.
 type moverOptions struct {
+	flags          *pflag.FlagSet // to tell a --mover-image given from its default
 	Image          string
 	PullPolicy     string
 	Location       string
@@ -51,8 +57,9 @@ type moverOptions struct {
 }
 
 func (o *moverOptions) addFlags(fs *pflag.FlagSet, kubeconfig *genericclioptions.ConfigFlags) {
+	o.flags = fs
 	o.kubeconfig = kubeconfig
-	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (make image builds one locally; mirror it for air-gapped clusters)")
+	fs.StringVar(&o.Image, "mover-image", version.MoverImage(), "image of the mover Jobs (default $"+EnvMoverImage+" when set; make image builds one locally; mirror it for air-gapped clusters)")
 	fs.StringVar(&o.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the mover: IfNotPresent, Always or Never")
 	fs.StringVar(&o.Location, "mover-location", "", "the backup location as mover pods reach it, when it differs from --to/--from (e.g. an in-cluster S3 endpoint)")
 	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with the storage credentials for the movers (instead of copying those of your environment into a temporary Secret); the namespace's repository key still comes in a temporary Secret")
@@ -76,17 +83,25 @@ func (o *moverOptions) addDebugFlag(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Debug, "mover-debug", false, "movers report each storage call of opening the repository, and any call slower than 1s, with HTTP-level timings (connection reused or new, time to first byte): kept in the backup's manifest and log")
 }
 
+// image is --mover-image, else $PVBACKUP_MOVER_IMAGE, else the plugin's own version's image.
+func (o *moverOptions) image() string {
+	if v := os.Getenv(EnvMoverImage); v != "" && (o.flags == nil || !o.flags.Changed("mover-image")) {
+		return v
+	}
+	return o.Image
+}
+
 // config builds the mover configuration. location is --to/--from. The repository passwords are
 // set by Run, once the location's key is open.
 func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
-	c := volumes.MoverConfig{Image: o.Image, PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location,
+	c := volumes.MoverConfig{Image: o.image(), PullPolicy: corev1.PullPolicy(o.PullPolicy), Location: location,
 		Secret: o.Secret, ServiceAccount: o.ServiceAccount, Privileged: o.Privileged, ActiveDeadline: o.Deadline, Debug: o.Debug}
 	switch c.PullPolicy {
 	case corev1.PullIfNotPresent, corev1.PullAlways, corev1.PullNever:
 	default:
 		return c, fmt.Errorf("--mover-pull-policy=%q: use IfNotPresent, Always or Never", o.PullPolicy)
 	}
-	if o.Image == "" {
+	if c.Image == "" {
 		return c, fmt.Errorf("--mover-image is empty")
 	}
 	if o.Location != "" {

@@ -188,6 +188,7 @@ func StaticSteps() []Step {
 		{"mover service account", checkServiceAccount},
 		{"mover admission", checkAdmission},
 		{"mover scheduling", checkScheduling},
+		{"schedules", checkSchedules},
 	}
 }
 

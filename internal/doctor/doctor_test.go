@@ -580,3 +580,27 @@ func TestProbeCopiesMoverSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestRightsFor: every right of a need is there once, whichever need names it first.
+func TestRightsFor(t *testing.T) {
+	cluster, namespaced := RightsFor([]string{"resources", "volumes"})
+	has := func(rs []Right, s string) int {
+		n := 0
+		for _, r := range rs {
+			if r.String() == s {
+				n++
+			}
+		}
+		return n
+	}
+	if has(cluster, "get persistentvolumes") != 1 || has(cluster, "patch persistentvolumes") != 1 || has(cluster, "get storageclasses.storage.k8s.io") != 0 {
+		t.Errorf("cluster rights of resources+volumes: %v", cluster)
+	}
+	if has(namespaced, "list pods") != 1 || has(namespaced, "create pods/exec") != 0 {
+		t.Errorf("namespaced rights: %v", namespaced)
+	}
+	_, namespaced = RightsFor([]string{"hooks", "volumes"})
+	if has(namespaced, "list pods") != 1 || has(namespaced, "create pods/exec") != 1 {
+		t.Errorf("namespaced rights of hooks+volumes: %v", namespaced)
+	}
+}

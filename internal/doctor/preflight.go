@@ -23,6 +23,8 @@ type CreatePlan struct {
 	// Resources are the namespaced resource types the backup lists ("secrets", "deployments.apps"):
 	// only their list rights are checked.
 	Resources []string
+	// ClusterNeeds: the backup fetches the cluster objects the selected ones refer to.
+	ClusterNeeds bool
 }
 
 // CreatePreflight runs the static checks that concern a backup's plan: the volume decisions, the
@@ -55,6 +57,9 @@ func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *
 	}
 	if plan.Hooks {
 		needs = append(needs, "hooks")
+	}
+	if plan.ClusterNeeds {
+		needs = append(needs, "needed-cluster")
 	}
 	cfg.Commands, cfg.Resources = needs, plan.Resources
 	if cfg.Resources == nil {

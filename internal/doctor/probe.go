@@ -192,6 +192,9 @@ func (p *prober) class(ctx context.Context, class string, i int) []Result {
 		return out
 	}
 	facts, err := volumes.ReadFacts(ctx, p.d.Discovery, p.d.Snap, nil, nil)
+	if err == nil && facts.ClassesErr != nil {
+		err = facts.ClassesErr
+	}
 	if err != nil {
 		return append(out, fail(name("snapshot"), err.Error(), ""))
 	}

@@ -16,7 +16,10 @@ import (
 type Right struct {
 	Verb, Group, Resource, Subresource string
 	Cluster                            bool
-	// Need is what the right serves: "resources", "volumes", "snapshots", "hooks", "restore".
+	// Need is what the right serves: "resources" (list the selected objects), "needed-cluster"
+	// (fetch the cluster objects they refer to: create --include-cluster-resources=auto on some
+	// namespaces), "volumes" (movers), "snapshots", "hooks", "restore", "prune" (remove the
+	// VolumeSnapshots snapshot mode kept).
 	Need string
 	// Why names the command and the step, for the report.
 	Why string
@@ -45,7 +48,9 @@ const snapGroup = "snapshot.storage.k8s.io"
 // maxRightsNamespaces bounds the namespaces whose rights are checked one by one.
 const maxRightsNamespaces = 10
 
-// Rights are every right create and restore need.
+// Rights are every right create, restore and prune need: every call they make, with its verb
+// (a wait is a list and a watch). schedule print grants exactly these (internal/schedule), and a
+// test removes each of its rules in turn.
 var Rights = []Right{
 	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "resources", Why: "create, restore: resolve --include-namespaces"},
 	{Verb: "list", Resource: "configmaps", Need: "resources", Why: "create: back up resources"},
@@ -54,6 +59,12 @@ var Rights = []Right{
 	{Verb: "list", Group: "apps", Resource: "deployments", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Group: "apps", Resource: "statefulsets", Need: "resources", Why: "create: back up resources"},
 	{Verb: "list", Resource: "persistentvolumeclaims", Need: "resources", Why: "create: back up resources, find the volumes"},
+
+	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "needed-cluster", Why: "create: the PVs of the selected claims"},
+	{Verb: "get", Group: "storage.k8s.io", Resource: "storageclasses", Cluster: true, Need: "needed-cluster", Why: "create: the StorageClasses of the selected claims"},
+	{Verb: "list", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Cluster: true, Need: "needed-cluster", Why: "create: tell custom resources apart"},
+	{Verb: "get", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Cluster: true, Need: "needed-cluster", Why: "create: the CRDs of the selected custom resources"},
+	{Verb: "get", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Cluster: true, Need: "needed-cluster", Why: "create: the ClusterRoles of the selected RoleBindings"},
 
 	{Verb: "get", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: the CSI driver of each volume"},
 	{Verb: "patch", Resource: "persistentvolumes", Cluster: true, Need: "volumes", Why: "create: delete the storage of temporary PVCs"},
@@ -72,12 +83,20 @@ var Rights = []Right{
 
 	{Verb: "list", Group: snapGroup, Resource: "volumesnapshotclasses", Cluster: true, Need: "snapshots", Why: "create: choose a VolumeSnapshotClass"},
 	{Verb: "create", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: snapshot-move, snapshot"},
+	{Verb: "list", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready, --keep-snapshots"},
 	{Verb: "watch", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: wait until snapshots are ready"},
+	{Verb: "get", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: remove temporary snapshots"},
 	{Verb: "delete", Group: snapGroup, Resource: "volumesnapshots", Need: "snapshots", Why: "create: remove temporary snapshots"},
 	{Verb: "get", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: the snapshot handle, deletion policy"},
 	{Verb: "patch", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: delete the storage snapshot with its VolumeSnapshot"},
 
+	{Verb: "list", Resource: "pods", Need: "hooks", Why: "create: find the pods that mount the volumes"},
 	{Verb: "create", Resource: "pods", Subresource: "exec", Need: "hooks", Why: "create: pre/post hooks"},
+
+	{Verb: "list", Group: snapGroup, Resource: "volumesnapshots", Cluster: true, Need: "prune", Why: "prune: find the VolumeSnapshots a backup kept"},
+	{Verb: "get", Group: snapGroup, Resource: "volumesnapshots", Need: "prune", Why: "prune: remove the VolumeSnapshots a backup kept"},
+	{Verb: "delete", Group: snapGroup, Resource: "volumesnapshots", Need: "prune", Why: "prune: remove the VolumeSnapshots a backup kept"},
+	{Verb: "patch", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "prune", Why: "prune: delete the storage snapshot with its VolumeSnapshot"},
 
 	{Verb: "create", Resource: "namespaces", Cluster: true, Need: "restore", Why: "restore: namespaces that do not exist"},
 	{Verb: "create", Resource: "persistentvolumeclaims", Need: "restore", Why: "restore: PVCs"},
@@ -88,13 +107,19 @@ var Rights = []Right{
 	{Verb: "create", Group: "apps", Resource: "statefulsets", Need: "restore", Why: "restore: objects of the backup"},
 }
 
+// RightsFor are the rights of the needs ("resources", "volumes", ... or "create"), each once:
+// cluster-scoped ones (a ClusterRole) and namespaced ones (a Role per namespace).
+func RightsFor(needs []string) (cluster, namespaced []Right) {
+	return splitRights(needsOf(needs), nil)
+}
+
 // needsOf are the needs of the commands checked.
 func needsOf(commands []string) map[string]bool {
 	n := map[string]bool{}
 	for _, c := range commands {
 		switch c {
 		case "create":
-			n["resources"], n["volumes"], n["snapshots"], n["hooks"] = true, true, true, true
+			n["resources"], n["needed-cluster"], n["volumes"], n["snapshots"], n["hooks"] = true, true, true, true, true
 		case "restore":
 			n["volumes"], n["restore"] = true, true
 		default:
@@ -105,29 +130,14 @@ func needsOf(commands []string) map[string]bool {
 }
 
 func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
-	needs := needsOf(cfg.Commands)
-	listed := map[string]bool{}
-	for _, r := range cfg.Resources {
-		listed[r] = true
-	}
-	var cluster, namespaced []Right
-	for _, r := range Rights {
-		switch {
-		case !needs[r.Need]:
-		case r.Need == "resources" && !r.Cluster && cfg.Resources != nil && !listed[r.groupResource()]:
-			// Not in the backup's plan: a user who backs up ConfigMaps alone needs no right on Secrets.
-		case r.Cluster:
-			cluster = append(cluster, r)
-		default:
-			namespaced = append(namespaced, r)
-		}
-	}
+	cluster, namespaced := splitRights(needsOf(cfg.Commands), cfg.Resources)
 	who := caller(ctx, d)
 	scopes := cfg.Namespaces
 	if cfg.AllNamespaces {
 		scopes = []string{""} // every namespace at once: a ClusterRole
 	}
-	out := judgeRights(ctx, d, "rights (cluster)", "", cluster, who)
+	j := judge{ask: selfAsk(d), who: who, fix: callerFix}
+	out := j.rights(ctx, "rights (cluster)", "", cluster)
 	if len(scopes) > maxRightsNamespaces {
 		// A request per right and namespace: a selection of hundreds of namespaces would take
 		// minutes at the client's rate limit. Namespaces usually share their RoleBindings.
@@ -139,8 +149,34 @@ func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
 		if ns == "" {
 			name = "rights in all namespaces"
 		}
-		return judgeRights(ctx, d, name, ns, namespaced, who)
+		return j.rights(ctx, name, ns, namespaced)
 	})...)
+}
+
+// splitRights picks the rights of needs, each once, cluster-scoped and namespaced. resources,
+// when not nil, are the only resource types whose list right the "resources" need asks for.
+func splitRights(needs map[string]bool, resources []string) (cluster, namespaced []Right) {
+	listed := map[string]bool{}
+	for _, r := range resources {
+		listed[r] = true
+	}
+	seen := map[string]bool{}
+	for _, r := range Rights {
+		key := fmt.Sprintf("%s %v", r, r.Cluster)
+		switch {
+		case !needs[r.Need] || seen[key]:
+			continue
+		case r.Need == "resources" && !r.Cluster && resources != nil && !listed[r.groupResource()]:
+			// Not in the backup's plan: a user who backs up ConfigMaps alone needs no right on Secrets.
+			continue
+		case r.Cluster:
+			cluster = append(cluster, r)
+		default:
+			namespaced = append(namespaced, r)
+		}
+		seen[key] = true
+	}
+	return cluster, namespaced
 }
 
 // caller names who the checks run as ("" when the cluster does not say).
@@ -152,8 +188,36 @@ func caller(ctx context.Context, d *Deps) string {
 	return r.Status.UserInfo.Username
 }
 
-// judgeRights asks the API server, one SelfSubjectAccessReview per right, whether the caller has them.
-func judgeRights(ctx context.Context, d *Deps, check, ns string, rights []Right, who string) []Result {
+// asker asks the API server whether a subject may make a call.
+type asker func(ctx context.Context, ra *authzv1.ResourceAttributes) (bool, error)
+
+// selfAsk asks for the caller (SelfSubjectAccessReview: anyone may ask it).
+func selfAsk(d *Deps) asker {
+	return func(ctx context.Context, ra *authzv1.ResourceAttributes) (bool, error) {
+		res, err := d.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
+			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: ra}}, metav1.CreateOptions{})
+		return err == nil && res.Status.Allowed, err
+	}
+}
+
+// judge asks for every right of a list and turns the answers into a result.
+type judge struct {
+	ask asker
+	who string // the subject, for the report ("" unknown)
+	// fix says what to do about missing rights in ns ("" cluster-wide).
+	fix func(ns string) string
+}
+
+func callerFix(ns string) string {
+	where, kind := "in namespace "+ns, "a Role and RoleBinding"
+	if ns == "" {
+		where, kind = "cluster-wide", "a ClusterRole and ClusterRoleBinding"
+	}
+	return fmt.Sprintf("grant these rights %s (%s), or run as a user who has them", where, kind)
+}
+
+// rights asks, one review per right, 8 at a time, whether the subject has them in ns.
+func (j judge) rights(ctx context.Context, check, ns string, rights []Right) []Result {
 	if len(rights) == 0 {
 		return nil
 	}
@@ -169,9 +233,8 @@ func judgeRights(ctx context.Context, d *Deps, check, ns string, rights []Right,
 		if !r.Cluster {
 			ra.Namespace = ns
 		}
-		res, err := d.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
-			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: ra}}, metav1.CreateOptions{})
-		answers[i] = answer{r: r, err: err, allowed: err == nil && res.Status.Allowed}
+		allowed, err := j.ask(ctx, ra)
+		answers[i] = answer{r: r, err: err, allowed: allowed}
 		return nil
 	})
 	var missing, unknown []string
@@ -184,18 +247,12 @@ func judgeRights(ctx context.Context, d *Deps, check, ns string, rights []Right,
 		}
 	}
 	as := ""
-	if who != "" {
-		as = " as " + who
-	}
-	where := "in namespace " + ns
-	kind := "a Role and RoleBinding"
-	if ns == "" {
-		where, kind = "cluster-wide", "a ClusterRole and ClusterRoleBinding"
+	if j.who != "" {
+		as = " as " + j.who
 	}
 	switch {
 	case len(missing) > 0:
-		return []Result{fail(check, fmt.Sprintf("missing%s: %s", as, strings.Join(missing, "; ")),
-			fmt.Sprintf("grant these rights %s (%s), or run as a user who has them", where, kind))}
+		return []Result{fail(check, fmt.Sprintf("missing%s: %s", as, strings.Join(missing, "; ")), j.fix(ns))}
 	case len(unknown) > 0:
 		return []Result{warn(check, "could not ask: "+strings.Join(unknown, "; "), "")}
 	}

@@ -52,6 +52,9 @@ func readStorage(ctx context.Context, d *Deps) (*storageFacts, error) {
 		}
 	}
 	f.snap, f.snapErr = volumes.ReadFacts(ctx, d.Discovery, d.Snap, nil, nil)
+	if f.snapErr == nil && f.snap.ClassesErr != nil {
+		f.snap, f.snapErr = nil, f.snap.ClassesErr // doctor reports what it could not read
+	}
 	if f.snap == nil {
 		f.snap = &volumes.Facts{}
 	}

@@ -32,6 +32,9 @@ var ErrNoSnapshotAPI = errors.New("the cluster has no VolumeSnapshot API (snapsh
 type Facts struct {
 	SnapshotAPI bool
 	Classes     []snapv1.VolumeSnapshotClass
+	// ClassesErr is why the classes could not be listed (the caller may not list them): only
+	// the decisions that need a class fail with it, so fs needs no snapshot rights.
+	ClassesErr error
 	// PVs by name: the driver of a bound claim.
 	PVs map[string]*corev1.PersistentVolume
 }
@@ -53,10 +56,14 @@ func ReadFacts(ctx context.Context, disc discovery.DiscoveryInterface, snap snap
 	}
 	if f.SnapshotAPI && snap != nil {
 		list, err := snap.SnapshotV1().VolumeSnapshotClasses().List(ctx, metav1.ListOptions{})
-		if err != nil {
+		switch {
+		case apierrors.IsForbidden(err):
+			f.ClassesErr = fmt.Errorf("list VolumeSnapshotClasses: %w", err)
+		case err != nil:
 			return nil, fmt.Errorf("list VolumeSnapshotClasses: %w", err)
+		default:
+			f.Classes = list.Items
 		}
-		f.Classes = list.Items
 	}
 	for _, c := range claims {
 		if c.Spec.VolumeName == "" || f.PVs[c.Spec.VolumeName] != nil {
@@ -207,6 +214,8 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		d.Mode, d.Reason = ModeFS, d.Driver+": "+noSnapshotRestore[d.Driver]
 	case !f.SnapshotAPI:
 		d.Mode, d.Reason = ModeFS, "the cluster has no VolumeSnapshot API"
+	case f.ClassesErr != nil: // not a fact about the volume: auto cannot decide
+		return d, fmt.Errorf("PVC %s/%s: auto: %w (or choose --volumes=fs)", pvc.Namespace, pvc.Name, f.ClassesErr)
 	case classErr != nil:
 		d.Mode, d.Reason = ModeFS, classErr.Error()
 	default:
@@ -230,6 +239,9 @@ func phaseOr(p corev1.PersistentVolumeClaimPhase) string {
 func ChooseClass(driver string, classFlag []string, f *Facts) (*snapv1.VolumeSnapshotClass, string, error) {
 	if driver == "" {
 		return nil, "", errors.New("not a CSI volume")
+	}
+	if f.ClassesErr != nil {
+		return nil, "", f.ClassesErr
 	}
 	byName := map[string]*snapv1.VolumeSnapshotClass{}
 	var mine []*snapv1.VolumeSnapshotClass
@@ -282,6 +294,9 @@ func ChooseClass(driver string, classFlag []string, f *Facts) (*snapv1.VolumeSna
 
 // ValidateClassFlag checks that every --snapshot-class exists, before anything is created.
 func ValidateClassFlag(classFlag []string, f *Facts) error {
+	if len(classFlag) > 0 && f.ClassesErr != nil {
+		return fmt.Errorf("--snapshot-class: %w", f.ClassesErr)
+	}
 	for _, n := range classFlag {
 		found := false
 		for _, c := range f.Classes {

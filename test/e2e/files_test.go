@@ -23,9 +23,10 @@ import (
 // with the bucket and the password only (the cluster gone) has.
 func runPluginWithoutCluster(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
+	bin := plugin(t) // built once, on the first call: not within this command's timeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, plugin(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password", "KUBECONFIG="+filepath.Join(t.TempDir(), "no-such-kubeconfig"))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -70,9 +70,10 @@ func runPluginWithDockerConfig(t *testing.T, r labRegistry, args ...string) resu
 // runPluginEnv is runPlugin with more environment variables (t.Setenv would end t.Parallel).
 func runPluginEnv(t *testing.T, timeout time.Duration, env []string, args ...string) result {
 	t.Helper()
+	bin := plugin(t) // built once, on the first call: not within this command's timeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, plugin(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password"), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
