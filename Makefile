@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-scale cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
+.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-scale bench-copy cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -25,13 +25,14 @@ test: actionlint integration e2e ## the workflow lint, unit, integration and end
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...
 
-# One SeaweedFS serves the whole run (each test gets its own bucket: hack/seaweedfs-env), and
-# packages run side by side (go test's default -p, one per core): they share no server, port or
-# name, and a package's test binary links while the one before it runs.
-integration: ## tests against a real kube-apiserver + etcd and real object stores
+# One server of each object store serves the whole run (SeaweedFS for s3://, fake-gcs-server for
+# gs://, Azurite for azblob://; each test gets its own bucket: hack/stores-env), and packages run
+# side by side (go test's default -p, one per core): they share no server, port or name, and a
+# package's test binary links while the one before it runs.
+integration: ## tests against a real kube-apiserver + etcd and real object stores (S3, GCS, Azure)
 	hack/tools.sh controlplane
-	hack/tools.sh seaweedfs
-	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) run ./hack/seaweedfs-env --weed .local/bin/weed -- \
+	hack/tools.sh stores
+	PVBACKUP_TOOLS=$(CURDIR)/.local/bin $(GO) run ./hack/stores-env -- \
 		$(GO) test -count=1 -tags integration ./...
 
 FUZZTIME ?= 30s
@@ -113,6 +114,11 @@ bench-files: build ## cp vs kopia snapshot restore of the same snapshot (six pai
 bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 daily snapshots in it (simulated days with daily maintenance, ~30 min; BENCH_REPO_ARGS=--mode=burst: all within minutes) (SeaweedFS)
 	hack/tools.sh seaweedfs
 	$(GO) run ./hack/bench-repo --weed .local/bin/weed --work .local/bench-repo $(BENCH_REPO_ARGS)
+
+bench-copy: ## copy (package copier) from SeaweedFS to fake-gcs-server: a backup of a 200 MiB tree, then an incremental one (5% of the files rewritten); prints the bytes moved against what its creation uploaded (<= 1.2) and the times
+	hack/tools.sh seaweedfs
+	hack/tools.sh fakegcs
+	$(GO) run ./hack/bench-copy --weed .local/bin/weed --fake-gcs .local/bin/fake-gcs-server --work .local/bench-copy $(BENCH_COPY_ARGS)
 
 bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PVCs with --parallel 1 vs 4 (make cluster first)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \

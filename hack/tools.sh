@@ -6,6 +6,9 @@
 #   hack/tools.sh kube         kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl
 #   hack/tools.sh controlplane etcd, kube-apiserver, kube-controller-manager: what the resource integration tests need
 #   hack/tools.sh seaweedfs    SeaweedFS (weed): the local S3 server
+#   hack/tools.sh fakegcs      fake-gcs-server: the local GCS server (gs://)
+#   hack/tools.sh azurite      Azurite (npm, into .local/node): the local Azure Blob server (azblob://)
+#   hack/tools.sh stores       all three object stores
 #   hack/tools.sh kopia        the kopia CLI, for benchmarks
 #   hack/tools.sh staticcheck  the linter
 #   hack/tools.sh actionlint   the GitHub Actions workflow linter (and shellcheck, which it runs on run: steps)
@@ -16,6 +19,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/.local/bin
 BUILD=$ROOT/.local/build
 KUBE_VERSION=${KUBE_VERSION:-v1.34.4}
+FAKE_GCS_VERSION=v1.56.1
+AZURITE_VERSION=3.37.0
+NODE_VERSION=22.23.3
 mkdir -p "$BIN" "$BUILD"
 
 log() { printf '>>> %s\n' "$*" >&2; }
@@ -105,6 +111,39 @@ seaweedfs)
 	# A real production S3 server for the storage suites and the cluster (~10 minutes cold, 2.6 GiB of build cache).
 	mod_build weed github.com/seaweedfs/seaweedfs v0.0.0-20261109003541-7506e5f91cd6 github.com/seaweedfs/seaweedfs/weed
 	;;
+fakegcs)
+	# A GCS server (JSON and XML APIs) for the gs:// storage suites and e2e: a Go program, ~1 minute cold.
+	mod_build fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" github.com/fsouza/fake-gcs-server
+	;;
+azurite)
+	# Azure's own Blob storage emulator for the azblob:// suites and e2e, from npm, pinned, into
+	# .local/node. Azurite $AZURITE_VERSION needs Node >= 22; Debian 12's nodejs is 18, so a Node of
+	# that major comes from npm too (the `node` package, whose binaries npm serves) when the
+	# machine's is older. .local/bin/azurite-blob runs Azurite with the Node chosen.
+	command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+	node_bin=$(command -v node)
+	if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 22 ]; then
+		node_bin=$ROOT/.local/node/node_modules/node/bin/node
+	fi
+	want="azurite@$AZURITE_VERSION $node_bin"
+	if [ "$(cat "$BIN/.azurite.version" 2>/dev/null)" != "$want" ] || [ ! -f "$ROOT/.local/node/node_modules/azurite/dist/src/blob/main.js" ] || [ ! -x "$node_bin" ]; then
+		pkgs=("azurite@$AZURITE_VERSION")
+		[ "$node_bin" = "$ROOT/.local/node/node_modules/node/bin/node" ] && pkgs+=("node@$NODE_VERSION")
+		log "installing ${pkgs[*]} (npm) into .local/node"
+		mkdir -p "$ROOT/.local/node"
+		(cd "$ROOT/.local/node" && npm install --silent --no-audit --no-fund --no-save --prefix . "${pkgs[@]}" >/dev/null)
+		rm -f "$BIN/azurite-blob"
+		printf '#!/bin/sh\nexec %q %q "$@"\n' "$node_bin" "$ROOT/.local/node/node_modules/azurite/dist/src/blob/main.js" >"$BIN/azurite-blob"
+		chmod +x "$BIN/azurite-blob"
+		"$BIN/azurite-blob" --version >/dev/null
+		echo "$want" >"$BIN/.azurite.version"
+	fi
+	;;
+stores)
+	"$0" seaweedfs
+	"$0" fakegcs
+	"$0" azurite
+	;;
 kopia)
 	# The reference tool of the mover benchmarks, from the same module version the mover links.
 	mod_build kopia github.com/kopia/kopia v0.22.3 github.com/kopia/kopia
@@ -123,7 +162,7 @@ all)
 	"$0" kube
 	;;
 *)
-	echo "usage: $0 apt|controlplane|kube|seaweedfs|kopia|staticcheck|actionlint|all" >&2
+	echo "usage: $0 apt|controlplane|kube|seaweedfs|fakegcs|azurite|stores|kopia|staticcheck|actionlint|all" >&2
 	exit 2
 	;;
 esac

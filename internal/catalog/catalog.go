@@ -245,12 +245,8 @@ func (c *Catalog) anyFile(ctx context.Context, name string) (bool, error) {
 // NewWriter opens a backup file for streaming upload. The object only appears when Close
 // succeeds; cancelling ctx abandons it. It is never written over (the claim keeps other runs
 // away; this is a second guard where the store checks it).
-func (c *Catalog) NewWriter(ctx context.Context, name, file, contentType string) (*blob.Writer, error) {
-	w, err := c.loc.Bucket().NewWriter(ctx, Key(name, file), &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
-	if err != nil {
-		return nil, fmt.Errorf("write %s of backup %q to %s: %w", file, name, c.loc, c.loc.Scrub(err))
-	}
-	return w, nil
+func (c *Catalog) NewWriter(ctx context.Context, name, file, contentType string) (io.WriteCloser, error) {
+	return c.loc.NewStream(ctx, Key(name, file), &blob.WriterOptions{ContentType: contentType, IfNotExist: true}), nil
 }
 
 // NewReader opens a backup file.

@@ -19,6 +19,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/immutable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -135,7 +136,28 @@ func runDescribe(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog) e
 	if o.output.Format != "" {
 		return o.output.print(o.streams.Out, m)
 	}
-	return describeManifest(o.streams, m)
+	if err := describeManifest(o.streams, m); err != nil {
+		return err
+	}
+	return describeLock(ctx, o.streams.Out, cat, o.Name)
+}
+
+// describeLock shows until when an immutable location keeps the backup's files locked.
+func describeLock(ctx context.Context, w io.Writer, cat *catalog.Catalog, name string) error {
+	lock := cat.Location().Lock()
+	if lock == nil {
+		return nil
+	}
+	until, err := immutable.LockedUntil(ctx, cat, name)
+	if err != nil {
+		return err
+	}
+	if until.After(time.Now()) {
+		fmt.Fprintf(w, "Locked:       until %s (immutable location: %s; delete and prune refuse it until then)\n", until.Format(time.RFC3339), lock)
+	} else {
+		fmt.Fprintf(w, "Locked:       no longer (unlocked %s; immutable location: %s)\n", until.Format(time.RFC3339), lock)
+	}
+	return nil
 }
 
 func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) error {
@@ -277,6 +299,10 @@ type deleteOptions struct {
 // --force, as do a backup still being written and a backup.json that names another backup (a
 // copied directory: its volume data is the original's).
 func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d deleteOptions) error {
+	// A lock is not forced: the store would keep every locked version anyway.
+	if err := immutable.RefuseLocked(ctx, cat, time.Now(), o.Name); err != nil {
+		return err
+	}
 	m, notes, err := checkDelete(ctx, o.Name, cat, d.force)
 	if err != nil {
 		return err

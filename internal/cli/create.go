@@ -27,6 +27,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -389,13 +390,17 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
+	var lock *store.Lock // an immutable location's: its new repositories are created locked
+	if deps.Catalog != nil {
+		lock = deps.Catalog.Location().Lock()
+	}
 	if o.volCfg != nil {
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
 		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
 			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
-			EnsureRepository: o.repos(repoPassword).Ensure}}
+			EnsureRepository: o.lockedRepos(repoPassword, lock).Ensure}}
 	}
 	if !o.SkipPreflight {
 		deps.Preflight = o.preflight(clients, deps.Progress, repoPassword)

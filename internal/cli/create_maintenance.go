@@ -8,11 +8,20 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/maintenance"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // repos is the location's repository service with the keys of the keyring create opened.
 func (o *CreateOptions) repos(repoPassword func(string) string) *repo.Service {
 	return &repo.Service{Location: o.location.URL, Key: func(ns string) (string, error) { return repoPassword(ns), nil }}
+}
+
+// lockedRepos is repos whose Ensure creates repositories with lock's retention (an immutable
+// location's; nil for none).
+func (o *CreateOptions) lockedRepos(repoPassword func(string) string, lock *store.Lock) *repo.Service {
+	rs := o.repos(repoPassword)
+	rs.Lock = lock
+	return rs
 }
 
 // maintain runs Kopia's quick maintenance of the repositories this backup wrote to, when due

@@ -31,7 +31,7 @@ password; nothing runs in the cluster.`,
 		},
 	}
 	cmd.AddCommand(NewRepoMaintainCmd(streams), NewRepoStatusCmd(streams), NewRepoListCmd(streams), newRepoChangePasswordCmd(streams),
-		newRepoExportKeyCmd(streams), newRepoImportKeyCmd(streams))
+		newRepoInitCmd(streams), newRepoRecoverCmd(streams), newRepoExportKeyCmd(streams), newRepoImportKeyCmd(streams))
 	return cmd
 }
 

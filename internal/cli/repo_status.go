@@ -118,6 +118,15 @@ func (o *RepoStatusOptions) Run(ctx context.Context) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if lock := loc.Lock(); lock != nil {
+		fmt.Fprintf(o.streams.Out, "Immutable: every object is locked (%s) for %s after it is written; full maintenance extends the locks of the volume data in use, and must run at least every %s.\n",
+			lock.Mode, lock.Period, (lock.Period - 24*time.Hour).Round(time.Hour))
+		for _, s := range sts {
+			if s.Error == "" && o.now().Sub(s.LastFull) > lock.Period-24*time.Hour {
+				fmt.Fprintf(o.streams.Out, "  warning: kopia/%s/ had no full maintenance for longer than that: some of its volume data may have unlocked\n", s.Namespace)
+			}
+		}
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d repositories could not be read (named above): %w", failed, ErrPartial)
 	}

@@ -62,6 +62,7 @@ Exit codes: 0 done; 1 failed (bad input, unreachable cluster or bucket, failed b
 		NewDescribeCmd(streams),
 		NewLogsCmd(streams),
 		NewDeleteCmd(flags, streams),
+		NewCopyCmd(streams),
 		NewLsCmd(streams),
 		NewCatCmd(streams),
 		NewCpCmd(streams),

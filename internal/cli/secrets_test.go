@@ -104,6 +104,12 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"repo list --from":     func(u string) []string { return []string{"repo", "list", "--from", u} },
 		"repo status --from":   func(u string) []string { return []string{"repo", "status", "--from", u} },
 		"repo maintain --from": func(u string) []string { return []string{"repo", "maintain", "--from", u} },
+		"repo init --to":       func(u string) []string { return []string{"repo", "init", "--to", u, "--immutable-for", "30d"} },
+		"copy --from":          func(u string) []string { return []string{"copy", "b1", "--from", u, "--to", s3base} },
+		"copy --to":            func(u string) []string { return []string{"copy", "b1", "--from", s3base, "--to", u} },
+		"repo recover --from": func(u string) []string {
+			return []string{"repo", "recover", "--from", u, "--as-of", "2026-01-01T00:00:00Z"}
+		},
 		"repo change-password --from": func(u string) []string {
 			return []string{"repo", "change-password", "--from", u, "--new-password-file", filepath.Join(dir, "newpw")}
 		},

@@ -20,6 +20,12 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
+// --mover-credentials values.
+const (
+	credentialsCopy     = "copy"
+	credentialsIdentity = "identity"
+)
+
 // EnvMoverImage names the mover image when --mover-image is not given: set once where the
 // default image cannot be pulled (a mirror, an air gap, a local test cluster), for every command
 // and every scheduled run.
@@ -33,6 +39,7 @@ type moverOptions struct {
 	Location       string
 	Secret         string
 	ServiceAccount string
+	Credentials    string
 	PullSecret     string
 	RunAs          int64
 	FSGroup        int64
@@ -59,7 +66,8 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet, kubeconfig *genericclioptions
 	fs.StringVar(&o.PullPolicy, "mover-pull-policy", "IfNotPresent", "imagePullPolicy of the mover: IfNotPresent, Always or Never")
 	fs.StringVar(&o.Location, "mover-location", "", "the backup location as mover pods reach it, when it differs from --to/--from (e.g. an in-cluster S3 endpoint)")
 	fs.StringVar(&o.Secret, "mover-secret", "", "a Secret of yours, in each namespace, with the storage credentials for the movers (instead of copying those of your environment into a temporary Secret); the namespace's repository key still comes in a temporary Secret")
-	fs.StringVar(&o.ServiceAccount, "mover-service-account", "", "service account of the mover pods (for workload identity: IRSA, GKE, Azure)")
+	fs.StringVar(&o.ServiceAccount, "mover-service-account", "", "an existing ServiceAccount, in each namespace, that the mover pods run as (workload identity: EKS IRSA or Pod Identity, GKE Workload Identity, Azure Workload Identity; docs/install.md)")
+	fs.StringVar(&o.Credentials, "mover-credentials", credentialsCopy, "what cloud credentials the mover Secret carries: copy (those of your environment) or identity (none: the movers use their pod's identity, e.g. --mover-service-account; the Secret holds the namespace's repository key only)")
 	fs.StringVar(&o.PullSecret, "mover-pull-secret", "", "[NAMESPACE/]NAME of a docker-registry Secret (default namespace: the kubeconfig's) for pulling --mover-image: copied into each mover's namespace for the run and removed with the mover. Without it movers pull with their namespace ServiceAccount's imagePullSecrets and the nodes' credentials")
 	fs.Int64Var(&o.RunAs, "mover-run-as", -1, "user and group ID the mover runs as (default the image's 65532): the owner of the volume's files")
 	fs.Int64Var(&o.FSGroup, "mover-fs-group", -1, "fsGroup of the mover pods: files readable by this group can be read")
@@ -139,6 +147,24 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	}
 	if c.Limits, err = resources("limit", o.CPULimit, o.MemoryLimit); err != nil {
 		return c, err
+	}
+	switch o.Credentials {
+	case credentialsCopy, "":
+	case credentialsIdentity:
+		if o.Secret != "" {
+			return c, fmt.Errorf("--mover-credentials=identity puts no credentials in the movers' Secrets, and --mover-secret brings some: choose one")
+		}
+		// No credential of this machine's environment goes to the cluster; store settings that
+		// are not secrets (the region, the Azure account's name) do, as plain env.
+		c.Identity, c.Settings = true, map[string]string{}
+		for _, k := range volumes.SettingsEnv {
+			if v, ok := os.LookupEnv(k); ok {
+				c.Settings[k] = v
+			}
+		}
+		return c, nil
+	default:
+		return c, fmt.Errorf("--mover-credentials=%q: use copy or identity", o.Credentials)
 	}
 	if c.Secret == "" {
 		c.Env = map[string]string{}

@@ -193,6 +193,7 @@ func StaticSteps() []Step {
 		{"storage", checkStorage},
 		{"rights", checkRights},
 		{"location", checkLocation},
+		{"mover service account", checkServiceAccount},
 		{"mover admission", checkAdmission},
 		{"mover scheduling", checkScheduling},
 		{"volume topology", checkTopology},

@@ -57,6 +57,9 @@ func probe(ctx context.Context, d *Deps, cfg *Config, skip map[string]string) []
 	if !created {
 		return out
 	}
+	if cfg.Mover.ServiceAccount != "" && len(cfg.Namespaces) > 0 && cfg.Mover.Location != "" {
+		p.step(ctx, &out, "probe: mover identity", p.reachAs)
+	}
 	var todo []string
 	// The classes are probed once the probe's movers have their credentials (a --mover-secret
 	// that cannot be copied fails that step and probes nothing).
@@ -140,6 +143,16 @@ func (p *prober) task(class string, i int) volumes.Task {
 
 func (p *prober) engine() *volumes.Prober {
 	mc := p.cfg.Mover
+	if mc.ServiceAccount != "" {
+		// The ServiceAccount lives in the application namespaces (and its cloud role trusts it
+		// there): the classes' movers run in the probe's namespace under its default account and
+		// only write into their volumes; the identity step reaches the location under it.
+		mc.ServiceAccount, mc.Location, mc.Env, mc.Files = "", "", nil, nil
+	}
+	return p.engineFor(mc)
+}
+
+func (p *prober) engineFor(mc volumes.MoverConfig) *volumes.Prober {
 	mc.RepoPassword = p.cfg.repoKey
 	mc.ActiveDeadline = p.cfg.Timeout
 	ctl := 30 * time.Second
@@ -170,6 +183,9 @@ func (p *prober) class(ctx context.Context, class string, i int) []Result {
 		}
 		if p.cfg.Mover.Location == "" {
 			return fmt.Sprintf("image %s wrote into the volume (no location given: not reached)", p.cfg.Mover.Image), nil
+		}
+		if p.cfg.Mover.ServiceAccount != "" {
+			return fmt.Sprintf("image %s wrote into the volume (the location is reached under the movers' ServiceAccount: see the identity step)", p.cfg.Mover.Image), nil
 		}
 		return fmt.Sprintf("image %s wrote into the volume, and wrote and deleted a marker in %s from inside the cluster", p.cfg.Mover.Image, store.Redact(p.cfg.Mover.Location)), nil
 	}) {

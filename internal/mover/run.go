@@ -26,6 +26,9 @@ type Settings struct {
 	// Clock, for simulations only (hack/bench-repo), runs the repository on simulated time (see
 	// repo.Clock). Not part of the mover's contract: a mover pod always runs on the real clock.
 	Clock *repo.Clock
+	// Lock, for a repository created by this run in an immutable location, is its retention.
+	// The plugin creates repositories (EnsureRepository); not part of the mover's contract.
+	Lock *store.Lock
 	// ReadOnly opens the repository as another tool's (Velero's): repo.OpenReadOnly, nothing
 	// written to the bucket, no cache, no maintenance. Restore only.
 	ReadOnly bool
@@ -41,7 +44,7 @@ const maxDebugLines = 16
 // s.Password.
 func (s Settings) Repos() *repo.Service {
 	return &repo.Service{Location: s.Location, Key: repo.OneKey(s.Password), CacheDir: s.CacheDir,
-		Compression: s.Compression, Limits: s.Limits, Clock: s.Clock}
+		Compression: s.Compression, Limits: s.Limits, Clock: s.Clock, Lock: s.Lock}
 }
 
 // tracedRepos is Repos recording the storage calls in trace (nil: none).

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/lease"
@@ -144,6 +145,9 @@ func decide(ctx context.Context, d Deps, cfg Config, res *Result) ([]removal.Tar
 	}
 	decisions, ignored := retention.Decide(entries, cfg.Options)
 	res.Ignored = ignored
+	if err := keepLocked(ctx, d.Catalog, decisions, time.Now()); err != nil {
+		return nil, err
+	}
 	var targets []removal.Target
 	for _, dec := range decisions {
 		res.Items = append(res.Items, Item{Decision: dec})

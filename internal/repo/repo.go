@@ -19,6 +19,8 @@ import (
 	"github.com/kopia/kopia/snapshot/policy"
 	"gocloud.dev/blob"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // Identity under which every mover and the plugin open the repositories; Kopia's maintenance
@@ -87,6 +89,8 @@ type Config struct {
 	// Clock, for simulations only, replaces the real clock for Kopia and for the timestamps of
 	// the blobs this process writes (see Clock). nil = the real clock.
 	Clock *Clock
+	// Lock, for a repository created now in an immutable location, is its retention (lock.go).
+	Lock *store.Lock
 }
 
 // Repository is an open Kopia repository in a bucket.
@@ -186,6 +190,10 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 		return nil, classify(err, display)
 	}
 	out := &Repository{Repository: r, display: display, dir: dir, release: release, st: st}
+	if err := out.lockEverything(ctx); err != nil {
+		_ = r.Close(ctx)
+		return nil, err
+	}
 	if created {
 		if err := out.setDefaults(ctx, cfg); err != nil {
 			_ = r.Close(ctx)
@@ -224,11 +232,19 @@ func initialize(ctx context.Context, st *Storage, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("create repository %s: %w", st.DisplayName(), err)
 	}
-	err = repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
+	opts := &repo.NewRepositoryOptions{
 		BlockFormat:                       cf,
 		ObjectFormat:                      format.ObjectFormat{Splitter: sp},
 		FormatBlockKeyDerivationAlgorithm: FormatKeyDerivation,
-	}, cfg.Password)
+	}
+	if cfg.Lock != nil {
+		p := maintenance.DefaultParams()
+		if err := checkLockedMaintenance(ctx, cfg.Lock, &p); err != nil {
+			return fmt.Errorf("create repository %s: %w", st.DisplayName(), err)
+		}
+		opts.RetentionMode, opts.RetentionPeriod = kblob.RetentionMode(cfg.Lock.Mode), cfg.Lock.Period
+	}
+	err = repo.Initialize(ctx, st, opts, cfg.Password)
 	if errors.Is(err, repo.ErrAlreadyInitialized) {
 		return nil // another mover created it a moment ago
 	}
@@ -254,6 +270,8 @@ func (r *Repository) setDefaults(ctx context.Context, cfg Config) error {
 			}
 			p := maintenance.DefaultParams()
 			p.Owner = ClientUser + "@" + ClientHost
+			// Full maintenance extends the locks of a locked repository's live blobs.
+			p.ExtendObjectLocks = cfg.Lock != nil
 			if err := maintenance.SetParams(ctx, w, &p); err != nil {
 				return fmt.Errorf("set maintenance owner in %s: %w", r.display, err)
 			}

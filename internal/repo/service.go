@@ -41,6 +41,8 @@ type Service struct {
 	Trace *Tracer
 	// Clock, for simulations only (hack/bench-repo), runs the repositories on simulated time.
 	Clock *Clock
+	// Lock, in an immutable location, is the retention of the repositories Ensure creates.
+	Lock *store.Lock
 }
 
 // OneKey is a Key that gives every namespace the same password (a mover, which opens only its
@@ -148,6 +150,7 @@ func (s *Service) config(password, prefix string, create bool) Config {
 		Limits:      s.Limits,
 		Trace:       s.Trace,
 		Clock:       s.Clock,
+		Lock:        s.Lock,
 	}
 	if bucketURL, locPrefix, err := store.Parse(s.Location); err == nil {
 		if u, err := url.Parse(bucketURL); err == nil && u.Scheme == "s3" {

@@ -8,16 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	kblob "github.com/kopia/kopia/repo/blob"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"google.golang.org/api/googleapi"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
 // StorageType is the Kopia storage type name under which the adapter is registered.
@@ -54,6 +59,9 @@ type Storage struct {
 	windows  *packCache    // windows of data packs around small reads (windows.go), shared too
 	clock    *Clock        // nil unless time is simulated (see Clock)
 	limits   Limits        // bandwidth limits of what repo.Open builds over this storage
+	// lock is the repository's retention once it is known (lock.go): blobs Kopia puts without
+	// one (its repository log) get it too. Shared like uploaded.
+	lock *atomic.Pointer[kblob.ExtendOptions]
 }
 
 // s3Direct puts a blob with one PutObject straight from Kopia's buffers. gocloud's S3 writer
@@ -101,7 +109,7 @@ func init() {
 		if s == nil {
 			return nil, fmt.Errorf("kopia storage %s: bucket handle %q is not open in this process", o.Display, o.Handle)
 		}
-		return throttled(&Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, windows: s.windows, clock: s.clock}, s.limits)
+		return throttled(&Storage{bucket: s.bucket, opts: *o, uploaded: s.uploaded, s3: s.s3, trace: s.trace, packs: s.packs, windows: s.windows, clock: s.clock, lock: s.lock}, s.limits)
 	})
 }
 
@@ -109,7 +117,8 @@ func init() {
 // messages. The returned release function must be called when Kopia no longer uses the storage.
 func NewStorage(bucket *blob.Bucket, display string) (*Storage, func()) {
 	handle := fmt.Sprintf("b%d", handleSeq.Add(1))
-	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes), windows: newPackCache(windowCacheBytes)}
+	st := &Storage{bucket: bucket, opts: StorageOptions{Display: display, Handle: handle}, uploaded: new(atomic.Int64), packs: newPackCache(packCacheBytes), windows: newPackCache(windowCacheBytes),
+		lock: new(atomic.Pointer[kblob.ExtendOptions])}
 	registryMu.Lock()
 	registry[handle] = st
 	registryMu.Unlock()
@@ -257,8 +266,8 @@ func (s *Storage) PutBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 }
 
 func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, opts kblob.PutOptions) error {
-	if opts.HasRetentionOptions() {
-		return fmt.Errorf("put %s: object retention: %w", id, kblob.ErrUnsupportedPutBlobOption)
+	if l := s.lock.Load(); l != nil && !opts.HasRetentionOptions() {
+		opts.RetentionMode, opts.RetentionPeriod = l.RetentionMode, l.RetentionPeriod
 	}
 	if !opts.SetModTime.IsZero() {
 		return fmt.Errorf("put %s: %w", id, kblob.ErrSetTimeUnsupported)
@@ -266,23 +275,27 @@ func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	if s.s3 != nil {
 		return s.putS3(ctx, id, data, opts)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := s.bucket.NewWriter(wctx, string(id), &blob.WriterOptions{
+	r := data.Reader()
+	defer r.Close() //nolint:errcheck // an in-memory reader
+	wopts := &blob.WriterOptions{
 		ContentType:    "application/x-kopia",
 		BufferSize:     writerBufferSize,
 		MaxConcurrency: writerMaxConcurrency,
 		IfNotExist:     opts.DoNotRecreate,
-	})
+	}
+	if opts.HasRetentionOptions() {
+		mode, until, err := retentionUntil(opts.RetentionMode, opts.RetentionPeriod)
+		if err != nil {
+			return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, err)
+		}
+		wopts = store.WithObjectLock(wopts, mode, until)
+	}
+	// An upload from a reader, not a Writer: see store.Upload.
+	err := store.Upload(ctx, s.bucket, string(id), r, wopts)
+	if store.IsLockUnsupported(err) {
+		return fmt.Errorf("put %s in %s: object retention: %v: %w", id, s.opts.Display, err, kblob.ErrUnsupportedPutBlobOption)
+	}
 	if err != nil {
-		return s.translate("put", id, err)
-	}
-	if _, err := data.WriteTo(w); err != nil {
-		cancel() // abandon the upload: nothing partial becomes visible
-		_ = w.Close()
-		return s.translate("put", id, err)
-	}
-	if err := w.Close(); err != nil {
 		return s.translate("put", id, err)
 	}
 	s.written(id, data.Length())
@@ -308,6 +321,13 @@ func (s *Storage) putS3(ctx context.Context, id kblob.ID, data kblob.Bytes, opts
 	}
 	if opts.DoNotRecreate {
 		in.IfNoneMatch = aws.String("*")
+	}
+	if opts.HasRetentionOptions() {
+		mode, until, err := retentionUntil(opts.RetentionMode, opts.RetentionPeriod)
+		if err != nil {
+			return fmt.Errorf("put %s in %s: %w", id, s.opts.Display, err)
+		}
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = lockPutObject(mode, until)
 	}
 	if _, err := s.s3.client.PutObject(ctx, in); err != nil {
 		var ae smithy.APIError
@@ -396,12 +416,18 @@ func (s *Storage) translate(op string, id kblob.ID, err error) error {
 	return fmt.Errorf("%s %s in %s: %w", op, id, s.opts.Display, err)
 }
 
-// isRangeError recognises S3's 416 InvalidRange, which gocloud reports as InvalidArgument.
+// isRangeError recognises a 416 for a range past the end, which gocloud reports as
+// InvalidArgument (S3) or Unknown (GCS, Azure): S3's InvalidRange code, GCS's and Azure's status.
 func isRangeError(err error) bool {
 	type coder interface{ ErrorCode() string }
 	var c coder
-	if errors.As(err, &c) {
-		return c.ErrorCode() == "InvalidRange"
+	if errors.As(err, &c) && c.ErrorCode() == "InvalidRange" {
+		return true
 	}
-	return false
+	var g *googleapi.Error
+	if errors.As(err, &g) && g.Code == http.StatusRequestedRangeNotSatisfiable {
+		return true
+	}
+	var a *azcore.ResponseError
+	return errors.As(err, &a) && (a.StatusCode == http.StatusRequestedRangeNotSatisfiable || a.ErrorCode == "InvalidRange")
 }

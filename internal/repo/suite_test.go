@@ -167,9 +167,14 @@ func storageSuite(t *testing.T, st blob.Storage) {
 		if !errors.Is(err, blob.ErrSetTimeUnsupported) {
 			t.Errorf("PutBlob with SetModTime = %v; want ErrSetTimeUnsupported", err)
 		}
+		// A store (or bucket) that cannot lock must refuse a put with retention, never store the
+		// blob unlocked.
 		err = st.PutBlob(ctx, "pkretention", sliceBytesOf([]byte("x")), blob.PutOptions{RetentionMode: blob.Governance, RetentionPeriod: time.Hour})
-		if !errors.Is(err, blob.ErrUnsupportedPutBlobOption) {
-			t.Errorf("PutBlob with retention = %v; want ErrUnsupportedPutBlobOption", err)
+		if err == nil {
+			t.Errorf("PutBlob with retention into a bucket without object lock succeeded: the blob was stored unlocked")
+		}
+		if _, err := st.GetMetadata(ctx, "pkretention"); !errors.Is(err, blob.ErrBlobNotFound) {
+			t.Errorf("after a refused PutBlob with retention, GetMetadata = %v; want ErrBlobNotFound", err)
 		}
 		for _, id := range []blob.ID{"pkmodtime", "pksettime", "pkretention"} {
 			if err := st.DeleteBlob(ctx, id); err != nil {

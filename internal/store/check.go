@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // MarkerPrefix is where CheckWritable writes its markers, inside the location's prefix.
@@ -16,7 +17,7 @@ func CheckWritable(ctx context.Context, l *Location) error {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	key := MarkerPrefix + hex.EncodeToString(b)
-	if err := l.bucket.WriteAll(ctx, key, []byte("kubectl-pvbackup doctor marker: safe to delete\n"), nil); err != nil {
+	if err := Upload(ctx, l.bucket, key, strings.NewReader("kubectl-pvbackup doctor marker: safe to delete\n"), nil); err != nil {
 		return fmt.Errorf("write a marker %s into %s: %s (the credentials may allow reading only)", key, l.display, shortError(err))
 	}
 	if err := l.bucket.Delete(ctx, key); err != nil {

@@ -92,7 +92,7 @@ func (l *Location) ReplaceIf(ctx context.Context, key string, data []byte, v Ver
 	opts := &blob.WriterOptions{ContentType: "application/json", BeforeWrite: func(as func(any) bool) error {
 		return ifMatch(as, v)
 	}}
-	err := l.bucket.WriteAll(ctx, key, data, opts)
+	err := Upload(ctx, l.bucket, key, bytes.NewReader(data), opts)
 	switch code := gcerrors.Code(err); {
 	case err == nil:
 		return nil

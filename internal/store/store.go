@@ -40,6 +40,7 @@ type Location struct {
 	bucketURL string       // what gocloud opens; "" when built by FromBucket
 	prefix    string       // "" or "a/b/"
 	bucket    *blob.Bucket // already narrowed to the prefix
+	lock      *Lock        // the location's object lock (ConfigFile); nil: none
 }
 
 // FromBucket wraps an opened bucket, for tests and callers that open buckets themselves.
@@ -106,7 +107,7 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 			return nil, fmt.Errorf("backup location %s: %w", display, Scrub(raw, err))
 		}
 	}
-	b, err := blob.OpenBucket(ctx, bucketURL)
+	b, err := openBucket(ctx, bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("open backup location %s: %w", display, Scrub(raw, err))
 	}
@@ -126,7 +127,12 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 		}
 		return nil, fmt.Errorf("backup location %s is not reachable: %s (check the URL, the endpoint and the credentials)", display, shortError(Scrub(raw, err)))
 	}
-	return &Location{display: display, raw: raw, bucketURL: bucketURL, prefix: prefix, bucket: b}, nil
+	l := &Location{display: display, raw: raw, bucketURL: bucketURL, prefix: prefix, bucket: b}
+	if err := l.loadConfig(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // String returns the location without secrets.
@@ -142,7 +148,7 @@ func (l *Location) Sub(ctx context.Context, prefix string) (*blob.Bucket, error)
 	if l.bucketURL == "" {
 		return nil, fmt.Errorf("location %s was not opened from a URL: it has no sub-locations", l.display)
 	}
-	b, err := blob.OpenBucket(ctx, l.bucketURL)
+	b, err := openBucket(ctx, l.bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("open backup location %s: %w", l.display, l.Scrub(err))
 	}
@@ -204,7 +210,7 @@ func (l *Location) WriteNew(ctx context.Context, key string, data []byte, conten
 	if p, ok := l.localPath(key); ok {
 		return writeNewFile(p, data)
 	}
-	err := l.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
+	err := l.Put(ctx, key, data, &blob.WriterOptions{ContentType: contentType, IfNotExist: true})
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return fmt.Errorf("%s in %s: %w", key, l.display, ErrExists)
 	}

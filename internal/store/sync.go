@@ -4,15 +4,18 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+
+	"gocloud.dev/blob"
 )
 
 // Write stores data under key, replacing what is there. On file:// the content and the directory
 // entry are synced to disk before it returns, as every write of this package is there: a key file
-// that a power cut leaves empty is a location that no password opens.
+// that a power cut leaves empty is a location that no password opens. Elsewhere it is a Put: locked
+// when the location is immutable.
 func (l *Location) Write(ctx context.Context, key string, data []byte, contentType string) error {
 	p, ok := l.localPath(key)
 	if !ok {
-		return l.Scrub(l.bucket.WriteAll(ctx, key, data, nil))
+		return l.Scrub(l.Put(ctx, key, data, &blob.WriterOptions{ContentType: contentType}))
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err

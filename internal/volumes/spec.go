@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,6 +46,14 @@ var CredentialEnv = []string{
 	"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
 	"GOOGLE_CLOUD_PROJECT",
 }
+
+// SettingsEnv are store settings that are not credentials: with --mover-credentials=identity they
+// reach the movers as plain environment variables.
+var SettingsEnv = []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_DOMAIN", "GOOGLE_CLOUD_PROJECT"}
+
+// AzureIdentityLabel makes Azure Workload Identity's webhook give a pod its ServiceAccount's
+// federated token and client ID; elsewhere it means nothing.
+const AzureIdentityLabel = "azure.workload.identity/use"
 
 // CredentialFiles are variables naming files whose content goes into the Secret (mounted, and the
 // variable pointed at the mounted copy).
@@ -236,6 +246,9 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 	for _, e := range inv.Env() {
 		env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
+	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
+		env = append(env, corev1.EnvVar{Name: k, Value: c.Settings[k]})
+	}
 	secret := t.SecretName()
 	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
 	if c.Secret != "" {
@@ -250,6 +263,11 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 	vols := []corev1.Volume{
 		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if claim == "" {
+		// No volume (doctor's probe of the movers' identity): the mover only reaches the location.
+		vols[0].VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+		mounts[0].ReadOnly = false
 	}
 	if t.FromSnapshot != "" {
 		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.TempPVCName(), ReadOnly: true}}})
@@ -309,6 +327,11 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 		blockSecurity(podSC, sc)
 	}
 	labels := t.Labels()
+	podLabels := labels
+	if c.Identity {
+		podLabels = maps.Clone(labels)
+		podLabels[AzureIdentityLabel] = "true"
+	}
 	return &batchv1.Job{
 		ObjectMeta: t.meta(t.JobName()),
 		Spec: batchv1.JobSpec{
@@ -316,7 +339,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 			ActiveDeadlineSeconds:   ptr.To(int64(c.ActiveDeadline.Seconds())),
 			TTLSecondsAfterFinished: ptr.To(int32(c.TTL.Seconds())),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                 corev1.RestartPolicyNever,
 					ServiceAccountName:            c.ServiceAccount,

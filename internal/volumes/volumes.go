@@ -78,6 +78,11 @@ type MoverConfig struct {
 	// credentials; the temporary Secret then holds the repository password alone.
 	Secret         string
 	ServiceAccount string
+	// Identity (--mover-credentials=identity): the movers use their pod's cloud identity; their
+	// Secret holds no credential, their pods carry the Azure Workload Identity label, and Settings
+	// (non-secret store settings such as the region or the Azure account name) are plain env.
+	Identity bool
+	Settings map[string]string
 	// PullSecret, when set, is copied into each mover's namespace and named in its pod's
 	// imagePullSecrets (see PullSecretRef for the default without it).
 	PullSecret *PullSecretRef

@@ -90,23 +90,7 @@ func (c *Cluster) location(t *testing.T) string {
 
 func runPlugin(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	bin := plugin(t) // built once, on the first call: not within this command's timeout
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run plugin %v: %v", args, err)
-	}
-	t.Logf("kubectl-pvbackup %s: exit %d in %s\nstderr:\n%s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond), r.stderr)
-	return r
+	return runPluginEnv(t, timeout, nil, args...)
 }
 
 func moverArgs() []string {

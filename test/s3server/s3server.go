@@ -71,7 +71,7 @@ func Fake(tb testing.TB) *Server {
 }
 
 // SeaweedFS returns the SeaweedFS server named by PVBACKUP_TEST_S3_ENDPOINT (started once for a
-// whole test run by hack/seaweedfs-env, which `make integration` runs, with
+// whole test run by hack/stores-env, which `make integration` runs, with
 // PVBACKUP_TEST_S3_ACCESS_KEY/SECRET_KEY), creating a fresh bucket on it; without that variable
 // it starts `weed mini` from the tools directory (PVBACKUP_TOOLS, default .local/bin of the
 // checkout) for this test only.
@@ -219,6 +219,25 @@ func createBucket(s *Server) error {
 	_, err := s3Client(s).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
 	return err
 }
+
+// SeaweedFSLocked is SeaweedFS (as SeaweedFS finds or starts it) with a fresh bucket created with
+// S3 Object Lock enabled (and so versioning), for immutable locations.
+func SeaweedFSLocked(tb testing.TB) *Server {
+	tb.Helper()
+	s := SeaweedFS(tb)
+	locked := *s
+	locked.Bucket = "lock-" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Client(&locked).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(locked.Bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		tb.Fatalf("create bucket %s with object lock on %s: %v", locked.Bucket, s.Endpoint, err)
+	}
+	return &locked
+}
+
+// Client is an S3 client of the server with its own credentials: what anyone holding the
+// location's credentials can do, through the plain S3 API.
+func Client(s *Server) *s3.Client { return s3Client(s) }
 
 // IgnoringConditional returns srv behind a proxy that drops If-None-Match and If-Match, as an
 // S3-compatible store without conditional writes would ignore them.
