@@ -8,13 +8,16 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/stores"
 )
@@ -67,51 +70,52 @@ func TestMoverIdentity(t *testing.T) {
 }
 
 // watchMovers records, until the returned function is called, the keys of every temporary mover
-// Secret and the ServiceAccount of every mover pod of namespace ns.
+// Secret and the ServiceAccount of every mover pod of namespace ns. It lists and watches again
+// when the apiserver closes a watch (informers): a bare Watch ended silently on the loaded lab
+// machine, and the test then saw no mover at all while create had run them.
 func (c *Cluster) watchMovers(t *testing.T, ns string) func() (secretKeys, accounts []string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	sel := metav1.ListOptions{LabelSelector: volumes.LabelManagedBy + "=" + volumes.ManagedBy}
-	sw, err := c.Kube.CoreV1().Secrets(ns).Watch(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := c.Kube.CoreV1().Pods(ns).Watch(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sel := kube.Labelled(map[string]string{volumes.LabelManagedBy: volumes.ManagedBy})
+	var mu sync.Mutex
 	keys, accounts := map[string]bool{}, map[string]bool{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case ev, ok := <-sw.ResultChan():
-				if !ok {
-					return
-				}
-				if s, ok := ev.Object.(*corev1.Secret); ok {
-					for k := range s.Data {
-						keys[k] = true
-					}
-				}
-			case ev, ok := <-pw.ResultChan():
-				if !ok {
-					return
-				}
-				if p, ok := ev.Object.(*corev1.Pod); ok {
-					accounts[p.Spec.ServiceAccountName] = true
-				}
-			case <-ctx.Done():
-				return
+	record := func(obj any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch o := obj.(type) {
+		case *corev1.Secret:
+			for k := range o.Data {
+				keys[k] = true
 			}
+		case *corev1.Pod:
+			accounts[o.Spec.ServiceAccountName] = true
 		}
-	}()
+	}
+	handler := cache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, o any) { record(o) }}
+	var wg sync.WaitGroup
+	for _, inf := range []cache.SharedIndexInformer{
+		cache.NewSharedIndexInformer(kube.ListWatch(c.Kube.CoreV1().Secrets(ns), c.Kube, sel), &corev1.Secret{}, 0, cache.Indexers{}),
+		cache.NewSharedIndexInformer(kube.ListWatch(c.Kube.CoreV1().Pods(ns), c.Kube, sel), &corev1.Pod{}, 0, cache.Indexers{}),
+	} {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inf.Run(ctx.Done())
+		}()
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			cancel()
+			t.Fatalf("watch of the movers of namespace %s did not sync", ns)
+		}
+	}
 	return func() ([]string, []string) {
 		cancel()
-		sw.Stop()
-		pw.Stop()
-		<-done
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
 		return slices.Sorted(maps.Keys(keys)), slices.Sorted(maps.Keys(accounts))
 	}
 }
