@@ -64,6 +64,7 @@ func TestDecide(t *testing.T) {
 		return c
 	}
 	block := blockOf("pv-dir", nil)
+	classesDenied := &Facts{PVs: facts.PVs, SnapshotAPI: true, ClassesDenied: "listing VolumeSnapshotClasses is forbidden"}
 
 	tests := []struct {
 		name      string
@@ -101,6 +102,7 @@ func TestDecide(t *testing.T) {
 		{name: "block volume: fs by annotation refused", mode: ModeAuto, claim: blockOf("pv-dir", map[string]string{AnnotationMode: "fs"}), err: "use --volumes=snapshot-move"},
 		{name: "block volume without snapshots: none, warned", mode: ModeAuto, claim: blockOf("pv-none", nil), wantMode: ModeNone, reason: "raw block volume without snapshots (no VolumeSnapshotClass for CSI driver nothing.csi)", warn: "cannot be snapshotted"},
 		{name: "block volume, no snapshot API: none, warned", mode: ModeAuto, claim: block, facts: noAPI, wantMode: ModeNone, reason: "no VolumeSnapshot API", warn: "its data is not backed up"},
+		{name: "block volume, classes denied to a namespace admin: none, warned, not fs", mode: ModeAuto, claim: block, facts: classesDenied, wantMode: ModeNone, reason: "listing VolumeSnapshotClasses is forbidden: its snapshot support cannot be checked", warn: "its data is not backed up"},
 		{name: "snapshot mode keeps class", mode: ModeSnapshot, claim: claim("a", "pv-dir", nil), wantMode: ModeSnapshot, wantClass: "mine"},
 		{name: "longhorn warning", mode: ModeAuto, claim: claim("a", "pv-lh", nil), wantMode: ModeSnapshotMove, wantClass: "lh", warn: "type: snap"},
 		{name: "--volumes=none", mode: ModeNone, claim: claim("a", "pv-dir", nil), wantMode: ModeNone, reason: "--volumes=none"},
