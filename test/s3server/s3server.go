@@ -122,6 +122,11 @@ func StartSeaweedFS(weed, dir string) (*Server, func(), error) {
 		fmt.Sprintf("-admin.port=%d", ports[8]), fmt.Sprintf("-admin.port.grpc=%d", ports[9]),
 		"-admin.port.legacy=0", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-master.telemetry=false", // nothing leaves this machine
+		// Every test's bucket is a collection of its own, and each new collection takes several
+		// volumes. weed mini sizes volumes (up to 1 GiB) and their number from the free disk
+		// space, so on a fuller disk a run of many tests ran out of writable volumes half-way
+		// (PutObject: 500 InternalError). Small volumes, many of them: nothing is preallocated.
+		"-master.volumeSizeLimitMB=64", "-volume.max=300",
 		"-bucket="+s.Bucket)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey)
 	cmd.Stdout, cmd.Stderr = logf, logf
