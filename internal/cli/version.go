@@ -137,7 +137,7 @@ func (o *VersionOptions) Run(ctx context.Context) error {
 	for _, c := range res.Check {
 		status, detail := "ok", "pulled and ran: kubectl-pvbackup "+printable.Name(c.Version)
 		if !c.OK {
-			status, detail = "fail", oneLine(c.Error)
+			status, detail = "fail", printable.Name(c.Error)
 		} else if c.Version != version.Version {
 			detail += " (this plugin is " + version.Version + ": use one version for both)"
 		}

@@ -120,8 +120,7 @@ var Rights = []Right{
 // RightsFor are the rights of the needs ("resources", "volumes", ... or "create"), each once:
 // cluster-scoped ones (a ClusterRole) and namespaced ones (a Role per namespace).
 func RightsFor(needs []string) (cluster, namespaced []Right) {
-	// A schedule may list namespaces (-A, patterns): it is granted that right always.
-	n, _ := needsOf(append([]string{"namespaces"}, needs...), volumes.ModeSnapshotMove, true)
+	n, _ := needsOf(needs, volumes.ModeSnapshotMove, false)
 	return splitRights(n, nil, nil)
 }
 

@@ -51,7 +51,6 @@ func TestSchedules(t *testing.T) {
 		status Status
 		detail string
 	}{
-		"schedule ops/nightly (cluster)": {OK, "rights checked as system:serviceaccount:ops:pvbackup-nightly"},
 		"schedule ops/nightly in shop":   {OK, "rights checked"},
 		"schedule ops/nightly in web":    {OK, "rights checked"},
 		"schedule ops/nightly: secret":   {OK, "Secret ops/pvbackup-nightly holds PVBACKUP_PASSWORD and 1 other keys"},

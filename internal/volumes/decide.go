@@ -62,7 +62,7 @@ func ReadFacts(ctx context.Context, disc discovery.DiscoveryInterface, snap snap
 		switch {
 		case apierrors.IsForbidden(err):
 			f.ClassesErr = fmt.Errorf("list VolumeSnapshotClasses: %w", err)
-			f.ClassesDenied = "not allowed to list volumesnapshotclasses (cluster-scoped)"
+			f.ClassesDenied = "not allowed to list volumesnapshotclasses.snapshot.storage.k8s.io (cluster-scoped)"
 		case err != nil:
 			return nil, fmt.Errorf("list VolumeSnapshotClasses: %w", err)
 		default:

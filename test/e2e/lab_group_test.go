@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -282,17 +283,13 @@ func TestCheckLockstep(t *testing.T) {
 // labelPVC adds labels to a claim.
 func (c *Cluster) labelPVC(t *testing.T, ns, name string, labels map[string]string) {
 	t.Helper()
-	pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), name, metav1.GetOptions{})
+	// A merge patch: the provisioner updates the claim while it binds, so an Update of what was
+	// read a moment before may conflict.
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pvc.Labels == nil {
-		pvc.Labels = map[string]string{}
-	}
-	for k, v := range labels {
-		pvc.Labels[k] = v
-	}
-	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Update(context.Background(), pvc, metav1.UpdateOptions{}); err != nil {
+	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Patch(context.Background(), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("label claim %s/%s: %v", ns, name, err)
 	}
 }
