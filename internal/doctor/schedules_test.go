@@ -51,13 +51,13 @@ func TestSchedules(t *testing.T) {
 		status Status
 		detail string
 	}{
-		"schedule ops/nightly in shop":   {OK, "rights checked"},
-		"schedule ops/nightly in web":    {OK, "rights checked"},
-		"schedule ops/nightly: secret":   {OK, "Secret ops/pvbackup-nightly holds PVBACKUP_PASSWORD and 1 other keys"},
-		"schedule ops/weekly in web":     {Fail, "missing as system:serviceaccount:ops:pvbackup-weekly: create secrets (create, restore: the movers' temporary Secret)"},
-		"schedule ops/weekly: secret":    {Fail, "Secret ops/pvbackup-weekly has no PVBACKUP_PASSWORD"},
-		"schedule ops/monthly: secret":   {Fail, "Secret ops/missing does not exist"},
-		"schedule ops/monthly in shop":   {OK, ""},
+		"schedule ops/nightly in shop": {OK, "rights checked"},
+		"schedule ops/nightly in web":  {OK, "rights checked"},
+		"schedule ops/nightly: secret": {OK, "Secret ops/pvbackup-nightly holds PVBACKUP_PASSWORD and 1 other keys"},
+		"schedule ops/weekly in web":   {Fail, "missing as system:serviceaccount:ops:pvbackup-weekly: create secrets (create, restore: the movers' temporary Secret)"},
+		"schedule ops/weekly: secret":  {Fail, "Secret ops/pvbackup-weekly has no PVBACKUP_PASSWORD"},
+		"schedule ops/monthly: secret": {Fail, "Secret ops/missing does not exist"},
+		"schedule ops/monthly in shop": {OK, ""},
 	} {
 		if r, ok := got[check]; !ok || r.Status != want.status || !strings.Contains(r.Detail, want.detail) {
 			t.Errorf("%s: %+v, want %s with %q", check, r, want.status, want.detail)
