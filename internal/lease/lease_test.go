@@ -237,7 +237,7 @@ func TestLeaseOfADeadLocalProcess(t *testing.T) {
 	defer loc.Close()
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
-		t.Skip(err)
+		t.Skipf("no `true` command to leave a finished process behind: %v", err)
 	}
 	me := Owner()
 	deadPID := cmd.Process.Pid
