@@ -284,7 +284,7 @@ func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients,
 	}
 	res, err := run(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
 		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath,
-		ArchiveKey: o.cfg.ArchiveKey, DryRun: o.DryRun})
+		ArchiveKey: o.cfg.ArchiveKey, DryRun: o.DryRun, Timeout: o.mover.Timeout})
 	return o.finish(res, err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,6 +39,16 @@ type DataConfig struct {
 	IncludePath string
 	ArchiveKey  string // keyring.ArchiveKey: decrypts the backup's archive (for the claims' specs)
 	DryRun      bool
+	// Timeout is how long the wait for an in-place claim's pods to go may see none go
+	// (--timeout, the volume engine's no-progress deadline); 0: 10 minutes.
+	Timeout time.Duration
+}
+
+func (c DataConfig) timeout() time.Duration {
+	if c.Timeout == 0 {
+		return 10 * time.Minute
+	}
+	return c.Timeout
 }
 
 // DataDeps are what a data-only restore uses: the claims through the typed client, the

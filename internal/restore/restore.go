@@ -17,15 +17,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -773,7 +774,7 @@ func (r *run) waitCRDs(ctx context.Context, crds []*entry) {
 	defer cancel()
 	var late []string
 	for _, e := range crds {
-		if err := waitEstablished(ctx, r.d.Dynamic.Resource(e.key.GVR), e.obj.GetName()); err != nil {
+		if err := waitEstablished(ctx, r.d.Dynamic, e.key.GVR, e.obj.GetName()); err != nil {
 			late = append(late, fmt.Sprintf("%s: %v", e.obj.GetName(), err))
 		}
 	}
@@ -786,7 +787,8 @@ func (r *run) waitCRDs(ctx context.Context, crds []*entry) {
 	done(fmt.Sprintf("%d", len(crds)), nil)
 }
 
-func waitEstablished(ctx context.Context, ri dynamic.NamespaceableResourceInterface, name string) error {
+// waitEstablished waits until CRD name (of resource gvr) is Established.
+func waitEstablished(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, name string) error {
 	established := func(o *unstructured.Unstructured) bool {
 		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
 		for _, c := range conds {
@@ -797,31 +799,11 @@ func waitEstablished(ctx context.Context, ri dynamic.NamespaceableResourceInterf
 		}
 		return false
 	}
-	cur, err := ri.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if established(cur) {
-		return nil
-	}
-	w, err := ri.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(), ResourceVersion: cur.GetResourceVersion()})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if o, ok := ev.Object.(*unstructured.Unstructured); ok && established(o) {
-				return nil
-			}
-		}
-	}
+	lw := kube.ListWatch(dyn.Resource(gvr), dyn, kube.Named(name))
+	return kube.Until(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+		o, ok := ev.Object.(*unstructured.Unstructured)
+		return ok && o.GetName() == name && established(o), nil
+	})
 }
 
 // reason returns the apiserver's message, which names the field that was refused.

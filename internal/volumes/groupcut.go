@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
@@ -99,7 +98,7 @@ func (r *backupRun) waitGroup(ctx context.Context, facts *GroupFacts, ns, name, 
 	defer cancel()
 	lw := kube.ListWatch(r.d.Dynamic.Resource(facts.Resource("volumegroupsnapshots")).Namespace(ns), r.d.Dynamic, kube.Named(name))
 	var failed string
-	_, err := watchtools.UntilWithSync(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+	err := kube.Until(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok {
 			return false, nil
