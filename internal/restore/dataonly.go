@@ -59,6 +59,8 @@ type DataDeps struct {
 	Catalog  *catalog.Catalog
 	Volumes  VolumeEngine
 	Progress progress.Reporter
+	// Preflight checks the claims the movers fill before anything is created (nil: none).
+	Preflight Preflight
 }
 
 // dataTarget is one volume's way into the cluster.
@@ -85,6 +87,9 @@ func DataOnly(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) 
 	}
 	targets, err := dataTargets(m, cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := dataPreflight(ctx, d, targets, cfg, false); err != nil {
 		return nil, err
 	}
 	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Items: []Item{}}

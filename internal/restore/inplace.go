@@ -35,6 +35,9 @@ func InPlace(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) {
 	if d.Volumes == nil {
 		return nil, fmt.Errorf("an in-place restore needs a mover configuration")
 	}
+	if err := dataPreflight(ctx, d, targets, cfg, true); err != nil {
+		return nil, err
+	}
 	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Items: []Item{}}
 	for i := range targets {
 		t := &targets[i]

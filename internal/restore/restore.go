@@ -114,6 +114,8 @@ type Deps struct {
 	Source   Source
 	Progress progress.Reporter
 	Volumes  VolumeEngine // nil: specs only
+	// Preflight checks the claims the movers fill before anything is created (nil: none).
+	Preflight Preflight
 }
 
 // Action is what happened to one object.
@@ -265,6 +267,9 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if err := r.transform(entries); err != nil {
+		return nil, err
+	}
+	if err := r.preflight(ctx, entries); err != nil {
 		return nil, err
 	}
 	return r.apply(ctx, entries)
