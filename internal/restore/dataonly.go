@@ -18,6 +18,7 @@ import (
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -32,9 +33,9 @@ type DataConfig struct {
 	// Target, with one volume, is the claim to fill (namespace/name); default: the same name in
 	// the (mapped) namespace.
 	Target           string
-	NamespaceMapping map[string]string
+	NamespaceMapping mapping.Map
 	// StorageClassMapping renames the StorageClass of a claim created here.
-	StorageClassMapping map[string]string
+	StorageClassMapping mapping.Map
 	// IncludePath restores only this directory of each volume.
 	IncludePath string
 	ArchiveKey  string // keyring.ArchiveKey: decrypts the backup's archive (for the claims' specs)
@@ -143,10 +144,7 @@ func dataTargets(m *catalog.Manifest, cfg DataConfig) ([]dataTarget, error) {
 			why := "its data was not copied to the location (" + orText(v.Status, "no status") + orEmpty(": ", v.Error) + ")"
 			return nil, fmt.Errorf("volume %s of backup %q cannot be restored: %s", key, cfg.Backup, why)
 		}
-		t := dataTarget{vol: v, ns: v.Namespace, pvc: v.PVC, kept: kept}
-		if to, ok := cfg.NamespaceMapping[v.Namespace]; ok {
-			t.ns = to
-		}
+		t := dataTarget{vol: v, ns: cfg.NamespaceMapping.Lookup(v.Namespace), pvc: v.PVC, kept: kept}
 		if cfg.Target != "" {
 			ns, name, ok := strings.Cut(cfg.Target, "/")
 			if !ok || ns == "" || name == "" {

@@ -70,10 +70,7 @@ func dataPreflight(ctx context.Context, d DataDeps, targets []dataTarget, cfg Da
 		if !t.moverFills(inPlace) {
 			continue
 		}
-		class := t.vol.StorageClass
-		if to, ok := cfg.StorageClassMapping[class]; ok {
-			class = to
-		}
+		class := cfg.StorageClassMapping.Lookup(t.vol.StorageClass)
 		plan.Volumes = append(plan.Volumes, PlannedVolume{Namespace: t.ns, PVC: t.pvc, StorageClass: class, BackedUpClass: t.vol.StorageClass})
 	}
 	return d.Preflight(ctx, plan)

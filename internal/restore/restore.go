@@ -27,6 +27,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -57,7 +58,7 @@ type Config struct {
 	Namespaces        selection.NamespaceFilter // source namespaces
 	Resources         selection.ResourceFilter
 	LabelSelector     string
-	NamespaceMapping  map[string]string
+	NamespaceMapping  mapping.Map
 	Policy            Policy
 	PreserveNodePorts bool
 	DryRun            bool
@@ -69,7 +70,7 @@ type Config struct {
 	RestoreVolumes bool
 	// StorageClassMapping renames the StorageClass of restored PVCs, PVs and StatefulSet
 	// volumeClaimTemplates, in spec.storageClassName and the beta annotation: old → new.
-	StorageClassMapping map[string]string
+	StorageClassMapping mapping.Map
 	// IncludeFinishedJobs restores Jobs that had completed or failed and Pods that had
 	// succeeded or failed; they run again.
 	IncludeFinishedJobs bool
