@@ -18,8 +18,8 @@ import (
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
