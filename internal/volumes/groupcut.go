@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
@@ -149,7 +149,7 @@ func owned(s snapv1.VolumeSnapshot, uid types.UID) bool {
 // deleteGroups deletes the run's VolumeGroupSnapshots with their contents and members, whatever
 // their deletion policies (forced to Delete first, as for single snapshots).
 func (r *backupRun) deleteGroups(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 	defer cancel()
 	for _, g := range r.groups {
 		if err := deleteGroup(cctx, r.d.Snap, r.d.Dynamic, g.facts, g.namespace, g.name); err != nil {
