@@ -5,7 +5,7 @@
 # CI's clone - copies them from here instead of relinking each one from Go's build cache, which
 # takes minutes on two cores. Entries are keyed by name, version and the Go that built them, and
 # written atomically, so checkouts side by side share them. PVBACKUP_TOOL_CACHE=off turns it off.
-TOOL_CACHE=${PVBACKUP_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-pvbackup/tools}
+TOOL_CACHE=${PVBACKUP_TOOL_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/cache}/.cache}/kubectl-pvbackup/tools}
 
 # tool_key VERSION: the cache key of a build of VERSION with this machine's Go.
 tool_key() { printf '%s+%s' "$1" "$(go env GOVERSION)"; }
