@@ -177,6 +177,8 @@ type entry struct {
 	note    string // what the user should know about restoring it
 	suspend bool   // a running Job restored suspended
 	created bool
+	// refused is why a claim was not created: no node could use its data (refuseUnplaceable).
+	refused string
 	// row is its outcome, recorded by its worker; item is the row's index in Result.Items once
 	// committed (rows are committed in restore order, whatever order the workers finish in).
 	row  Item

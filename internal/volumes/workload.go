@@ -94,12 +94,7 @@ func (e *engine) placeForWorkload(ctx context.Context, p *nodePicker, w *Workloa
 	if err != nil {
 		return Placement{}, err
 	}
-	var fit []corev1.Node
-	for _, n := range nodes {
-		if nodeTrouble(&n) == "" && tolerates(w.Tolerations, n.Spec.Taints) && matchTerms(&n, place.Terms) && matchTerms(&n, vol) {
-			fit = append(fit, n)
-		}
-	}
+	fit := fitNodes(nodes, place, vol)
 	what := describeClaim(claim.Namespace, claim.Name)
 	if len(fit) == 0 {
 		return Placement{}, fmt.Errorf("no schedulable node satisfies both %s (%s) and the volume of PVC %s (%s): the restored data could not be used; label or untaint a node, or map the claim's StorageClass (--storage-class-mapping)",
