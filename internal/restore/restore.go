@@ -102,6 +102,8 @@ type VolumeItem struct {
 	Seconds   float64 `json:"durationSeconds,omitempty"`
 	// MoverNode is the node the restore mover ran on.
 	MoverNode string `json:"moverNode,omitempty"`
+	// MoverSeconds is the mover's own work (Seconds less it: placing, starting and ending it).
+	MoverSeconds float64 `json:"moverSeconds,omitempty"`
 }
 
 // Deps are the engine's connections to the world.

@@ -175,6 +175,7 @@ func (it *VolumeItem) apply(ctx context.Context, o volumes.RestoreOutcome, ok Ac
 		it.Action, it.Reason = Failed, o.Err.Error()
 	case o.Result != nil:
 		it.Action, it.Files, it.Bytes, it.HardLinks = ok, o.Result.Files, o.Result.Bytes, o.Result.HardLinks
+		it.MoverSeconds = o.Result.DurationSeconds
 		return true
 	default:
 		it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())
