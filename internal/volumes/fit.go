@@ -29,7 +29,8 @@ type PlannedClaim struct {
 // (Ready, not cordoned, its taints tolerated) can hold for its workload: the node must satisfy
 // the workload's nodeSelector and required node affinity and the claim's volume topology — the
 // node affinity of the PersistentVolume it names, else its StorageClass's allowedTopologies.
-// errs[i] is claims[i]'s refusal, naming both, or nil. Facts it may not read (nodes, classes or
+// The replicas of a spread StatefulSet need a node each (Workload.Spread), taken in claims'
+// order as the movers take them. errs[i] is claims[i]'s refusal, naming both, or nil. Facts it may not read (nodes, classes or
 // volumes a namespace admin cannot get) refuse nothing: the mover's placement still applies.
 func CheckPlacement(ctx context.Context, d Deps, claims []PlannedClaim) ([]error, error) {
 	errs := make([]error, len(claims))
@@ -51,9 +52,14 @@ func CheckPlacement(ctx context.Context, d Deps, claims []PlannedClaim) ([]error
 			return nil, err
 		}
 		place := Placement{Terms: c.Workload.terms(), Tolerations: c.Workload.Tolerations}
-		if len(fitNodes(nodes, place, terms)) == 0 {
+		w, what := c.Workload, describeClaim(c.Namespace, c.Name)
+		switch fit := fitNodes(nodes, place, terms); {
+		case len(fit) == 0:
 			errs[i] = fmt.Errorf("no schedulable node satisfies both %s (%s) and PVC %s (%s): the restored data could not be used, so the claim is not created; label or untaint a node, or map the claim's StorageClass (--storage-class-mapping)",
-				c.Workload.Name, describeTerms(place.Terms, place.Tolerations), describeClaim(c.Namespace, c.Name), topo)
+				w.Name, describeTerms(place.Terms, place.Tolerations), what, topo)
+		case w.Spread != "" && c.VolumeName == "" && p.spread(w, fit) == "":
+			errs[i] = fmt.Errorf("%s keeps its replicas on different %s, and no schedulable node is left for PVC %s among %s (%s): the claim is not created; add or untaint a node, or scale the StatefulSet down",
+				w.Name, w.SpreadKey, what, nodeNames(fit), topo)
 		}
 	}
 	return errs, nil

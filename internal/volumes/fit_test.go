@@ -78,4 +78,21 @@ func TestCheckPlacement(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a spread StatefulSet with more replicas than nodes", func(t *testing.T) {
+		objs := []runtime.Object{defaultStd}
+		for _, n := range nodes {
+			objs = append(objs, n)
+		}
+		sts := &Workload{Name: "StatefulSet app/kv", Spread: "app/kv", SpreadKey: corev1.LabelHostname}
+		var claims []PlannedClaim
+		for _, name := range []string{"data-kv-0", "data-kv-1", "data-kv-2"} {
+			claims = append(claims, PlannedClaim{Namespace: "app", Name: name, Workload: sts})
+		}
+		errs, err := CheckPlacement(ctx, Deps{Kube: fake.NewSimpleClientset(objs...)}, claims)
+		// c is tainted, d cordoned: two nodes for three replicas.
+		const want = "StatefulSet app/kv keeps its replicas on different kubernetes.io/hostname, and no schedulable node is left for PVC app/data-kv-2 among a, b"
+		if err != nil || errs[0] != nil || errs[1] != nil || errs[2] == nil || !strings.Contains(errs[2].Error(), want) {
+			t.Errorf("%v, %v; want the third refused saying %q", errs, err, want)
+		}
+	})
 }
