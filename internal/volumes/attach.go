@@ -9,6 +9,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// maxAttachments bounds the VolumeAttachments read to explain a Multi-Attach.
+const maxAttachments = 5000
+
 // explainMultiAttach adds the nodes to a mover's Multi-Attach failure: the attach-detach
 // controller's message names the pods that hold the volume, not where they are. It reads the
 // VolumeAttachments of the claim's volume; what it cannot read leaves err as it is.
@@ -20,7 +23,8 @@ func explainMultiAttach(ctx context.Context, kube kubernetes.Interface, ns, clai
 	if gerr != nil || pvc.Spec.VolumeName == "" {
 		return err
 	}
-	vas, lerr := kube.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
+	// One page, bounded: this only adds to a message.
+	vas, lerr := kube.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{Limit: maxAttachments})
 	if lerr != nil {
 		return err
 	}
