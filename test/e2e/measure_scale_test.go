@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // scaleClaims is the number of claims of TestMeasureScale (PVBACKUP_SCALE_CLAIMS, default 60).
@@ -34,12 +35,12 @@ func scaleClaims() int {
 }
 
 // scaleParallel are the --parallel values TestMeasureScale runs (PVBACKUP_SCALE_PARALLEL, default
-// "2 8": the default before issue 24's figures, and 8).
+// the plugin's default and 8).
 func scaleParallel() []string {
 	if v := strings.Fields(os.Getenv("PVBACKUP_SCALE_PARALLEL")); len(v) > 0 {
 		return v
 	}
-	return []string{"2", "8"}
+	return []string{fmt.Sprint(volumes.DefaultParallel), "8"}
 }
 
 // fillOnNode runs one pod on node that writes 1 MiB into each of claims (binding the
@@ -66,7 +67,7 @@ func (c *Cluster) fillOnNode(t *testing.T, ns, node string, claims []string) {
 
 // TestMeasureScale prints the figures of make bench-scale: a namespace of small claims of the
 // three volume types spread over the lab's three nodes, backed up with snapshot-move and restored,
-// at --parallel 2 (the default) and 8: wall time, per-volume overhead (the run's wall time over
+// at --parallel's default and 8 (scaleParallel): wall time, per-volume overhead (the run's wall time over
 // the volumes minus the movers' own work) and mover pods per node.
 func TestMeasureScale(t *testing.T) {
 	c := NewCluster(t)
