@@ -104,6 +104,8 @@ type VolumeItem struct {
 	Seconds   float64 `json:"durationSeconds,omitempty"`
 	// MoverNode is the node the restore mover ran on.
 	MoverNode string `json:"moverNode,omitempty"`
+	// MoverSeconds is the mover's own work (Seconds less it: placing, starting and ending it).
+	MoverSeconds float64 `json:"moverSeconds,omitempty"`
 }
 
 // Deps are the engine's connections to the world.
@@ -181,6 +183,8 @@ type entry struct {
 	note    string // what the user should know about restoring it
 	suspend bool   // a running Job restored suspended
 	created bool
+	// refused is why a claim was not created: no node could use its data (refuseUnplaceable).
+	refused string
 	// row is its outcome, recorded by its worker; item is the row's index in Result.Items once
 	// committed (rows are committed in restore order, whatever order the workers finish in).
 	row  Item

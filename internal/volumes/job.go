@@ -73,7 +73,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	err = until(wctx, e.d.Kube, w)
 	nodes.stop()
 	if err != nil {
-		return nil, node, err
+		return nil, node, explainMultiAttach(ctx, e.d.Kube, t.Namespace, claim, node, err)
 	}
 	wg.Wait() // the log ends with the container
 	out := readOutcome(ctx, e.d.Kube, finished, e.cfg.Mover.Limits)
