@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 
 	kopiarepo "github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/compression"
@@ -35,7 +36,7 @@ type sampledRepositoryWriter struct {
 
 func (w *sampledRepositoryWriter) NewObjectWriter(ctx context.Context, opt object.WriterOptions) object.Writer {
 	c := compression.ByName[opt.Compressor]
-	if opt.Compressor == "" || c == nil {
+	if opt.Compressor == "" || c == nil || opt.Prefix != "" { // a prefix: Kopia's metadata (directories)
 		return w.RepositoryWriter.NewObjectWriter(ctx, opt)
 	}
 	buf, _ := samplePool.Get().(*bytes.Buffer)
@@ -46,71 +47,79 @@ func (w *sampledRepositoryWriter) NewObjectWriter(ctx context.Context, opt objec
 var samplePool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, SampleSize)) }}
 
 // sampledWriter holds the first SampleSize bytes of an object, then opens the real writer with
-// the compressor the sample earns and passes everything on.
+// the compressor the sample earns and passes everything on. Kopia's uploader writes from one
+// goroutine but may ask for a Checkpoint from its checkpoint timer's: the real writer is an
+// atomic pointer, and Kopia's writer is safe to checkpoint while written.
 type sampledWriter struct {
 	ctx    context.Context
 	repo   kopiarepo.RepositoryWriter
 	opt    object.WriterOptions
 	comp   compression.Compressor
 	sample *bytes.Buffer // nil once decided
-	inner  object.Writer
+	inner  atomic.Pointer[innerWriter]
 }
 
+type innerWriter struct{ object.Writer }
+
 func (s *sampledWriter) Write(p []byte) (int, error) {
-	if s.inner != nil {
-		return s.inner.Write(p)
+	if w := s.inner.Load(); w != nil {
+		return w.Write(p)
 	}
 	n := min(len(p), SampleSize-s.sample.Len())
 	s.sample.Write(p[:n])
 	if s.sample.Len() < SampleSize {
 		return n, nil
 	}
-	if err := s.decide(); err != nil {
+	w, err := s.decide()
+	if err != nil {
 		return n, err
 	}
-	m, err := s.inner.Write(p[n:])
+	m, err := w.Write(p[n:])
 	return n + m, err
 }
 
 // decide opens the real writer for what the sample shows and writes the sample into it.
-func (s *sampledWriter) decide() error {
+func (s *sampledWriter) decide() (*innerWriter, error) {
 	opt := s.opt
 	if !Compresses(s.comp, s.sample.Bytes()) {
 		opt.Compressor = ""
 	}
-	s.inner = s.repo.NewObjectWriter(s.ctx, opt)
-	_, err := s.inner.Write(s.sample.Bytes())
+	w := &innerWriter{s.repo.NewObjectWriter(s.ctx, opt)}
+	_, err := w.Write(s.sample.Bytes())
 	samplePool.Put(s.sample)
 	s.sample = nil
-	return err
+	s.inner.Store(w)
+	return w, err
 }
 
 // Checkpoint is empty while the sample is held: nothing has been stored yet.
 func (s *sampledWriter) Checkpoint() (object.ID, error) {
-	if s.inner == nil {
-		return object.EmptyID, nil
+	if w := s.inner.Load(); w != nil {
+		return w.Checkpoint()
 	}
-	return s.inner.Checkpoint()
+	return object.EmptyID, nil
 }
 
 func (s *sampledWriter) Result() (object.ID, error) {
-	if s.inner == nil {
-		if err := s.decide(); err != nil {
+	w := s.inner.Load()
+	if w == nil {
+		var err error
+		if w, err = s.decide(); err != nil {
 			return object.EmptyID, err
 		}
 	}
-	return s.inner.Result()
+	return w.Result()
 }
 
 func (s *sampledWriter) Close() error {
-	if s.inner == nil {
-		if s.sample != nil {
-			samplePool.Put(s.sample)
-			s.sample = nil
-		}
-		return nil
+	if w := s.inner.Load(); w != nil {
+		return w.Close()
 	}
-	return s.inner.Close()
+	if s.sample != nil {
+		samplePool.Put(s.sample)
+		s.sample = nil
+	}
+	return nil
 }
 
 // Compresses reports whether c shrinks sample by at least 1/SampleMinSaving (header included);

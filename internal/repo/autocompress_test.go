@@ -115,16 +115,18 @@ func TestSampleCompressionSkipsWhatDoesNotCompress(t *testing.T) {
 	}
 }
 
-// Objects written with no compressor, or with a name Kopia does not know, go straight through.
+// Objects written with no compressor, with a name Kopia does not know, or Kopia's metadata go
+// straight through.
 func TestSampleCompressionLeavesUncompressedAlone(t *testing.T) {
 	rec := &recordingWriter{comp: map[string]compression.Name{}, RepositoryWriter: nilObjectWriter{}}
 	sw := SampleCompression(rec)
-	for _, c := range []compression.Name{"", "no-such"} {
-		if _, held := sw.NewObjectWriter(context.Background(), object.WriterOptions{Description: string(c), Compressor: c}).(*sampledWriter); held {
-			t.Errorf("compressor %q: the writer holds a sample", c)
+	for _, o := range []object.WriterOptions{{Description: "none"}, {Description: "unknown", Compressor: "no-such"},
+		{Description: "directory", Compressor: "zstd-fastest", Prefix: "k"}} {
+		if _, held := sw.NewObjectWriter(context.Background(), o).(*sampledWriter); held {
+			t.Errorf("%s: the writer holds a sample", o.Description)
 		}
 	}
-	if len(rec.comp) != 2 {
+	if len(rec.comp) != 3 {
 		t.Errorf("opened %v, want both at once", rec.comp)
 	}
 }
