@@ -56,8 +56,11 @@ type backupRun struct {
 	plan    []catalog.Volume
 	claims  map[string]*corev1.PersistentVolumeClaim // by ns/name
 	pods    *podIndex
-	started []bool // plan[i] had its turn in moveVolumes
-	groups  []*cutGroup
+	started []bool      // plan[i] had its turn in moveVolumes
+	groups  []*cutGroup // VolumeGroupSnapshots made, deleted at the end
+	// groupFacts and volGroups are the served group API and the plan's volume groups.
+	groupFacts *GroupFacts
+	volGroups  []*VolumeGroup
 }
 
 // step is one named phase of a run.
@@ -70,6 +73,7 @@ type step struct {
 func (r *backupRun) steps() []step {
 	return []step{
 		{"create repositories", r.ensureRepositories},
+		{"plan volume groups", r.planVolumeGroups},
 		{"run hooks around snapshots", r.runHooks},
 		{"cut volume groups", r.cutGroups},
 		{"request snapshots", func(ctx context.Context) error { r.requestSnapshots(ctx, r.plan); return nil }},
@@ -103,7 +107,7 @@ func (r *backupRun) runHooks(ctx context.Context) error {
 	if r.d.Hooks == nil {
 		return nil
 	}
-	return r.hookWindows(ctx, r.plan, r.claims, r.pods)
+	return r.hookWindows(ctx, r.plan, r.claims, r.pods, r.volGroups, r.startGroup)
 }
 
 // moveVolumes finishes every volume still to do, cfg.Parallel at a time.
