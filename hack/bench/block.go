@@ -103,7 +103,7 @@ func runBlock(img string, srv *s3server.Server, kopia *kopiaBlock, mover *moverB
 				return fmt.Errorf("%s first backup: %w", t.label(), err)
 			}
 			res[t.label()].first = best(res[t.label()].first, r)
-			fmt.Printf("  %-11s first backup  %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
+			fmt.Printf("  %-11s first backup  %6.2fs %6.0f MB/s  %4.0f MB RSS  %5.1fs CPU  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, r.cpu.Seconds(), rep+1)
 		}
 	}
 	var changed int64
@@ -148,7 +148,7 @@ func runBlock(img string, srv *s3server.Server, kopia *kopiaBlock, mover *moverB
 			}
 			_ = os.RemoveAll(dst)
 			res[t.label()].restore = best(res[t.label()].restore, r)
-			fmt.Printf("  %-11s restore       %6.2fs %6.0f MB/s  %4.0f MB RSS  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, rep+1)
+			fmt.Printf("  %-11s restore       %6.2fs %6.0f MB/s  %4.0f MB RSS  %5.1fs CPU  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.rssMB, r.cpu.Seconds(), rep+1)
 		}
 	}
 	k, m := res[kopia.label()], res[mover.label()]
