@@ -258,6 +258,9 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	if err != nil {
 		return err
 	}
+	if err := directBlock(v, claim, users); err != nil {
+		return err
+	}
 	place, err := e.placeBackup(ctx, ModeFS, claim, users)
 	if err != nil {
 		return err
@@ -265,6 +268,22 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	res, node, err := e.runMover(ctx, t, created, t.PVC, "", place)
 	fill(v, res, node)
 	return err
+}
+
+// directBlock says whether a raw block claim may be read directly (fs mode: the live claim's
+// device through volumeDevices): when no running pod uses it, or when it is ReadWriteMany (a
+// shared disk), then with a warning that the image is read while the pods may write. A
+// ReadWriteOnce device a pod uses is refused: its writes would tear the image, and only a
+// snapshot cuts it at one instant.
+func directBlock(v *catalog.Volume, claim *corev1.PersistentVolumeClaim, users []corev1.Pod) error {
+	if !isBlock(claim) || len(users) == 0 {
+		return nil
+	}
+	if !hasMode(claim, corev1.ReadWriteMany) {
+		return fmt.Errorf("PVC %s is a raw block volume in use by pod %s: a direct read of a device being written is no consistent image; use --volumes=snapshot-move (or annotate the PVC %s=snapshot-move), or stop the pod", describeClaim(claim.Namespace, claim.Name), users[0].Name, AnnotationMode)
+	}
+	v.Warnings = append(v.Warnings, fmt.Sprintf("PVC %s is a ReadWriteMany raw block volume in use by pod %s: its device is read while it may be written (crash-consistent at best; hooks that freeze the writer, or snapshot-move, make it consistent)", describeClaim(claim.Namespace, claim.Name), users[0].Name))
+	return nil
 }
 
 // beside is where a mover that mounts claim while users (running pods) mount it must run: on
