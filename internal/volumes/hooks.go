@@ -229,40 +229,8 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 	fail := func(i int, err error) {
 		plan[i].Status, plan[i].Error = catalog.VolumeFailed, err.Error()
 	}
-	// The pre hooks, pod by pod, until one fails: a pod after it is not quiesced (nor released).
-	ran, preFailed := 0, false
-	for _, p := range w.pods {
-		if p.pre == nil {
-			ran++
-			continue
-		}
-		ran++
-		if err := e.runHook(ctx, p.pre, plan, w.vols); err != nil {
-			preFailed = true
-			for _, i := range w.vols {
-				fail(i, fmt.Errorf("pre hook failed, volume not backed up: %w", err))
-			}
-			break
-		}
-	}
-	// Groups, snapshots are cut (fs volumes uploaded) while the application is quiesced.
-	inGroup := map[int]bool{}
-	for _, g := range w.groups {
-		for _, i := range g.Members {
-			inGroup[i] = true
-		}
-		if preFailed {
-			continue
-		}
-		done := e.d.Progress.Start(fmt.Sprintf("volume group %s (%d claims, VolumeGroupSnapshotClass %s, inside the hooks of pods %s)", g.Name(), len(g.Members), g.Class, w.names()))
-		err := cut(ctx, g, true)
-		done("", err)
-		if err != nil {
-			for _, i := range g.Members {
-				fail(i, err)
-			}
-		}
-	}
+	ran, preFailed := e.runPreHooks(ctx, w, plan)
+	inGroup := e.cutWindowGroups(ctx, w, plan, preFailed, cut)
 	var made []int
 	for _, i := range w.vols {
 		if preFailed {
@@ -293,6 +261,47 @@ func (e *engine) runWindow(ctx context.Context, w *hookWindow, plan []catalog.Vo
 			cancel()
 		}
 	}
+}
+
+// runPreHooks runs the window's pre hooks, pod by pod, until one fails (the pods after it are
+// not quiesced, nor released); ran is how many pods had their turn.
+func (e *engine) runPreHooks(ctx context.Context, w *hookWindow, plan []catalog.Volume) (ran int, failed bool) {
+	for _, p := range w.pods {
+		ran++
+		if p.pre == nil {
+			continue
+		}
+		if err := e.runHook(ctx, p.pre, plan, w.vols); err != nil {
+			for _, i := range w.vols {
+				plan[i].Status, plan[i].Error = catalog.VolumeFailed, fmt.Errorf("pre hook failed, volume not backed up: %w", err).Error()
+			}
+			return ran, true
+		}
+	}
+	return ran, false
+}
+
+// cutWindowGroups cuts the window's volume groups while its pods are quiesced (not after a
+// failed pre hook); it returns the members, which get no snapshot of their own.
+func (e *engine) cutWindowGroups(ctx context.Context, w *hookWindow, plan []catalog.Volume, preFailed bool, cut groupCutter) map[int]bool {
+	inGroup := map[int]bool{}
+	for _, g := range w.groups {
+		for _, i := range g.Members {
+			inGroup[i] = true
+		}
+		if preFailed {
+			continue
+		}
+		done := e.d.Progress.Start(fmt.Sprintf("volume group %s (%d claims, VolumeGroupSnapshotClass %s, inside the hooks of pods %s)", g.Name(), len(g.Members), g.Class, w.names()))
+		err := cut(ctx, g, true)
+		done("", err)
+		if err != nil {
+			for _, i := range g.Members {
+				plan[i].Status, plan[i].Error = catalog.VolumeFailed, err.Error()
+			}
+		}
+	}
+	return inGroup
 }
 
 // cutInWindow creates volume i's VolumeSnapshot (fs: uploads it) inside the window; made gains
