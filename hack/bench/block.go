@@ -172,10 +172,9 @@ type blockTarget interface {
 // ---- kopia CLI: snapshot create --stdin-file of the image
 
 type kopiaBlock struct {
-	srv    *s3server.Server
-	dir    string
-	pfx    string
-	source string // the image path, piped to stdin
+	srv *s3server.Server
+	dir string
+	pfx string
 }
 
 func (k *kopiaBlock) label() string  { return "kopia-block" }

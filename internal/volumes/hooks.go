@@ -141,8 +141,7 @@ func mergeGroupWindows(windows []*hookWindow, groups []*VolumeGroup) []*hookWind
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			i = parent[i]
 		}
