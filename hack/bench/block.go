@@ -156,7 +156,7 @@ func runBlock(img string, srv *s3server.Server, kopia *kopiaBlock, mover *moverB
 		blockMiB, m.first.wall.Seconds(), k.first.wall.Seconds(), m.incr.wall.Seconds(), k.incr.wall.Seconds(), m.restore.wall.Seconds(), k.restore.wall.Seconds())
 	fmt.Printf("block: first backup throughput mover/kopia = %.2f (goal ≥ 1.0)  incremental time mover/kopia = %.2f (goal ≤ 1.0)  restore throughput mover/kopia = %.2f (goal ≥ 1.0)\n",
 		k.first.wall.Seconds()/m.first.wall.Seconds(), m.incr.wall.Seconds()/k.incr.wall.Seconds(), k.restore.wall.Seconds()/m.restore.wall.Seconds())
-	fmt.Printf("block: bucket growth on the incremental / changed bytes: mover %.2f, kopia %.2f (goal ≤ 2; %.1f MiB changed)\n",
+	fmt.Printf("block: bucket growth on the incremental / changed bytes: mover %.3f, kopia %.2f (goal ≤ 2; %.1f MiB changed)\n",
 		float64(growth[mover.label()])/float64(changed), float64(growth[kopia.label()])/float64(changed), float64(changed)/(1<<20))
 	return nil
 }
