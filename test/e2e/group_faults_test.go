@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -24,29 +26,26 @@ import (
 // creation: see TestGroupBackup).
 func (c *Cluster) groupClaims(t *testing.T, ns string, names ...string) {
 	t.Helper()
+	c.groupClaimsOf(t, ns, c.StorageClass, names...)
+	for _, n := range names {
+		c.waitBound(t, ns, n)
+	}
+}
+
+// groupClaimsOf creates claims of class labelled pvbackup.io/volume-group=db.
+func (c *Cluster) groupClaimsOf(t *testing.T, ns, class string, names ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, n := range names {
 		pvc := &corev1.PersistentVolumeClaim{
 			ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{volumes.LabelVolumeGroup: "db"}},
-			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &c.StorageClass,
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &class,
 				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("16Mi")}}},
 		}
 		if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create PVC %s/%s: %v", ns, n, err)
 		}
-	}
-	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		for _, n := range names {
-			p, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil || p.Status.Phase != corev1.ClaimBound {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("claims %v in %s not Bound: %v", names, ns, err)
 	}
 }
 
@@ -119,4 +118,43 @@ func TestGroupKilledCleanup(t *testing.T) {
 		l, _ := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(context.Background(), metav1.ListOptions{})
 		t.Errorf("VolumeSnapshots left in %s after cleanup: %d", ns, len(l.Items))
 	}
+}
+
+// TestGroupClasslessFallback: claims of a group whose driver (csi-local) has no
+// VolumeGroupSnapshotClass are snapshotted one by one, each with a warning saying why, and
+// backed up.
+func TestGroupClasslessFallback(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t)
+	local := os.Getenv("PVBACKUP_LOCAL_STORAGE_CLASS")
+	if local == "" {
+		t.Fatal("PVBACKUP_LOCAL_STORAGE_CLASS is not set: a cluster from hack/cluster.sh up has it")
+	}
+	ns := c.Namespace(t, "e2e-group-classless")
+	_, b, _ := labNodes(t)
+	c.groupClaimsOf(t, ns, local, "one", "two")
+	// WaitForFirstConsumer: a Job on node b binds both.
+	c.runJob(t, ns, "bind", "", 2*time.Minute, func(p *corev1.PodSpec) {
+		onNode(b)(p)
+		for _, n := range []string{"one", "two"} {
+			p.Volumes = append(p.Volumes, corev1.Volume{Name: n, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: n}}})
+			p.Containers[0].VolumeMounts = append(p.Containers[0].VolumeMounts, corev1.VolumeMount{Name: n, MountPath: "/" + n})
+		}
+	}, []string{"sh", "-c", "echo 1 > /one/n && echo 1 > /two/n"})
+	c.waitBound(t, ns, "one")
+	c.waitBound(t, ns, "two")
+	loc := c.location(t)
+	name := "classless-" + randomSuffix()
+	r := runPlugin(t, 3*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims", "-o", "json"}, moverArgs()...)...)
+	var m catalog.Manifest
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil || len(m.Volumes) != 2 {
+		t.Fatalf("create: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, c.Diagnose(ns))
+	}
+	for _, v := range m.Volumes {
+		if v.Status != catalog.VolumeCompleted || v.GroupSnapshot != "" || !strings.Contains(strings.Join(v.Warnings, "|"), "snapshotted alone, not at one instant with the group: CSI driver") ||
+			!strings.Contains(strings.Join(v.Warnings, "|"), "has no VolumeGroupSnapshotClass") {
+			t.Errorf("volume %s: %s, group %q, warnings %q; want it Completed, cut alone with the warning", v.PVC, v.Status, v.GroupSnapshot, v.Warnings)
+		}
+	}
+	c.noLeftovers(t, name)
 }
