@@ -234,6 +234,11 @@ func deleteGroup(ctx context.Context, snap snapclient.Interface, dyn dynamic.Int
 	if err != nil {
 		return fmt.Errorf("get VolumeGroupSnapshot %s/%s: %w", ns, name, err)
 	}
+	if !groupSettled(u) {
+		if u, err = settleGroup(ctx, dyn, facts, ns, name); u == nil || err != nil {
+			return err
+		}
+	}
 	patch := []byte(`{"spec":{"deletionPolicy":"Delete"}}`)
 	if list, err := snap.SnapshotV1().VolumeSnapshots(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		for _, vs := range list.Items {
@@ -252,6 +257,51 @@ func deleteGroup(ctx context.Context, snap snapclient.Interface, dyn dynamic.Int
 		return fmt.Errorf("delete VolumeGroupSnapshot %s/%s: %w", ns, name, err)
 	}
 	return nil
+}
+
+// groupSettle bounds how long a VolumeGroupSnapshot still being cut is waited for before it is
+// deleted anyway.
+const groupSettle = time.Minute
+
+// groupSettled says whether a VolumeGroupSnapshot's cut has ended: ready, or failed.
+func groupSettled(u *unstructured.Unstructured) bool {
+	ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
+	msg, _, _ := unstructured.NestedString(u.Object, "status", "error", "message")
+	return ready || msg != ""
+}
+
+// settleGroup waits (at most groupSettle) until the cut of VolumeGroupSnapshot ns/name has ended
+// and returns it as it is then (nil when it is gone). A group deleted while the snapshot
+// controller still creates its member VolumeSnapshots leaves a member stuck in deletion — the
+// controller then fails to add its finalizers to an object being deleted — and its namespace
+// with it (seen on a plugin killed mid-cut, then cleanup).
+func settleGroup(ctx context.Context, dyn dynamic.Interface, facts *GroupFacts, ns, name string) (*unstructured.Unstructured, error) {
+	wctx, cancel := context.WithTimeout(ctx, groupSettle)
+	defer cancel()
+	res := dyn.Resource(facts.Resource("volumegroupsnapshots")).Namespace(ns)
+	var last *unstructured.Unstructured
+	_, err := watchtools.UntilWithSync(wctx, kube.ListWatch(res, dyn, kube.Named(name)), &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok {
+			return false, nil
+		}
+		if ev.Type == watch.Deleted {
+			last = nil
+			return true, nil
+		}
+		last = u
+		return groupSettled(u), nil
+	})
+	if err != nil && wctx.Err() == nil {
+		return nil, fmt.Errorf("wait for VolumeGroupSnapshot %s/%s to finish its cut before deleting it: %w", ns, name, err)
+	}
+	if last == nil && err == nil {
+		return nil, nil // gone meanwhile
+	}
+	if last == nil {
+		return res.Get(ctx, name, metav1.GetOptions{})
+	}
+	return last, nil // settled, or not within groupSettle: deleted as it is
 }
 
 // GroupLeftovers lists the VolumeGroupSnapshots this tool made for a backup ("" = of every

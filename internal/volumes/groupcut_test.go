@@ -210,3 +210,36 @@ func TestHooksAroundGroupCut(t *testing.T) {
 		})
 	}
 }
+
+// A VolumeGroupSnapshot still being cut (a killed run's, found by cleanup) is deleted only once
+// its cut has ended: deleted while the controller creates its members, a member is left stuck.
+func TestDeleteGroupWaitsForTheCut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	gvr := schema.GroupVersionResource{Group: GroupSnapshotGroup, Version: "v1beta2", Resource: "volumegroupsnapshots"}
+	dyn := fakedynamic.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "VolumeGroupSnapshotList"},
+		&unstructured.Unstructured{Object: map[string]any{"apiVersion": GroupSnapshotGroup + "/v1beta2", "kind": "VolumeGroupSnapshot",
+			"metadata": map[string]any{"name": "g1", "namespace": "app"}}})
+	var readyAtDelete any
+	dyn.PrependReactor("delete", "volumegroupsnapshots", func(k8stesting.Action) (bool, runtime.Object, error) {
+		u, _ := dyn.Tracker().Get(gvr, "app", "g1")
+		readyAtDelete, _, _ = unstructured.NestedFieldNoCopy(u.(*unstructured.Unstructured).Object, "status", "readyToUse")
+		return false, nil, nil
+	})
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the controller finishes the cut
+		u, _ := dyn.Resource(gvr).Namespace("app").Get(ctx, "g1", metav1.GetOptions{})
+		_ = unstructured.SetNestedField(u.Object, true, "status", "readyToUse")
+		_, _ = dyn.Resource(gvr).Namespace("app").Update(ctx, u, metav1.UpdateOptions{})
+	}()
+	start := time.Now()
+	if err := deleteGroup(ctx, snapfake.NewSimpleClientset(), dyn, &GroupFacts{Version: "v1beta2"}, "app", "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if readyAtDelete != true || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("deleted after %s with readyToUse %v; want it deleted once the cut ended", time.Since(start), readyAtDelete)
+	}
+	if _, err := dyn.Resource(gvr).Namespace("app").Get(ctx, "g1", metav1.GetOptions{}); err == nil {
+		t.Error("the group snapshot is still there")
+	}
+}
