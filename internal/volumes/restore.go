@@ -66,7 +66,11 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		if it.FromSnapshot != "" {
 			from = "VolumeSnapshot " + it.FromSnapshot
 		}
-		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
+		phase := fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from)
+		if it.DiffOnly {
+			phase = "would " + phase + " (dry run: compared, nothing written)"
+		}
+		done := d.Progress.Start(phase)
 		start := time.Now()
 		var created createdObjects
 		err := e.checkVolumeMode(ctx, it)
