@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
@@ -279,7 +280,7 @@ func settleGroup(ctx context.Context, dyn dynamic.Interface, facts *GroupFacts, 
 	defer cancel()
 	res := dyn.Resource(facts.Resource("volumegroupsnapshots")).Namespace(ns)
 	var last *unstructured.Unstructured
-	_, err := watchtools.UntilWithSync(wctx, kube.ListWatch(res, dyn, kube.Named(name)), &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+	err := kube.Until(wctx, kube.ListWatch(res, dyn, kube.Named(name)), &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok {
 			return false, nil
