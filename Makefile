@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-repo bench-volumes bench-open bench-scale bench-copy cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
+.PHONY: all build install test unit integration e2e fuzz lint actionlint release release-check release-tagged release-image image bench bench-resources bench-mover bench-files bench-block bench-repo bench-volumes bench-open bench-scale bench-copy cluster cluster-down demo velero-lab velero-lab-down velero-fixtures clean
 
 all: build
 
@@ -110,6 +110,11 @@ bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 G
 bench-files: build ## cp vs kopia snapshot restore of the same snapshot (six pairs, judged on their median), and an in-place sync of 1% changed files vs restoring that 1% plus a walk (the bench-mover tree)
 	hack/tools.sh kopia
 	$(GO) run ./hack/bench --suite files --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed '' --work .local/bench --reps 6 $(BENCH_ARGS)
+
+bench-block: build ## raw block volumes: a 2 GiB device image (60% data in random and zero runs), first backup, incremental after 1% changed, restore — the mover's block path vs kopia snapshot create --stdin-file / snapshot restore of the same image on SeaweedFS; prints the ratios and the bucket growth (BENCH_BLOCK_ARGS)
+	hack/tools.sh kopia
+	hack/tools.sh seaweedfs
+	$(GO) run ./hack/bench --suite block --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_BLOCK_ARGS)
 
 bench-repo: ## what a mover pays to open its repository with 1, 100 and 1,000 daily snapshots in it (simulated days with daily maintenance, ~30 min; BENCH_REPO_ARGS=--mode=burst: all within minutes) (SeaweedFS)
 	hack/tools.sh seaweedfs

@@ -57,8 +57,9 @@ func main() {
 	flag.StringVar(&work, "work", ".local/bench", "work directory (the tree is kept between runs)")
 	compression := flag.String("compression", "none", "compression policy for both kopia and the mover")
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
-	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic, then the small-files tree; files: cp and in-place sync (files.go); small: the small-files tree alone (small.go); compress: issue 29's measures on SeaweedFS (compress.go)")
+	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic, then the small-files tree; files: cp and in-place sync (files.go); small: the small-files tree alone (small.go); compress: issue 29's measures on SeaweedFS (compress.go); block: a device image, mover --block vs kopia --stdin-file (block.go)")
 	flag.IntVar(&compressMiB, "compress-mib", 1024, "compress suite: MiB of the compressible tree (0 leaves it out)")
+	flag.IntVar(&blockMiB, "block-mib", 2048, "block suite: MiB of the device image")
 	flag.IntVar(&bigMiB, "big-mib", 2048, "compress suite: MiB of the one big file (0 leaves it out)")
 	flag.StringVar(&uploadLimit, "upload-limit", "20MiB/s", "compress suite: the limit measured on the big file (empty leaves it out)")
 	flag.IntVar(&smallFiles, "small-files", 50000, "files of the small-files tree (0 leaves it out)")
@@ -84,6 +85,8 @@ func main() {
 		do = smallAlone
 	case "compress":
 		do = benchCompress
+	case "block":
+		do = benchBlock
 	}
 	if err := do(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -464,6 +467,9 @@ func (r resticT) restore(dst string) (run, error) {
 
 // ---- helpers
 
+// benchStdin, when set, is the standard input of the next tool run (execIn).
+var benchStdin io.Reader
+
 func execRun(env []string, name string, args ...string) (run, error) {
 	r, _, err := execOut(env, name, args...)
 	return r, err
@@ -482,6 +488,9 @@ func execOut(env []string, name string, args ...string) (run, []byte, error) {
 	_ = os.Remove(rssFile)
 	cmd := exec.CommandContext(ctx, self, append([]string{"rss-exec", name}, args...)...)
 	cmd.Env = append(env, "BENCH_RSS_OUT="+rssFile)
+	if benchStdin != nil {
+		cmd.Stdin = benchStdin
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

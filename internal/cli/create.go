@@ -64,6 +64,7 @@ type CreateOptions struct {
 	Volumes           string
 	SnapshotClasses   []string
 	VolumeGroupBy     string
+	GroupClasses      []string
 	MoverClassMapping []string
 	mover             moverOptions
 	PreHook, PostHook string
@@ -131,6 +132,7 @@ func (o *CreateOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
 	fs.StringVar(&o.VolumeGroupBy, "volume-group-by", "", "label key whose value groups claims: each group of a namespace is cut at one instant with a VolumeGroupSnapshot (claims labelled "+volumes.LabelVolumeGroup+" or "+volumes.LabelVolumeGroupVelero+" are grouped without it); a driver without group snapshots cuts them one by one, with a warning")
+	fs.StringSliceVar(&o.GroupClasses, "volume-group-snapshot-class", nil, "VolumeGroupSnapshotClass to cut volume groups of its driver with (default: the driver's class annotated "+volumes.AnnotationDefaultGroupClass+"=true, else its only one); an unknown name fails before anything is created")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
 	o.mover.addFlags(fs, o.configFlags)
@@ -261,7 +263,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 		return fmt.Errorf("--hook-selector %q: %w", o.HookSelector, err)
 	}
 	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
-	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, VolumeGroupBy: o.VolumeGroupBy, Mover: mc,
+	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, VolumeGroupBy: o.VolumeGroupBy, GroupSnapshotClasses: o.GroupClasses, Mover: mc,
 		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots,
 		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData, Compression: o.Compression}
 	return nil

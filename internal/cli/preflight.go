@@ -38,7 +38,7 @@ func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, 
 				done("", err)
 				return err
 			}
-			vd := volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery}
+			vd := volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic}
 			if plan.Volumes, err = volumes.Plan(ctx, vd, *o.volCfg, claims); err != nil {
 				done("", err)
 				return err

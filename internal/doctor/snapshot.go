@@ -89,9 +89,8 @@ func checkSnapshotAPI(ctx context.Context, d *Deps, cfg *Config) []Result {
 }
 
 // checkGroupSnapshots reports whether volume groups can be cut here: the served
-// VolumeGroupSnapshot version this tool speaks and the drivers with a VolumeGroupSnapshotClass.
-// (Whether the snapshot controller runs with CSIVolumeGroupSnapshot on shows only when a group
-// is cut: its VolumeGroupSnapshot then gets no status, and the backup says so.)
+// VolumeGroupSnapshot version this tool speaks, the drivers with a VolumeGroupSnapshotClass, and
+// what the snapshot-controller pods' flags say of the CSIVolumeGroupSnapshot gate (groupgate.go).
 func checkGroupSnapshots(ctx context.Context, d *Deps) Result {
 	const check = "VolumeGroupSnapshot API"
 	g, err := volumes.ReadGroupFacts(ctx, d.Discovery, d.Dynamic)
@@ -109,7 +108,8 @@ func checkGroupSnapshots(ctx context.Context, d *Deps) Result {
 		cls = append(cls, driver+": "+c)
 	}
 	sort.Strings(cls)
-	return ok(check, groupSnapshotGroup+"/"+g.Version+" served; VolumeGroupSnapshotClasses "+strings.Join(cls, ", ")+" (other drivers snapshot their groups per claim)")
+	r := ok(check, groupSnapshotGroup+"/"+g.Version+" served; VolumeGroupSnapshotClasses "+strings.Join(cls, ", ")+" (other drivers snapshot their groups per claim)")
+	return checkGroupGate(ctx, d, g.Version, r)
 }
 
 // controllerPods finds snapshot-controller pods by label, else by name in kube-system.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 )
 
 // Raw block volumes (volumeMode: Block). A block volume's snapshot is a directory holding one
-// file, BlockEntry, whose content is the whole device read as one stream (as Velero's block
-// uploader does), cut by BlockSplitter, so a run of zeros is stored once and an incremental after
+// file, BlockEntry, whose content is the whole device (as Velero's block uploader does), cut by
+// BlockSplitter, so a run of zeros is stored once and an incremental after
 // a small change uploads little; it is read in full each time (a device has no modification
 // times to trust).
 
@@ -34,15 +35,59 @@ const BlockSplitter = "FIXED-1M"
 const blockChunk = 1 << 20
 
 // blockSource is the snapshot root of a block backup: a static directory with the device (or
-// image file) at path as its streaming file BlockEntry. close releases the device.
+// image file) at path as its file BlockEntry. The device is opened once here to check that the
+// mover may read it and to learn its size; close has nothing left to release.
 func blockSource(path string) (root fs.Directory, closeFn func(), err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, blockOpenError(path, "read", err)
 	}
-	file := virtualfs.StreamingFileWithModTimeFromReader(BlockEntry, time.Now(), io.NopCloser(f))
-	return virtualfs.NewStaticDirectory("", []fs.Entry{file}), func() { _ = f.Close() }, nil
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("size of block device %s: %w", path, err)
+	}
+	file := &deviceImage{path: path, size: size, modTime: time.Now()}
+	return virtualfs.NewStaticDirectory("", []fs.Entry{file}), func() {}, nil
 }
+
+// deviceImage is a device read as a regular file of known size whose readers seek: Kopia's
+// uploader then cuts an image above the parallel-upload size into parts hashed and uploaded in
+// parallel (every part a multiple of BlockSplitter's chunk, so the chunks and their dedup are
+// those of one stream), where a streaming file is one sequential stream. Its time is the
+// backup's, never a previous snapshot's: a device has no modification time, so it is always read.
+type deviceImage struct {
+	path    string
+	size    int64
+	modTime time.Time
+}
+
+func (b *deviceImage) Name() string                { return BlockEntry }
+func (b *deviceImage) Size() int64                 { return b.size }
+func (b *deviceImage) Mode() os.FileMode           { return 0o600 }
+func (b *deviceImage) ModTime() time.Time          { return b.modTime }
+func (b *deviceImage) IsDir() bool                 { return false }
+func (b *deviceImage) Sys() any                    { return nil }
+func (b *deviceImage) Owner() fs.OwnerInfo         { return fs.OwnerInfo{} }
+func (b *deviceImage) Device() fs.DeviceInfo       { return fs.DeviceInfo{} }
+func (b *deviceImage) LocalFilesystemPath() string { return "" }
+func (b *deviceImage) Close()                      {}
+
+// Open opens the device again: each part of a parallel upload reads through its own descriptor.
+func (b *deviceImage) Open(context.Context) (fs.Reader, error) {
+	f, err := os.Open(b.path)
+	if err != nil {
+		return nil, blockOpenError(b.path, "read", err)
+	}
+	return blockReader{File: f, entry: b}, nil
+}
+
+type blockReader struct {
+	*os.File
+	entry fs.Entry
+}
+
+func (r blockReader) Entry() (fs.Entry, error) { return r.entry, nil }
 
 // checkBlock says whether path is a block device (or, for tests and images, a regular file).
 func checkBlock(path, what string) error {
@@ -183,13 +228,103 @@ func restoreBlockVolume(ctx context.Context, r kopiarepo.Repository, cfg Restore
 	if err != nil {
 		return err
 	}
+	if err := restoreImage(ctx, f, cfg.Target, blockWorkers(cfg.Parallel), &c); err != nil {
+		return fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err)
+	}
+	return nil
+}
+
+// blockPart is the range of an image one worker of a parallel restore writes at a time.
+const blockPart = 64 << 20
+
+// blockWorkers is how many parts of an image are restored at once: one per CPU (at least 2),
+// never more than asked (--parallel).
+func blockWorkers(parallel int) int {
+	n := DefaultParallel()
+	if parallel > 0 {
+		n = min(n, parallel)
+	}
+	return n
+}
+
+// restoreImage writes the image f over the device target, workers parts of blockPart at once,
+// each through a reader of its own (Kopia's object readers seek): decrypting and writing one
+// stream keeps one CPU busy at most.
+func restoreImage(ctx context.Context, f fs.File, target string, workers int, c *counters) error {
+	dev, err := os.OpenFile(target, os.O_RDWR, 0)
+	if err != nil {
+		return blockOpenError(target, "write", err)
+	}
+	defer dev.Close()
+	size := f.Size()
+	if have, err := dev.Seek(0, io.SeekEnd); err == nil && size > have {
+		return fmt.Errorf("the target device %s holds %d bytes, the backed-up volume %d: restore into a claim at least as large", target, have, size)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make(chan int64)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			if errs[i] = restoreParts(wctx, f, dev, parts, c); errs[i] != nil {
+				cancel() // the other workers stop at their next chunk
+			}
+		})
+	}
+feed:
+	for off := int64(0); off < size; off += blockPart {
+		select {
+		case parts <- off:
+		case <-wctx.Done():
+			break feed
+		}
+	}
+	close(parts)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := dev.Sync(); err != nil {
+		return fmt.Errorf("flush %s: %w", target, err)
+	}
+	return nil
+}
+
+// restoreParts writes the parts it receives (offsets) from one reader of the image.
+func restoreParts(ctx context.Context, f fs.File, dev *os.File, parts <-chan int64, c *counters) error {
 	rd, err := f.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("snapshot %s: open %s: %w", cfg.SnapshotID, BlockEntry, err)
+		return fmt.Errorf("open %s: %w", BlockEntry, err)
 	}
 	defer rd.Close()
-	if err := writeDevice(ctx, rd, f.Size(), cfg.Target, &c); err != nil {
-		return fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err)
+	buf, old := make([]byte, blockChunk), make([]byte, blockChunk)
+	for off := range parts {
+		if _, err := rd.Seek(off, io.SeekStart); err != nil {
+			return fmt.Errorf("seek the image to %d: %w", off, err)
+		}
+		for pos := off; pos < off+blockPart; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, rerr := io.ReadFull(rd, buf)
+			if n > 0 {
+				if err := writeChunk(dev, buf[:n], old[:n], pos); err != nil {
+					return err
+				}
+				pos += int64(n)
+				c.bytes.Add(int64(n))
+			}
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				break
+			}
+			if rerr != nil {
+				return fmt.Errorf("read the image at %d: %w", pos, rerr)
+			}
+		}
 	}
 	return nil
 }

@@ -56,8 +56,11 @@ type backupRun struct {
 	plan    []catalog.Volume
 	claims  map[string]*corev1.PersistentVolumeClaim // by ns/name
 	pods    *podIndex
-	started []bool // plan[i] had its turn in moveVolumes
-	groups  []*cutGroup
+	started []bool      // plan[i] had its turn in moveVolumes
+	groups  []*cutGroup // VolumeGroupSnapshots made, deleted at the end
+	// groupFacts and volGroups are the served group API and the plan's volume groups.
+	groupFacts *GroupFacts
+	volGroups  []*VolumeGroup
 }
 
 // step is one named phase of a run.
@@ -70,6 +73,7 @@ type step struct {
 func (r *backupRun) steps() []step {
 	return []step{
 		{"create repositories", r.ensureRepositories},
+		{"plan volume groups", r.planVolumeGroups},
 		{"run hooks around snapshots", r.runHooks},
 		{"cut volume groups", r.cutGroups},
 		{"request snapshots", func(ctx context.Context) error { r.requestSnapshots(ctx, r.plan); return nil }},
@@ -103,7 +107,7 @@ func (r *backupRun) runHooks(ctx context.Context) error {
 	if r.d.Hooks == nil {
 		return nil
 	}
-	return r.hookWindows(ctx, r.plan, r.claims, r.pods)
+	return r.hookWindows(ctx, r.plan, r.claims, r.pods, r.volGroups, r.startGroup)
 }
 
 // moveVolumes finishes every volume still to do, cfg.Parallel at a time.
@@ -254,6 +258,9 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	if err != nil {
 		return err
 	}
+	if err := directBlock(v, claim, users); err != nil {
+		return err
+	}
 	place, err := e.placeBackup(ctx, ModeFS, claim, users)
 	if err != nil {
 		return err
@@ -261,6 +268,35 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	res, node, err := e.runMover(ctx, t, created, t.PVC, "", place)
 	fill(v, res, node)
 	return err
+}
+
+// directBlock says whether a raw block claim may be read directly (fs mode: the live claim's
+// device through volumeDevices): when no running pod uses it, or when it is ReadWriteMany (a
+// shared disk), then with a warning that the image is read while the pods may write. A
+// ReadWriteOnce device a pod uses is refused: its writes would tear the image, and only a
+// snapshot cuts it at one instant.
+func directBlock(v *catalog.Volume, claim *corev1.PersistentVolumeClaim, users []corev1.Pod) error {
+	users = running(users)
+	if !isBlock(claim) || len(users) == 0 {
+		return nil
+	}
+	if !hasMode(claim, corev1.ReadWriteMany) {
+		return fmt.Errorf("PVC %s is a raw block volume in use by pod %s: a direct read of a device being written is no consistent image; use --volumes=snapshot-move (or annotate the PVC %s=snapshot-move), or stop the pod", describeClaim(claim.Namespace, claim.Name), users[0].Name, AnnotationMode)
+	}
+	v.Warnings = append(v.Warnings, fmt.Sprintf("PVC %s is a ReadWriteMany raw block volume in use by pod %s: its device is read while it may be written (crash-consistent at best; hooks that freeze the writer, or snapshot-move, make it consistent)", describeClaim(claim.Namespace, claim.Name), users[0].Name))
+	return nil
+}
+
+// running keeps the pods that run: a pod still Pending (a rolling update's new pod waiting on
+// Multi-Attach) holds no device.
+func running(pods []corev1.Pod) []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodRunning {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // beside is where a mover that mounts claim while users (pods on nodes) mount it must run: on

@@ -173,9 +173,6 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		d.Mode, d.Reason = ModeNone, fmt.Sprintf("claim is %s, not Bound: it holds no data yet", phaseOr(pvc.Status.Phase))
 		return d, nil
 	}
-	if isBlock(pvc) && d.Mode == ModeFS {
-		return d, fmt.Errorf("PVC %s/%s is a raw block volume (volumeMode: Block): fs mode reads a mounted filesystem; use --volumes=snapshot-move or snapshot (or annotate the PVC %s=snapshot-move)", pvc.Namespace, pvc.Name, AnnotationMode)
-	}
 	pv := f.PVs[pvc.Spec.VolumeName]
 	if pv != nil && pv.Spec.CSI != nil {
 		d.Driver = pv.Spec.CSI.Driver
@@ -185,6 +182,9 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 	switch d.Mode {
 	case ModeFS:
 		d.Reason = source
+		if isBlock(pvc) {
+			d.Reason += "; raw block volume read directly through volumeDevices (while no pod uses it, or ReadWriteMany)"
+		}
 		return d, nil
 	case ModeSnapshotMove, ModeSnapshot:
 		if denied != "" {

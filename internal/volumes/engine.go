@@ -47,6 +47,9 @@ type Config struct {
 	// VolumeGroupBy is the label key whose value groups claims (--volume-group-by), before the
 	// pvbackup.io/volume-group and velero.io/volume-group labels.
 	VolumeGroupBy string
+	// GroupSnapshotClasses are the VolumeGroupSnapshotClasses named for this backup
+	// (--volume-group-snapshot-class), each for its driver, before the drivers' defaults.
+	GroupSnapshotClasses []string
 	// Policies are the resource policy rules that choose a mode before Mode (nil: none).
 	Policies *policy.Policies
 	// SnapshotMoveData makes the policy action snapshot move the data (Velero's --snapshot-move-data).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
@@ -25,25 +26,45 @@ type cutGroup struct {
 	facts     *GroupFacts
 	namespace string
 	name      string
+	uid       types.UID
+	group     *VolumeGroup
 }
 
-// cutGroups cuts every volume group of the plan with one VolumeGroupSnapshot, before the single
-// snapshots are requested; its members then go through snapshot-move from their member
-// VolumeSnapshot. A group that fails fails its volumes with the driver's reason.
-func (r *backupRun) cutGroups(ctx context.Context) error {
+func (c *cutGroup) what() string {
+	return fmt.Sprintf("VolumeGroupSnapshot %s/%s (class %s)", c.namespace, c.name, c.group.Class)
+}
+
+// planVolumeGroups reads what group snapshots need (served version, classes) and puts the plan's
+// grouped claims into VolumeGroups, before the hook windows: a group is cut inside the windows of
+// its members' pods (hookWindows), or after them (cutGroups).
+func (r *backupRun) planVolumeGroups(ctx context.Context) error {
 	facts, err := ReadGroupFacts(ctx, r.d.Discovery, r.d.Dynamic)
 	if err != nil {
 		facts = &GroupFacts{}
 		r.d.Progress.Warn(fmt.Sprintf("group snapshots: %v; volume groups are snapshotted per claim", err))
 	}
-	for _, g := range planGroups(r.plan, r.claims, r.cfg.VolumeGroupBy, facts, r.precreated) {
+	if err := facts.UseClasses(r.cfg.GroupSnapshotClasses); err != nil {
+		return err
+	}
+	r.groupFacts = facts
+	r.volGroups = planGroups(r.plan, r.claims, r.cfg.VolumeGroupBy, facts)
+	return nil
+}
+
+// cutGroups cuts every volume group of the plan not cut in a hook window with one
+// VolumeGroupSnapshot, before the single snapshots are requested, and waits until each group is
+// ready; its members then go through snapshot-move from their member VolumeSnapshot. A group that
+// fails fails its volumes with the driver's reason.
+func (r *backupRun) cutGroups(ctx context.Context) error {
+	for _, g := range r.volGroups {
+		if !r.groupPending(g) {
+			continue // every member failed already (a pre hook, its cut inside a hook window)
+		}
 		done := r.d.Progress.Start(fmt.Sprintf("volume group %s (%d claims, VolumeGroupSnapshotClass %s)", g.Name(), len(g.Members), g.Class))
-		err := r.cutGroup(ctx, facts, g)
+		err := r.cutGroup(ctx, g)
 		done("", err)
 		if err != nil {
-			for _, i := range g.Members {
-				r.plan[i].Status, r.plan[i].Error = catalog.VolumeFailed, err.Error()
-			}
+			r.failGroup(g, err)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -52,9 +73,26 @@ func (r *backupRun) cutGroups(ctx context.Context) error {
 	return nil
 }
 
-// cutGroup creates the group's VolumeGroupSnapshot, waits until it is ready and maps each member
-// claim to its member VolumeSnapshot.
-func (r *backupRun) cutGroup(ctx context.Context, facts *GroupFacts, g *VolumeGroup) error {
+func (r *backupRun) groupPending(g *VolumeGroup) bool {
+	for _, i := range g.Members {
+		if r.plan[i].Status == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *backupRun) failGroup(g *VolumeGroup, err error) {
+	for _, i := range g.Members {
+		r.plan[i].Status, r.plan[i].Error = catalog.VolumeFailed, err.Error()
+	}
+}
+
+// startGroup creates the group's VolumeGroupSnapshot and, when cut is set, waits until the
+// storage system has cut it (status.creationTime), not until it is ready: inside a hook window
+// the application is released as soon as its data is captured.
+func (r *backupRun) startGroup(ctx context.Context, g *VolumeGroup, cut bool) error {
+	facts := r.groupFacts
 	name := objectName("pvb-group", r.cfg.Backup, g.Value) + r.cfg.RunID
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": GroupSnapshotGroup + "/" + facts.Version, "kind": "VolumeGroupSnapshot",
@@ -68,12 +106,28 @@ func (r *backupRun) cutGroup(ctx context.Context, facts *GroupFacts, g *VolumeGr
 	if err != nil {
 		return fmt.Errorf("create VolumeGroupSnapshot %s/%s of group %s: %w", g.Namespace, name, g.Name(), err)
 	}
-	r.groups = append(r.groups, &cutGroup{facts: facts, namespace: g.Namespace, name: name})
-	what := fmt.Sprintf("VolumeGroupSnapshot %s/%s (class %s)", g.Namespace, name, g.Class)
-	if err := r.waitGroup(ctx, facts, g.Namespace, name, what); err != nil {
+	c := &cutGroup{facts: facts, namespace: g.Namespace, name: name, uid: created.GetUID(), group: g}
+	r.groups = append(r.groups, c)
+	if !cut {
+		return nil
+	}
+	return r.waitGroup(ctx, c, true)
+}
+
+// cutGroup creates the group's VolumeGroupSnapshot (unless a hook window did), waits until it is
+// ready and maps each member claim to its member VolumeSnapshot.
+func (r *backupRun) cutGroup(ctx context.Context, g *VolumeGroup) error {
+	c := r.madeFor(g)
+	if c == nil {
+		if err := r.startGroup(ctx, g, false); err != nil {
+			return err
+		}
+		c = r.madeFor(g)
+	}
+	if err := r.waitGroup(ctx, c, false); err != nil {
 		return err
 	}
-	members, err := r.groupMembers(ctx, g.Namespace, created.GetUID())
+	members, err := r.groupMembers(ctx, g.Namespace, c.uid)
 	if err != nil {
 		return err
 	}
@@ -81,22 +135,32 @@ func (r *backupRun) cutGroup(ctx context.Context, facts *GroupFacts, g *VolumeGr
 		v := &r.plan[i]
 		vs := members[v.PVC]
 		if vs == "" {
-			v.Status, v.Error = catalog.VolumeFailed, fmt.Sprintf("%s has no member snapshot of PVC %s", what, v.PVC)
+			v.Status, v.Error = catalog.VolumeFailed, fmt.Sprintf("%s has no member snapshot of PVC %s", c.what(), v.PVC)
 			continue
 		}
 		r.members[v.Namespace+"/"+v.PVC] = vs
-		v.GroupSnapshot = name
-		v.Reason += "; cut with volume group " + g.Name() + " (" + what + ")"
+		v.GroupSnapshot = c.name
+		v.Reason += "; cut with volume group " + g.Name() + " (" + c.what() + ")"
 	}
 	return nil
 }
 
-// waitGroup watches the VolumeGroupSnapshot until it is ready to use; its status.error fails it
-// at once with the driver's reason.
-func (r *backupRun) waitGroup(ctx context.Context, facts *GroupFacts, ns, name, what string) error {
+// madeFor is the VolumeGroupSnapshot this run made for g, nil when none yet.
+func (r *backupRun) madeFor(g *VolumeGroup) *cutGroup {
+	for _, c := range r.groups {
+		if c.group == g {
+			return c
+		}
+	}
+	return nil
+}
+
+// waitGroup watches the VolumeGroupSnapshot until it is ready to use (cut: until it is cut); its
+// status.error fails it at once with the driver's reason.
+func (r *backupRun) waitGroup(ctx context.Context, c *cutGroup, cut bool) error {
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	lw := kube.ListWatch(r.d.Dynamic.Resource(facts.Resource("volumegroupsnapshots")).Namespace(ns), r.d.Dynamic, kube.Named(name))
+	lw := kube.ListWatch(r.d.Dynamic.Resource(c.facts.Resource("volumegroupsnapshots")).Namespace(c.namespace), r.d.Dynamic, kube.Named(c.name))
 	var failed string
 	err := kube.Until(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
@@ -108,15 +172,16 @@ func (r *backupRun) waitGroup(ctx context.Context, facts *GroupFacts, ns, name, 
 			return true, nil
 		}
 		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
-		return ready, nil
+		at, _, _ := unstructured.NestedString(u.Object, "status", "creationTime")
+		return ready || (cut && at != ""), nil
 	})
 	switch {
 	case failed != "":
-		return fmt.Errorf("%s failed: %s", what, failed)
+		return fmt.Errorf("%s failed: %s", c.what(), failed)
 	case err != nil && wctx.Err() != nil && ctx.Err() == nil:
-		return fmt.Errorf("%s not ready within %s (does the snapshot controller run with --feature-gates=CSIVolumeGroupSnapshot=true?): see kubectl describe volumegroupsnapshot -n %s %s", what, r.cfg.Timeout, ns, name)
+		return fmt.Errorf("%s not ready within %s (does the snapshot controller run with --feature-gates=CSIVolumeGroupSnapshot=true?): see kubectl describe volumegroupsnapshot -n %s %s", c.what(), r.cfg.Timeout, c.namespace, c.name)
 	case err != nil:
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", c.what(), err)
 	}
 	return nil
 }
@@ -169,6 +234,11 @@ func deleteGroup(ctx context.Context, snap snapclient.Interface, dyn dynamic.Int
 	if err != nil {
 		return fmt.Errorf("get VolumeGroupSnapshot %s/%s: %w", ns, name, err)
 	}
+	if !groupSettled(u) {
+		if u, err = settleGroup(ctx, dyn, facts, ns, name); u == nil || err != nil {
+			return err
+		}
+	}
 	patch := []byte(`{"spec":{"deletionPolicy":"Delete"}}`)
 	if list, err := snap.SnapshotV1().VolumeSnapshots(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		for _, vs := range list.Items {
@@ -187,6 +257,51 @@ func deleteGroup(ctx context.Context, snap snapclient.Interface, dyn dynamic.Int
 		return fmt.Errorf("delete VolumeGroupSnapshot %s/%s: %w", ns, name, err)
 	}
 	return nil
+}
+
+// groupSettle bounds how long a VolumeGroupSnapshot still being cut is waited for before it is
+// deleted anyway.
+const groupSettle = time.Minute
+
+// groupSettled says whether a VolumeGroupSnapshot's cut has ended: ready, or failed.
+func groupSettled(u *unstructured.Unstructured) bool {
+	ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
+	msg, _, _ := unstructured.NestedString(u.Object, "status", "error", "message")
+	return ready || msg != ""
+}
+
+// settleGroup waits (at most groupSettle) until the cut of VolumeGroupSnapshot ns/name has ended
+// and returns it as it is then (nil when it is gone). A group deleted while the snapshot
+// controller still creates its member VolumeSnapshots leaves a member stuck in deletion — the
+// controller then fails to add its finalizers to an object being deleted — and its namespace
+// with it (seen on a plugin killed mid-cut, then cleanup).
+func settleGroup(ctx context.Context, dyn dynamic.Interface, facts *GroupFacts, ns, name string) (*unstructured.Unstructured, error) {
+	wctx, cancel := context.WithTimeout(ctx, groupSettle)
+	defer cancel()
+	res := dyn.Resource(facts.Resource("volumegroupsnapshots")).Namespace(ns)
+	var last *unstructured.Unstructured
+	err := kube.Until(wctx, kube.ListWatch(res, dyn, kube.Named(name)), &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok {
+			return false, nil
+		}
+		if ev.Type == watch.Deleted {
+			last = nil
+			return true, nil
+		}
+		last = u
+		return groupSettled(u), nil
+	})
+	if err != nil && wctx.Err() == nil {
+		return nil, fmt.Errorf("wait for VolumeGroupSnapshot %s/%s to finish its cut before deleting it: %w", ns, name, err)
+	}
+	if last == nil && err == nil {
+		return nil, nil // gone meanwhile
+	}
+	if last == nil {
+		return res.Get(ctx, name, metav1.GetOptions{})
+	}
+	return last, nil // settled, or not within groupSettle: deleted as it is
 }
 
 // GroupLeftovers lists the VolumeGroupSnapshots this tool made for a backup ("" = of every

@@ -55,6 +55,30 @@ type GroupFacts struct {
 	Version string
 	// Classes maps a CSI driver to its chosen VolumeGroupSnapshotClass.
 	Classes map[string]string
+	// Drivers maps every VolumeGroupSnapshotClass to its driver.
+	Drivers map[string]string
+}
+
+// UseClasses makes the classes named (--volume-group-snapshot-class) their drivers' choice, before
+// the default; an unknown name, or two for one driver, is an error.
+func (g *GroupFacts) UseClasses(names []string) error {
+	chosen := map[string]string{}
+	for _, n := range names {
+		d, ok := g.Drivers[n]
+		switch {
+		case g.Version == "":
+			return fmt.Errorf("--volume-group-snapshot-class %s: the cluster serves no VolumeGroupSnapshot API (%s v1 or v1beta2); drop the flag or enable group snapshots", n, GroupSnapshotGroup)
+		case !ok:
+			return fmt.Errorf("--volume-group-snapshot-class %s: no such VolumeGroupSnapshotClass (see kubectl get volumegroupsnapshotclasses)", n)
+		case chosen[d] != "" && chosen[d] != n:
+			return fmt.Errorf("--volume-group-snapshot-class %s and %s are both for CSI driver %s: give one per driver", chosen[d], n, d)
+		}
+		chosen[d] = n
+	}
+	for d, n := range chosen {
+		g.Classes[d] = n
+	}
+	return nil
 }
 
 // Resource is the GroupVersionResource of a group snapshot kind (volumegroupsnapshots, ...).
@@ -84,7 +108,7 @@ func GroupSnapshotVersion(disc discovery.DiscoveryInterface) (string, error) {
 // ReadGroupFacts reads the served version and the VolumeGroupSnapshotClasses: per driver the one
 // annotated default, else its only one.
 func ReadGroupFacts(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface) (*GroupFacts, error) {
-	g := &GroupFacts{Classes: map[string]string{}}
+	g := &GroupFacts{Classes: map[string]string{}, Drivers: map[string]string{}}
 	v, err := GroupSnapshotVersion(disc)
 	if err != nil || v == "" || dyn == nil {
 		return g, err
@@ -101,6 +125,7 @@ func ReadGroupFacts(ctx context.Context, disc discovery.DiscoveryInterface, dyn 
 			g.Classes[driver] = c.GetName()
 		}
 		byDriver[driver] = append(byDriver[driver], c.GetName())
+		g.Drivers[c.GetName()] = driver
 	}
 	for d, names := range byDriver {
 		if g.Classes[d] == "" && len(names) == 1 {
@@ -123,8 +148,8 @@ func (g *VolumeGroup) Name() string { return g.Namespace + "/" + g.Key + "=" + g
 // planGroups puts the plan's snapshot-move volumes that are in a group (GroupOf) into VolumeGroups,
 // per namespace, label and driver. A volume whose group cannot be cut is left alone with a
 // warning saying why: no group API, a driver without a VolumeGroupSnapshotClass, members of
-// several drivers, snapshot mode, or a snapshot already cut in a hook window (cutAlready).
-func planGroups(plan []catalog.Volume, claims map[string]*corev1.PersistentVolumeClaim, groupBy string, g *GroupFacts, cutAlready map[string]bool) []*VolumeGroup {
+// several drivers, or snapshot mode.
+func planGroups(plan []catalog.Volume, claims map[string]*corev1.PersistentVolumeClaim, groupBy string, g *GroupFacts) []*VolumeGroup {
 	groups := map[string]*VolumeGroup{}
 	for i := range plan {
 		v := &plan[i]
@@ -146,8 +171,6 @@ func planGroups(plan []catalog.Volume, claims map[string]*corev1.PersistentVolum
 		switch {
 		case Mode(v.Mode) == ModeSnapshot:
 			why = "snapshot mode keeps its VolumeSnapshot, which a group's deletion would take with it"
-		case cutAlready[v.Namespace+"/"+v.PVC]:
-			why = "it was cut inside its pod's hook window"
 		case g.Version == "":
 			why = "the cluster serves no VolumeGroupSnapshot API (" + GroupSnapshotGroup + " v1 or v1beta2)"
 		case v.Driver != gr.Driver:

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
+	snapfake "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -91,6 +93,63 @@ func TestReadGroupFacts(t *testing.T) {
 	if err != nil || none.Version != "" {
 		t.Errorf("no group API: %+v, %v", none, err)
 	}
+	// --volume-group-snapshot-class: a named class comes before the default, one per driver.
+	if err := g.UseClasses([]string{"zonal-b", "two-b"}); err != nil || g.Classes["zonal.csi"] != "zonal-b" || g.Classes["two.csi"] != "two-b" || g.Classes["dir.csi"] != "dir" {
+		t.Errorf("UseClasses: %v, classes %v", err, g.Classes)
+	}
+	for names, want := range map[string]string{
+		"nope":              "no such VolumeGroupSnapshotClass",
+		"zonal-a,zonal-b":   "both for CSI driver zonal.csi",
+		"dir,missing-class": "missing-class: no such",
+	} {
+		if err := g.UseClasses(strings.Split(names, ",")); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("UseClasses(%s): %v, want %q", names, err, want)
+		}
+	}
+	if err := none.UseClasses([]string{"dir"}); err == nil || !strings.Contains(err.Error(), "serves no VolumeGroupSnapshot API") {
+		t.Errorf("a class named without the API: %v", err)
+	}
+	if err := none.UseClasses(nil); err != nil {
+		t.Errorf("no class named without the API: %v", err)
+	}
+}
+
+// --dry-run says with which group each grouped volume would be cut, and why another is cut
+// alone; a class name that does not exist fails the plan, before anything is created.
+func TestPlanShowsGroups(t *testing.T) {
+	ctx := context.Background()
+	gvr := schema.GroupVersionResource{Group: GroupSnapshotGroup, Version: "v1beta2", Resource: "volumegroupsnapshotclasses"}
+	dyn := fakedynamic.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "VolumeGroupSnapshotClassList"},
+		groupClass("dir-group", "dir.csi", true), groupClass("dir-other", "dir.csi", false))
+	one, two, three := groupClaim("one", map[string]string{LabelVolumeGroup: "db"}), groupClaim("two", map[string]string{LabelVolumeGroup: "db"}), groupClaim("three", map[string]string{LabelVolumeGroup: "logs"})
+	one.Spec.VolumeName, two.Spec.VolumeName, three.Spec.VolumeName = "pv1", "pv2", "pv3"
+	kube := kubefake.NewSimpleClientset(csiPV("pv1", "dir.csi"), csiPV("pv2", "dir.csi"), csiPV("pv3", "local.csi"))
+	disc := groupDiscovery("v1beta2")
+	disc.Resources = append(disc.Resources, &metav1.APIResourceList{GroupVersion: "snapshot.storage.k8s.io/v1", APIResources: []metav1.APIResource{{Name: "volumesnapshots", Namespaced: true, Kind: "VolumeSnapshot"}}})
+	snap := snapfake.NewSimpleClientset(&snapv1.VolumeSnapshotClass{ObjectMeta: metav1.ObjectMeta{Name: "dir", Annotations: map[string]string{AnnotationDefaultClass: "true"}}, Driver: "dir.csi"},
+		&snapv1.VolumeSnapshotClass{ObjectMeta: metav1.ObjectMeta{Name: "local", Annotations: map[string]string{AnnotationDefaultClass: "true"}}, Driver: "local.csi"})
+	d := Deps{Kube: kube, Snap: snap, Discovery: disc, Dynamic: dyn}
+	cfg := Config{Mode: ModeSnapshotMove, DryRun: true, GroupSnapshotClasses: []string{"dir-other"}}
+	plan, err := Plan(ctx, d, cfg, []*corev1.PersistentVolumeClaim{one, two, three})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range plan {
+		switch v.PVC {
+		case "one", "two":
+			if !strings.Contains(v.Reason, "would be cut with volume group app/"+LabelVolumeGroup+"=db (2 claims, VolumeGroupSnapshotClass dir-other)") {
+				t.Errorf("%s: reason %q", v.PVC, v.Reason)
+			}
+		case "three":
+			if !strings.Contains(v.Reason, "cut alone") || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "CSI driver local.csi has no VolumeGroupSnapshotClass") {
+				t.Errorf("three: reason %q, warnings %q", v.Reason, v.Warnings)
+			}
+		}
+	}
+	cfg.DryRun, cfg.GroupSnapshotClasses = false, []string{"dir-typo"}
+	if _, err := Plan(ctx, d, cfg, []*corev1.PersistentVolumeClaim{one}); err == nil || !strings.Contains(err.Error(), "--volume-group-snapshot-class dir-typo: no such VolumeGroupSnapshotClass") {
+		t.Errorf("an unknown class: %v", err)
+	}
 }
 
 // Members of one namespace, label and driver form a group; a claim that cannot be cut with its
@@ -103,15 +162,15 @@ func TestPlanGroups(t *testing.T) {
 	for _, c := range []*corev1.PersistentVolumeClaim{
 		groupClaim("data", map[string]string{LabelVolumeGroup: "db"}), groupClaim("wal", map[string]string{LabelVolumeGroupVelero: "db"}),
 		groupClaim("logs", map[string]string{LabelVolumeGroup: "db"}), groupClaim("other", map[string]string{"tier": "web"}),
-		groupClaim("kept", map[string]string{LabelVolumeGroup: "db"}), groupClaim("hooked", map[string]string{LabelVolumeGroup: "db"}),
+		groupClaim("kept", map[string]string{LabelVolumeGroup: "db"}),
 		groupClaim("nogroup", nil),
 	} {
 		claims["app/"+c.Name] = c
 	}
 	facts := &GroupFacts{Version: "v1beta2", Classes: map[string]string{"dir.csi": "dir"}}
 	plan := []catalog.Volume{mk("data", "dir.csi", ModeSnapshotMove), mk("wal", "dir.csi", ModeSnapshotMove), mk("logs", "local.csi", ModeSnapshotMove),
-		mk("other", "dir.csi", ModeSnapshotMove), mk("kept", "dir.csi", ModeSnapshot), mk("hooked", "dir.csi", ModeSnapshotMove), mk("nogroup", "dir.csi", ModeSnapshotMove)}
-	groups := planGroups(plan, claims, "tier", facts, map[string]bool{"app/hooked": true})
+		mk("other", "dir.csi", ModeSnapshotMove), mk("kept", "dir.csi", ModeSnapshot), mk("nogroup", "dir.csi", ModeSnapshotMove)}
+	groups := planGroups(plan, claims, "tier", facts)
 	if len(groups) != 3 {
 		t.Fatalf("groups %v, want app/%s=db, app/%s=db, app/tier=web", groups, LabelVolumeGroup, LabelVolumeGroupVelero)
 	}
@@ -120,26 +179,26 @@ func TestPlanGroups(t *testing.T) {
 		byName[g.Name()] = g.Members
 	}
 	if m := byName["app/"+LabelVolumeGroup+"=db"]; len(m) != 1 || m[0] != 0 {
-		t.Errorf("group db members %v, want data alone (logs has another driver, kept is snapshot mode, hooked was cut)", m)
+		t.Errorf("group db members %v, want data alone (logs has another driver, kept is snapshot mode)", m)
 	}
-	for pvc, want := range map[string]string{"logs": "its driver local.csi is not the group's dir.csi", "kept": "snapshot mode", "hooked": "hook window"} {
+	for pvc, want := range map[string]string{"logs": "its driver local.csi is not the group's dir.csi", "kept": "snapshot mode"} {
 		for _, v := range plan {
 			if v.PVC == pvc && (len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], want) || !strings.Contains(v.Reason, "cut alone")) {
 				t.Errorf("%s: warnings %q reason %q, want it cut alone because %q", pvc, v.Warnings, v.Reason, want)
 			}
 		}
 	}
-	if plan[6].VolumeGroup != "" || len(plan[6].Warnings) > 0 {
-		t.Errorf("a claim without a group label: %+v", plan[6])
+	if plan[5].VolumeGroup != "" || len(plan[5].Warnings) > 0 {
+		t.Errorf("a claim without a group label: %+v", plan[5])
 	}
 	// Without the API, every grouped claim is cut alone with the reason.
 	plan2 := []catalog.Volume{mk("data", "dir.csi", ModeSnapshotMove)}
-	if g := planGroups(plan2, claims, "", &GroupFacts{}, nil); len(g) != 0 || !strings.Contains(strings.Join(plan2[0].Warnings, ""), "serves no VolumeGroupSnapshot API") {
+	if g := planGroups(plan2, claims, "", &GroupFacts{}); len(g) != 0 || !strings.Contains(strings.Join(plan2[0].Warnings, ""), "serves no VolumeGroupSnapshot API") {
 		t.Errorf("no group API: groups %v, warnings %q", g, plan2[0].Warnings)
 	}
 	// A driver without a class.
 	plan3 := []catalog.Volume{mk("data", "zonal.csi", ModeSnapshotMove)}
-	if g := planGroups(plan3, claims, "", facts, nil); len(g) != 0 || !strings.Contains(strings.Join(plan3[0].Warnings, ""), "has no VolumeGroupSnapshotClass") {
+	if g := planGroups(plan3, claims, "", facts); len(g) != 0 || !strings.Contains(strings.Join(plan3[0].Warnings, ""), "has no VolumeGroupSnapshotClass") {
 		t.Errorf("no class: groups %v, warnings %q", g, plan3[0].Warnings)
 	}
 }

@@ -61,7 +61,42 @@ func Plan(ctx context.Context, d Deps, cfg Config, claims []*corev1.PersistentVo
 		}
 		return out[i].PVC < out[j].PVC
 	})
+	if err := planGroupsAhead(ctx, d, cfg, out, claims); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// planGroupsAhead checks the --volume-group-snapshot-class names before anything is created and,
+// for --dry-run, says in each grouped volume's reason with which group it would be cut (or, in
+// its warnings, why alone).
+func planGroupsAhead(ctx context.Context, d Deps, cfg Config, plan []catalog.Volume, claims []*corev1.PersistentVolumeClaim) error {
+	if !cfg.DryRun && len(cfg.GroupSnapshotClasses) == 0 {
+		return nil
+	}
+	facts, err := ReadGroupFacts(ctx, d.Discovery, d.Dynamic)
+	if err != nil {
+		if len(cfg.GroupSnapshotClasses) > 0 {
+			return err
+		}
+		if d.Progress != nil {
+			d.Progress.Warn(fmt.Sprintf("group snapshots: %v; the plan does not show volume groups", err))
+		}
+		return nil
+	}
+	if err := facts.UseClasses(cfg.GroupSnapshotClasses); err != nil || !cfg.DryRun {
+		return err
+	}
+	byKey := map[string]*corev1.PersistentVolumeClaim{}
+	for _, c := range claims {
+		byKey[c.Namespace+"/"+c.Name] = c
+	}
+	for _, g := range planGroups(plan, byKey, cfg.VolumeGroupBy, facts) {
+		for _, i := range g.Members {
+			plan[i].Reason += fmt.Sprintf("; would be cut with volume group %s (%d claims, VolumeGroupSnapshotClass %s)", g.Name(), len(g.Members), g.Class)
+		}
+	}
+	return nil
 }
 
 // volumeCompression is a volume's compression: its PVC's annotation, else the backup's, else the

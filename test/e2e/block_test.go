@@ -30,7 +30,7 @@ md5sum < ` + BlockDevice
 // TestBlockVolumeBackup: a raw block claim written with a known pattern is backed up (auto picks
 // snapshot-move; the mover maps the device, as root without capabilities: no --mover-privileged),
 // restored into a new namespace and read back byte for byte; cp of it is the same image, sparse;
-// fs mode is refused with the reason.
+// fs mode reads the unattached claim's device directly.
 func TestBlockVolumeBackup(t *testing.T) {
 	t.Parallel()
 	c := NewCluster(t)
@@ -42,10 +42,15 @@ func TestBlockVolumeBackup(t *testing.T) {
 	loc := c.location(t)
 	movers := []string{"--mover-image", moverImage(), "--mover-pull-policy", "Never"}
 
-	r := runPlugin(t, 3*time.Minute, append([]string{"create", "fs-" + randomSuffix(), "--to", loc, "--include-namespaces", ns, "--volumes", "fs"}, movers...)...)
-	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "raw block volume (volumeMode: Block): fs mode reads a mounted filesystem") {
-		t.Errorf("--volumes=fs of a block claim: exit %d, want it refused with the reason\n%s%s", r.code, r.stdout, r.stderr)
+	// Direct mode: the claim is unattached (the writer finished), so fs maps its device read-only.
+	direct := "fs-" + randomSuffix()
+	r := runPlugin(t, 3*time.Minute, append([]string{"create", direct, "--to", loc, "--include-namespaces", ns, "--volumes", "fs", "-o", "json"}, movers...)...)
+	var dm catalog.Manifest
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &dm) != nil || len(dm.Volumes) != 1 || dm.Volumes[0].Mode != "fs" || dm.Volumes[0].Status != catalog.VolumeCompleted ||
+		dm.Volumes[0].Bytes != 16<<20 || !strings.Contains(dm.Volumes[0].Reason, "read directly through volumeDevices") {
+		t.Errorf("--volumes=fs of an unattached block claim: exit %d, want its device read directly\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	c.noLeftovers(t, direct)
 
 	name := "block-" + randomSuffix()
 	r = runPlugin(t, 5*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "-o", "json"}, movers...)...)

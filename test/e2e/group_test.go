@@ -20,7 +20,8 @@ import (
 
 // TestGroupBackup: two claims labelled pvbackup.io/volume-group=db that a lockstep writer keeps
 // appending to are cut with one VolumeGroupSnapshot and moved; restored into a new namespace,
-// they hold numbers the writer had at one instant. The group snapshot is gone afterwards.
+// they hold numbers the writer had at one instant. The writer's hooks run once around the cut.
+// The group snapshot is gone afterwards.
 // (TestLabGroupSnapshot shows single snapshots cut one after the other do not.)
 func TestGroupBackup(t *testing.T) {
 	t.Parallel()
@@ -43,8 +44,9 @@ func TestGroupBackup(t *testing.T) {
 
 	loc := c.location(t)
 	name := "group-" + randomSuffix()
+	// With hooks in the writer's pod: they run once around the group's cut (not a window per claim).
 	r := runPlugin(t, 5*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns,
-		"--include-resources", "persistentvolumeclaims", "-o", "json"}, moverArgs()...)...)
+		"--include-resources", "persistentvolumeclaims", "-o", "json", "--pre-hook", "echo frozen", "--post-hook", "echo thawed"}, moverArgs()...)...)
 	if r.code != 0 {
 		t.Fatalf("create: exit %d\n%s\n%s", r.code, r.stdout, c.Diagnose(ns))
 	}
@@ -56,6 +58,9 @@ func TestGroupBackup(t *testing.T) {
 	for _, v := range m.Volumes {
 		if v.Status != catalog.VolumeCompleted || v.Mode != "snapshot-move" || v.GroupSnapshot == "" || v.VolumeGroup != ns+"/"+volumes.LabelVolumeGroup+"=db" {
 			t.Errorf("volume %s: %+v, want it Completed, cut with its group", v.PVC, v)
+		}
+		if len(v.Hooks) != 2 || !strings.Contains(v.Hooks[0], "pre hook in pod writer") || !strings.Contains(v.Hooks[1], "post hook in pod writer") {
+			t.Errorf("volume %s: hooks %q, want the writer's pre and post hook once around the group cut", v.PVC, v.Hooks)
 		}
 		if group != "" && v.GroupSnapshot != group {
 			t.Errorf("volumes cut by different group snapshots %s and %s", group, v.GroupSnapshot)
