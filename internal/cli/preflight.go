@@ -103,6 +103,12 @@ func (o *RestoreOptions) restorePreflight(ctx context.Context, clients *kube.Cli
 	if err != nil {
 		return nil // restore reports it, with its own wording
 	}
+	return o.preflightVolumes(ctx, clients, m, rep)
+}
+
+// preflightVolumes checks the target of the restore of m's volumes (a manifest of ours, or the
+// volume records of another tool's backup).
+func (o *RestoreOptions) preflightVolumes(ctx context.Context, clients *kube.Clients, m *catalog.Manifest, rep progress.Reporter) error {
 	plan := restorePlan(m, o.cfg)
 	if o.DataOnly {
 		plan = dataRestorePlan(m, o.cfg, o.DataVolumes, o.TargetPVC, o.InPlace)

@@ -3,16 +3,20 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 )
@@ -101,6 +105,11 @@ func TestVeleroRestoreRefusals(t *testing.T) {
 		{[]string{"partial"}, `error: backup "partial" is PartiallyFailed (1 error; see ` + "`kubectl pvbackup velero describe partial`" + `): pass --allow-partially-failed to restore what it holds`},
 		{[]string{"datamover-sts", "--require-all-volumes"}, `error: --require-all-volumes: 1 volumes of Velero backup "datamover-sts" cannot be restored, nothing was created: vl-dm/data-db-0: moved by the third-party data mover "acme"`},
 		{[]string{"fs-deploy", "--velero-password-file", wrong, "--mover-location", "s3://velero/lab"}, `error: wrong password for Velero's repository ` + url + ` (kopia/vl-fs/) (tried --velero-password-file ` + wrong + `)`},
+		// A dry run checks the password too, though no mover runs (and the movers' location is unset).
+		{[]string{"fs-deploy", "--dry-run", "--velero-password-file", wrong}, `error: wrong password for Velero's repository ` + url + ` (kopia/vl-fs/) (tried --velero-password-file ` + wrong + `)`},
+		{[]string{"fs-deploy", "--data-only", "--volumes", "vl-fs/data", "--velero-password-file", wrong, "--mover-location", "s3://velero/lab"}, `error: wrong password for Velero's repository ` + url + ` (kopia/vl-fs/)`},
+		{[]string{"fs-deploy", "--data-only", "--mover-location", "s3://velero/lab"}, "error: --data-only needs --volumes namespace/pvc[,namespace/pvc] (see `kubectl pvbackup velero describe fs-deploy --from-velero URL`)"},
+		{[]string{"fs-deploy", "--data-only", "--volumes", "vl-fs/data", "-l", "app=x", "--mover-location", "s3://velero/lab"}, `error: --data-only restores volume data only (name them with --volumes): -l do not apply`},
 		{[]string{"fs-deploy", "--namespace-mapping", "vl-fs:a", "--existing-resource-policy", "all"}, `error: --existing-resource-policy="all": use none or update`},
 		{[]string{"Bad_Name"}, `error: backup name "Bad_Name" is not valid for a Velero backup`},
 	} {
@@ -134,5 +143,33 @@ func TestVeleroRestorePartial(t *testing.T) {
 	res.Volumes = append(res.Volumes, restore.VolumeItem{Namespace: "x", PVC: "csi", From: "a/csi", Action: restore.Skipped})
 	if err := o.partial(res, d); ExitCodeOf(err) != ExitPartial || !strings.Contains(err.Error(), "the data of 1 volume is not in the bucket, its claim was created empty") {
 		t.Errorf("a claim created empty: %v (exit %d)", err, ExitCodeOf(err))
+	}
+}
+
+// TestVeleroRestorePlan: the preflight of a Velero restore checks the target of its claims (the
+// mapped namespace, the StorageClass of Velero's copy of each claim), as for a backup of ours.
+func TestVeleroRestorePlan(t *testing.T) {
+	url, _ := veleroFixture(t)
+	loc, err := velero.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close() //nolint:errcheck // read-only
+	d, err := loc.Describe(context.Background(), "fs-deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := velero.NewSource(d, false).Header(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &catalog.Manifest{Volumes: h.Volumes}
+	cfg := restore.Config{NamespaceMapping: map[string]string{"vl-fs": "copy"}, StorageClassMapping: map[string]string{"csi-dir": "fast"}}
+	want := doctor.RestorePlan{Namespaces: []string{"copy"}, StorageClasses: map[string]string{"fast": "csi-dir"}}
+	if got := restorePlan(m, cfg); !reflect.DeepEqual(got, want) {
+		t.Errorf("restore: plan %+v, want %+v", got, want)
+	}
+	if got := dataRestorePlan(m, cfg, []string{"vl-fs/data"}, "", false); !reflect.DeepEqual(got, want) {
+		t.Errorf("--data-only: plan %+v, want %+v", got, want)
 	}
 }
