@@ -138,6 +138,12 @@ func memSummary(peaks map[string]int64, keep func(string) bool) string {
 	return fmt.Sprintf("%d MiB in %d pods (largest %s %d MiB)", sum>>20, n, topName, top>>20)
 }
 
+// veleroServerPod is the name of the pod of Velero's server.
+func veleroServerPod(t *testing.T) string {
+	t.Helper()
+	return strings.TrimPrefix(strings.TrimSpace(kubectl(t, time.Minute, "-n", veleroNamespace, "get", "pods", "-l", "deploy=velero", "-o", "name")), "pod/")
+}
+
 // runMeasured runs a command and returns its wall time and peak RSS.
 func runMeasured(t *testing.T, timeout time.Duration, name string, args ...string) (time.Duration, int64) {
 	t.Helper()
@@ -297,6 +303,9 @@ func TestMeasureVelero(t *testing.T) {
 	}
 	veleroBytes := bucketBytes(t, veleroURL) - before
 	report["velero backup"] = memSummary(peaks, isVelero)
+	if _, ok := peaks[veleroNamespace+"/"+veleroServerPod(t)]; !ok {
+		t.Errorf("no memory sample of Velero's server pod: are the lab's pod cgroups where podMemory looks? %v", peaks)
+	}
 
 	mem = c.sampleMemory(t)
 	var rss int64
