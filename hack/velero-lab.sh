@@ -158,9 +158,11 @@ bucket_url() {
 }
 
 # manifests writes Velero's install manifests, as `velero install --dry-run -o json` makes them, with
-# two changes for the lab: every imagePullPolicy Never (nothing can be pulled; the images were
-# imported), and the node-agent mounts the lab's state directory at the same path, so that the
-# links of KUBELET_DIR/pods resolve in its pods as on the host.
+# these changes for the lab: every imagePullPolicy Never (nothing can be pulled; the images were
+# imported); the node-agent mounts the lab's state directory at the same path, so that the links
+# of KUBELET_DIR/pods resolve in its pods as on the host; and its host-pods and host-plugins mounts
+# propagate nothing: it only lists directories there (the fs-backup pods mount the volume itself,
+# with Velero's HostToContainer, which KUBELET_DIR being a shared mount allows: see view_up).
 manifests() {
 	local out=$1 creds=$WORK/credentials-velero
 	umask 077
@@ -177,7 +179,8 @@ manifests() {
 			(.. | objects | select(has("imagePullPolicy"))).imagePullPolicy = "Never"
 			| (.items[] | select(.kind == "DaemonSet" and .metadata.name == "node-agent") | .spec.template.spec) |= (
 				.volumes += [{name: "lab-state", hostPath: {path: $state}}]
-				| .containers[0].volumeMounts += [{name: "lab-state", mountPath: $state, mountPropagation: "HostToContainer"}])' \
+				| .containers[0].volumeMounts |= map(if .name == "host-pods" or .name == "host-plugins" then .mountPropagation = "None" else . end)
+				| .containers[0].volumeMounts += [{name: "lab-state", mountPath: $state}])' \
 		>"$out.tmp"
 	jq -e --arg image "$VELERO_IMAGE" '[.. | objects | select(.image? == $image)] | length > 0' "$out.tmp" >/dev/null ||
 		die "velero install did not use $VELERO_IMAGE"
@@ -240,7 +243,7 @@ up() {
 	lab_tool bucket create "$(bucket_url)"
 	manifests "$WORK/install.json"
 	log "the pods' directories of all nodes in one place for Velero ($KUBELET_DIR/pods)"
-	rm -f "$KUBELET_DIR/synced"
+	view_up
 	jq '.items[] | select(.kind == "Namespace")' "$WORK/install.json" | kubectl apply -f - >/dev/null
 	pod_dirs_manifest | kubectl apply -f - >/dev/null
 	kubectl -n "$NAMESPACE" rollout status deployment/pod-dirs --timeout 120s
@@ -259,6 +262,26 @@ up() {
 		sleep 1
 	done
 	log "Velero $VELERO_VERSION is installed in namespace $NAMESPACE; its location is $(bucket_url)"
+}
+
+# view_up makes KUBELET_DIR a shared mount (a bind mount of itself): the container runtime mounts a
+# host path with HostToContainer propagation (Velero's fs-backup pods mount the volume so) only from
+# a shared or slave mount, and it looks at the path as given, KUBELET_DIR/pods/<uid>/volumes/...,
+# before it follows the links into the node's kubelet root (a shared mount the kubelet made).
+# hack/cluster.sh down unmounts it with everything else under its state directory.
+view_up() {
+	mkdir -p "$KUBELET_DIR/pods"
+	rm -f "$KUBELET_DIR/synced"
+	mountpoint -q "$KUBELET_DIR" || mount --bind "$KUBELET_DIR" "$KUBELET_DIR"
+	mount --make-rshared "$KUBELET_DIR"
+}
+
+# view_down unmounts KUBELET_DIR (the pods that mounted it are gone) and removes it.
+view_down() {
+	if mountpoint -q "$KUBELET_DIR"; then
+		umount -l "$KUBELET_DIR"
+	fi
+	rm -rf "$KUBELET_DIR"
 }
 
 # wait_file PATH SECONDS waits until PATH exists.
@@ -295,7 +318,7 @@ down() {
 	for pv in $(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}'); do
 		kubectl delete pv "$pv" --ignore-not-found >/dev/null
 	done
-	rm -rf "$KUBELET_DIR"
+	view_down
 	[ -n "$keep" ] || lab_tool bucket delete "$(bucket_url)"
 	check
 }
