@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -165,13 +166,7 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 		}
 	}
 	if o.DataOnly {
-		deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Source: src, Progress: rep}
-		if runner != nil {
-			deps.Volumes = runner
-		}
-		res, err := restore.DataOnly(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
-			NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath, DryRun: o.DryRun})
-		return o.finish(res, err)
+		return o.runDataOnlyFrom(ctx, clients, src, runner, rep)
 	}
 	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Source: src, Progress: rep}
 	if runner != nil {
@@ -182,6 +177,17 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 		return ferr
 	}
 	return o.partial(res, d)
+}
+
+// runDataOnlyFrom fills the claims of --volumes from the Velero backup and changes nothing else.
+func (o *VeleroRestoreOptions) runDataOnlyFrom(ctx context.Context, clients *kube.Clients, src *velero.Source, runner *volumes.Runner, rep progress.Reporter) error {
+	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Source: src, Progress: rep}
+	if runner != nil {
+		deps.Volumes = runner
+	}
+	res, err := restore.DataOnly(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
+		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath, DryRun: o.DryRun})
+	return o.finish(res, err)
 }
 
 // unrestorable names the volumes of the restored namespaces whose data cannot be restored.
