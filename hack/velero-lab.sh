@@ -305,7 +305,17 @@ down() {
 	[ "${1:-}" = --keep-bucket ] && keep=1
 	require_cluster
 	log "removing Velero from the lab"
-	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait --timeout 180s >/dev/null
+	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=false >/dev/null
+	# A data movement Velero had not finished (a failed backup) keeps its DataUpload or DataDownload
+	# finalizer for ever once the node-agent is gone, and with it the namespace and the CRDs (seen
+	# in a bench run whose bucket ran out of space): nothing of Velero will process them any more.
+	local r o
+	for r in datauploads.velero.io datadownloads.velero.io; do
+		for o in $(kubectl -n "$NAMESPACE" get "$r" -o name 2>/dev/null); do
+			kubectl -n "$NAMESPACE" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+		done
+	done
+	kubectl wait --for=delete namespace/"$NAMESPACE" --timeout 180s >/dev/null 2>&1 || true
 	# Velero's snapshots of claims, in any namespace, and their contents.
 	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --wait=false >/dev/null 2>&1 || true
 	kubectl delete volumesnapshotcontents -l velero.io/backup-name --ignore-not-found >/dev/null 2>&1 || true
