@@ -99,13 +99,13 @@ image: ## the mover image as an OCI layout tarball (IMAGE_TAR; MOVER_IMAGE=ref o
 	$(GO) run -ldflags '$(LDFLAGS)' ./hack/image --binary $(IMAGE_TAR:.tar=)-linux-$(IMAGE_ARCH)/kubectl-pvbackup \
 		--arch $(IMAGE_ARCH) --out $(IMAGE_TAR) $(if $(MOVER_IMAGE),--ref $(MOVER_IMAGE))
 
-bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS, verify --read-data 100 vs kopia snapshot verify, and the mover's restore vs backup of 50,000 small files; then (compress suite) the random and a compressible 1 GiB tree (JSON logs, text, SQLite), one 2 GiB file and --upload-limit 20MiB/s on SeaweedFS; prints the ratios
+bench-mover: build ## the mover vs the kopia CLI (and restic) on a generated 1 GiB tree, filesystem and SeaweedFS, verify --read-data 100 vs kopia snapshot verify, and the mover's restore vs backup of 50,000 small files; then (compress suite) the random and a compressible 1 GiB tree (JSON logs, text, SQLite), one 2 GiB file and --upload-limit 20MiB/s on SeaweedFS (medians of 3 runs, a fresh SeaweedFS each); prints the ratios
 	hack/tools.sh kopia
 	hack/tools.sh seaweedfs
 	@command -v restic >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
 	$(GO) run ./hack/bench --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_ARGS)
 	@command -v sqlite3 >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null; }
-	$(GO) run ./hack/bench --suite compress --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench $(BENCH_COMPRESS_ARGS)
+	$(GO) run ./hack/bench --suite compress --mover bin/kubectl-pvbackup --kopia .local/bin/kopia --weed .local/bin/weed --work .local/bench --reps 3 $(BENCH_COMPRESS_ARGS)
 
 bench-files: build ## cp vs kopia snapshot restore of the same snapshot (six pairs, judged on their median), and an in-place sync of 1% changed files vs restoring that 1% plus a walk (the bench-mover tree)
 	hack/tools.sh kopia
@@ -124,7 +124,7 @@ bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PV
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureVolumes -v -timeout 30m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
 
-bench-scale: ## on the three-node lab: 60 small claims of csi-dir, csi-zonal and csi-local spread over the nodes, snapshot-move backup and restore at --parallel 2 and 8: wall time, per-volume overhead, movers per node (make cluster first; PVBACKUP_SCALE_CLAIMS=N)
+bench-scale: ## on the three-node lab: 60 small claims of csi-dir, csi-zonal and csi-local spread over the nodes, snapshot-move backup and restore at the default --parallel and 8: wall time, per-volume overhead, movers per node (make cluster first; PVBACKUP_SCALE_CLAIMS=N, PVBACKUP_SCALE_PARALLEL="2 4 8"; ~20 min at 60)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureScale -v -timeout 60m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
 

@@ -6,7 +6,8 @@
 #   hack/cluster-build.sh images   the pause and busybox image tarballs (.local/images)
 #   hack/cluster-build.sh all      both
 #
-# Everything is cached: a second run returns in seconds. The sidecars' go.mod files carry `replace`
+# Everything is cached: a second run returns in seconds, and the sidecars come from the machine's
+# tool cache (hack/toolcache.sh) in a fresh checkout. The sidecars' go.mod files carry `replace`
 # lines, so `go install pkg@version` cannot build them: their module directories are copied out of
 # the module cache and built in place (shared/notes/local-cluster.md).
 set -euo pipefail
@@ -20,6 +21,8 @@ SNAPSHOTTER_VERSION=v8.4.0
 mkdir -p "$BIN" "$BUILD" "$IMAGES"
 
 log() { printf '>>> %s\n' "$*" >&2; }
+# shellcheck source=hack/toolcache.sh
+. "$ROOT/hack/toolcache.sh"
 
 # module_dir copies MODULE@VERSION out of the module cache into .local/build (writable) and prints the path.
 module_dir() {
@@ -37,27 +40,39 @@ module_dir() {
 	echo "$dir"
 }
 
-# build_in DIR NAME PKG VERSION builds ./PKG of the module in DIR as .local/bin/NAME (skipped when the stamp matches).
+# have NAME VERSION: .local/bin/NAME is VERSION already, or the tool cache had it.
+have() {
+	local name=$1 ver=$2
+	[ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$ver" ] && return 0
+	from_cache "$name" "$(tool_key "$ver")" && echo "$ver" >"$BIN/.$name.version"
+}
+
+# build_in DIR NAME PKG VERSION builds ./PKG of the module in DIR as .local/bin/NAME (skipped when it has it).
 build_in() {
 	local dir=$1 name=$2 pkg=$3 ver=$4
-	[ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$ver" ] && return 0
+	have "$name" "$ver" && return 0
 	log "building $name $ver"
 	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$BIN/$name" "$pkg")
+	to_cache "$name" "$(tool_key "$ver")"
 	echo "$ver" >"$BIN/.$name.version"
 }
 
 csi() {
 	local dir
-	dir=$(module_dir github.com/kubernetes-csi/external-provisioner/v5 "$PROVISIONER_VERSION")
-	build_in "$dir" csi-provisioner ./cmd/csi-provisioner "$PROVISIONER_VERSION"
-
-	dir=$(module_dir github.com/kubernetes-csi/external-snapshotter/v8 "$SNAPSHOTTER_VERSION")
-	# The module's ./client replace points into the repository; use the published client module instead.
-	if grep -q '=> ./client' "$dir/go.mod"; then
-		sed -i "s#=> ./client#=> github.com/kubernetes-csi/external-snapshotter/client/v8 $SNAPSHOTTER_VERSION#" "$dir/go.mod"
+	if ! have csi-provisioner "$PROVISIONER_VERSION"; then
+		dir=$(module_dir github.com/kubernetes-csi/external-provisioner/v5 "$PROVISIONER_VERSION")
+		build_in "$dir" csi-provisioner ./cmd/csi-provisioner "$PROVISIONER_VERSION"
 	fi
-	build_in "$dir" csi-snapshotter ./cmd/csi-snapshotter "$SNAPSHOTTER_VERSION"
-	build_in "$dir" snapshot-controller ./cmd/snapshot-controller "$SNAPSHOTTER_VERSION"
+
+	if ! have csi-snapshotter "$SNAPSHOTTER_VERSION" || ! have snapshot-controller "$SNAPSHOTTER_VERSION"; then
+		dir=$(module_dir github.com/kubernetes-csi/external-snapshotter/v8 "$SNAPSHOTTER_VERSION")
+		# The module's ./client replace points into the repository; use the published client module instead.
+		if grep -q '=> ./client' "$dir/go.mod"; then
+			sed -i "s#=> ./client#=> github.com/kubernetes-csi/external-snapshotter/client/v8 $SNAPSHOTTER_VERSION#" "$dir/go.mod"
+		fi
+		build_in "$dir" csi-snapshotter ./cmd/csi-snapshotter "$SNAPSHOTTER_VERSION"
+		build_in "$dir" snapshot-controller ./cmd/snapshot-controller "$SNAPSHOTTER_VERSION"
+	fi
 
 	crds
 

@@ -25,6 +25,8 @@ trap stop EXIT
 export PVBACKUP_MOVER_IMAGE=${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e}
 echo ">>> mover image $PVBACKUP_MOVER_IMAGE" >&2
 make image MOVER_IMAGE="$PVBACKUP_MOVER_IMAGE" IMAGE_TAR=.local/images/pvbackup-mover-e2e.tar
+# The tests run that same binary as the plugin (built for this machine: GOOS linux, its GOARCH).
+export PVBACKUP_E2E_PLUGIN=$ROOT/.local/images/pvbackup-mover-e2e-linux-$(go env GOARCH)/kubectl-pvbackup
 hack/cluster.sh up
 hack/cluster.sh load-image .local/images/pvbackup-mover-e2e.tar >/dev/null
 # The same image as an archive: the registry tests push it into the lab's registries (image push

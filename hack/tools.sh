@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs and builds the programs the tests, the demo and the benchmarks need, into .local/bin.
-# Everything is cached: a second run on a warm machine returns in seconds.
+# Everything is cached: a second run on a warm machine returns in seconds, and a fresh checkout on
+# it copies the programs from the machine's tool cache (hack/toolcache.sh) instead of building them.
 #
 #   hack/tools.sh apt          Debian packages (etcd, containerd, runc, CNI plugins, ...)
 #   hack/tools.sh kube         kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl
 #   hack/tools.sh controlplane etcd, kube-apiserver, kube-controller-manager: what the resource integration tests need
 #   hack/tools.sh seaweedfs    SeaweedFS (weed): the local S3 server
 #   hack/tools.sh fakegcs      fake-gcs-server: the local GCS server (gs://)
-#   hack/tools.sh azurite      Azurite (npm, into .local/node): the local Azure Blob server (azblob://)
+#   hack/tools.sh azurite      Azurite (npm, into the tool cache): the local Azure Blob server (azblob://)
 #   hack/tools.sh stores       all three object stores
 #   hack/tools.sh kopia        the kopia CLI, for benchmarks
 #   hack/tools.sh staticcheck  the linter
@@ -25,6 +26,8 @@ NODE_VERSION=22.23.3
 mkdir -p "$BIN" "$BUILD"
 
 log() { printf '>>> %s\n' "$*" >&2; }
+# shellcheck source=hack/toolcache.sh
+. "$ROOT/hack/toolcache.sh"
 
 apt_install() {
 	local missing=()
@@ -45,6 +48,7 @@ kube_build() {
 	for c in "$@"; do
 		# kubectl has no --version flag: `kubectl version --client` prints the version.
 		[ -x "$BIN/$c" ] && { [ "$c" = kubectl ] && "$BIN/$c" version --client 2>/dev/null || "$BIN/$c" --version 2>/dev/null; } | grep "$KUBE_VERSION" >/dev/null && continue
+		from_cache "$c" "$(tool_key "$KUBE_VERSION")" && continue
 		want+=("$c")
 	done
 	[ ${#want[@]} -eq 0 ] && return 0
@@ -70,6 +74,7 @@ kube_build() {
 	for c in "${want[@]}"; do
 		log "building $c $KUBE_VERSION (a cold build of kube-apiserver takes ~7 minutes on 2 cores)"
 		(cd "$mod" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c")
+		to_cache "$c" "$(tool_key "$KUBE_VERSION")"
 	done
 }
 
@@ -79,6 +84,7 @@ mod_build() {
 	local name=$1 mod=$2 ver=$3 pkg=$4
 	local stamp=$BIN/.$name.version
 	[ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$ver" ] && return 0
+	from_cache "$name" "$(tool_key "$ver")" && { echo "$ver" >"$stamp"; return 0; }
 	local dir=$BUILD/$name-$ver
 	mkdir -p "$dir"
 	if [ ! -f "$dir/go.mod" ]; then
@@ -87,6 +93,7 @@ mod_build() {
 	fi
 	log "building $name ($mod $ver)"
 	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w' -o "$BIN/$name" "$pkg")
+	to_cache "$name" "$(tool_key "$ver")"
 	echo "$ver" >"$stamp"
 }
 
@@ -116,24 +123,34 @@ fakegcs)
 	mod_build fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" github.com/fsouza/fake-gcs-server
 	;;
 azurite)
-	# Azure's own Blob storage emulator for the azblob:// suites and e2e, from npm, pinned, into
-	# .local/node. Azurite $AZURITE_VERSION needs Node >= 22; Debian 12's nodejs is 18, so a Node of
-	# that major comes from npm too (the `node` package, whose binaries npm serves) when the
-	# machine's is older. .local/bin/azurite-blob runs Azurite with the Node chosen.
+	# Azure's own Blob storage emulator for the azblob:// suites and e2e, from npm, pinned, into the
+	# tool cache (else .local/node). Azurite $AZURITE_VERSION needs Node >= 22; Debian 12's nodejs is
+	# 18, so a Node of that major comes from npm too (the `node` package, whose binaries npm serves)
+	# when the machine's is older. .local/bin/azurite-blob runs Azurite with the Node chosen.
 	command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+	dir=$ROOT/.local/node
+	[ "$TOOL_CACHE" = off ] || dir=$TOOL_CACHE/azurite/$AZURITE_VERSION+node$NODE_VERSION
 	node_bin=$(command -v node)
 	if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 22 ]; then
-		node_bin=$ROOT/.local/node/node_modules/node/bin/node
+		node_bin=$dir/node_modules/node/bin/node
 	fi
+	main=$dir/node_modules/azurite/dist/src/blob/main.js
+	mkdir -p "$dir"
+	(
+		# One install at a time into a shared directory; a finished one is marked by .installed.
+		flock 9
+		if [ ! -f "$dir/.installed" ] || [ ! -f "$main" ] || [ ! -x "$node_bin" ]; then
+			pkgs=("azurite@$AZURITE_VERSION")
+			[ "$node_bin" = "$dir/node_modules/node/bin/node" ] && pkgs+=("node@$NODE_VERSION")
+			log "installing ${pkgs[*]} (npm) into $dir"
+			(cd "$dir" && npm install --silent --no-audit --no-fund --no-save --prefix . "${pkgs[@]}" >/dev/null)
+			touch "$dir/.installed"
+		fi
+	) 9>"$dir.lock"
 	want="azurite@$AZURITE_VERSION $node_bin"
-	if [ "$(cat "$BIN/.azurite.version" 2>/dev/null)" != "$want" ] || [ ! -f "$ROOT/.local/node/node_modules/azurite/dist/src/blob/main.js" ] || [ ! -x "$node_bin" ]; then
-		pkgs=("azurite@$AZURITE_VERSION")
-		[ "$node_bin" = "$ROOT/.local/node/node_modules/node/bin/node" ] && pkgs+=("node@$NODE_VERSION")
-		log "installing ${pkgs[*]} (npm) into .local/node"
-		mkdir -p "$ROOT/.local/node"
-		(cd "$ROOT/.local/node" && npm install --silent --no-audit --no-fund --no-save --prefix . "${pkgs[@]}" >/dev/null)
+	if [ "$(cat "$BIN/.azurite.version" 2>/dev/null)" != "$want" ] || [ ! -x "$BIN/azurite-blob" ]; then
 		rm -f "$BIN/azurite-blob"
-		printf '#!/bin/sh\nexec %q %q "$@"\n' "$node_bin" "$ROOT/.local/node/node_modules/azurite/dist/src/blob/main.js" >"$BIN/azurite-blob"
+		printf '#!/bin/sh\nexec %q %q "$@"\n' "$node_bin" "$main" >"$BIN/azurite-blob"
 		chmod +x "$BIN/azurite-blob"
 		"$BIN/azurite-blob" --version >/dev/null
 		echo "$want" >"$BIN/.azurite.version"
@@ -154,8 +171,10 @@ staticcheck)
 actionlint)
 	apt_install shellcheck
 	ACTIONLINT_VERSION=v1.7.12
-	go version -m "$BIN/actionlint" 2>/dev/null | grep -qE "^\s+mod\s+github.com/rhysd/actionlint\s+$ACTIONLINT_VERSION\s" ||
-		{ log "building actionlint $ACTIONLINT_VERSION"; GOBIN=$BIN CGO_ENABLED=0 go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"; }
+	have() { go version -m "$BIN/actionlint" 2>/dev/null | grep -qE "^\s+mod\s+github.com/rhysd/actionlint\s+$ACTIONLINT_VERSION\s"; }
+	have || { from_cache actionlint "$(tool_key "$ACTIONLINT_VERSION")" && have; } ||
+		{ log "building actionlint $ACTIONLINT_VERSION"; GOBIN=$BIN CGO_ENABLED=0 go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" &&
+			to_cache actionlint "$(tool_key "$ACTIONLINT_VERSION")"; }
 	;;
 all)
 	"$0" apt

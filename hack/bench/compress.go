@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,58 +25,72 @@ func benchCompress() error {
 	if err := prepare(); err != nil {
 		return err
 	}
+	if err := resetTree(); err != nil {
+		return err
+	}
 	randomTree := treeDir
-	ctree := filepath.Join(work, fmt.Sprintf("ctree-%d", compressMiB))
-	if err := generateCompressible(ctree, int64(compressMiB)<<20); err != nil {
-		return fmt.Errorf("compressible tree: %w", err)
+	trees := []struct{ name, dir string }{{"random", randomTree}}
+	if compressMiB > 0 {
+		ctree := filepath.Join(work, fmt.Sprintf("ctree-%d", compressMiB))
+		if err := generateCompressible(ctree, int64(compressMiB)<<20); err != nil {
+			return fmt.Errorf("compressible tree: %w", err)
+		}
+		trees = append(trees, struct{ name, dir string }{"compressible", ctree})
 	}
-	big := filepath.Join(work, fmt.Sprintf("big-%d", bigMiB))
-	if err := generateBig(big, int64(bigMiB)<<20); err != nil {
-		return fmt.Errorf("big file: %w", err)
-	}
-	wdir := filepath.Join(work, "weed")
-	_ = os.RemoveAll(wdir)
-	if err := os.MkdirAll(wdir, 0o755); err != nil {
-		return err
-	}
-	srv, stop, err := s3server.StartSeaweedFS(weedBin, wdir)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	os.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	os.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	os.Setenv("AWS_REGION", "us-east-1")
+	weed := &freshWeed{dir: filepath.Join(work, "weed")}
+	defer weed.stop()
+	fmt.Printf("(every figure: the median of %d runs, the tools interleaved, their order rotated each run; a fresh SeaweedFS each run)\n", reps)
 
-	for _, tree := range []struct{ name, dir string }{{"random", randomTree}, {"compressible", ctree}} {
+	for _, tree := range trees {
 		treeDir, treeBytes = tree.dir, duBytes(tree.dir)
-		fmt.Printf("\n== %s tree: %.0f MB in %d files\n", tree.name, float64(treeBytes)/1e6, countFiles(treeDir))
-		kopia := kopiaS3{srv: srv, compression: "none", dir: filepath.Join(work, "kopia-s3")} // the CLI's default: none
-		auto := &moverT{name: "mover-auto", s3: srv, compression: "auto"}
-		none := &moverT{name: "mover-none", s3: srv, compression: "none"}
-		res, err := measureTargets([]target{kopia, auto, none}, true)
+		fmt.Printf("\n== %s tree: %.0f MB in %d files  [%s]\n", tree.name, float64(treeBytes)/1e6, countFiles(treeDir), loadAvg())
+		targets := func(srv *s3server.Server) []target {
+			return []target{
+				kopiaS3{srv: srv, compression: "none", dir: filepath.Join(work, "kopia-s3")}, // the CLI's default: none
+				&moverT{name: "mover-auto", s3: srv, compression: "auto"},
+				&moverT{name: "mover-none", s3: srv, compression: "none"},
+			}
+		}
+		incremental := tree.name == "random" // change() rewrites files of the random tree
+		res, err := measureTargets(weed, targets, true, incremental)
 		if err != nil {
 			return err
 		}
 		k, a, n := res["kopia-s3"], res["mover-auto"], res["mover-none"]
 		fmt.Printf("%s: first backup throughput mover/kopia = %.2f (goal ≥ 1.1)  restore throughput mover/kopia = %.2f (goal ≥ 1.0)\n",
 			tree.name, k.first.wall.Seconds()/a.first.wall.Seconds(), k.restore.wall.Seconds()/a.restore.wall.Seconds())
-		fmt.Printf("%s: bucket bytes auto/tree = %.3f, none/tree = %.3f  first backup time auto/none = %.2f (goal: compressible ≤ 1.1, random ≤ 1.03)\n",
-			tree.name, float64(lastUploaded["mover-auto"])/float64(treeBytes), float64(lastUploaded["mover-none"])/float64(treeBytes),
-			a.first.wall.Seconds()/n.first.wall.Seconds())
+		if incremental {
+			fmt.Printf("%s: incremental time mover/kopia = %.2f (goal ≤ 1.0)\n", tree.name, a.incr.wall.Seconds()/k.incr.wall.Seconds())
+		}
+		fmt.Printf("%s: bucket bytes auto/tree = %.3f, none/tree = %.3f  first backup time auto/none = %.2f (goal: compressible ≤ 1.1, random ≤ 1.03)  [%s]\n",
+			tree.name, float64(firstUploaded["mover-auto"])/float64(treeBytes), float64(firstUploaded["mover-none"])/float64(treeBytes),
+			a.first.wall.Seconds()/n.first.wall.Seconds(), loadAvg())
 	}
-
+	if bigMiB <= 0 {
+		return nil
+	}
+	big := filepath.Join(work, fmt.Sprintf("big-%d", bigMiB))
+	if err := generateBig(big, int64(bigMiB)<<20); err != nil {
+		return fmt.Errorf("big file: %w", err)
+	}
+	defer os.RemoveAll(big) // 2 GiB: regenerated in seconds
 	treeDir, treeBytes = big, duBytes(big)
-	fmt.Printf("\n== one %d MiB file\n", bigMiB)
-	kopia := kopiaS3{srv: srv, compression: "none", dir: filepath.Join(work, "kopia-s3")}
-	auto := &moverT{name: "mover-auto", s3: srv, compression: "auto"}
-	res, err := measureTargets([]target{kopia, auto}, false)
+	fmt.Printf("\n== one %d MiB file  [%s]\n", bigMiB, loadAvg())
+	res, err := measureTargets(weed, func(srv *s3server.Server) []target {
+		return []target{kopiaS3{srv: srv, compression: "none", dir: filepath.Join(work, "kopia-s3")}, &moverT{name: "mover-auto", s3: srv, compression: "auto"}}
+	}, false, false)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("big file: upload throughput mover (64 MiB parts in parallel) / kopia CLI (one stream up to 2 GiB) = %.2f (goal ≥ 1.5)\n",
-		res["kopia-s3"].first.wall.Seconds()/res["mover-auto"].first.wall.Seconds())
-
+	fmt.Printf("big file: upload throughput mover (64 MiB parts in parallel) / kopia CLI (one stream up to 2 GiB) = %.2f (goal ≥ 1.5)  [%s]\n",
+		res["kopia-s3"].first.wall.Seconds()/res["mover-auto"].first.wall.Seconds(), loadAvg())
+	if uploadLimit == "" {
+		return nil
+	}
+	srv, err := weed.start()
+	if err != nil {
+		return err
+	}
 	limited := &moverT{name: "mover-limit", s3: srv, compression: "none", extraEnv: []string{"PVBACKUP_UPLOAD_LIMIT=" + uploadLimit}}
 	if err := limited.setup(); err != nil {
 		return err
@@ -89,53 +104,149 @@ func benchCompress() error {
 	return nil
 }
 
-// measureTargets runs, for each target, `reps` first backups (each into a new repository) and,
-// with restores, `reps` restores of its last one, interleaved; the best run counts.
-func measureTargets(targets []target, restores bool) (map[string]*series, error) {
+// firstUploaded is what each mover target's last first backup wrote to the bucket (lastUploaded
+// is its last backup's, an incremental one after a round with incrementals).
+var firstUploaded = map[string]int64{}
+
+// freshWeed is a SeaweedFS started anew, on an empty data directory, for each run: a run's
+// repositories (gigabytes) are gone before the next, and no run is slowed by the last one's data.
+type freshWeed struct {
+	dir   string
+	close func()
+}
+
+func (w *freshWeed) start() (*s3server.Server, error) {
+	w.stop()
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return nil, err
+	}
+	srv, stop, err := s3server.StartSeaweedFS(weedBin, w.dir)
+	if err != nil {
+		return nil, err
+	}
+	w.close = stop
+	os.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	os.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	os.Setenv("AWS_REGION", "us-east-1")
+	return srv, nil
+}
+
+func (w *freshWeed) stop() {
+	if w.close != nil {
+		w.close()
+		w.close = nil
+	}
+	_ = os.RemoveAll(w.dir)
+}
+
+// loadAvg is the machine's load average (1, 5, 15 minutes), for the figures' context.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "load average unknown"
+	}
+	return "load average " + strings.Join(f[:3], " ")
+}
+
+// measureTargets runs `reps` rounds on a fresh SeaweedFS each: every target's first backup into a
+// new repository, with incremental a backup after change() of 1% of the tree, and with restores a
+// restore of its last snapshot; the targets take turns, their order rotated each round. Each
+// figure is the median of its rounds.
+func measureTargets(weed *freshWeed, targetsOn func(*s3server.Server) []target, restores, incremental bool) (map[string]*series, error) {
+	runs := map[string]*[3][]run{}
+	var labels []string
+	for rep := range reps {
+		srv, err := weed.start()
+		if err != nil {
+			return nil, err
+		}
+		ts := targetsOn(srv)
+		ts = append(ts[rep%len(ts):], ts[:rep%len(ts)]...)
+		if rep == 0 {
+			for _, t := range ts {
+				labels = append(labels, t.label())
+				runs[t.label()] = &[3][]run{}
+			}
+		}
+		warm(treeDir)
+		if err := round(ts, rep, runs, restores, incremental); err != nil {
+			return nil, err
+		}
+	}
+	weed.stop()
 	res := map[string]*series{}
-	for _, t := range targets {
-		res[t.label()] = &series{}
-	}
-	best := func(old, r run) run {
-		if old.wall == 0 || r.wall < old.wall {
-			return r
-		}
-		return old
-	}
-	warm(treeDir)
-	for rep := range reps {
-		for _, t := range targets {
-			if err := t.setup(); err != nil {
-				return nil, fmt.Errorf("%s setup: %w", t.label(), err)
-			}
-			r, err := t.backup()
-			if err != nil {
-				return nil, fmt.Errorf("%s first backup: %w", t.label(), err)
-			}
-			res[t.label()].first = best(res[t.label()].first, r)
-			fmt.Printf("  %-11s first backup %7.2fs %6.0f MB/s  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), rep+1)
-		}
-	}
-	for rep := range reps {
-		if !restores {
-			break
-		}
-		for _, t := range targets {
-			dst := filepath.Join(work, "restore-"+t.label())
-			_ = os.RemoveAll(dst)
-			r, err := t.restore(dst)
-			if err != nil {
-				return nil, fmt.Errorf("%s restore: %w", t.label(), err)
-			}
-			if got, want := duBytes(dst), duBytes(treeDir); got != want {
-				return nil, fmt.Errorf("%s restored %d bytes; the tree has %d", t.label(), got, want)
-			}
-			_ = os.RemoveAll(dst)
-			res[t.label()].restore = best(res[t.label()].restore, r)
-			fmt.Printf("  %-11s restore      %7.2fs %6.0f MB/s  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), rep+1)
-		}
+	for _, l := range labels {
+		r := runs[l]
+		res[l] = &series{first: medianRun(r[0]), incr: medianRun(r[1]), restore: medianRun(r[2])}
+		fmt.Printf("  %-11s median: first %.2fs  incremental %.2fs  restore %.2fs\n", l, res[l].first.wall.Seconds(), res[l].incr.wall.Seconds(), res[l].restore.wall.Seconds())
 	}
 	return res, nil
+}
+
+// round is one round of measureTargets: runs[label] gets a first backup, an incremental and a
+// restore (those asked for).
+func round(ts []target, rep int, runs map[string]*[3][]run, restores, incremental bool) error {
+	for _, t := range ts {
+		if err := t.setup(); err != nil {
+			return fmt.Errorf("%s setup: %w", t.label(), err)
+		}
+		flush()
+		r, err := t.backup()
+		if err != nil {
+			return fmt.Errorf("%s first backup: %w", t.label(), err)
+		}
+		runs[t.label()][0] = append(runs[t.label()][0], r)
+		firstUploaded[t.label()] = lastUploaded[t.label()]
+		fmt.Printf("  %-11s first backup %7.2fs %6.0f MB/s  cpu %6.2fs  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.cpu.Seconds(), rep+1)
+	}
+	if incremental {
+		if err := change(treeDir, rep); err != nil {
+			return err
+		}
+		warm(treeDir)
+		for _, t := range ts {
+			flush()
+			r, err := t.backup()
+			if err != nil {
+				return fmt.Errorf("%s incremental backup: %w", t.label(), err)
+			}
+			runs[t.label()][1] = append(runs[t.label()][1], r)
+			fmt.Printf("  %-11s incremental  %7.2fs              cpu %6.2fs  (run %d)\n", t.label(), r.wall.Seconds(), r.cpu.Seconds(), rep+1)
+		}
+	}
+	if !restores {
+		return nil
+	}
+	for _, t := range ts {
+		dst := filepath.Join(work, "restore-"+t.label())
+		_ = os.RemoveAll(dst)
+		flush()
+		r, err := t.restore(dst)
+		if err != nil {
+			return fmt.Errorf("%s restore: %w", t.label(), err)
+		}
+		if got, want := duBytes(dst), duBytes(treeDir); got != want {
+			return fmt.Errorf("%s restored %d bytes; the tree has %d", t.label(), got, want)
+		}
+		_ = os.RemoveAll(dst)
+		runs[t.label()][2] = append(runs[t.label()][2], r)
+		fmt.Printf("  %-11s restore      %7.2fs %6.0f MB/s  cpu %6.2fs  (run %d)\n", t.label(), r.wall.Seconds(), mbps(r), r.cpu.Seconds(), rep+1)
+	}
+	return nil
+}
+
+// medianRun is the run of median wall time (the lower middle of an even count); zero for none.
+func medianRun(rs []run) run {
+	if len(rs) == 0 {
+		return run{}
+	}
+	s := append([]run(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
+	return s[(len(s)-1)/2]
 }
 
 // generateCompressible writes about size bytes: 60% JSON log files (1-16 MiB), 20% plain text,

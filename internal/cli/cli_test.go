@@ -63,6 +63,8 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--namespace-mapping", "a:c,b:c"}, want: `maps both "a" and "b" to "c"`},
 		{args: []string{"restore", "b", "--from", "file:///tmp/x", "--existing-resource-policy", "merge"}, want: `--existing-resource-policy="merge": use none or update`},
 		{args: []string{"describe", "b", "--from", "file://relative"}, want: "file:// needs an absolute path"},
+		{args: []string{"copy", "b", "--from", "file:///tmp/x", "--to", "file:///tmp/y", "--upload-limit", "fast"}, want: `--upload-limit: rate "fast": not a number of bytes per second`},
+		{args: []string{"copy", "b", "--from", "file:///tmp/x", "--to", "file:///tmp/y", "--download-limit", "5 parsecs"}, want: `--download-limit: rate "5 parsecs": unknown unit " parsecs"`},
 		{args: []string{"create"}, want: "name the backup: create NAME, or create --generate-name PREFIX for PREFIX-YYYYMMDD-HHMMSS"},
 		{args: []string{"create", "a", "b"}, want: "accepts at most 1 arg(s), received 2"},
 		{args: []string{"create", "b", "--generate-name", "nightly", "--to", "file:///tmp/x"}, want: "give a backup NAME or --generate-name nightly, not both"},

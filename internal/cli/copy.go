@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/copier"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -25,9 +26,13 @@ type CopyOptions struct {
 	Names    []string
 	Selector string
 	All      bool
+	// UploadLimit and DownloadLimit bound the bandwidth into the second location and out of the
+	// first (repo.ParseRate).
+	UploadLimit, DownloadLimit string
 
-	pw  string
-	sel labels.Selector
+	pw     string
+	sel    labels.Selector
+	limits repo.Limits
 }
 
 // NewCopyCmd builds `copy`.
@@ -54,7 +59,10 @@ prefix). 'repo change-password' changes one location's password only.`,
 			%[1]s copy nightly-2026-12-07 --from s3://backups/prod --to 's3://backups-dr/prod?region=eu-central-1'
 
 			# Keep a second location in step: copy everything it lacks
-			%[1]s copy --all --to 'gs://backups-dr/prod'`), "kubectl pvbackup"),
+			%[1]s copy --all --to 'gs://backups-dr/prod'
+
+			# Copy in business hours without filling the link
+			%[1]s copy --all --to 'gs://backups-dr/prod' --upload-limit 20MiB/s`), "kubectl pvbackup"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Names = args
 			return runSteps(cmd.Context(), o.Complete(), o)
@@ -66,6 +74,8 @@ prefix). 'repo change-password' changes one location's password only.`,
 	o.password.addFlag(cmd.Flags())
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "copy the backups whose labels match")
 	cmd.Flags().BoolVar(&o.All, "all", false, "copy every backup of the location")
+	cmd.Flags().StringVar(&o.UploadLimit, "upload-limit", "", "bytes per second written to the second location at most, e.g. 20MiB/s (units B, KB, MB, GB, KiB, MiB, GiB; default no limit)")
+	cmd.Flags().StringVar(&o.DownloadLimit, "download-limit", "", "bytes per second read from the first location at most, e.g. 50MB/s (default no limit)")
 	return cmd
 }
 
@@ -77,6 +87,12 @@ func (o *CopyOptions) Complete() error {
 		if o.sel, err = labels.Parse(o.Selector); err != nil {
 			return fmt.Errorf("--selector %q: %w", o.Selector, err)
 		}
+	}
+	if o.limits.UploadBytesPerSecond, err = repo.ParseRate(o.UploadLimit); err != nil {
+		return fmt.Errorf("--upload-limit: %w", err)
+	}
+	if o.limits.DownloadBytesPerSecond, err = repo.ParseRate(o.DownloadLimit); err != nil {
+		return fmt.Errorf("--download-limit: %w", err)
 	}
 	o.pw, err = o.password.load(o.streams.ErrOut)
 	return err
@@ -117,7 +133,7 @@ func (o *CopyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer to.Close()
-	res, err := copier.Run(ctx, copier.Deps{From: from, To: to, Password: o.pw, Progress: o.output.reporter(o.streams)},
+	res, err := copier.Run(ctx, copier.Deps{From: from, To: to, Password: o.pw, Progress: o.output.reporter(o.streams), Limits: o.limits},
 		copier.Config{Names: o.Names, Selector: o.sel, All: o.All})
 	if res != nil {
 		if perr := o.print(res); perr != nil && err == nil {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/backup"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
@@ -97,85 +95,33 @@ func judgePreflight(ctx context.Context, r *doctor.Report, rep progress.Reporter
 }
 
 // restorePreflight checks the restore's target before anything is restored: the StorageClasses
-// of its PVCs exist, a node can run the mover, and the namespaces admit it.
-func (o *RestoreOptions) restorePreflight(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog, rep progress.Reporter) error {
-	m, err := cat.Manifest(ctx, o.Name)
-	if err != nil {
-		return nil // restore reports it, with its own wording
-	}
-	return o.preflightVolumes(ctx, clients, m, rep)
-}
-
-// preflightVolumes checks the target of the restore of m's volumes (a manifest of ours, or the
-// volume records of another tool's backup).
-func (o *RestoreOptions) preflightVolumes(ctx context.Context, clients *kube.Clients, m *catalog.Manifest, rep progress.Reporter) error {
-	plan := restorePlan(m, o.cfg)
-	if o.DataOnly {
-		plan = dataRestorePlan(m, o.cfg, o.DataVolumes, o.TargetPVC, o.InPlace)
-	}
-	if len(plan.StorageClasses) == 0 {
-		return nil // no volume data to fill
-	}
-	start := time.Now()
-	done := rep.Start("preflight checks")
-	cfg := doctor.Config{Mover: o.volCfg.Mover}
-	r := doctor.RestorePreflight(ctx, doctorDeps(clients), cfg, plan)
-	return judgePreflight(ctx, r, rep, done, start)
-}
-
-// restorePlan is the restore's target: namespaces and StorageClasses after the mappings, of the
-// backup's volumes the selection keeps.
-func restorePlan(m *catalog.Manifest, cfg restore.Config) doctor.RestorePlan {
-	return planOf(m, cfg.StorageClassMapping, func(v catalog.Volume) (string, bool) {
-		if !cfg.Namespaces.Match(v.Namespace) || v.KopiaSnapshot == "" {
-			return "", false
+// of the claims its movers fill exist, a node can run the mover, and the namespaces admit it.
+// The restore engine decides which claims those are and calls it (restore.Deps.Preflight).
+func (o *RestoreOptions) restorePreflight(clients *kube.Clients, rep progress.Reporter) restore.Preflight {
+	return func(ctx context.Context, p restore.PreflightPlan) error {
+		plan := doctorRestorePlan(p)
+		if len(plan.StorageClasses) == 0 {
+			return nil // no volume data to fill
 		}
-		return mappedNamespace(cfg.NamespaceMapping, v.Namespace), true
-	})
-}
-
-// dataRestorePlan is the target of --data-only / --in-place: the named volumes a mover fills
-// (Kopia data; in place also a kept VolumeSnapshot, copied by a mover), in the namespace of
-// --target-pvc or the mapped one.
-func dataRestorePlan(m *catalog.Manifest, cfg restore.Config, named []string, target string, inPlace bool) doctor.RestorePlan {
-	want := map[string]bool{}
-	for _, n := range named {
-		want[n] = true
+		start := time.Now()
+		done := rep.Start("preflight checks")
+		cfg := doctor.Config{Mover: o.volCfg.Mover}
+		r := doctor.RestorePreflight(ctx, doctorDeps(clients), cfg, plan)
+		return judgePreflight(ctx, r, rep, done, start)
 	}
-	return planOf(m, cfg.StorageClassMapping, func(v catalog.Volume) (string, bool) {
-		if !want[v.Namespace+"/"+v.PVC] || (v.KopiaSnapshot == "" && !(inPlace && v.VolumeSnapshot != "")) {
-			return "", false
-		}
-		if ns, _, ok := strings.Cut(target, "/"); ok {
-			return ns, true
-		}
-		return mappedNamespace(cfg.NamespaceMapping, v.Namespace), true
-	})
 }
 
-func mappedNamespace(mapping map[string]string, ns string) string {
-	if to, ok := mapping[ns]; ok {
-		return to
-	}
-	return ns
-}
-
-// planOf collects the namespaces and (mapped) StorageClasses of the volumes target keeps, each
-// with the namespace its mover runs in.
-func planOf(m *catalog.Manifest, classMap map[string]string, target func(catalog.Volume) (string, bool)) doctor.RestorePlan {
+// doctorRestorePlan collects the namespaces the movers run in and the StorageClasses (here →
+// as backed up) of the claims they fill; a claim without a class names neither.
+func doctorRestorePlan(p restore.PreflightPlan) doctor.RestorePlan {
 	plan := doctor.RestorePlan{StorageClasses: map[string]string{}}
 	nss := map[string]bool{}
-	for _, v := range m.Volumes {
-		ns, ok := target(v)
-		if !ok || v.StorageClass == "" {
+	for _, v := range p.Volumes {
+		if v.BackedUpClass == "" {
 			continue
 		}
-		nss[ns] = true
-		to := v.StorageClass
-		if n, ok := classMap[to]; ok {
-			to = n
-		}
-		plan.StorageClasses[to] = v.StorageClass
+		nss[v.Namespace] = true
+		plan.StorageClasses[v.StorageClass] = v.BackedUpClass
 	}
 	for ns := range nss {
 		plan.Namespaces = append(plan.Namespaces, ns)

@@ -274,9 +274,7 @@ func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 	}
 	if o.volCfg != nil && !o.SkipPreflight {
-		if err := o.restorePreflight(ctx, clients, cat, deps.Progress); err != nil {
-			return err
-		}
+		deps.Preflight = o.restorePreflight(clients, deps.Progress)
 	}
 	run := restore.DataOnly
 	if o.InPlace {
@@ -284,7 +282,7 @@ func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients,
 	}
 	res, err := run(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
 		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath,
-		ArchiveKey: o.cfg.ArchiveKey, DryRun: o.DryRun})
+		ArchiveKey: o.cfg.ArchiveKey, DryRun: o.DryRun, Timeout: o.mover.Timeout})
 	return o.finish(res, err)
 }
 
@@ -324,9 +322,7 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 		if !o.SkipPreflight {
-			if err := o.restorePreflight(ctx, clients, cat, deps.Progress); err != nil {
-				return err
-			}
+			deps.Preflight = o.restorePreflight(clients, deps.Progress)
 		}
 	}
 	res, err := restore.Run(ctx, deps, o.cfg)

@@ -10,7 +10,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
@@ -135,8 +134,7 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	src := velero.NewSource(d, o.AllowPartial)
-	h, err := src.Header(ctx)
-	if err != nil {
+	if _, err := src.Header(ctx); err != nil {
 		return err
 	}
 	if unrestorable := o.unrestorable(d.Volumes); o.RequireAllVolumes && !o.DataOnly && len(unrestorable) > 0 {
@@ -156,19 +154,18 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 		}
 	}
 	var runner *volumes.Runner
+	var preflight restore.Preflight
 	if o.volCfg != nil {
 		runner = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: rep, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
 		if !o.SkipPreflight {
-			if err := o.preflightVolumes(ctx, clients, &catalog.Manifest{Volumes: h.Volumes}, rep); err != nil {
-				return err
-			}
+			preflight = o.restorePreflight(clients, rep) // the engine hands it the claims its movers fill
 		}
 	}
 	if o.DataOnly {
-		return o.runDataOnlyFrom(ctx, clients, src, runner, rep)
+		return o.runDataOnlyFrom(ctx, clients, src, runner, preflight, rep)
 	}
-	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Source: src, Progress: rep}
+	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Source: src, Progress: rep, Preflight: preflight}
 	if runner != nil {
 		deps.Volumes = runner
 	}
@@ -180,8 +177,8 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 }
 
 // runDataOnlyFrom fills the claims of --volumes from the Velero backup and changes nothing else.
-func (o *VeleroRestoreOptions) runDataOnlyFrom(ctx context.Context, clients *kube.Clients, src *velero.Source, runner *volumes.Runner, rep progress.Reporter) error {
-	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Source: src, Progress: rep}
+func (o *VeleroRestoreOptions) runDataOnlyFrom(ctx context.Context, clients *kube.Clients, src *velero.Source, runner *volumes.Runner, preflight restore.Preflight, rep progress.Reporter) error {
+	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Source: src, Progress: rep, Preflight: preflight}
 	if runner != nil {
 		deps.Volumes = runner
 	}

@@ -3,20 +3,16 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/doctor"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 )
@@ -143,33 +139,5 @@ func TestVeleroRestorePartial(t *testing.T) {
 	res.Volumes = append(res.Volumes, restore.VolumeItem{Namespace: "x", PVC: "csi", From: "a/csi", Action: restore.Skipped})
 	if err := o.partial(res, d); ExitCodeOf(err) != ExitPartial || !strings.Contains(err.Error(), "the data of 1 volume is not in the bucket, its claim was created empty") {
 		t.Errorf("a claim created empty: %v (exit %d)", err, ExitCodeOf(err))
-	}
-}
-
-// TestVeleroRestorePlan: the preflight of a Velero restore checks the target of its claims (the
-// mapped namespace, the StorageClass of Velero's copy of each claim), as for a backup of ours.
-func TestVeleroRestorePlan(t *testing.T) {
-	url, _ := veleroFixture(t)
-	loc, err := velero.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loc.Close() //nolint:errcheck // read-only
-	d, err := loc.Describe(context.Background(), "fs-deploy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := velero.NewSource(d, false).Header(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &catalog.Manifest{Volumes: h.Volumes}
-	cfg := restore.Config{NamespaceMapping: map[string]string{"vl-fs": "copy"}, StorageClassMapping: map[string]string{"csi-dir": "fast"}}
-	want := doctor.RestorePlan{Namespaces: []string{"copy"}, StorageClasses: map[string]string{"fast": "csi-dir"}}
-	if got := restorePlan(m, cfg); !reflect.DeepEqual(got, want) {
-		t.Errorf("restore: plan %+v, want %+v", got, want)
-	}
-	if got := dataRestorePlan(m, cfg, []string{"vl-fs/data"}, "", false); !reflect.DeepEqual(got, want) {
-		t.Errorf("--data-only: plan %+v, want %+v", got, want)
 	}
 }

@@ -76,7 +76,7 @@ func (o *moverOptions) addFlags(fs *pflag.FlagSet, kubeconfig *genericclioptions
 	fs.StringVar(&o.MemoryRequest, "mover-memory-request", "256Mi", "memory request of mover pods")
 	fs.StringVar(&o.CPULimit, "mover-cpu-limit", "", "CPU limit of mover pods (default none)")
 	fs.StringVar(&o.MemoryLimit, "mover-memory-limit", "2Gi", "memory limit of mover pods")
-	fs.IntVar(&o.Parallel, "parallel", 2, "volumes moved at the same time")
+	fs.IntVar(&o.Parallel, "parallel", volumes.DefaultParallel, "volumes moved at the same time")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "how long a step (snapshot ready, mover start, mover output) may show no progress before its volume fails")
 	fs.DurationVar(&o.Deadline, "mover-deadline", 6*time.Hour, "activeDeadlineSeconds of mover Jobs")
 }

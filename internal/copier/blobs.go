@@ -14,6 +14,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -36,6 +37,7 @@ type RepoCopy struct {
 type blobTarget struct {
 	from, to *blob.Bucket
 	lock     *store.Lock
+	throttle *repo.Throttle // nil: no bandwidth limit
 	// after, for tests, is called after each blob copied; an error stops the copy there.
 	after func() error
 }
@@ -162,7 +164,7 @@ func (t blobTarget) copyOne(ctx context.Context, key string) (int64, error) {
 	if t.lock != nil {
 		opts = store.WithObjectLock(opts, t.lock.Mode, t.lock.Until(time.Now()))
 	}
-	cr := &countReader{r: r}
+	cr := &countReader{r: t.throttle.Reader(ctx, r)}
 	if err := store.Upload(ctx, t.to, key, cr, opts); err != nil {
 		return 0, fmt.Errorf("write %s: %w", key, err)
 	}

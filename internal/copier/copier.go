@@ -29,6 +29,10 @@ type Deps struct {
 	From, To *store.Location
 	Password string
 	Progress progress.Reporter
+	// Limits bound the bytes per second read from From (download) and written to To (upload).
+	Limits repo.Limits
+	// throttle is Limits' token buckets, shared by every blob and file of the run (Run sets it).
+	throttle *repo.Throttle
 	// AfterBlob, for tests, is called after each blob copied; an error interrupts the copy.
 	AfterBlob func() error
 }
@@ -80,6 +84,10 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	}
 	res := &Result{From: d.From.String(), To: d.To.String(), Backups: []Item{}, Repositories: []RepoCopy{}}
 	if err := checkLocks(d.From, d.To); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.throttle, err = repo.NewThrottle(d.Limits); err != nil {
 		return nil, err
 	}
 	chosen, err := choose(ctx, catalog.New(d.From), cfg)
@@ -197,7 +205,7 @@ func (d Deps) syncNamespace(ctx context.Context, ns string) (RepoCopy, error) {
 	}
 	defer to.Close()
 	done := d.Progress.Start("copy the volume data repository of " + ns)
-	rc, err := syncRepository(ctx, blobTarget{from: from, to: to, lock: d.To.Lock(), after: d.AfterBlob}, ns)
+	rc, err := syncRepository(ctx, blobTarget{from: from, to: to, lock: d.To.Lock(), after: d.AfterBlob, throttle: d.throttle}, ns)
 	done(fmt.Sprintf("%d blobs (%s) copied, %d already there", rc.Blobs, progress.Bytes(rc.Bytes), rc.Present), err)
 	return rc, err
 }

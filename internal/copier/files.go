@@ -87,7 +87,7 @@ func (d Deps) copyFile(ctx context.Context, key string) (int64, error) {
 		return 0, fmt.Errorf("read %s in %s: %w", key, d.From, d.From.Scrub(err))
 	}
 	defer r.Close()
-	cr := &countReader{r: r}
+	cr := &countReader{r: d.throttle.Reader(ctx, r)}
 	w := d.To.NewStream(ctx, key, &blob.WriterOptions{ContentType: r.ContentType()})
 	if _, err := io.Copy(w, cr); err != nil {
 		_ = w.Close()

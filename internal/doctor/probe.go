@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
@@ -293,7 +292,7 @@ func (p *prober) cleanup(ctx context.Context, classes []string) (string, error) 
 
 func (p *prober) waitGone(ctx context.Context) error {
 	lw := kube.ListWatch(p.d.Kube.CoreV1().Namespaces(), p.d.Kube, kube.Named(p.ns))
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Namespace{}, func(s cache.Store) (bool, error) {
+	return kube.Until(ctx, lw, &corev1.Namespace{}, func(s cache.Store) (bool, error) {
 		for _, o := range s.List() {
 			if o.(*corev1.Namespace).Name == p.ns {
 				return false, nil
@@ -304,7 +303,6 @@ func (p *prober) waitGone(ctx context.Context) error {
 		n, ok := ev.Object.(*corev1.Namespace)
 		return ev.Type == watch.Deleted && ok && n.Name == p.ns, nil
 	})
-	return err
 }
 
 func defaultClass(ctx context.Context, d *Deps) string {

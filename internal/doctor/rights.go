@@ -79,6 +79,7 @@ var Rights = []Right{
 	{Verb: "watch", Resource: "pods", Need: "volumes", Why: "create, restore: follow movers"},
 	{Verb: "delete", Resource: "pods", Need: "volumes", Why: "create, restore: remove finished mover pods"},
 	{Verb: "get", Resource: "pods", Subresource: "log", Need: "volumes", Why: "create, restore: mover progress and errors"},
+	{Verb: "list", Resource: "events", Need: "volumes", Why: "create, restore: follow events from now on (the list's version)"},
 	{Verb: "watch", Resource: "events", Need: "volumes", Why: "create, restore: fail fast with the reason of a stuck step"},
 	{Verb: "create", Resource: "secrets", Need: "volumes", Why: "create, restore: the movers' temporary Secret"},
 	{Verb: "delete", Resource: "secrets", Need: "volumes", Why: "create, restore: remove the temporary Secret"},

@@ -28,9 +28,20 @@ var (
 	StorageClass = Kind{Noun: "StorageClass", Valid: validation.IsDNS1123Subdomain}
 )
 
+// Map is a parsed mapping, old name → new name.
+type Map map[string]string
+
+// Lookup returns the new name of name, or name itself when the mapping does not rename it.
+func (m Map) Lookup(name string) string {
+	if to, ok := m[name]; ok {
+		return to
+	}
+	return name
+}
+
 // Parse reads the values of --flag, each "old:new" or a comma-separated list of them, into
-// old → new. No values gives a nil map.
-func Parse(flag string, k Kind, values []string) (map[string]string, error) {
+// old → new. No values gives a nil Map.
+func Parse(flag string, k Kind, values []string) (Map, error) {
 	m := map[string]string{}
 	targets := map[string]string{}
 	for _, v := range values {

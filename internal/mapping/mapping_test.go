@@ -11,7 +11,7 @@ func TestParse(t *testing.T) {
 		name   string
 		kind   Kind
 		values []string
-		want   map[string]string
+		want   Map
 		err    string
 	}{
 		{name: "none", kind: Namespace},
@@ -38,5 +38,22 @@ func TestParse(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// Lookup renames what the mapping names and keeps the rest, also on a nil Map (no flag).
+func TestLookup(t *testing.T) {
+	m, err := Parse("namespace-mapping", Namespace, []string{"shop:stage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var none Map
+	for _, tc := range []struct {
+		m        Map
+		in, want string
+	}{{m, "shop", "stage"}, {m, "blog", "blog"}, {m, "stage", "stage"}, {none, "shop", "shop"}} {
+		if got := tc.m.Lookup(tc.in); got != tc.want {
+			t.Errorf("%v.Lookup(%q) = %q, want %q", tc.m, tc.in, got, tc.want)
+		}
 	}
 }

@@ -181,6 +181,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			if entry, err = links.attach(entry); err != nil {
 				return err
 			}
+			if repo.IsAuto(cfg.Compression) {
+				w = repo.SampleCompression(w)
+			}
 			u := upload.NewUploader(w)
 			u.ParallelUploads = cfg.parallel()
 			u.Progress = newUploadProgress(&c, sink)

@@ -5,8 +5,10 @@ package mover
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,6 +87,66 @@ func TestFileOutput(t *testing.T) {
 		}
 		if f.name == "holes" && st.Blocks*512 > 2*pageSize {
 			t.Errorf("holes: %d bytes on disk, want the zero pages left as holes", st.Blocks*512)
+		}
+	}
+}
+
+// countingFile counts the readers opened on a file.
+type countingFile struct {
+	fs.File
+	mu    sync.Mutex
+	opens int
+}
+
+func (f *countingFile) Open(ctx context.Context) (fs.Reader, error) {
+	f.mu.Lock()
+	f.opens++
+	f.mu.Unlock()
+	return f.File.Open(ctx)
+}
+
+// A big file is written as stretches read at once, each by a reader of its own (Kopia's output
+// reads it as one stream): its contents, mode, time and reported bytes are whole; with sparse it
+// goes to Kopia's output, which leaves its holes.
+func TestFileOutputBigFile(t *testing.T) {
+	src := t.TempDir()
+	when := time.Date(2022, 3, 4, 5, 6, 7, 0, time.UTC)
+	data := make([]byte, 5<<20+12345)
+	_, _ = rand.Read(data)
+	p := filepath.Join(src, "disk.img")
+	if err := os.WriteFile(p, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, when, when); err != nil {
+		t.Fatal(err)
+	}
+	for _, sparse := range []bool{false, true} {
+		dst := t.TempDir()
+		fso := &restore.FilesystemOutput{TargetPath: dst, IgnorePermissionErrors: true, SkipOwners: true, WriteSparseFiles: sparse}
+		if err := fso.Init(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		out := newFileOutput(fso)
+		out.bigMin, out.segment = 2<<20, 1<<20
+		e, err := localfs.NewEntry(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &countingFile{File: e.(fs.File)}
+		var n int64
+		if err := out.WriteFile(context.Background(), "disk.img", f, func(c int64) { n += c }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dst, "disk.img"))
+		if err != nil || !bytes.Equal(got, data) || n != int64(len(data)) {
+			t.Errorf("sparse %v: %d bytes restored (%d reported, %v); want the %d backed up", sparse, len(got), n, err, len(data))
+		}
+		fi, err := os.Stat(filepath.Join(dst, "disk.img"))
+		if err != nil || fi.Mode() != 0o640 || !fi.ModTime().Equal(when) {
+			t.Errorf("sparse %v: %v %v (%v); want -rw-r----- %v", sparse, fi.Mode(), fi.ModTime(), err, when)
+		}
+		if want := map[bool]int{false: 6, true: 1}[sparse]; f.opens != want {
+			t.Errorf("sparse %v: %d readers opened; want %d", sparse, f.opens, want)
 		}
 	}
 }

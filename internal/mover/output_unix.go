@@ -34,18 +34,24 @@ const pageSize = 4096
 type fileOutput struct {
 	*restore.FilesystemOutput
 	bufs sync.Pool
+	// bigMin is the size from which a file is written in stretches at once (writeBig; not when
+	// sparse: Kopia's output leaves the holes); segment is a stretch's size (0: bigSegments of them).
+	bigMin, segment int64
 }
 
 // smallFilesOutput is the output of a restore into a target that does not have its files yet.
 func smallFilesOutput(o *restore.FilesystemOutput) restore.Output { return newFileOutput(o) }
 
 func newFileOutput(o *restore.FilesystemOutput) *fileOutput {
-	return &fileOutput{FilesystemOutput: o, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}}
+	return &fileOutput{FilesystemOutput: o, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}, bigMin: bigFileMin}
 }
 
 // WriteFile implements restore.Output.
 func (o *fileOutput) WriteFile(ctx context.Context, rel string, f fs.File, progress restore.FileWriteProgress) error {
 	if f.Size() > smallFileMax {
+		if f.Size() >= o.bigMin && !o.WriteSparseFiles {
+			return o.writeBig(ctx, rel, f, progress)
+		}
 		return o.FilesystemOutput.WriteFile(ctx, rel, f, progress)
 	}
 	bp := o.bufs.Get().(*[]byte)
@@ -84,6 +90,11 @@ func (o *fileOutput) fill(fd int, data []byte, f fs.File) error {
 	if err := writeData(fd, data, o.WriteSparseFiles); err != nil {
 		return err
 	}
+	return o.finish(fd, f)
+}
+
+// finish sets a written file's owner, then its mode.
+func (o *fileOutput) finish(fd int, f fs.File) error {
 	if !o.SkipOwners {
 		if err := unix.Fchown(fd, int(f.Owner().UserID), int(f.Owner().GroupID)); err != nil {
 			if err := o.permission(err); err != nil {

@@ -17,30 +17,6 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/golden"
 )
 
-// copyTree copies the Velero fixture bucket (testdata/velero/v1.18/bucket) into a new directory.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // treeState is every file under dir with its size and content hash.
 func treeState(t *testing.T, dir string) string {
 	t.Helper()
@@ -68,7 +44,7 @@ func treeState(t *testing.T, dir string) string {
 // 1.18 wrote (fs-backup and data mover, testdata/velero/v1.18) with the files Velero backed up,
 // and the bucket is byte for byte what it was; a backup through a read-only open is refused.
 func TestRunRestoreReadOnlyVelero(t *testing.T) {
-	bucket := copyTree(t, golden.Path("velero/v1.18/bucket"))
+	bucket := golden.Copy(t, "velero/v1.18/bucket")
 	before := treeState(t, bucket)
 	for _, tc := range []struct{ ns, snapshot string }{
 		{"vl-fs", "e07df91db8a12d8ae4a66561b246e116"}, // fs-deploy: a PodVolumeBackup

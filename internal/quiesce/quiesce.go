@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -30,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	kubeclient "github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
@@ -412,10 +412,15 @@ func get(ctx context.Context, kube kubernetes.Interface, o Owner) (metav1.Object
 	return nil, fmt.Errorf("unknown kind")
 }
 
-// WaitUnmounted waits until no running pod of ns mounts claim (the owners' pods are gone).
-func WaitUnmounted(ctx context.Context, kube kubernetes.Interface, ns, claim string) error {
+// WaitUnmounted waits until no running pod of ns mounts claim (the owners' pods are gone), for
+// as long as pods keep going: it fails once the pods that mount it stayed the same for noProgress.
+func WaitUnmounted(ctx context.Context, kube kubernetes.Interface, ns, claim string, noProgress time.Duration) error {
+	what := fmt.Sprintf("wait until no pod mounts PVC %s/%s", ns, claim)
+	ctx, st, stop := kubeclient.NoProgress(ctx, noProgress, what)
+	defer stop()
 	lw := kubeclient.ListWatch(kube.CoreV1().Pods(ns), kube, nil)
-	users := func(store cache.Store) []string {
+	var store cache.Store
+	users := func() (bool, error) {
 		var names []string
 		for _, x := range store.List() {
 			p := x.(*corev1.Pod)
@@ -423,20 +428,18 @@ func WaitUnmounted(ctx context.Context, kube kubernetes.Interface, ns, claim str
 				names = append(names, p.Name)
 			}
 		}
-		return names
+		st.See("still: "+strings.Join(names, ", "), false)
+		return len(names) == 0, nil
 	}
-	var last []string
-	var store cache.Store
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, func(s cache.Store) (bool, error) {
+	err := kubeclient.Until(ctx, lw, &corev1.Pod{}, func(s cache.Store) (bool, error) {
 		store = s
-		last = users(s)
-		return len(last) == 0, nil
-	}, func(watch.Event) (bool, error) {
-		last = users(store)
-		return len(last) == 0, nil
-	})
-	if err != nil {
-		return fmt.Errorf("wait until no pod mounts PVC %s/%s (still: %s): %w", ns, claim, strings.Join(last, ", "), err)
+		return users()
+	}, func(watch.Event) (bool, error) { return users() })
+	switch {
+	case errors.Is(err, kubeclient.ErrNoProgress):
+		return err
+	case err != nil:
+		return fmt.Errorf("%s (%s): %w", what, st.Last(), err)
 	}
 	return nil
 }

@@ -130,7 +130,7 @@ func TestWaitUnmounted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- WaitUnmounted(ctx, kube, "shop", "files") }()
+	go func() { done <- WaitUnmounted(ctx, kube, "shop", "files", 5*time.Second) }()
 	select {
 	case err := <-done:
 		t.Fatalf("returned while a pod mounts the claim: %v", err)
@@ -171,5 +171,17 @@ func TestAutoscalerAndVerify(t *testing.T) {
 	err = Verify(ctx, kube, owners)
 	if !errors.Is(err, ErrRestarted) || !strings.Contains(err.Error(), "Deployment shop/web is at 2 replicas, set by HorizontalPodAutoscaler web-hpa") {
 		t.Errorf("scaled up: %v", err)
+	}
+}
+
+// A pod that never goes fails the wait after the no-progress deadline, naming it.
+func TestWaitUnmountedNoProgress(t *testing.T) {
+	kube := client()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := WaitUnmounted(ctx, kube, "shop", "files", 200*time.Millisecond)
+	want := "wait until no pod mounts PVC shop/files: no progress for 200ms; last seen: still: web-5d-a (raise --timeout if this step is just slow)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err %v, want %s", err, want)
 	}
 }

@@ -15,7 +15,9 @@ const (
 	CompressionNone = "none"
 	// CompressionAuto compresses with AutoCompressor what may compress: files of AutoMinSize or
 	// more whose extension is not one of a format that is compressed already (NeverCompress).
-	// Kopia itself stores a content uncompressed when compressing did not make it smaller.
+	// Kopia itself stores a content uncompressed when compressing did not make it smaller, but
+	// only after compressing it; auto tests a sample of each stream first (SampleCompression)
+	// and does not compress what the sample shows will not compress.
 	CompressionAuto = "auto"
 )
 
@@ -69,6 +71,15 @@ func CompressionPolicy(name string) (policy.CompressionPolicy, error) {
 		return policy.CompressionPolicy{}, err
 	}
 	return policy.CompressionPolicy{CompressorName: compression.Name(name)}, nil
+}
+
+// IsAuto reports whether the compression setting name ("" = DefaultCompression) is auto, whose
+// writes go through SampleCompression.
+func IsAuto(name string) bool {
+	if name == "" {
+		name = DefaultCompression
+	}
+	return name == CompressionAuto
 }
 
 // ValidateCompression reports whether name is a compression setting: "", none, auto, or a

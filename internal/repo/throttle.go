@@ -1,7 +1,9 @@
 package repo
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -93,4 +95,51 @@ func ParseRate(s string) (float64, error) {
 		return 0, fmt.Errorf("rate %q: below the least limit of 1KiB/s (0 means no limit)", s)
 	}
 	return math.Round(r), nil
+}
+
+// Throttle bounds a stream of bytes read from one store and written to another (copy), with
+// Kopia's token buckets: every byte read counts against the download limit and again against the
+// upload limit, so the stream goes at the lower of the two. The buckets start empty and hold one
+// second of their limit (a copy's reads have known lengths). A nil Throttle bounds nothing.
+type Throttle struct{ t throttling.SettableThrottler }
+
+// NewThrottle is a Throttle for l; nil when l has no limits.
+func NewThrottle(l Limits) (*Throttle, error) {
+	if l.zero() {
+		return nil, nil
+	}
+	t, err := throttling.NewThrottler(throttling.Limits{
+		UploadBytesPerSecond:   l.UploadBytesPerSecond,
+		DownloadBytesPerSecond: l.DownloadBytesPerSecond,
+	}, time.Second, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bandwidth limit: %w", err)
+	}
+	return &Throttle{t: t}, nil
+}
+
+// Reader is r, each read of it waiting for its bytes' tokens (r itself for a nil Throttle).
+func (t *Throttle) Reader(ctx context.Context, r io.Reader) io.Reader {
+	if t == nil {
+		return r
+	}
+	return &throttledReader{ctx: ctx, r: r, t: t.t}
+}
+
+type throttledReader struct {
+	ctx context.Context
+	r   io.Reader
+	t   throttling.SettableThrottler
+}
+
+func (r *throttledReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.t.BeforeDownload(r.ctx, int64(n))
+		r.t.BeforeUpload(r.ctx, int64(n))
+		if err == nil {
+			err = r.ctx.Err() // the wait ends early when ctx is cancelled
+		}
+	}
+	return n, err
 }

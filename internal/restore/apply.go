@@ -85,7 +85,11 @@ func (r *run) applyPhase(ctx context.Context, p phase) error {
 			end("", err)
 			return err
 		}
-		r.applyBatch(ctx, batch)
+		create := batch
+		if p.n == PhaseClaims {
+			create = r.refuseUnplaceable(ctx, batch)
+		}
+		r.applyBatch(ctx, create)
 		for _, e := range batch {
 			if !e.applied() {
 				continue // cut short by ctx

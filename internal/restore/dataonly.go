@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -31,13 +33,23 @@ type DataConfig struct {
 	// Target, with one volume, is the claim to fill (namespace/name); default: the same name in
 	// the (mapped) namespace.
 	Target           string
-	NamespaceMapping map[string]string
+	NamespaceMapping mapping.Map
 	// StorageClassMapping renames the StorageClass of a claim created here.
-	StorageClassMapping map[string]string
+	StorageClassMapping mapping.Map
 	// IncludePath restores only this directory of each volume.
 	IncludePath string
 	ArchiveKey  string // keyring.ArchiveKey: decrypts the backup's archive (for the claims' specs)
 	DryRun      bool
+	// Timeout is how long the wait for an in-place claim's pods to go may see none go
+	// (--timeout, the volume engine's no-progress deadline); 0: 10 minutes.
+	Timeout time.Duration
+}
+
+func (c DataConfig) timeout() time.Duration {
+	if c.Timeout == 0 {
+		return 10 * time.Minute
+	}
+	return c.Timeout
 }
 
 // DataDeps are what a data-only restore uses: the claims through the typed client, the
@@ -51,6 +63,8 @@ type DataDeps struct {
 	Source   Source
 	Volumes  VolumeEngine
 	Progress progress.Reporter
+	// Preflight checks the claims the movers fill before anything is created (nil: none).
+	Preflight Preflight
 }
 
 // dataTarget is one volume's way into the cluster.
@@ -77,6 +91,9 @@ func DataOnly(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) 
 	}
 	targets, err := dataTargets(vols, cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := dataPreflight(ctx, d, targets, cfg, false); err != nil {
 		return nil, err
 	}
 	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Items: []Item{}}
@@ -146,10 +163,7 @@ func dataTargets(vols []catalog.Volume, cfg DataConfig) ([]dataTarget, error) {
 			why := "its data was not copied to the location (" + orText(v.Status, "no status") + orEmpty(": ", v.Error) + ")"
 			return nil, fmt.Errorf("volume %s of backup %q cannot be restored: %s", key, cfg.Backup, why)
 		}
-		t := dataTarget{vol: v, ns: v.Namespace, pvc: v.PVC, kept: kept}
-		if to, ok := cfg.NamespaceMapping[v.Namespace]; ok {
-			t.ns = to
-		}
+		t := dataTarget{vol: v, ns: cfg.NamespaceMapping.Lookup(v.Namespace), pvc: v.PVC, kept: kept}
 		if cfg.Target != "" {
 			ns, name, ok := strings.Cut(cfg.Target, "/")
 			if !ok || ns == "" || name == "" {

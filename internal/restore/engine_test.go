@@ -70,6 +70,12 @@ func writeBackup(t *testing.T) *catalog.Catalog {
 // writeBackupOf stores the objects of a multi-document YAML as backup "shop-1" of namespace shop.
 func writeBackupOf(t *testing.T, data []byte) *catalog.Catalog {
 	t.Helper()
+	return writeBackupWith(t, data, nil)
+}
+
+// writeBackupWith is writeBackupOf with the volumes the backup's manifest records.
+func writeBackupWith(t *testing.T, data []byte, vols []catalog.Volume) *catalog.Catalog {
+	t.Helper()
 	ctx := context.Background()
 	loc, err := store.Open(ctx, "file://"+t.TempDir())
 	if err != nil {
@@ -105,7 +111,7 @@ func writeBackupOf(t *testing.T, data []byte) *catalog.Catalog {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: "shop-1", Status: catalog.Completed, Namespaces: []string{"shop"}}
+	m := &catalog.Manifest{FormatVersion: catalog.FormatVersion, Name: "shop-1", Status: catalog.Completed, Namespaces: []string{"shop"}, Volumes: vols}
 	if err := cat.WriteManifest(ctx, m); err != nil {
 		t.Fatal(err)
 	}

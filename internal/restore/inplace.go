@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
@@ -35,6 +34,9 @@ func InPlace(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) {
 	}
 	if d.Volumes == nil {
 		return nil, fmt.Errorf("an in-place restore needs a mover configuration")
+	}
+	if err := dataPreflight(ctx, d, targets, cfg, true); err != nil {
+		return nil, err
 	}
 	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Items: []Item{}}
 	for i := range targets {
@@ -107,10 +109,7 @@ func inPlaceOne(ctx context.Context, d DataDeps, cfg DataConfig, res *Result, t 
 		setVolume(res, t, Failed, stopErr.Error())
 		return
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	err = quiesce.WaitUnmounted(wctx, d.Kube, t.ns, t.pvc)
-	cancel()
-	if err != nil {
+	if err := quiesce.WaitUnmounted(ctx, d.Kube, t.ns, t.pvc, cfg.timeout()); err != nil {
 		setVolume(res, t, Failed, err.Error())
 		return
 	}

@@ -85,8 +85,5 @@ func (r *run) jobDecision(e *entry) (skip, note string) {
 }
 
 func (r *run) targetNamespace(e *entry) string {
-	if to, ok := r.cfg.NamespaceMapping[e.key.Namespace]; ok {
-		return to
-	}
-	return e.key.Namespace
+	return r.cfg.NamespaceMapping.Lookup(e.key.Namespace)
 }

@@ -17,15 +17,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/modifiers"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
@@ -56,7 +58,7 @@ type Config struct {
 	Namespaces        selection.NamespaceFilter // source namespaces
 	Resources         selection.ResourceFilter
 	LabelSelector     string
-	NamespaceMapping  map[string]string
+	NamespaceMapping  mapping.Map
 	Policy            Policy
 	PreserveNodePorts bool
 	DryRun            bool
@@ -68,7 +70,7 @@ type Config struct {
 	RestoreVolumes bool
 	// StorageClassMapping renames the StorageClass of restored PVCs, PVs and StatefulSet
 	// volumeClaimTemplates, in spec.storageClassName and the beta annotation: old → new.
-	StorageClassMapping map[string]string
+	StorageClassMapping mapping.Map
 	// IncludeFinishedJobs restores Jobs that had completed or failed and Pods that had
 	// succeeded or failed; they run again.
 	IncludeFinishedJobs bool
@@ -102,6 +104,8 @@ type VolumeItem struct {
 	Seconds   float64 `json:"durationSeconds,omitempty"`
 	// MoverNode is the node the restore mover ran on.
 	MoverNode string `json:"moverNode,omitempty"`
+	// MoverSeconds is the mover's own work (Seconds less it: placing, starting and ending it).
+	MoverSeconds float64 `json:"moverSeconds,omitempty"`
 }
 
 // Deps are the engine's connections to the world.
@@ -113,6 +117,8 @@ type Deps struct {
 	Source   Source
 	Progress progress.Reporter
 	Volumes  VolumeEngine // nil: specs only
+	// Preflight checks the claims the movers fill before anything is created (nil: none).
+	Preflight Preflight
 }
 
 // Action is what happened to one object.
@@ -177,6 +183,8 @@ type entry struct {
 	note    string // what the user should know about restoring it
 	suspend bool   // a running Job restored suspended
 	created bool
+	// refused is why a claim was not created: no node could use its data (refuseUnplaceable).
+	refused string
 	// row is its outcome, recorded by its worker; item is the row's index in Result.Items once
 	// committed (rows are committed in restore order, whatever order the workers finish in).
 	row  Item
@@ -200,6 +208,43 @@ func (e *entry) addNote(n string) {
 // Run restores the backup. It reads and decrypts the whole archive before it changes anything,
 // so a wrong password or a damaged archive leaves the cluster untouched.
 func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
+	d, cfg = withDefaults(d, cfg)
+	sel, err := labels.Parse(cfg.LabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
+	}
+	r := &run{d: d, cfg: cfg, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}, vols: map[string]catalog.Volume{},
+		crds: map[string]bool{}, own: owners{kinds: map[schema.GroupVersionKind]schemaResource{}}}
+	// Every refusal comes before anything in the cluster changes: apply is the one step that
+	// writes.
+	for _, s := range r.steps(sel) {
+		if err := s.do(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return r.apply(ctx, r.entries)
+}
+
+// step is one named step of a restore of objects.
+type step struct {
+	name string
+	do   func(context.Context) error
+}
+
+// steps are what Run does before it applies the objects, in order.
+func (r *run) steps(sel labels.Selector) []step {
+	return []step{
+		{"read the backup", r.read},
+		{"resolve the resources chosen", r.resolveResources},
+		{"select objects", func(context.Context) error { r.selectEntries(r.entries, sel); return nil }},
+		{"check --storage-class-mapping", func(ctx context.Context) error { return r.checkClassMapping(ctx, r.entries) }},
+		{"sanitise and map objects", func(context.Context) error { return r.transform(r.entries) }},
+		{"preflight", func(ctx context.Context) error { return r.preflight(ctx, r.entries) }},
+	}
+}
+
+// withDefaults fills what the caller left zero.
+func withDefaults(d Deps, cfg Config) (Deps, Config) {
 	if d.Progress == nil {
 		d.Progress = progress.Discard{}
 	}
@@ -215,58 +260,53 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 16
 	}
-	sel, err := labels.Parse(cfg.LabelSelector)
-	if err != nil {
-		return nil, fmt.Errorf("label selector %q: %w", cfg.LabelSelector, err)
-	}
-	h, entries, err := readBackup(ctx, d, cfg)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Warnings: h.Warnings}
+	return d, cfg
+}
 
-	all, warns, err := selection.Discover(d.Discovery)
+// read reads the backup's objects and volume records, and starts the Result.
+func (r *run) read(ctx context.Context) error {
+	h, entries, err := readBackup(ctx, r.d, r.cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.Warnings = append(res.Warnings, warns...)
-	served := map[schema.GroupVersionResource]bool{}
+	r.res = &Result{Backup: r.cfg.Backup, DryRun: r.cfg.DryRun, Summary: map[Action]int{}, Warnings: h.Warnings}
+	r.entries = entries
+	for _, v := range h.Volumes {
+		r.vols[v.Namespace+"/"+v.PVC] = v
+	}
+	return nil
+}
+
+// resolveResources discovers what the cluster serves and resolves the resource filters against
+// it and what the backup holds: custom resources whose CRD this restore brings back are not
+// served yet.
+func (r *run) resolveResources(context.Context) error {
+	all, warns, err := selection.Discover(r.d.Discovery)
+	if err != nil {
+		return err
+	}
+	r.res.Warnings = append(r.res.Warnings, warns...)
+	r.served = map[schema.GroupVersionResource]bool{}
 	for _, x := range all {
-		served[x.GVR] = true
+		r.served[x.GVR] = true
+		r.own.kinds[x.GVR.GroupVersion().WithKind(x.Kind)] = schemaResource{gvr: x.GVR, namespaced: x.Namespaced}
 	}
-	// Filters name what the backup holds too: custom resources whose CRD this restore brings
-	// back are not served yet.
 	universe := append([]selection.Resource{}, all...)
-	for _, e := range entries {
-		if !served[e.key.GVR] {
-			served[e.key.GVR] = false
+	for _, e := range r.entries {
+		if !r.served[e.key.GVR] {
+			r.served[e.key.GVR] = false
 			kind := e.obj.GetKind()
 			universe = append(universe, selection.Resource{GVR: e.key.GVR, Kind: kind, Singular: strings.ToLower(kind), Namespaced: e.key.Namespace != ""})
 		}
 	}
-	chosen, err := cfg.Resources.Resolve(universe)
+	chosen, err := r.cfg.Resources.Resolve(universe)
 	if err != nil {
-		return nil, err
-	}
-	r := &run{d: d, cfg: cfg, res: res, served: served, chosen: map[schema.GroupResource]bool{}, newUID: map[types.UID]types.UID{}, vols: map[string]catalog.Volume{},
-		crds: map[string]bool{}, own: owners{kinds: map[schema.GroupVersionKind]schemaResource{}}}
-	for _, x := range all {
-		r.own.kinds[x.GVR.GroupVersion().WithKind(x.Kind)] = schemaResource{gvr: x.GVR, namespaced: x.Namespaced}
-	}
-	for _, v := range h.Volumes {
-		r.vols[v.Namespace+"/"+v.PVC] = v
+		return err
 	}
 	for _, x := range chosen {
 		r.chosen[x.GVR.GroupResource()] = true
 	}
-	r.selectEntries(entries, sel)
-	if err := r.checkClassMapping(ctx, entries); err != nil {
-		return nil, err
-	}
-	if err := r.transform(entries); err != nil {
-		return nil, err
-	}
-	return r.apply(ctx, entries)
+	return nil
 }
 
 // readBackup reads the backup's header and objects, from d.Source when set, else from the
@@ -773,7 +813,7 @@ func (r *run) waitCRDs(ctx context.Context, crds []*entry) {
 	defer cancel()
 	var late []string
 	for _, e := range crds {
-		if err := waitEstablished(ctx, r.d.Dynamic.Resource(e.key.GVR), e.obj.GetName()); err != nil {
+		if err := waitEstablished(ctx, r.d.Dynamic, e.key.GVR, e.obj.GetName()); err != nil {
 			late = append(late, fmt.Sprintf("%s: %v", e.obj.GetName(), err))
 		}
 	}
@@ -786,7 +826,8 @@ func (r *run) waitCRDs(ctx context.Context, crds []*entry) {
 	done(fmt.Sprintf("%d", len(crds)), nil)
 }
 
-func waitEstablished(ctx context.Context, ri dynamic.NamespaceableResourceInterface, name string) error {
+// waitEstablished waits until CRD name (of resource gvr) is Established.
+func waitEstablished(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, name string) error {
 	established := func(o *unstructured.Unstructured) bool {
 		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
 		for _, c := range conds {
@@ -797,31 +838,11 @@ func waitEstablished(ctx context.Context, ri dynamic.NamespaceableResourceInterf
 		}
 		return false
 	}
-	cur, err := ri.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if established(cur) {
-		return nil
-	}
-	w, err := ri.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(), ResourceVersion: cur.GetResourceVersion()})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if o, ok := ev.Object.(*unstructured.Unstructured); ok && established(o) {
-				return nil
-			}
-		}
-	}
+	lw := kube.ListWatch(dyn.Resource(gvr), dyn, kube.Named(name))
+	return kube.Until(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+		o, ok := ev.Object.(*unstructured.Unstructured)
+		return ok && o.GetName() == name && established(o), nil
+	})
 }
 
 // reason returns the apiserver's message, which names the field that was refused.

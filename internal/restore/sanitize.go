@@ -5,6 +5,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 )
 
 // SanitizeOptions are the choices sanitising depends on.
@@ -103,19 +105,15 @@ func removeAnnotations(o *unstructured.Unstructured, keys []string) {
 
 // MapNamespace moves o into the mapped namespace, with the references that name namespaces:
 // ServiceAccount subjects of (Cluster)RoleBindings.
-func MapNamespace(gr schema.GroupResource, o *unstructured.Unstructured, mapping map[string]string) {
-	if len(mapping) == 0 {
+func MapNamespace(gr schema.GroupResource, o *unstructured.Unstructured, m mapping.Map) {
+	if len(m) == 0 {
 		return
 	}
 	if ns := o.GetNamespace(); ns != "" {
-		if to, ok := mapping[ns]; ok {
-			o.SetNamespace(to)
-		}
+		o.SetNamespace(m.Lookup(ns))
 	}
 	if gr == (schema.GroupResource{Resource: "namespaces"}) {
-		if to, ok := mapping[o.GetName()]; ok {
-			o.SetName(to)
-		}
+		o.SetName(m.Lookup(o.GetName()))
 	}
 	if gr.Group == "rbac.authorization.k8s.io" && strings.HasSuffix(gr.Resource, "rolebindings") {
 		subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
@@ -125,9 +123,7 @@ func MapNamespace(gr schema.GroupResource, o *unstructured.Unstructured, mapping
 				continue
 			}
 			if ns, _ := sm["namespace"].(string); ns != "" {
-				if to, ok := mapping[ns]; ok {
-					sm["namespace"] = to
-				}
+				sm["namespace"] = m.Lookup(ns)
 			}
 		}
 		if subjects != nil {

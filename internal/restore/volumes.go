@@ -43,6 +43,76 @@ func deepCopyMap(m map[string]any) map[string]any {
 	return out
 }
 
+// PlacementChecker is a VolumeEngine that can tell, before a claim is created, that no
+// schedulable node can run both the workload that will mount it and a volume of its topology
+// (volumes.CheckPlacement). A restore asks it before it creates the claims it fills.
+type PlacementChecker interface {
+	CheckPlacement(ctx context.Context, claims []volumes.PlannedClaim) ([]error, error)
+}
+
+// refuseUnplaceable records as failed, without creating them, the claims of batch that this
+// restore would fill for a workload that no schedulable node can run with their volume: filled,
+// their data would sit where the application never runs. It returns the claims to create.
+func (r *run) refuseUnplaceable(ctx context.Context, batch []*entry) []*entry {
+	pc, ok := r.d.Volumes.(PlacementChecker)
+	if !ok || r.cfg.DryRun || !r.cfg.RestoreVolumes {
+		return batch
+	}
+	var planned []volumes.PlannedClaim
+	var which []*entry
+	for _, e := range batch {
+		v, ok := r.volumeOf(e)
+		if !ok || e.gr != grPVC || v.Status != catalog.VolumeCompleted || v.KopiaSnapshot == "" {
+			continue
+		}
+		w := r.workloadFor(e.obj.GetNamespace(), e.obj.GetName())
+		if w == nil {
+			continue
+		}
+		pv, _, _ := unstructured.NestedString(e.obj.Object, "spec", "volumeName")
+		planned = append(planned, volumes.PlannedClaim{Namespace: e.obj.GetNamespace(), Name: e.obj.GetName(), StorageClass: claimClass(e.obj), VolumeName: pv, Workload: w})
+		which = append(which, e)
+	}
+	if len(planned) == 0 {
+		return batch
+	}
+	errs, err := pc.CheckPlacement(ctx, planned)
+	if err != nil {
+		// The movers are still placed, and fail the volumes they cannot place.
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("the claims' placement was not checked before they were created: %v", err))
+		return batch
+	}
+	refused := map[*entry]bool{}
+	for i, err := range errs {
+		if err != nil {
+			e := which[i]
+			e.refused = err.Error()
+			r.record(e, Failed, e.refused)
+			e.done.Store(true)
+			refused[e] = true
+		}
+	}
+	out := make([]*entry, 0, len(batch))
+	for _, e := range batch {
+		if !refused[e] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// claimClass is the StorageClass a claim names (the beta annotation wins), nil when it names
+// none (the default class), "" for none at all.
+func claimClass(o *unstructured.Unstructured) *string {
+	if c := classAnnotation(o.Object); c != "" {
+		return &c
+	}
+	if c, found, _ := unstructured.NestedString(o.Object, "spec", "storageClassName"); found {
+		return &c
+	}
+	return nil
+}
+
 // fillClaims runs once the claims exist and before any workload: each created claim whose data
 // is in a Kopia snapshot is filled by a restore mover.
 func (r *run) fillClaims(ctx context.Context) error {
@@ -73,6 +143,8 @@ func (r *run) fillClaims(ctx context.Context) error {
 			it.Action, it.Reason = Skipped, "no data in the backup"
 		case r.cfg.DryRun:
 			it.Action, it.Reason = WouldRestore, "from Kopia snapshot "+v.KopiaSnapshot
+		case e.refused != "":
+			it.Action, it.Reason = Failed, e.refused
 		case !e.created:
 			it.Action, it.Reason = Skipped, "the claim was not created (exists or failed): its data was left as it is"
 		case r.d.Volumes == nil:
@@ -103,6 +175,7 @@ func (it *VolumeItem) apply(ctx context.Context, o volumes.RestoreOutcome, ok Ac
 		it.Action, it.Reason = Failed, o.Err.Error()
 	case o.Result != nil:
 		it.Action, it.Files, it.Bytes, it.HardLinks = ok, o.Result.Files, o.Result.Bytes, o.Result.HardLinks
+		it.MoverSeconds = o.Result.DurationSeconds
 		return true
 	default:
 		it.Action, it.Reason = Failed, "not run: "+fmt.Sprint(ctx.Err())

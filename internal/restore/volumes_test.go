@@ -3,10 +3,16 @@ package restore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
@@ -95,5 +101,97 @@ func TestFillClaims(t *testing.T) {
 	r.prepareClaim(e)
 	if name, _, _ := unstructured.NestedString(e.obj.Object, "spec", "dataSource", "name"); name != "pvb-keep-x" {
 		t.Errorf("dataSource %q", name)
+	}
+}
+
+// placementBackup: a Pod pinned to node-c (zone-b) mounts a claim of a class whose volumes
+// exist in zone-a only; another, pinned to node-a, mounts a claim of the default class.
+const placementBackup = `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: db, namespace: shop}
+spec: {storageClassName: zonal-a, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: web, namespace: shop}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop}
+spec: {nodeSelector: {kubernetes.io/hostname: node-c}, containers: [{name: db, image: busybox}], volumes: [{name: d, persistentVolumeClaim: {claimName: db}}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec: {nodeSelector: {kubernetes.io/hostname: node-a}, containers: [{name: web, image: busybox}], volumes: [{name: d, persistentVolumeClaim: {claimName: web}}]}
+`
+
+// checkingRecorder fills claims as recorder does, and checks their placement with the real
+// volumes.CheckPlacement against a typed fake cluster.
+type checkingRecorder struct {
+	recorder
+	kube *fake.Clientset
+}
+
+func (c *checkingRecorder) CheckPlacement(ctx context.Context, claims []volumes.PlannedClaim) ([]error, error) {
+	return volumes.CheckPlacement(ctx, volumes.Deps{Kube: c.kube}, claims)
+}
+
+// A claim whose workload no schedulable node can run with the claim's volume topology is refused
+// before it is created — its PVC and its volume fail naming both — and its data is not filled;
+// the other claim is created and filled.
+func TestRestoreRefusesUnplaceableClaimBeforeCreating(t *testing.T) {
+	ctx := context.Background()
+	cat := writeBackupWith(t, []byte(placementBackup), []catalog.Volume{
+		{Namespace: "shop", PVC: "db", Mode: "fs", Status: catalog.VolumeCompleted, KopiaSnapshot: "k-db"},
+		{Namespace: "shop", PVC: "web", Mode: "fs", Status: catalog.VolumeCompleted, KopiaSnapshot: "k-web"},
+	})
+	node := func(name, zone string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name, corev1.LabelTopologyZone: zone}},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	}
+	zonal := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "zonal-a"}, Provisioner: "zonal.csi",
+		AllowedTopologies: []corev1.TopologySelectorTerm{{MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{{Key: corev1.LabelTopologyZone, Values: []string{"zone-a"}}}}}}
+	rec := &checkingRecorder{kube: fake.NewSimpleClientset(node("node-a", "zone-a"), node("node-c", "zone-b"), zonal)}
+	dyn, disc := fakeCluster("zonal-a")
+	res, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat, Volumes: rec}, Config{Backup: "shop-1", ArchiveKey: testPassword, RestoreVolumes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "no schedulable node satisfies both Pod shop/db (nodes with kubernetes.io/hostname In node-c) and PVC shop/db (StorageClass zonal-a: nodes with topology.kubernetes.io/zone In zone-a)"
+	for _, a := range dyn.Actions() {
+		if ca, ok := a.(k8stesting.CreateAction); ok && ca.GetResource().Resource == "persistentvolumeclaims" && ca.GetObject().(*unstructured.Unstructured).GetName() == "db" {
+			t.Error("PVC shop/db was created, and no node can use it for Pod shop/db")
+		}
+	}
+	pvcs := map[string]Item{}
+	for _, it := range res.Items {
+		if it.Resource == "persistentvolumeclaims" {
+			pvcs[it.Name] = it
+		}
+	}
+	if it := pvcs["db"]; it.Action != Failed || !strings.Contains(it.Reason, want) {
+		t.Errorf("PVC db: %s (%s), want failed saying %q", it.Action, it.Reason, want)
+	}
+	if it := pvcs["web"]; it.Action != Created {
+		t.Errorf("PVC web: %s (%s), want created", it.Action, it.Reason)
+	}
+	vols := map[string]VolumeItem{}
+	for _, v := range res.Volumes {
+		vols[v.PVC] = v
+	}
+	if v := vols["db"]; v.Action != Failed || !strings.Contains(v.Reason, want) {
+		t.Errorf("volume db: %s (%s), want failed saying %q", v.Action, v.Reason, want)
+	}
+	if v := vols["web"]; v.Action != Restored {
+		t.Errorf("volume web: %s (%s), want restored", v.Action, v.Reason)
+	}
+	if len(rec.items) != 1 || rec.items[0].PVC != "web" {
+		t.Errorf("filled %+v, want web alone", rec.items)
+	}
+	if !res.Failed() {
+		t.Error("a refused claim must fail the restore")
 	}
 }

@@ -2,6 +2,8 @@ package velero
 
 import (
 	"context"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mapping"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 )
 
@@ -111,5 +114,33 @@ func TestSourceClaimClasses(t *testing.T) {
 		if len(h.Volumes) != 1 || h.Volumes[0].StorageClass != "csi-dir" {
 			t.Errorf("%s: %+v", name, h.Volumes)
 		}
+	}
+}
+
+// TestSourcePreflightPlan: the restore engine hands the preflight the claims of a Velero backup its
+// movers fill, with the class Velero's copy of each claim had, as for a backup of ours; and so
+// does --data-only. Nothing is created when the preflight says no.
+func TestSourcePreflightPlan(t *testing.T) {
+	want := []restore.PlannedVolume{{Namespace: "copy", PVC: "data", StorageClass: "csi-dir", BackedUpClass: "csi-dir"}}
+	var got []restore.PlannedVolume
+	check := func(_ context.Context, p restore.PreflightPlan) error {
+		got = p.Volumes
+		return errors.New("stop here")
+	}
+	d, _ := openFixture(t, fixtureDir(t)).Describe(context.Background(), fixtureFS)
+	dyn, disc := fakeCluster()
+	_, err := restore.Run(context.Background(), restore.Deps{Dynamic: dyn, Discovery: disc, Source: NewSource(d, false), Volumes: &fakeVolumes{}, Preflight: check},
+		restore.Config{Backup: fixtureFS, RestoreVolumes: true, NamespaceMapping: mapping.Map{"vl-fs": "copy"}})
+	if err == nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("restore: %v, plan %+v, want %+v", err, got, want)
+	}
+	if created := createdObjects(dyn); created != "" {
+		t.Errorf("created before the preflight:\n%s", created)
+	}
+	got = nil
+	_, err = restore.DataOnly(context.Background(), restore.DataDeps{Kube: fake.NewSimpleClientset(), Source: NewSource(d, false), Volumes: &fakeVolumes{}, Preflight: check},
+		restore.DataConfig{Backup: fixtureFS, Volumes: []string{"vl-fs/data"}, NamespaceMapping: mapping.Map{"vl-fs": "copy"}})
+	if err == nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("--data-only: %v, plan %+v, want %+v", err, got, want)
 	}
 }

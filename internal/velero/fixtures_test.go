@@ -30,26 +30,7 @@ const (
 // fixtureDir returns a private copy of the fixture bucket (tests may tamper with it).
 func fixtureDir(t *testing.T) string {
 	t.Helper()
-	src := golden.Path("velero/v1.18/bucket")
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copy the fixtures (record them with make velero-fixtures): %v", err)
-	}
-	return dst
+	return golden.Copy(t, "velero/v1.18/bucket")
 }
 
 // openFixture opens the location at dir as `velero --from-velero file://dir` does.

@@ -263,17 +263,26 @@ func (e *engine) backupFS(ctx context.Context, t Task, v *catalog.Volume, claim 
 	return err
 }
 
-// beside is where a mover that mounts claim while users (running pods) mount it must run: on
-// their node, with their tolerations, when only one node can mount the claim. A
-// ReadWriteOncePod claim in use cannot be mounted by a mover at all.
+// beside is where a mover that mounts claim while users (pods on nodes) mount it must run: on
+// their node, with their tolerations, when only one node can mount the claim. The node of a
+// Running user is the one the volume is attached to: a user still Pending on another node (a
+// rolling update's new pod stuck on Multi-Attach) holds nothing. A ReadWriteOncePod claim in
+// use cannot be mounted by a mover at all.
 func beside(users []corev1.Pod, claim *corev1.PersistentVolumeClaim) (string, []corev1.Toleration, error) {
 	if len(users) == 0 || hasMode(claim, corev1.ReadWriteMany) || hasMode(claim, corev1.ReadOnlyMany) {
 		return "", nil, nil
 	}
-	if hasMode(claim, corev1.ReadWriteOncePod) {
-		return "", nil, fmt.Errorf("PVC %s is ReadWriteOncePod and in use by pod %s: no other pod can mount it", describeClaim(claim.Namespace, claim.Name), users[0].Name)
+	holder := users[0]
+	for _, u := range users {
+		if u.Status.Phase == corev1.PodRunning {
+			holder = u
+			break
+		}
 	}
-	return users[0].Spec.NodeName, users[0].Spec.Tolerations, nil
+	if hasMode(claim, corev1.ReadWriteOncePod) {
+		return "", nil, fmt.Errorf("PVC %s is ReadWriteOncePod and in use by pod %s: no other pod can mount it", describeClaim(claim.Namespace, claim.Name), holder.Name)
+	}
+	return holder.Spec.NodeName, holder.Spec.Tolerations, nil
 }
 
 func fill(v *catalog.Volume, r *mover.Result, node string) {

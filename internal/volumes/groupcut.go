@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
@@ -15,9 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
@@ -99,7 +98,7 @@ func (r *backupRun) waitGroup(ctx context.Context, facts *GroupFacts, ns, name, 
 	defer cancel()
 	lw := kube.ListWatch(r.d.Dynamic.Resource(facts.Resource("volumegroupsnapshots")).Namespace(ns), r.d.Dynamic, kube.Named(name))
 	var failed string
-	_, err := watchtools.UntilWithSync(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+	err := kube.Until(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok {
 			return false, nil
@@ -150,7 +149,7 @@ func owned(s snapv1.VolumeSnapshot, uid types.UID) bool {
 // deleteGroups deletes the run's VolumeGroupSnapshots with their contents and members, whatever
 // their deletion policies (forced to Delete first, as for single snapshots).
 func (r *backupRun) deleteGroups(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 	defer cancel()
 	for _, g := range r.groups {
 		if err := deleteGroup(cctx, r.d.Snap, r.d.Dynamic, g.facts, g.namespace, g.name); err != nil {

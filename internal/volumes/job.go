@@ -37,7 +37,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	lctx, stopLogs := context.WithCancel(ctx)
 	defer func() { stopLogs(); wg.Wait() }()
 	w := e.moverWait(t, j, claim)
-	w.Cond = func(o runtime.Object, st *stall) (bool, string, error) {
+	w.Cond = func(o runtime.Object, st *kube.Stall) (bool, string, error) {
 		p := o.(*corev1.Pod)
 		if p.Spec.NodeName != "" {
 			node = p.Spec.NodeName
@@ -58,7 +58,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 			go func() {
 				defer wg.Done()
 				followLogs(lctx, e.d.Kube, p.Namespace, p.Name, func(ev mover.Event) {
-					st.see("", true) // the mover is alive: no stall
+					st.See("", true) // the mover is alive: no stall
 					if e.d.OnEvent != nil {
 						e.d.OnEvent(t.Namespace, t.PVC, ev)
 					}
@@ -73,7 +73,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	err = until(wctx, e.d.Kube, w)
 	nodes.stop()
 	if err != nil {
-		return nil, node, err
+		return nil, node, explainMultiAttach(ctx, e.d.Kube, t.Namespace, claim, node, err)
 	}
 	wg.Wait() // the log ends with the container
 	out := readOutcome(ctx, e.d.Kube, finished, e.cfg.Mover.Limits)

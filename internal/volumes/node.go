@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
@@ -38,7 +37,7 @@ func nodeTrouble(n *corev1.Node) string {
 // (evictedError).
 func watchNode(ctx context.Context, c kubernetes.Interface, node, pod string, fail func(error)) {
 	lw := kube.ListWatch(c.CoreV1().Nodes(), c, kube.Named(node))
-	_, _ = watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
+	_ = kube.Until(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
 		n, ok := ev.Object.(*corev1.Node)
 		if !ok || n.Name != node {
 			return false, nil

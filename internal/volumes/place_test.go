@@ -14,8 +14,10 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
-// A mover that reads a claim its workload keeps using (an in-place dry run) runs on the
-// workload's node when only one node can mount the claim.
+// A mover that mounts a claim pods keep using (an in-place dry run reading it, a fill of an
+// existing claim, a sync whose workload was not all stopped) runs on the node of the Running
+// user when only one node can mount the claim — not on that of a user still Pending elsewhere
+// (a rolling update's new pod stuck on Multi-Attach), which would only add a second Multi-Attach.
 func TestPlaceRestore(t *testing.T) {
 	claim := func(name string, mode corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
 		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{mode}}}
@@ -26,7 +28,11 @@ func TestPlaceRestore(t *testing.T) {
 			Volumes:     []corev1.Volume{{Name: "d", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	}
-	kube := fake.NewSimpleClientset(claim("rwo", corev1.ReadWriteOnce), user("rwo", "node-2"), claim("rwx", corev1.ReadWriteMany), user("rwx", "node-2"),
+	// The new pod of a rolling update, scheduled to node-3 and Pending there (Multi-Attach): its
+	// name sorts before the Running holder's, so the pod list names it first.
+	stuck := user("rwo", "node-3")
+	stuck.Name, stuck.Status.Phase = "app-new-rwo", corev1.PodPending
+	kube := fake.NewSimpleClientset(claim("rwo", corev1.ReadWriteOnce), stuck, user("rwo", "node-2"), claim("rwx", corev1.ReadWriteMany), user("rwx", "node-2"),
 		claim("rwop", corev1.ReadWriteOncePod), user("rwop", "node-3"), claim("idle", corev1.ReadWriteOnce))
 	e := &engine{d: Deps{Kube: kube}}
 	for _, tc := range []struct {
@@ -36,13 +42,14 @@ func TestPlaceRestore(t *testing.T) {
 		err      string
 	}{
 		{pvc: "rwo", diffOnly: true, node: "node-2"},
-		{pvc: "rwo", diffOnly: false}, // a sync runs once the workload is stopped: anywhere
+		{pvc: "rwo", diffOnly: false, node: "node-2"}, // a fill of the claim in use: where it is attached
 		{pvc: "rwx", diffOnly: true},
 		{pvc: "idle", diffOnly: true},
+		{pvc: "idle", diffOnly: false}, // a sync once the workload is stopped: anywhere
 		{pvc: "rwop", diffOnly: true, err: "PVC shop/rwop is ReadWriteOncePod and in use by pod app-rwop"},
 	} {
 		pods := &podIndex{kube: kube, byNS: map[string][]corev1.Pod{}}
-		place, err := e.placeRestore(context.Background(), pods, &nodePicker{}, RestoreItem{Namespace: "shop", PVC: tc.pvc, DiffOnly: tc.diffOnly})
+		place, err := e.placeRestore(context.Background(), pods, &nodePicker{}, RestoreItem{Namespace: "shop", PVC: tc.pvc, DiffOnly: tc.diffOnly, RequireEmpty: !tc.diffOnly})
 		node, tol := place.Node, place.Tolerations
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {

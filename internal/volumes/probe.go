@@ -57,7 +57,7 @@ func (p *Prober) WaitBound(ctx context.Context, ns, name string) (*corev1.Persis
 		Obj:       &corev1.PersistentVolumeClaim{},
 		Mine:      named(name),
 		Events:    func(ref corev1.ObjectReference) bool { return ref.Kind == "PersistentVolumeClaim" && ref.Name == name },
-		Cond: func(o runtime.Object, _ *stall) (bool, string, error) {
+		Cond: func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 			c := o.(*corev1.PersistentVolumeClaim)
 			if c.Status.Phase == corev1.ClaimBound {
 				bound = c

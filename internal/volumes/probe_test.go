@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,11 +94,14 @@ func TestProberWaitBound(t *testing.T) {
 	if _, err := s.kube.CoreV1().PersistentVolumeClaims("app").Create(ctx, pending, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The provisioner retries, each failure an event: the wait sees those after it began.
+	n := 0
 	go s.resync(ctx, func() bool {
-		_, _ = s.kube.CoreV1().Events("app").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "pending.1", Namespace: "app"},
+		n++
+		_, _ = s.kube.CoreV1().Events("app").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "pending." + strconv.Itoa(n), Namespace: "app"},
 			InvolvedObject: corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "app", Name: "pending"},
 			Type:           corev1.EventTypeWarning, Reason: "ProvisioningFailed", Message: "driver says no"}, metav1.CreateOptions{})
-		return false
+		return true
 	})
 	if _, err := p.WaitBound(ctx, "app", "pending"); err == nil || !strings.Contains(err.Error(), "ProvisioningFailed: driver says no") {
 		t.Fatalf("a failed provisioning: %v", err)

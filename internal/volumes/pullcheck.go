@@ -147,7 +147,7 @@ func (e *engine) runCheckPod(ctx context.Context, t Task, created *createdObject
 		Obj:       &corev1.Pod{},
 		Mine:      named(pod.Name),
 		Events:    func(ref corev1.ObjectReference) bool { return ref.Kind == "Pod" && ref.Name == pod.Name },
-		Cond: func(o runtime.Object, _ *stall) (bool, string, error) {
+		Cond: func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 			last = o.(*corev1.Pod)
 			return podStatus(last)
 		},

@@ -66,7 +66,11 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 		if it.FromSnapshot != "" {
 			from = "VolumeSnapshot " + it.FromSnapshot
 		}
-		done := d.Progress.Start(fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from))
+		phase := fmt.Sprintf("fill volume %s/%s from %s", it.Namespace, it.PVC, from)
+		if it.DiffOnly {
+			phase = "would " + phase + " (dry run: compared, nothing written)"
+		}
+		done := d.Progress.Start(phase)
 		start := time.Now()
 		var created createdObjects
 		err := e.checkVolumeMode(ctx, it)
@@ -135,14 +139,12 @@ func (e *engine) checkVolumeMode(ctx context.Context, it RestoreItem) error {
 	return nil
 }
 
-// placeRestore puts a mover that reads a claim workloads keep using (an in-place dry run) on
-// their node: on another node a ReadWriteOnce claim would not attach. A mover that fills a claim
-// for a workload runs where the workload can (placeForWorkload).
+// placeRestore puts a mover that fills a claim for a workload where the workload can run
+// (placeForWorkload). A mover of a claim that pods use (an in-place dry run reading it, a fill
+// of an existing claim a pod keeps mounted) runs on their node: on another node a ReadWriteOnce
+// claim would not attach (Multi-Attach).
 func (e *engine) placeRestore(ctx context.Context, pods *podIndex, nodes *nodePicker, it RestoreItem) (Placement, error) {
-	if !it.DiffOnly {
-		if it.Workload == nil {
-			return Placement{}, nil
-		}
+	if !it.DiffOnly && it.Workload != nil {
 		claim, err := e.d.Kube.CoreV1().PersistentVolumeClaims(it.Namespace).Get(ctx, it.PVC, metav1.GetOptions{})
 		if err != nil {
 			return Placement{}, fmt.Errorf("get PVC %s: %w", describeClaim(it.Namespace, it.PVC), err)

@@ -90,8 +90,8 @@ func (e *engine) snapshotWait(t Task, name, what string) waitSpec {
 }
 
 // snapshotCond fails at once on the snapshot's error, else asks done.
-func snapshotCond(name, what string, done func(*snapv1.VolumeSnapshot) (bool, string)) func(runtime.Object, *stall) (bool, string, error) {
-	return func(o runtime.Object, _ *stall) (bool, string, error) {
+func snapshotCond(name, what string, done func(*snapv1.VolumeSnapshot) (bool, string)) func(runtime.Object, *kube.Stall) (bool, string, error) {
+	return func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 		s := o.(*snapv1.VolumeSnapshot)
 		if s.Name != name {
 			return false, "", nil
@@ -126,7 +126,7 @@ func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bo
 	}
 	w := e.snapshotWait(t, name, fmt.Sprintf("VolumeSnapshot %s/%s (class %s): waiting until it is cut", t.Namespace, name, v.SnapshotClass))
 	w.Events = func(ref corev1.ObjectReference) bool { return ref.Kind == "VolumeSnapshot" && ref.Name == name }
-	w.Cond = func(o runtime.Object, _ *stall) (bool, string, error) {
+	w.Cond = func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 		st := o.(*snapv1.VolumeSnapshot).Status
 		if st != nil && st.Error != nil && st.Error.Message != nil {
 			return false, "", fmt.Errorf("VolumeSnapshot %s/%s failed: %s", t.Namespace, name, *st.Error.Message)

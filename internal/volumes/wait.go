@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,56 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 )
 
 // ErrTimeout is wrapped by a wait that saw no progress for the step's timeout.
-var ErrTimeout = errors.New("no progress")
-
-// stall is an inactivity deadline: every touch (a new status, an event, a log line) restarts it.
-type stall struct {
-	mu    sync.Mutex
-	timer *time.Timer
-	d     time.Duration
-	last  string
-}
-
-func newStall(ctx context.Context, d time.Duration, what string) (context.Context, *stall, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	s := &stall{d: d, last: "nothing yet"}
-	s.timer = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		last := s.last
-		s.mu.Unlock()
-		cancel(fmt.Errorf("%s: %w for %s; last seen: %s (raise --timeout if this step is just slow)", what, ErrTimeout, d, last))
-	})
-	return ctx, s, func() { s.timer.Stop(); cancel(nil) }
-}
-
-// see records what was last seen; progress restarts the deadline.
-func (s *stall) see(msg string, progress bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if msg != "" && msg != s.last {
-		s.last = msg
-		progress = true
-	}
-	if progress {
-		s.timer.Reset(s.d)
-	}
-}
-
-// cause returns why ctx ended: the stall's timeout, or the caller's cancellation.
-func cause(ctx context.Context) error {
-	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
-		return c
-	}
-	return ctx.Err()
-}
+var ErrTimeout = kube.ErrNoProgress
 
 // eventMatcher says whether an event concerns the objects a step waits for.
 type eventMatcher func(ref corev1.ObjectReference) bool
@@ -98,34 +56,23 @@ func terminalEvent(ev *corev1.Event, seen int) bool {
 	return false
 }
 
-// watchEvents reports the events of the step's objects: each one is "seen", a terminal one ends
-// the step through fail.
-func watchEvents(ctx context.Context, kube kubernetes.Interface, ns string, match eventMatcher, st *stall, fail func(error)) {
+// watchEvents reports the events of the step's objects made from now on (older ones are
+// history): each one is "seen", a terminal one ends the step through fail.
+func watchEvents(ctx context.Context, c kubernetes.Interface, ns string, match eventMatcher, st *kube.Stall, fail func(error)) {
 	counts := map[string]int{}
-	for ctx.Err() == nil {
-		w, err := kube.CoreV1().Events(ns).Watch(ctx, metav1.ListOptions{})
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
+	kube.Follow(ctx, kube.ListWatch(c.CoreV1().Events(ns), c, nil), func(ev watch.Event) {
+		e, ok := ev.Object.(*corev1.Event)
+		if !ok || ev.Type == watch.Deleted || !match(e.InvolvedObject) {
+			return
 		}
-		for ev := range w.ResultChan() {
-			e, ok := ev.Object.(*corev1.Event)
-			if !ok || ev.Type == watch.Deleted || !match(e.InvolvedObject) {
-				continue
-			}
-			desc := fmt.Sprintf("%s %s: %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, strings.TrimSpace(e.Message))
-			key := e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name + "/" + e.Reason
-			counts[key]++
-			st.see(desc, false)
-			if terminalEvent(e, counts[key]) {
-				fail(errors.New(desc))
-			}
+		desc := fmt.Sprintf("%s %s: %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, strings.TrimSpace(e.Message))
+		key := e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name + "/" + e.Reason
+		counts[key]++
+		st.See(desc, false)
+		if terminalEvent(e, counts[key]) {
+			fail(errors.New(desc))
 		}
-		w.Stop()
-	}
+	})
 }
 
 // waitSpec is one wait of a step: the objects watched, when it is done, and the events followed
@@ -144,20 +91,20 @@ type waitSpec struct {
 	// Events selects the events followed (nil: none); a terminal one ends the wait.
 	Events eventMatcher
 	// Cond says whether an object is done; its status line is "last seen" (a change is progress).
-	Cond func(runtime.Object, *stall) (done bool, status string, err error)
+	Cond func(runtime.Object, *kube.Stall) (done bool, status string, err error)
 }
 
 // until watches w's objects until w.Cond says done, while the events of w.Events are followed.
-func until(ctx context.Context, kube kubernetes.Interface, w waitSpec) error {
+func until(ctx context.Context, c kubernetes.Interface, w waitSpec) error {
 	what, mine, cond := w.What, w.Mine, w.Cond
-	ctx, st, stop := newStall(ctx, w.Timeout, what)
+	ctx, st, stop := kube.NoProgress(ctx, w.Timeout, what)
 	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if w.Events != nil {
-		go watchEvents(ctx, kube, w.Namespace, w.Events, st, func(err error) { cancel(err) })
+		go watchEvents(ctx, c, w.Namespace, w.Events, st, func(err error) { cancel(err) })
 	}
-	_, err := watchtools.UntilWithSync(ctx, w.LW, w.Obj, nil, func(ev watch.Event) (bool, error) {
+	err := kube.Until(ctx, w.LW, w.Obj, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {
 			// Only objects the step waits for: a field selector may not filter (fake clients).
 			if m, err := meta.Accessor(ev.Object); err == nil && mine(m) {
@@ -169,15 +116,14 @@ func until(ctx context.Context, kube kubernetes.Interface, w waitSpec) error {
 			return false, nil // selectors may not filter (fake clients)
 		}
 		done, status, err := cond(ev.Object, st)
-		st.see(status, false)
+		st.See(status, false)
 		return done, err
 	})
 	if err != nil && ctx.Err() != nil {
-		c := cause(ctx)
-		if errors.Is(c, ErrTimeout) || errors.Is(c, context.Canceled) || errors.Is(c, context.DeadlineExceeded) {
-			return c
+		if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
 		}
-		return fmt.Errorf("%s: %w", what, c)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return err
 }

@@ -1,9 +1,14 @@
 package volumes
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 )
 
 func TestTerminalEvent(t *testing.T) {
@@ -59,5 +64,24 @@ func TestPodStatus(t *testing.T) {
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%s: err %v, want error %v", tc.pod.Status.ContainerStatuses[0].State.Waiting.Message, err, tc.wantErr)
 		}
+	}
+}
+
+// An event from before the wait (a failed provisioning of an earlier claim of the same name) is
+// history, not this snapshot's failure: the events are watched from the list's resourceVersion.
+func TestWaitIgnoresStaleEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stale := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "data.old"},
+		InvolvedObject: corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "app", Name: "data"},
+		Type:           corev1.EventTypeWarning, Reason: "ProvisioningFailed", Message: "rpc error: RESOURCE_EXHAUSTED (yesterday)", Count: 1}
+	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"), stale)
+	s.run(ctx)
+	vols, err := Backup(ctx, Deps{Kube: s.kube, Snap: snapFake{s.snap}, Discovery: s.kube.Discovery()}, testConfig(ModeSnapshotMove), []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := vols[0]; v.Status != catalog.VolumeCompleted {
+		t.Fatalf("status %s error %q: an event from before the wait failed it", v.Status, v.Error)
 	}
 }

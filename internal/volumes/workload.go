@@ -94,12 +94,7 @@ func (e *engine) placeForWorkload(ctx context.Context, p *nodePicker, w *Workloa
 	if err != nil {
 		return Placement{}, err
 	}
-	var fit []corev1.Node
-	for _, n := range nodes {
-		if nodeTrouble(&n) == "" && tolerates(w.Tolerations, n.Spec.Taints) && matchTerms(&n, place.Terms) && matchTerms(&n, vol) {
-			fit = append(fit, n)
-		}
-	}
+	fit := fitNodes(nodes, place, vol)
 	what := describeClaim(claim.Namespace, claim.Name)
 	if len(fit) == 0 {
 		return Placement{}, fmt.Errorf("no schedulable node satisfies both %s (%s) and the volume of PVC %s (%s): the restored data could not be used; label or untaint a node, or map the claim's StorageClass (--storage-class-mapping)",
@@ -108,6 +103,15 @@ func (e *engine) placeForWorkload(ctx context.Context, p *nodePicker, w *Workloa
 	if w.Spread == "" || claim.Spec.VolumeName != "" {
 		return place, nil
 	}
+	if place.Node = p.spread(w, fit); place.Node != "" {
+		return place, nil
+	}
+	return Placement{}, fmt.Errorf("%s keeps its replicas on different %s, and no node is left for PVC %s among %s", w.Name, w.SpreadKey, what, nodeNames(fit))
+}
+
+// spread takes for a replica of w's Spread group the first of fit whose SpreadKey value no
+// replica of the group has yet ("" when none is left). The caller holds p.mu.
+func (p *nodePicker) spread(w *Workload, fit []corev1.Node) string {
 	taken := p.taken[w.Spread]
 	if taken == nil {
 		taken = map[string]bool{}
@@ -116,11 +120,10 @@ func (e *engine) placeForWorkload(ctx context.Context, p *nodePicker, w *Workloa
 	for _, n := range fit {
 		if v := n.Labels[w.SpreadKey]; !taken[v] {
 			taken[v] = true
-			place.Node = n.Name
-			return place, nil
+			return n.Name
 		}
 	}
-	return Placement{}, fmt.Errorf("%s keeps its replicas on different %s, and no node is left for PVC %s among %s", w.Name, w.SpreadKey, what, nodeNames(fit))
+	return ""
 }
 
 func nodeNames(nodes []corev1.Node) string {

@@ -27,7 +27,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
@@ -78,8 +77,10 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-// Namespace creates a namespace for the test and deletes it (waiting until it is gone, so its
-// volumes are released) when the test ends.
+// Namespace creates a namespace for the test and deletes it when the test ends. The test does not
+// wait until it is gone (pods' grace, volume detach and finalizers took tens of seconds of each
+// test's parallel slot): TestMain waits for every one of them once, at the end, so the suite still
+// fails when a namespace - and so a volume - cannot be removed.
 func (c *Cluster) Namespace(t *testing.T, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -94,20 +95,13 @@ func (c *Cluster) Namespace(t *testing.T, prefix string) string {
 		if t.Failed() {
 			t.Logf("diagnostics for namespace %s:\n%s", name, c.Diagnose(name))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := c.Kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("delete namespace %s: %v", name, err)
 			return
 		}
-		lw := kube.ListWatch(c.Kube.CoreV1().Namespaces(), c.Kube, kube.Named(name))
-		_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Namespace{}, func(store cache.Store) (bool, error) {
-			_, exists, err := store.GetByKey(name)
-			return !exists, err
-		}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })
-		if err != nil {
-			t.Errorf("namespace %s was not deleted within 3 minutes: %v", name, err)
-		}
+		deleting.add(name)
 	})
 	return name
 }

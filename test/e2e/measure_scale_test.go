@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
 // scaleClaims is the number of claims of TestMeasureScale (PVBACKUP_SCALE_CLAIMS, default 60).
@@ -31,6 +32,15 @@ func scaleClaims() int {
 		fmt.Sscan(v, &n)
 	}
 	return n
+}
+
+// scaleParallel are the --parallel values TestMeasureScale runs (PVBACKUP_SCALE_PARALLEL, default
+// the plugin's default and 8).
+func scaleParallel() []string {
+	if v := strings.Fields(os.Getenv("PVBACKUP_SCALE_PARALLEL")); len(v) > 0 {
+		return v
+	}
+	return []string{fmt.Sprint(volumes.DefaultParallel), "8"}
 }
 
 // fillOnNode runs one pod on node that writes 1 MiB into each of claims (binding the
@@ -57,7 +67,7 @@ func (c *Cluster) fillOnNode(t *testing.T, ns, node string, claims []string) {
 
 // TestMeasureScale prints the figures of make bench-scale: a namespace of small claims of the
 // three volume types spread over the lab's three nodes, backed up with snapshot-move and restored,
-// at --parallel 2 (the default) and 8: wall time, per-volume overhead (the run's wall time over
+// at --parallel's default and 8 (scaleParallel): wall time, per-volume overhead (the run's wall time over
 // the volumes minus the movers' own work) and mover pods per node.
 func TestMeasureScale(t *testing.T) {
 	c := NewCluster(t)
@@ -81,7 +91,7 @@ func TestMeasureScale(t *testing.T) {
 	}
 	c.deleteJobs(t, ns) // finished pods would count as the claims' users
 	loc := c.location(t)
-	for _, parallel := range []string{"2", "8"} {
+	for _, parallel := range scaleParallel() {
 		name := "scale-p" + parallel
 		r := runPlugin(t, 30*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims",
 			"--volumes", "snapshot-move", "--parallel", parallel, "-o", "json"}, moverArgs()...)...)
@@ -95,9 +105,8 @@ func TestMeasureScale(t *testing.T) {
 			mover += v.MoverSeconds
 			per[v.MoverNode]++
 		}
-		n := float64(len(m.Volumes))
-		t.Logf("MEASURE backup of %d claims, snapshot-move, --parallel %s: wall %.1fs, movers' own work %.1fs in all, per-volume overhead %.2fs (wall x parallel / volumes - mover mean), movers per node %s",
-			len(m.Volumes), parallel, r.took.Seconds(), mover, r.took.Seconds()*parseF(parallel)/n-mover/n, perNode(per))
+		t.Logf("MEASURE backup of %d claims, snapshot-move, --parallel %s: %s, movers per node %s",
+			len(m.Volumes), parallel, overhead(r.took.Seconds(), mover, parseF(parallel), len(m.Volumes)), perNode(per))
 		c.noLeftovers(t, name)
 
 		copyNS := ns + "-copy" + parallel
@@ -107,14 +116,25 @@ func TestMeasureScale(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
 			t.Fatalf("restore %s: exit %d, %v", name, r.code, err)
 		}
-		per = map[string]int{}
+		per, mover = map[string]int{}, 0
 		for _, v := range res.Volumes {
 			per[v.MoverNode]++
+			mover += v.MoverSeconds
 		}
-		t.Logf("MEASURE restore of %d claims, --parallel %s: wall %.1fs, %.2fs per volume x parallel, movers per node %s",
-			len(res.Volumes), parallel, r.took.Seconds(), r.took.Seconds()*parseF(parallel)/float64(len(res.Volumes)), perNode(per))
+		t.Logf("MEASURE restore of %d claims, --parallel %s: %s, movers per node %s",
+			len(res.Volumes), parallel, overhead(r.took.Seconds(), mover, parseF(parallel), len(res.Volumes)), perNode(per))
 		c.noLeftovers(t, name)
 	}
+}
+
+// overhead writes a run's wall time and what it cost per volume beyond the movers' own work:
+// amortised, (wall - movers' work / parallel) / volumes — what a volume adds to the run's wall
+// time — and per slot, wall x parallel / volumes - the movers' mean — how long a mover slot
+// spends on each volume's objects (snapshot, claim, Job, pod) besides the mover itself.
+func overhead(wall, mover, parallel float64, volumes int) string {
+	n := float64(volumes)
+	return fmt.Sprintf("wall %.1fs, movers' own work %.1fs in all, per-volume overhead %.2fs amortised ((wall - work/parallel) / volumes), %.2fs per slot (wall x parallel / volumes - work mean)",
+		wall, mover, (wall-mover/parallel)/n, wall*parallel/n-mover/n)
 }
 
 func parseF(s string) float64 {

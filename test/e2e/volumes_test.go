@@ -51,6 +51,12 @@ var (
 func plugin(t *testing.T) string {
 	t.Helper()
 	pluginOnce.Do(func() {
+		// hack/e2e.sh names the binary it just put in the mover image: the same code, and no
+		// second build of it (with other flags, so from a cold cache) on the suite's clock.
+		if p := os.Getenv("PVBACKUP_E2E_PLUGIN"); p != "" {
+			pluginPath = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "pvbackup-e2e-bin-")
 		if err != nil {
 			pluginErr = err

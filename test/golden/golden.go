@@ -4,6 +4,7 @@ package golden
 
 import (
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,4 +39,29 @@ func Assert(t *testing.T, name string, got []byte) {
 	if string(want) != string(got) {
 		t.Errorf("output differs from testdata/%s (rerun with -update if intended):\n--- want\n%s\n--- got\n%s", name, want, got)
 	}
+}
+
+// Copy copies the tree testdata/name into a new temporary directory and returns it, for tests
+// that change, or must prove they did not change, a recorded fixture (the Velero bucket).
+func Copy(t *testing.T, name string) string {
+	t.Helper()
+	src, dst := Path(name), t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copy testdata/%s: %v", name, err)
+	}
+	return dst
 }
