@@ -7,9 +7,17 @@
 #   hack/velero-lab.sh build      velero, velero-restore-helper, velero-helper and the plugin, into .local/velero-lab/bin
 #   hack/velero-lab.sh images     their OCI image tarballs, into .local/velero-lab/images
 #   hack/velero-lab.sh up         build, images, load them into the running cluster, install Velero, wait until ready
-#   hack/velero-lab.sh down       remove every trace of Velero from the cluster (namespace, CRDs, cluster roles
-#                                 and bindings, webhooks, the label on the VolumeSnapshotClass) and its bucket
+#   hack/velero-lab.sh down [--keep-bucket]
+#                                 remove every trace of Velero from the cluster (namespace, CRDs, cluster roles
+#                                 and bindings, webhooks, the lab's view of the pods' directories) and its bucket
 #   hack/velero-lab.sh check      exit 1 if anything of Velero is left in the cluster (what down must leave)
+#   hack/velero-lab.sh e2e        make velero-e2e: real Velero backs up an app on two nodes (fs-backup, data
+#                                 mover), is removed, and kubectl pvbackup velero restore brings it back
+#                                 (TestVeleroLab); starts and stops the cluster if it is not running
+#   hack/velero-lab.sh bench      make bench-velero: Velero vs kubectl pvbackup on the same data in the same
+#                                 run (TestMeasureVelero); the same cluster handling
+#   hack/velero-lab.sh tests RE   the velerolab e2e tests matching RE, one Velero install for all (the bench
+#                                 first: TestVeleroLab removes Velero)
 #   hack/velero-lab.sh fixtures   re-record testdata/velero/v1.18 from real Velero runs: start the cluster if
 #                                 it is not running, install Velero, back up three small apps four ways,
 #                                 copy the bucket's objects, then remove Velero and the apps (and stop the
@@ -37,8 +45,17 @@ AWS_PLUGIN_IMAGE=localhost/pvbackup/velero-plugin-for-aws:$AWS_PLUGIN_VERSION
 NAMESPACE=velero
 BUCKET=velero # a bucket of its own in the cluster's SeaweedFS, next to the plugin's own
 BSL_PREFIX=lab
-# The lab's kubelet root directory (hack/cluster.sh): the node-agent reads the pods' volumes under it.
-KUBELET_DIR=${VELERO_LAB_KUBELET_DIR:-/var/lib/pvbackup-cluster/kubelet}
+# Each lab node has a kubelet root of its own, /var/lib/pvbackup-cluster/<node>/kubelet (hack/cluster.sh),
+# but Velero knows one kubelet root for every node: its node-agent DaemonSet mounts <root>/pods at
+# /host_pods, and Velero 1.18's fs-backup hands the pod it starts on the volume's node the
+# DaemonSet's host path of that pod's volume, <root>/pods/<pod uid>/volumes/... So the lab gives
+# Velero one view of all nodes' pods: KUBELET_DIR/pods/<uid> is a directory per pod of any node whose
+# volumes and volumeDevices are symbolic links to that node's own, kept by the pod-dirs Deployment
+# (pod_dirs_manifest). The node-agent sees them as the directories it checks at start; its glob
+# follows the links (the lab's state directory is mounted at the same path in its pods), and so
+# do the container runtime for the fs-backup pod's host path.
+LAB_STATE=/var/lib/pvbackup-cluster
+KUBELET_DIR=$LAB_STATE/velero-kubelet
 VELERO_GROUP=velero.io
 
 log() { printf '>>> %s\n' "$*" >&2; }
@@ -80,8 +97,14 @@ go_build() {
 }
 
 build() {
-	local v=$SRC/velero-$VELERO_VERSION p=$SRC/velero-plugin-for-aws-$AWS_PLUGIN_VERSION
+	local v=$SRC/velero-$VELERO_VERSION p=$SRC/velero-plugin-for-aws-$AWS_PLUGIN_VERSION f built=1
 	mkdir -p "$VBIN"
+	for f in velero velero-restore-helper velero-helper velero-plugin-for-aws cp-plugin; do
+		[ -x "$VBIN/$f" ] || built=
+	done
+	if [ -n "$built" ] && "$VBIN/velero" version --client-only | grep -q "Version: $VELERO_VERSION\$"; then
+		return 0 # built before (the sources may be gone: they are only needed to build)
+	fi
 	prepare_module github.com/vmware-tanzu/velero "$VELERO_VERSION" "$v"
 	prepare_module github.com/vmware-tanzu/velero-plugin-for-aws "$AWS_PLUGIN_VERSION" "$p"
 	# As Velero's Dockerfile: the version makes the server's defaults (the restore helper image among
@@ -134,24 +157,81 @@ bucket_url() {
 	echo "s3://$BUCKET/$BSL_PREFIX?endpoint=$PVBACKUP_S3_ENDPOINT&region=us-east-1&use_path_style=true&disable_https=true"
 }
 
-# manifests writes Velero's install manifests, as `velero install --dry-run -o yaml` makes them.
+# manifests writes Velero's install manifests, as `velero install --dry-run -o json` makes them, with
+# these changes for the lab: every imagePullPolicy Never (nothing can be pulled; the images were
+# imported); the node-agent mounts the lab's state directory at the same path, so that the links
+# of KUBELET_DIR/pods resolve in its pods as on the host; and its host-pods and host-plugins mounts
+# propagate nothing: it only lists directories there (the fs-backup pods mount the volume itself,
+# with Velero's HostToContainer, which KUBELET_DIR being a shared mount allows: see view_up).
 manifests() {
 	local out=$1 creds=$WORK/credentials-velero
 	umask 077
 	printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$creds"
-	velero install --dry-run -o yaml \
+	velero install --dry-run -o json \
 		--image "$VELERO_IMAGE" --plugins "$AWS_PLUGIN_IMAGE" \
 		--provider aws --bucket "$BUCKET" --prefix "$BSL_PREFIX" --secret-file "$creds" \
 		--backup-location-config "region=us-east-1,s3ForcePathStyle=true,s3Url=$PVBACKUP_S3_ENDPOINT_IN_CLUSTER" \
 		--use-volume-snapshots=false --use-node-agent --uploader-type kopia --features EnableCSI \
 		--kubelet-root-dir "$KUBELET_DIR" \
 		--velero-pod-cpu-request 100m --velero-pod-mem-request 128Mi --velero-pod-cpu-limit 0 --velero-pod-mem-limit 1Gi \
-		--node-agent-pod-cpu-request 100m --node-agent-pod-mem-request 128Mi --node-agent-pod-cpu-limit 0 --node-agent-pod-mem-limit 0 \
+		--node-agent-pod-cpu-request 100m --node-agent-pod-mem-request 128Mi --node-agent-pod-cpu-limit 0 --node-agent-pod-mem-limit 0 |
+		jq --arg state "$LAB_STATE" '
+			(.. | objects | select(has("imagePullPolicy"))).imagePullPolicy = "Never"
+			| (.items[] | select(.kind == "DaemonSet" and .metadata.name == "node-agent") | .spec.template.spec) |= (
+				.volumes += [{name: "lab-state", hostPath: {path: $state}}]
+				| .containers[0].volumeMounts |= map(if .name == "host-pods" or .name == "host-plugins" then .mountPropagation = "None" else . end)
+				| .containers[0].volumeMounts += [{name: "lab-state", mountPath: $state}])' \
 		>"$out.tmp"
-	# Nothing can be pulled in the lab: the images were imported, so the kubelet must never try.
-	sed -i -E 's/^(\s*imagePullPolicy:).*/\1 Never/' "$out.tmp"
-	grep -q "image: $VELERO_IMAGE" "$out.tmp" || die "velero install did not use $VELERO_IMAGE"
+	jq -e --arg image "$VELERO_IMAGE" '[.. | objects | select(.image? == $image)] | length > 0' "$out.tmp" >/dev/null ||
+		die "velero install did not use $VELERO_IMAGE"
+	jq -e '[.items[] | select(.kind == "DaemonSet") | .spec.template.spec.volumes[] | select(.name == "lab-state")] | length == 1' "$out.tmp" >/dev/null ||
+		die "the node-agent DaemonSet was not found in velero install's manifests"
 	mv "$out.tmp" "$out"
+}
+
+# pod_dirs_manifest is the Deployment that keeps KUBELET_DIR/pods/<uid> for every pod of every
+# node (see KUBELET_DIR): a directory holding links to the pod's volumes and volumeDevices in its
+# node's kubelet root, made within a second of the kubelet making the pod's directory, removed when
+# the pod's is. In Velero's namespace, so it goes with it.
+pod_dirs_manifest() {
+	local script
+	# shellcheck disable=SC2016 # expanded by the pod's shell
+	script='P=$VIEW/pods
+mkdir -p "$P"
+while :; do
+  for src in "$STATE"/*/kubelet/pods/*; do
+    [ -d "$src" ] || continue
+    dst=$P/${src##*/}
+    [ -d "$dst" ] && continue
+    rm -rf "$dst.new" && mkdir "$dst.new" && ln -s "$src/volumes" "$dst.new/volumes" &&
+      ln -s "$src/volumeDevices" "$dst.new/volumeDevices" && mv "$dst.new" "$dst"
+  done
+  for dst in "$P"/*; do
+    [ -d "$dst" ] && [ ! -e "$dst/volumes" ] && rm -rf "$dst"
+  done
+  touch "$VIEW/synced"
+  sleep 1
+done'
+	cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pod-dirs, namespace: $NAMESPACE, labels: {app.kubernetes.io/part-of: velero-lab}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: pod-dirs}}
+  template:
+    metadata: {labels: {app: pod-dirs}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: pod-dirs
+        image: $PVBACKUP_TEST_IMAGE
+        imagePullPolicy: Never
+        env: [{name: STATE, value: $LAB_STATE}, {name: VIEW, value: $KUBELET_DIR}]
+        command: [sh, -c, $(jq -Rs . <<<"$script")]
+        volumeMounts: [{name: state, mountPath: $LAB_STATE}]
+      volumes: [{name: state, hostPath: {path: $LAB_STATE}}]
+YAML
 }
 
 up() {
@@ -161,12 +241,18 @@ up() {
 	"$ROOT/hack/cluster.sh" load-image "$IMAGES/velero.tar" >/dev/null
 	"$ROOT/hack/cluster.sh" load-image "$IMAGES/velero-plugin-for-aws.tar" >/dev/null
 	lab_tool bucket create "$(bucket_url)"
-	manifests "$WORK/install.yaml"
-	log "installing Velero (manifests: $WORK/install.yaml)"
+	manifests "$WORK/install.json"
+	log "the pods' directories of all nodes in one place for Velero ($KUBELET_DIR/pods)"
+	view_up
+	jq '.items[] | select(.kind == "Namespace")' "$WORK/install.json" | kubectl apply -f - >/dev/null
+	pod_dirs_manifest | kubectl apply -f - >/dev/null
+	kubectl -n "$NAMESPACE" rollout status deployment/pod-dirs --timeout 120s
+	wait_file "$KUBELET_DIR/synced" 60
+	log "installing Velero (manifests: $WORK/install.json)"
 	# The CRDs must be established before the BackupStorageLocation can be created: apply twice.
-	kubectl apply -f "$WORK/install.yaml" >/dev/null 2>&1 || true
+	kubectl apply -f "$WORK/install.json" >/dev/null 2>&1 || true
 	kubectl wait --for condition=established --timeout 60s crd -l component=velero >/dev/null
-	kubectl apply -f "$WORK/install.yaml" >/dev/null
+	kubectl apply -f "$WORK/install.json" >/dev/null
 	kubectl -n "$NAMESPACE" rollout status deployment/velero --timeout 180s
 	kubectl -n "$NAMESPACE" rollout status daemonset/node-agent --timeout 180s
 	local i
@@ -178,15 +264,58 @@ up() {
 	log "Velero $VELERO_VERSION is installed in namespace $NAMESPACE; its location is $(bucket_url)"
 }
 
+# view_up makes KUBELET_DIR a shared mount (a bind mount of itself): the container runtime mounts a
+# host path with HostToContainer propagation (Velero's fs-backup pods mount the volume so) only from
+# a shared or slave mount, and it looks at the path as given, KUBELET_DIR/pods/<uid>/volumes/...,
+# before it follows the links into the node's kubelet root (a shared mount the kubelet made).
+# hack/cluster.sh down unmounts it with everything else under its state directory.
+view_up() {
+	mkdir -p "$KUBELET_DIR/pods"
+	rm -f "$KUBELET_DIR/synced"
+	mountpoint -q "$KUBELET_DIR" || mount --bind "$KUBELET_DIR" "$KUBELET_DIR"
+	mount --make-rshared "$KUBELET_DIR"
+}
+
+# view_down unmounts KUBELET_DIR (the pods that mounted it are gone) and removes it.
+view_down() {
+	if mountpoint -q "$KUBELET_DIR"; then
+		umount -l "$KUBELET_DIR"
+	fi
+	rm -rf "$KUBELET_DIR"
+}
+
+# wait_file PATH SECONDS waits until PATH exists.
+wait_file() {
+	local i
+	for i in $(seq 1 "$2"); do
+		[ -e "$1" ] && return 0
+		sleep 1
+	done
+	die "$1 did not appear within $2 s"
+}
+
 # ---------------------------------------------------------------- uninstall
 
 # down removes everything Velero put in the cluster: what `velero install` created (all labelled
 # component=velero), what Velero made while it ran (snapshots, claims and volumes of its data
-# mover), and its bucket.
+# mover), the lab's view of the pods' directories, and its bucket (`down --keep-bucket` keeps the
+# bucket: what a user has left when Velero is gone).
 down() {
+	local keep=
+	[ "${1:-}" = --keep-bucket ] && keep=1
 	require_cluster
 	log "removing Velero from the lab"
-	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait --timeout 180s >/dev/null
+	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=false >/dev/null
+	# A data movement Velero had not finished (a failed backup) keeps its DataUpload or DataDownload
+	# finalizer for ever once the node-agent is gone, and with it the namespace and the CRDs (seen
+	# in a bench run whose bucket ran out of space): nothing of Velero will process them any more.
+	local r o
+	for r in datauploads.velero.io datadownloads.velero.io; do
+		for o in $(kubectl -n "$NAMESPACE" get "$r" -o name 2>/dev/null); do
+			kubectl -n "$NAMESPACE" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+		done
+	done
+	kubectl wait --for=delete namespace/"$NAMESPACE" --timeout 180s >/dev/null 2>&1 || true
 	# Velero's snapshots of claims, in any namespace, and their contents.
 	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --wait=false >/dev/null 2>&1 || true
 	kubectl delete volumesnapshotcontents -l velero.io/backup-name --ignore-not-found >/dev/null 2>&1 || true
@@ -199,7 +328,8 @@ down() {
 	for pv in $(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}'); do
 		kubectl delete pv "$pv" --ignore-not-found >/dev/null
 	done
-	lab_tool bucket delete "$(bucket_url)"
+	view_down
+	[ -n "$keep" ] || lab_tool bucket delete "$(bucket_url)"
 	check
 }
 
@@ -222,6 +352,7 @@ check() {
 	[ -n "$out" ] && left+=("$out")
 	out=$(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}')
 	[ -n "$out" ] && left+=("persistentvolumes $out")
+	[ -e "$KUBELET_DIR" ] && left+=("$KUBELET_DIR")
 	if [ ${#left[@]} -gt 0 ]; then
 		printf 'left behind: %s\n' "${left[@]}" >&2
 		return 1
@@ -475,13 +606,56 @@ fixtures_cleanup() {
 	exit $rc
 }
 
+# ---------------------------------------------------------------- tests and bench
+
+# lab_tests REGEX runs the end-to-end tests of real Velero (test/e2e, build tags e2e and velerolab)
+# whose names match REGEX: it starts the cluster if it is not running, loads the mover image built
+# from this checkout, installs Velero, runs them, then removes Velero and its bucket (and stops the
+# cluster if this started it). Velero's and the tests' own outcome decide the exit code.
+lab_tests() {
+	local run=$1 started=
+	export PVBACKUP_MOVER_IMAGE=${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e}
+	(cd "$ROOT" && make image MOVER_IMAGE="$PVBACKUP_MOVER_IMAGE" IMAGE_TAR=.local/images/pvbackup-mover-e2e.tar >/dev/null)
+	if ! "$ROOT/hack/cluster.sh" status >/dev/null 2>&1; then
+		started=1
+		"$ROOT/hack/cluster.sh" up
+	fi
+	# shellcheck disable=SC2064 # the value now
+	trap "lab_tests_cleanup '$started'" EXIT
+	"$ROOT/hack/cluster.sh" load-image "$ROOT/.local/images/pvbackup-mover-e2e.tar" >/dev/null
+	up
+	VELERO_LAB_VELERO=$VBIN/velero VELERO_LAB_URL=$(bucket_url)
+	export VELERO_LAB_VELERO VELERO_LAB_URL
+	log "go test -tags 'e2e velerolab' -run '$run' ./test/e2e/ (the whole output: $WORK/tests.log)"
+	{
+		(cd "$ROOT" && go test -count=1 -tags 'e2e velerolab' -run "$run" -v -timeout 60m ./test/e2e/) 2>&1
+		echo "exit $?"
+	} | tee "$WORK/tests.log" | grep --line-buffered -E 'MEASURE|velero_(lab|bench)_test|^\s*--- |^(=== RUN|ok|FAIL|PASS|exit )' || true
+	[ "$(tail -1 "$WORK/tests.log")" = "exit 0" ]
+}
+
+lab_tests_cleanup() {
+	local rc=$? started=$1
+	set +e
+	trap - EXIT
+	[ "$rc" = 0 ] || diagnose
+	down || rc=1
+	if [ -n "$started" ]; then
+		"$ROOT/hack/cluster.sh" down || rc=1
+	fi
+	exit $rc
+}
+
 case "${1:-}" in
 build) build ;;
 images) images ;;
 up) up ;;
-down) down ;;
+down) down "${2:-}" ;;
 check) check ;;
 fixtures) fixtures ;;
+e2e) lab_tests '^TestVeleroLab$' ;;
+bench) lab_tests '^TestMeasureVelero$' ;;
+tests) lab_tests "${2:?usage: hack/velero-lab.sh tests REGEX}" ;;
 *)
 	sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
 	exit 2

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/restore"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/velero"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -22,7 +23,11 @@ var veleroRestoreExample = examples(`
 
 	# Restore it into namespace shop-copy, with the repository password Velero was given
 	%[1]s velero restore nightly-20260101 --from-velero 's3://velero-backups/prod?region=eu-west-1' \
-	    --namespace-mapping shop:shop-copy --velero-password-file ./velero-repo-password`)
+	    --namespace-mapping shop:shop-copy --velero-password-file ./velero-repo-password
+
+	# Fill the existing, empty claim shop/data with its data from that backup, and nothing else
+	%[1]s velero restore nightly-20260101 --from-velero 's3://velero-backups/prod?region=eu-west-1' \
+	    --data-only --volumes shop/data`)
 
 // VeleroRestoreOptions are the flags of `velero restore`: the restore engine's, with the backup
 // read from Velero's location.
@@ -50,8 +55,13 @@ made. Removed: Velero's restore-wait init containers, its labels and its marks o
 Volumes whose data is not in the bucket (CSI or native snapshots, restic, third-party movers) are
 reported skipped and their claims created empty (exit 2); --require-all-volumes refuses instead.
 
+--data-only fills claims from the backup's data and creates nothing else: the named volumes into
+existing empty claims, or new ones made from Velero's copy of the claim.
+
 The repository password: --velero-password-file, else the Secret velero-repo-credentials of
-Velero's namespace when the cluster has it, else Velero's built-in default.`,
+Velero's namespace when the cluster has it, else Velero's built-in default. It is checked on
+every repository the restore reads before anything is created, also with --dry-run; then the
+target is checked as restore checks it (--skip-preflight).`,
 		Example: fmt.Sprintf(veleroRestoreExample, "kubectl pvbackup"),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +75,11 @@ Velero's namespace when the cluster has it, else Velero's built-in default.`,
 	fs.StringVar(&o.PasswordFile, "velero-password-file", "", "file holding the password of Velero's Kopia repositories (default: the Secret velero-repo-credentials, else Velero's built-in default)")
 	fs.BoolVar(&o.AllowPartial, "allow-partially-failed", false, "restore a PartiallyFailed backup: what it holds")
 	fs.BoolVar(&o.RequireAllVolumes, "require-all-volumes", false, "refuse, creating nothing, when a volume's data cannot be restored (instead of restoring its claim empty)")
+	fs.BoolVar(&o.SkipPreflight, "skip-preflight", false, "do not check the target first (StorageClasses of the PVCs exist, a node can run the mover, the namespaces admit it)")
+	fs.BoolVar(&o.DataOnly, "data-only", false, "restore the data of --volumes only, into new claims (from the backed-up spec) or existing empty ones: no other object is created or changed")
+	fs.StringSliceVar(&o.DataVolumes, "volumes", nil, "with --data-only: the volumes to restore, as backed up: namespace/pvc[,namespace/pvc]")
+	fs.StringVar(&o.TargetPVC, "target-pvc", "", "with --data-only and one volume: the claim to fill, namespace/name (default: the same name in the mapped namespace)")
+	fs.StringVar(&o.IncludePath, "include-path", "", "with --data-only: restore only this directory of the volume (to the same path)")
 	return cmd
 }
 
@@ -73,6 +88,14 @@ func (o *VeleroRestoreOptions) Complete(args []string) error {
 	o.Name = args[0]
 	if err := o.engineConfig(); err != nil {
 		return err
+	}
+	if o.DataOnly && !o.DryRun { // data only is all about the data: no mover, no restore
+		mc, err := o.mover.config(o.veleroLocation.URL)
+		if err != nil {
+			return err
+		}
+		o.volCfg = &volumes.Config{Backup: o.Name, Mover: mc, Parallel: o.mover.Parallel, Timeout: o.mover.Timeout}
+		return nil
 	}
 	o.moverConfig(o.veleroLocation.URL) // --mover-location when the pods reach the bucket elsewhere
 	return nil
@@ -87,6 +110,12 @@ func (o *VeleroRestoreOptions) Validate() error {
 		return err
 	}
 	if err := o.output.validate(); err != nil {
+		return err
+	}
+	if o.DataOnly && len(o.DataVolumes) == 0 {
+		return fmt.Errorf("--data-only needs --volumes namespace/pvc[,namespace/pvc] (see `kubectl pvbackup velero describe %s --from-velero URL`)", o.Name)
+	}
+	if err := o.validateDataOnly(); err != nil {
 		return err
 	}
 	return o.cfg.Namespaces.Validate()
@@ -108,8 +137,7 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 	if _, err := src.Header(ctx); err != nil {
 		return err
 	}
-	unrestorable := o.unrestorable(d.Volumes)
-	if o.RequireAllVolumes && len(unrestorable) > 0 {
+	if unrestorable := o.unrestorable(d.Volumes); o.RequireAllVolumes && !o.DataOnly && len(unrestorable) > 0 {
 		return fmt.Errorf("--require-all-volumes: %d volumes of Velero backup %q cannot be restored, nothing was created: %s", len(unrestorable), o.Name, strings.Join(unrestorable, "; "))
 	}
 	clients, err := kube.New(o.configFlags)
@@ -117,22 +145,46 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	rep := o.output.reporter(o.streams)
-	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Source: src, Progress: rep}
 	if o.volNotice != "" {
 		rep.Warn(o.volNotice)
 	}
-	if o.volCfg != nil {
+	if o.volCfg != nil || (o.DryRun && o.RestoreVolumes) {
 		if err := o.openRepositories(ctx, loc, d, clients); err != nil {
 			return err
 		}
-		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
+	}
+	var runner *volumes.Runner
+	var preflight restore.Preflight
+	if o.volCfg != nil {
+		runner = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
 			Progress: rep, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+		if !o.SkipPreflight {
+			preflight = o.restorePreflight(clients, rep) // the engine hands it the claims its movers fill
+		}
+	}
+	if o.DataOnly {
+		return o.runDataOnlyFrom(ctx, clients, src, runner, preflight, rep)
+	}
+	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Source: src, Progress: rep, Preflight: preflight}
+	if runner != nil {
+		deps.Volumes = runner
 	}
 	res, err := restore.Run(ctx, deps, o.cfg)
 	if ferr := o.finish(res, err); ferr != nil || res == nil {
 		return ferr
 	}
 	return o.partial(res, d)
+}
+
+// runDataOnlyFrom fills the claims of --volumes from the Velero backup and changes nothing else.
+func (o *VeleroRestoreOptions) runDataOnlyFrom(ctx context.Context, clients *kube.Clients, src *velero.Source, runner *volumes.Runner, preflight restore.Preflight, rep progress.Reporter) error {
+	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Source: src, Progress: rep, Preflight: preflight}
+	if runner != nil {
+		deps.Volumes = runner
+	}
+	res, err := restore.DataOnly(ctx, deps, restore.DataConfig{Backup: o.Name, Volumes: o.DataVolumes, Target: o.TargetPVC,
+		NamespaceMapping: o.cfg.NamespaceMapping, StorageClassMapping: o.cfg.StorageClassMapping, IncludePath: o.IncludePath, DryRun: o.DryRun})
+	return o.finish(res, err)
 }
 
 // unrestorable names the volumes of the restored namespaces whose data cannot be restored.
@@ -191,7 +243,7 @@ func (o *VeleroRestoreOptions) openRepositories(ctx context.Context, loc *velero
 	} else {
 		fmt.Fprintf(o.streams.ErrOut, "Velero's repository password: %s\n", pw.Source)
 	}
-	for _, rns := range repositoriesRead(d, o.cfg) {
+	for _, rns := range repositoriesRead(d, o.cfg, o.dataVolumes()) {
 		r, err := loc.OpenRepository(ctx, rns, pw, "")
 		if err != nil {
 			return err
@@ -200,16 +252,36 @@ func (o *VeleroRestoreOptions) openRepositories(ctx context.Context, loc *velero
 			return err
 		}
 	}
+	if o.volCfg == nil {
+		return nil // a dry run: the password is checked, no mover runs
+	}
 	o.volCfg.Mover.ReadOnlyRepository = true
 	o.volCfg.Mover.RepoPassword = func(string) string { return pw.Value }
 	return nil
 }
 
-// repositoriesRead are the source namespaces whose repositories hold data the restore reads.
-func repositoriesRead(d *velero.Details, cfg restore.Config) []string {
+// dataVolumes are the volumes --data-only restores (nil: not a data-only restore).
+func (o *VeleroRestoreOptions) dataVolumes() map[string]bool {
+	if !o.DataOnly {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, v := range o.DataVolumes {
+		out[v] = true
+	}
+	return out
+}
+
+// repositoriesRead are the source namespaces whose repositories hold data the restore reads: of
+// the volumes the namespace selection keeps, or only of those named (--data-only).
+func repositoriesRead(d *velero.Details, cfg restore.Config, named map[string]bool) []string {
 	seen := map[string]bool{}
 	for _, v := range d.Volumes {
-		if v.Restorable && !v.Empty && v.PVC != "" && cfg.Namespaces.Match(v.Namespace) {
+		picked := cfg.Namespaces.Match(v.Namespace)
+		if named != nil {
+			picked = named[v.Key()]
+		}
+		if v.Restorable && !v.Empty && v.PVC != "" && picked {
 			seen[v.Namespace] = true
 		}
 	}

@@ -101,6 +101,11 @@ func TestVeleroRestoreRefusals(t *testing.T) {
 		{[]string{"partial"}, `error: backup "partial" is PartiallyFailed (1 error; see ` + "`kubectl pvbackup velero describe partial`" + `): pass --allow-partially-failed to restore what it holds`},
 		{[]string{"datamover-sts", "--require-all-volumes"}, `error: --require-all-volumes: 1 volumes of Velero backup "datamover-sts" cannot be restored, nothing was created: vl-dm/data-db-0: moved by the third-party data mover "acme"`},
 		{[]string{"fs-deploy", "--velero-password-file", wrong, "--mover-location", "s3://velero/lab"}, `error: wrong password for Velero's repository ` + url + ` (kopia/vl-fs/) (tried --velero-password-file ` + wrong + `)`},
+		// A dry run checks the password too, though no mover runs (and the movers' location is unset).
+		{[]string{"fs-deploy", "--dry-run", "--velero-password-file", wrong}, `error: wrong password for Velero's repository ` + url + ` (kopia/vl-fs/) (tried --velero-password-file ` + wrong + `)`},
+		{[]string{"fs-deploy", "--data-only", "--volumes", "vl-fs/data", "--velero-password-file", wrong, "--mover-location", "s3://velero/lab"}, `error: wrong password for Velero's repository ` + url + ` (kopia/vl-fs/)`},
+		{[]string{"fs-deploy", "--data-only", "--mover-location", "s3://velero/lab"}, "error: --data-only needs --volumes namespace/pvc[,namespace/pvc] (see `kubectl pvbackup velero describe fs-deploy --from-velero URL`)"},
+		{[]string{"fs-deploy", "--data-only", "--volumes", "vl-fs/data", "-l", "app=x", "--mover-location", "s3://velero/lab"}, `error: --data-only restores volume data only (name them with --volumes): -l do not apply`},
 		{[]string{"fs-deploy", "--namespace-mapping", "vl-fs:a", "--existing-resource-policy", "all"}, `error: --existing-resource-policy="all": use none or update`},
 		{[]string{"Bad_Name"}, `error: backup name "Bad_Name" is not valid for a Velero backup`},
 	} {

@@ -55,9 +55,12 @@ func (c DataConfig) timeout() time.Duration {
 // DataDeps are what a data-only restore uses: the claims through the typed client, the
 // archive (for the claims' specs) and the volume engine.
 type DataDeps struct {
-	Kube     kubernetes.Interface
-	Snap     snapclient.Interface // checks a kept VolumeSnapshot before a claim is made from it; nil: not checked
-	Catalog  *catalog.Catalog
+	Kube    kubernetes.Interface
+	Snap    snapclient.Interface // checks a kept VolumeSnapshot before a claim is made from it; nil: not checked
+	Catalog *catalog.Catalog
+	// Source, when set, is read instead of Catalog: the volumes from its header, the claims'
+	// specs from its objects (a Velero backup).
+	Source   Source
 	Volumes  VolumeEngine
 	Progress progress.Reporter
 	// Preflight checks the claims the movers fill before anything is created (nil: none).
@@ -82,11 +85,11 @@ func DataOnly(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) 
 	if d.Progress == nil {
 		d.Progress = progress.Discard{}
 	}
-	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
+	vols, objects, err := readData(ctx, d, cfg)
 	if err != nil {
 		return nil, err
 	}
-	targets, err := dataTargets(m, cfg)
+	targets, err := dataTargets(vols, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +97,11 @@ func DataOnly(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) 
 		return nil, err
 	}
 	res := &Result{Backup: cfg.Backup, DryRun: cfg.DryRun, Summary: map[Action]int{}, Items: []Item{}}
-	specs, err := claimSpecs(ctx, d.Catalog, cfg)
+	entries, err := objects()
 	if err != nil {
 		return nil, err
 	}
+	specs := claimSpecs(entries, cfg)
 	for i := range targets {
 		t := &targets[i]
 		t.item = len(res.Volumes)
@@ -119,8 +123,23 @@ func setVolume(res *Result, t *dataTarget, a Action, reason string) {
 	res.Volumes[t.item].Action, res.Volumes[t.item].Reason = a, reason
 }
 
-// dataTargets resolves the volumes asked for against the manifest, without I/O.
-func dataTargets(m *catalog.Manifest, cfg DataConfig) ([]dataTarget, error) {
+// readData reads the backup's volume records, and returns how to read its objects: from
+// d.Source when set, else from the catalog's manifest and archive (read only once the volumes
+// asked for are known to be there).
+func readData(ctx context.Context, d DataDeps, cfg DataConfig) ([]catalog.Volume, func() ([]*entry, error), error) {
+	if d.Source != nil {
+		h, entries, err := readSource(ctx, d.Source, cfg.Backup)
+		return h.Volumes, func() ([]*entry, error) { return entries, nil }, err
+	}
+	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.Volumes, func() ([]*entry, error) { return readArchive(ctx, d.Catalog, cfg.Backup, cfg.ArchiveKey) }, nil
+}
+
+// dataTargets resolves the volumes asked for against the backup's records, without I/O.
+func dataTargets(vols []catalog.Volume, cfg DataConfig) ([]dataTarget, error) {
 	if len(cfg.Volumes) == 0 {
 		return nil, errors.New("name the volumes to restore: --volumes namespace/pvc[,namespace/pvc]")
 	}
@@ -129,7 +148,7 @@ func dataTargets(m *catalog.Manifest, cfg DataConfig) ([]dataTarget, error) {
 	}
 	byKey := map[string]catalog.Volume{}
 	var names []string
-	for _, v := range m.Volumes {
+	for _, v := range vols {
 		byKey[v.Namespace+"/"+v.PVC] = v
 		names = append(names, v.Namespace+"/"+v.PVC)
 	}
@@ -204,23 +223,19 @@ func keptReady(ctx context.Context, snap snapclient.Interface, t *dataTarget) er
 	return nil
 }
 
-// claimSpecs reads the backed-up PersistentVolumeClaims of the volumes from the archive.
-func claimSpecs(ctx context.Context, c *catalog.Catalog, cfg DataConfig) (map[string]*unstructured.Unstructured, error) {
-	entries, err := readArchive(ctx, c, cfg.Backup, cfg.ArchiveKey)
-	if err != nil {
-		return nil, err
-	}
+// claimSpecs picks the backed-up PersistentVolumeClaims of the volumes out of the backup's objects.
+func claimSpecs(entries []*entry, cfg DataConfig) map[string]*unstructured.Unstructured {
 	want := map[string]bool{}
 	for _, v := range cfg.Volumes {
 		want[v] = true
 	}
 	out := map[string]*unstructured.Unstructured{}
 	for _, e := range entries {
-		if k := e.key.Namespace + "/" + e.key.Name; e.gr == grPVC && want[k] {
+		if k := e.key.Namespace + "/" + e.key.Name; e.gr == grPVC && want[k] && e.skip == "" {
 			out[k] = e.obj
 		}
 	}
-	return out, nil
+	return out
 }
 
 // prepareTarget decides whether t's claim is created or exists, and checks what it can first.

@@ -28,7 +28,7 @@ func InPlace(ctx context.Context, d DataDeps, cfg DataConfig) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets, err := dataTargets(m, cfg)
+	targets, err := dataTargets(m.Volumes, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,7 @@ func TestDataPreflightPlan(t *testing.T) {
 			[]PlannedVolume{{Namespace: "shop", PVC: "snap", StorageClass: "csi", BackedUpClass: "csi"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			targets, err := dataTargets(m, tc.cfg)
+			targets, err := dataTargets(m.Volumes, tc.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package velero
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -46,9 +47,44 @@ func (s *Source) Header(context.Context) (restore.SourceHeader, error) {
 		h.Warnings = append(h.Warnings, fmt.Sprintf("Velero backup %q is PartiallyFailed (%s; see `kubectl pvbackup velero describe %s`): what it holds is restored", b.Name, countOf(b.Errors, "error"), b.Name))
 	}
 	vols, warns := ClaimVolumes(s.d.Volumes)
+	classes := s.claimClasses()
+	for i := range vols {
+		vols[i].StorageClass = classes[vols[i].Namespace+"/"+vols[i].PVC]
+	}
 	h.Volumes, h.Warnings = vols, append(h.Warnings, warns...)
 	return h, nil
 }
+
+// claimClasses are the StorageClasses of the tarball's claims, by namespace/name (what the
+// restore preflight checks): spec.storageClassName, else the beta annotation; none for a claim
+// that names neither (the target's default class provisions it).
+func (s *Source) claimClasses() map[string]string {
+	out := map[string]string{}
+	for _, o := range s.d.resources.Objects {
+		if o.GroupResource != grClaims {
+			continue
+		}
+		var c struct {
+			Metadata struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+			Spec struct {
+				StorageClassName *string `json:"storageClassName"`
+			} `json:"spec"`
+		}
+		if json.Unmarshal(o.Data, &c) != nil {
+			continue // Objects reports it
+		}
+		class := c.Metadata.Annotations["volume.beta.kubernetes.io/storage-class"]
+		if c.Spec.StorageClassName != nil {
+			class = *c.Spec.StorageClassName
+		}
+		out[o.Namespace+"/"+o.Name] = class
+	}
+	return out
+}
+
+var grClaims = schema.GroupResource{Resource: "persistentvolumeclaims"}
 
 // namespaces are the namespaces of the tarball's objects that can be restored.
 func (s *Source) namespaces() []string {
@@ -156,7 +192,7 @@ func (s *Source) Prepare(gr schema.GroupResource, obj *unstructured.Unstructured
 	switch gr {
 	case schema.GroupResource{Resource: "pods"}:
 		stripRestoreWait(obj)
-	case schema.GroupResource{Resource: "persistentvolumeclaims"}:
+	case grClaims:
 		prepareClaim(obj)
 	}
 	return ""

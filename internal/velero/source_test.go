@@ -46,6 +46,7 @@ var servedKinds = []struct {
 	{"apps/v1", "Deployment", "deployments", true},
 	{"discovery.k8s.io/v1", "EndpointSlice", "endpointslices", true},
 	{"snapshot.storage.k8s.io/v1", "VolumeSnapshot", "volumesnapshots", true},
+	{"storage.k8s.io/v1", "StorageClass", "storageclasses", false}, // --storage-class-mapping looks them up
 }
 
 func fakeCluster() (*dynamicfake.FakeDynamicClient, *fakediscovery.FakeDiscovery) {
