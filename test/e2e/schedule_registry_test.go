@@ -35,8 +35,10 @@ func TestSchedulePullSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc := c.location(t)
+	// Always: the CronJob's pod and the mover may land on one node, and with IfNotPresent the
+	// mover would find the image there and never show that its own copy of the pull Secret works.
 	r := runPlugin(t, time.Minute, "schedule", "print", "nightly", "-n", ops, "--include-namespaces", app, "--cron", "@daily", "--to", loc,
-		"--volumes", "fs", "--mover-image", ref, "--mover-pull-policy", "IfNotPresent", "--mover-privileged", "--mover-pull-secret", "regcred")
+		"--volumes", "fs", "--mover-image", ref, "--mover-pull-policy", "Always", "--mover-privileged", "--mover-pull-secret", "regcred")
 	if r.code != 0 {
 		t.Fatalf("schedule print: exit %d\n%s", r.code, r.stderr)
 	}
