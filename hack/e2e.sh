@@ -36,7 +36,9 @@ export PVBACKUP_MOVER_ARCHIVE=$ROOT/.local/images/pvbackup-mover-e2e.tar
 . .local/cluster/env
 echo ">>> end-to-end tests" >&2
 # The tests wait on the cluster far more than they compute: they run in parallel, a namespace each
-# (tests that change cluster-wide state do not call t.Parallel, so Go runs them first, alone).
+# (tests that change cluster-wide state do not call t.Parallel, so Go runs them first, alone). Six at
+# once: with four, the tests' slots were full for the whole parallel phase while the two cores were
+# not (the tests mostly wait on pods and controllers); six took the suite from 575 s to 487 s.
 # GCS (fake-gcs-server) and Azure (Azurite) for the object store tests, on the gateway address
 # that this machine and the pods both reach; the cluster serves S3 itself.
 hack/tools.sh fakegcs
@@ -44,4 +46,4 @@ hack/tools.sh azurite
 gateway=${PVBACKUP_S3_ENDPOINT#http://}
 gateway=${gateway%:*}
 PVBACKUP_TOOLS=$ROOT/.local/bin go run ./hack/stores-env --addr "$gateway" --stores gcs,azure -- \
-	go test -count=1 -tags e2e -p 1 -parallel "${E2E_PARALLEL:-4}" -timeout 30m "${@:-./test/e2e/...}"
+	go test -count=1 -tags e2e -p 1 -parallel "${E2E_PARALLEL:-6}" -timeout 30m "${@:-./test/e2e/...}"
