@@ -4,9 +4,6 @@ package integration
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,25 +17,7 @@ import (
 // directory and returns its URL.
 func veleroBucket(t *testing.T) string {
 	t.Helper()
-	src, dst := golden.Path("velero/v1.18/bucket"), t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "file://" + dst
+	return "file://" + golden.Copy(t, "velero/v1.18/bucket")
 }
 
 // TestVeleroRestorePreflight: `velero restore` checks the target before it creates anything, as
