@@ -19,8 +19,15 @@ install: build ## copy the plugin onto PATH as kubectl-pvbackup (PREFIX=/usr/loc
 	install -D -m 0755 bin/kubectl-pvbackup $(DESTDIR)$(PREFIX)/bin/kubectl-pvbackup
 
 # integration runs every unit test too (-tags integration adds tests, hides none), so test does not
-# run them twice.
-test: actionlint integration e2e ## the workflow lint, unit, integration and end-to-end tests (what CI runs)
+# run them twice. The tools are installed first, one installer at a time (apt holds one lock); then
+# integration and e2e run side by side: the end-to-end tests mostly wait on pods and controllers
+# while the integration tests compute, so both together take little more than e2e alone. -O prints
+# each suite's output whole when it ends.
+test: actionlint ## the workflow lint, unit, integration and end-to-end tests (what CI runs)
+	hack/tools.sh controlplane
+	hack/tools.sh stores
+	hack/cluster.sh build
+	$(MAKE) --no-print-directory -j2 -O integration e2e
 
 unit: ## tests that need no server
 	$(GO) test -count=1 ./...

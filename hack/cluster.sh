@@ -13,6 +13,7 @@
 # with filesystem and block (a loop device per volume) volumes and snapshots; group snapshots
 # (VolumeGroupSnapshot, cut while the members' pods are frozen) in csi-dir and csi-zonal.
 #
+#   hack/cluster.sh build              install and build what is missing, start nothing
 #   hack/cluster.sh up                 install and build what is missing, start everything, wait until ready,
 #                                      write .local/cluster/kubeconfig and .local/cluster/env
 #   hack/cluster.sh down               stop every process by PID, kill pod tasks, unmount, remove all state
@@ -1106,6 +1107,7 @@ load_image_node() {
 }
 
 case "${1:-}" in
+build) install_and_build ;;
 up) up ;;
 down) down ;;
 status) status ;;
