@@ -173,22 +173,28 @@ func TestCraftedObjectsFailFast(t *testing.T) {
 				t.Fatal(err)
 			}
 			oid, _ := objectID(e)
-			// The walk itself: time and memory.
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			start := time.Now()
-			_, err = src.contents.each(ctx, oid, tc.n.size, func([]byte) error { return nil })
-			took := time.Since(start)
-			runtime.ReadMemStats(&after)
-			craftedErr(t, "read", err, tc.want)
-			alloc := after.TotalAlloc - before.TotalAlloc
+			// The walk itself: time and memory. TotalAlloc counts the whole process, and the open
+			// repository's own goroutines allocate now and then (a slow, busy machine makes one
+			// land in the window more often): the least of three walks is what a walk costs.
+			var took time.Duration
+			alloc := ^uint64(0)
+			for range 3 {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				start := time.Now()
+				_, err = src.contents.each(ctx, oid, tc.n.size, func([]byte) error { return nil })
+				took = time.Since(start)
+				runtime.ReadMemStats(&after)
+				craftedErr(t, "read", err, tc.want)
+				alloc = min(alloc, after.TotalAlloc-before.TotalAlloc)
+			}
 			t.Logf("refused in %v, %d KiB allocated: %v", took.Round(time.Millisecond), alloc>>10, err)
 			if alloc > tc.alloc {
 				t.Errorf("reading it allocated %d MiB, more than %d MiB", alloc>>20, tc.alloc>>20)
 			}
 			// cat and cp, end to end.
-			start = time.Now()
+			start := time.Now()
 			_, err = Cat(ctx, f.deps, "b1", ref("evil/data:/"+tc.n.name), io.Discard)
 			craftedErr(t, "cat", err, tc.want)
 			res, err := Copy(ctx, f.deps, CopyConfig{Backup: "b1", Ref: ref("evil/data:/" + tc.n.name), Dest: t.TempDir()})
