@@ -783,9 +783,13 @@ start_storage() {
 
 	mkdir -p "$STATE/seaweedfs"
 	export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
+	# Small volumes, many of them, as test/s3server does: weed mini sizes volumes (up to 1 GiB) and
+	# their number from the free disk, so on a fuller disk a second bucket (Velero's, in the Velero
+	# lab) found no writable volume left (PutObject: 500). Nothing is preallocated.
 	start seaweedfs "$BIN/weed" mini -dir="$STATE/seaweedfs" -ip="$GATEWAY" -ip.bind="$GATEWAY" \
 		-bucket="$S3_BUCKET" -admin.ui=false -master.telemetry=false -webdav=false \
-		-s3.port.iceberg=0 -s3.port.lance=0 -admin.port=12537 -admin.port.legacy=0
+		-s3.port.iceberg=0 -s3.port.lance=0 -admin.port=12537 -admin.port.legacy=0 \
+		-master.volumeSizeLimitMB=64 -volume.max=300
 	registry_start # lab registry
 }
 
