@@ -579,7 +579,8 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 		scopes = p.namespaces
 	}
 	var listErrs []string
-	for i := 0; i < len(scopes); i++ {
+	gone := false
+	for i := 0; i < len(scopes) && !gone; i++ {
 		ns := scopes[i]
 		seen := map[types.UID]bool{} // an object matching several --or-selector terms is taken once
 		err := b.listSelected(ctx, r, ns, isNamespaceList, func(o *unstructured.Unstructured) error {
@@ -612,6 +613,12 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 				scopes = append(scopes, p.namespaces...)
 				continue
 			}
+			if apierrors.IsNotFound(err) && !b.named(r) {
+				// The type went away after discovery (its CRD deleted while the backup ran): no
+				// object of it is left to back up, which is no failure of the backup.
+				gone = true
+				break
+			}
 			if apierrors.IsForbidden(err) && !b.named(r) {
 				// A type the user may not read, and did not ask for by name: a namespace admin
 				// backs up what their role lets them read; the plan says what it leaves out.
@@ -628,6 +635,11 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 		}
 	}
 	n := b.items - before
+	if gone && len(listErrs) == 0 {
+		b.warn(catalog.Warning{Resource: r.GroupResource(), Message: fmt.Sprintf("%s is no longer served (its CustomResourceDefinition was removed during the backup): %d of its objects backed up", r.GroupResource(), n)})
+		done(fmt.Sprintf("%d; no longer served", n), nil)
+		return nil
+	}
 	if nss := b.denied[r.GroupResource()]; len(nss) > 0 && len(listErrs) == 0 {
 		done(fmt.Sprintf("%d; not allowed in %s", n, plural(len(nss), "namespace")), nil)
 		return nil

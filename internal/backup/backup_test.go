@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gocloud.dev/blob/memblob"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -220,5 +221,42 @@ func TestClaimReleasedWhenNothingWritten(t *testing.T) {
 	}
 	if got, err := cat.ReadClaim(context.Background(), "b"); err != nil || got.ID != other.ID {
 		t.Fatalf("the other run's claim was touched: %+v %v", got, err)
+	}
+}
+
+// TestTypeGoneDuringBackup: a type discovered, then no longer served when it is listed (its CRD
+// deleted while the backup ran), has no objects left to back up: a warning, not a failed backup.
+// A type the user named stays a failure.
+func TestTypeGoneDuringBackup(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		dyn, disc := fakeCluster()
+		dyn.PrependReactor("list", "configmaps", func(clienttesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, "")
+		})
+		cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+		cfg := Config{Name: "b", Namespaces: selection.NamespaceFilter{Include: []string{"shop"}}, ArchiveKey: "pw"}
+		if named {
+			cfg.Resources = selection.ResourceFilter{Include: []string{"configmaps", "namespaces"}}
+		}
+		if _, err := Run(context.Background(), Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, cfg); err != nil {
+			t.Fatal(err)
+		}
+		m, err := cat.Manifest(context.Background(), "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if named {
+			if len(m.Errors) != 1 || !strings.Contains(m.Errors[0], "list configmaps") {
+				t.Errorf("named type gone: errors %v, want the list failure", m.Errors)
+			}
+			continue
+		}
+		var warned bool
+		for _, w := range m.Warnings {
+			warned = warned || strings.Contains(w.Message, "configmaps is no longer served")
+		}
+		if len(m.Errors) != 0 || !warned || m.Status != catalog.Completed {
+			t.Errorf("type gone: status %s, errors %v, warnings %+v; want Completed with a warning", m.Status, m.Errors, m.Warnings)
+		}
 	}
 }
