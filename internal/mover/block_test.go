@@ -212,7 +212,7 @@ func blockChunks(t *testing.T, s Settings, id string) (int, string) {
 }
 
 // A new block volume is cut into BlockSplitter's chunks, named by the snapshot's tag: a 1 MiB
-// change at a 4 KiB offset uploads 1.25 MiB. A volume whose last snapshot was made before the tag
+// change at a 4 KiB offset uploads 1.5 MiB. A volume whose last snapshot was made before the tag
 // (1 MiB chunks) keeps 1 MiB chunks, so that its next backup uploads the change, not the device;
 // the old snapshot and the new one restore byte for byte.
 func TestBlockSplitterKept(t *testing.T) {
@@ -272,17 +272,17 @@ func TestBlockSplitterKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 256 KiB chunks: four per data MiB, zeros, the index.
-	if n, tag := blockChunks(t, s, res2.SnapshotID); n != 14 || tag != BlockSplitter {
-		t.Errorf("a new volume: %d contents, tag %q; want 14 (256 KiB chunks), tag %s", n, tag, BlockSplitter)
+	// 512 KiB chunks: two per data MiB, zeros, the index.
+	if n, tag := blockChunks(t, s, res2.SnapshotID); n != 8 || tag != BlockSplitter {
+		t.Errorf("a new volume: %d contents, tag %q; want 8 (512 KiB chunks), tag %s", n, tag, BlockSplitter)
 	}
 	after = change(dev, 4<<20+4096)
 	res3, err := RunBackup(ctx, s, BackupConfig{Source: dev, PVC: "new", Backup: "b3", Block: true}, func(Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, tag := blockChunks(t, s, res3.SnapshotID); tag != BlockSplitter || res3.UploadedBytes > 3<<19 {
-		t.Errorf("incremental of a new volume: tag %q, %d bytes uploaded; want %s, about 1.25 MiB", tag, res3.UploadedBytes, BlockSplitter)
+	if _, tag := blockChunks(t, s, res3.SnapshotID); tag != BlockSplitter || res3.UploadedBytes > 7<<18 {
+		t.Errorf("incremental of a new volume: tag %q, %d bytes uploaded; want %s, about 1.5 MiB", tag, res3.UploadedBytes, BlockSplitter)
 	}
 	if !bytes.Equal(restored(res3.SnapshotID), after) {
 		t.Error("the incremental's restore differs from the device")
