@@ -188,7 +188,8 @@ func (tl *timeline) report(t *testing.T, what string) {
 		for _, x := range d {
 			sum += x
 		}
-		lines = append(lines, fmt.Sprintf("  %-78s p50 %6.2fs p90 %6.2fs mean %6.2fs (n=%d)", s.name, d[len(d)/2], d[len(d)*9/10], sum/float64(len(d)), len(d)))
+		lines = append(lines, fmt.Sprintf("MEASURE   %-78s p50 %6.2fs p90 %6.2fs mean %6.2fs (n=%d)", s.name, d[len(d)/2], d[len(d)*9/10], sum/float64(len(d)), len(d)))
 	}
+	// Each line says MEASURE: make bench-scale keeps only those.
 	t.Logf("MEASURE timeline of %s (each step's time per volume, as the cluster showed it):\n%s", what, strings.Join(lines, "\n"))
 }
