@@ -66,6 +66,13 @@ func (tl *timeline) mark(claim, what string) {
 	}
 }
 
+func (tl *timeline) seen(claim, what string) bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	_, ok := tl.at[claim][what]
+	return ok
+}
+
 // watchTimeline follows ns's VolumeSnapshots, claims, Secrets, Jobs and pods until ctx ends.
 func (c *Cluster) watchTimeline(ctx context.Context, ns string) *timeline {
 	tl := &timeline{at: map[string]map[string]time.Time{}}
@@ -97,7 +104,14 @@ func (c *Cluster) watchTimeline(ctx context.Context, ns string) *timeline {
 		if k == "" {
 			k = p.Name
 		}
-		tl.mark(k, msClaimCreated)
+		// Claims made during the run only: a backup's source claims change too (the snapshot
+		// controller's finalizer) and carry the same key as their temporary claims.
+		if ev.Type == watch.Added {
+			tl.mark(k, msClaimCreated)
+		}
+		if !tl.seen(k, msClaimCreated) {
+			return
+		}
 		if p.Status.Phase == corev1.ClaimBound {
 			tl.mark(k, msClaimBound)
 		}
