@@ -111,9 +111,17 @@ func (r *backupRun) runHooks(ctx context.Context) error {
 	return r.hookWindows(ctx, r.plan, r.claims, r.pods, r.volGroups, r.startGroup)
 }
 
-// moveVolumes finishes every volume still to do, cfg.Parallel at a time.
+// moveVolumes finishes every volume still to do, cfg.Parallel at a time, those whose snapshot
+// is ready first (turns).
 func (r *backupRun) moveVolumes(ctx context.Context) error {
-	return r.forEach(ctx, len(r.plan), func(ctx context.Context, i int) {
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	order := r.backupTurns(tctx)
+	return r.forEach(ctx, len(r.plan), func(ctx context.Context, _ int) {
+		i := order.next()
+		if i < 0 {
+			return
+		}
 		v := &r.plan[i]
 		if v.Status != "" || r.done[v.Namespace+"/"+v.PVC] { // decided (skipped, failed) or done in a hook window
 			return
