@@ -33,7 +33,7 @@ const BlockEntry = "volume.img"
 // zeros next to data). A changed extent rarely starts at a chunk's start, so it uploads its size
 // plus up to one chunk: 1 MiB written at a 4 KiB offset uploads 1.5 MiB (1 MiB chunks: 2 MiB).
 // Smaller chunks cost restores: each is one read from the bucket (make bench-block, 2 GiB:
-// restore throughput 0.72x the kopia CLI's at 512 KiB, 0.65-0.72x at 256 KiB, ~1.0x at 1 MiB).
+// restore throughput 0.72-0.94x the kopia CLI's at 512 KiB, 0.65-0.72x at 256 KiB, ~1.0x at 1 MiB).
 const BlockSplitter = "FIXED-512K"
 
 // blockSplitterBefore is the splitter of the block snapshots made before TagBlockSplitter (all
