@@ -78,7 +78,7 @@ func benchCompress() error {
 	if err := bigRounds("SeaweedFS", weed, bigS3Targets, "kopia-s3", "mover-auto", "mover-1"); err != nil {
 		return err
 	}
-	return measureLimit(weed)
+	return measureLimitS3(weed)
 }
 
 // paired is the median of the rounds' ratios num/den of wall times, with each round's: the two
