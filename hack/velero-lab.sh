@@ -314,9 +314,18 @@ down() {
 	unfinalize
 	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=false >/dev/null
 	kubectl wait --for=delete namespace/"$NAMESPACE" --timeout 180s >/dev/null 2>&1 || true
-	# Velero's snapshots of claims, in any namespace, and their contents.
-	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --wait=false >/dev/null 2>&1 || true
-	kubectl delete volumesnapshotcontents -l velero.io/backup-name --ignore-not-found --timeout 120s >/dev/null 2>&1 || true
+	# Velero's snapshots of claims, in any namespace, their contents and the storage system's
+	# snapshots: Velero sets a content Retain while it works (a crash left a 1 GiB one behind its
+	# VolumeSnapshot), so each is made Delete before it goes.
+	local vsc vscs
+	vscs=$(velero_vscs)
+	for vsc in $vscs; do
+		kubectl patch volumesnapshotcontent "$vsc" --type merge -p '{"spec":{"deletionPolicy":"Delete"}}' >/dev/null 2>&1 || true
+	done
+	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --timeout 120s >/dev/null 2>&1 || true
+	for vsc in $vscs; do
+		kubectl delete volumesnapshotcontent "$vsc" --ignore-not-found --timeout 120s >/dev/null 2>&1 || true
+	done
 	local kind
 	for kind in clusterrolebinding clusterrole mutatingwebhookconfiguration validatingwebhookconfiguration crd; do
 		kubectl delete "$kind" -l component=velero --ignore-not-found --timeout 120s >/dev/null || true
@@ -366,6 +375,18 @@ unfinalize() {
 	done
 }
 
+# velero_vscs lists Velero's VolumeSnapshotContents: labelled velero.io/backup-name, or bound to a
+# VolumeSnapshot of Velero's namespace (its data mover's) or named velero-<claim>-... (its CSI
+# plugin's, in the claim's namespace). The snapshot controller names a content after its
+# VolumeSnapshot's UID and Velero labels none, so the snapshot it was made for is what tells.
+velero_vscs() {
+	{ kubectl get volumesnapshotcontents -o json 2>/dev/null || echo '{"items":[]}'; } |
+		jq -r --arg ns "$NAMESPACE" '.items[]
+			| select(.metadata.labels["velero.io/backup-name"] != null or .spec.volumeSnapshotRef.namespace == $ns
+				or (.spec.volumeSnapshotRef.name // "" | startswith("velero-")))
+			| .metadata.name'
+}
+
 # check fails if anything of Velero is left in the cluster, or its bucket (not with --keep-bucket).
 check() {
 	require_cluster
@@ -381,8 +402,8 @@ check() {
 	[ -n "$out" ] && left+=("$out")
 	out=$(kubectl get volumesnapshots -A -l velero.io/backup-name -o name 2>/dev/null || true)
 	[ -n "$out" ] && left+=("$out")
-	out=$(kubectl get volumesnapshotcontents -l velero.io/backup-name -o name 2>/dev/null || true)
-	[ -n "$out" ] && left+=("$out")
+	out=$(velero_vscs)
+	[ -n "$out" ] && left+=("volumesnapshotcontents $out")
 	out=$(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}')
 	[ -n "$out" ] && left+=("persistentvolumes $out")
 	[ -e "$KUBELET_DIR" ] && left+=("$KUBELET_DIR")
