@@ -320,6 +320,7 @@ down() {
 	local vsc vscs
 	vscs=$(velero_vscs)
 	for vsc in $vscs; do
+		log "deleting Velero's VolumeSnapshotContent $vsc and its snapshot"
 		kubectl patch volumesnapshotcontent "$vsc" --type merge -p '{"spec":{"deletionPolicy":"Delete"}}' >/dev/null 2>&1 || true
 	done
 	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --timeout 120s >/dev/null 2>&1 || true
