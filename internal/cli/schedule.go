@@ -224,11 +224,26 @@ func (o *ScheduleOptions) needs() []string {
 		default: // auto, snapshot-move
 			needs = append(needs, "volumes", "snapshots")
 		}
+		needs = append(needs, groupNeeds(c.volCfg)...)
 	}
 	if c.PreHook != "" || c.PostHook != "" {
 		needs = append(needs, "hooks")
 	}
 	return needs
+}
+
+// groupNeeds are the rights of volume groups, which snapshot modes cut whenever claims carry a
+// group label: granted whether or not the cluster serves VolumeGroupSnapshots today (the schedule
+// is printed without asking it, and its runs pick the served version up when it comes), as the
+// snapshot rights are for --volumes=auto. auto-groups is --volume-groups=auto's claim label.
+func groupNeeds(c *volumes.Config) []string {
+	if c.Mode == volumes.ModeFS || c.Mode == volumes.ModeNone {
+		return nil
+	}
+	if c.VolumeGroups == volumes.GroupsAuto {
+		return []string{"groups", "auto-groups"}
+	}
+	return []string{"groups"}
 }
 
 // keepSet says whether prune has anything to decide: keep rules, or the TTL create records.

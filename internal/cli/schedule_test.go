@@ -215,3 +215,31 @@ func TestSchedulePrintPullSecret(t *testing.T) {
 		t.Errorf("a pull Secret of another namespace: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestSchedulePrintVolumeGroups: a schedule of snapshot modes may cut volume groups, so its Role
+// grants the VolumeGroupSnapshot rights; --volume-groups=auto adds patch on
+// persistentvolumeclaims (the members' temporary label), and fs grants neither.
+func TestSchedulePrintVolumeGroups(t *testing.T) {
+	t.Setenv("PVBACKUP_LOCATION", "")
+	args := []string{"schedule", "print", "n", "-n", "x", "--cron", "@daily", "--to", "s3://b/p"}
+	for _, tc := range []struct {
+		flags         []string
+		groups, patch bool
+		needs         string
+	}{
+		{[]string{"--volumes", "snapshot-move"}, true, false, "volumes,snapshots,groups\n"},
+		{[]string{"--volumes", "auto", "--volume-groups", "auto"}, true, true, "volumes,snapshots,groups,auto-groups\n"},
+		{[]string{"--volumes", "fs"}, false, false, "volumes\n"},
+	} {
+		out, errOut, code := run(t, append(args, tc.flags...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.flags, code, errOut)
+		}
+		groups := strings.Contains(out, "  - volumegroupsnapshots\n  verbs:\n  - get\n  - watch\n  - create\n  - delete\n") &&
+			strings.Contains(out, "  - volumegroupsnapshotcontents\n  verbs:\n  - patch\n")
+		patch := strings.Contains(out, "  - persistentvolumeclaims\n  verbs:\n  - get\n  - create\n  - patch\n  - delete\n")
+		if groups != tc.groups || patch != tc.patch || !strings.Contains(out, "pvbackup.io/schedule-needs: resources,needed-cluster,"+tc.needs) {
+			t.Errorf("%v: group rights %v (want %v), patch persistentvolumeclaims %v (want %v), needs %q:\n%s", tc.flags, groups, tc.groups, patch, tc.patch, tc.needs, out)
+		}
+	}
+}

@@ -21,7 +21,8 @@ type Right struct {
 	// Need is what the right serves: "namespaces" (list them, for patterns or -A), "resources"
 	// (list the selected objects), "needed-cluster"
 	// (fetch the cluster objects they refer to: create --include-cluster-resources=auto on some
-	// namespaces), "volumes" (movers), "snapshots", "hooks", "restore", "prune" (remove the
+	// namespaces), "volumes" (movers), "snapshots", "groups" (VolumeGroupSnapshots of volume
+	// groups), "auto-groups" (--volume-groups=auto), "hooks", "restore", "prune" (remove the
 	// VolumeSnapshots snapshot mode kept).
 	Need string
 	// Why names the command and the step, for the report.
@@ -56,9 +57,10 @@ const maxRightsNamespaces = 10
 // Rights are every right create, restore and prune need: every call they make, with its verb
 // (a wait is a list and a watch). schedule print grants exactly these (internal/schedule), and a
 // test removes each of its rules in turn. A namespace admin (the `admin` ClusterRole bound in
-// their namespace) has every namespaced one but those on VolumeSnapshots, and none of the
-// cluster-scoped ones: they back up and restore their namespace with fs volumes (or none), named
-// by --include-namespaces; snapshot modes need the rights of need "snapshots" on top.
+// their namespace) has every namespaced one but those on VolumeSnapshots and
+// VolumeGroupSnapshots, and none of the cluster-scoped ones: they back up and restore their
+// namespace with fs volumes (or none), named by --include-namespaces; snapshot modes need the
+// rights of needs "snapshots" and "groups" on top.
 var Rights = []Right{
 	{Verb: "list", Resource: "namespaces", Cluster: true, Need: "namespaces", Why: "create: resolve --include-namespaces patterns, or every namespace"},
 	{Verb: "get", Resource: "namespaces", Need: "resources", Why: "create, restore: the selected namespaces"},
@@ -101,6 +103,15 @@ var Rights = []Right{
 	{Verb: "get", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: the snapshot handle, deletion policy"},
 	{Verb: "patch", Group: snapGroup, Resource: "volumesnapshotcontents", Cluster: true, Need: "snapshots", Why: "create: delete the storage snapshot with its VolumeSnapshot"},
 
+	{Verb: "list", Group: groupSnapshotGroup, Resource: "volumegroupsnapshotclasses", Cluster: true, Need: "groups", Why: "create: choose a VolumeGroupSnapshotClass per CSI driver (else groups are cut per claim)"},
+	{Verb: "create", Group: groupSnapshotGroup, Resource: "volumegroupsnapshots", Need: "groups", Why: "create: cut a volume group at one instant"},
+	{Verb: "list", Group: groupSnapshotGroup, Resource: "volumegroupsnapshots", Need: "groups", Why: "create: wait until the group is cut and ready"},
+	{Verb: "watch", Group: groupSnapshotGroup, Resource: "volumegroupsnapshots", Need: "groups", Why: "create: wait until the group is cut and ready"},
+	{Verb: "get", Group: groupSnapshotGroup, Resource: "volumegroupsnapshots", Need: "groups", Why: "create: remove the group snapshot"},
+	{Verb: "delete", Group: groupSnapshotGroup, Resource: "volumegroupsnapshots", Need: "groups", Why: "create: remove the group snapshot"},
+	{Verb: "patch", Group: groupSnapshotGroup, Resource: "volumegroupsnapshotcontents", Cluster: true, Need: "groups", Why: "create: delete the group's storage snapshot with it"},
+	{Verb: "patch", Resource: "persistentvolumeclaims", Need: "auto-groups", Why: "create --volume-groups=auto: label the members " + volumes.LabelGroupRun + " for their cut, then remove the label"},
+
 	{Verb: "list", Resource: "pods", Need: "hooks", Why: "create: find the pods that mount the volumes"},
 	{Verb: "create", Resource: "pods", Subresource: "exec", Need: "hooks", Why: "create: pre/post hooks"},
 
@@ -142,6 +153,10 @@ func needsOf(commands []string, mode volumes.Mode, listNamespaces bool) (needs m
 			default:
 				n["snapshots"] = true
 			}
+			if n["snapshots"] {
+				n["groups"], opt["groups"] = true, groupsOptional
+				n["auto-groups"], opt["auto-groups"] = true, "--volume-groups=auto"
+			}
 			n["namespaces"] = n["namespaces"] || listNamespaces
 		case "restore":
 			n["volumes"], n["restore"] = true, true
@@ -155,8 +170,17 @@ func needsOf(commands []string, mode volumes.Mode, listNamespaces bool) (needs m
 	return n, opt
 }
 
+// groupsOptional is what the rights of volume groups are for: a claim labelled for a group whose
+// VolumeGroupSnapshot cannot be created fails its backup.
+const groupsOptional = "volume groups (claims labelled " + volumes.LabelVolumeGroup + " or --volume-groups=auto, on a cluster that serves VolumeGroupSnapshots): without them their backups fail"
+
 func checkRights(ctx context.Context, d *Deps, cfg *Config) []Result {
 	needs, optional := needsOf(cfg.Commands, cfg.Mode, cfg.AllNamespaces || cfg.ListNamespaces)
+	if (needs["groups"] || needs["auto-groups"]) && !groupsServed(d) {
+		// No group is cut on this cluster: asking for their rights would only make noise.
+		delete(needs, "groups")
+		delete(needs, "auto-groups")
+	}
 	cluster, namespaced := splitRights(needs, optional, cfg.Resources)
 	who := caller(ctx, d)
 	scopes := cfg.Namespaces
@@ -208,6 +232,16 @@ func splitRights(needs map[string]bool, optional map[string]string, resources []
 		seen[key] = true
 	}
 	return cluster, namespaced
+}
+
+// groupsServed says whether the cluster may serve VolumeGroupSnapshots (v1 or v1beta2): when
+// discovery fails it is assumed to, and the group rights are asked for (optional anyway).
+func groupsServed(d *Deps) bool {
+	if d.Discovery == nil {
+		return true
+	}
+	v, err := volumes.GroupSnapshotVersion(d.Discovery)
+	return err != nil || v != ""
 }
 
 // caller names who the checks run as ("" when the cluster does not say).

@@ -62,7 +62,7 @@ func TestScheduleRightsOnControlPlane(t *testing.T) {
 		}
 	}
 	c := schedule.Config{Name: "nightly", Namespace: "ops", Cron: "0 2 * * *", Image: "mover:1", PullPolicy: corev1.PullIfNotPresent, Secret: "pvbackup-nightly",
-		Location: "s3://b/p", Namespaces: []string{"shop", "web"}, Needs: []string{"resources", "needed-cluster", "volumes", "snapshots"},
+		Location: "s3://b/p", Namespaces: []string{"shop", "web"}, Needs: []string{"resources", "needed-cluster", "volumes", "snapshots", "groups", "auto-groups"},
 		CreateArgs: []string{"create"}, PruneArgs: []string{"prune"}, HistoryLimit: 3, Deadline: time.Hour}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

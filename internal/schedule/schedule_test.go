@@ -62,6 +62,30 @@ func TestRules(t *testing.T) {
 	}
 }
 
+// TestRulesOfVolumeGroups: the group needs grant the VolumeGroupSnapshot calls create makes (the
+// wildcard lists them) and, for --volume-groups=auto, patch on claims for their temporary label.
+func TestRulesOfVolumeGroups(t *testing.T) {
+	cluster, ns := Config{Needs: []string{"resources", "volumes", "snapshots", "groups", "auto-groups"}}.Rules()
+	for _, want := range []struct {
+		rules           []rbacv1.PolicyRule
+		resource, verbs string
+	}{
+		{ns, "volumegroupsnapshots", "get,watch,create,delete"},
+		{ns, "persistentvolumeclaims", "get,create,patch,delete"},
+		{cluster, "volumegroupsnapshotclasses", "list"},
+		{cluster, "volumegroupsnapshotcontents", "patch"},
+	} {
+		r := ruleFor(want.rules, want.resource)
+		if r == nil || strings.Join(r.Verbs, ",") != want.verbs || (want.resource != "persistentvolumeclaims" && r.APIGroups[0] != "groupsnapshot.storage.k8s.io") {
+			t.Errorf("%s: %v, want verbs %s", want.resource, r, want.verbs)
+		}
+	}
+	_, ns = Config{Needs: []string{"resources", "volumes", "snapshots"}}.Rules()
+	if r := ruleFor(ns, "volumegroupsnapshots"); r != nil || strings.Contains(strings.Join(ruleFor(ns, "persistentvolumeclaims").Verbs, ","), "patch") {
+		t.Errorf("without groups: %v", ns)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := Config{Name: "nightly", Namespace: "ops", Cron: "0 2 * * *", Secret: "pvbackup-nightly", Namespaces: []string{"shop"}, Deadline: time.Hour}
 	if err := ok.Validate(); err != nil {
