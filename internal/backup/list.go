@@ -60,86 +60,101 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 	for _, n := range p.namespaces {
 		inNS[n] = true
 	}
-	isNamespaceList := !r.Namespaced && r.GVR.Group == "" && r.GVR.Resource == "namespaces"
-	var scopes []string
-	switch {
-	case !r.Namespaced:
-		scopes = []string{""}
-	case p.allNS || len(p.namespaces) > clusterWideAbove:
-		scopes = []string{metav1.NamespaceAll}
-	default:
-		scopes = p.namespaces
-	}
+	scopes := listScopes(r, p)
 	var listErrs []string
 	gone := false
 	for i := 0; i < len(scopes) && !gone; i++ {
 		ns := scopes[i]
-		seen := map[types.UID]bool{} // an object matching several --or-selector terms is taken once
-		err := b.listSelected(ctx, r, ns, isNamespaceList, func(o *unstructured.Unstructured) error {
-			if r.Namespaced && !inNS[o.GetNamespace()] {
-				return nil
-			}
-			if isNamespaceList && !inNS[o.GetName()] {
-				return nil
-			}
-			if uid := o.GetUID(); uid != "" {
-				if seen[uid] {
-					return nil
-				}
-				seen[uid] = true
-			}
-			return b.add(r, o, aw)
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				done("", ctx.Err())
-				return ctx.Err()
-			}
-			var ae *archiveError
-			if errors.As(err, &ae) {
-				done("", err)
-				return err
-			}
-			if ns == metav1.NamespaceAll && r.Namespaced && apierrors.IsForbidden(err) {
-				// Allowed per namespace only: fall back to one list per selected namespace.
-				scopes = append(scopes, p.namespaces...)
-				continue
-			}
-			if apierrors.IsNotFound(err) && !b.named(r) {
-				// The type went away after discovery (its CRD deleted while the backup ran): no
-				// object of it is left to back up, which is no failure of the backup.
-				gone = true
-				break
-			}
-			if apierrors.IsForbidden(err) && !b.named(r) {
-				// A type the user may not read, and did not ask for by name: a namespace admin
-				// backs up what their role lets them read; the plan says what it leaves out.
-				b.deny(r, ns)
-				continue
-			}
-			where := ""
-			if ns != "" {
-				where = " in namespace " + ns
-			}
-			msg := fmt.Sprintf("list %s%s: %v", r.GroupResource(), where, err)
+		err := b.listScope(ctx, r, ns, inNS, aw)
+		var ae *archiveError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			done("", ctx.Err())
+			return ctx.Err()
+		case errors.As(err, &ae):
+			done("", err)
+			return err
+		case ns == metav1.NamespaceAll && r.Namespaced && apierrors.IsForbidden(err):
+			// Allowed per namespace only: fall back to one list per selected namespace.
+			scopes = append(scopes, p.namespaces...)
+		case apierrors.IsNotFound(err) && !b.named(r):
+			// The type went away after discovery (its CRD deleted while the backup ran): no
+			// object of it is left to back up, which is no failure of the backup.
+			gone = true
+		case apierrors.IsForbidden(err) && !b.named(r):
+			// A type the user may not read, and did not ask for by name: a namespace admin
+			// backs up what their role lets them read; the plan says what it leaves out.
+			b.deny(r, ns)
+		default:
+			msg := listError(r, ns, err)
 			listErrs = append(listErrs, msg)
 			b.warn(catalog.Warning{Resource: r.GroupResource(), Namespace: ns, Message: msg})
 		}
 	}
-	n := b.items - before
+	b.listed(r, b.items-before, gone, listErrs, done)
+	return nil
+}
+
+// listScopes are the namespaces to list r in: "" for a cluster-scoped resource, all at once
+// for many namespaces, else one by one.
+func listScopes(r selection.Resource, p *planned) []string {
+	switch {
+	case !r.Namespaced:
+		return []string{""}
+	case p.allNS || len(p.namespaces) > clusterWideAbove:
+		return []string{metav1.NamespaceAll}
+	default:
+		return p.namespaces
+	}
+}
+
+// listScope lists r in ns and adds what belongs to the selected namespaces (inNS), each object
+// once: one matching several --or-selector terms is listed again.
+func (b *run) listScope(ctx context.Context, r selection.Resource, ns string, inNS map[string]bool, aw *archive.Writer) error {
+	isNamespaceList := !r.Namespaced && r.GVR.Group == "" && r.GVR.Resource == "namespaces"
+	seen := map[types.UID]bool{}
+	return b.listSelected(ctx, r, ns, isNamespaceList, func(o *unstructured.Unstructured) error {
+		if r.Namespaced && !inNS[o.GetNamespace()] {
+			return nil
+		}
+		if isNamespaceList && !inNS[o.GetName()] {
+			return nil
+		}
+		if uid := o.GetUID(); uid != "" {
+			if seen[uid] {
+				return nil
+			}
+			seen[uid] = true
+		}
+		return b.add(r, o, aw)
+	})
+}
+
+func listError(r selection.Resource, ns string, err error) string {
+	where := ""
+	if ns != "" {
+		where = " in namespace " + ns
+	}
+	return fmt.Sprintf("list %s%s: %v", r.GroupResource(), where, err)
+}
+
+// listed ends r's progress line with the n objects taken and records the outcome: no longer
+// served, not allowed in some namespaces, errors of the backup, or the count.
+func (b *run) listed(r selection.Resource, n int, gone bool, listErrs []string, done func(string, error)) {
 	if gone && len(listErrs) == 0 {
 		b.warn(catalog.Warning{Resource: r.GroupResource(), Message: fmt.Sprintf("%s is no longer served (its CustomResourceDefinition was removed during the backup): %d of its objects backed up", r.GroupResource(), n)})
 		done(fmt.Sprintf("%d; no longer served", n), nil)
-		return nil
+		return
 	}
 	if nss := b.denied[r.GroupResource()]; len(nss) > 0 && len(listErrs) == 0 {
 		done(fmt.Sprintf("%d; not allowed in %s", n, plural(len(nss), "namespace")), nil)
-		return nil
+		return
 	}
 	if len(listErrs) > 0 {
 		done(fmt.Sprintf("%d", n), errors.New(strings.Join(listErrs, "; ")))
 		b.m.Errors = append(b.m.Errors, listErrs...)
-		return nil
+		return
 	}
 	done(fmt.Sprintf("%d", n), nil)
 	if n == 0 {
@@ -149,7 +164,6 @@ func (b *run) listResource(ctx context.Context, r selection.Resource, p *planned
 	if n > 0 {
 		b.log.Add(catalog.LogEntry{Level: "info", Resource: r.GroupResource(), Message: fmt.Sprintf("backed up %d objects", n)})
 	}
-	return nil
 }
 
 // listSelected lists r with the label selector, or once per --or-selector term (the API has no

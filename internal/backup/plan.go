@@ -85,18 +85,23 @@ func (p *planned) preflight(volumes bool) PreflightPlan {
 	return pp
 }
 
-// plan discovers the served resources, finds the selected namespaces and chooses what to list.
+// plan discovers the served resources, finds the selected namespaces and chooses what to list,
+// under one progress line.
 func (b *run) plan(ctx context.Context) error {
+	done := b.d.Progress.Start("discover API resources")
 	p, err := b.makePlan(ctx)
+	if err != nil {
+		done("", err)
+		return err
+	}
 	b.p = p
-	return err
+	done(fmt.Sprintf("%d resource types, %d namespaces", len(p.namespaced)+len(p.cluster), len(p.namespaces)), nil)
+	return nil
 }
 
 func (b *run) makePlan(ctx context.Context) (*planned, error) {
-	done := b.d.Progress.Start("discover API resources")
 	all, warns, err := selection.Discover(b.d.Discovery)
 	if err != nil {
-		done("", err)
 		return nil, err
 	}
 	for _, w := range warns {
@@ -108,13 +113,30 @@ func (b *run) makePlan(ctx context.Context) (*planned, error) {
 	}
 	nsRes, ok := p.byGR[schema.GroupResource{Resource: "namespaces"}]
 	if !ok {
-		done("", errors.New("the cluster serves no namespaces resource"))
 		return nil, errors.New("the cluster serves no namespaces resource")
 	}
+	if err := b.selectNamespaces(ctx, p, nsRes); err != nil {
+		return nil, err
+	}
+	// A labelled namespace does not turn a whole-cluster backup into a partial one: the
+	// cluster-scoped choice follows the flags.
+	p.allNS = b.cfg.Namespaces.All()
+	if err := b.chooseResources(p, all, nsRes); err != nil {
+		return nil, err
+	}
+	if p.auto {
+		b.needs = map[schema.GroupResource]map[string]bool{}
+		b.readCRDs(ctx, p)
+	}
+	return p, nil
+}
+
+// selectNamespaces fills the plan's namespaces: the existing ones the filter selects, less those
+// labelled for exclusion.
+func (b *run) selectNamespaces(ctx context.Context, p *planned, nsRes selection.Resource) error {
 	found, err := b.findNamespaces(ctx, nsRes)
 	if err != nil {
-		done("", err)
-		return nil, err
+		return err
 	}
 	var existing []string
 	excludedNS := map[string]string{}
@@ -128,49 +150,50 @@ func (b *run) makePlan(ctx context.Context) (*planned, error) {
 	}
 	selected, err := b.cfg.Namespaces.Resolve(existing)
 	if err != nil {
-		done("", err)
-		return nil, err
+		return err
 	}
 	for _, n := range selected {
-		// A selected Namespace labelled for exclusion is left out with all it holds, as in Velero.
-		label := excludedNS[n]
-		if label == "" {
-			p.namespaces = append(p.namespaces, n)
+		if label := excludedNS[n]; label != "" {
+			b.leaveOutNamespace(n, label)
 			continue
 		}
-		b.m.Excluded = append(b.m.Excluded, catalog.Excluded{Resource: "namespaces", Name: n, Label: label})
-		b.log.Add(catalog.LogEntry{Level: "info", Resource: "namespaces", Name: n, Message: "left out with everything in it: labelled " + label})
-		for _, inc := range b.cfg.Namespaces.Include {
-			if inc == n {
-				b.warn(catalog.Warning{Resource: "namespaces", Name: n, Message: fmt.Sprintf("namespace %s is named in --include-namespaces but labelled %s: it is left out", n, label)})
-			}
+		p.namespaces = append(p.namespaces, n)
+	}
+	return nil
+}
+
+// leaveOutNamespace records a selected Namespace labelled for exclusion: it is left out with all
+// it holds, as in Velero.
+func (b *run) leaveOutNamespace(n, label string) {
+	b.m.Excluded = append(b.m.Excluded, catalog.Excluded{Resource: "namespaces", Name: n, Label: label})
+	b.log.Add(catalog.LogEntry{Level: "info", Resource: "namespaces", Name: n, Message: "left out with everything in it: labelled " + label})
+	for _, inc := range b.cfg.Namespaces.Include {
+		if inc == n {
+			b.warn(catalog.Warning{Resource: "namespaces", Name: n, Message: fmt.Sprintf("namespace %s is named in --include-namespaces but labelled %s: it is left out", n, label)})
 		}
 	}
-	// A labelled namespace does not turn a whole-cluster backup into a partial one: the
-	// cluster-scoped choice follows the flags.
-	p.allNS = b.cfg.Namespaces.All()
-	if err := b.chooseResources(p, all, nsRes); err != nil {
-		done("", err)
-		return nil, err
+}
+
+// readCRDs notes the name of every CRD (auto mode), to tell the selection's custom resources
+// apart; without them the CRDs are left out, with a warning.
+func (b *run) readCRDs(ctx context.Context, p *planned) {
+	b.crds = map[string]bool{}
+	crd, ok := p.byGR[grCRD]
+	if !ok {
+		return
 	}
-	if p.auto {
-		b.needs = map[schema.GroupResource]map[string]bool{}
-		b.crds = map[string]bool{}
-		if crd, ok := p.byGR[grCRD]; ok && !b.allowed(ctx, "list", grCRD, "") {
-			b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "not allowed to list CustomResourceDefinitions (cluster-scoped): the CRDs of the selection's custom resources are not in the backup; a restore needs them installed"})
-		} else if ok {
-			list, err := b.d.Dynamic.Resource(crd.GVR).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "list CRDs: " + err.Error() + " (CRDs of custom resources will be missing)"})
-			} else {
-				for _, c := range list.Items {
-					b.crds[c.GetName()] = true
-				}
-			}
-		}
+	if !b.allowed(ctx, "list", grCRD, "") {
+		b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "not allowed to list CustomResourceDefinitions (cluster-scoped): the CRDs of the selection's custom resources are not in the backup; a restore needs them installed"})
+		return
 	}
-	done(fmt.Sprintf("%d resource types, %d namespaces", len(p.namespaced)+len(p.cluster), len(p.namespaces)), nil)
-	return p, nil
+	list, err := b.d.Dynamic.Resource(crd.GVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		b.warn(catalog.Warning{Resource: crd.GroupResource(), Message: "list CRDs: " + err.Error() + " (CRDs of custom resources will be missing)"})
+		return
+	}
+	for _, c := range list.Items {
+		b.crds[c.GetName()] = true
+	}
 }
 
 func excluded(f selection.ResourceFilter, r selection.Resource) bool {
