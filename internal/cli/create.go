@@ -324,7 +324,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 
 func (o *CreateOptions) run(ctx context.Context) error {
 	var deps backup.Deps
-	var repoPassword func(string) string
+	var repoPassword func(string) (string, error)
 	if o.location.URL != "" {
 		cat, closeFn, err := o.location.open(ctx)
 		if err != nil {
@@ -344,7 +344,10 @@ func (o *CreateOptions) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
+			if o.cfg.ArchiveKey, err = kr.ArchiveKey(); err != nil {
+				return err
+			}
+			repoPassword = kr.RepoPassword
 			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
 				return err
 			}
@@ -383,7 +386,7 @@ func (o *CreateOptions) run(ctx context.Context) error {
 
 // connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
 // mover its namespace's repository key.
-func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) string) error {
+func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) (string, error)) error {
 	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err
