@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"cmp"
 	"context"
 	"path"
 	"path/filepath"
@@ -50,6 +51,9 @@ type BackupConfig struct {
 	// Block: Source is a block device (a Block claim mapped with volumeDevices), backed up as
 	// the one file BlockEntry (block.go).
 	Block bool
+	// blockSplitter, in tests, cuts a block image as versions before TagBlockSplitter did: with
+	// this splitter, and no tag.
+	blockSplitter string
 }
 
 // DefaultParallelAbove is the size above which a file is split into parts uploaded in parallel
@@ -152,9 +156,6 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	if s.override, err = backupPolicy(cfg); err != nil {
 		return fail(err)
 	}
-	if cfg.Block {
-		s.override.SplitterPolicy.Algorithm = BlockSplitter
-	}
 	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"}, s.run)
 	s.count()
 	if err != nil {
@@ -175,6 +176,8 @@ type backupSession struct {
 	res      *Result
 	links    *backupLinks
 	override *policy.Policy
+	// splitter is a block image's, chosen to match its previous snapshot's ("" for a directory).
+	splitter string
 	c        counters
 	man      *snapshot.Manifest // the upload's, also when it stopped
 }
@@ -188,6 +191,10 @@ func (s *backupSession) run(ctx context.Context, w kopiarepo.RepositoryWriter) e
 	}
 	if len(previous) > 0 {
 		s.res.ParentID = string(previous[0].ID)
+	}
+	if cfg.Block {
+		s.splitter = cmp.Or(cfg.blockSplitter, blockSplitterFor(previous))
+		s.override.SplitterPolicy.Algorithm = s.splitter
 	}
 	tree, err := policy.TreeForSourceWithOverride(ctx, w, si, s.override)
 	if err != nil {
@@ -247,6 +254,9 @@ func (s *backupSession) save(ctx context.Context, w kopiarepo.RepositoryWriter) 
 	man, cfg := s.man, s.cfg
 	man.Tags = map[string]string{repo.TagNamespace: cfg.Namespace, repo.TagPVC: cfg.PVC}
 	s.links.tag(man.Tags)
+	if s.splitter != "" && cfg.blockSplitter == "" {
+		man.Tags[TagBlockSplitter] = s.splitter
+	}
 	if cfg.Backup != "" {
 		man.Tags[repo.TagBackup] = cfg.Backup
 	}
