@@ -22,8 +22,8 @@ import (
 
 // The block suite (issue 25, `make bench-block`): one device image of blockMiB MiB, 60 % of it
 // data in random runs between zero runs, backed up by the mover's block path (`mover backup
-// --block`, volume.img cut by FIXED-1M) and by `kopia snapshot create --stdin-file` of the same
-// image (the CLI's defaults), both to SeaweedFS without compression; then 1 % of the image
+// --block`, volume.img cut by mover.BlockSplitter) and by `kopia snapshot create --stdin-file`
+// of the same image (the CLI's defaults), both to SeaweedFS without compression; then 1 % of the image
 // changed and an incremental backup by each; then a restore by each — the mover writes the image
 // over a device (here a file of the device's size) and syncs it, kopia `snapshot restore
 // --write-sparse-files` writes volume.img, and its time includes an fsync of that file, so both
@@ -34,7 +34,7 @@ var blockMiB int
 const (
 	blockDataShare = 0.60    // of the image that is data (the rest reads as zeros)
 	blockChange    = 0.01    // of the image rewritten before the incremental
-	blockExtent    = 1 << 20 // a changed extent: 1 MiB at a 4 KiB-aligned offset (so it may span two chunks)
+	blockExtent    = 1 << 20 // a changed extent: 1 MiB at a 4 KiB-aligned offset, as a file system writes (so it spans one chunk more than its size)
 )
 
 func benchBlock() error {

@@ -39,7 +39,9 @@ and their pods, temporary PVCs, VolumeSnapshots, Secrets - by their labels
 with the PVs and VolumeSnapshotContents behind them whatever their reclaim and deletion policies.
 VolumeSnapshots kept by snapshot mode are not touched: ` + "`delete`" + ` removes them with their backup.
 It also starts again, as they were, the workloads a killed in-place restore left stopped (they
-carry the annotation ` + quiesce.AnnotationOriginal + `; with --backup, only those that backup's restores stopped).`,
+carry the annotation ` + quiesce.AnnotationOriginal + `; with --backup, only those that backup's restores stopped),
+and removes the label ` + volumes.LabelGroupRun + ` (and nothing else) from the claims a killed
+--volume-groups=auto run labelled for its cut.`,
 		Example: fmt.Sprintf(examples(`
 			# See what a killed backup left behind
 			%[1]s cleanup --backup shop-1 --dry-run
@@ -89,20 +91,28 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	labelled, err := volumes.LabelledClaims(ctx, clients.Typed, o.Backup)
+	if err != nil {
+		return err
+	}
 	var delErr error
-	if !o.DryRun && len(objs)+len(groups)+len(stopped) > 0 {
+	if !o.DryRun && len(objs)+len(groups)+len(stopped)+len(labelled) > 0 {
 		// Deleting must finish even after Ctrl-C: it is what the user asked for.
 		dctx, cancel := cleanup.Context(ctx, cleanup.Objects)
 		defer cancel()
 		// Groups after the temporary claims made from their members.
 		delErr = errors.Join(volumes.Delete(dctx, clients.Typed, clients.Snap, objs),
-			volumes.DeleteGroupSnapshots(dctx, clients.Snap, clients.Discovery, clients.Dynamic, groups), quiesce.Start(dctx, clients.Typed, stopped))
+			volumes.DeleteGroupSnapshots(dctx, clients.Snap, clients.Discovery, clients.Dynamic, groups), quiesce.Start(dctx, clients.Typed, stopped),
+			volumes.Unlabel(dctx, clients.Typed, labelled))
 	}
 	objs = append(objs, groups...)
 	if o.output.Format != "" {
 		out := map[string]any{"dryRun": o.DryRun, "objects": objs}
 		if len(stopped) > 0 {
 			out["stoppedWorkloads"] = stopped
+		}
+		if len(labelled) > 0 {
+			out["labelledClaims"] = labelled
 		}
 		if err := o.output.print(o.streams.Out, out); err != nil {
 			return err
@@ -116,8 +126,15 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		}
 		fmt.Fprintf(o.streams.Out, "%s %s (stopped by an in-place restore; back to %s).\n", verb, s, s.Original)
 	}
+	for _, c := range labelled {
+		verb := "Removed"
+		if o.DryRun {
+			verb = "Would remove"
+		}
+		fmt.Fprintf(o.streams.Out, "%s label %s=%s from PVC %s/%s (set for a killed run's automatic volume group).\n", verb, volumes.LabelGroupRun, printable.Name(c.Value), printable.Name(c.Namespace), printable.Name(c.Name))
+	}
 	if len(objs) == 0 {
-		if len(stopped) == 0 {
+		if len(stopped)+len(labelled) == 0 {
 			fmt.Fprintln(o.streams.Out, "Nothing to clean up.")
 		}
 		return delErr

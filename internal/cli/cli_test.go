@@ -52,6 +52,8 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"create", "Bad_Name", "--to", "file:///tmp/x"}, want: `backup name "Bad_Name" is not valid`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "-o", "table"}, want: `--output="table": use json or yaml`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--volume-group-by", "bad key"}, want: `--volume-group-by "bad key" is not a label key`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--volume-group-by", "pvbackup.io/group-run"}, want: `that label is the tool's own`},
+		{args: []string{"create", "b", "--to", "file:///tmp/x", "--volume-groups", "namespace"}, want: `--volume-groups "namespace": use labels or auto`},
 		{args: []string{"create", "b", "--to", "file:///tmp/x"}, env: map[string]string{"PVBACKUP_PASSWORD": ""}, want: "no repository password: set PVBACKUP_PASSWORD or pass --password-file FILE (there is no default password)"},
 		{args: []string{"create", "b", "--to", "file:///tmp/x", "--password-file", "/nonexistent/pw"}, want: "read password file: stat /nonexistent/pw: no such file or directory"},
 		{args: []string{"create", "b"}, want: "no backup location: pass --to/--from URL or set PVBACKUP_LOCATION"},

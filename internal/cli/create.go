@@ -64,6 +64,7 @@ type CreateOptions struct {
 	Volumes           string
 	SnapshotClasses   []string
 	VolumeGroupBy     string
+	VolumeGroups      string
 	GroupClasses      []string
 	MoverClassMapping []string
 	mover             moverOptions
@@ -132,6 +133,7 @@ func (o *CreateOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.StringVar(&o.Volumes, "volumes", "auto", "volume data: auto (per PVC: snapshot-move where CSI snapshots work, else fs), snapshot-move, fs, snapshot (VolumeSnapshots only, kept: not a backup) or none; the PVC annotation "+volumes.AnnotationMode+" overrides")
 	fs.StringVar(&o.VolumeGroupBy, "volume-group-by", "", "label key whose value groups claims: each group of a namespace is cut at one instant with a VolumeGroupSnapshot (claims labelled "+volumes.LabelVolumeGroup+" or "+volumes.LabelVolumeGroupVelero+" are grouped without it); a driver without group snapshots cuts them one by one, with a warning")
+	fs.StringVar(&o.VolumeGroups, "volume-groups", volumes.GroupsLabels, "which claims are cut together: labels (the claims of a group label, see --volume-group-by) or auto (also, per namespace and CSI driver, the selected snapshot-move claims without a group label: labelled "+volumes.LabelGroupRun+" for the run's cut, the label removed after it)")
 	fs.StringSliceVar(&o.GroupClasses, "volume-group-snapshot-class", nil, "VolumeGroupSnapshotClass to cut volume groups of its driver with (default: the driver's class annotated "+volumes.AnnotationDefaultGroupClass+"=true, else its only one); an unknown name fails before anything is created")
 	fs.StringSliceVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass to use for its driver (default: the class labelled "+volumes.LabelClassPlain+"=true or velero.io/csi-volumesnapshot-class=true, else the driver's default)")
 	fs.StringSliceVar(&o.MoverClassMapping, "mover-storage-class", nil, "StorageClass of the temporary PVCs made from snapshots, per source class: old:new (default the source's)")
@@ -263,7 +265,7 @@ func (o *CreateOptions) completeVolumes(flags *pflag.FlagSet) error {
 		return fmt.Errorf("--hook-selector %q: %w", o.HookSelector, err)
 	}
 	hf := hooks.Flags{Selector: sel, Container: o.HookContainer, Pre: o.PreHook, Post: o.PostHook, OnError: o.HookOnError, Timeout: o.HookTimeout}
-	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, VolumeGroupBy: o.VolumeGroupBy, GroupSnapshotClasses: o.GroupClasses, Mover: mc,
+	o.volCfg = &volumes.Config{Backup: o.Name, Mode: mode, SnapshotClasses: o.SnapshotClasses, VolumeGroupBy: o.VolumeGroupBy, VolumeGroups: o.VolumeGroups, GroupSnapshotClasses: o.GroupClasses, Mover: mc,
 		Parallel: o.mover.Parallel, Timeout: o.mover.Timeout, DryRun: o.DryRun, HookFlags: hf, KeepSnapshots: o.KeepSnapshots,
 		Policies: o.policies, SnapshotMoveData: o.SnapshotMoveData, Compression: o.Compression}
 	return nil
@@ -284,6 +286,12 @@ func (o *CreateOptions) Validate() error {
 		if errs := validation.IsQualifiedName(o.VolumeGroupBy); len(errs) > 0 {
 			return fmt.Errorf("--volume-group-by %q is not a label key: %s", o.VolumeGroupBy, strings.Join(errs, "; "))
 		}
+		if o.VolumeGroupBy == volumes.LabelGroupRun {
+			return fmt.Errorf("--volume-group-by %s: that label is the tool's own, set for a run's automatic groups (--volume-groups=auto)", o.VolumeGroupBy)
+		}
+	}
+	if o.VolumeGroups != "" && o.VolumeGroups != volumes.GroupsLabels && o.VolumeGroups != volumes.GroupsAuto {
+		return fmt.Errorf("--volume-groups %q: use %s or %s", o.VolumeGroups, volumes.GroupsLabels, volumes.GroupsAuto)
 	}
 	if o.TTL < 0 {
 		return fmt.Errorf("--ttl %s: must be positive (0 = no expiry)", o.TTL)

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
 )
 
 // blockImage writes an image of size bytes: random data at the offsets of data (1 MiB each),
@@ -175,5 +179,132 @@ func TestBlockBackupParallelParts(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(fresh); !bytes.Equal(got, want) {
 		t.Error("the incremental's image differs from the changed device")
+	}
+}
+
+// blockChunks is how many distinct contents the image of block snapshot id is (its chunks, the
+// zero chunk once, and its index), and the tag that names its splitter.
+func blockChunks(t *testing.T, s Settings, id string) (int, string) {
+	t.Helper()
+	ctx := context.Background()
+	r, closeFn, err := s.Repos().Open(ctx, s.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	man, err := snapshot.LoadSnapshot(ctx, r, manifest.ID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := snapshotfs.SnapshotRoot(r, man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := blockFile(ctx, root, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := r.VerifyObject(ctx, f.(snapshot.HasDirEntry).DirEntry().ObjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ids), man.Tags[TagBlockSplitter]
+}
+
+// A new block volume is cut into BlockSplitter's chunks, named by the snapshot's tag: a 1 MiB
+// change at a 4 KiB offset uploads 1.5 MiB. A volume whose last snapshot was made before the tag
+// (1 MiB chunks) keeps 1 MiB chunks, so that its next backup uploads the change, not the device;
+// the old snapshot and the new one restore byte for byte.
+func TestBlockSplitterKept(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := fileSettings(t)
+	change := func(path string, off int64) []byte {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := make([]byte, 1<<20)
+		_, _ = rand.Read(p)
+		if _, err := f.WriteAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		b, _ := os.ReadFile(path)
+		return b
+	}
+	restored := func(id string) []byte {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "dev")
+		blockImage(t, out, 16<<20)
+		if _, err := RunRestore(ctx, s, RestoreConfig{SnapshotID: id, Target: out, Block: true}, func(Event) {}); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(out)
+		return b
+	}
+
+	// An old volume: its snapshot cut into 1 MiB chunks, untagged.
+	old := filepath.Join(dir, "old")
+	before := blockImage(t, old, 16<<20, 0, 4<<20, 8<<20)
+	res0, err := RunBackup(ctx, s, BackupConfig{Source: old, PVC: "old", Backup: "b0", Block: true, blockSplitter: blockSplitterBefore}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := change(old, 4<<20+4096)
+	res1, err := RunBackup(ctx, s, BackupConfig{Source: old, PVC: "old", Backup: "b1", Block: true}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB chunks: the MiBs at 0, 4, 5 (the change spans 4-5) and 8, zeros, the index.
+	if n, tag := blockChunks(t, s, res1.SnapshotID); n != 6 || tag != blockSplitterBefore || res1.UploadedBytes > 5<<19 {
+		t.Errorf("after an old snapshot: %d contents, tag %q, %d bytes uploaded; want 6 (1 MiB chunks), tag %s, the 2 changed MiBs uploaded", n, tag, res1.UploadedBytes, blockSplitterBefore)
+	}
+	if !bytes.Equal(restored(res0.SnapshotID), before) || !bytes.Equal(restored(res1.SnapshotID), after) {
+		t.Error("a restore differs from its device")
+	}
+
+	// A new volume.
+	dev := filepath.Join(dir, "new")
+	blockImage(t, dev, 16<<20, 0, 4<<20, 8<<20)
+	res2, err := RunBackup(ctx, s, BackupConfig{Source: dev, PVC: "new", Backup: "b2", Block: true}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 512 KiB chunks: two per data MiB, zeros, the index.
+	if n, tag := blockChunks(t, s, res2.SnapshotID); n != 8 || tag != BlockSplitter {
+		t.Errorf("a new volume: %d contents, tag %q; want 8 (512 KiB chunks), tag %s", n, tag, BlockSplitter)
+	}
+	after = change(dev, 4<<20+4096)
+	res3, err := RunBackup(ctx, s, BackupConfig{Source: dev, PVC: "new", Backup: "b3", Block: true}, func(Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, tag := blockChunks(t, s, res3.SnapshotID); tag != BlockSplitter || res3.UploadedBytes > 7<<18 {
+		t.Errorf("incremental of a new volume: tag %q, %d bytes uploaded; want %s, about 1.5 MiB", tag, res3.UploadedBytes, BlockSplitter)
+	}
+	if !bytes.Equal(restored(res3.SnapshotID), after) {
+		t.Error("the incremental's restore differs from the device")
+	}
+}
+
+// The splitter follows the latest snapshot's tag, which comes from the bucket: a name this
+// version does not know gives the default.
+func TestBlockSplitterFor(t *testing.T) {
+	tagged := func(tags map[string]string) []*snapshot.Manifest { return []*snapshot.Manifest{{Tags: tags}} }
+	for _, tc := range []struct {
+		previous []*snapshot.Manifest
+		want     string
+	}{
+		{nil, BlockSplitter},
+		{tagged(map[string]string{"pvc": "disk"}), "FIXED-1M"},
+		{tagged(map[string]string{TagBlockSplitter: "FIXED-512K"}), "FIXED-512K"},
+		{tagged(map[string]string{TagBlockSplitter: "DYNAMIC-4M-BUZHASH"}), BlockSplitter},
+		{tagged(map[string]string{TagBlockSplitter: "FIXED-8M"}), BlockSplitter},
+	} {
+		if got := blockSplitterFor(tc.previous); got != tc.want {
+			t.Errorf("after %v: %s, want %s", tc.previous, got, tc.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"cmp"
 	"context"
 	"path"
 	"path/filepath"
@@ -50,6 +51,9 @@ type BackupConfig struct {
 	// Block: Source is a block device (a Block claim mapped with volumeDevices), backed up as
 	// the one file BlockEntry (block.go).
 	Block bool
+	// blockSplitter, in tests, cuts a block image as versions before TagBlockSplitter did: with
+	// this splitter, and no tag.
+	blockSplitter string
 }
 
 // DefaultParallelAbove is the size above which a file is split into parts uploaded in parallel
@@ -156,9 +160,6 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	if err != nil {
 		return fail(err)
 	}
-	if cfg.Block {
-		override.SplitterPolicy.Algorithm = BlockSplitter
-	}
 	var man *snapshot.Manifest
 	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
 		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
@@ -168,6 +169,11 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			}
 			if len(previous) > 0 {
 				res.ParentID = string(previous[0].ID)
+			}
+			splitter := ""
+			if cfg.Block {
+				splitter = cmp.Or(cfg.blockSplitter, blockSplitterFor(previous))
+				override.SplitterPolicy.Algorithm = splitter
 			}
 			tree, err := policy.TreeForSourceWithOverride(ctx, w, si, override)
 			if err != nil {
@@ -208,6 +214,9 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 			}
 			man.Tags = map[string]string{repo.TagNamespace: cfg.Namespace, repo.TagPVC: cfg.PVC}
 			links.tag(man.Tags)
+			if splitter != "" && cfg.blockSplitter == "" {
+				man.Tags[TagBlockSplitter] = splitter
+			}
 			if cfg.Backup != "" {
 				man.Tags[repo.TagBackup] = cfg.Backup
 			}

@@ -43,6 +43,7 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 	// Snapshots requested but never waited for (Ctrl-C before their volume's turn) are not left behind.
 	defer r.dropUnstarted(ctx, plan, r.started)
 	defer r.deleteGroups(ctx) // after the movers: their temporary claims are made from the members
+	defer r.unlabelAll(ctx)   // claims labelled for an automatic group whose cut did not end
 	for _, s := range r.steps() {
 		if err := s.run(ctx); err != nil {
 			return plan, err
@@ -62,6 +63,8 @@ type backupRun struct {
 	// groupFacts and volGroups are the served group API and the plan's volume groups.
 	groupFacts *GroupFacts
 	volGroups  []*VolumeGroup
+	// labelled are the claims labelled LabelGroupRun for an automatic group, until unlabelled.
+	labelled []labelledClaim
 }
 
 // step is one named phase of a run.

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -170,4 +171,48 @@ func TestVolumesOnControlPlane(t *testing.T) {
 		}
 		noLeftovers("nosnap")
 	})
+}
+
+// cleanup's label removal on a real apiserver: a JSON patch that tests the value first removes
+// pvbackup.io/group-run and nothing else, and leaves a label whose value changed since it was
+// listed (another run's) without an error.
+func TestUnlabelOnControlPlane(t *testing.T) {
+	cp := controlplane.ForTest(t)
+	kube := kubernetes.NewForConfigOrDie(cp.Config)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(name string, labels map[string]string) {
+		_, err := kube.CoreV1().PersistentVolumeClaims("app").Create(ctx, &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine, other := volumes.AutoGroupValue("b1", "r0001", "dir.csi"), volumes.AutoGroupValue("b1", "r0002", "dir.csi")
+	claim("one", map[string]string{volumes.LabelGroupRun: mine, "app": "shop"})
+	claim("two", map[string]string{volumes.LabelGroupRun: mine})
+	listed, err := volumes.LabelledClaims(ctx, kube, "b1")
+	if err != nil || len(listed) != 2 {
+		t.Fatalf("listed %v, %v", listed, err)
+	}
+	// Another run labels "two" between the list and the removal.
+	patch := []byte(`{"metadata":{"labels":{"` + volumes.LabelGroupRun + `":"` + other + `"}}}`)
+	if _, err := kube.CoreV1().PersistentVolumeClaims("app").Patch(ctx, "two", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := volumes.Unlabel(ctx, kube, listed); err != nil {
+		t.Fatalf("unlabel: %v", err)
+	}
+	for name, want := range map[string]map[string]string{"one": {"app": "shop"}, "two": {volumes.LabelGroupRun: other}} {
+		c, err := kube.CoreV1().PersistentVolumeClaims("app").Get(ctx, name, metav1.GetOptions{})
+		if err != nil || len(c.Labels) != len(want) || c.Labels["app"] != want["app"] || c.Labels[volumes.LabelGroupRun] != want[volumes.LabelGroupRun] {
+			t.Errorf("PVC %s: labels %v (%v), want %v", name, c.Labels, err, want)
+		}
+	}
 }

@@ -47,6 +47,9 @@ type Config struct {
 	// VolumeGroupBy is the label key whose value groups claims (--volume-group-by), before the
 	// pvbackup.io/volume-group and velero.io/volume-group labels.
 	VolumeGroupBy string
+	// VolumeGroups is GroupsAuto to group the claims no label groups by namespace and CSI driver
+	// (--volume-groups=auto), else "" or GroupsLabels: only by labels.
+	VolumeGroups string
 	// GroupSnapshotClasses are the VolumeGroupSnapshotClasses named for this backup
 	// (--volume-group-snapshot-class), each for its driver, before the drivers' defaults.
 	GroupSnapshotClasses []string

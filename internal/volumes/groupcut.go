@@ -47,7 +47,7 @@ func (r *backupRun) planVolumeGroups(ctx context.Context) error {
 		return err
 	}
 	r.groupFacts = facts
-	r.volGroups = planGroups(r.plan, r.claims, r.cfg.VolumeGroupBy, facts)
+	r.volGroups = planGroups(r.plan, r.claims, r.cfg.groupChoice(), facts)
 	return nil
 }
 
@@ -101,6 +101,9 @@ func (r *backupRun) startGroup(ctx context.Context, g *VolumeGroup, cut bool) er
 		"spec": map[string]any{"volumeGroupSnapshotClassName": g.Class,
 			"source": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{g.Key: g.Value}}}},
 	}}
+	if err := r.labelMembers(ctx, g); err != nil {
+		return err
+	}
 	res := r.d.Dynamic.Resource(facts.Resource("volumegroupsnapshots")).Namespace(g.Namespace)
 	created, err := res.Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil {
@@ -124,7 +127,14 @@ func (r *backupRun) cutGroup(ctx context.Context, g *VolumeGroup) error {
 		}
 		c = r.madeFor(g)
 	}
-	if err := r.waitGroup(ctx, c, false); err != nil {
+	err := r.waitGroup(ctx, c, false)
+	if g.Auto {
+		// Cut (or failed): the members' label has done its work.
+		if uerr := r.unlabel(ctx, g.Value); uerr != nil && ctx.Err() == nil {
+			r.d.Progress.Warn(fmt.Sprintf("volume group %s: %v (the run's end tries again)", g.Name(), uerr))
+		}
+	}
+	if err != nil {
 		return err
 	}
 	members, err := r.groupMembers(ctx, g.Namespace, c.uid)
@@ -140,7 +150,7 @@ func (r *backupRun) cutGroup(ctx context.Context, g *VolumeGroup) error {
 		}
 		r.members[v.Namespace+"/"+v.PVC] = vs
 		v.GroupSnapshot = c.name
-		v.Reason += "; cut with volume group " + g.Name() + " (" + c.what() + ")"
+		v.Reason += "; cut with volume group " + g.Name() + " (" + c.what() + "): " + g.Why()
 	}
 	return nil
 }

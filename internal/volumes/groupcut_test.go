@@ -27,6 +27,11 @@ import (
 // UID, member VolumeSnapshots owned by it for the claims its selector matches, and a status —
 // ready, or the error fail names.
 func groupController(t *testing.T, snap *snapfake.Clientset, claims []*corev1.PersistentVolumeClaim, fail string) *fakedynamic.FakeDynamicClient {
+	return groupControllerOf(t, snap, func() []*corev1.PersistentVolumeClaim { return claims }, fail)
+}
+
+// groupControllerOf is groupController over the claims list returns at each cut (their labels then).
+func groupControllerOf(t *testing.T, snap *snapfake.Clientset, list func() []*corev1.PersistentVolumeClaim, fail string) *fakedynamic.FakeDynamicClient {
 	gvr := schema.GroupVersionResource{Group: GroupSnapshotGroup, Version: "v1beta2", Resource: "volumegroupsnapshots"}
 	classes := schema.GroupVersionResource{Group: GroupSnapshotGroup, Version: "v1beta2", Resource: "volumegroupsnapshotclasses"}
 	dyn := fakedynamic.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
@@ -36,7 +41,7 @@ func groupController(t *testing.T, snap *snapfake.Clientset, claims []*corev1.Pe
 		uid := types.UID("uid-" + u.GetName())
 		u.SetUID(uid)
 		sel, _, _ := unstructured.NestedStringMap(u.Object, "spec", "source", "selector", "matchLabels")
-		for _, c := range claims {
+		for _, c := range list() {
 			match := true
 			for k, v := range sel {
 				match = match && c.Labels[k] == v

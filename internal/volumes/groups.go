@@ -139,46 +139,70 @@ func ReadGroupFacts(ctx context.Context, disc discovery.DiscoveryInterface, dyn 
 type VolumeGroup struct {
 	Namespace, Key, Value string
 	Driver, Class         string
-	Members               []int // indexes into the plan
+	// Auto: the group of --volume-groups=auto (Key is LabelGroupRun, set on the members for the cut).
+	Auto    bool
+	Members []int // indexes into the plan
 }
 
-// Name is how the group is shown: namespace/key=value.
-func (g *VolumeGroup) Name() string { return g.Namespace + "/" + g.Key + "=" + g.Value }
+// Name is how the group is shown: namespace/key=value, or namespace/auto:driver.
+func (g *VolumeGroup) Name() string {
+	if g.Auto {
+		return g.Namespace + "/auto:" + g.Driver
+	}
+	return g.Namespace + "/" + g.Key + "=" + g.Value
+}
 
-// planGroups puts the plan's snapshot-move volumes that are in a group (GroupOf) into VolumeGroups,
-// per namespace, label and driver. A volume whose group cannot be cut is left alone with a
-// warning saying why: no group API, a driver without a VolumeGroupSnapshotClass, members of
-// several drivers, or snapshot mode.
-func planGroups(plan []catalog.Volume, claims map[string]*corev1.PersistentVolumeClaim, groupBy string, g *GroupFacts) []*VolumeGroup {
+// Why says why its members are in the group.
+func (g *VolumeGroup) Why() string {
+	if g.Auto {
+		return autoWhy(g)
+	}
+	return "by the label " + g.Key + "=" + g.Value
+}
+
+// GroupChoice is how claims are put into groups: by their labels (GroupOf, By first) and, with
+// Auto, every other one by namespace and CSI driver, labelled for the run (Backup, RunID).
+type GroupChoice struct {
+	By            string
+	Auto          bool
+	Backup, RunID string
+}
+
+func (c *Config) groupChoice() GroupChoice {
+	return GroupChoice{By: c.VolumeGroupBy, Auto: c.VolumeGroups == GroupsAuto, Backup: c.Backup, RunID: c.RunID}
+}
+
+// groupKey is the group of a claim: its label's, else with Auto its namespace's and driver's.
+func (c GroupChoice) groupKey(pvc *corev1.PersistentVolumeClaim, driver string) (key, value string, auto bool) {
+	if key, value = GroupOf(pvc, c.By); key != "" || !c.Auto {
+		return key, value, false
+	}
+	return LabelGroupRun, AutoGroupValue(c.Backup, c.RunID, driver), true
+}
+
+// planGroups puts the plan's snapshot-move volumes that are in a group (GroupChoice) into
+// VolumeGroups, per namespace, label and driver. A volume whose group cannot be cut is left alone
+// with a warning saying why: no group API, a driver without a VolumeGroupSnapshotClass, members
+// of several drivers, or snapshot mode. An automatic group of one claim is no group.
+func planGroups(plan []catalog.Volume, claims map[string]*corev1.PersistentVolumeClaim, choice GroupChoice, g *GroupFacts) []*VolumeGroup {
 	groups := map[string]*VolumeGroup{}
 	for i := range plan {
 		v := &plan[i]
 		if v.Status != "" || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeSnapshot) {
 			continue
 		}
-		key, value := GroupOf(claims[v.Namespace+"/"+v.PVC], groupBy)
+		key, value, auto := choice.groupKey(claims[v.Namespace+"/"+v.PVC], v.Driver)
 		if key == "" {
 			continue
 		}
 		id := v.Namespace + "/" + key + "=" + value
 		gr := groups[id]
 		if gr == nil {
-			gr = &VolumeGroup{Namespace: v.Namespace, Key: key, Value: value, Driver: v.Driver, Class: g.Classes[v.Driver]}
+			gr = &VolumeGroup{Namespace: v.Namespace, Key: key, Value: value, Driver: v.Driver, Class: g.Classes[v.Driver], Auto: auto}
 			groups[id] = gr
 		}
 		v.VolumeGroup = gr.Name()
-		why := ""
-		switch {
-		case Mode(v.Mode) == ModeSnapshot:
-			why = "snapshot mode keeps its VolumeSnapshot, which a group's deletion would take with it"
-		case g.Version == "":
-			why = "the cluster serves no VolumeGroupSnapshot API (" + GroupSnapshotGroup + " v1 or v1beta2)"
-		case v.Driver != gr.Driver:
-			why = fmt.Sprintf("its driver %s is not the group's %s", v.Driver, gr.Driver)
-		case gr.Class == "":
-			why = "CSI driver " + v.Driver + " has no VolumeGroupSnapshotClass (or several, none the default)"
-		}
-		if why != "" {
+		if why := cutAlone(v, gr, g); why != "" {
 			v.Reason += "; cut alone, not with group " + gr.Name() + ": " + why
 			v.Warnings = append(v.Warnings, fmt.Sprintf("PVC %s/%s of volume group %s is snapshotted alone, not at one instant with the group: %s", v.Namespace, v.PVC, gr.Name(), why))
 			continue
@@ -187,10 +211,31 @@ func planGroups(plan []catalog.Volume, claims map[string]*corev1.PersistentVolum
 	}
 	out := make([]*VolumeGroup, 0, len(groups))
 	for _, gr := range groups {
+		if gr.Auto && len(gr.Members) == 1 {
+			v := &plan[gr.Members[0]]
+			v.VolumeGroup = ""
+			v.Reason += fmt.Sprintf("; cut alone: the only claim of CSI driver %s in namespace %s for --volume-groups=auto", gr.Driver, gr.Namespace)
+			continue
+		}
 		if len(gr.Members) > 0 {
 			out = append(out, gr)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out
+}
+
+// cutAlone says why volume v cannot be cut with its group gr ("" when it can).
+func cutAlone(v *catalog.Volume, gr *VolumeGroup, g *GroupFacts) string {
+	switch {
+	case Mode(v.Mode) == ModeSnapshot:
+		return "snapshot mode keeps its VolumeSnapshot, which a group's deletion would take with it"
+	case g.Version == "":
+		return "the cluster serves no VolumeGroupSnapshot API (" + GroupSnapshotGroup + " v1 or v1beta2)"
+	case v.Driver != gr.Driver:
+		return fmt.Sprintf("its driver %s is not the group's %s", v.Driver, gr.Driver)
+	case gr.Class == "":
+		return "CSI driver " + v.Driver + " has no VolumeGroupSnapshotClass (or several, none the default)"
+	}
+	return ""
 }

@@ -170,7 +170,7 @@ func TestPlanGroups(t *testing.T) {
 	facts := &GroupFacts{Version: "v1beta2", Classes: map[string]string{"dir.csi": "dir"}}
 	plan := []catalog.Volume{mk("data", "dir.csi", ModeSnapshotMove), mk("wal", "dir.csi", ModeSnapshotMove), mk("logs", "local.csi", ModeSnapshotMove),
 		mk("other", "dir.csi", ModeSnapshotMove), mk("kept", "dir.csi", ModeSnapshot), mk("nogroup", "dir.csi", ModeSnapshotMove)}
-	groups := planGroups(plan, claims, "tier", facts)
+	groups := planGroups(plan, claims, GroupChoice{By: "tier"}, facts)
 	if len(groups) != 3 {
 		t.Fatalf("groups %v, want app/%s=db, app/%s=db, app/tier=web", groups, LabelVolumeGroup, LabelVolumeGroupVelero)
 	}
@@ -193,12 +193,12 @@ func TestPlanGroups(t *testing.T) {
 	}
 	// Without the API, every grouped claim is cut alone with the reason.
 	plan2 := []catalog.Volume{mk("data", "dir.csi", ModeSnapshotMove)}
-	if g := planGroups(plan2, claims, "", &GroupFacts{}); len(g) != 0 || !strings.Contains(strings.Join(plan2[0].Warnings, ""), "serves no VolumeGroupSnapshot API") {
+	if g := planGroups(plan2, claims, GroupChoice{}, &GroupFacts{}); len(g) != 0 || !strings.Contains(strings.Join(plan2[0].Warnings, ""), "serves no VolumeGroupSnapshot API") {
 		t.Errorf("no group API: groups %v, warnings %q", g, plan2[0].Warnings)
 	}
 	// A driver without a class.
 	plan3 := []catalog.Volume{mk("data", "zonal.csi", ModeSnapshotMove)}
-	if g := planGroups(plan3, claims, "", facts); len(g) != 0 || !strings.Contains(strings.Join(plan3[0].Warnings, ""), "has no VolumeGroupSnapshotClass") {
+	if g := planGroups(plan3, claims, GroupChoice{}, facts); len(g) != 0 || !strings.Contains(strings.Join(plan3[0].Warnings, ""), "has no VolumeGroupSnapshotClass") {
 		t.Errorf("no class: groups %v, warnings %q", g, plan3[0].Warnings)
 	}
 }

@@ -91,9 +91,9 @@ func planGroupsAhead(ctx context.Context, d Deps, cfg Config, plan []catalog.Vol
 	for _, c := range claims {
 		byKey[c.Namespace+"/"+c.Name] = c
 	}
-	for _, g := range planGroups(plan, byKey, cfg.VolumeGroupBy, facts) {
+	for _, g := range planGroups(plan, byKey, cfg.groupChoice(), facts) {
 		for _, i := range g.Members {
-			plan[i].Reason += fmt.Sprintf("; would be cut with volume group %s (%d claims, VolumeGroupSnapshotClass %s)", g.Name(), len(g.Members), g.Class)
+			plan[i].Reason += fmt.Sprintf("; would be cut with volume group %s (%d claims, VolumeGroupSnapshotClass %s): %s", g.Name(), len(g.Members), g.Class, g.Why())
 		}
 	}
 	return nil

@@ -35,11 +35,17 @@ func (c *Cluster) groupClaims(t *testing.T, ns string, names ...string) {
 // groupClaimsOf creates claims of class labelled pvbackup.io/volume-group=db.
 func (c *Cluster) groupClaimsOf(t *testing.T, ns, class string, names ...string) {
 	t.Helper()
+	c.claimsOf(t, ns, class, map[string]string{volumes.LabelVolumeGroup: "db"}, names...)
+}
+
+// claimsOf creates 16 MiB claims of class with labels.
+func (c *Cluster) claimsOf(t *testing.T, ns, class string, labels map[string]string, names ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, n := range names {
 		pvc := &corev1.PersistentVolumeClaim{
-			ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{volumes.LabelVolumeGroup: "db"}},
+			ObjectMeta: metav1.ObjectMeta{Name: n, Labels: labels},
 			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &class,
 				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("16Mi")}}},
 		}
@@ -74,17 +80,24 @@ func TestGroupBrokenClass(t *testing.T) {
 	}
 }
 
-// TestGroupKilledCleanup: the plugin is killed (SIGKILL) once its VolumeGroupSnapshot exists;
-// `cleanup` then leaves nothing: no group snapshot, member snapshot, temporary claim, Job or Secret.
+// TestGroupKilledCleanup: the plugin is killed (SIGKILL) once its first VolumeGroupSnapshot
+// exists — with --volume-groups=auto, that of the namespace's claims without a group label
+// ("auto:..." sorts before the labelled group), which the run labelled for the cut; `cleanup`
+// then leaves nothing: no group snapshot, member snapshot, temporary claim, Job or Secret, and
+// no claim with the run's label (the claims' own labels kept).
 func TestGroupKilledCleanup(t *testing.T) {
 	t.Parallel()
 	c := NewCluster(t)
 	ns := c.Namespace(t, "e2e-group-kill")
-	c.groupClaims(t, ns, "one", "two")
+	c.groupClaimsOf(t, ns, c.StorageClass, "one", "two")
+	c.claimsOf(t, ns, c.StorageClass, map[string]string{"app": "shop"}, "three", "four")
+	for _, n := range []string{"one", "two", "three", "four"} {
+		c.waitBound(t, ns, n)
+	}
 	loc := c.location(t)
 	name := "group-killed-" + randomSuffix()
 	cmd := exec.Command(plugin(t), append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims",
-		"--volumes", "snapshot-move"}, moverArgs()...)...)
+		"--volumes", "snapshot-move", "--volume-groups", "auto"}, moverArgs()...)...)
 	cmd.Env = append(os.Environ(), "PVBACKUP_PASSWORD=e2e-password")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -103,9 +116,21 @@ func TestGroupKilledCleanup(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no VolumeGroupSnapshot appeared: %v\n%s", err, errb.String())
 	}
+	if l := c.groupRunLabelled(t, ns); len(l) != 2 {
+		t.Errorf("claims labelled %s at the kill: %v, want three and four", volumes.LabelGroupRun, l)
+	}
 	r := runPlugin(t, 2*time.Minute, "cleanup", "--backup", name)
-	if r.code != 0 || !strings.Contains(r.stdout, "VolumeGroupSnapshot") {
-		t.Errorf("cleanup: exit %d, want it to delete the VolumeGroupSnapshot\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "VolumeGroupSnapshot") || !strings.Contains(r.stdout, "Removed label "+volumes.LabelGroupRun) {
+		t.Errorf("cleanup: exit %d, want it to delete the VolumeGroupSnapshot and remove the run's label\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if l := c.groupRunLabelled(t, ns); len(l) != 0 {
+		t.Errorf("claims still labelled %s after cleanup: %v", volumes.LabelGroupRun, l)
+	}
+	for n, want := range map[string]string{"one": volumes.LabelVolumeGroup + "=db", "three": "app=shop"} {
+		pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, n, metav1.GetOptions{})
+		if k, v, _ := strings.Cut(want, "="); err != nil || pvc.Labels[k] != v {
+			t.Errorf("PVC %s: labels %v (%v), want %s kept", n, pvc.Labels, err, want)
+		}
 	}
 	c.noLeftovers(t, name)
 	c.noGroupSnapshots(t, ns)
@@ -118,6 +143,52 @@ func TestGroupKilledCleanup(t *testing.T) {
 		l, _ := c.Snap.SnapshotV1().VolumeSnapshots(ns).List(context.Background(), metav1.ListOptions{})
 		t.Errorf("VolumeSnapshots left in %s after cleanup: %d", ns, len(l.Items))
 	}
+}
+
+// groupRunLabelled lists the claims of ns that carry the label of an automatic group's cut.
+func (c *Cluster) groupRunLabelled(t *testing.T, ns string) []string {
+	t.Helper()
+	l, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{LabelSelector: volumes.LabelGroupRun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range l.Items {
+		out = append(out, p.Name+"="+p.Labels[volumes.LabelGroupRun])
+	}
+	return out
+}
+
+// TestGroupAuto: with --volume-groups=auto, two claims without a group label are cut with one
+// VolumeGroupSnapshot (their namespace's and driver's group), labelled for the cut only;
+// backup.json says per volume which group and why.
+func TestGroupAuto(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t)
+	ns := c.Namespace(t, "e2e-group-auto")
+	c.claimsOf(t, ns, c.StorageClass, map[string]string{"app": "shop"}, "one", "two")
+	c.waitBound(t, ns, "one")
+	c.waitBound(t, ns, "two")
+	loc := c.location(t)
+	name := "group-auto-" + randomSuffix()
+	r := runPlugin(t, 3*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims",
+		"--volumes", "snapshot-move", "--volume-groups", "auto", "-o", "json"}, moverArgs()...)...)
+	var m catalog.Manifest
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil || len(m.Volumes) != 2 {
+		t.Fatalf("create: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, c.Diagnose(ns))
+	}
+	group := m.Volumes[0].GroupSnapshot
+	for _, v := range m.Volumes {
+		if v.Status != catalog.VolumeCompleted || v.GroupSnapshot == "" || v.GroupSnapshot != group || v.VolumeGroup != ns+"/auto:dir.csi.pvbackup.io" ||
+			!strings.Contains(v.Reason, "--volume-groups=auto: the selected claims of CSI driver dir.csi.pvbackup.io in namespace "+ns+" without a group label") {
+			t.Errorf("volume %s: %s, group %q (%s), reason %q; want it Completed, cut with the namespace's automatic group", v.PVC, v.Status, v.VolumeGroup, v.GroupSnapshot, v.Reason)
+		}
+	}
+	if l := c.groupRunLabelled(t, ns); len(l) != 0 {
+		t.Errorf("claims still labelled %s after the backup: %v", volumes.LabelGroupRun, l)
+	}
+	c.noLeftovers(t, name)
+	c.noGroupSnapshots(t, ns)
 }
 
 // TestGroupClasslessFallback: claims of a group whose driver (csi-local) has no
