@@ -91,7 +91,7 @@ func (o *CpOptions) Run(ctx context.Context, d files.Deps) error {
 	res, err := files.Copy(ctx, d, files.CopyConfig{
 		Backup: o.Backup, Ref: o.Ref, Dest: o.Dest, Include: o.Include, Exclude: o.Exclude,
 		Owners: os.Geteuid() == 0, KeepSetID: o.KeepSetID, Parallel: o.Parallel,
-		Progress: files.ProgressPrinter(o.streams.ErrOut, o.output.Format != ""),
+		Progress: files.ShowProgress(o.output.reporter(ctx, o.streams)),
 	})
 	if res == nil {
 		return err

@@ -362,7 +362,7 @@ func (o *CreateOptions) run(ctx context.Context) error {
 	if o.Name == "" { // a dry run of --generate-name
 		o.setName(catalog.GenerateName(o.GenerateName, time.Now(), 1))
 	}
-	deps.Progress = o.output.reporter(o.streams)
+	deps.Progress = o.output.reporter(ctx, o.streams)
 	if o.GenerateName != "" {
 		deps.Progress.Start("backup name")(o.Name, nil)
 	}
@@ -400,7 +400,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
 		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress),
 			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
 			EnsureRepository: o.lockedRepos(repoPassword, lock).Ensure}}
 	}

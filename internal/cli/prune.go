@@ -169,7 +169,7 @@ func (o *PruneOptions) run(ctx context.Context) (*prune.Result, error) {
 	defer closeFn()
 	o.cfg.Now = o.now()
 	repos := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)
-	reporter := o.output.reporter(o.streams)
+	reporter := o.output.reporter(ctx, o.streams)
 	d := prune.Deps{Catalog: cat, Progress: reporter,
 		Removal:  removal.Deps{Repos: repos, DeleteKeptSnapshots: deleteKeptSnapshots(o.configFlags)},
 		Maintain: maintenance.Deps{Repos: repos}}

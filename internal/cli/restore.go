@@ -268,10 +268,10 @@ func (o *RestoreOptions) resourceOnlyFlags() []string {
 
 // runDataOnly restores the data of the named volumes and nothing else.
 func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog) error {
-	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Catalog: cat, Progress: o.output.reporter(ctx, o.streams)}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress)}}
 	}
 	if o.volCfg != nil && !o.SkipPreflight {
 		deps.Preflight = o.restorePreflight(clients, deps.Progress)
@@ -314,13 +314,13 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if o.DataOnly {
 		return o.runDataOnly(ctx, clients, cat)
 	}
-	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(ctx, o.streams)}
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress)}}
 		if !o.SkipPreflight {
 			deps.Preflight = o.restorePreflight(clients, deps.Progress)
 		}

@@ -95,7 +95,7 @@ func (o *VerifyOptions) Run(ctx context.Context) error {
 	}
 	defer closeFn()
 	keys := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut)
-	d := verify.Deps{Catalog: cat, Repos: keys.repos(o.location.URL), Progress: o.output.reporter(o.streams),
+	d := verify.Deps{Catalog: cat, Repos: keys.repos(o.location.URL), Progress: o.output.reporter(ctx, o.streams),
 		ArchivePassword: keys.archive}
 	res, err := verify.Run(ctx, d, o.cfg)
 	if res != nil {
