@@ -282,13 +282,6 @@ func joinOr(s []string, empty string) string {
 	return strings.Join(q, ",")
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
 // examples trims the indentation of a command's examples, kubectl style.
 func examples(s string) string {
 	lines := strings.Split(strings.Trim(s, "\n"), "\n")

@@ -442,8 +442,8 @@ func (o *CreateOptions) print(res *backup.Result) error {
 	if res.DryRun {
 		return printPlan(o.streams.Out, m)
 	}
-	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
-		plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, progress.Plural(m.Items, "object", "objects"),
+		progress.Plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
 	printExcluded(o.streams.Out, m)
 	if err := printVolumes(o.streams.Out, m.Volumes, false); err != nil {
 		return err
@@ -520,7 +520,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	if err := printVolumes(w, m.Volumes, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
+	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, progress.Plural(m.Items, "object", "objects"), progress.Plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
 	printExcluded(w, m)
 	printProblems(w, m)
 	return nil
@@ -581,12 +581,12 @@ func emptyTypes(m *catalog.Manifest) string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%s with no objects)", plural(n, "resource type", "resource types"))
+	return fmt.Sprintf(" (%s with no objects)", progress.Plural(n, "resource type", "resource types"))
 }
 
 // printExcluded says how many objects their exclusion label kept out (describe lists them).
 func printExcluded(w io.Writer, m *catalog.Manifest) {
 	if len(m.Excluded) > 0 {
-		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", plural(len(m.Excluded), "object", "objects"))
+		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", progress.Plural(len(m.Excluded), "object", "objects"))
 	}
 }

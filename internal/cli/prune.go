@@ -220,7 +220,7 @@ func (o *PruneOptions) print(res *prune.Result) error {
 	if res.DryRun {
 		suffix = " (dry run: nothing was changed)."
 	}
-	fmt.Fprintf(w, "%s: %s kept, %s, %d failed, %d not selected%s\n", res.Policy, plural(kept, "backup", "backups"), removedWord(removed, res.DryRun), failed, res.Ignored, suffix)
+	fmt.Fprintf(w, "%s: %s kept, %s, %d failed, %d not selected%s\n", res.Policy, progress.Plural(kept, "backup", "backups"), removedWord(removed, res.DryRun), failed, res.Ignored, suffix)
 	return printMaintenance(w, res.Maintenance)
 }
 

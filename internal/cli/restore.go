@@ -400,7 +400,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 	}
 	parts = append(parts, volumeCounts(res.Volumes)...)
 	if n := hardLinks(res.Volumes); n > 0 {
-		parts = append(parts, plural(int(n), "hard link", "hard links")+" made again")
+		parts = append(parts, progress.Plural(int(n), "hard link", "hard links")+" made again")
 	}
 	if len(parts) == 0 {
 		parts = []string{"nothing selected"}

@@ -133,7 +133,7 @@ func (r *backupRun) moveVolumes(ctx context.Context) error {
 		detail := ""
 		switch {
 		case v.KopiaSnapshot != "":
-			detail = fmt.Sprintf("%d files, %s, %s uploaded", v.Files, progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
+			detail = fmt.Sprintf("%s, %s, %s uploaded", progress.Plural(int(v.Files), "file", "files"), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
 		case v.VolumeSnapshot != "":
 			detail = "kept as VolumeSnapshot " + v.VolumeSnapshot
 		}

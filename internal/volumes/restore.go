@@ -96,7 +96,7 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 			done("", err)
 			return
 		}
-		done(fmt.Sprintf("%d files, %s", res.Files, progress.Bytes(res.Bytes)), nil)
+		done(fmt.Sprintf("%s, %s", progress.Plural(int(res.Files), "file", "files"), progress.Bytes(res.Bytes)), nil)
 	})
 	return out, err
 }
