@@ -162,7 +162,40 @@ func describeLock(ctx context.Context, w io.Writer, cat *catalog.Catalog, name s
 
 func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) error {
 	w := streams.Out
-	q := printable.Name // every string here is from backup.json, which any bucket writer can write
+	describeHeader(w, m)
+	if err := describeResources(w, m); err != nil {
+		return err
+	}
+	if len(m.Volumes) > 0 {
+		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
+		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
+	if err := describeExcluded(w, m); err != nil {
+		return err
+	}
+	q := printable.Name
+	if len(m.Errors) > 0 {
+		fmt.Fprintln(w, "Errors:")
+		for _, e := range m.Errors {
+			fmt.Fprintf(w, "  %s\n", q(e))
+		}
+	}
+	if len(m.Warnings) > 0 {
+		fmt.Fprintln(w, "Warnings:")
+		for _, wn := range m.Warnings {
+			fmt.Fprintf(w, "  %s\n", q(wn.Message))
+		}
+	}
+	return nil
+}
+
+// describeHeader prints the backup's name, status, times, origin, selection and archive. Every
+// string printed by describe is from backup.json, which any bucket writer can write: each goes
+// through printable.Name.
+func describeHeader(w io.Writer, m *catalog.Manifest) {
+	q := printable.Name
 	fmt.Fprintf(w, "Name:         %s\n", q(m.Name))
 	fmt.Fprintf(w, "Status:       %s\n", q(string(m.Status)))
 	fmt.Fprintf(w, "Labels:       %s\n", labelString(m.Labels))
@@ -176,6 +209,12 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	fmt.Fprintf(w, "Selection:    %s\n", q(selectionString(m.Selection)))
 	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
 	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", q(m.Archive.File), progress.Bytes(m.Archive.Size), q(m.Archive.Encrypted))
+}
+
+// describeResources prints the object count per resource type, the empty types folded into one
+// line.
+func describeResources(w io.Writer, m *catalog.Manifest) error {
+	q := printable.Name
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
 	totals := map[string]int{}
 	for _, c := range m.Resources {
@@ -198,41 +237,25 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	if empty > 0 {
 		fmt.Fprintf(tw, "  (%s with no objects)\n", progress.Plural(empty, "resource type", "resource types"))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	return tw.Flush()
+}
+
+// describeExcluded prints the objects left out by label.
+func describeExcluded(w io.Writer, m *catalog.Manifest) error {
+	if len(m.Excluded) == 0 {
+		return nil
 	}
-	if len(m.Volumes) > 0 {
-		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
-		if err := printVolumes(w, m.Volumes, false); err != nil {
-			return err
+	q := printable.Name
+	fmt.Fprintf(w, "Excluded:     %s by label\n", progress.Plural(len(m.Excluded), "object", "objects"))
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, e := range m.Excluded {
+		name := e.Name
+		if e.Namespace != "" {
+			name = e.Namespace + "/" + e.Name
 		}
+		fmt.Fprintf(tw, "  %s %s\t%s\n", q(e.Resource), q(name), q(e.Label))
 	}
-	if len(m.Excluded) > 0 {
-		fmt.Fprintf(w, "Excluded:     %s by label\n", progress.Plural(len(m.Excluded), "object", "objects"))
-		for _, e := range m.Excluded {
-			name := e.Name
-			if e.Namespace != "" {
-				name = e.Namespace + "/" + e.Name
-			}
-			fmt.Fprintf(tw, "  %s %s\t%s\n", q(e.Resource), q(name), q(e.Label))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if len(m.Errors) > 0 {
-		fmt.Fprintln(w, "Errors:")
-		for _, e := range m.Errors {
-			fmt.Fprintf(w, "  %s\n", q(e))
-		}
-	}
-	if len(m.Warnings) > 0 {
-		fmt.Fprintln(w, "Warnings:")
-		for _, wn := range m.Warnings {
-			fmt.Fprintf(w, "  %s\n", q(wn.Message))
-		}
-	}
-	return nil
+	return tw.Flush()
 }
 
 // NewLogsCmd builds `logs`.
