@@ -39,3 +39,23 @@ func Reason(ctx context.Context, msg string) string {
 	}
 	return strings.ReplaceAll(msg, context.Canceled.Error(), cause.Error())
 }
+
+// Explain is err with its text worded as Reason words it, still matching what err matches
+// (errors.Is(err, context.Canceled) stays true: the exit code does not change).
+func Explain(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if msg := Reason(ctx, err.Error()); msg != err.Error() {
+		return explained{err: err, msg: msg}
+	}
+	return err
+}
+
+type explained struct {
+	err error
+	msg string
+}
+
+func (e explained) Error() string { return e.msg }
+func (e explained) Unwrap() error { return e.err }

@@ -39,6 +39,7 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 	for _, c := range claims {
 		r.claims[c.Namespace+"/"+c.Name] = c
 	}
+	defer explainErrors(ctx, plan) // first in, last out: after dropUnstarted's reasons
 	// Snapshots requested but never waited for (Ctrl-C before their volume's turn) are not left behind.
 	defer r.dropUnstarted(ctx, plan, r.started)
 	defer r.deleteGroups(ctx) // after the movers: their temporary claims are made from the members

@@ -1,8 +1,10 @@
 package volumes
 
 import (
+	"context"
 	"math"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
@@ -42,5 +44,13 @@ func DataProgress(rep progress.Reporter) func(ns, pvc string, ev mover.Event) {
 		}
 		m.Show(t, dataEvent{Volume: key, Event: ev.Event, Op: ev.Op, Files: ev.Files, Bytes: ev.Bytes,
 			TotalBytes: ev.TotalBytes, BytesPerSecond: math.Round(ev.BytesPerSecond)})
+	}
+}
+
+// explainErrors words the errors of volumes cut short by a signal as the signal ("interrupted
+// (Ctrl-C)"), not as Go's "context canceled": the volume table, describe and the log show them.
+func explainErrors(ctx context.Context, vols []catalog.Volume) {
+	for i := range vols {
+		vols[i].Error = progress.Reason(ctx, vols[i].Error)
 	}
 }
