@@ -366,7 +366,8 @@ func (o *CreateOptions) run(ctx context.Context) error {
 	if o.GenerateName != "" {
 		deps.Progress.Start("backup name")(o.Name, nil)
 	}
-	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
+	deps.Log = catalog.NewLog()
+	defer kube.RouteWarnings(apiWarnings(deps.Log))()
 	if err := o.connect(ctx, &deps, repoPassword); err != nil {
 		if deps.Claim != nil {
 			// backup.Run gives the name back when it stops before writing; here it was not reached.
@@ -553,15 +554,12 @@ func validateLabels(l map[string]string) error {
 	return nil
 }
 
-// apiWarnings prints the apiserver's warnings through the progress reporter: "Warning: ..." as
-// kubectl prints them, on a line of their own; a JSON warning event with -o json.
-func apiWarnings(rep progress.Reporter) func(string) {
+// apiWarnings puts the apiserver's warnings into the backup's log (`logs` shows them), not on
+// the terminal: a backup lists every served type, and the deprecation of one it does not name
+// ("v1 Endpoints is deprecated in v1.33+") is nothing its user can act on. A dry run keeps no log.
+func apiWarnings(log *catalog.Log) func(string) {
 	return func(msg string) {
-		if n, ok := rep.(interface{ Notice(string) }); ok {
-			n.Notice("Warning: " + msg)
-			return
-		}
-		rep.Warn(msg)
+		log.Add(catalog.LogEntry{Level: "warning", Message: "apiserver: " + msg})
 	}
 }
 
