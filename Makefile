@@ -136,7 +136,7 @@ bench-volumes: ## on the local cluster: snapshot-move overhead per volume, 10 PV
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureVolumes -v -timeout 30m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
 
-bench-scale: ## on the three-node lab: 60 small claims of csi-dir, csi-zonal and csi-local spread over the nodes, snapshot-move backup and restore at the default --parallel and 8: wall time, per-volume overhead, movers per node (make cluster first; PVBACKUP_SCALE_CLAIMS=N, PVBACKUP_SCALE_PARALLEL="2 4 8"; ~20 min at 60)
+bench-scale: ## on the three-node lab: 60 small claims of csi-dir, csi-zonal and csi-local spread over the nodes, snapshot-move backup and restore at the default --parallel and 8: wall time, per-volume overhead, movers per node (make cluster first; PVBACKUP_SCALE_CLAIMS=N, PVBACKUP_SCALE_PARALLEL="2 4 8"; ~10 min at 60; prints each volume's timeline)
 	. .local/cluster/env && PVBACKUP_MOVER_IMAGE=$${PVBACKUP_MOVER_IMAGE:-localhost/pvbackup/mover:e2e} \
 		$(GO) test -count=1 -tags 'e2e measure' -run TestMeasureScale -v -timeout 60m ./test/e2e/ | grep -E 'MEASURE|^(ok|FAIL|---)'
 

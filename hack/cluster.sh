@@ -761,12 +761,14 @@ start_csi() {
 	wait_until "the $t CSI driver's socket" 30 test -S "$(csi_controller_sock "$t")"
 	# --strict-topology: a WaitForFirstConsumer volume is asked for on the selected node's zone or
 	# node alone, so a node-local snapshot restored for another node fails (and is rescheduled).
+	# --kube-api-qps/--kube-api-burst: see start_snapshot_controller.
 	start "csi-provisioner-$t" "$BIN/csi-provisioner" --kubeconfig "$admin" --csi-address "$(csi_controller_sock "$t")" \
-		--leader-election=false --timeout 60s --strict-topology --v=2
+		--leader-election=false --timeout 60s --strict-topology --kube-api-qps 50 --kube-api-burst 100 --v=2
 	# CSIVolumeGroupSnapshot: VolumeGroupSnapshotContents are answered through the driver's
 	# GroupController (the local driver has none: its snapshotter logs that and cuts no groups).
 	start "csi-snapshotter-$t" "$BIN/csi-snapshotter" --kubeconfig "$admin" --csi-address "$(csi_controller_sock "$t")" \
-		--leader-election=false --timeout 60s --feature-gates=CSIVolumeGroupSnapshot=true --v=2
+		--leader-election=false --timeout 60s --feature-gates=CSIVolumeGroupSnapshot=true \
+		--kube-api-qps 50 --kube-api-burst 100 --v=2
 }
 
 start_storage() {
@@ -800,9 +802,13 @@ start_storage() {
 # controller keeps the cluster without one for seconds; a restarted controller takes it back at once.
 # CSIVolumeGroupSnapshot (beta, off by default): the controller handles VolumeGroupSnapshots too
 # (it then requires the group CRDs at start).
+# --kube-api-qps 50 --kube-api-burst 100 (here and for the CSI sidecars; upstream's defaults are 5
+# and 10): at 5 requests/s the controller took 60 s to make 60 VolumeSnapshots ready (make
+# bench-scale: 120 throttled requests in its log) and every mover waited for it. Clusters that back
+# up many volumes at once need the same (docs/volumes.md, "Many volumes").
 start_snapshot_controller() {
 	start snapshot-controller "$BIN/snapshot-controller" --kubeconfig "$STATE/conf/admin.kubeconfig" \
-		--leader-election=true --leader-election-namespace=kube-system \
+		--leader-election=true --leader-election-namespace=kube-system --kube-api-qps 50 --kube-api-burst 100 \
 		--feature-gates=ReleaseLeaderElectionOnExit=true,CSIVolumeGroupSnapshot=true --v=2
 }
 

@@ -10,7 +10,11 @@
 #   hack/velero-lab.sh down [--keep-bucket]
 #                                 remove every trace of Velero from the cluster (namespace, CRDs, cluster roles
 #                                 and bindings, webhooks, the lab's view of the pods' directories) and its bucket
-#   hack/velero-lab.sh check      exit 1 if anything of Velero is left in the cluster (what down must leave)
+#   hack/velero-lab.sh check [--keep-bucket]
+#                                 exit 1 if anything of Velero is left in the cluster or its bucket (what down
+#                                 must leave)
+#   hack/velero-lab.sh crash-down install Velero, stop its server and node-agent mid-work (a data mover backup
+#                                 and restore under way, their finalizers set), then down and check
 #   hack/velero-lab.sh e2e        make velero-e2e: real Velero backs up an app on two nodes (fs-backup, data
 #                                 mover), is removed, and kubectl pvbackup velero restore brings it back
 #                                 (TestVeleroLab); starts and stops the cluster if it is not running
@@ -299,41 +303,92 @@ wait_file() {
 # down removes everything Velero put in the cluster: what `velero install` created (all labelled
 # component=velero), what Velero made while it ran (snapshots, claims and volumes of its data
 # mover), the lab's view of the pods' directories, and its bucket (`down --keep-bucket` keeps the
-# bucket: what a user has left when Velero is gone).
+# bucket: what a user has left when Velero is gone). As `velero uninstall` does, Velero's server and
+# node-agent go first, then the finalizers nothing of Velero will remove any more, then the rest.
 down() {
 	local keep=
 	[ "${1:-}" = --keep-bucket ] && keep=1
 	require_cluster
 	log "removing Velero from the lab"
+	stop_controllers
+	unfinalize
 	kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=false >/dev/null
-	# A data movement Velero had not finished (a failed backup) keeps its DataUpload or DataDownload
-	# finalizer for ever once the node-agent is gone, and with it the namespace and the CRDs (seen
-	# in a bench run whose bucket ran out of space): nothing of Velero will process them any more.
-	local r o
-	for r in datauploads.velero.io datadownloads.velero.io; do
-		for o in $(kubectl -n "$NAMESPACE" get "$r" -o name 2>/dev/null); do
-			kubectl -n "$NAMESPACE" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-		done
-	done
 	kubectl wait --for=delete namespace/"$NAMESPACE" --timeout 180s >/dev/null 2>&1 || true
-	# Velero's snapshots of claims, in any namespace, and their contents.
-	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --wait=false >/dev/null 2>&1 || true
-	kubectl delete volumesnapshotcontents -l velero.io/backup-name --ignore-not-found >/dev/null 2>&1 || true
+	# Velero's snapshots of claims, in any namespace, their contents and the storage system's
+	# snapshots: Velero sets a content Retain while it works (a crash left a 1 GiB one behind its
+	# VolumeSnapshot), so each is made Delete before it goes.
+	local vsc vscs
+	vscs=$(velero_vscs)
+	for vsc in $vscs; do
+		log "deleting Velero's VolumeSnapshotContent $vsc and its snapshot"
+		kubectl patch volumesnapshotcontent "$vsc" --type merge -p '{"spec":{"deletionPolicy":"Delete"}}' >/dev/null 2>&1 || true
+	done
+	kubectl delete volumesnapshots -A -l velero.io/backup-name --ignore-not-found --timeout 120s >/dev/null 2>&1 || true
+	for vsc in $vscs; do
+		kubectl delete volumesnapshotcontent "$vsc" --ignore-not-found --timeout 120s >/dev/null 2>&1 || true
+	done
 	local kind
 	for kind in clusterrolebinding clusterrole mutatingwebhookconfiguration validatingwebhookconfiguration crd; do
-		kubectl delete "$kind" -l component=velero --ignore-not-found >/dev/null
+		kubectl delete "$kind" -l component=velero --ignore-not-found --timeout 120s >/dev/null || true
 	done
 	# Volumes left by the data mover's claims in the velero namespace (reclaim policy Retain).
 	local pv
 	for pv in $(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}'); do
-		kubectl delete pv "$pv" --ignore-not-found >/dev/null
+		kubectl delete pv "$pv" --ignore-not-found --timeout 120s >/dev/null || true
 	done
 	view_down
 	[ -n "$keep" ] || lab_tool bucket delete "$(bucket_url)"
-	check
+	check ${keep:+--keep-bucket}
 }
 
-# check fails if anything of Velero is left in the cluster.
+# stop_controllers deletes Velero's server and node-agent and waits until their pods are gone, so
+# that nothing of Velero acts while the rest goes: a server outliving its namespace's deletion
+# would delete a Restore's files from the bucket (--keep-bucket keeps it as Velero left it), and a
+# node-agent would give a DataUpload it had not finished its finalizer back.
+stop_controllers() {
+	kubectl -n "$NAMESPACE" delete deployment/velero daemonset/node-agent --ignore-not-found \
+		--cascade=foreground --timeout 120s >/dev/null 2>&1 || true
+	kubectl -n "$NAMESPACE" wait --for=delete pod -l component=velero --timeout 120s >/dev/null 2>&1 || true
+}
+
+# unfinalize removes the finalizers left on Velero's objects once its controllers are gone: every
+# object of a velero.io kind in any namespace (a Restore keeps one until Velero has deleted its
+# files; a DataUpload, DataDownload, PodVolumeBackup or PodVolumeRestore Velero had not finished,
+# its own), and Velero's own (velero.io/...) on VolumeSnapshots and VolumeSnapshotContents. Each
+# would hold its namespace, its CustomResourceDefinition or its snapshot for ever: nothing of
+# Velero will remove them any more (seen in a bench run whose bucket ran out of space).
+unfinalize() {
+	local crd ns name keep fin scope
+	for crd in $(velero_kinds) volumesnapshots.snapshot.storage.k8s.io volumesnapshotcontents.snapshot.storage.k8s.io; do
+		{ kubectl get "$crd" -A -o json 2>/dev/null || echo '{"items":[]}'; } |
+			jq -r --arg group "$VELERO_GROUP" '.items[]
+				| (if .apiVersion | startswith($group + "/") then .metadata.finalizers // []
+				   else [.metadata.finalizers // [] | .[] | select(startswith($group + "/"))] end) as $drop
+				| select($drop | length > 0)
+				| [.metadata.namespace // "-", .metadata.name, ([.metadata.finalizers[] | select(IN($drop[]) | not)] | tojson), ($drop | join(","))]
+				| @tsv' |
+			while IFS=$'\t' read -r ns name keep fin; do
+				scope=(-n "$ns")
+				[ "$ns" = - ] && scope=() && ns=
+				log "removing the finalizers $fin of $crd ${ns:+$ns/}$name (nothing of Velero will remove them)"
+				kubectl "${scope[@]}" patch "$crd" "$name" --type merge -p '{"metadata":{"finalizers":'"$keep"'}}' >/dev/null || true # gone meanwhile
+			done
+	done
+}
+
+# velero_vscs lists Velero's VolumeSnapshotContents: labelled velero.io/backup-name, or bound to a
+# VolumeSnapshot of Velero's namespace (its data mover's) or named velero-<claim>-... (its CSI
+# plugin's, in the claim's namespace). The snapshot controller names a content after its
+# VolumeSnapshot's UID and Velero labels none, so the snapshot it was made for is what tells.
+velero_vscs() {
+	{ kubectl get volumesnapshotcontents -o json 2>/dev/null || echo '{"items":[]}'; } |
+		jq -r --arg ns "$NAMESPACE" '.items[]
+			| select(.metadata.labels["velero.io/backup-name"] != null or .spec.volumeSnapshotRef.namespace == $ns
+				or (.spec.volumeSnapshotRef.name // "" | startswith("velero-")))
+			| .metadata.name'
+}
+
+# check fails if anything of Velero is left in the cluster, or its bucket (not with --keep-bucket).
 check() {
 	require_cluster
 	local left=() kind out
@@ -344,20 +399,23 @@ check() {
 	done
 	out=$(kubectl get crd -o name | grep "\.$VELERO_GROUP\$" || true)
 	[ -n "$out" ] && left+=("$out")
+	out=$(kubectl get clusterrole,clusterrolebinding,mutatingwebhookconfiguration,validatingwebhookconfiguration,apiservice -o name | grep -i velero || true)
+	[ -n "$out" ] && left+=("$out")
 	out=$(kubectl get volumesnapshots -A -l velero.io/backup-name -o name 2>/dev/null || true)
 	[ -n "$out" ] && left+=("$out")
-	out=$(kubectl get volumesnapshotcontents -l velero.io/backup-name -o name 2>/dev/null || true)
-	[ -n "$out" ] && left+=("$out")
-	out=$(kubectl get clusterrolebinding velero -o name 2>/dev/null || true)
-	[ -n "$out" ] && left+=("$out")
+	out=$(velero_vscs)
+	[ -n "$out" ] && left+=("volumesnapshotcontents $out")
 	out=$(kubectl get pv -o jsonpath='{range .items[?(@.spec.claimRef.namespace=="'"$NAMESPACE"'")]}{.metadata.name}{"\n"}{end}')
 	[ -n "$out" ] && left+=("persistentvolumes $out")
 	[ -e "$KUBELET_DIR" ] && left+=("$KUBELET_DIR")
+	if [ "${1:-}" != --keep-bucket ] && ! out=$(lab_tool bucket check "$(bucket_url)" 2>&1); then
+		left+=("$out")
+	fi
 	if [ ${#left[@]} -gt 0 ]; then
 		printf 'left behind: %s\n' "${left[@]}" >&2
 		return 1
 	fi
-	log "nothing of Velero is left in the cluster"
+	log "nothing of Velero is left in the cluster${1:+ (its bucket kept)}"
 }
 
 # diagnose keeps what Velero said, for a failed run: the server's and node-agent's logs, the
@@ -606,6 +664,95 @@ fixtures_cleanup() {
 	exit $rc
 }
 
+# ---------------------------------------------------------------- down after a crash
+
+STRAND_NS=vl-strand
+
+# strand leaves Velero as a crash mid-work would: a data mover backup and a data mover restore
+# under way (their DataUpload and DataDownload carrying Velero's finalizer, the Restore its own)
+# when Velero's server and node-agent disappear. What down must then clear.
+strand() {
+	kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: $STRAND_NS}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: $STRAND_NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: csi-dir
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: $STRAND_NS}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: $PVBACKUP_TEST_IMAGE
+    imagePullPolicy: Never
+    command: [sh, -c, 'head -c 268435456 /dev/urandom >/data/big && sync && touch /data/done && exec sleep 86400']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+YAML
+	local i
+	for i in $(seq 1 180); do
+		kubectl -n "$STRAND_NS" exec app -- test -f /data/done 2>/dev/null && break
+		[ "$i" = 180 ] && die "$STRAND_NS/app did not write its data"
+		sleep 1
+	done
+	backup strand-src --include-namespaces "$STRAND_NS" --snapshot-move-data
+	velero restore create strand-restore --from-backup strand-src --namespace-mappings "$STRAND_NS:$STRAND_NS-to" >/dev/null
+	velero backup create strand-backup --include-namespaces "$STRAND_NS" --snapshot-move-data >/dev/null
+	wait_finalizer datadownloads velero.io/restore-name=strand-restore
+	wait_finalizer datauploads velero.io/backup-name=strand-backup
+	log "stopping Velero's server and node-agent mid-work, as a crash would"
+	stop_controllers
+	kubectl get "$(velero_kinds | paste -sd, -)" -A \
+		-o jsonpath='{range .items[?(@.metadata.finalizers)]}{.kind} {.metadata.namespace}/{.metadata.name} {.status.phase}: {.metadata.finalizers}{"\n"}{end}' >&2
+}
+
+# wait_finalizer RESOURCE SELECTOR waits until an object of Velero's RESOURCE matching SELECTOR
+# carries Velero's finalizer (it is under way).
+wait_finalizer() {
+	local i
+	for i in $(seq 1 600); do
+		kubectl -n "$NAMESPACE" get "$1" -l "$2" -o jsonpath='{.items[*].metadata.finalizers}' | grep -q velero.io/ && return 0
+		sleep 0.2
+	done
+	die "no $1 ($2) under way within 120 s"
+}
+
+# velero_kinds lists the CustomResourceDefinitions of Velero's kinds.
+velero_kinds() {
+	kubectl get crd -o jsonpath='{range .items[?(@.spec.group=="'"$VELERO_GROUP"'")]}{.metadata.name}{"\n"}{end}'
+}
+
+# crash_down proves down after a crash: install Velero, strand it, then down and its check; the
+# app's namespaces go after. The cluster must be up.
+crash_down() {
+	require_cluster
+	trap crash_down_cleanup EXIT
+	up
+	strand
+	down
+}
+
+crash_down_cleanup() {
+	local rc=$?
+	set +e
+	trap - EXIT
+	if [ "$rc" != 0 ]; then
+		diagnose
+		down
+	fi
+	kubectl delete namespace "$STRAND_NS" "$STRAND_NS-to" --ignore-not-found --timeout 120s >/dev/null
+	exit $rc
+}
+
 # ---------------------------------------------------------------- tests and bench
 
 # lab_tests REGEX runs the end-to-end tests of real Velero (test/e2e, build tags e2e and velerolab)
@@ -651,10 +798,11 @@ build) build ;;
 images) images ;;
 up) up ;;
 down) down "${2:-}" ;;
-check) check ;;
+check) check "${2:-}" ;;
 fixtures) fixtures ;;
 e2e) lab_tests '^TestVeleroLab$' ;;
 bench) lab_tests '^TestMeasureVelero$' ;;
+crash-down) crash_down ;;
 tests) lab_tests "${2:?usage: hack/velero-lab.sh tests REGEX}" ;;
 *)
 	sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2

@@ -57,14 +57,14 @@ func benchCompress() error {
 			return err
 		}
 		k, a, n := res["kopia-s3"], res["mover-auto"], res["mover-none"]
-		fmt.Printf("%s: first backup throughput mover/kopia = %.2f (goal ≥ 1.1)  restore throughput mover/kopia = %.2f (goal ≥ 1.0)\n",
-			tree.name, k.first.wall.Seconds()/a.first.wall.Seconds(), k.restore.wall.Seconds()/a.restore.wall.Seconds())
+		fmt.Printf("%s: first backup throughput mover/kopia = %s (goal ≥ 1.1)  restore throughput mover/kopia = %s (goal ≥ 1.0)\n",
+			tree.name, paired(k.all[0], a.all[0]), paired(k.all[2], a.all[2]))
 		if incremental {
-			fmt.Printf("%s: incremental time mover/kopia = %.2f (goal ≤ 1.0)\n", tree.name, a.incr.wall.Seconds()/k.incr.wall.Seconds())
+			fmt.Printf("%s: incremental time mover/kopia = %s (goal ≤ 1.0)\n", tree.name, paired(a.all[1], k.all[1]))
 		}
 		fmt.Printf("%s: bucket bytes auto/tree = %.3f, none/tree = %.3f  first backup time auto/none = %.2f (goal: compressible ≤ 1.1, random ≤ 1.03)  [%s]\n",
 			tree.name, float64(firstUploaded["mover-auto"])/float64(treeBytes), float64(firstUploaded["mover-none"])/float64(treeBytes),
-			a.first.wall.Seconds()/n.first.wall.Seconds(), loadAvg())
+			medianFloat(roundRatios(a.all[0], n.all[0])), loadAvg())
 	}
 	if bigMiB <= 0 {
 		return nil
@@ -75,33 +75,28 @@ func benchCompress() error {
 	}
 	defer os.RemoveAll(big) // 2 GiB: regenerated in seconds
 	treeDir, treeBytes = big, duBytes(big)
-	fmt.Printf("\n== one %d MiB file  [%s]\n", bigMiB, loadAvg())
-	res, err := measureTargets(weed, func(srv *s3server.Server) []target {
-		return []target{kopiaS3{srv: srv, compression: "none", dir: filepath.Join(work, "kopia-s3")}, &moverT{name: "mover-auto", s3: srv, compression: "auto"}}
-	}, false, false)
-	if err != nil {
+	if err := bigRounds("SeaweedFS", weed, bigS3Targets, "kopia-s3", "mover-auto", "mover-1"); err != nil {
 		return err
 	}
-	fmt.Printf("big file: upload throughput mover (64 MiB parts in parallel) / kopia CLI (one stream up to 2 GiB) = %.2f (goal ≥ 1.5)  [%s]\n",
-		res["kopia-s3"].first.wall.Seconds()/res["mover-auto"].first.wall.Seconds(), loadAvg())
-	if uploadLimit == "" {
-		return nil
+	return measureLimitS3(weed)
+}
+
+// paired is the median of the rounds' ratios num/den of wall times, with each round's: the two
+// runs of a round met the same machine, while two medians may come from rounds of different load
+// (the random tree's restore: medians 9.11 s / 10.51 s = 0.87 of rounds whose ratios were 1.14,
+// 1.34 and 0.87). The ratio of the medians follows for reference.
+func paired(num, den []run) string {
+	return fmt.Sprintf("%.2f (per round %s; medians %.2f)", medianFloat(roundRatios(num, den)), fmtFloats(roundRatios(num, den)),
+		medianRun(num).wall.Seconds()/medianRun(den).wall.Seconds())
+}
+
+// roundRatios are num[i]/den[i] of wall times, for the rounds both ran.
+func roundRatios(num, den []run) []float64 {
+	v := make([]float64, 0, len(num))
+	for i := range min(len(num), len(den)) {
+		v = append(v, num[i].wall.Seconds()/den[i].wall.Seconds())
 	}
-	srv, err := weed.start()
-	if err != nil {
-		return err
-	}
-	limited := &moverT{name: "mover-limit", s3: srv, compression: "none", extraEnv: []string{"PVBACKUP_UPLOAD_LIMIT=" + uploadLimit}}
-	if err := limited.setup(); err != nil {
-		return err
-	}
-	r, err := limited.backup()
-	if err != nil {
-		return err
-	}
-	got := float64(lastUploaded["mover-limit"]) / r.wall.Seconds()
-	fmt.Printf("upload limit %s: %.0f bytes in %.1fs = %.2f MiB/s (goal within 10%% of the limit)\n", uploadLimit, float64(lastUploaded["mover-limit"]), r.wall.Seconds(), got/(1<<20))
-	return nil
+	return v
 }
 
 // firstUploaded is what each mover target's last first backup wrote to the bucket (lastUploaded
@@ -181,7 +176,7 @@ func measureTargets(weed *freshWeed, targetsOn func(*s3server.Server) []target, 
 	res := map[string]*series{}
 	for _, l := range labels {
 		r := runs[l]
-		res[l] = &series{first: medianRun(r[0]), incr: medianRun(r[1]), restore: medianRun(r[2])}
+		res[l] = &series{first: medianRun(r[0]), incr: medianRun(r[1]), restore: medianRun(r[2]), all: *r}
 		fmt.Printf("  %-11s median: first %.2fs  incremental %.2fs  restore %.2fs\n", l, res[l].first.wall.Seconds(), res[l].incr.wall.Seconds(), res[l].restore.wall.Seconds())
 	}
 	return res, nil

@@ -32,7 +32,12 @@ type run struct {
 	rssMB float64
 }
 
-type series struct{ first, incr, restore run }
+// series is a target's figures: first backup, incremental, restore (the best or the median of
+// its runs), and all the runs in round order (the compress suite's per-round ratios).
+type series struct {
+	first, incr, restore run
+	all                  [3][]run
+}
 
 var (
 	moverBin, kopiaBin, resticBin, weedBin, work string
@@ -57,7 +62,7 @@ func main() {
 	flag.StringVar(&work, "work", ".local/bench", "work directory (the tree is kept between runs)")
 	compression := flag.String("compression", "none", "compression policy for both kopia and the mover")
 	flag.IntVar(&reps, "reps", 2, "runs of each measurement; the best is reported")
-	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic, then the small-files tree; files: cp and in-place sync (files.go); small: the small-files tree alone (small.go); compress: issue 29's measures on SeaweedFS (compress.go); block: a device image, mover --block vs kopia --stdin-file (block.go)")
+	suite := flag.String("suite", "mover", "mover: backup and restore against kopia and restic, then the small-files tree; files: cp and in-place sync (files.go); small: the small-files tree alone (small.go); compress: issue 29's measures on SeaweedFS (compress.go); block: a device image, mover --block vs kopia --stdin-file (block.go); restore: the random tree's restore, mover vs CLI, interleaved rounds (restorecmp.go); big: one big file, mover vs mover --parallel 1 vs CLI, filesystem and SeaweedFS, then the upload limit (big.go)")
 	flag.IntVar(&compressMiB, "compress-mib", 1024, "compress suite: MiB of the compressible tree (0 leaves it out)")
 	flag.IntVar(&blockMiB, "block-mib", 2048, "block suite: MiB of the device image")
 	flag.IntVar(&bigMiB, "big-mib", 2048, "compress suite: MiB of the one big file (0 leaves it out)")
@@ -87,6 +92,10 @@ func main() {
 		do = benchCompress
 	case "block":
 		do = benchBlock
+	case "restore":
+		do = benchRestore
+	case "big":
+		do = benchBig
 	}
 	if err := do(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

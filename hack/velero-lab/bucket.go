@@ -42,7 +42,7 @@ func openS3(ctx context.Context, raw string) (*blob.Bucket, *s3.Client, string, 
 	return b, c, u.Host, prefix, nil
 }
 
-// runBucket is `velero-lab bucket create|delete URL`.
+// runBucket is `velero-lab bucket create|delete|check URL`.
 func runBucket(args []string) error {
 	if len(args) != 2 {
 		return errUsage
@@ -67,8 +67,32 @@ func runBucket(args []string) error {
 		return nil
 	case "delete":
 		return deleteBucket(ctx, b, c, name)
+	case "check":
+		return checkBucket(ctx, b, name)
 	}
 	return errUsage
+}
+
+// checkBucket fails if the bucket is still there (what hack/velero-lab.sh down must leave: no
+// bucket at all), naming how many objects it holds.
+func checkBucket(ctx context.Context, b *blob.Bucket, name string) error {
+	if ok, err := b.IsAccessible(ctx); err != nil || !ok {
+		fmt.Printf("bucket %s is gone\n", name)
+		return nil
+	}
+	n := 0
+	it := b.List(nil)
+	for {
+		_, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("list bucket %s: %w", name, err)
+		}
+		n++
+	}
+	return fmt.Errorf("bucket %s is still there, with %d objects: delete it with hack/velero-lab.sh down", name, n)
 }
 
 // deleteBucket deletes every object of the bucket, then the bucket.

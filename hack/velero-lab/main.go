@@ -5,8 +5,8 @@
 //	    passwd/group entries and an empty /tmp, built as hack/image builds the mover image (no
 //	    container engine). The lab makes Velero's image (velero, velero-restore-helper and
 //	    velero-helper at /, as Velero's Dockerfile lays them out) and the AWS plugin's with it.
-//	velero-lab bucket create|delete URL
-//	    create the S3 bucket of URL, or delete it with everything in it
+//	velero-lab bucket create|delete|check URL
+//	    create the S3 bucket of URL, delete it with everything in it, or fail if it exists
 //	velero-lab export URL DIR --backup NAME... --repo NAMESPACE...
 //	    copy backups/<NAME>/ and kopia/<NAMESPACE>/ (without Kopia's _log blobs) under URL's
 //	    prefix into DIR: the fixtures of testdata/velero
@@ -18,7 +18,7 @@ import (
 	"os"
 )
 
-var errUsage = errors.New("usage: velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --out FILE.tar | bucket create|delete URL | export URL DIR --backup NAME --repo NS")
+var errUsage = errors.New("usage: velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --out FILE.tar | bucket create|delete|check URL | export URL DIR --backup NAME --repo NS")
 
 func main() {
 	if len(os.Args) < 2 {

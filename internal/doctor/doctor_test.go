@@ -75,6 +75,11 @@ func controllerPod(ready bool) *corev1.Pod {
 	return p
 }
 
+func withArgs(p *corev1.Pod, args ...string) *corev1.Pod {
+	p.Spec.Containers[0].Args = args
+	return p
+}
+
 func TestSnapshotController(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -84,6 +89,9 @@ func TestSnapshotController(t *testing.T) {
 		detail      string
 	}{
 		{"ready pod, with its version", false, []runtime.Object{controllerPod(true)}, OK, "(v8.4.0) ready"},
+		{"ready pod at the default API rate", false, []runtime.Object{controllerPod(true)}, OK, "runs at the default API client rate (--kube-api-qps 5"},
+		{"ready pod with a raised API rate", false, []runtime.Object{withArgs(controllerPod(true), "--v=2", "--kube-api-qps", "50", "--kube-api-burst=100")}, OK, "(v8.4.0) ready"},
+		{"ready pod with the default API rate named", false, []runtime.Object{withArgs(controllerPod(true), "--kube-api-qps=5")}, OK, "default API client rate"},
 		{"fresh lease of a controller outside pods", false, []runtime.Object{lease("kube-system", "host-1", 3*time.Second)}, OK, "held by host-1, renewed 3s ago"},
 		{"stale lease: controller stopped", false, []runtime.Object{lease("kube-system", "host-1", 40*time.Second)}, Fail, "renewed 40s ago (lease duration 15s): the controller is not running"},
 		{"released lease", false, []runtime.Object{lease("default", "", time.Second)}, Fail, "has no holder"},
@@ -96,6 +104,9 @@ func TestSnapshotController(t *testing.T) {
 			got := checkSnapshotController(context.Background(), d, &Config{})
 			if len(got) != 1 || got[0].Status != tc.want || !strings.Contains(got[0].Detail, tc.detail) {
 				t.Fatalf("got %+v, want %s with %q", got, tc.want, tc.detail)
+			}
+			if strings.Contains(tc.name, "raised") && strings.Contains(got[0].Detail, "API client rate") {
+				t.Errorf("a controller at --kube-api-qps 50 is not at the default rate: %q", got[0].Detail)
 			}
 		})
 	}

@@ -192,7 +192,7 @@ func judgeController(check string, pods []corev1.Pod, lease *leaseInfo, perr, le
 	const fix = "start the snapshot controller (kubectl -n kube-system get deploy,pods | grep snapshot-controller; its logs say why it stopped)"
 	switch {
 	case len(ready) > 0:
-		return ok(check, "pod "+strings.Join(ready, ", ")+" ready")
+		return ok(check, "pod "+strings.Join(ready, ", ")+" ready"+rateNote(pods))
 	case lease != nil && lease.fresh(now):
 		return ok(check, lease.describe(now))
 	case lease != nil:

@@ -215,8 +215,7 @@ func (s *backupSession) upload(ctx context.Context, w kopiarepo.RepositoryWriter
 	if repo.IsAuto(s.cfg.Compression) {
 		w = repo.SampleCompression(w)
 	}
-	u := upload.NewUploader(w)
-	u.ParallelUploads = s.cfg.parallel()
+	u := newUploader(w, s.cfg)
 	u.Progress = newUploadProgress(&s.c, s.sink)
 	stopCancel := context.AfterFunc(ctx, u.Cancel)
 	defer stopCancel()
@@ -311,6 +310,21 @@ func backupPolicy(cfg BackupConfig) (*policy.Policy, error) {
 			ParallelUploadAboveSize: newOptionalInt64(cfg.parallelAbove()),
 		},
 	}, nil
+}
+
+// newUploader is Kopia's uploader of a backup, cfg.parallel() files or parts of a big file at
+// once. Kopia's walking goroutine hands each file to an idle worker of a pool of
+// ParallelUploads-1 and reads the file itself when none is idle; the goroutine that reads a big
+// file hands its parts out the same way. With ParallelUploads at the parallelism, a lone big file
+// (a database, a disk image) went to the pool's only worker at 2 (the default on two cores), found
+// no other idle, and uploaded its 64 MiB parts one after the other while the walker waited: one
+// stream (measured: --parallel 2 no faster than --parallel 1 on a 2 GiB file). One more worker
+// gives a big file's parts cfg.parallel() streams; many files are read cfg.parallel() at once by
+// the workers, and by the walker too when all of them are busy.
+func newUploader(w kopiarepo.RepositoryWriter, cfg BackupConfig) *upload.Uploader {
+	u := upload.NewUploader(w)
+	u.ParallelUploads = cfg.parallel() + 1
+	return u
 }
 
 func (c *BackupConfig) parallel() int {

@@ -3,6 +3,7 @@ package volumes
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,9 +112,17 @@ func (r *backupRun) runHooks(ctx context.Context) error {
 	return r.hookWindows(ctx, r.plan, r.claims, r.pods, r.volGroups, r.startGroup)
 }
 
-// moveVolumes finishes every volume still to do, cfg.Parallel at a time.
+// moveVolumes finishes every volume still to do, cfg.Parallel at a time, those whose snapshot
+// is ready first (turns).
 func (r *backupRun) moveVolumes(ctx context.Context) error {
-	return r.forEach(ctx, len(r.plan), func(ctx context.Context, i int) {
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	order := r.backupTurns(tctx)
+	return r.forEach(ctx, len(r.plan), func(ctx context.Context, _ int) {
+		i := order.next()
+		if i < 0 {
+			return
+		}
 		v := &r.plan[i]
 		if v.Status != "" || r.done[v.Namespace+"/"+v.PVC] { // decided (skipped, failed) or done in a hook window
 			return
@@ -144,24 +153,45 @@ func (r *backupRun) moveVolumes(ctx context.Context) error {
 
 // requestSnapshots creates the VolumeSnapshots of every volume still to do at once, before any
 // mover runs, so that an application's volumes are cut at nearly the same moment rather than one
-// volume's run apart. (It does not shorten a run: the snapshot controller's rate-limited API client
-// bounds it either way; docs/volumes.md has the figures.) A snapshot that cannot be created here is
-// created, and its error reported, in the volume's turn.
+// volume's run apart. They are created requestConcurrency at a time: one after the other, 60
+// creations took seconds of a loaded apiserver's round trips before the first mover could start.
+// A snapshot that cannot be created here is created, and its error reported, in the volume's turn.
 func (e *engine) requestSnapshots(ctx context.Context, plan []catalog.Volume) {
+	var todo []int
 	for i := range plan {
 		v := &plan[i]
 		key := v.Namespace + "/" + v.PVC
 		if v.Status != "" || e.precreated[key] || e.done[key] || e.members[key] != "" || (Mode(v.Mode) != ModeSnapshotMove && Mode(v.Mode) != ModeSnapshot) {
 			continue
 		}
+		todo = append(todo, i)
+	}
+	made := make([]bool, len(todo))
+	sem := make(chan struct{}, requestConcurrency)
+	var wg sync.WaitGroup
+	for k, i := range todo {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		if err := e.createSnapshot(ctx, e.backupTask(v), v, &createdObjects{}, Mode(v.Mode) == ModeSnapshot); err == nil {
-			e.precreated[key] = true
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(k int, v *catalog.Volume) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			made[k] = e.createSnapshot(ctx, e.backupTask(v), v, &createdObjects{}, Mode(v.Mode) == ModeSnapshot) == nil
+		}(k, &plan[i])
+	}
+	wg.Wait()
+	for k, i := range todo {
+		if made[k] {
+			e.precreated[plan[i].Namespace+"/"+plan[i].PVC] = true
 		}
 	}
 }
+
+// requestConcurrency is how many API requests a run's step makes at once (snapshots requested
+// ahead, a volume's cleanup): the plugin's client has no rate limit of its own (kube.FromConfig).
+const requestConcurrency = 16
 
 // dropUnstarted deletes the snapshots created ahead for volumes whose turn never came.
 func (e *engine) dropUnstarted(ctx context.Context, plan []catalog.Volume, started []bool) {

@@ -74,11 +74,11 @@ type Config struct {
 }
 
 // DefaultParallel is how many volumes move at once unless --parallel says otherwise. Measured on
-// the three-node lab (make bench-scale, 60 snapshot-move claims): 8 at once took 16% less wall
-// time than 2 for the backup and 31% less for the restore, but each mover's own work tripled (the
-// lab's two cores saturated) and eight movers hold eight times a mover's requests and limits
-// against a namespace's ResourceQuota; 4 takes most of the overlap at half that footprint
-// (docs/volumes.md, "Many volumes").
+// the three-node lab (make bench-scale, 60 snapshot-move claims, the machine's two cores saturated):
+// 8 at once took 21-23% less wall time than 4 for the backup and the restore, but each volume's
+// turn grew by half and eight movers hold twice four's requests and limits against a namespace's
+// ResourceQuota (a refused mover fails its volume); 4 stays the default, 8 the flag for namespaces
+// of many volumes (docs/volumes.md, "Many volumes").
 const DefaultParallel = 4
 
 func (c *Config) defaults() {

@@ -39,6 +39,20 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 		created.snapshot = true
 	}
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s)", t.Namespace, name, v.SnapshotClass)
+	ready, err := e.readySnapshot(ctx, t.Namespace, name, what)
+	if err == nil && ready == nil {
+		ready, err = e.waitSnapshot(ctx, t, name, what)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.snapshotHandle(ctx, v, ready)
+	return ready, nil
+}
+
+// waitSnapshot waits until VolumeSnapshot name of t's claim has a status (a snapshot controller
+// took it up), then until it is ready, failing at once on its error.
+func (e *engine) waitSnapshot(ctx context.Context, t Task, name, what string) (*snapv1.VolumeSnapshot, error) {
 	w := e.snapshotWait(t, name, what)
 	// A snapshot controller sets a status at once; none means none runs.
 	w.What, w.Timeout = what+": waiting for a snapshot controller", e.cfg.ControllerTimeout
@@ -66,12 +80,35 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 	if err := until(ctx, e.d.Kube, w); err != nil {
 		return nil, err
 	}
-	if ready.Status.BoundVolumeSnapshotContentName != nil {
-		if c, err := e.d.Snap.SnapshotV1().VolumeSnapshotContents().Get(ctx, *ready.Status.BoundVolumeSnapshotContentName, metav1.GetOptions{}); err == nil && c.Status != nil && c.Status.SnapshotHandle != nil {
-			v.SnapshotHandle = *c.Status.SnapshotHandle
-		}
-	}
 	return ready, nil
+}
+
+// readySnapshot reads VolumeSnapshot ns/name once: it is returned when it is ready already (a
+// snapshot requested ahead, whose volume's turn came after it was cut), nil when it is not, an
+// error when it failed. Two waits, each listing and watching it and its events, cost a loaded
+// apiserver more than this one read.
+func (e *engine) readySnapshot(ctx context.Context, ns, name, what string) (*snapv1.VolumeSnapshot, error) {
+	s, err := e.d.Snap.SnapshotV1().VolumeSnapshots(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil // the waits say what is wrong, with their deadlines
+	}
+	if s.Status != nil && s.Status.Error != nil && s.Status.Error.Message != nil {
+		return nil, fmt.Errorf("%s failed: %s", what, *s.Status.Error.Message)
+	}
+	if s.Status != nil && ptr.Deref(s.Status.ReadyToUse, false) {
+		return s, nil
+	}
+	return nil, nil
+}
+
+// snapshotHandle records the storage system's handle of a ready snapshot in v (best effort).
+func (e *engine) snapshotHandle(ctx context.Context, v *catalog.Volume, s *snapv1.VolumeSnapshot) {
+	if s.Status == nil || s.Status.BoundVolumeSnapshotContentName == nil {
+		return
+	}
+	if c, err := e.d.Snap.SnapshotV1().VolumeSnapshotContents().Get(ctx, *s.Status.BoundVolumeSnapshotContentName, metav1.GetOptions{}); err == nil && c.Status != nil && c.Status.SnapshotHandle != nil {
+		v.SnapshotHandle = *c.Status.SnapshotHandle
+	}
 }
 
 // snapshotWait is the wait for VolumeSnapshot ns/name of t's claim, following the events of both.

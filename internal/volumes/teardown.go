@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,49 +21,67 @@ type createdObjects struct {
 
 // cleanup deletes what a task created: Job (and pods), temporary PVC (and its PV whatever the
 // reclaim policy), VolumeSnapshot (and its content whatever the deletion policy) unless kept,
-// Secret. It waits for nothing but the API calls.
+// Secrets. It waits for nothing but the API calls, and makes them side by side: one after the
+// other, the dozen round trips of a volume's cleanup held its --parallel slot seconds on a busy
+// apiserver.
 func (e *engine) cleanup(ctx context.Context, t Task, c *createdObjects, dropSnapshot bool) error {
-	var errs []error
 	ns := t.Namespace
+	var parts []func() error
 	if c.job {
-		if err := e.d.Kube.BatchV1().Jobs(ns).Delete(ctx, t.JobName(), metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete Job %s/%s: %w", ns, t.JobName(), err))
-		}
-		// Pods go with the Job, but at once: they hold the volumes the next steps delete.
-		pods, err := e.d.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(t.Labels()).String()})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list mover pods in %s: %w", ns, err))
-		} else {
-			for _, p := range pods.Items {
-				if err := e.d.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
-					errs = append(errs, fmt.Errorf("delete mover pod %s/%s: %w", ns, p.Name, err))
-				}
-			}
-		}
+		parts = append(parts, func() error { return e.deleteMover(ctx, t) })
 	}
 	if c.tempPVC {
-		if err := deleteClaim(ctx, e.d.Kube, ns, t.TempPVCName()); err != nil {
-			errs = append(errs, err)
-		}
+		parts = append(parts, func() error { return deleteClaim(ctx, e.d.Kube, ns, t.TempPVCName()) })
 	}
 	if c.snapshot && dropSnapshot {
 		for _, n := range []string{t.SnapshotName(), t.KeptSnapshotName()} {
-			if err := deleteSnapshot(ctx, e.d.Snap, ns, n); err != nil {
-				errs = append(errs, err)
-			}
+			parts = append(parts, func() error { return deleteSnapshot(ctx, e.d.Snap, ns, n) })
 		}
 	}
 	if c.secret {
-		if err := e.d.Kube.CoreV1().Secrets(ns).Delete(ctx, t.SecretName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete Secret %s/%s: %w", ns, t.SecretName(), err))
-		}
+		parts = append(parts, func() error { return e.deleteSecret(ctx, ns, t.SecretName()) })
 	}
 	if c.pullSecret {
-		if err := e.d.Kube.CoreV1().Secrets(ns).Delete(ctx, t.PullSecretName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete Secret %s/%s: %w", ns, t.PullSecretName(), err))
+		parts = append(parts, func() error { return e.deleteSecret(ctx, ns, t.PullSecretName()) })
+	}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = part()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// deleteMover deletes the task's Job and, at once, its pods: they hold the volumes the other
+// deletions free.
+func (e *engine) deleteMover(ctx context.Context, t Task) error {
+	ns := t.Namespace
+	var errs []error
+	if err := e.d.Kube.BatchV1().Jobs(ns).Delete(ctx, t.JobName(), metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete Job %s/%s: %w", ns, t.JobName(), err))
+	}
+	pods, err := e.d.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(t.Labels()).String()})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list mover pods in %s: %w", ns, err))...)
+	}
+	for _, p := range pods.Items {
+		if err := e.d.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete mover pod %s/%s: %w", ns, p.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (e *engine) deleteSecret(ctx context.Context, ns, name string) error {
+	if err := e.d.Kube.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Secret %s/%s: %w", ns, name, err)
+	}
+	return nil
 }
 
 // deleteClaim deletes a temporary PVC, first making its PV's reclaim policy Delete so the storage

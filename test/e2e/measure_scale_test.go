@@ -93,34 +93,47 @@ func TestMeasureScale(t *testing.T) {
 	loc := c.location(t)
 	for _, parallel := range scaleParallel() {
 		name := "scale-p" + parallel
+		tctx, stopTimeline := context.WithCancel(context.Background())
+		tl := c.watchTimeline(tctx, ns)
 		r := runPlugin(t, 30*time.Minute, append([]string{"create", name, "--to", loc, "--include-namespaces", ns, "--include-resources", "persistentvolumeclaims",
 			"--volumes", "snapshot-move", "--parallel", parallel, "-o", "json"}, moverArgs()...)...)
 		var m catalog.Manifest
 		if err := json.Unmarshal([]byte(r.stdout), &m); err != nil || m.Status != catalog.Completed {
 			t.Fatalf("create %s: exit %d, %v: %s", name, r.code, err, m.Status)
 		}
-		var mover float64
+		stopTimeline()
+		var mover, slot, open float64
 		per := map[string]int{}
 		for _, v := range m.Volumes {
 			mover += v.MoverSeconds
+			slot += v.Seconds
+			open += v.MoverOpenSeconds
 			per[v.MoverNode]++
 		}
+		tl.report(t, "the backup at --parallel "+parallel)
+		t.Logf("MEASURE backup --parallel %s: %s", parallel, slots(r.took.Seconds(), slot, mover, open, parseF(parallel), len(m.Volumes)))
 		t.Logf("MEASURE backup of %d claims, snapshot-move, --parallel %s: %s, movers per node %s",
 			len(m.Volumes), parallel, overhead(r.took.Seconds(), mover, parseF(parallel), len(m.Volumes)), perNode(per))
 		c.noLeftovers(t, name)
 
 		copyNS := ns + "-copy" + parallel
 		t.Cleanup(func() { _ = c.Kube.CoreV1().Namespaces().Delete(context.Background(), copyNS, metav1.DeleteOptions{}) })
+		tctx, stopTimeline = context.WithCancel(context.Background())
+		tl = c.watchTimeline(tctx, copyNS)
 		r = runPlugin(t, 30*time.Minute, append([]string{"restore", name, "--from", loc, "--namespace-mapping", ns + ":" + copyNS, "--parallel", parallel, "-o", "json"}, moverArgs()...)...)
 		var res restore.Result
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
 			t.Fatalf("restore %s: exit %d, %v", name, r.code, err)
 		}
-		per, mover = map[string]int{}, 0
+		stopTimeline()
+		per, mover, slot = map[string]int{}, 0, 0
 		for _, v := range res.Volumes {
 			per[v.MoverNode]++
 			mover += v.MoverSeconds
+			slot += v.Seconds
 		}
+		tl.report(t, "the restore at --parallel "+parallel)
+		t.Logf("MEASURE restore --parallel %s: %s", parallel, slots(r.took.Seconds(), slot, mover, 0, parseF(parallel), len(res.Volumes)))
 		t.Logf("MEASURE restore of %d claims, --parallel %s: %s, movers per node %s",
 			len(res.Volumes), parallel, overhead(r.took.Seconds(), mover, parseF(parallel), len(res.Volumes)), perNode(per))
 		c.noLeftovers(t, name)
@@ -135,6 +148,15 @@ func overhead(wall, mover, parallel float64, volumes int) string {
 	n := float64(volumes)
 	return fmt.Sprintf("wall %.1fs, movers' own work %.1fs in all, per-volume overhead %.2fs amortised ((wall - work/parallel) / volumes), %.2fs per slot (wall x parallel / volumes - work mean)",
 		wall, mover, (wall-mover/parallel)/n, wall*parallel/n-mover/n)
+}
+
+// slots writes how the run's slots (wall x parallel) were spent: in volumes' turns (the engine's
+// time per volume, of which the movers' own work and, of that, opening the repository), and idle
+// (the run's start and end, and slots without a volume).
+func slots(wall, inTurns, mover, open, parallel float64, volumes int) string {
+	n := float64(volumes)
+	return fmt.Sprintf("slots %.1fs (wall x parallel): volumes' turns %.1fs (%.2fs each, of which mover %.2fs, repository open %.2fs), idle %.1fs",
+		wall*parallel, inTurns, inTurns/n, mover/n, open/n, wall*parallel-inTurns)
 }
 
 func parseF(s string) float64 {

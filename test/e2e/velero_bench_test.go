@@ -339,7 +339,8 @@ func TestMeasureVelero(t *testing.T) {
 	for _, k := range keys {
 		t.Logf("MEASURE %-16s wall %6.1fs  memory: %s", k, walls[k].Seconds(), report[k])
 	}
-	t.Logf("MEASURE bucket bytes: velero %d MiB, pvbackup %d MiB, ratio %.2f", veleroBytes>>20, ourBytes>>20, float64(ourBytes)/float64(veleroBytes))
+	t.Logf("MEASURE bucket bytes: velero %d (%d MiB), pvbackup %d (%d MiB), ratio %.4f (goal <= 1.0)",
+		veleroBytes, veleroBytes>>20, ourBytes, ourBytes>>20, float64(ourBytes)/float64(veleroBytes))
 	t.Logf("MEASURE ratios (pvbackup / velero; goal <= 0.5): backup %.2f, restore %.2f",
 		walls["pvbackup create"].Seconds()/walls["velero backup"].Seconds(), walls["pvbackup restore"].Seconds()/walls["velero restore"].Seconds())
 }
