@@ -110,6 +110,14 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		}
 		return delErr
 	}
+	if err := o.printText(objs, stopped); err != nil {
+		return err
+	}
+	return delErr
+}
+
+// printText says which workloads were (or would be) started again and which objects deleted.
+func (o *CleanupOptions) printText(objs []volumes.Object, stopped []quiesce.Owner) error {
 	for _, s := range stopped {
 		verb := "Started again"
 		if o.DryRun {
@@ -121,7 +129,7 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		if len(stopped) == 0 {
 			fmt.Fprintln(o.streams.Out, "Nothing to clean up.")
 		}
-		return delErr
+		return nil
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME")
@@ -136,5 +144,5 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		verb = "Would delete"
 	}
 	fmt.Fprintf(o.streams.Out, "%s %s.\n", verb, progress.Plural(len(objs), "object", "objects"))
-	return delErr
+	return nil
 }

@@ -207,7 +207,7 @@ func (k *locationKeys) repo(namespace string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return kr.RepoPassword(namespace), nil
+	return kr.RepoPassword(namespace)
 }
 
 // repos is the location's repository service, each namespace's repository opened with its key.
@@ -221,7 +221,7 @@ func (k *locationKeys) archive() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return kr.ArchiveKey(), nil
+	return kr.ArchiveKey()
 }
 
 // selectionOptions are the flags choosing what create and restore cover; the verbs word their

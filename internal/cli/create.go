@@ -324,7 +324,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 
 func (o *CreateOptions) run(ctx context.Context) error {
 	var deps backup.Deps
-	var repoPassword func(string) string
+	var repoPassword func(string) (string, error)
 	if o.location.URL != "" {
 		cat, closeFn, err := o.location.open(ctx)
 		if err != nil {
@@ -338,23 +338,7 @@ func (o *CreateOptions) run(ctx context.Context) error {
 			return err
 		}
 		if !o.DryRun {
-			// The key first: a location whose backups/ holds anything but no key file is an old
-			// one (keyring.ErrOldFormat), so the name's claim must not come before the key.
-			kr, err := keyring.Create(ctx, cat.Location(), o.pw)
-			if err != nil {
-				return err
-			}
-			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
-			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
-				return err
-			}
-			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
-			if err := o.claim(ctx, cat, deps.Claim); err != nil {
-				return err
-			}
-			// A copy of the wrapped key with each backup: the location survives losing keys/.
-			if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
-				backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+			if repoPassword, err = o.keyAndClaim(ctx, cat, &deps); err != nil {
 				return err
 			}
 		}
@@ -382,9 +366,36 @@ func (o *CreateOptions) run(ctx context.Context) error {
 	return err
 }
 
+// keyAndClaim creates or opens the location's key, sets the archive key, claims the backup's
+// name (deps.Claim) and saves the key's copy with the backup; it returns the repositories' keys.
+// The key comes first: a location whose backups/ holds anything but no key file is an old one
+// (keyring.ErrOldFormat), so the name's claim must not come before the key.
+func (o *CreateOptions) keyAndClaim(ctx context.Context, cat *catalog.Catalog, deps *backup.Deps) (func(string) (string, error), error) {
+	kr, err := keyring.Create(ctx, cat.Location(), o.pw)
+	if err != nil {
+		return nil, err
+	}
+	if o.cfg.ArchiveKey, err = kr.ArchiveKey(); err != nil {
+		return nil, err
+	}
+	if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+		return nil, err
+	}
+	deps.Claim = catalog.NewClaim(time.Now(), version.Version)
+	if err := o.claim(ctx, cat, deps.Claim); err != nil {
+		return nil, err
+	}
+	// A copy of the wrapped key with each backup: the location survives losing keys/.
+	if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
+		backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+		return nil, err
+	}
+	return kr.RepoPassword, nil
+}
+
 // connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
 // mover its namespace's repository key.
-func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) string) error {
+func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) (string, error)) error {
 	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err

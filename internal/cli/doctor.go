@@ -157,7 +157,7 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 		}
 	}
 	deps := doctorDeps(clients)
-	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
+	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) (string, error), error) {
 		pw, err := loadPassword(o.password.File, o.streams.ErrOut)
 		if err != nil {
 			return nil, err

@@ -305,7 +305,9 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o.cfg.ArchiveKey = kr.ArchiveKey()
+	if o.cfg.ArchiveKey, err = kr.ArchiveKey(); err != nil {
+		return err
+	}
 	if o.volCfg != nil {
 		// Each mover gets the key of the repository it reads: the source namespace's, also
 		// when --namespace-mapping restores it elsewhere (volumes.Task.SourceNamespace).

@@ -256,7 +256,7 @@ func (o *VeleroRestoreOptions) openRepositories(ctx context.Context, loc *velero
 		return nil // a dry run: the password is checked, no mover runs
 	}
 	o.volCfg.Mover.ReadOnlyRepository = true
-	o.volCfg.Mover.RepoPassword = func(string) string { return pw.Value }
+	o.volCfg.Mover.RepoPassword = func(string) (string, error) { return pw.Value, nil }
 	return nil
 }
 

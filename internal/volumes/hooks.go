@@ -77,24 +77,10 @@ func (e *engine) podWindows(ctx context.Context, plan []catalog.Volume, pods *po
 	}
 	sort.Strings(nss)
 	for _, ns := range nss {
-		users := map[string]*hookWindow{}
-		var names []string
-		for _, i := range byNS[ns] {
-			list, err := pods.using(ctx, ns, plan[i].PVC)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range list {
-				w := users[p.Name]
-				if w == nil {
-					w = &hookWindow{pods: []hookPod{{pod: p}}}
-					users[p.Name] = w
-					names = append(names, p.Name)
-				}
-				w.vols = append(w.vols, i)
-			}
+		users, names, err := podUsers(ctx, pods, ns, byNS[ns], plan)
+		if err != nil {
+			return nil, err
 		}
-		sort.Strings(names)
 		for _, n := range names {
 			w := users[n]
 			hp := &w.pods[0]
@@ -126,6 +112,30 @@ func (e *engine) podWindows(ctx context.Context, plan []catalog.Volume, pods *po
 		}
 	}
 	return windows, nil
+}
+
+// podUsers is a window for each pod of namespace ns that mounts one of the planned volumes idx,
+// with the volumes it mounts, and the pods' names in order.
+func podUsers(ctx context.Context, pods *podIndex, ns string, idx []int, plan []catalog.Volume) (map[string]*hookWindow, []string, error) {
+	users := map[string]*hookWindow{}
+	var names []string
+	for _, i := range idx {
+		list, err := pods.using(ctx, ns, plan[i].PVC)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range list {
+			w := users[p.Name]
+			if w == nil {
+				w = &hookWindow{pods: []hookPod{{pod: p}}}
+				users[p.Name] = w
+				names = append(names, p.Name)
+			}
+			w.vols = append(w.vols, i)
+		}
+	}
+	sort.Strings(names)
+	return users, names, nil
 }
 
 // mergeGroupWindows joins the windows whose volumes are members of one volume group (and, in

@@ -203,13 +203,17 @@ func (t Task) snapshotSource() string {
 
 // SecretSpec is the temporary Secret: the password of the source namespace's repository alone
 // (which opens nothing else), and the storage credentials unless the user's --mover-secret has them.
-func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
+func (t Task) SecretSpec(c *MoverConfig) (*corev1.Secret, error) {
 	s := &corev1.Secret{ObjectMeta: t.meta(t.SecretName()), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
 	if c.RepoPassword != nil {
-		s.Data[passwordKey] = []byte(c.RepoPassword(t.SourceNamespace))
+		pw, err := c.RepoPassword(t.SourceNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("the repository password of namespace %s: %w", t.SourceNamespace, err)
+		}
+		s.Data[passwordKey] = []byte(pw)
 	}
 	if c.Secret != "" {
-		return s
+		return s, nil
 	}
 	for k, v := range c.Env {
 		s.Data[k] = []byte(v)
@@ -217,7 +221,7 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 	for k, v := range c.Files {
 		s.Data[mover.SecretFilePrefix+k] = v
 	}
-	return s
+	return s, nil
 }
 
 // JobSpec is the mover Job. claim is the PVC it mounts (read-only for a backup); place is where
