@@ -91,6 +91,9 @@ type Deps struct {
 	// Access is asked before cluster-scoped objects are read (nil: they are read, and a refusal
 	// is a warning per object).
 	Access Access
+	// Log, when set, is the backup's log, which the caller may add to while the run goes (the
+	// apiserver's warnings); nil: a new one.
+	Log *catalog.Log
 }
 
 // PreflightPlan is what a backup is about to cover, for Deps.Preflight.
@@ -124,7 +127,7 @@ type Result struct {
 func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	d, cfg = withDefaults(d, cfg)
 	start := d.Now().UTC().Truncate(time.Second)
-	b := &run{d: d, cfg: cfg, start: start, m: newManifest(d, cfg, start), log: catalog.NewLog(), counts: map[countKey]int{}}
+	b := &run{d: d, cfg: cfg, start: start, m: newManifest(d, cfg, start), log: d.Log, counts: map[countKey]int{}}
 	defer b.releaseUnlessStarted(ctx)
 	var runErr error
 	for _, s := range b.steps() {
@@ -176,6 +179,9 @@ func withDefaults(d Deps, cfg Config) (Deps, Config) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = catalog.NewLog()
 	}
 	if cfg.PageSize == 0 {
 		cfg.PageSize = defaultPage

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 )
 
@@ -148,7 +149,7 @@ func (b *run) listed(r selection.Resource, n int, gone bool, listErrs []string, 
 		return
 	}
 	if nss := b.denied[r.GroupResource()]; len(nss) > 0 && len(listErrs) == 0 {
-		done(fmt.Sprintf("%d; not allowed in %s", n, plural(len(nss), "namespace")), nil)
+		done(fmt.Sprintf("%d; not allowed in %s", n, progress.Plural(len(nss), "namespace", "namespaces")), nil)
 		return
 	}
 	if len(listErrs) > 0 {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 )
 
@@ -95,7 +96,7 @@ func (b *run) plan(ctx context.Context) error {
 		return err
 	}
 	b.p = p
-	done(fmt.Sprintf("%d resource types, %d namespaces", len(p.namespaced)+len(p.cluster), len(p.namespaces)), nil)
+	done(progress.Plural(len(p.namespaced)+len(p.cluster), "resource type", "resource types")+", "+progress.Plural(len(p.namespaces), "namespace", "namespaces"), nil)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 )
 
@@ -50,6 +51,7 @@ func newManifest(d Deps, cfg Config, start time.Time) *catalog.Manifest {
 // Ctrl-C should find a Failed backup that says so, not an unexplained directory.
 func (b *run) record(ctx context.Context, runErr error) (*Result, error) {
 	m, name := b.m, b.cfg.Name
+	runErr = progress.Explain(ctx, runErr) // "interrupted (Ctrl-C)", not "context canceled"
 	if runErr != nil {
 		m.Status = catalog.Failed
 		m.Errors = append(m.Errors, runErr.Error())
@@ -118,11 +120,4 @@ func resourceID(gvr schema.GroupVersionResource) string {
 		return gvr.Version + "/" + gvr.Resource
 	}
 	return gvr.Group + "/" + gvr.Version + "/" + gvr.Resource
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -235,7 +235,7 @@ func describeResources(w io.Writer, m *catalog.Manifest) error {
 		fmt.Fprintf(tw, "  %s\t%d\n", q(n), totals[n])
 	}
 	if empty > 0 {
-		fmt.Fprintf(tw, "  (%s with no objects)\n", plural(empty, "resource type", "resource types"))
+		fmt.Fprintf(tw, "  (%s with no objects)\n", progress.Plural(empty, "resource type", "resource types"))
 	}
 	return tw.Flush()
 }
@@ -246,7 +246,7 @@ func describeExcluded(w io.Writer, m *catalog.Manifest) error {
 		return nil
 	}
 	q := printable.Name
-	fmt.Fprintf(w, "Excluded:     %s by label\n", plural(len(m.Excluded), "object", "objects"))
+	fmt.Fprintf(w, "Excluded:     %s by label\n", progress.Plural(len(m.Excluded), "object", "objects"))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, e := range m.Excluded {
 		name := e.Name
@@ -340,12 +340,12 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 	case err != nil:
 		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
 	}
-	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
+	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, progress.Plural(res.Files, "file", "files"), cat.Location())
 	for _, ns := range slices.Sorted(maps.Keys(res.KopiaSnapshots)) {
-		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), printable.Name(ns))
+		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", progress.Plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), printable.Name(ns))
 	}
 	if res.VolumeSnapshots > 0 {
-		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
+		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", progress.Plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
 	}
 	for _, w := range res.Warnings {
 		notes = append(notes, "warning: volume data left in the location (--force): "+w)

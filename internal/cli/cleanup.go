@@ -14,6 +14,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -160,6 +161,6 @@ func (o *CleanupOptions) printText(objs []volumes.Object, stopped []quiesce.Owne
 	if o.DryRun {
 		verb = "Would delete"
 	}
-	fmt.Fprintf(o.streams.Out, "%s %s.\n", verb, plural(len(objs), "object", "objects"))
+	fmt.Fprintf(o.streams.Out, "%s %s.\n", verb, progress.Plural(len(objs), "object", "objects"))
 	return nil
 }

@@ -126,11 +126,11 @@ func (o *outputOptions) printEach(w io.Writer, each func(emit func(any) error) e
 }
 
 // reporter picks the progress output: JSON events for machine output, text otherwise.
-func (o *outputOptions) reporter(streams genericiooptions.IOStreams) progress.Reporter {
+func (o *outputOptions) reporter(ctx context.Context, streams genericiooptions.IOStreams) progress.Meter {
 	if o.Format != "" {
-		return progress.NewJSON(streams.ErrOut)
+		return progress.NewJSON(ctx, streams.ErrOut)
 	}
-	return progress.NewText(streams.ErrOut)
+	return progress.NewText(ctx, streams.ErrOut)
 }
 
 // passwordOptions is --password-file.
@@ -280,13 +280,6 @@ func joinOr(s []string, empty string) string {
 		q[i] = printable.Name(n)
 	}
 	return strings.Join(q, ",")
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
 
 // examples trims the indentation of a command's examples, kubectl style.

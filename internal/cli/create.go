@@ -354,11 +354,12 @@ func (o *CreateOptions) run(ctx context.Context) error {
 	if o.Name == "" { // a dry run of --generate-name
 		o.setName(catalog.GenerateName(o.GenerateName, time.Now(), 1))
 	}
-	deps.Progress = o.output.reporter(o.streams)
+	deps.Progress = o.output.reporter(ctx, o.streams)
 	if o.GenerateName != "" {
 		deps.Progress.Start("backup name")(o.Name, nil)
 	}
-	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
+	deps.Log = catalog.NewLog()
+	defer kube.RouteWarnings(apiWarnings(deps.Log))()
 	if err := o.connect(ctx, &deps, repoPassword); err != nil {
 		if deps.Claim != nil {
 			// backup.Run gives the name back when it stops before writing; here it was not reached.
@@ -419,7 +420,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
 		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress),
 			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
 			EnsureRepository: o.lockedRepos(repoPassword, lock).Ensure}}
 	}
@@ -461,8 +462,8 @@ func (o *CreateOptions) print(res *backup.Result) error {
 	if res.DryRun {
 		return printPlan(o.streams.Out, m)
 	}
-	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
-		plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, progress.Plural(m.Items, "object", "objects"),
+		progress.Plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
 	printExcluded(o.streams.Out, m)
 	if err := printVolumes(o.streams.Out, m.Volumes, false); err != nil {
 		return err
@@ -539,7 +540,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	if err := printVolumes(w, m.Volumes, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
+	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, progress.Plural(m.Items, "object", "objects"), progress.Plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
 	printExcluded(w, m)
 	printProblems(w, m)
 	return nil
@@ -572,15 +573,12 @@ func validateLabels(l map[string]string) error {
 	return nil
 }
 
-// apiWarnings prints the apiserver's warnings through the progress reporter: "Warning: ..." as
-// kubectl prints them, on a line of their own; a JSON warning event with -o json.
-func apiWarnings(rep progress.Reporter) func(string) {
+// apiWarnings puts the apiserver's warnings into the backup's log (`logs` shows them), not on
+// the terminal: a backup lists every served type, and the deprecation of one it does not name
+// ("v1 Endpoints is deprecated in v1.33+") is nothing its user can act on. A dry run keeps no log.
+func apiWarnings(log *catalog.Log) func(string) {
 	return func(msg string) {
-		if n, ok := rep.(interface{ Notice(string) }); ok {
-			n.Notice("Warning: " + msg)
-			return
-		}
-		rep.Warn(msg)
+		log.Add(catalog.LogEntry{Level: "warning", Message: "apiserver: " + msg})
 	}
 }
 
@@ -600,12 +598,12 @@ func emptyTypes(m *catalog.Manifest) string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%s with no objects)", plural(n, "resource type", "resource types"))
+	return fmt.Sprintf(" (%s with no objects)", progress.Plural(n, "resource type", "resource types"))
 }
 
 // printExcluded says how many objects their exclusion label kept out (describe lists them).
 func printExcluded(w io.Writer, m *catalog.Manifest) {
 	if len(m.Excluded) > 0 {
-		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", plural(len(m.Excluded), "object", "objects"))
+		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", progress.Plural(len(m.Excluded), "object", "objects"))
 	}
 }

@@ -90,7 +90,7 @@ func judgePreflight(ctx context.Context, r *doctor.Report, rep progress.Reporter
 		done("", err)
 		return err
 	}
-	done(fmt.Sprintf("%s in %s", plural(len(r.Checks), "check", "checks"), took), nil)
+	done(fmt.Sprintf("%s in %s", progress.Plural(len(r.Checks), "check", "checks"), took), nil)
 	return nil
 }
 

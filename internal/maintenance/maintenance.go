@@ -222,7 +222,7 @@ func MaintainRepository(ctx context.Context, d Deps, ns string, mode Mode, safet
 	if rr.Rewritten > 0 {
 		rewritten = fmt.Sprintf(", %s moved out of sparse packs", progress.Bytes(rr.Rewritten))
 	}
-	done(fmt.Sprintf("%d blobs (%s) before, %d (%s) deleted, %d (%s) after%s, %.1fs", rr.Before.Blobs, progress.Bytes(rr.Before.Bytes),
+	done(fmt.Sprintf("%s (%s) before, %d (%s) deleted, %d (%s) after%s, %.1fs", progress.Plural(int(rr.Before.Blobs), "blob", "blobs"), progress.Bytes(rr.Before.Bytes),
 		rr.Deleted.Blobs, progress.Bytes(rr.Deleted.Bytes), rr.After.Blobs, progress.Bytes(rr.After.Bytes), rewritten, rr.Seconds), err)
 	return rr
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/archive"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
 // read reads the backup's objects and volume records, and starts the Result.
@@ -41,7 +42,7 @@ func readBackup(ctx context.Context, d Deps, cfg Config) (SourceHeader, []*entry
 			done("", err)
 			return SourceHeader{}, nil, err
 		}
-		done(fmt.Sprintf("%d objects", len(entries)), nil)
+		done(progress.Plural(len(entries), "object", "objects"), nil)
 		return h, entries, nil
 	}
 	m, err := d.Catalog.Manifest(ctx, cfg.Backup)
@@ -67,7 +68,7 @@ func readBackup(ctx context.Context, d Deps, cfg Config) (SourceHeader, []*entry
 		done("", err)
 		return SourceHeader{}, nil, err
 	}
-	done(fmt.Sprintf("%d objects", len(entries)), nil)
+	done(progress.Plural(len(entries), "object", "objects"), nil)
 	return h, entries, nil
 }
 

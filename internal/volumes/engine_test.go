@@ -41,6 +41,7 @@ type sim struct {
 	podMessage    string // ... and this message (default: a pull back-off's)
 	jobEvent      string // emit this Warning event on the Job instead of creating a pod
 	oom           bool
+	moverError    string // the mover fails with this error (result.error, exit 1)
 
 	mu   sync.Mutex
 	jobs []*batchv1.Job
@@ -155,6 +156,11 @@ func (s *sim) run(ctx context.Context) {
 			}
 			term := &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: string(mover.MarshalResult(&res))}
 			phase := corev1.PodSucceeded
+			if s.moverError != "" {
+				res.OK, res.Error = false, s.moverError
+				term = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: string(mover.MarshalResult(&res))}
+				phase = corev1.PodFailed
+			}
 			if s.oom {
 				term = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}
 				phase = corev1.PodFailed
@@ -554,7 +560,7 @@ func TestKeepSnapshots(t *testing.T) {
 // Ctrl-C while waiting: the wait ends at once and what was created is deleted, the snapshots
 // requested ahead for the volumes whose turn never came included.
 func TestBackupInterrupted(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"), boundClaim("logs", "pv2"), csiPV("pv2", "dir.csi"), boundClaim("cache", "pv3"), csiPV("pv3", "dir.csi"))
 	s.noController = true
 	s.run(ctx)
@@ -563,7 +569,7 @@ func TestBackupInterrupted(t *testing.T) {
 	cfg.Parallel = 1
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		cancel()
+		cancel(interruption{})
 	}()
 	start := time.Now()
 	claims := []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1"), boundClaim("logs", "pv2"), boundClaim("cache", "pv3")}
@@ -578,7 +584,8 @@ func TestBackupInterrupted(t *testing.T) {
 		t.Fatalf("%d volumes", len(vols))
 	}
 	for _, v := range vols {
-		if v.Status != catalog.VolumeFailed || !strings.Contains(v.Error, "context canceled") {
+		// The volume table and describe say why, as the signal's cause words it.
+		if v.Status != catalog.VolumeFailed || !strings.Contains(v.Error, "interrupted (Ctrl-C)") || strings.Contains(v.Error, "context canceled") {
 			t.Errorf("%s: %s %q", v.PVC, v.Status, v.Error)
 		}
 	}
@@ -586,6 +593,12 @@ func TestBackupInterrupted(t *testing.T) {
 		t.Errorf("left behind after Ctrl-C: %v", l)
 	}
 }
+
+// interruption stands for cli.Interruption, the cause a signal cancels the run with.
+type interruption struct{}
+
+func (interruption) Error() string        { return "interrupted (Ctrl-C)" }
+func (interruption) Is(target error) bool { return target == context.Canceled }
 
 // repoKey stands for keyring.RepoPassword (internal/keyring tests the real one).
 func repoKey(ns string) (string, error) { return "key-of-" + ns, nil }

@@ -13,6 +13,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
 // hookWindow is the pods with hooks whose volumes are cut together: one pod and the planned
@@ -301,7 +302,7 @@ func (e *engine) cutWindowGroups(ctx context.Context, w *hookWindow, plan []cata
 		if preFailed {
 			continue
 		}
-		done := e.d.Progress.Start(fmt.Sprintf("volume group %s (%d claims, VolumeGroupSnapshotClass %s, inside the hooks of pods %s)", g.Name(), len(g.Members), g.Class, w.names()))
+		done := e.d.Progress.Start(fmt.Sprintf("volume group %s (%s, VolumeGroupSnapshotClass %s, inside the hooks of pods %s)", g.Name(), progress.Plural(len(g.Members), "claim", "claims"), g.Class, w.names()))
 		err := cut(ctx, g, true)
 		done("", err)
 		if err != nil {
@@ -341,7 +342,7 @@ func (e *engine) cutInWindow(ctx context.Context, w *hookWindow, i int, plan []c
 			done("", err)
 		} else {
 			v.Status = catalog.VolumeCompleted
-			done(fmt.Sprintf("%d files, %d bytes", v.Files, v.Bytes), nil)
+			done(fmt.Sprintf("%s, %s", progress.Plural(int(v.Files), "file", "files"), progress.Bytes(v.Bytes)), nil)
 		}
 	}
 	return made

@@ -35,7 +35,13 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	nodes := newNodeWatch(ctx, e.d.Kube, fail)
 	defer nodes.stop()
 	lctx, stopLogs := context.WithCancel(ctx)
-	defer func() { stopLogs(); wg.Wait() }()
+	defer func() {
+		stopLogs()
+		wg.Wait()
+		if e.d.OnEvent != nil { // the volume's bar ends with its mover, a result or not
+			e.d.OnEvent(t.Namespace, t.PVC, mover.Event{Event: moverEnded})
+		}
+	}()
 	w := e.moverWait(t, j, claim)
 	w.Cond = func(o runtime.Object, st *kube.Stall) (bool, string, error) {
 		p := o.(*corev1.Pod)
