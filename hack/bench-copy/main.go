@@ -128,7 +128,15 @@ func backup(ctx context.Context, url, dir, name, work string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	set := mover.Settings{Location: url, Namespace: "bench", Password: kr.RepoPassword("bench"), CacheDir: work}
+	repoPW, err := kr.RepoPassword("bench")
+	if err != nil {
+		return 0, err
+	}
+	archiveKey, err := kr.ArchiveKey()
+	if err != nil {
+		return 0, err
+	}
+	set := mover.Settings{Location: url, Namespace: "bench", Password: repoPW, CacheDir: work}
 	if err := set.Repos().Ensure(ctx, set.Namespace); err != nil {
 		return 0, err
 	}
@@ -138,7 +146,7 @@ func backup(ctx context.Context, url, dir, name, work string) (int64, error) {
 	}
 	cat := catalog.New(loc)
 	aw, _ := cat.NewWriter(ctx, name, catalog.ResourcesFile, "")
-	ar, err := archive.NewWriter(aw, kr.ArchiveKey())
+	ar, err := archive.NewWriter(aw, archiveKey)
 	if err == nil {
 		err = ar.Close()
 	}

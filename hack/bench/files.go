@@ -209,7 +209,10 @@ func filesBackup(ctx context.Context, loc, src, name string) (string, string, er
 	if err != nil {
 		return "", "", err
 	}
-	repoPW := kr.RepoPassword(filesNamespace)
+	repoPW, err := kr.RepoPassword(filesNamespace)
+	if err != nil {
+		return "", "", err
+	}
 	env := append(os.Environ(), "PVBACKUP_PASSWORD="+repoPW, "PVBACKUP_LOCATION="+loc, "PVBACKUP_SOURCE_NAMESPACE="+filesNamespace, "PVBACKUP_RESULT=-", "PVBACKUP_COMPRESSION=none")
 	_, out, err := execOut(env, moverBin, "mover", "backup", "--source", src, "--pvc", "data", "--backup", name)
 	if err != nil {

@@ -1,9 +1,9 @@
 // Command velero-lab is the Go side of hack/velero-lab.sh (Velero in the lab, docs/velero.md):
 //
-//	velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --out FILE.tar
+//	velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --title T --out FILE.tar
 //	    an OCI image layout in a tarball: one layer of the files named, the CA certificates,
-//	    passwd/group entries and an empty /tmp, built as hack/image builds the mover image (no
-//	    container engine). The lab makes Velero's image (velero, velero-restore-helper and
+//	    passwd/group entries and an empty /tmp, built by internal/image as hack/image builds the
+//	    mover image (no container engine). The lab makes Velero's image (velero, velero-restore-helper and
 //	    velero-helper at /, as Velero's Dockerfile lays them out) and the AWS plugin's with it.
 //	velero-lab bucket create|delete|check URL
 //	    create the S3 bucket of URL, delete it with everything in it, or fail if it exists
@@ -18,7 +18,7 @@ import (
 	"os"
 )
 
-var errUsage = errors.New("usage: velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --out FILE.tar | bucket create|delete|check URL | export URL DIR --backup NAME --repo NS")
+var errUsage = errors.New("usage: velero-lab image --file SRC=/DST... --entrypoint CMD --ref REF --title T --out FILE.tar | bucket create|delete|check URL | export URL DIR --backup NAME --repo NS")
 
 func main() {
 	if len(os.Args) < 2 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,33 +151,48 @@ func TestDryRunWritesNothing(t *testing.T) {
 }
 
 // TestInterrupted cancels the context in the middle of the listing, as Ctrl-C does: the archive
-// is abandoned, and the manifest says Failed and why.
+// is abandoned, and the manifest says Failed and why — the signal, when the context carries it as
+// its cause (cli.SignalContext does), not Go's "context canceled".
 func TestInterrupted(t *testing.T) {
-	dyn, disc := fakeCluster()
-	ctx, cancel := context.WithCancel(context.Background())
-	lists := 0
-	dyn.PrependReactor("list", "*", func(clienttesting.Action) (bool, runtime.Object, error) {
-		if lists++; lists == 4 {
-			cancel()
+	for _, tc := range []struct {
+		cause, want string
+	}{{"", "context canceled"}, {"interrupted (Ctrl-C)", "backup \"b\" failed: interrupted (Ctrl-C)"}} {
+		dyn, disc := fakeCluster()
+		ctx, cancel := context.WithCancelCause(context.Background())
+		lists := 0
+		dyn.PrependReactor("list", "*", func(clienttesting.Action) (bool, runtime.Object, error) {
+			if lists++; lists == 4 {
+				var cause error
+				if tc.cause != "" {
+					cause = fmt.Errorf("%s%w", tc.cause, errCanceled{})
+				}
+				cancel(cause)
+			}
+			return false, nil, nil
+		})
+		cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
+		_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", ArchiveKey: "pw"})
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("want context.Canceled saying %q, got %v", tc.want, err)
 		}
-		return false, nil, nil
-	})
-	cat := catalog.New(store.FromBucket(memblob.OpenBucket(nil), "mem://"))
-	_, err := Run(ctx, Deps{Dynamic: dyn, Discovery: disc, Catalog: cat}, Config{Name: "b", ArchiveKey: "pw"})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("want context.Canceled, got %v", err)
-	}
-	m, err := cat.Manifest(context.Background(), "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Status != catalog.Failed || len(m.Errors) != 1 || !strings.Contains(m.Errors[0], "context canceled") {
-		t.Fatalf("manifest: %s %v", m.Status, m.Errors)
-	}
-	if _, err := cat.NewReader(context.Background(), "b", catalog.ResourcesFile); err == nil {
-		t.Fatal("an interrupted backup left a resources archive")
+		m, err := cat.Manifest(context.Background(), "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Status != catalog.Failed || len(m.Errors) != 1 || !strings.Contains(m.Errors[0], strings.TrimPrefix(tc.want, "backup \"b\" failed: ")) {
+			t.Fatalf("manifest: %s %v", m.Status, m.Errors)
+		}
+		if _, err := cat.NewReader(context.Background(), "b", catalog.ResourcesFile); err == nil {
+			t.Fatal("an interrupted backup left a resources archive")
+		}
 	}
 }
+
+// errCanceled is an empty error that is context.Canceled, as cli.Interruption is.
+type errCanceled struct{}
+
+func (errCanceled) Error() string        { return "" }
+func (errCanceled) Is(target error) bool { return target == context.Canceled }
 
 func TestBackupRecordsTTL(t *testing.T) {
 	dyn, disc := fakeCluster()

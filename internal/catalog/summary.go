@@ -25,11 +25,13 @@ type summary struct {
 		Status         string `json:"status"`
 		VolumeSnapshot string `json:"volumeSnapshot,omitempty"`
 		KopiaSnapshot  string `json:"kopiaSnapshot,omitempty"`
+		Bytes          int64  `json:"bytes,omitempty"`
 	} `json:"volumes,omitempty"`
 }
 
 // ParseSummary is ParseManifest keeping only the summary's fields: name, status, times,
-// namespaces, item count, labels, TTL, and of each volume its claim, mode, status and snapshots.
+// namespaces, item count, labels, TTL, and of each volume its claim, mode, status, snapshots and
+// bytes.
 func ParseSummary(name string, b []byte) (*Manifest, error) {
 	var s summary
 	if err := decode(name, b, &s, &s.FormatVersion); err != nil {
@@ -38,7 +40,7 @@ func ParseSummary(name string, b []byte) (*Manifest, error) {
 	m := &Manifest{FormatVersion: s.FormatVersion, Name: s.Name, ToolVersion: s.ToolVersion, Status: s.Status, StartTime: s.StartTime,
 		CompletionTime: s.CompletionTime, Namespaces: s.Namespaces, Items: s.Items, KeyScheme: s.KeyScheme, TTL: s.TTL, ExpiresAt: s.ExpiresAt, Labels: s.Labels}
 	for _, v := range s.Volumes {
-		m.Volumes = append(m.Volumes, Volume{Namespace: v.Namespace, PVC: v.PVC, Mode: v.Mode, Status: v.Status, VolumeSnapshot: v.VolumeSnapshot, KopiaSnapshot: v.KopiaSnapshot})
+		m.Volumes = append(m.Volumes, Volume{Namespace: v.Namespace, PVC: v.PVC, Mode: v.Mode, Status: v.Status, VolumeSnapshot: v.VolumeSnapshot, KopiaSnapshot: v.KopiaSnapshot, Bytes: v.Bytes})
 	}
 	return m, nil
 }

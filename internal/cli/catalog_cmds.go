@@ -162,7 +162,40 @@ func describeLock(ctx context.Context, w io.Writer, cat *catalog.Catalog, name s
 
 func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) error {
 	w := streams.Out
-	q := printable.Name // every string here is from backup.json, which any bucket writer can write
+	describeHeader(w, m)
+	if err := describeResources(w, m); err != nil {
+		return err
+	}
+	if len(m.Volumes) > 0 {
+		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
+		if err := printVolumes(w, m.Volumes, false); err != nil {
+			return err
+		}
+	}
+	if err := describeExcluded(w, m); err != nil {
+		return err
+	}
+	q := printable.Name
+	if len(m.Errors) > 0 {
+		fmt.Fprintln(w, "Errors:")
+		for _, e := range m.Errors {
+			fmt.Fprintf(w, "  %s\n", q(e))
+		}
+	}
+	if len(m.Warnings) > 0 {
+		fmt.Fprintln(w, "Warnings:")
+		for _, wn := range m.Warnings {
+			fmt.Fprintf(w, "  %s\n", q(wn.Message))
+		}
+	}
+	return nil
+}
+
+// describeHeader prints the backup's name, status, times, origin, selection and archive. Every
+// string printed by describe is from backup.json, which any bucket writer can write: each goes
+// through printable.Name.
+func describeHeader(w io.Writer, m *catalog.Manifest) {
+	q := printable.Name
 	fmt.Fprintf(w, "Name:         %s\n", q(m.Name))
 	fmt.Fprintf(w, "Status:       %s\n", q(string(m.Status)))
 	fmt.Fprintf(w, "Labels:       %s\n", labelString(m.Labels))
@@ -176,6 +209,12 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 	fmt.Fprintf(w, "Selection:    %s\n", q(selectionString(m.Selection)))
 	fmt.Fprintf(w, "Namespaces:   %s\n", joinOr(m.Namespaces, "-"))
 	fmt.Fprintf(w, "Archive:      %s, %s, encrypted (%s)\n", q(m.Archive.File), progress.Bytes(m.Archive.Size), q(m.Archive.Encrypted))
+}
+
+// describeResources prints the object count per resource type, the empty types folded into one
+// line.
+func describeResources(w io.Writer, m *catalog.Manifest) error {
+	q := printable.Name
 	fmt.Fprintf(w, "Objects:      %d\n", m.Items)
 	totals := map[string]int{}
 	for _, c := range m.Resources {
@@ -196,43 +235,27 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 		fmt.Fprintf(tw, "  %s\t%d\n", q(n), totals[n])
 	}
 	if empty > 0 {
-		fmt.Fprintf(tw, "  (%s with no objects)\n", plural(empty, "resource type", "resource types"))
+		fmt.Fprintf(tw, "  (%s with no objects)\n", progress.Plural(empty, "resource type", "resource types"))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	return tw.Flush()
+}
+
+// describeExcluded prints the objects left out by label.
+func describeExcluded(w io.Writer, m *catalog.Manifest) error {
+	if len(m.Excluded) == 0 {
+		return nil
 	}
-	if len(m.Volumes) > 0 {
-		fmt.Fprintf(w, "Volumes:      %d\n", len(m.Volumes))
-		if err := printVolumes(w, m.Volumes, false); err != nil {
-			return err
+	q := printable.Name
+	fmt.Fprintf(w, "Excluded:     %s by label\n", progress.Plural(len(m.Excluded), "object", "objects"))
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, e := range m.Excluded {
+		name := e.Name
+		if e.Namespace != "" {
+			name = e.Namespace + "/" + e.Name
 		}
+		fmt.Fprintf(tw, "  %s %s\t%s\n", q(e.Resource), q(name), q(e.Label))
 	}
-	if len(m.Excluded) > 0 {
-		fmt.Fprintf(w, "Excluded:     %s by label\n", plural(len(m.Excluded), "object", "objects"))
-		for _, e := range m.Excluded {
-			name := e.Name
-			if e.Namespace != "" {
-				name = e.Namespace + "/" + e.Name
-			}
-			fmt.Fprintf(tw, "  %s %s\t%s\n", q(e.Resource), q(name), q(e.Label))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if len(m.Errors) > 0 {
-		fmt.Fprintln(w, "Errors:")
-		for _, e := range m.Errors {
-			fmt.Fprintf(w, "  %s\n", q(e))
-		}
-	}
-	if len(m.Warnings) > 0 {
-		fmt.Fprintln(w, "Warnings:")
-		for _, wn := range m.Warnings {
-			fmt.Fprintf(w, "  %s\n", q(wn.Message))
-		}
-	}
-	return nil
+	return tw.Flush()
 }
 
 // NewLogsCmd builds `logs`.
@@ -317,12 +340,12 @@ func runDelete(ctx context.Context, o *CatalogOptions, cat *catalog.Catalog, d d
 	case err != nil:
 		return fmt.Errorf("backup %q was not deleted: %w; its Kopia snapshot IDs are only in its %s, so deleting it now would leave them for good (pass --force to delete it anyway and leave them)", o.Name, err, catalog.ManifestFile)
 	}
-	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, plural(res.Files, "file", "files"), cat.Location())
+	fmt.Fprintf(o.streams.Out, "Deleted backup %q (%s) from %s.\n", o.Name, progress.Plural(res.Files, "file", "files"), cat.Location())
 	for _, ns := range slices.Sorted(maps.Keys(res.KopiaSnapshots)) {
-		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), printable.Name(ns))
+		fmt.Fprintf(o.streams.Out, "  deleted %s of namespace %s (their data is freed by the repository's next full Kopia maintenance)\n", progress.Plural(res.KopiaSnapshots[ns], "Kopia snapshot", "Kopia snapshots"), printable.Name(ns))
 	}
 	if res.VolumeSnapshots > 0 {
-		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
+		fmt.Fprintf(o.streams.Out, "  deleted %s kept by snapshot mode\n", progress.Plural(res.VolumeSnapshots, "VolumeSnapshot", "VolumeSnapshots"))
 	}
 	for _, w := range res.Warnings {
 		notes = append(notes, "warning: volume data left in the location (--force): "+w)

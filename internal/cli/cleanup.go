@@ -14,6 +14,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/quiesce"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
@@ -119,6 +120,15 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		}
 		return delErr
 	}
+	if err := o.printText(objs, stopped, labelled); err != nil {
+		return err
+	}
+	return delErr
+}
+
+// printText says which workloads were (or would be) started again, which claims unlabelled and
+// which objects deleted.
+func (o *CleanupOptions) printText(objs []volumes.Object, stopped []quiesce.Owner, labelled []volumes.LabelledClaim) error {
 	for _, s := range stopped {
 		verb := "Started again"
 		if o.DryRun {
@@ -137,7 +147,7 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 		if len(stopped)+len(labelled) == 0 {
 			fmt.Fprintln(o.streams.Out, "Nothing to clean up.")
 		}
-		return delErr
+		return nil
 	}
 	tw := tabwriter.NewWriter(o.streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME")
@@ -151,6 +161,6 @@ func (o *CleanupOptions) Run(ctx context.Context) error {
 	if o.DryRun {
 		verb = "Would delete"
 	}
-	fmt.Fprintf(o.streams.Out, "%s %s.\n", verb, plural(len(objs), "object", "objects"))
-	return delErr
+	fmt.Fprintf(o.streams.Out, "%s %s.\n", verb, progress.Plural(len(objs), "object", "objects"))
+	return nil
 }

@@ -144,6 +144,8 @@ func TestCatalogCommands(t *testing.T) {
 		Errors:    []string{"list metrics.k8s.io/v1beta1 pods in namespace shop: the server is currently unable to handle the request"},
 		Archive:   catalog.ArchiveRef{File: catalog.ResourcesFile, Size: 2048, Encrypted: "age-scrypt"},
 		TTL:       "720h0m0s", ExpiresAt: start.Add(720 * time.Hour),
+		// list shows the volume data beside the archive: 2.3 MiB, not the archive's 3.5 KiB alone.
+		Volumes: []catalog.Volume{{Namespace: "shop", PVC: "data", Mode: "fs", Status: catalog.VolumeCompleted, KopiaSnapshot: "k1", Files: 12, Bytes: 2411724, UploadedBytes: 1048576}},
 	}
 	w, _ := cat.NewWriter(ctx, "shop-1", catalog.ResourcesFile, "")
 	_, _ = w.Write(make([]byte, 2048))

@@ -126,11 +126,11 @@ func (o *outputOptions) printEach(w io.Writer, each func(emit func(any) error) e
 }
 
 // reporter picks the progress output: JSON events for machine output, text otherwise.
-func (o *outputOptions) reporter(streams genericiooptions.IOStreams) progress.Reporter {
+func (o *outputOptions) reporter(ctx context.Context, streams genericiooptions.IOStreams) progress.Meter {
 	if o.Format != "" {
-		return progress.NewJSON(streams.ErrOut)
+		return progress.NewJSON(ctx, streams.ErrOut)
 	}
-	return progress.NewText(streams.ErrOut)
+	return progress.NewText(ctx, streams.ErrOut)
 }
 
 // passwordOptions is --password-file.
@@ -207,7 +207,7 @@ func (k *locationKeys) repo(namespace string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return kr.RepoPassword(namespace), nil
+	return kr.RepoPassword(namespace)
 }
 
 // repos is the location's repository service, each namespace's repository opened with its key.
@@ -221,7 +221,7 @@ func (k *locationKeys) archive() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return kr.ArchiveKey(), nil
+	return kr.ArchiveKey()
 }
 
 // selectionOptions are the flags choosing what create and restore cover; the verbs word their
@@ -280,13 +280,6 @@ func joinOr(s []string, empty string) string {
 		q[i] = printable.Name(n)
 	}
 	return strings.Join(q, ",")
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
 
 // examples trims the indentation of a command's examples, kubectl style.

@@ -133,7 +133,7 @@ func (o *CopyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer to.Close()
-	res, err := copier.Run(ctx, copier.Deps{From: from, To: to, Password: o.pw, Progress: o.output.reporter(o.streams), Limits: o.limits},
+	res, err := copier.Run(ctx, copier.Deps{From: from, To: to, Password: o.pw, Progress: o.output.reporter(ctx, o.streams), Limits: o.limits},
 		copier.Config{Names: o.Names, Selector: o.sel, All: o.All})
 	if res != nil {
 		if perr := o.print(res); perr != nil && err == nil {

@@ -91,7 +91,7 @@ func (o *CpOptions) Run(ctx context.Context, d files.Deps) error {
 	res, err := files.Copy(ctx, d, files.CopyConfig{
 		Backup: o.Backup, Ref: o.Ref, Dest: o.Dest, Include: o.Include, Exclude: o.Exclude,
 		Owners: os.Geteuid() == 0, KeepSetID: o.KeepSetID, Parallel: o.Parallel,
-		Progress: files.ProgressPrinter(o.streams.ErrOut, o.output.Format != ""),
+		Progress: files.ShowProgress(o.output.reporter(ctx, o.streams)),
 	})
 	if res == nil {
 		return err
@@ -101,10 +101,10 @@ func (o *CpOptions) Run(ctx context.Context, d files.Deps) error {
 			return perr
 		}
 	} else {
-		fmt.Fprintf(o.streams.Out, "Copied %s (%s) into %s in %.1fs: %d complete already, %s, %s.\n", plural(int(res.Files), "file", "files"),
-			progress.Bytes(res.Bytes), o.Dest, res.Seconds, res.Skipped, plural(int(res.Symlinks), "symlink", "symlinks"), plural(int(res.Dirs), "directory", "directories"))
+		fmt.Fprintf(o.streams.Out, "Copied %s (%s) into %s in %.1fs: %d complete already, %s, %s.\n", progress.Plural(int(res.Files), "file", "files"),
+			progress.Bytes(res.Bytes), o.Dest, res.Seconds, res.Skipped, progress.Plural(int(res.Symlinks), "symlink", "symlinks"), progress.Plural(int(res.Dirs), "directory", "directories"))
 		if res.HardLinks > 0 {
-			fmt.Fprintf(o.streams.Out, "%s made again.\n", plural(int(res.HardLinks), "hard link", "hard links"))
+			fmt.Fprintf(o.streams.Out, "%s made again.\n", progress.Plural(int(res.HardLinks), "hard link", "hard links"))
 		}
 		for _, p := range res.Refused {
 			fmt.Fprintf(o.streams.Out, "  refused: %s: %s\n", printable.Name(p.Path), printable.Name(p.Reason))

@@ -332,7 +332,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 
 func (o *CreateOptions) run(ctx context.Context) error {
 	var deps backup.Deps
-	var repoPassword func(string) string
+	var repoPassword func(string) (string, error)
 	if o.location.URL != "" {
 		cat, closeFn, err := o.location.open(ctx)
 		if err != nil {
@@ -346,23 +346,7 @@ func (o *CreateOptions) run(ctx context.Context) error {
 			return err
 		}
 		if !o.DryRun {
-			// The key first: a location whose backups/ holds anything but no key file is an old
-			// one (keyring.ErrOldFormat), so the name's claim must not come before the key.
-			kr, err := keyring.Create(ctx, cat.Location(), o.pw)
-			if err != nil {
-				return err
-			}
-			o.cfg.ArchiveKey, repoPassword = kr.ArchiveKey(), kr.RepoPassword
-			if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
-				return err
-			}
-			deps.Claim = catalog.NewClaim(time.Now(), version.Version)
-			if err := o.claim(ctx, cat, deps.Claim); err != nil {
-				return err
-			}
-			// A copy of the wrapped key with each backup: the location survives losing keys/.
-			if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
-				backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+			if repoPassword, err = o.keyAndClaim(ctx, cat, &deps); err != nil {
 				return err
 			}
 		}
@@ -370,11 +354,12 @@ func (o *CreateOptions) run(ctx context.Context) error {
 	if o.Name == "" { // a dry run of --generate-name
 		o.setName(catalog.GenerateName(o.GenerateName, time.Now(), 1))
 	}
-	deps.Progress = o.output.reporter(o.streams)
+	deps.Progress = o.output.reporter(ctx, o.streams)
 	if o.GenerateName != "" {
 		deps.Progress.Start("backup name")(o.Name, nil)
 	}
-	defer kube.RouteWarnings(apiWarnings(deps.Progress))()
+	deps.Log = catalog.NewLog()
+	defer kube.RouteWarnings(apiWarnings(deps.Log))()
 	if err := o.connect(ctx, &deps, repoPassword); err != nil {
 		if deps.Claim != nil {
 			// backup.Run gives the name back when it stops before writing; here it was not reached.
@@ -389,9 +374,36 @@ func (o *CreateOptions) run(ctx context.Context) error {
 	return err
 }
 
+// keyAndClaim creates or opens the location's key, sets the archive key, claims the backup's
+// name (deps.Claim) and saves the key's copy with the backup; it returns the repositories' keys.
+// The key comes first: a location whose backups/ holds anything but no key file is an old one
+// (keyring.ErrOldFormat), so the name's claim must not come before the key.
+func (o *CreateOptions) keyAndClaim(ctx context.Context, cat *catalog.Catalog, deps *backup.Deps) (func(string) (string, error), error) {
+	kr, err := keyring.Create(ctx, cat.Location(), o.pw)
+	if err != nil {
+		return nil, err
+	}
+	if o.cfg.ArchiveKey, err = kr.ArchiveKey(); err != nil {
+		return nil, err
+	}
+	if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
+		return nil, err
+	}
+	deps.Claim = catalog.NewClaim(time.Now(), version.Version)
+	if err := o.claim(ctx, cat, deps.Claim); err != nil {
+		return nil, err
+	}
+	// A copy of the wrapped key with each backup: the location survives losing keys/.
+	if err := kr.SaveCopy(ctx, cat.Location(), o.Name); err != nil {
+		backup.ReleaseClaim(ctx, deps.Catalog, o.Name, deps.Claim)
+		return nil, err
+	}
+	return kr.RepoPassword, nil
+}
+
 // connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
 // mover its namespace's repository key.
-func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) string) error {
+func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) (string, error)) error {
 	clients, err := kube.New(o.configFlags)
 	if err != nil {
 		return err
@@ -408,7 +420,7 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
 		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != ""),
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress),
 			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
 			EnsureRepository: o.lockedRepos(repoPassword, lock).Ensure}}
 	}
@@ -450,8 +462,8 @@ func (o *CreateOptions) print(res *backup.Result) error {
 	if res.DryRun {
 		return printPlan(o.streams.Out, m)
 	}
-	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, plural(m.Items, "object", "objects"),
-		plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
+	fmt.Fprintf(o.streams.Out, "Backup %q %s: %s in %s%s, %s archive, %s.\n", m.Name, m.Status, progress.Plural(m.Items, "object", "objects"),
+		progress.Plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m), progress.Bytes(m.Archive.Size), m.CompletionTime.Sub(m.StartTime))
 	printExcluded(o.streams.Out, m)
 	if err := printVolumes(o.streams.Out, m.Volumes, false); err != nil {
 		return err
@@ -528,7 +540,7 @@ func printPlan(w io.Writer, m *catalog.Manifest) error {
 	if err := printVolumes(w, m.Volumes, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, plural(m.Items, "object", "objects"), plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
+	fmt.Fprintf(w, "Plan for backup %q: %s in %s%s. Nothing was written (--dry-run).\n", m.Name, progress.Plural(m.Items, "object", "objects"), progress.Plural(len(m.Namespaces), "namespace", "namespaces"), emptyTypes(m))
 	printExcluded(w, m)
 	printProblems(w, m)
 	return nil
@@ -561,15 +573,12 @@ func validateLabels(l map[string]string) error {
 	return nil
 }
 
-// apiWarnings prints the apiserver's warnings through the progress reporter: "Warning: ..." as
-// kubectl prints them, on a line of their own; a JSON warning event with -o json.
-func apiWarnings(rep progress.Reporter) func(string) {
+// apiWarnings puts the apiserver's warnings into the backup's log (`logs` shows them), not on
+// the terminal: a backup lists every served type, and the deprecation of one it does not name
+// ("v1 Endpoints is deprecated in v1.33+") is nothing its user can act on. A dry run keeps no log.
+func apiWarnings(log *catalog.Log) func(string) {
 	return func(msg string) {
-		if n, ok := rep.(interface{ Notice(string) }); ok {
-			n.Notice("Warning: " + msg)
-			return
-		}
-		rep.Warn(msg)
+		log.Add(catalog.LogEntry{Level: "warning", Message: "apiserver: " + msg})
 	}
 }
 
@@ -589,12 +598,12 @@ func emptyTypes(m *catalog.Manifest) string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%s with no objects)", plural(n, "resource type", "resource types"))
+	return fmt.Sprintf(" (%s with no objects)", progress.Plural(n, "resource type", "resource types"))
 }
 
 // printExcluded says how many objects their exclusion label kept out (describe lists them).
 func printExcluded(w io.Writer, m *catalog.Manifest) {
 	if len(m.Excluded) > 0 {
-		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", plural(len(m.Excluded), "object", "objects"))
+		fmt.Fprintf(w, "Left out by their exclusion label: %s (see describe).\n", progress.Plural(len(m.Excluded), "object", "objects"))
 	}
 }

@@ -12,13 +12,13 @@ import (
 )
 
 // repos is the location's repository service with the keys of the keyring create opened.
-func (o *CreateOptions) repos(repoPassword func(string) string) *repo.Service {
-	return &repo.Service{Location: o.location.URL, Key: func(ns string) (string, error) { return repoPassword(ns), nil }}
+func (o *CreateOptions) repos(repoPassword func(string) (string, error)) *repo.Service {
+	return &repo.Service{Location: o.location.URL, Key: repoPassword}
 }
 
 // lockedRepos is repos whose Ensure creates repositories with lock's retention (an immutable
 // location's; nil for none).
-func (o *CreateOptions) lockedRepos(repoPassword func(string) string, lock *store.Lock) *repo.Service {
+func (o *CreateOptions) lockedRepos(repoPassword func(string) (string, error), lock *store.Lock) *repo.Service {
 	rs := o.repos(repoPassword)
 	rs.Lock = lock
 	return rs
@@ -27,7 +27,7 @@ func (o *CreateOptions) lockedRepos(repoPassword func(string) string, lock *stor
 // maintain runs Kopia's quick maintenance of the repositories this backup wrote to, when due
 // (maintenance.Auto): a location that only ever sees create stays fast to open. A failure is a
 // warning: the backup is done.
-func (o *CreateOptions) maintain(ctx context.Context, deps backup.Deps, repoPassword func(string) string) {
+func (o *CreateOptions) maintain(ctx context.Context, deps backup.Deps, repoPassword func(string) (string, error)) {
 	m, err := deps.Catalog.Manifest(ctx, o.Name)
 	if err != nil || ctx.Err() != nil {
 		return

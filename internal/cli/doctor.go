@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/keyring"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/selection"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
@@ -156,7 +157,7 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 		}
 	}
 	deps := doctorDeps(clients)
-	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) string, error) {
+	deps.Keys = func(ctx context.Context, loc *store.Location) (func(string) (string, error), error) {
 		pw, err := loadPassword(o.password.File, o.streams.ErrOut)
 		if err != nil {
 			return nil, err
@@ -228,9 +229,9 @@ func reportError(rep *doctor.Report, ctx context.Context) error {
 	}
 	switch rep.Status {
 	case doctor.Fail:
-		return fmt.Errorf("%s failed", plural(n, "check", "checks"))
+		return fmt.Errorf("%s failed", progress.Plural(n, "check", "checks"))
 	case doctor.Warn:
-		return fmt.Errorf("%s warned: %w", plural(n, "check", "checks"), ErrWarnings)
+		return fmt.Errorf("%s warned: %w", progress.Plural(n, "check", "checks"), ErrWarnings)
 	}
 	return nil
 }
@@ -251,7 +252,7 @@ func printReport(w io.Writer, rep *doctor.Report) error {
 			fmt.Fprintf(w, "\n%s: to grant the rights missing, as a cluster admin (kubectl apply -f -):\n---\n%s", c.Check, c.Grant)
 		}
 	}
-	_, err := fmt.Fprintf(w, "%d ok, %d warnings, %d failed in %s.\n", counts[doctor.OK], counts[doctor.Warn], counts[doctor.Fail],
+	_, err := fmt.Fprintf(w, "%d ok, %s, %d failed in %s.\n", counts[doctor.OK], progress.Plural(counts[doctor.Warn], "warning", "warnings"), counts[doctor.Fail],
 		(time.Duration(rep.Seconds * float64(time.Second))).Round(10*time.Millisecond))
 	return err
 }

@@ -42,7 +42,7 @@ func TestLsCatCpWithoutCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := mover.RunBackup(ctx, mover.Settings{Location: loc, Namespace: "shop", Password: kr.RepoPassword("shop"), CacheDir: dir}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {})
+	res, err := mover.RunBackup(ctx, mover.Settings{Location: loc, Namespace: "shop", Password: repoPassword(t, kr, "shop"), CacheDir: dir}, mover.BackupConfig{Source: src, PVC: "data"}, func(mover.Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}

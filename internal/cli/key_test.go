@@ -36,7 +36,7 @@ func TestLostKeyFile(t *testing.T) {
 	src := filepath.Join(dir, "src")
 	_ = os.MkdirAll(src, 0o755)
 	_ = os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644)
-	res, err := mover.RunBackup(ctx, mover.Settings{Location: url, Namespace: "shop", Password: kr.RepoPassword("shop"), CacheDir: t.TempDir()}, mover.BackupConfig{Source: src, PVC: "data", Backup: "b1"}, func(mover.Event) {})
+	res, err := mover.RunBackup(ctx, mover.Settings{Location: url, Namespace: "shop", Password: repoPassword(t, kr, "shop"), CacheDir: t.TempDir()}, mover.BackupConfig{Source: src, PVC: "data", Backup: "b1"}, func(mover.Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,4 +119,23 @@ func TestChangePasswordRewrapsCopies(t *testing.T) {
 	if got := l.opensWith(t, "old password", "new password"); strings.Join(got, ",") != "new password" {
 		t.Fatalf("with the key file gone, the location opens with %v; want the new password only", got)
 	}
+}
+
+// repoPassword and archiveKey derive k's secrets, failing the test on an error.
+func repoPassword(t testing.TB, k *keyring.Keyring, ns string) string {
+	t.Helper()
+	pw, err := k.RepoPassword(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pw
+}
+
+func archiveKey(t testing.TB, k *keyring.Keyring) string {
+	t.Helper()
+	key, err := k.ArchiveKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

@@ -104,7 +104,7 @@ func newListRow(e catalog.Entry, now time.Time) listRow {
 		if e.Claim != nil && !e.Claim.StartTime.IsZero() {
 			since = e.Claim.StartTime
 		}
-		return listRow{cells: []string{cell(e.Name), cell(string(e.Status)), age(now.Sub(since)), "-", "-", "-", progress.Bytes(e.Size), "-"},
+		return listRow{cells: []string{cell(e.Name), cell(string(e.Status)), age(now.Sub(since)), "-", "-", "-", progress.Bytes(e.Size), "-", "-"},
 			reason: cell(oneLine(e.Error))}
 	}
 	// A backup.json no create writes (by hand, or damaged) may lack a status or a start time:
@@ -117,7 +117,20 @@ func newListRow(e catalog.Entry, now time.Time) listRow {
 		start = e.Modified
 	}
 	return listRow{cells: []string{cell(e.Name), cell(status), age(now.Sub(start)), expires(m, now), bounded(abbreviate(m.Namespaces, 3)),
-		fmt.Sprint(m.Items), progress.Bytes(e.Size), bounded(labelString(m.Labels))}, reason: reason}
+		fmt.Sprint(m.Items), progress.Bytes(e.Size), volumeData(m), bounded(labelString(m.Labels))}, reason: reason}
+}
+
+// volumeData is the VOLUME DATA cell: the bytes of the files the movers backed up (what a
+// restore brings back; the repository stores them deduplicated and compressed), "-" without any.
+func volumeData(m *catalog.Manifest) string {
+	var n int64
+	for _, v := range m.Volumes {
+		n += v.Bytes
+	}
+	if n == 0 {
+		return "-"
+	}
+	return progress.Bytes(n)
 }
 
 func printList(w io.Writer, rows []listRow) error {
@@ -127,7 +140,7 @@ func printList(w io.Writer, rows []listRow) error {
 		reasons = reasons || r.reason != ""
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	header := "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tSIZE\tLABELS"
+	header := "NAME\tSTATUS\tAGE\tEXPIRES\tNAMESPACES\tOBJECTS\tARCHIVE\tVOLUME DATA\tLABELS"
 	if reasons {
 		header += "\tREASON"
 	}

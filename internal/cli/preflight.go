@@ -22,7 +22,7 @@ import (
 // creates anything: a plan that cannot work is refused, naming the check.
 // repoKey is the location's key Run already unwrapped (nil on a run without a location): the
 // preflight opens the namespaces' repositories with it and never unwraps the key again.
-func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, repoKey func(string) string) func(context.Context, backup.PreflightPlan) error {
+func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, repoKey func(string) (string, error)) func(context.Context, backup.PreflightPlan) error {
 	return func(ctx context.Context, p backup.PreflightPlan) error {
 		start := time.Now()
 		done := rep.Start("preflight checks")
@@ -30,7 +30,7 @@ func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, 
 		cfg := doctor.Config{Location: o.location.URL}
 		deps := doctorDeps(clients)
 		if repoKey != nil {
-			deps.Keys = func(context.Context, *store.Location) (func(string) string, error) { return repoKey, nil }
+			deps.Keys = func(context.Context, *store.Location) (func(string) (string, error), error) { return repoKey, nil }
 		}
 		if p.Claims && o.volCfg != nil {
 			claims, err := o.claims(ctx, clients, p)
@@ -90,7 +90,7 @@ func judgePreflight(ctx context.Context, r *doctor.Report, rep progress.Reporter
 		done("", err)
 		return err
 	}
-	done(fmt.Sprintf("%s in %s", plural(len(r.Checks), "check", "checks"), took), nil)
+	done(fmt.Sprintf("%s in %s", progress.Plural(len(r.Checks), "check", "checks"), took), nil)
 	return nil
 }
 

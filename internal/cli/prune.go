@@ -169,7 +169,7 @@ func (o *PruneOptions) run(ctx context.Context) (*prune.Result, error) {
 	defer closeFn()
 	o.cfg.Now = o.now()
 	repos := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut).repos(o.location.URL)
-	reporter := o.output.reporter(o.streams)
+	reporter := o.output.reporter(ctx, o.streams)
 	d := prune.Deps{Catalog: cat, Progress: reporter,
 		Removal:  removal.Deps{Repos: repos, DeleteKeptSnapshots: deleteKeptSnapshots(o.configFlags)},
 		Maintain: maintenance.Deps{Repos: repos}}
@@ -220,7 +220,7 @@ func (o *PruneOptions) print(res *prune.Result) error {
 	if res.DryRun {
 		suffix = " (dry run: nothing was changed)."
 	}
-	fmt.Fprintf(w, "%s: %s kept, %s, %d failed, %d not selected%s\n", res.Policy, plural(kept, "backup", "backups"), removedWord(removed, res.DryRun), failed, res.Ignored, suffix)
+	fmt.Fprintf(w, "%s: %s kept, %s, %d failed, %d not selected%s\n", res.Policy, progress.Plural(kept, "backup", "backups"), removedWord(removed, res.DryRun), failed, res.Ignored, suffix)
 	return printMaintenance(w, res.Maintenance)
 }
 

@@ -51,7 +51,7 @@ func TestNamesFromTheBucketAreQuoted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := mover.RunBackup(ctx, mover.Settings{Location: loc, Namespace: "shop", Password: kr.RepoPassword("shop"), CacheDir: dir}, mover.BackupConfig{Source: src, PVC: "data", Backup: "b1"}, func(mover.Event) {})
+	res, err := mover.RunBackup(ctx, mover.Settings{Location: loc, Namespace: "shop", Password: repoPassword(t, kr, "shop"), CacheDir: dir}, mover.BackupConfig{Source: src, PVC: "data", Backup: "b1"}, func(mover.Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (o *RepoMaintainOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer loc.Close()
-	d := maintenance.Deps{Location: loc, Repos: newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).repos(o.location.URL), Progress: o.output.reporter(o.streams)}
+	d := maintenance.Deps{Location: loc, Repos: newLocationKeys(ctx, loc, o.password.File, o.streams.ErrOut).repos(o.location.URL), Progress: o.output.reporter(ctx, o.streams)}
 	res, err := maintenance.Run(ctx, d, o.cfg)
 	if res != nil {
 		if o.output.Format != "" {

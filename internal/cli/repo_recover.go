@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -84,8 +85,8 @@ func (o *RepoRecoverOptions) Run(ctx context.Context) error {
 			}
 		} else {
 			verb := map[bool]string{true: "would be", false: "were"}[o.DryRun]
-			fmt.Fprintf(o.streams.Out, "%s as of %s: %d objects %s brought back, %d created since %s hidden, %d unchanged.\n",
-				loc, res.AsOf.Format(time.RFC3339), len(res.Restored), verb, len(res.Removed), verb, res.Unchanged)
+			fmt.Fprintf(o.streams.Out, "%s as of %s: %s %s brought back, %d created since %s hidden, %d unchanged.\n",
+				loc, res.AsOf.Format(time.RFC3339), progress.Plural(len(res.Restored), "object", "objects"), verb, len(res.Removed), verb, res.Unchanged)
 		}
 	}
 	return err

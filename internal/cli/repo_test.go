@@ -97,7 +97,7 @@ func (l pwLocation) opensWith(t *testing.T, passwords ...string) []string {
 	for _, pw := range passwords {
 		k, err := keyring.Open(context.Background(), l.open(t), pw)
 		switch {
-		case err == nil && k.ArchiveKey() != l.key.ArchiveKey():
+		case err == nil && archiveKey(t, k) != archiveKey(t, l.key):
 			t.Fatalf("%q opens another key", pw)
 		case err == nil:
 			ok = append(ok, pw)
@@ -114,11 +114,11 @@ func TestRepoChangePassword(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv("PVBACKUP_PASSWORD", "")
 	l := newPWLocation(t)
-	if err := (&repo.Service{Location: l.url, Key: repo.OneKey(l.key.RepoPassword("shop")), CacheDir: t.TempDir()}).Ensure(ctx, "shop"); err != nil {
+	if err := (&repo.Service{Location: l.url, Key: repo.OneKey(repoPassword(t, l.key, "shop")), CacheDir: t.TempDir()}).Ensure(ctx, "shop"); err != nil {
 		t.Fatal(err)
 	}
 	var arch bytes.Buffer
-	aw, _ := archive.NewWriter(&arch, l.key.ArchiveKey())
+	aw, _ := archive.NewWriter(&arch, archiveKey(t, l.key))
 	_ = aw.Add(archive.Key{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Namespace: "shop", Name: "c"}, []byte(`{}`))
 	_ = aw.Close()
 
@@ -135,12 +135,12 @@ func TestRepoChangePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, closeRepo, err := (&repo.Service{Location: l.url, Key: repo.OneKey(k.RepoPassword("shop")), CacheDir: t.TempDir()}).Open(ctx, "shop")
+	_, closeRepo, err := (&repo.Service{Location: l.url, Key: repo.OneKey(repoPassword(t, k, "shop")), CacheDir: t.TempDir()}).Open(ctx, "shop")
 	if err != nil {
 		t.Fatalf("the repository does not open after the change: %v", err)
 	}
 	closeRepo()
-	if _, err := archive.NewReader(bytes.NewReader(arch.Bytes()), k.ArchiveKey()); err != nil {
+	if _, err := archive.NewReader(bytes.NewReader(arch.Bytes()), archiveKey(t, k)); err != nil {
 		t.Fatalf("the archive does not open after the change: %v", err)
 	}
 

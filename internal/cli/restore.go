@@ -268,10 +268,10 @@ func (o *RestoreOptions) resourceOnlyFlags() []string {
 
 // runDataOnly restores the data of the named volumes and nothing else.
 func (o *RestoreOptions) runDataOnly(ctx context.Context, clients *kube.Clients, cat *catalog.Catalog) error {
-	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	deps := restore.DataDeps{Kube: clients.Typed, Snap: clients.Snap, Catalog: cat, Progress: o.output.reporter(ctx, o.streams)}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress)}}
 	}
 	if o.volCfg != nil && !o.SkipPreflight {
 		deps.Preflight = o.restorePreflight(clients, deps.Progress)
@@ -305,7 +305,9 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o.cfg.ArchiveKey = kr.ArchiveKey()
+	if o.cfg.ArchiveKey, err = kr.ArchiveKey(); err != nil {
+		return err
+	}
 	if o.volCfg != nil {
 		// Each mover gets the key of the repository it reads: the source namespace's, also
 		// when --namespace-mapping restores it elsewhere (volumes.Task.SourceNamespace).
@@ -314,13 +316,13 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if o.DataOnly {
 		return o.runDataOnly(ctx, clients, cat)
 	}
-	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(o.streams)}
+	deps := restore.Deps{Dynamic: clients.Dynamic, Discovery: clients.Discovery, Catalog: cat, Progress: o.output.reporter(ctx, o.streams)}
 	if o.volNotice != "" {
 		deps.Progress.Warn(o.volNotice)
 	}
 	if o.volCfg != nil {
 		deps.Volumes = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: deps.Progress, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress)}}
 		if !o.SkipPreflight {
 			deps.Preflight = o.restorePreflight(clients, deps.Progress)
 		}
@@ -400,7 +402,7 @@ func (o *RestoreOptions) print(res *restore.Result) error {
 	}
 	parts = append(parts, volumeCounts(res.Volumes)...)
 	if n := hardLinks(res.Volumes); n > 0 {
-		parts = append(parts, plural(int(n), "hard link", "hard links")+" made again")
+		parts = append(parts, progress.Plural(int(n), "hard link", "hard links")+" made again")
 	}
 	if len(parts) == 0 {
 		parts = []string{"nothing selected"}

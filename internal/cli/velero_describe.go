@@ -62,7 +62,7 @@ func printVeleroDetails(w io.Writer, d *velero.Details) error {
 	fmt.Fprintf(w, "Expires:       %s\n", timeOrDash(b.Expires))
 	fmt.Fprintf(w, "Selection:     %s\n", veleroSelection(b))
 	fmt.Fprintf(w, "Volume data:   %s\n", veleroVolumeDefaults(b))
-	fmt.Fprintf(w, "Items:         %d of %d backed up; %d objects in the tarball\n", b.ItemsBackedUp, b.ItemsTotal, d.Objects)
+	fmt.Fprintf(w, "Items:         %d of %d backed up; %s in the tarball\n", b.ItemsBackedUp, b.ItemsTotal, progress.Plural(d.Objects, "object", "objects"))
 	fmt.Fprintf(w, "Errors:        %d\n", b.Errors)
 	fmt.Fprintf(w, "Warnings:      %d\n", b.Warnings)
 	if b.Hooks.Attempted > 0 {
@@ -229,5 +229,5 @@ func veleroRestoreSummary(vols []velero.Volume) string {
 	case ok == len(vols):
 		return fmt.Sprintf("possible, with the data of all %d volumes", len(vols))
 	}
-	return fmt.Sprintf("possible, with the data of %d of %s (the others are listed above with the reason)", ok, plural(len(vols), "volume", "volumes"))
+	return fmt.Sprintf("possible, with the data of %d of %s (the others are listed above with the reason)", ok, progress.Plural(len(vols), "volume", "volumes"))
 }

@@ -144,7 +144,7 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := o.output.reporter(o.streams)
+	rep := o.output.reporter(ctx, o.streams)
 	if o.volNotice != "" {
 		rep.Warn(o.volNotice)
 	}
@@ -157,7 +157,7 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 	var preflight restore.Preflight
 	if o.volCfg != nil {
 		runner = &volumes.Runner{Config: *o.volCfg, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery,
-			Progress: rep, OnEvent: volumes.DataProgress(o.streams.ErrOut, o.output.Format != "")}}
+			Progress: rep, OnEvent: volumes.DataProgress(rep)}}
 		if !o.SkipPreflight {
 			preflight = o.restorePreflight(clients, rep) // the engine hands it the claims its movers fill
 		}
@@ -256,7 +256,7 @@ func (o *VeleroRestoreOptions) openRepositories(ctx context.Context, loc *velero
 		return nil // a dry run: the password is checked, no mover runs
 	}
 	o.volCfg.Mover.ReadOnlyRepository = true
-	o.volCfg.Mover.RepoPassword = func(string) string { return pw.Value }
+	o.volCfg.Mover.RepoPassword = func(string) (string, error) { return pw.Value, nil }
 	return nil
 }
 

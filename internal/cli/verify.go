@@ -95,7 +95,7 @@ func (o *VerifyOptions) Run(ctx context.Context) error {
 	}
 	defer closeFn()
 	keys := newLocationKeys(ctx, cat.Location(), o.password.File, o.streams.ErrOut)
-	d := verify.Deps{Catalog: cat, Repos: keys.repos(o.location.URL), Progress: o.output.reporter(o.streams),
+	d := verify.Deps{Catalog: cat, Repos: keys.repos(o.location.URL), Progress: o.output.reporter(ctx, o.streams),
 		ArchivePassword: keys.archive}
 	res, err := verify.Run(ctx, d, o.cfg)
 	if res != nil {
@@ -107,7 +107,7 @@ func (o *VerifyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if failed := res.Failed(); len(failed) > 0 {
-		return fmt.Errorf("%s damaged or incomplete in %s: %s", plural(len(failed), "backup is", "backups are"), cat.Location(), firstProblems(res))
+		return fmt.Errorf("%s damaged or incomplete in %s: %s", progress.Plural(len(failed), "backup is", "backups are"), cat.Location(), firstProblems(res))
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ func (o *VerifyOptions) print(res *verify.Result) error {
 			fmt.Fprintf(tw, "%s\t-\tskipped\t-\t-\t%s\n", q(b.Name), q(b.Skipped))
 			continue
 		}
-		result, detail := "ok", fmt.Sprintf("%d objects", b.ArchiveObjects)
+		result, detail := "ok", progress.Plural(b.ArchiveObjects, "object", "objects")
 		if len(b.Problems) > 0 {
 			result, detail = "FAILED", strings.Join(b.Problems, "; ")
 		}

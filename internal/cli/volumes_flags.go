@@ -113,14 +113,8 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	if c.Image == "" {
 		return c, fmt.Errorf("--mover-image is empty")
 	}
-	if o.Location != "" {
-		if _, _, err := store.Parse(o.Location); err != nil {
-			return c, fmt.Errorf("--mover-location: %w", err)
-		}
-		c.Location = o.Location
-	}
-	if bucketURL, _, err := store.Parse(c.Location); err == nil && strings.HasPrefix(bucketURL, "file://") {
-		return c, fmt.Errorf("location %s is a directory on this machine, which mover pods cannot reach: back up volumes to object storage, or pass --mover-location with a URL the pods reach (or --volumes=none)", store.Redact(c.Location))
+	if err := o.moverLocation(&c); err != nil {
+		return c, err
 	}
 	if o.PullSecret != "" {
 		ref, err := o.pullSecret()
@@ -148,11 +142,31 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 	if c.Limits, err = resources("limit", o.CPULimit, o.MemoryLimit); err != nil {
 		return c, err
 	}
+	return c, o.credentials(&c)
+}
+
+// moverLocation sets --mover-location, and refuses a location the mover pods cannot reach.
+func (o *moverOptions) moverLocation(c *volumes.MoverConfig) error {
+	if o.Location != "" {
+		if _, _, err := store.Parse(o.Location); err != nil {
+			return fmt.Errorf("--mover-location: %w", err)
+		}
+		c.Location = o.Location
+	}
+	if bucketURL, _, err := store.Parse(c.Location); err == nil && strings.HasPrefix(bucketURL, "file://") {
+		return fmt.Errorf("location %s is a directory on this machine, which mover pods cannot reach: back up volumes to object storage, or pass --mover-location with a URL the pods reach (or --volumes=none)", store.Redact(c.Location))
+	}
+	return nil
+}
+
+// credentials sets what the movers reach the storage with (--mover-credentials): a copy of this
+// machine's credentials when no --mover-secret brings them, or none (identity).
+func (o *moverOptions) credentials(c *volumes.MoverConfig) error {
 	switch o.Credentials {
 	case credentialsCopy, "":
 	case credentialsIdentity:
 		if o.Secret != "" {
-			return c, fmt.Errorf("--mover-credentials=identity puts no credentials in the movers' Secrets, and --mover-secret brings some: choose one")
+			return fmt.Errorf("--mover-credentials=identity puts no credentials in the movers' Secrets, and --mover-secret brings some: choose one")
 		}
 		// No credential of this machine's environment goes to the cluster; store settings that
 		// are not secrets (the region, the Azure account's name) do, as plain env.
@@ -162,46 +176,57 @@ func (o *moverOptions) config(location string) (volumes.MoverConfig, error) {
 				c.Settings[k] = v
 			}
 		}
-		return c, nil
+		return nil
 	default:
-		return c, fmt.Errorf("--mover-credentials=%q: use copy or identity", o.Credentials)
+		return fmt.Errorf("--mover-credentials=%q: use copy or identity", o.Credentials)
 	}
-	if c.Secret == "" {
-		c.Env = map[string]string{}
-		for _, k := range volumes.CredentialEnv {
-			if v, ok := os.LookupEnv(k); ok {
-				c.Env[k] = v
-			}
-		}
-		for _, k := range volumes.CredentialFiles {
-			if p := os.Getenv(k); p != "" {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return c, fmt.Errorf("%s=%s: %w (the movers need its content)", k, p, err)
-				}
-				if k == "AWS_SHARED_CREDENTIALS_FILE" {
-					// Only the profile in use, and its name for the mover's SDK. Without a
-					// [default] (an empty file, /dev/null) the file is not needed: nothing goes.
-					profile := os.Getenv("AWS_PROFILE")
-					if profile != "" {
-						c.Env["AWS_PROFILE"] = profile
-					}
-					b, err = awsProfileOnly(b, p, cmp.Or(profile, "default"))
-					if errors.Is(err, errNoProfile) && profile == "" {
-						continue
-					}
-					if err != nil {
-						return c, err
-					}
-				}
-				if c.Files == nil {
-					c.Files = map[string][]byte{}
-				}
-				c.Files[k] = b
-			}
+	if c.Secret != "" {
+		return nil
+	}
+	c.Env = map[string]string{}
+	for _, k := range volumes.CredentialEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			c.Env[k] = v
 		}
 	}
-	return c, nil
+	for _, k := range volumes.CredentialFiles {
+		if err := copyCredentialFile(c, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyCredentialFile copies the file variable k names, if set, into c.Files for the movers.
+func copyCredentialFile(c *volumes.MoverConfig, k string) error {
+	p := os.Getenv(k)
+	if p == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("%s=%s: %w (the movers need its content)", k, p, err)
+	}
+	if k == "AWS_SHARED_CREDENTIALS_FILE" {
+		// Only the profile in use, and its name for the mover's SDK. Without a
+		// [default] (an empty file, /dev/null) the file is not needed: nothing goes.
+		profile := os.Getenv("AWS_PROFILE")
+		if profile != "" {
+			c.Env["AWS_PROFILE"] = profile
+		}
+		b, err = awsProfileOnly(b, p, cmp.Or(profile, "default"))
+		if errors.Is(err, errNoProfile) && profile == "" {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if c.Files == nil {
+		c.Files = map[string][]byte{}
+	}
+	c.Files[k] = b
+	return nil
 }
 
 func resources(kind, cpu, mem string) (corev1.ResourceList, error) {

@@ -53,8 +53,11 @@ func TestMoverCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.RepoPassword = func(string) string { return "ns-key" }
-			s := volumes.Task{Backup: "b", Op: "backup", Namespace: "a", SourceNamespace: "a", PVC: "p"}.SecretSpec(&c)
+			c.RepoPassword = func(string) (string, error) { return "ns-key", nil }
+			s, err := volumes.Task{Backup: "b", Op: "backup", Namespace: "a", SourceNamespace: "a", PVC: "p"}.SecretSpec(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var keys []string
 			for k := range s.Data {
 				keys = append(keys, k)

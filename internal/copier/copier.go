@@ -206,6 +206,6 @@ func (d Deps) syncNamespace(ctx context.Context, ns string) (RepoCopy, error) {
 	defer to.Close()
 	done := d.Progress.Start("copy the volume data repository of " + ns)
 	rc, err := syncRepository(ctx, blobTarget{from: from, to: to, lock: d.To.Lock(), after: d.AfterBlob, throttle: d.throttle}, ns)
-	done(fmt.Sprintf("%d blobs (%s) copied, %d already there", rc.Blobs, progress.Bytes(rc.Bytes), rc.Present), err)
+	done(fmt.Sprintf("%s (%s) copied, %d already there", progress.Plural(int(rc.Blobs), "blob", "blobs"), progress.Bytes(rc.Bytes), rc.Present), err)
 	return rc, err
 }

@@ -26,7 +26,7 @@ func (d Deps) copyFiles(ctx context.Context, name string) Item {
 	if err != nil {
 		it.Action, it.Error = "failed", err.Error()
 	}
-	done(fmt.Sprintf("%d files, %s", it.Files, progress.Bytes(it.Bytes)), err)
+	done(fmt.Sprintf("%s, %s", progress.Plural(int(it.Files), "file", "files"), progress.Bytes(it.Bytes)), err)
 	return it
 }
 

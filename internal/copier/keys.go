@@ -29,7 +29,7 @@ func sameKey(ctx context.Context, from, to *store.Location, password string) err
 	dst, err := keyring.Open(ctx, to, password)
 	switch {
 	case err == nil:
-		if dst.ArchiveKey() != src.ArchiveKey() {
+		if !dst.SameKey(src) {
 			return fmt.Errorf("%s: %w (made by another first backup); a copy needs the same one: copy into a new location or prefix", to, ErrOtherKey)
 		}
 		return nil
@@ -59,7 +59,7 @@ func sameKeyWritten(ctx context.Context, to *store.Location, src *keyring.Keyrin
 	if err != nil {
 		return err
 	}
-	if dst.ArchiveKey() != src.ArchiveKey() {
+	if !dst.SameKey(src) {
 		return fmt.Errorf("%s: %w (written by another run a moment ago)", to, ErrOtherKey)
 	}
 	return nil

@@ -240,7 +240,7 @@ func checkScheduling(ctx context.Context, d *Deps, cfg *Config) []Result {
 		}
 		return []Result{fail(check, "no node can run the mover: "+strings.Join(why, "; "), "free or add a node, or lower --mover-cpu-request/--mover-memory-request")}
 	}
-	return []Result{ok(check, fmt.Sprintf("%d of %d nodes can run the mover (%s)", len(fit), len(nodes.Items), strings.Join(first(fit, 3), ", ")))}
+	return []Result{ok(check, fmt.Sprintf("%s can run the mover (%s)", ofAll(len(fit), len(nodes.Items), "node", "nodes"), strings.Join(first(fit, 3), ", ")))}
 }
 
 func first(s []string, n int) []string {

@@ -113,7 +113,7 @@ type Deps struct {
 	// loads the password only when asked) and returns the key of a namespace's repository. Its
 	// errors: password.ErrMissing, keyring.ErrNoKey, ErrWrongPassword, ErrOldFormat (wrapped).
 	// nil: the key and the repositories are not checked.
-	Keys func(ctx context.Context, loc *store.Location) (repoKey func(namespace string) string, err error)
+	Keys func(ctx context.Context, loc *store.Location) (repoKey func(namespace string) (string, error), err error)
 	// OpenRepository opens a namespace's existing repository with its key and closes it: the
 	// error says why it cannot be opened (repo.Service.Check in the plugin).
 	OpenRepository func(ctx context.Context, location, namespace, key string) error
@@ -157,7 +157,7 @@ type Config struct {
 	ProbeSize string
 
 	// repoKey is set by the location check once Deps.Keys opened the location's key.
-	repoKey func(namespace string) string
+	repoKey func(namespace string) (string, error)
 }
 
 func (c *Config) defaults() {

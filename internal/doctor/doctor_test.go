@@ -546,13 +546,13 @@ func TestLocation(t *testing.T) {
 	d.OpenLocation = nil
 	d.OpenRepository = func(_ context.Context, _, ns, key string) error {
 		opened = append(opened, ns)
-		if key != kr.RepoPassword(ns) {
+		if key != repoPassword(t, kr, ns) {
 			return fmt.Errorf("%w for %s", repo.ErrWrongPassword, ns)
 		}
 		return nil
 	}
-	keys := func(pw string) func(context.Context, *store.Location) (func(string) string, error) {
-		return func(ctx context.Context, loc *store.Location) (func(string) string, error) {
+	keys := func(pw string) func(context.Context, *store.Location) (func(string) (string, error), error) {
+		return func(ctx context.Context, loc *store.Location) (func(string) (string, error), error) {
 			if pw == "" {
 				return nil, password.ErrMissing
 			}
@@ -708,4 +708,15 @@ func TestRightsFor(t *testing.T) {
 	if has(namespaced, "list pods") != 1 || has(namespaced, "create pods/exec") != 1 {
 		t.Errorf("namespaced rights of hooks+volumes: %v", namespaced)
 	}
+}
+
+// repoPassword derives k's key of namespace ns, failing the test on an error (t.Error: the
+// checks call it from goroutines).
+func repoPassword(t testing.TB, k *keyring.Keyring, ns string) string {
+	t.Helper()
+	pw, err := k.RepoPassword(ns)
+	if err != nil {
+		t.Error(err)
+	}
+	return pw
 }

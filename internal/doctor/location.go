@@ -108,7 +108,7 @@ func repositories(ctx context.Context, loc *store.Location) ([]string, error) {
 
 // checkRepositories opens the existing repositories of the namespaces in scope (every one when
 // all namespaces are) with their keys.
-func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Location, repoKey func(string) string) Result {
+func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Location, repoKey func(string) (string, error)) Result {
 	all, err := repositories(ctx, loc)
 	if err != nil {
 		return fail(checkRepos, "list the repositories in "+loc.String()+": "+err.Error(), "")
@@ -133,7 +133,11 @@ func checkRepositories(ctx context.Context, d *Deps, cfg *Config, loc *store.Loc
 	}
 	errs := make([]error, len(nss))
 	forEach(indexes(len(nss)), 2, func(i int) []Result {
-		errs[i] = d.OpenRepository(ctx, cfg.Location, nss[i], repoKey(nss[i]))
+		key, err := repoKey(nss[i])
+		if err == nil {
+			err = d.OpenRepository(ctx, cfg.Location, nss[i], key)
+		}
+		errs[i] = err
 		return nil
 	})
 	var opened, wrong, broken []string

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -110,7 +111,7 @@ func judgePlan(vols []catalog.Volume) []Result {
 	if len(bad) > 0 {
 		return []Result{fail("volume plan", strings.Join(bad, "; "), "fix the cause, choose another --volumes mode (or annotate the PVC "+volumes.AnnotationMode+"), or pass --skip-preflight to back up the rest")}
 	}
-	return []Result{ok("volume plan", fmt.Sprintf("%d of %d volumes to back up", n, len(vols)))}
+	return []Result{ok("volume plan", ofAll(n, len(vols), "volume", "volumes")+" to back up")}
 }
 
 // RestorePlan is the target of a restore.
@@ -161,4 +162,12 @@ func judgeTargetClasses(ctx context.Context, d *Deps, classes map[string]string)
 		}
 	}
 	return out
+}
+
+// ofAll counts n of all: "1 volume" when that is all of them, "2 of 3 volumes" otherwise.
+func ofAll(n, all int, one, many string) string {
+	if n == all {
+		return progress.Plural(n, one, many)
+	}
+	return fmt.Sprintf("%d of %s", n, progress.Plural(all, one, many))
 }

@@ -9,6 +9,7 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 )
 
@@ -337,7 +338,7 @@ func (j judge) rights(ctx context.Context, check, ns string, rights []Right) []R
 	case len(unknown) > 0:
 		return []Result{warn(check, "could not ask: "+strings.Join(unknown, "; "), "")}
 	}
-	return []Result{ok(check, fmt.Sprintf("%d rights checked%s", len(rights), as))}
+	return []Result{ok(check, progress.Plural(len(rights), "right", "rights")+" checked"+as)}
 }
 
 func describeRights(rs []Right) string {

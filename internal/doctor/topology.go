@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
 const topologyCheck = "volume topology"
@@ -38,7 +40,7 @@ func checkTopology(ctx context.Context, d *Deps, cfg *Config) []Result {
 		out = append(out, warn("nodes", "no mover can run on "+strings.Join(down, "; ")+": the volumes bound to those nodes (node-local, or in use by their pods) cannot be backed up or restored meanwhile",
 			"uncordon the node or bring its kubelet back; a node gone for good: delete it, and restore its node-local volumes elsewhere (--storage-class-mapping)"))
 	} else {
-		detail := fmt.Sprintf("%d nodes Ready and schedulable", len(usable))
+		detail := progress.Plural(len(usable), "node", "nodes") + " Ready and schedulable"
 		if len(tainted) > 0 {
 			detail += "; tainted (movers of the volumes there carry the tolerations of the pods they follow): " + strings.Join(tainted, "; ")
 		}

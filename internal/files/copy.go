@@ -47,6 +47,7 @@ type CopyProgress struct {
 	Skipped    int64 `json:"skipped"` // complete from an earlier run
 	Bytes      int64 `json:"bytes"`   // of written and skipped files
 	TotalBytes int64 `json:"totalBytes"`
+	Final      bool  `json:"-"` // the last report of the copy
 }
 
 // Problem is an entry that was not copied, and why.
@@ -601,7 +602,9 @@ func (c *copier) report() func() {
 	return func() {
 		close(done)
 		wg.Wait()
-		c.cfg.Progress(c.snapshot())
+		p := c.snapshot()
+		p.Final = true
+		c.cfg.Progress(p)
 	}
 }
 

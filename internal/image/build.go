@@ -2,11 +2,10 @@
 // bundle and a non-root user in one layer, for linux/amd64 and linux/arm64, as one image or as a
 // multi-arch index. It writes OCI image layouts (as tarballs, for `ctr images import`, skopeo and
 // crane) and pushes to registries with go-containerregistry; no container engine is involved.
+// The Velero test lab (hack/velero-lab) builds Velero's images with it too (Spec.Files).
 package image
 
 import (
-	"archive/tar"
-	"bytes"
 	"fmt"
 	"io"
 	"time"
@@ -37,15 +36,36 @@ const (
 // Arches are the architectures a mover image is built for.
 var Arches = []string{"amd64", "arm64"}
 
-// Spec is one single-architecture mover image.
+// Spec is one single-architecture mover image. Files, Entrypoint, Title and Env make another image
+// of the same shape (the Velero lab's); left empty, the image is the mover's.
 type Spec struct {
-	// Binary is a static linux kubectl-pvbackup for Arch (CGO_ENABLED=0).
+	// Binary is a static linux kubectl-pvbackup for Arch (CGO_ENABLED=0), at BinaryPath; it may be
+	// left out of an image made of Files.
 	Binary []byte
 	// CABundle is PEM certificates, shipped at CertsPath.
 	CABundle []byte
 	Arch     string
 	// Version is the image's version label (the binary's version).
 	Version string
+	// Files are more files of the image, read from the host whenever the layer is read (programs
+	// of 100+ MB: the layer is streamed, never held in memory).
+	Files []File
+	// Entrypoint replaces the mover's (BinaryPath mover).
+	Entrypoint []string
+	// Title replaces the title label Title: an image that is not the mover's.
+	Title string
+	// Env is added to the image's environment (SSL_CERT_FILE, TMPDIR, HOME).
+	Env []string
+}
+
+// File is a host file and where it goes in the image.
+type File struct {
+	// Source is the file on the host; it must not change until the image is written.
+	Source string
+	// Path is its absolute path in the image.
+	Path string
+	// Mode is its permission bits (0755 for a program).
+	Mode int64
 }
 
 // Build makes the image of s. Its content and digest depend on s alone: every time in it is the epoch.
@@ -53,21 +73,21 @@ func Build(s Spec) (v1.Image, error) {
 	if !knownArch(s.Arch) {
 		return nil, fmt.Errorf("architecture %q: the mover image is built for %v", s.Arch, Arches)
 	}
-	if len(s.Binary) == 0 {
+	if len(s.Binary) == 0 && len(s.Files) == 0 {
 		return nil, fmt.Errorf("no binary for linux/%s", s.Arch)
 	}
 	if err := CheckCABundle(s.CABundle); err != nil {
 		return nil, err
 	}
-	layerTar, err := rootfs(s.Binary, s.CABundle)
+	entries, err := layerEntries(s)
 	if err != nil {
 		return nil, err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
+		return streamLayer(entries), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
-		return nil, fmt.Errorf("mover image layer: %w", err)
+		return nil, fmt.Errorf("image layer: %w", err)
 	}
 	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
 	if err != nil {
@@ -82,17 +102,25 @@ func Build(s Spec) (v1.Image, error) {
 	cf.OS, cf.Architecture = "linux", s.Arch
 	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()} // reproducible
 	cf.Config = v1.Config{
-		Entrypoint: []string{BinaryPath, "mover"},
+		Entrypoint: or(s.Entrypoint, []string{BinaryPath, "mover"}),
 		User:       fmt.Sprintf("%d:%d", UID, UID),
 		WorkingDir: "/tmp",
-		Env:        []string{"SSL_CERT_FILE=" + CertsPath, "TMPDIR=/tmp", "HOME=/tmp"},
+		Env:        append([]string{"SSL_CERT_FILE=" + CertsPath, "TMPDIR=/tmp", "HOME=/tmp"}, s.Env...),
 		Labels: map[string]string{
-			LabelTitle:   Title,
+			LabelTitle:   or(s.Title, Title),
 			LabelVersion: s.Version,
 			LabelSource:  "https://github.com/kubectl-pvbackup/kubectl-pvbackup",
 		},
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// or is v, or def when v is empty.
+func or[T []string | string](v, def T) T {
+	if len(v) == 0 {
+		return def
+	}
+	return v
 }
 
 // Index makes the multi-architecture index of images, each with its platform from its config.
@@ -117,43 +145,4 @@ func knownArch(arch string) bool {
 		}
 	}
 	return false
-}
-
-// rootfs is the image's single layer: directories, passwd and group for the non-root user, the CA
-// bundle and the binary; owned by root, every time the epoch.
-func rootfs(bin, ca []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	epoch := time.Unix(0, 0)
-	dirs := []struct {
-		name string
-		mode int64
-	}{{"etc/", 0o755}, {"etc/ssl/", 0o755}, {"etc/ssl/certs/", 0o755}, {"tmp/", 0o1777}, {"usr/", 0o755}, {"usr/local/", 0o755}, {"usr/local/bin/", 0o755}}
-	for _, d := range dirs {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d.name, Mode: d.mode, ModTime: epoch}); err != nil {
-			return nil, err
-		}
-	}
-	files := []struct {
-		name string
-		mode int64
-		data []byte
-	}{
-		{"etc/passwd", 0o644, []byte(fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/tmp:/sbin/nologin\n", UID, UID))},
-		{"etc/group", 0o644, []byte(fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", UID))},
-		{CertsPath[1:], 0o644, ca},
-		{BinaryPath[1:], 0o755, bin},
-	}
-	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: epoch}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

@@ -38,13 +38,13 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 		return mover.Settings{Location: url, Namespace: ns, Password: pw, CacheDir: t.TempDir()}
 	}
 	for _, ns := range []string{"a", "b"} {
-		if err := settings(ns, kr.RepoPassword(ns)).Repos().Ensure(ctx, ns); err != nil {
+		if err := settings(ns, repoPassword(t, kr, ns)).Repos().Ensure(ctx, ns); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// An archive, as `create` writes it.
 	var arch bytes.Buffer
-	aw, err := archive.NewWriter(&arch, kr.ArchiveKey())
+	aw, err := archive.NewWriter(&arch, archiveKey(t, kr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,10 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 		{Backup: "b1", Op: "backup", Namespace: "a", SourceNamespace: "a", PVC: "data"},
 		{Backup: "b1", Op: "restore", Namespace: "a-copy", SourceNamespace: "a", PVC: "data"}, // --namespace-mapping a:a-copy
 	} {
-		s := task.SecretSpec(mc)
+		s, err := task.SecretSpec(mc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := opens("a", string(s.Data["PVBACKUP_PASSWORD"])); err != nil {
 			t.Fatalf("%s mover Secret in %s does not open a's repository: %v", task.Op, task.Namespace, err)
 		}
@@ -81,7 +84,7 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 			if _, err := Open(ctx, loc, string(v)); !errors.Is(err, ErrWrongPassword) {
 				t.Errorf("%s Secret %s/%s key %s unwraps the location key: %v", task.Op, task.Namespace, s.Name, k, err)
 			}
-			for _, secret := range []string{userPassword, kr.ArchiveKey(), kr.RepoPassword("b"), string(kr.key)} {
+			for _, secret := range []string{userPassword, archiveKey(t, kr), repoPassword(t, kr, "b"), string(kr.key)} {
 				if bytes.Contains(v, []byte(secret)) {
 					t.Errorf("%s Secret key %s holds a secret of the location", task.Op, k)
 				}
@@ -89,10 +92,10 @@ func TestMoverSecretOpensOnlyItsNamespace(t *testing.T) {
 		}
 	}
 	// The plugin side, by contrast, opens everything from the password.
-	if err := opens("b", kr.RepoPassword("b")); err != nil {
+	if err := opens("b", repoPassword(t, kr, "b")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := archive.NewReader(bytes.NewReader(arch.Bytes()), kr.ArchiveKey()); err != nil {
+	if _, err := archive.NewReader(bytes.NewReader(arch.Bytes()), archiveKey(t, kr)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -75,19 +75,25 @@ type payload struct {
 }
 
 // RepoPassword is the Kopia password of the namespace's repository (kopia/<ns>/).
-func (k *Keyring) RepoPassword(namespace string) string {
+func (k *Keyring) RepoPassword(namespace string) (string, error) {
 	return k.derive("kubectl-pvbackup/kopia/" + namespace)
 }
 
 // ArchiveKey is the passphrase of the resources archives.
-func (k *Keyring) ArchiveKey() string { return k.derive("kubectl-pvbackup/archive") }
+func (k *Keyring) ArchiveKey() (string, error) { return k.derive("kubectl-pvbackup/archive") }
 
-func (k *Keyring) derive(info string) string {
+// SameKey reports whether o holds the same location key as k (every secret derived from them
+// is then the same).
+func (k *Keyring) SameKey(o *Keyring) bool { return bytes.Equal(k.key, o.key) }
+
+// derive is the secret of info. HKDF refuses only lengths beyond 255*32 bytes (and, in FIPS 140
+// only mode, keys shorter than 112 bits): neither happens with this package's keys.
+func (k *Keyring) derive(info string) (string, error) {
 	out, err := hkdf.Key(sha256.New, k.key, nil, info, keyLen)
-	if err != nil { // only for lengths beyond 255*32
-		panic(err)
+	if err != nil {
+		return "", fmt.Errorf("derive %q from the location key: %w", info, err)
 	}
-	return base64.RawURLEncoding.EncodeToString(out)
+	return base64.RawURLEncoding.EncodeToString(out), nil
 }
 
 // Open unwraps the location's key with password. A location without a key file is ErrNoKey

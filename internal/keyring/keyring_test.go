@@ -65,13 +65,13 @@ func TestCreateOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k1.RepoPassword("a") != k2.RepoPassword("a") || k1.ArchiveKey() != k2.ArchiveKey() {
+	if repoPassword(t, k1, "a") != repoPassword(t, k2, "a") || archiveKey(t, k1) != archiveKey(t, k2) {
 		t.Fatal("the same location gives other keys on a second open")
 	}
 	seen := map[string]string{}
 	for _, s := range []struct{ name, v string }{
-		{"repo a", k1.RepoPassword("a")}, {"repo b", k1.RepoPassword("b")}, {"repo ab", k1.RepoPassword("ab")},
-		{"archive", k1.ArchiveKey()}, {"password", "correct horse"},
+		{"repo a", repoPassword(t, k1, "a")}, {"repo b", repoPassword(t, k1, "b")}, {"repo ab", repoPassword(t, k1, "ab")},
+		{"archive", archiveKey(t, k1)}, {"password", "correct horse"},
 	} {
 		if other, dup := seen[s.v]; dup {
 			t.Errorf("%s and %s are the same secret", s.name, other)
@@ -88,7 +88,7 @@ func TestCreateOpen(t *testing.T) {
 			t.Errorf("%s with a wrong password: %v", name, err)
 		}
 	}
-	if k3, err := Open(ctx, loc, "correct horse"); err != nil || k3.ArchiveKey() != k1.ArchiveKey() {
+	if k3, err := Open(ctx, loc, "correct horse"); err != nil || archiveKey(t, k3) != archiveKey(t, k1) {
 		t.Fatalf("the key changed after wrong-password attempts: %v", err)
 	}
 }
@@ -111,7 +111,7 @@ func TestCreateRace(t *testing.T) {
 					<-start
 					k, err := Create(context.Background(), loc, "pw")
 					if err == nil {
-						got[i] = k.RepoPassword("a")
+						got[i] = repoPassword(t, k, "a")
 					}
 					errs[i] = err
 				}()
@@ -127,7 +127,7 @@ func TestCreateRace(t *testing.T) {
 				}
 			}
 			k, err := Open(context.Background(), open(t), "pw")
-			if err != nil || k.RepoPassword("a") != got[0] {
+			if err != nil || repoPassword(t, k, "a") != got[0] {
 				t.Fatalf("the stored key is not the one the creates use: %v", err)
 			}
 		})
@@ -232,7 +232,7 @@ func TestScryptKeyFile(t *testing.T) {
 	for i := range want.key {
 		want.key[i] = byte(i)
 	}
-	if k.RepoPassword("shop") != want.RepoPassword("shop") || k.ArchiveKey() != want.ArchiveKey() {
+	if repoPassword(t, k, "shop") != repoPassword(t, want, "shop") || archiveKey(t, k) != archiveKey(t, want) {
 		t.Fatal("the scrypt key file opened to another key")
 	}
 	if _, err := ChangePassword(ctx, loc, "pw", "pw2", ChangeOptions{}); err != nil {
@@ -245,7 +245,7 @@ func TestScryptKeyFile(t *testing.T) {
 	if !bytes.Contains(data, []byte("\n-> "+argon2Type+" ")) || bytes.Contains(data, []byte("-> scrypt")) {
 		t.Fatalf("after the password change the key file is not wrapped with Argon2id:\n%.120s", data)
 	}
-	if k2, err := Open(ctx, loc, "pw2"); err != nil || k2.ArchiveKey() != want.ArchiveKey() {
+	if k2, err := Open(ctx, loc, "pw2"); err != nil || archiveKey(t, k2) != archiveKey(t, want) {
 		t.Fatalf("after the change: %v", err)
 	}
 }
@@ -266,7 +266,7 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("the old password still opens: %v", err)
 	}
 	kn, err := Open(ctx, loc, "new")
-	if err != nil || kn.ArchiveKey() != k.ArchiveKey() || kn.RepoPassword("a") != k.RepoPassword("a") {
+	if err != nil || archiveKey(t, kn) != archiveKey(t, k) || repoPassword(t, kn, "a") != repoPassword(t, k, "a") {
 		t.Fatalf("the new password opens another key: %v", err)
 	}
 	if ok, _ := loc.Bucket().Exists(ctx, NextFile); ok {
@@ -307,7 +307,7 @@ func TestChangePasswordCrash(t *testing.T) {
 			for _, pw := range []string{"old", "new"} {
 				if kk, err := Open(ctx, loc, pw); err == nil {
 					opened++
-					if kk.ArchiveKey() != k.ArchiveKey() {
+					if archiveKey(t, kk) != archiveKey(t, k) {
 						t.Fatalf("after %s, %s opens another key", stop, pw)
 					}
 				}
@@ -325,7 +325,7 @@ func TestChangePasswordCrash(t *testing.T) {
 			if _, err := Open(ctx, loc, "old"); !errors.Is(err, ErrWrongPassword) {
 				t.Fatalf("after the rerun the old password still opens: %v", err)
 			}
-			if kk, err := Open(ctx, loc, "new"); err != nil || kk.ArchiveKey() != k.ArchiveKey() {
+			if kk, err := Open(ctx, loc, "new"); err != nil || archiveKey(t, kk) != archiveKey(t, k) {
 				t.Fatalf("after the rerun: %v", err)
 			}
 			if ok, _ := loc.Bucket().Exists(ctx, NextFile); ok {
@@ -357,7 +357,7 @@ func TestDerivationCost(t *testing.T) {
 	t.Logf("open used %s of CPU (the wall time below depends on the machine's load)", cpuTime()-cpu0)
 	start = time.Now()
 	for i := range 1000 {
-		_ = k.RepoPassword(fmt.Sprint("ns-", i))
+		repoPassword(t, k, fmt.Sprint("ns-", i))
 	}
 	derive := time.Since(start) / 1000
 	res, err := ChangePassword(ctx, loc, "pw", "pw2", ChangeOptions{})
@@ -390,7 +390,7 @@ func TestUnusualCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	SetTestCost()
-	if got, err := Open(ctx, loc, "pw"); err != nil || got.ArchiveKey() != k.ArchiveKey() {
+	if got, err := Open(ctx, loc, "pw"); err != nil || archiveKey(t, got) != archiveKey(t, k) {
 		t.Fatalf("open with the password: %v", err)
 	}
 	_, err = Open(ctx, loc, "wrong")
@@ -425,4 +425,24 @@ func TestCreateRefusesAStoreWithoutConditionalWrites(t *testing.T) {
 	if ok, _ := loc.Bucket().Exists(context.Background(), KeyFile); ok {
 		t.Error("a key was written")
 	}
+}
+
+// repoPassword and archiveKey derive k's secrets, failing the test on an error (which a key
+// made by this package never gives). t.Error, not t.Fatal: tests call them from goroutines.
+func repoPassword(t testing.TB, k *Keyring, ns string) string {
+	t.Helper()
+	pw, err := k.RepoPassword(ns)
+	if err != nil {
+		t.Error(err)
+	}
+	return pw
+}
+
+func archiveKey(t testing.TB, k *Keyring) string {
+	t.Helper()
+	key, err := k.ArchiveKey()
+	if err != nil {
+		t.Error(err)
+	}
+	return key
 }

@@ -222,7 +222,7 @@ func MaintainRepository(ctx context.Context, d Deps, ns string, mode Mode, safet
 	if rr.Rewritten > 0 {
 		rewritten = fmt.Sprintf(", %s moved out of sparse packs", progress.Bytes(rr.Rewritten))
 	}
-	done(fmt.Sprintf("%d blobs (%s) before, %d (%s) deleted, %d (%s) after%s, %.1fs", rr.Before.Blobs, progress.Bytes(rr.Before.Bytes),
+	done(fmt.Sprintf("%s (%s) before, %d (%s) deleted, %d (%s) after%s, %.1fs", progress.Plural(int(rr.Before.Blobs), "blob", "blobs"), progress.Bytes(rr.Before.Bytes),
 		rr.Deleted.Blobs, progress.Bytes(rr.Deleted.Bytes), rr.After.Blobs, progress.Bytes(rr.After.Bytes), rewritten, rr.Seconds), err)
 	return rr
 }
@@ -242,6 +242,26 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 	if !ok {
 		return fmt.Errorf("repository %s does not allow maintenance", r.Location())
 	}
+	err = runCycles(ctx, dr, mode, safety, rr)
+	var notOwned kmaint.NotOwnedError
+	if errors.As(err, &notOwned) {
+		return fmt.Errorf("maintenance of %s belongs to %s, not to %s@%s (set it back with `kopia maintenance set --owner=%s@%s`)", r.Location(), notOwned.Owner, repo.ClientUser, repo.ClientHost, repo.ClientUser, repo.ClientHost)
+	}
+	if err != nil {
+		return fmt.Errorf("%s maintenance of %s: %w", mode, r.Location(), err)
+	}
+	after, err := listBlobs(ctx, d.Location, ns)
+	if err != nil {
+		return err
+	}
+	rr.After, rr.Deleted, rr.Written = stats(after), diff(before, after), diff(after, before)
+	return nil
+}
+
+// runCycles runs Kopia's maintenance in mode: one cycle, or for a full one with safety none two
+// cycles a clock second apart, then the repack and, when it rewrote packs, one more cycle.
+func runCycles(ctx context.Context, dr kopiarepo.DirectRepository, mode Mode, safety Safety, rr *RepoResult) error {
+	var err error
 	km := kmaint.ModeQuick
 	if mode == Full {
 		km = kmaint.ModeFull
@@ -275,19 +295,7 @@ func maintain(ctx context.Context, d Deps, ns string, mode Mode, safety Safety, 
 			}
 		}
 	}
-	var notOwned kmaint.NotOwnedError
-	if errors.As(err, &notOwned) {
-		return fmt.Errorf("maintenance of %s belongs to %s, not to %s@%s (set it back with `kopia maintenance set --owner=%s@%s`)", r.Location(), notOwned.Owner, repo.ClientUser, repo.ClientHost, repo.ClientUser, repo.ClientHost)
-	}
-	if err != nil {
-		return fmt.Errorf("%s maintenance of %s: %w", mode, r.Location(), err)
-	}
-	after, err := listBlobs(ctx, d.Location, ns)
-	if err != nil {
-		return err
-	}
-	rr.After, rr.Deleted, rr.Written = stats(after), diff(before, after), diff(after, before)
-	return nil
+	return err
 }
 
 // cycle is one run of Kopia's maintenance.

@@ -88,6 +88,11 @@ func (d *Diff) dir(ctx context.Context, dir kfs.Directory, local string, owners 
 			d.ChangedBytes += e.Size()
 		}
 	}
+	return d.removeUnseen(local, seen)
+}
+
+// removeUnseen counts as removed what directory local holds that the snapshot's does not (seen).
+func (d *Diff) removeUnseen(local string, seen map[string]bool) error {
 	locals, err := os.ReadDir(local)
 	if err != nil {
 		return err

@@ -145,108 +145,19 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 		return fail(err)
 	}
 	sink(Event{Time: start.UTC(), Event: EventStart, Op: OpBackup})
-	links := &backupLinks{} // a block device's image has no hard links
+	s := &backupSession{r: r, cfg: cfg, sink: sink, res: res, links: &backupLinks{}} // a block device's image has no hard links
 	if !cfg.Block {
 		var err error
-		if links, err = scanLinks(ctx, cfg.Source, res); err != nil {
+		if s.links, err = scanLinks(ctx, cfg.Source, res); err != nil {
 			return fail(err)
 		}
 	}
-
-	var c counters
-	si := SourceInfo(cfg.Namespace, cfg.PVC)
-	skip := cfg.OnError == OnErrorSkip
-	override, err := backupPolicy(cfg)
-	if err != nil {
+	var err error
+	if s.override, err = backupPolicy(cfg); err != nil {
 		return fail(err)
 	}
-	var man *snapshot.Manifest
-	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"},
-		func(ctx context.Context, w kopiarepo.RepositoryWriter) error {
-			previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
-			if err != nil {
-				return fmt.Errorf("find previous snapshots of %s/%s: %w", cfg.Namespace, cfg.PVC, err)
-			}
-			if len(previous) > 0 {
-				res.ParentID = string(previous[0].ID)
-			}
-			splitter := ""
-			if cfg.Block {
-				splitter = cmp.Or(cfg.blockSplitter, blockSplitterFor(previous))
-				override.SplitterPolicy.Algorithm = splitter
-			}
-			tree, err := policy.TreeForSourceWithOverride(ctx, w, si, override)
-			if err != nil {
-				return fmt.Errorf("read policy: %w", err)
-			}
-			entry, closeSource, err := sourceEntry(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeSource()
-			if entry, err = links.attach(entry); err != nil {
-				return err
-			}
-			if repo.IsAuto(cfg.Compression) {
-				w = repo.SampleCompression(w)
-			}
-			u := newUploader(w, cfg)
-			u.Progress = newUploadProgress(&c, sink)
-			stopCancel := context.AfterFunc(ctx, u.Cancel)
-			defer stopCancel()
-
-			uc, _ := r.(uploadCounter)
-			stop := c.ticker(ctx, sink, OpBackup, uc)
-			man, err = u.Upload(ctx, entry, tree, si, previous...)
-			stop()
-			if err != nil {
-				return fmt.Errorf("upload %s: %w", cfg.Source, err)
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if man.IncompleteReason != "" {
-				return fmt.Errorf("upload %s stopped: %s", cfg.Source, man.IncompleteReason)
-			}
-			if n := fatalErrors(man); n > 0 && !skip {
-				return fmt.Errorf("%d file(s) or directories could not be read, first %s (fix their permissions or pass --on-error skip to back up the rest); no snapshot was saved",
-					n, describeErrors(c.fileErrors()))
-			}
-			man.Tags = map[string]string{repo.TagNamespace: cfg.Namespace, repo.TagPVC: cfg.PVC}
-			links.tag(man.Tags)
-			if splitter != "" && cfg.blockSplitter == "" {
-				man.Tags[TagBlockSplitter] = splitter
-			}
-			if cfg.Backup != "" {
-				man.Tags[repo.TagBackup] = cfg.Backup
-			}
-			man.Description = "kubectl-pvbackup " + cfg.Backup
-			id, err := snapshot.SaveSnapshot(ctx, w, man)
-			if err != nil {
-				return fmt.Errorf("save snapshot: %w", err)
-			}
-			res.SnapshotID = string(id)
-			return nil
-		})
-	res.Files = int64(c.files.Load())
-	res.Bytes = c.bytes.Load()
-	res.UploadedBytes = c.uploaded.Load()
-	if uc, ok := r.(uploadCounter); ok {
-		res.UploadedBytes = uc.UploadedBytes() // after the session's flush
-	}
-	res.CachedFiles = c.cached.Load()
-	res.ErrorCount = c.errCount.Load()
-	res.Errors = c.fileErrors()
-	if man != nil {
-		// Kopia's Stats count only the files it hashed this time; the root's summary counts all.
-		res.CachedFiles = int64(man.Stats.CachedFiles)
-		res.Files, res.Dirs, res.Bytes = int64(man.Stats.TotalFileCount)+res.CachedFiles, int64(man.Stats.TotalDirectoryCount), man.Stats.TotalFileSize
-		if man.RootEntry != nil && man.RootEntry.DirSummary != nil {
-			ds := man.RootEntry.DirSummary
-			res.Files, res.Dirs, res.Bytes = ds.TotalFileCount, ds.TotalDirCount, ds.TotalFileSize
-		}
-	}
-	links.count(res)
+	err = kopiarepo.WriteSession(ctx, r, kopiarepo.WriteSessionOptions{Purpose: "pvbackup mover backup"}, s.run)
+	s.count()
 	if err != nil {
 		res.SnapshotID = ""
 		return fail(err)
@@ -254,6 +165,132 @@ func Backup(ctx context.Context, r kopiarepo.Repository, cfg BackupConfig, sink 
 	res.OK = true
 	res.DurationSeconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// backupSession is one Backup's write session: it uploads the source with the PVC's previous
+// snapshot as parent and saves the snapshot, counting as it goes.
+type backupSession struct {
+	r        kopiarepo.Repository
+	cfg      BackupConfig
+	sink     Sink
+	res      *Result
+	links    *backupLinks
+	override *policy.Policy
+	// splitter is a block image's, chosen to match its previous snapshot's ("" for a directory).
+	splitter string
+	c        counters
+	man      *snapshot.Manifest // the upload's, also when it stopped
+}
+
+func (s *backupSession) run(ctx context.Context, w kopiarepo.RepositoryWriter) error {
+	cfg := s.cfg
+	si := SourceInfo(cfg.Namespace, cfg.PVC)
+	previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
+	if err != nil {
+		return fmt.Errorf("find previous snapshots of %s/%s: %w", cfg.Namespace, cfg.PVC, err)
+	}
+	if len(previous) > 0 {
+		s.res.ParentID = string(previous[0].ID)
+	}
+	if cfg.Block {
+		s.splitter = cmp.Or(cfg.blockSplitter, blockSplitterFor(previous))
+		s.override.SplitterPolicy.Algorithm = s.splitter
+	}
+	tree, err := policy.TreeForSourceWithOverride(ctx, w, si, s.override)
+	if err != nil {
+		return fmt.Errorf("read policy: %w", err)
+	}
+	entry, closeSource, err := sourceEntry(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeSource()
+	if entry, err = s.links.attach(entry); err != nil {
+		return err
+	}
+	if s.man, err = s.upload(ctx, w, entry, tree, si, previous); err != nil {
+		return fmt.Errorf("upload %s: %w", cfg.Source, err)
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return s.save(ctx, w)
+}
+
+// upload hashes and uploads entry, cancelled with ctx, with progress events to the sink.
+func (s *backupSession) upload(ctx context.Context, w kopiarepo.RepositoryWriter, entry fs.Entry, tree *policy.Tree, si snapshot.SourceInfo, previous []*snapshot.Manifest) (*snapshot.Manifest, error) {
+	if repo.IsAuto(s.cfg.Compression) {
+		w = repo.SampleCompression(w)
+	}
+	u := newUploader(w, s.cfg)
+	u.Progress = newUploadProgress(&s.c, s.sink)
+	stopCancel := context.AfterFunc(ctx, u.Cancel)
+	defer stopCancel()
+
+	uc, _ := s.r.(uploadCounter)
+	stop := s.c.ticker(ctx, s.sink, OpBackup, uc)
+	defer stop()
+	return u.Upload(ctx, entry, tree, si, previous...)
+}
+
+// check refuses to save an upload that was cancelled, stopped, or (without --on-error skip)
+// could not read some files.
+func (s *backupSession) check(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.man.IncompleteReason != "" {
+		return fmt.Errorf("upload %s stopped: %s", s.cfg.Source, s.man.IncompleteReason)
+	}
+	if n := fatalErrors(s.man); n > 0 && s.cfg.OnError != OnErrorSkip {
+		return fmt.Errorf("%d file(s) or directories could not be read, first %s (fix their permissions or pass --on-error skip to back up the rest); no snapshot was saved",
+			n, describeErrors(s.c.fileErrors()))
+	}
+	return nil
+}
+
+// save tags the snapshot with its namespace, PVC, backup and hard links, and saves it.
+func (s *backupSession) save(ctx context.Context, w kopiarepo.RepositoryWriter) error {
+	man, cfg := s.man, s.cfg
+	man.Tags = map[string]string{repo.TagNamespace: cfg.Namespace, repo.TagPVC: cfg.PVC}
+	s.links.tag(man.Tags)
+	if s.splitter != "" && cfg.blockSplitter == "" {
+		man.Tags[TagBlockSplitter] = s.splitter
+	}
+	if cfg.Backup != "" {
+		man.Tags[repo.TagBackup] = cfg.Backup
+	}
+	man.Description = "kubectl-pvbackup " + cfg.Backup
+	id, err := snapshot.SaveSnapshot(ctx, w, man)
+	if err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	s.res.SnapshotID = string(id)
+	return nil
+}
+
+// count fills the result's counts: the counters', then the snapshot's, whose root summary
+// counts every file (Kopia's Stats count only those it hashed this time), and the hard links.
+func (s *backupSession) count() {
+	res, c := s.res, &s.c
+	res.Files = int64(c.files.Load())
+	res.Bytes = c.bytes.Load()
+	res.UploadedBytes = c.uploaded.Load()
+	if uc, ok := s.r.(uploadCounter); ok {
+		res.UploadedBytes = uc.UploadedBytes() // after the session's flush
+	}
+	res.CachedFiles = c.cached.Load()
+	res.ErrorCount = c.errCount.Load()
+	res.Errors = c.fileErrors()
+	if man := s.man; man != nil {
+		res.CachedFiles = int64(man.Stats.CachedFiles)
+		res.Files, res.Dirs, res.Bytes = int64(man.Stats.TotalFileCount)+res.CachedFiles, int64(man.Stats.TotalDirectoryCount), man.Stats.TotalFileSize
+		if man.RootEntry != nil && man.RootEntry.DirSummary != nil {
+			ds := man.RootEntry.DirSummary
+			res.Files, res.Dirs, res.Bytes = ds.TotalFileCount, ds.TotalDirCount, ds.TotalFileSize
+		}
+	}
+	s.links.count(res)
 }
 
 // backupPolicy is what a backup sets over the repository's policies: its error handling and its

@@ -169,7 +169,7 @@ func remove(ctx context.Context, d Deps, res *Result, targets []removal.Target) 
 	}
 	rd := d.Removal
 	rd.Catalog = d.Catalog
-	done := d.Progress.Start(fmt.Sprintf("remove %d backups", len(targets)))
+	done := d.Progress.Start("remove " + progress.Plural(len(targets), "backup", "backups"))
 	outcomes := removal.RemoveAll(ctx, rd, targets, true)
 	touched := map[string]bool{}
 	failed := 0

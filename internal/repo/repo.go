@@ -123,21 +123,7 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 	if cfg.Password == "" {
 		return nil, fmt.Errorf("open repository %s: no password given (there is no default password)", display)
 	}
-	st, release := NewStorage(bucket, display)
-	if cfg.S3Bucket != "" {
-		st.UseS3PutObject(cfg.S3Bucket, cfg.S3KeyPrefix)
-	}
-	if cfg.Trace != nil {
-		st.Trace(cfg.Trace)
-	}
-	if !cfg.Limits.zero() {
-		st.Throttle(cfg.Limits)
-	}
-	var now func() time.Time // nil: Kopia's clock
-	if cfg.Clock != nil {
-		st.SimulateTime(cfg.Clock)
-		now = cfg.Clock.Now
-	}
+	st, release, now := openStorage(bucket, display, cfg)
 	dir, err := os.MkdirTemp(cfg.CacheDir, "pvbackup-kopia-")
 	if err != nil {
 		release()
@@ -150,35 +136,13 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 		}
 	}()
 	configFile := filepath.Join(dir, "repository.config")
-	metaBytes := cfg.MetadataCacheBytes
-	if metaBytes == 0 {
-		metaBytes = defaultMetadataCacheBytes
-	}
-	copts := &repo.ConnectOptions{
-		ClientOptions: repo.ClientOptions{Username: ClientUser, Hostname: ClientHost, Description: "kubectl-pvbackup " + display},
-		CachingOptions: content.CachingOptions{
-			CacheDirectory:              filepath.Join(dir, "cache"),
-			ContentCacheSizeBytes:       cfg.ContentCacheBytes,
-			ContentCacheSizeLimitBytes:  cfg.ContentCacheBytes,
-			MetadataCacheSizeBytes:      metaBytes,
-			MetadataCacheSizeLimitBytes: max(metaBytes, metadataCacheLimitBytes),
-		},
-	}
 	// Look for the repository first, then write Kopia's connection config ourselves: repo.Connect
 	// would open the repository once to verify the config, doubling the cost of every mover start.
-	created := false
-	if _, err = st.GetMetadata(ctx, format.KopiaRepositoryBlobID); errors.Is(err, kblob.ErrBlobNotFound) {
-		if !cfg.Create {
-			return nil, fmt.Errorf("%w at %s (nothing was backed up from there yet)", ErrNoRepository, display)
-		}
-		if err = initialize(ctx, st, cfg); err != nil {
-			return nil, err
-		}
-		created = true
-	} else if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", display, err)
+	created, err := findOrCreate(ctx, st, display, cfg)
+	if err != nil {
+		return nil, err
 	}
-	if err = writeConfig(configFile, st, copts); err != nil {
+	if err = writeConfig(configFile, st, connectOptions(dir, display, cfg)); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", display, err)
 	}
 	r, err := repo.Open(ctx, configFile, cfg.Password, &repo.Options{
@@ -201,6 +165,63 @@ func Open(ctx context.Context, bucket *blob.Bucket, display string, cfg Config) 
 		}
 	}
 	return out, nil
+}
+
+// openStorage is the bucket as Kopia's storage, with what cfg adds: S3's PutObject, a trace,
+// limits, a simulated clock (now is nil for Kopia's own).
+func openStorage(bucket *blob.Bucket, display string, cfg Config) (st *Storage, release func(), now func() time.Time) {
+	st, release = NewStorage(bucket, display)
+	if cfg.S3Bucket != "" {
+		st.UseS3PutObject(cfg.S3Bucket, cfg.S3KeyPrefix)
+	}
+	if cfg.Trace != nil {
+		st.Trace(cfg.Trace)
+	}
+	if !cfg.Limits.zero() {
+		st.Throttle(cfg.Limits)
+	}
+	if cfg.Clock != nil {
+		st.SimulateTime(cfg.Clock)
+		now = cfg.Clock.Now
+	}
+	return st, release, now
+}
+
+// findOrCreate looks for the repository's format blob and, when there is none, creates the
+// repository if cfg allows (created: it did).
+func findOrCreate(ctx context.Context, st *Storage, display string, cfg Config) (created bool, err error) {
+	_, err = st.GetMetadata(ctx, format.KopiaRepositoryBlobID)
+	switch {
+	case errors.Is(err, kblob.ErrBlobNotFound):
+		if !cfg.Create {
+			return false, fmt.Errorf("%w at %s (nothing was backed up from there yet)", ErrNoRepository, display)
+		}
+		if err := initialize(ctx, st, cfg); err != nil {
+			return false, err
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("open repository %s: %w", display, err)
+	}
+	return false, nil
+}
+
+// connectOptions are the client and cache options of a repository opened with its cache in dir.
+func connectOptions(dir, display string, cfg Config) *repo.ConnectOptions {
+	metaBytes := cfg.MetadataCacheBytes
+	if metaBytes == 0 {
+		metaBytes = defaultMetadataCacheBytes
+	}
+	return &repo.ConnectOptions{
+		ClientOptions: repo.ClientOptions{Username: ClientUser, Hostname: ClientHost, Description: "kubectl-pvbackup " + display},
+		CachingOptions: content.CachingOptions{
+			CacheDirectory:              filepath.Join(dir, "cache"),
+			ContentCacheSizeBytes:       cfg.ContentCacheBytes,
+			ContentCacheSizeLimitBytes:  cfg.ContentCacheBytes,
+			MetadataCacheSizeBytes:      metaBytes,
+			MetadataCacheSizeLimitBytes: max(metaBytes, metadataCacheLimitBytes),
+		},
+	}
 }
 
 // writeConfig writes what repo.Connect would: storage, caching and client options.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // RunningJobs says what happens to Jobs that were running when the backup was taken.
@@ -86,4 +88,24 @@ func (r *run) jobDecision(e *entry) (skip, note string) {
 
 func (r *run) targetNamespace(e *entry) string {
 	return r.cfg.NamespaceMapping.Lookup(e.key.Namespace)
+}
+
+// decideJobs leaves out finished Jobs and Pods and, with --running-jobs=skip, running Jobs,
+// unless their controller (a CronJob, a Job) is restored and recreates what it needs. It returns
+// the Jobs left out, whose Pods go with them, and takes them out of inSet.
+func (r *run) decideJobs(entries []*entry, inSet map[types.UID]*entry) map[types.UID]*entry {
+	notRestored := map[types.UID]*entry{}
+	for _, e := range entries {
+		if e.skip != "" {
+			continue
+		}
+		if ref := leftToController(e); ref != nil && inSet[ref.UID] != nil {
+			continue
+		}
+		if e.skip, e.note = r.jobDecision(e); e.skip != "" && e.oldUID != "" {
+			delete(inSet, e.oldUID)
+			notRestored[e.oldUID] = e
+		}
+	}
+	return notRestored
 }

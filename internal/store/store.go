@@ -114,14 +114,7 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 	if prefix != "" {
 		b = blob.PrefixedBucket(b, prefix)
 	}
-	probeCtx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-	defer cancel()
-	ok, err := b.IsAccessible(probeCtx)
-	if err == nil && !ok {
-		err = errors.New("the bucket does not exist")
-	}
-	if err != nil {
-		_ = b.Close()
+	if err := Probe(ctx, b, ProbeTimeout); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -133,6 +126,21 @@ func Open(ctx context.Context, raw string) (*Location, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// Probe checks, within timeout, that b is reachable and its bucket exists. On failure it closes
+// b and returns why (the storage's words, which may hold secrets: Scrub them).
+func Probe(ctx context.Context, b *blob.Bucket, timeout time.Duration) error {
+	probeCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ok, err := b.IsAccessible(probeCtx)
+	if err == nil && !ok {
+		err = errors.New("the bucket does not exist")
+	}
+	if err != nil {
+		_ = b.Close()
+	}
+	return err
 }
 
 // String returns the location without secrets.

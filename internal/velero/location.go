@@ -2,7 +2,6 @@ package velero
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -48,14 +47,7 @@ func Open(ctx context.Context, rawURL string) (*Location, error) {
 	if prefix != "" {
 		b = blob.PrefixedBucket(b, prefix)
 	}
-	probeCtx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-	defer cancel()
-	ok, err := b.IsAccessible(probeCtx)
-	if err == nil && !ok {
-		err = errors.New("the bucket does not exist")
-	}
-	if err != nil {
-		_ = b.Close()
+	if err := store.Probe(ctx, b, ProbeTimeout); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -128,7 +128,8 @@ func summary(b *BackupResult) string {
 			files, read, readBytes = files+v.Files, read+v.ReadFiles, readBytes+v.ReadBytes
 		}
 	}
-	return fmt.Sprintf("%d objects, %d volumes, %d files, %d read back (%s)", b.ArchiveObjects, len(b.Volumes), files, read, progress.Bytes(readBytes))
+	return fmt.Sprintf("%s, %s, %s, %d read back (%s)", progress.Plural(b.ArchiveObjects, "object", "objects"),
+		progress.Plural(len(b.Volumes), "volume", "volumes"), progress.Plural(int(files), "file", "files"), read, progress.Bytes(readBytes))
 }
 
 func verifyBackup(ctx context.Context, d Deps, repos *repoCache, name string, readPercent float64) BackupResult {

@@ -40,6 +40,7 @@ func Backup(ctx context.Context, d Deps, cfg Config, claims []*corev1.Persistent
 	for _, c := range claims {
 		r.claims[c.Namespace+"/"+c.Name] = c
 	}
+	defer explainErrors(ctx, plan) // first in, last out: after dropUnstarted's reasons
 	// Snapshots requested but never waited for (Ctrl-C before their volume's turn) are not left behind.
 	defer r.dropUnstarted(ctx, plan, r.started)
 	defer r.deleteGroups(ctx) // after the movers: their temporary claims are made from the members
@@ -145,7 +146,7 @@ func (r *backupRun) moveVolumes(ctx context.Context) error {
 		detail := ""
 		switch {
 		case v.KopiaSnapshot != "":
-			detail = fmt.Sprintf("%d files, %s, %s uploaded", v.Files, progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
+			detail = fmt.Sprintf("%s, %s, %s uploaded", progress.Plural(int(v.Files), "file", "files"), progress.Bytes(v.Bytes), progress.Bytes(v.UploadedBytes))
 		case v.VolumeSnapshot != "":
 			detail = "kept as VolumeSnapshot " + v.VolumeSnapshot
 		}

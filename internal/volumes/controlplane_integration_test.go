@@ -74,7 +74,7 @@ func TestVolumesOnControlPlane(t *testing.T) {
 	deps := volumes.Deps{Kube: kube, Snap: snap, Discovery: kube.Discovery()}
 	cfg := func(backup string, mode volumes.Mode) volumes.Config {
 		return volumes.Config{Backup: backup, Mode: mode, Timeout: 3 * time.Second,
-			Mover: volumes.MoverConfig{Image: "mover:it", Location: "s3://bucket/p", RepoPassword: func(ns string) string { return "key-of-" + ns }, Env: map[string]string{"AWS_ACCESS_KEY_ID": "x"}}}
+			Mover: volumes.MoverConfig{Image: "mover:it", Location: "s3://bucket/p", RepoPassword: func(ns string) (string, error) { return "key-of-" + ns, nil }, Env: map[string]string{"AWS_ACCESS_KEY_ID": "x"}}}
 	}
 	// A pod the Job controller created from a stale cache just as the Job was deleted is the
 	// garbage collector's, within seconds (its owner is gone): wait for that, not for ever.

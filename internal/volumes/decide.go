@@ -201,16 +201,7 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 		}
 		if len(classFlag) > 0 && classWhy != "--snapshot-class" {
 			// Asked for this mode with classes of other drivers only: a mistake, not a fallback.
-			var wrong []string
-			for _, n := range classFlag {
-				for _, c := range f.Classes {
-					if c.Name == n {
-						wrong = append(wrong, fmt.Sprintf("%s is for driver %s", n, c.Driver))
-					}
-				}
-			}
-			return d, fmt.Errorf("PVC %s/%s: %s: --snapshot-class %s, not %s (the driver of volume %s): name a class of %s, or leave --snapshot-class out to use %s (%s)",
-				pvc.Namespace, pvc.Name, d.Mode, strings.Join(wrong, "; "), d.Driver, pvc.Spec.VolumeName, d.Driver, class.Name, classWhy)
+			return d, wrongClasses(d, pvc, classFlag, f, class, classWhy)
 		}
 		d.SnapshotClass, d.Reason = class.Name, source+"; VolumeSnapshotClass "+class.Name+" ("+classWhy+")"
 		d.Warnings = append(d.Warnings, classWarnings(class)...)
@@ -220,6 +211,27 @@ func decide(d Decision, source string, classFlag []string, pvc *corev1.Persisten
 	if isBlock(pvc) {
 		return decideBlockAuto(d, pvc, class, classWhy, classErr, denied, f), nil
 	}
+	return decideAuto(d, pvc, class, classWhy, classErr, denied, f)
+}
+
+// wrongClasses is the error of a snapshot mode asked for with --snapshot-class naming classes
+// of other drivers only.
+func wrongClasses(d Decision, pvc *corev1.PersistentVolumeClaim, classFlag []string, f *Facts, class *snapv1.VolumeSnapshotClass, classWhy string) error {
+	var wrong []string
+	for _, n := range classFlag {
+		for _, c := range f.Classes {
+			if c.Name == n {
+				wrong = append(wrong, fmt.Sprintf("%s is for driver %s", n, c.Driver))
+			}
+		}
+	}
+	return fmt.Errorf("PVC %s/%s: %s: --snapshot-class %s, not %s (the driver of volume %s): name a class of %s, or leave --snapshot-class out to use %s (%s)",
+		pvc.Namespace, pvc.Name, d.Mode, strings.Join(wrong, "; "), d.Driver, pvc.Spec.VolumeName, d.Driver, class.Name, classWhy)
+}
+
+// decideAuto chooses the mode of a filesystem claim under auto: snapshot-move where the driver
+// has a VolumeSnapshotClass and can restore from a snapshot, fs otherwise.
+func decideAuto(d Decision, pvc *corev1.PersistentVolumeClaim, class *snapv1.VolumeSnapshotClass, classWhy string, classErr error, denied string, f *Facts) (Decision, error) {
 	switch {
 	case denied != "":
 		d.Mode, d.Reason = ModeFS, denied+": its snapshot support cannot be checked"

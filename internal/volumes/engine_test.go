@@ -41,6 +41,7 @@ type sim struct {
 	podMessage    string // ... and this message (default: a pull back-off's)
 	jobEvent      string // emit this Warning event on the Job instead of creating a pod
 	oom           bool
+	moverError    string // the mover fails with this error (result.error, exit 1)
 
 	mu   sync.Mutex
 	jobs []*batchv1.Job
@@ -155,6 +156,11 @@ func (s *sim) run(ctx context.Context) {
 			}
 			term := &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: string(mover.MarshalResult(&res))}
 			phase := corev1.PodSucceeded
+			if s.moverError != "" {
+				res.OK, res.Error = false, s.moverError
+				term = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: string(mover.MarshalResult(&res))}
+				phase = corev1.PodFailed
+			}
 			if s.oom {
 				term = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}
 				phase = corev1.PodFailed
@@ -386,7 +392,7 @@ func TestCleanupLeftovers(t *testing.T) {
 	c.Defaults()
 	kept := tk.SnapshotSpec("dir", true)
 	kept.Name = tk.KeptSnapshotName()
-	s := newSim(t, tk.SecretSpec(c), tk.JobSpec(c, "data", "", Placement{}), other.SecretSpec(c),
+	s := newSim(t, secretSpec(t, tk, c), tk.JobSpec(c, "data", "", Placement{}), secretSpec(t, other, c),
 		&corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-tmp"}, Spec: corev1.PersistentVolumeSpec{PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain}})
 	tmp := tk.TempPVCSpec(boundClaim("data", "pv1"), nil, nil)
 	tmp.Spec.VolumeName = "pv-tmp"
@@ -458,10 +464,10 @@ func TestJobSpecSecurity(t *testing.T) {
 	}
 	// The repository key is only in the Secret, and it is the source namespace's.
 	b, _ := json.Marshal(j)
-	if strings.Contains(string(b), repoKey("shop")) {
+	if strings.Contains(string(b), keyOf("shop")) {
 		t.Error("the Job spec holds the repository key")
 	}
-	if string(tk.SecretSpec(c).Data[passwordKey]) != repoKey("shop") {
+	if string(secretSpec(t, tk, c).Data[passwordKey]) != keyOf("shop") {
 		t.Error("the Secret lacks the repository key")
 	}
 	// Restore as root restores owners; the default skips them.
@@ -554,7 +560,7 @@ func TestKeepSnapshots(t *testing.T) {
 // Ctrl-C while waiting: the wait ends at once and what was created is deleted, the snapshots
 // requested ahead for the volumes whose turn never came included.
 func TestBackupInterrupted(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := newSim(t, boundClaim("data", "pv1"), csiPV("pv1", "dir.csi"), boundClaim("logs", "pv2"), csiPV("pv2", "dir.csi"), boundClaim("cache", "pv3"), csiPV("pv3", "dir.csi"))
 	s.noController = true
 	s.run(ctx)
@@ -563,7 +569,7 @@ func TestBackupInterrupted(t *testing.T) {
 	cfg.Parallel = 1
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		cancel()
+		cancel(interruption{})
 	}()
 	start := time.Now()
 	claims := []*corev1.PersistentVolumeClaim{boundClaim("data", "pv1"), boundClaim("logs", "pv2"), boundClaim("cache", "pv3")}
@@ -578,7 +584,8 @@ func TestBackupInterrupted(t *testing.T) {
 		t.Fatalf("%d volumes", len(vols))
 	}
 	for _, v := range vols {
-		if v.Status != catalog.VolumeFailed || !strings.Contains(v.Error, "context canceled") {
+		// The volume table and describe say why, as the signal's cause words it.
+		if v.Status != catalog.VolumeFailed || !strings.Contains(v.Error, "interrupted (Ctrl-C)") || strings.Contains(v.Error, "context canceled") {
 			t.Errorf("%s: %s %q", v.PVC, v.Status, v.Error)
 		}
 	}
@@ -587,8 +594,27 @@ func TestBackupInterrupted(t *testing.T) {
 	}
 }
 
+// interruption stands for cli.Interruption, the cause a signal cancels the run with.
+type interruption struct{}
+
+func (interruption) Error() string        { return "interrupted (Ctrl-C)" }
+func (interruption) Is(target error) bool { return target == context.Canceled }
+
 // repoKey stands for keyring.RepoPassword (internal/keyring tests the real one).
-func repoKey(ns string) string { return "key-of-" + ns }
+func repoKey(ns string) (string, error) { return "key-of-" + ns, nil }
+
+// keyOf is repoKey's key of namespace ns.
+func keyOf(ns string) string { return "key-of-" + ns }
+
+// secretSpec is t's temporary Secret under c.
+func secretSpec(tb testing.TB, t Task, c *MoverConfig) *corev1.Secret {
+	tb.Helper()
+	s, err := t.SecretSpec(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
 
 // TestSecretCarriesOneNamespaceKey: the temporary Secret holds the key of the repository the
 // mover opens (the source namespace's on a mapped restore) and nothing else secret; with
@@ -609,7 +635,7 @@ func TestSecretCarriesOneNamespaceKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &MoverConfig{Image: "i", Location: "s3://b/p", RepoPassword: repoKey, Env: env, Secret: tc.userSecret}
 			c.Defaults()
-			s := tc.task.SecretSpec(c)
+			s := secretSpec(t, tc.task, c)
 			var keys []string
 			for k := range s.Data {
 				keys = append(keys, k)
@@ -618,8 +644,8 @@ func TestSecretCarriesOneNamespaceKey(t *testing.T) {
 			if strings.Join(keys, ",") != strings.Join(tc.wantKeys, ",") {
 				t.Errorf("Secret keys %v, want %v", keys, tc.wantKeys)
 			}
-			if got := string(s.Data[passwordKey]); got != repoKey("a") {
-				t.Errorf("Secret in %s holds key %q, want the source namespace's %q", tc.task.Namespace, got, repoKey("a"))
+			if got := string(s.Data[passwordKey]); got != keyOf("a") {
+				t.Errorf("Secret in %s holds key %q, want the source namespace's %q", tc.task.Namespace, got, keyOf("a"))
 			}
 			var from []string
 			for _, e := range tc.task.JobSpec(c, "p", "", Placement{}).Spec.Template.Spec.Containers[0].EnvFrom {

@@ -42,7 +42,7 @@ func TestCheckPlacement(t *testing.T) {
 	}{
 		{"zonal class, workload in its zone", nil, PlannedClaim{StorageClass: ptr.To("zonal-a"), Workload: pinned("a", false)}, ""},
 		{"zonal class, workload in another zone", nil, PlannedClaim{StorageClass: ptr.To("zonal-a"), Workload: pinned("c", true)},
-			"no schedulable node satisfies both Deployment app/c (nodes with kubernetes.io/hostname In c, 1 tolerations) and PVC app/db (StorageClass zonal-a: nodes with topology.kubernetes.io/zone In zone-a)"},
+			"no schedulable node satisfies both Deployment app/c (nodes with kubernetes.io/hostname In c, 1 toleration) and PVC app/db (StorageClass zonal-a: nodes with topology.kubernetes.io/zone In zone-a)"},
 		{"workload on a tainted node it does not tolerate", nil, PlannedClaim{StorageClass: ptr.To("std"), Workload: pinned("c", false)},
 			"no schedulable node satisfies both Deployment app/c (nodes with kubernetes.io/hostname In c) and PVC app/db (StorageClass std: any node)"},
 		{"workload on a cordoned node", nil, PlannedClaim{StorageClass: ptr.To("std"), Workload: pinned("d", false)}, "Deployment app/d (nodes with kubernetes.io/hostname In d)"},

@@ -19,6 +19,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
 // cutGroup is a VolumeGroupSnapshot this run created, deleted at its end.
@@ -60,7 +61,7 @@ func (r *backupRun) cutGroups(ctx context.Context) error {
 		if !r.groupPending(g) {
 			continue // every member failed already (a pre hook, its cut inside a hook window)
 		}
-		done := r.d.Progress.Start(fmt.Sprintf("volume group %s (%d claims, VolumeGroupSnapshotClass %s)", g.Name(), len(g.Members), g.Class))
+		done := r.d.Progress.Start(fmt.Sprintf("volume group %s (%s, VolumeGroupSnapshotClass %s)", g.Name(), progress.Plural(len(g.Members), "claim", "claims"), g.Class))
 		err := r.cutGroup(ctx, g)
 		done("", err)
 		if err != nil {

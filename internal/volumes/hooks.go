@@ -13,6 +13,7 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cleanup"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/hooks"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
 // hookWindow is the pods with hooks whose volumes are cut together: one pod and the planned
@@ -76,24 +77,10 @@ func (e *engine) podWindows(ctx context.Context, plan []catalog.Volume, pods *po
 	}
 	sort.Strings(nss)
 	for _, ns := range nss {
-		users := map[string]*hookWindow{}
-		var names []string
-		for _, i := range byNS[ns] {
-			list, err := pods.using(ctx, ns, plan[i].PVC)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range list {
-				w := users[p.Name]
-				if w == nil {
-					w = &hookWindow{pods: []hookPod{{pod: p}}}
-					users[p.Name] = w
-					names = append(names, p.Name)
-				}
-				w.vols = append(w.vols, i)
-			}
+		users, names, err := podUsers(ctx, pods, ns, byNS[ns], plan)
+		if err != nil {
+			return nil, err
 		}
-		sort.Strings(names)
 		for _, n := range names {
 			w := users[n]
 			hp := &w.pods[0]
@@ -125,6 +112,30 @@ func (e *engine) podWindows(ctx context.Context, plan []catalog.Volume, pods *po
 		}
 	}
 	return windows, nil
+}
+
+// podUsers is a window for each pod of namespace ns that mounts one of the planned volumes idx,
+// with the volumes it mounts, and the pods' names in order.
+func podUsers(ctx context.Context, pods *podIndex, ns string, idx []int, plan []catalog.Volume) (map[string]*hookWindow, []string, error) {
+	users := map[string]*hookWindow{}
+	var names []string
+	for _, i := range idx {
+		list, err := pods.using(ctx, ns, plan[i].PVC)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range list {
+			w := users[p.Name]
+			if w == nil {
+				w = &hookWindow{pods: []hookPod{{pod: p}}}
+				users[p.Name] = w
+				names = append(names, p.Name)
+			}
+			w.vols = append(w.vols, i)
+		}
+	}
+	sort.Strings(names)
+	return users, names, nil
 }
 
 // mergeGroupWindows joins the windows whose volumes are members of one volume group (and, in
@@ -291,7 +302,7 @@ func (e *engine) cutWindowGroups(ctx context.Context, w *hookWindow, plan []cata
 		if preFailed {
 			continue
 		}
-		done := e.d.Progress.Start(fmt.Sprintf("volume group %s (%d claims, VolumeGroupSnapshotClass %s, inside the hooks of pods %s)", g.Name(), len(g.Members), g.Class, w.names()))
+		done := e.d.Progress.Start(fmt.Sprintf("volume group %s (%s, VolumeGroupSnapshotClass %s, inside the hooks of pods %s)", g.Name(), progress.Plural(len(g.Members), "claim", "claims"), g.Class, w.names()))
 		err := cut(ctx, g, true)
 		done("", err)
 		if err != nil {
@@ -331,7 +342,7 @@ func (e *engine) cutInWindow(ctx context.Context, w *hookWindow, i int, plan []c
 			done("", err)
 		} else {
 			v.Status = catalog.VolumeCompleted
-			done(fmt.Sprintf("%d files, %d bytes", v.Files, v.Bytes), nil)
+			done(fmt.Sprintf("%s, %s", progress.Plural(int(v.Files), "file", "files"), progress.Bytes(v.Bytes)), nil)
 		}
 	}
 	return made

@@ -35,7 +35,13 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	nodes := newNodeWatch(ctx, e.d.Kube, fail)
 	defer nodes.stop()
 	lctx, stopLogs := context.WithCancel(ctx)
-	defer func() { stopLogs(); wg.Wait() }()
+	defer func() {
+		stopLogs()
+		wg.Wait()
+		if e.d.OnEvent != nil { // the volume's bar ends with its mover, a result or not
+			e.d.OnEvent(t.Namespace, t.PVC, mover.Event{Event: moverEnded})
+		}
+	}()
 	w := e.moverWait(t, j, claim)
 	w.Cond = func(o runtime.Object, st *kube.Stall) (bool, string, error) {
 		p := o.(*corev1.Pod)
@@ -85,7 +91,11 @@ func (e *engine) startMover(ctx context.Context, t Task, created *createdObjects
 	mc := &e.cfg.Mover
 	// Always a temporary Secret: it carries the namespace's repository key (a user's --mover-secret
 	// brings the storage credentials only).
-	if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, t.SecretSpec(mc), metav1.CreateOptions{}); err != nil {
+	secret, err := t.SecretSpec(mc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.d.Kube.CoreV1().Secrets(t.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create temporary Secret %s/%s for the mover: %w", t.Namespace, t.SecretName(), err)
 	}
 	created.secret = true

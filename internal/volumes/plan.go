@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/repo"
 )
 
@@ -93,7 +94,7 @@ func planGroupsAhead(ctx context.Context, d Deps, cfg Config, plan []catalog.Vol
 	}
 	for _, g := range planGroups(plan, byKey, cfg.groupChoice(), facts) {
 		for _, i := range g.Members {
-			plan[i].Reason += fmt.Sprintf("; would be cut with volume group %s (%d claims, VolumeGroupSnapshotClass %s): %s", g.Name(), len(g.Members), g.Class, g.Why())
+			plan[i].Reason += fmt.Sprintf("; would be cut with volume group %s (%s, VolumeGroupSnapshotClass %s): %s", g.Name(), progress.Plural(len(g.Members), "claim", "claims"), g.Class, g.Why())
 		}
 	}
 	return nil

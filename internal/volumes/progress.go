@@ -1,93 +1,56 @@
 package volumes
 
 import (
-	"fmt"
-	"io"
-	"os"
-	"sort"
-	"strings"
-	"sync"
-	"time"
+	"context"
+	"math"
 
-	"golang.org/x/term"
-
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
-// DataProgress prints the movers' progress: JSON events with -o json; on a terminal one status
-// line, redrawn in place, with a bar per active volume; otherwise a line per volume every 5s.
-func DataProgress(w io.Writer, jsonOut bool) func(ns, pvc string, ev mover.Event) {
-	var mu sync.Mutex
-	last := map[string]time.Time{}
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
+// dataEvent is a mover's event as `-o json` prints it: one line per event.
+type dataEvent struct {
+	Volume         string  `json:"volume"`
+	Event          string  `json:"event"`
+	Op             string  `json:"op"`
+	Files          int64   `json:"files"`
+	Bytes          int64   `json:"bytes"`
+	TotalBytes     int64   `json:"totalBytes"`
+	BytesPerSecond float64 `json:"bytesPerSecond"`
+}
+
+// moverEnded is the event OnEvent gets when the plugin stops following a mover (it ended, or
+// the run was interrupted): never in a mover's output, and not printed with -o json.
+const moverEnded = "pvbackup:ended"
+
+// DataProgress shows the movers' progress through rep (a bar per volume in flight, see
+// progress.Text; every event with -o json); reporters that draw no copies get nothing.
+func DataProgress(rep progress.Reporter) func(ns, pvc string, ev mover.Event) {
+	m, ok := rep.(progress.Meter)
+	if !ok {
+		return func(string, string, mover.Event) {}
 	}
-	active := map[string]mover.Event{}
-	var drawn time.Time
 	return func(ns, pvc string, ev mover.Event) {
-		mu.Lock()
-		defer mu.Unlock()
 		key := ns + "/" + pvc
-		if jsonOut {
-			fmt.Fprintf(w, `{"volume":%q,"event":%q,"op":%q,"files":%d,"bytes":%d,"totalBytes":%d,"bytesPerSecond":%.0f}`+"\n", key, ev.Event, ev.Op, ev.Files, ev.Bytes, ev.TotalBytes, ev.BytesPerSecond)
+		var t *progress.Transfer // events other than progress and result have no bar to draw
+		switch ev.Event {
+		case moverEnded:
+			m.Show(&progress.Transfer{Name: key, Done: true}, nil)
 			return
+		case mover.EventProgress, mover.EventResult:
+			t = &progress.Transfer{Name: key, Files: ev.Files, Bytes: ev.Bytes, TotalBytes: ev.TotalBytes,
+				BytesPerSecond: ev.BytesPerSecond, Done: ev.Event == mover.EventResult}
 		}
-		if tty && !jsonOut {
-			switch ev.Event {
-			case mover.EventProgress:
-				active[key] = ev
-			case mover.EventResult:
-				delete(active, key)
-			}
-			if time.Since(drawn) < 250*time.Millisecond && ev.Event == mover.EventProgress {
-				return
-			}
-			drawn = time.Now()
-			keys := make([]string, 0, len(active))
-			for k := range active {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			var parts []string
-			for _, k := range keys {
-				parts = append(parts, bar(k, active[k]))
-			}
-			fmt.Fprint(w, "\r\x1b[K"+strings.Join(parts, "  "))
-			return
-		}
-		if ev.Event != mover.EventProgress || time.Since(last[key]) < 5*time.Second {
-			return
-		}
-		last[key] = time.Now()
-		line := fmt.Sprintf("   %s: %d files, %s", key, ev.Files, progress.Bytes(ev.Bytes))
-		if ev.TotalBytes > 0 {
-			line += " of " + progress.Bytes(ev.TotalBytes)
-		}
-		if ev.BytesPerSecond > 0 {
-			line += fmt.Sprintf(", %s/s", progress.Bytes(int64(ev.BytesPerSecond)))
-			if ev.TotalBytes > ev.Bytes {
-				line += fmt.Sprintf(", ETA %s", (time.Duration(float64(ev.TotalBytes-ev.Bytes)/ev.BytesPerSecond) * time.Second).Round(time.Second))
-			}
-		}
-		fmt.Fprintln(w, line)
+		m.Show(t, dataEvent{Volume: key, Event: ev.Event, Op: ev.Op, Files: ev.Files, Bytes: ev.Bytes,
+			TotalBytes: ev.TotalBytes, BytesPerSecond: math.Round(ev.BytesPerSecond)})
 	}
 }
 
-// bar is one volume's progress: name, a 10-cell bar, bytes, rate and ETA.
-func bar(name string, ev mover.Event) string {
-	frac := 0.0
-	if ev.TotalBytes > 0 {
-		frac = min(1, float64(ev.Bytes)/float64(ev.TotalBytes))
+// explainErrors words the errors of volumes cut short by a signal as the signal ("interrupted
+// (Ctrl-C)"), not as Go's "context canceled": the volume table, describe and the log show them.
+func explainErrors(ctx context.Context, vols []catalog.Volume) {
+	for i := range vols {
+		vols[i].Error = progress.Reason(ctx, vols[i].Error)
 	}
-	cells := int(frac * 10)
-	s := fmt.Sprintf("%s [%s%s] %s", name, strings.Repeat("#", cells), strings.Repeat(".", 10-cells), progress.Bytes(ev.Bytes))
-	if ev.BytesPerSecond > 0 {
-		s += fmt.Sprintf(" %s/s", progress.Bytes(int64(ev.BytesPerSecond)))
-		if ev.TotalBytes > ev.Bytes {
-			s += fmt.Sprintf(" ETA %s", (time.Duration(float64(ev.TotalBytes-ev.Bytes)/ev.BytesPerSecond) * time.Second).Round(time.Second))
-		}
-	}
-	return s
 }

@@ -3,6 +3,7 @@ package volumes
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,12 +92,13 @@ func Restore(ctx context.Context, d Deps, cfg Config, items []RestoreItem) ([]Re
 			d.Progress.Warn(fmt.Sprintf("cleanup of the mover of %s/%s: %v (run kubectl pvbackup cleanup)", it.Namespace, it.PVC, cerr))
 		}
 		cancel()
+		err = progress.Explain(ctx, permissionHint(err, &e.cfg.Mover))
 		out[i].Result, out[i].Err, out[i].Seconds = res, err, time.Since(start).Round(time.Millisecond).Seconds()
 		if err != nil {
 			done("", err)
 			return
 		}
-		done(fmt.Sprintf("%d files, %s", res.Files, progress.Bytes(res.Bytes)), nil)
+		done(fmt.Sprintf("%s, %s", progress.Plural(int(res.Files), "file", "files"), progress.Bytes(res.Bytes)), nil)
 	})
 	return out, err
 }
@@ -161,4 +163,18 @@ func (e *engine) placeRestore(ctx context.Context, pods *podIndex, nodes *nodePi
 	}
 	node, tolerations, err := beside(users, claim)
 	return Placement{Node: node, Tolerations: tolerations}, err
+}
+
+// permissionHint adds what to do to a restore mover's "permission denied": files of the volume
+// (root's, most often, on an in-place or data-only restore) that the mover's user may not write.
+func permissionHint(err error, c *MoverConfig) error {
+	if err == nil || c.Privileged || !strings.Contains(err.Error(), "permission denied") {
+		return err
+	}
+	uid := int64(DefaultMoverUID)
+	if c.RunAsUser != nil {
+		uid = *c.RunAsUser
+	}
+	return fmt.Errorf("%w (the mover runs as user %d, and the volume holds files it may not write: "+
+		"rerun with --mover-privileged to write them as root, owners restored, or with --mover-run-as UID of the files' owner)", err, uid)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
@@ -204,13 +203,17 @@ func (t Task) snapshotSource() string {
 
 // SecretSpec is the temporary Secret: the password of the source namespace's repository alone
 // (which opens nothing else), and the storage credentials unless the user's --mover-secret has them.
-func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
+func (t Task) SecretSpec(c *MoverConfig) (*corev1.Secret, error) {
 	s := &corev1.Secret{ObjectMeta: t.meta(t.SecretName()), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
 	if c.RepoPassword != nil {
-		s.Data[passwordKey] = []byte(c.RepoPassword(t.SourceNamespace))
+		pw, err := c.RepoPassword(t.SourceNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("the repository password of namespace %s: %w", t.SourceNamespace, err)
+		}
+		s.Data[passwordKey] = []byte(pw)
 	}
 	if c.Secret != "" {
-		return s
+		return s, nil
 	}
 	for k, v := range c.Env {
 		s.Data[k] = []byte(v)
@@ -218,15 +221,57 @@ func (t Task) SecretSpec(c *MoverConfig) *corev1.Secret {
 	for k, v := range c.Files {
 		s.Data[mover.SecretFilePrefix+k] = v
 	}
-	return s
+	return s, nil
 }
 
 // JobSpec is the mover Job. claim is the PVC it mounts (read-only for a backup); place is where
 // it may run (place.go).
 func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement) *batchv1.Job {
+	readOnly := t.Op == "backup" || t.DiffOnly || t.ProbeVerify // a diff and the probe's read-back only read
+	inv := t.invocation(c, snapshotID)
+	env := moverEnv(inv, c.Settings)
+	vols, mounts := t.claimVolumes(claim, readOnly)
+	var devices []corev1.VolumeDevice
+	if t.Block {
+		mounts, devices = blockDevices(mounts)
+	}
+	if len(c.Files) > 0 && c.Secret == "" {
+		vols, mounts, env = t.credentialFiles(c.Files, vols, mounts, env)
+	}
+	podSC, sc := t.securityContexts(c, readOnly)
+	pod := corev1.PodSpec{
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		ServiceAccountName:            c.ServiceAccount,
+		ImagePullSecrets:              t.imagePullSecrets(c),
+		AutomountServiceAccountToken:  ptr.To(c.ServiceAccount != ""),
+		SecurityContext:               podSC,
+		Affinity:                      place.affinity(),
+		Tolerations:                   place.Tolerations,
+		Volumes:                       vols,
+		TerminationGracePeriodSeconds: ptr.To(int64(10)),
+		EnableServiceLinks:            ptr.To(false),
+		Containers: []corev1.Container{{
+			Name:                     containerName,
+			Image:                    c.Image,
+			ImagePullPolicy:          c.PullPolicy,
+			Args:                     inv.Args(),
+			Env:                      env,
+			EnvFrom:                  t.envFrom(c),
+			VolumeMounts:             mounts,
+			VolumeDevices:            devices,
+			SecurityContext:          sc,
+			Resources:                corev1.ResourceRequirements{Requests: c.Requests, Limits: c.Limits},
+			TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		}},
+	}
+	return t.job(c, pod)
+}
+
+// invocation is what the mover is told: the contract's (mover.Invocation); only the paths are
+// the Job's.
+func (t Task) invocation(c *MoverConfig, snapshotID string) mover.Invocation {
 	backup := t.Op == "backup"
-	readOnly := backup || t.DiffOnly || t.ProbeVerify // a diff and the probe's read-back only read
-	// What the mover is told is the contract's (mover.Invocation); only the paths are the Job's.
 	inv := mover.Invocation{Op: t.Op, Location: c.Location, SourceNamespace: t.SourceNamespace, PVC: t.PVC, Backup: t.Backup,
 		CacheDir: mountTmp, Dir: mountData, Snapshot: snapshotID, SkipOwners: !backup && !c.Privileged,
 		RequireEmpty: t.RequireEmpty, SubPath: t.SubPath, Sync: t.Sync, DiffOnly: t.DiffOnly, Debug: c.Debug,
@@ -241,21 +286,36 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 			inv.FromDir = deviceSource
 		}
 	}
-	args := inv.Args()
+	return inv
+}
+
+// moverEnv is the invocation's environment, then the storage settings in key order.
+func moverEnv(inv mover.Invocation, settings map[string]string) []corev1.EnvVar {
 	var env []corev1.EnvVar
 	for _, e := range inv.Env() {
 		env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
-	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
-		env = append(env, corev1.EnvVar{Name: k, Value: c.Settings[k]})
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		env = append(env, corev1.EnvVar{Name: k, Value: settings[k]})
 	}
-	secret := t.SecretName()
-	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
+	return env
+}
+
+// envFrom is the temporary Secret (the repository password, the storage credentials), after the
+// user's Secret when there is one.
+func (t Task) envFrom(c *MoverConfig) []corev1.EnvFromSource {
+	envFrom := []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: t.SecretName()}}}}
 	if c.Secret != "" {
 		// The user's Secret brings the storage credentials; the temporary one, last so that it
 		// wins, the repository password.
 		envFrom = append([]corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: c.Secret}}}}, envFrom...)
 	}
+	return envFrom
+}
+
+// claimVolumes are the pod's volumes and the mover's mounts: the claim (data), a scratch
+// directory (tmp) and, for a backup from a snapshot, the temporary claim (source).
+func (t Task) claimVolumes(claim string, readOnly bool) ([]corev1.Volume, []corev1.VolumeMount) {
 	mounts := []corev1.VolumeMount{
 		{Name: "data", MountPath: mountData, ReadOnly: readOnly},
 		{Name: "tmp", MountPath: mountTmp},
@@ -273,25 +333,25 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.TempPVCName(), ReadOnly: true}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: mountSource, ReadOnly: true})
 	}
-	var devices []corev1.VolumeDevice
-	if t.Block {
-		mounts, devices = blockDevices(mounts)
-	}
-	if len(c.Files) > 0 && c.Secret == "" {
-		var items []corev1.KeyToPath
-		keys := make([]string, 0, len(c.Files))
-		for k := range c.Files {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			items = append(items, corev1.KeyToPath{Key: mover.SecretFilePrefix + k, Path: k})
-			env = append(env, corev1.EnvVar{Name: k, Value: mountCreds + "/" + k})
-		}
-		vols = append(vols, corev1.Volume{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "credentials", MountPath: mountCreds, ReadOnly: true})
-	}
+	return vols, mounts
+}
 
+// credentialFiles mounts the storage's credential files from the temporary Secret, each named
+// by its variable in env.
+func (t Task) credentialFiles(files map[string][]byte, vols []corev1.Volume, mounts []corev1.VolumeMount, env []corev1.EnvVar) ([]corev1.Volume, []corev1.VolumeMount, []corev1.EnvVar) {
+	var items []corev1.KeyToPath
+	for _, k := range slices.Sorted(maps.Keys(files)) {
+		items = append(items, corev1.KeyToPath{Key: mover.SecretFilePrefix + k, Path: k})
+		env = append(env, corev1.EnvVar{Name: k, Value: mountCreds + "/" + k})
+	}
+	vols = append(vols, corev1.Volume{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: t.SecretName(), Items: items}}})
+	mounts = append(mounts, corev1.VolumeMount{Name: "credentials", MountPath: mountCreds, ReadOnly: true})
+	return vols, mounts, env
+}
+
+// securityContexts are the pod's and the mover container's: non-root, no privilege escalation,
+// a read-only root, no capabilities, unless c asks for a privileged mover or another user.
+func (t Task) securityContexts(c *MoverConfig, readOnly bool) (*corev1.PodSecurityContext, *corev1.SecurityContext) {
 	sc := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: ptr.To(false),
 		ReadOnlyRootFilesystem:   ptr.To(true),
@@ -326,10 +386,14 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 	if t.Block && !c.Privileged {
 		blockSecurity(podSC, sc)
 	}
-	labels := t.Labels()
-	podLabels := labels
+	return podSC, sc
+}
+
+// job wraps the mover's pod in the Task's Job: no retry beyond c's, a deadline, removed after TTL.
+func (t Task) job(c *MoverConfig, pod corev1.PodSpec) *batchv1.Job {
+	podLabels := t.Labels()
 	if c.Identity {
-		podLabels = maps.Clone(labels)
+		podLabels = maps.Clone(podLabels)
 		podLabels[AzureIdentityLabel] = "true"
 	}
 	return &batchv1.Job{
@@ -340,32 +404,7 @@ func (t Task) JobSpec(c *MoverConfig, claim, snapshotID string, place Placement)
 			TTLSecondsAfterFinished: ptr.To(int32(c.TTL.Seconds())),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                 corev1.RestartPolicyNever,
-					ServiceAccountName:            c.ServiceAccount,
-					ImagePullSecrets:              t.imagePullSecrets(c),
-					AutomountServiceAccountToken:  ptr.To(c.ServiceAccount != ""),
-					SecurityContext:               podSC,
-					Affinity:                      place.affinity(),
-					Tolerations:                   place.Tolerations,
-					Volumes:                       vols,
-					TerminationGracePeriodSeconds: ptr.To(int64(10)),
-					EnableServiceLinks:            ptr.To(false),
-					Containers: []corev1.Container{{
-						Name:                     containerName,
-						Image:                    c.Image,
-						ImagePullPolicy:          c.PullPolicy,
-						Args:                     args,
-						Env:                      env,
-						EnvFrom:                  envFrom,
-						VolumeMounts:             mounts,
-						VolumeDevices:            devices,
-						SecurityContext:          sc,
-						Resources:                corev1.ResourceRequirements{Requests: c.Requests, Limits: c.Limits},
-						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
-						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-					}},
-				},
+				Spec:       pod,
 			},
 		},
 	}

@@ -69,7 +69,7 @@ type MoverConfig struct {
 	// RepoPassword returns the Kopia password of a source namespace's repository (derived by
 	// internal/keyring on the user's machine). A mover's Secret gets its namespace's only: never
 	// the user's password, the location key or the archive key.
-	RepoPassword func(namespace string) string
+	RepoPassword func(namespace string) (string, error)
 	// Env is the storage credentials passed to the mover through the temporary Secret.
 	Env map[string]string
 	// Files are credential files (GOOGLE_APPLICATION_CREDENTIALS) put into the Secret: env name → content.

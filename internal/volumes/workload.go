@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/progress"
 )
 
 // Workload is what the pods that will mount a restored claim demand of their node: the pod
@@ -223,7 +225,7 @@ func describeTerms(terms []corev1.NodeSelectorTerm, tolerations []corev1.Tolerat
 		s = "nodes with " + strings.Join(parts, ", or ")
 	}
 	if len(tolerations) > 0 {
-		s += fmt.Sprintf(", %d tolerations", len(tolerations))
+		s += ", " + progress.Plural(len(tolerations), "toleration", "tolerations")
 	}
 	return s
 }

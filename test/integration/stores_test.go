@@ -133,7 +133,7 @@ func volumeBackup(t *testing.T, url, password, ns, name, src string, start time.
 	}
 	// As create does: the plugin creates the namespace's repository (locked in an immutable
 	// location) before the mover runs.
-	set := mover.Settings{Location: url, Namespace: ns, Password: kr.RepoPassword(ns), CacheDir: t.TempDir(), Lock: loc.Lock()}
+	set := mover.Settings{Location: url, Namespace: ns, Password: repoPassword(t, kr, ns), CacheDir: t.TempDir(), Lock: loc.Lock()}
 	if err := set.Repos().Ensure(ctx, set.Namespace); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func volumeBackup(t *testing.T, url, password, ns, name, src string, start time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar, err := archive.NewWriter(aw, kr.ArchiveKey())
+	ar, err := archive.NewWriter(aw, archiveKey(t, kr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,4 +190,23 @@ func treeSums(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// repoPassword and archiveKey derive k's secrets, failing the test on an error.
+func repoPassword(t testing.TB, k *keyring.Keyring, ns string) string {
+	t.Helper()
+	pw, err := k.RepoPassword(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pw
+}
+
+func archiveKey(t testing.TB, k *keyring.Keyring) string {
+	t.Helper()
+	key, err := k.ArchiveKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
