@@ -232,18 +232,24 @@ func (o *ScheduleOptions) needs() []string {
 	return needs
 }
 
-// groupNeeds are the rights of volume groups, which snapshot modes cut whenever claims carry a
-// group label: granted whether or not the cluster serves VolumeGroupSnapshots today (the schedule
-// is printed without asking it, and its runs pick the served version up when it comes), as the
-// snapshot rights are for --volumes=auto. auto-groups is --volume-groups=auto's claim label.
+// groupNeeds are the rights of volume groups, granted only to a schedule that asks for groups
+// (--volume-group-by or --volume-groups=auto): a schedule's role holds what its runs need and no
+// more (TestScheduleLeastRights takes each rule away), and the printer cannot know whether claims
+// will carry a group label. A schedule of claims labelled pvbackup.io/volume-group is printed with
+// --volume-group-by pvbackup.io/volume-group to get them. Granted whether or not the cluster serves
+// VolumeGroupSnapshots today (the schedule is printed without asking it). auto-groups is
+// --volume-groups=auto's claim label.
 func groupNeeds(c *volumes.Config) []string {
 	if c.Mode == volumes.ModeFS || c.Mode == volumes.ModeNone {
 		return nil
 	}
-	if c.VolumeGroups == volumes.GroupsAuto {
+	switch {
+	case c.VolumeGroups == volumes.GroupsAuto:
 		return []string{"groups", "auto-groups"}
+	case c.VolumeGroupBy != "":
+		return []string{"groups"}
 	}
-	return []string{"groups"}
+	return nil
 }
 
 // keepSet says whether prune has anything to decide: keep rules, or the TTL create records.

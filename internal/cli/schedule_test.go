@@ -227,7 +227,8 @@ func TestSchedulePrintVolumeGroups(t *testing.T) {
 		groups, patch bool
 		needs         string
 	}{
-		{[]string{"--volumes", "snapshot-move"}, true, false, "volumes,snapshots,groups\n"},
+		{[]string{"--volumes", "snapshot-move"}, false, false, "volumes,snapshots\n"},
+		{[]string{"--volumes", "snapshot-move", "--volume-group-by", "pvbackup.io/volume-group"}, true, false, "volumes,snapshots,groups\n"},
 		{[]string{"--volumes", "auto", "--volume-groups", "auto"}, true, true, "volumes,snapshots,groups,auto-groups\n"},
 		{[]string{"--volumes", "fs"}, false, false, "volumes\n"},
 	} {

@@ -117,7 +117,7 @@ func TestPartiallyFailed(t *testing.T) {
 		t.Fatalf("exit %d, want 2 with the reason:\n%s%s", r.code, r.out, r.err)
 	}
 	r = run(t, "list", "--from", loc)
-	if !hasRow(r.out, "partial", "PartiallyFailed", firstField(r.out, "partial", 2), "-", "limited-ns", "3", firstField(r.out, "partial", 6), firstField(r.out, "partial", 7), "-") {
+	if !hasRow(r.out, "partial", "PartiallyFailed", firstField(r.out, "partial", 2), "-", "limited-ns", "3", firstField(r.out, "partial", 6), firstField(r.out, "partial", 7), "-", "-") {
 		t.Fatalf("list:\n%s", r.out)
 	}
 }
