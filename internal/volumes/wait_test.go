@@ -67,6 +67,39 @@ func TestPodStatus(t *testing.T) {
 	}
 }
 
+// TestPodStatusPullSecretNotSynced: a pull the registry refuses with 401 at the first attempt (the
+// pod's sandbox ready seconds ago, its pull Secret copied just before) is the kubelet's secret cache, which its retry mends (failed
+// TestRegistryAuthenticated in CI once); the retry's 401, or one without pull Secrets, fails at once.
+func TestPodStatusPullSecretNotSynced(t *testing.T) {
+	pod := func(age time.Duration, secrets bool, reason, msg string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "m"},
+			Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodReadyToStartContainers,
+				Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(time.Now().Add(-age))}}, ContainerStatuses: []corev1.ContainerStatus{{Name: containerName,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}}}
+		if secrets {
+			p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pvb-pull"}}
+		}
+		return p
+	}
+	const refused = `failed to resolve reference "10.244.0.1:5001/m:e2e": pulling from host 10.244.0.1:5001 failed with status code [manifests e2e]: 401 Unauthorized`
+	for _, tc := range []struct {
+		name    string
+		pod     *corev1.Pod
+		wantErr bool
+	}{
+		{"young pod with pull Secrets: 401", pod(2*time.Second, true, "ErrImagePull", refused), false},
+		{"young pod with pull Secrets: back-off before the retry", pod(5*time.Second, true, "ImagePullBackOff", "Back-off pulling image"), false},
+		{"the retry after the back-off: 401", pod(11*time.Second, true, "ErrImagePull", refused), true},
+		{"old pod with pull Secrets: back-off", pod(time.Minute, true, "ImagePullBackOff", "Back-off pulling image"), true},
+		{"young pod without pull Secrets: 401", pod(2*time.Second, false, "ErrImagePull", refused), true},
+		{"young pod with pull Secrets: never pulled", pod(2*time.Second, true, "ErrImageNeverPull", "image not present"), true},
+	} {
+		if _, _, err := podStatus(tc.pod); (err != nil) != tc.wantErr {
+			t.Errorf("%s: err %v, want error %v", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
 // An event from before the wait (a failed provisioning of an earlier claim of the same name) is
 // history, not this snapshot's failure: the events are watched from the list's resourceVersion.
 func TestWaitIgnoresStaleEvents(t *testing.T) {

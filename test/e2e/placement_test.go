@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"os"
@@ -140,9 +141,27 @@ func (c *Cluster) placedOwners(t *testing.T, ns string) (nodes, owners map[strin
 		if p.Labels["app"] == "pinned" {
 			key = "pinned"
 		}
-		nodes[key], owners[key] = p.Spec.NodeName, strings.TrimSpace(c.podLogs(t, ns, p.Name))
+		nodes[key], owners[key] = p.Spec.NodeName, c.firstLogLine(t, ns, p.Name)
 	}
 	return nodes, owners
+}
+
+// firstLogLine follows a pod's log to its first line: a Ready pod may not have printed yet (the
+// owner read as "" failed CI once, while the backup a moment later held it).
+func (c *Cluster) firstLogLine(t *testing.T, ns, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rc, err := c.Kube.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{Follow: true}).Stream(ctx)
+	if err != nil {
+		t.Fatalf("logs of pod %s/%s: %v", ns, name, err)
+	}
+	defer rc.Close()
+	line, err := bufio.NewReader(rc).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first log line of pod %s/%s: %v (read %q)", ns, name, err, line)
+	}
+	return strings.TrimSpace(line)
 }
 
 // TestPlacementRestore: restored csi-local claims are filled where the workloads that use them
