@@ -76,51 +76,52 @@ func runBucket(args []string) error {
 // checkBucket fails if the bucket is still there (what hack/velero-lab.sh down must leave: no
 // bucket at all), naming how many objects it holds.
 func checkBucket(ctx context.Context, b *blob.Bucket, name string) error {
-	if ok, err := b.IsAccessible(ctx); err != nil || !ok {
-		fmt.Printf("bucket %s is gone\n", name)
-		return nil
-	}
-	n := 0
-	it := b.List(nil)
-	for {
-		_, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("list bucket %s: %w", name, err)
-		}
-		n++
+	n, gone, err := eachObject(ctx, b, name, func(string) error { return nil })
+	if gone || err != nil {
+		return err
 	}
 	return fmt.Errorf("bucket %s is still there, with %d objects: delete it with hack/velero-lab.sh down", name, n)
 }
 
 // deleteBucket deletes every object of the bucket, then the bucket.
 func deleteBucket(ctx context.Context, b *blob.Bucket, c *s3.Client, name string) error {
-	if ok, err := b.IsAccessible(ctx); err != nil || !ok {
-		fmt.Printf("bucket %s is gone\n", name)
+	n, gone, err := eachObject(ctx, b, name, func(key string) error {
+		if err := b.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete %s/%s: %w", name, key, err)
+		}
 		return nil
-	}
-	n := 0
-	it := b.List(nil)
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("list bucket %s: %w", name, err)
-		}
-		if err := b.Delete(ctx, obj.Key); err != nil {
-			return fmt.Errorf("delete %s/%s: %w", name, obj.Key, err)
-		}
-		n++
+	})
+	if gone || err != nil {
+		return err
 	}
 	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)}); err != nil {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
 	}
 	fmt.Printf("deleted bucket %s and its %d objects\n", name, n)
 	return nil
+}
+
+// eachObject calls fn with the key of every object of the bucket and counts them; gone says
+// (and prints) that the bucket is not there at all.
+func eachObject(ctx context.Context, b *blob.Bucket, name string, fn func(key string) error) (n int, gone bool, err error) {
+	if ok, err := b.IsAccessible(ctx); err != nil || !ok {
+		fmt.Printf("bucket %s is gone\n", name)
+		return 0, true, nil
+	}
+	it := b.List(nil)
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return n, false, nil
+		}
+		if err != nil {
+			return n, false, fmt.Errorf("list bucket %s: %w", name, err)
+		}
+		if err := fn(obj.Key); err != nil {
+			return n, false, err
+		}
+		n++
+	}
 }
 
 type listFlag []string
