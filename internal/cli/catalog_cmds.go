@@ -385,7 +385,7 @@ func checkDelete(ctx context.Context, name string, cat *catalog.Catalog, force b
 // deleteKeptSnapshots deletes the VolumeSnapshots a backup kept, connecting to the cluster only
 // when a backup has some, and once for all.
 func deleteKeptSnapshots(flags *genericclioptions.ConfigFlags) func(context.Context, string) (int, error) {
-	connect := sync.OnceValues(func() (*kube.Clients, error) { return kube.New(flags) })
+	connect := sync.OnceValues(func() (*kube.Clients, error) { return kubeClients(flags) })
 	return func(ctx context.Context, backup string) (int, error) {
 		clients, err := connect()
 		if err != nil {

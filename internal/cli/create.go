@@ -404,7 +404,7 @@ func (o *CreateOptions) keyAndClaim(ctx context.Context, cat *catalog.Catalog, d
 // connect fills deps with the cluster's clients and the volume engine; repoPassword gives each
 // mover its namespace's repository key.
 func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPassword func(string) (string, error)) error {
-	clients, err := kube.New(o.configFlags)
+	clients, err := kubeClients(o.configFlags)
 	if err != nil {
 		return err
 	}

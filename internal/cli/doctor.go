@@ -144,7 +144,7 @@ func (o *DoctorOptions) Validate() error {
 
 // Run checks and prints the report; the error carries the exit code.
 func (o *DoctorOptions) Run(ctx context.Context) error {
-	clients, err := kube.New(o.configFlags)
+	clients, err := kubeClients(o.configFlags)
 	if err != nil {
 		return err
 	}

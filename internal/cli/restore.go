@@ -301,7 +301,7 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err := repairKey(ctx, cat.Location(), kr, o.streams.ErrOut); err != nil {
 		return err
 	}
-	clients, err := kube.New(o.configFlags)
+	clients, err := kubeClients(o.configFlags)
 	if err != nil {
 		return err
 	}

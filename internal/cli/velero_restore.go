@@ -140,7 +140,7 @@ func (o *VeleroRestoreOptions) Run(ctx context.Context) error {
 	if unrestorable := o.unrestorable(d.Volumes); o.RequireAllVolumes && !o.DataOnly && len(unrestorable) > 0 {
 		return fmt.Errorf("--require-all-volumes: %d volumes of Velero backup %q cannot be restored, nothing was created: %s", len(unrestorable), o.Name, strings.Join(unrestorable, "; "))
 	}
-	clients, err := kube.New(o.configFlags)
+	clients, err := kubeClients(o.configFlags)
 	if err != nil {
 		return err
 	}

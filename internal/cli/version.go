@@ -12,7 +12,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/printable"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/version"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
@@ -151,7 +150,7 @@ func (o *VersionOptions) Run(ctx context.Context) error {
 
 // check runs the pods and turns failed architectures into the command's error.
 func (o *VersionOptions) check(ctx context.Context) ([]volumes.PullCheck, error) {
-	clients, err := kube.New(o.configFlags)
+	clients, err := kubeClients(o.configFlags)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,11 @@
-// Package kube builds the Kubernetes clients the engines use from kubectl's standard flags.
+// Package kube builds the Kubernetes clients the engines use from a REST config (cli turns kubectl's
+// standard flags into one), and holds the waits they share.
 package kube
 
 import (
 	"fmt"
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -21,25 +21,6 @@ type Clients struct {
 	Snap      snapclient.Interface
 	// Context is the kubeconfig context in use ("" when not from a kubeconfig), for manifests.
 	Context string
-}
-
-// New builds clients from the command line's kubeconfig flags.
-func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
-	cfg, err := flags.ToRESTConfig()
-	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
-	}
-	c, err := FromConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if raw, err := flags.ToRawKubeConfigLoader().RawConfig(); err == nil {
-		c.Context = raw.CurrentContext
-		if flags.Context != nil && *flags.Context != "" {
-			c.Context = *flags.Context
-		}
-	}
-	return c, nil
 }
 
 // FromConfig builds clients from a REST config. Listing and creating thousands of objects is
