@@ -257,12 +257,16 @@ func restoreBlockVolume(ctx context.Context, r kopiarepo.Repository, cfg Restore
 	if err != nil {
 		return err
 	}
-	f, err := blockFile(ctx, root, "snapshot "+cfg.SnapshotID)
+	what := "snapshot " + cfg.SnapshotID
+	if res.PVC != "" {
+		what += " of volume " + res.Namespace + "/" + res.PVC
+	}
+	f, err := blockFile(ctx, root, what)
 	if err != nil {
 		return err
 	}
-	if err := restoreImage(ctx, f, cfg.Target, blockWorkers(cfg.Parallel), &c); err != nil {
-		return fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err)
+	if err := restoreImage(ctx, r, f, cfg.Target, cfg.Parallel, &c); err != nil {
+		return fmt.Errorf("restore %s into %s: %w", what, cfg.Target, err)
 	}
 	return nil
 }
@@ -280,10 +284,10 @@ func blockWorkers(parallel int) int {
 	return n
 }
 
-// restoreImage writes the image f over the device target, workers parts of blockPart at once,
-// each through a reader of its own (Kopia's object readers seek): decrypting and writing one
-// stream keeps one CPU busy at most.
-func restoreImage(ctx context.Context, f fs.File, target string, workers int, c *counters) error {
+// restoreImage writes the image f over the device target: its chunks fetched parallel at once
+// (fetchImage), or, for an image without an index, blockWorkers parts of blockPart at once, each
+// through a reader of its own (Kopia's object readers seek).
+func restoreImage(ctx context.Context, r kopiarepo.Repository, f fs.File, target string, parallel int, c *counters) error {
 	dev, err := os.OpenFile(target, os.O_RDWR, 0)
 	if err != nil {
 		return blockOpenError(target, "write", err)
@@ -293,6 +297,27 @@ func restoreImage(ctx context.Context, f fs.File, target string, workers int, c 
 	if have, err := dev.Seek(0, io.SeekEnd); err == nil && size > have {
 		return fmt.Errorf("the target device %s holds %d bytes, the backed-up volume %d: restore into a claim at least as large", target, have, size)
 	}
+	chunks, indexed, err := imageChunks(ctx, r, f)
+	switch {
+	case err != nil:
+		return err
+	case indexed:
+		err = fetchImage(ctx, r, chunks, dev, fetchers(chunks, parallel), c)
+	default:
+		err = readParts(ctx, f, dev, blockWorkers(parallel), c)
+	}
+	if err != nil {
+		return err
+	}
+	if err := dev.Sync(); err != nil {
+		return fmt.Errorf("flush %s: %w", target, err)
+	}
+	return nil
+}
+
+// readParts writes the image f over dev, workers parts of blockPart at once, each through a
+// reader of its own: decrypting and writing one stream keeps one CPU busy at most.
+func readParts(ctx context.Context, f fs.File, dev *os.File, workers int, c *counters) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	parts := make(chan int64)
@@ -306,7 +331,7 @@ func restoreImage(ctx context.Context, f fs.File, target string, workers int, c 
 		})
 	}
 feed:
-	for off := int64(0); off < size; off += blockPart {
+	for off := int64(0); off < f.Size(); off += blockPart {
 		select {
 		case parts <- off:
 		case <-wctx.Done():
@@ -318,13 +343,7 @@ feed:
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := dev.Sync(); err != nil {
-		return fmt.Errorf("flush %s: %w", target, err)
-	}
-	return nil
+	return ctx.Err()
 }
 
 // restoreParts writes the parts it receives (offsets) from one reader of the image.
