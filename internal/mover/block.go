@@ -32,8 +32,9 @@ const BlockEntry = "volume.img"
 // small change uploads the changed chunks (content-defined chunks, 4 MiB on average, carried
 // zeros next to data). A changed extent rarely starts at a chunk's start, so it uploads its size
 // plus up to one chunk: 1 MiB written at a 4 KiB offset uploads 1.5 MiB (1 MiB chunks: 2 MiB).
-// Smaller chunks cost restores: each is one read from the bucket (make bench-block, 2 GiB:
-// restore throughput 0.72-0.94x the kopia CLI's at 512 KiB, 0.65-0.72x at 256 KiB, ~1.0x at 1 MiB).
+// Each chunk is one read from the bucket: a restore fetches --parallel of them at once
+// (fetchImage; make bench-block, 2 GiB: 1.2-2.5x the kopia CLI's restore throughput, 0.76x once at
+// load 30; read one after the other, 0.72-1.0x).
 const BlockSplitter = "FIXED-512K"
 
 // blockSplitterBefore is the splitter of the block snapshots made before TagBlockSplitter (all
