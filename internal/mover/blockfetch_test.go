@@ -265,3 +265,25 @@ func TestCheckIndex(t *testing.T) {
 		t.Errorf("fetchers with 512 KiB chunks: %d; want 8 (--parallel)", n)
 	}
 }
+
+// An image without an index (a file no repository holds, standing in for an object of one
+// content) is read in parts through readers that seek, byte for byte.
+func TestBlockRestoreWithoutIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "image")
+	want := blockImage(t, src, 3*blockPart/2, 0, blockPart-512<<10, blockPart+8<<20)
+	f := &deviceImage{path: src, size: int64(len(want))}
+	if _, indexed, err := imageChunks(ctx, nil, f); indexed || err != nil {
+		t.Fatalf("an image without an object: indexed %v, %v; want no index", indexed, err)
+	}
+	dev := filepath.Join(dir, "dev")
+	blockImage(t, dev, int64(len(want)))
+	var c counters
+	if err := restoreImage(ctx, nil, f, dev, 4, &c); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dev); !bytes.Equal(got, want) || c.bytes.Load() != int64(len(want)) {
+		t.Errorf("the restored device differs from the image (%d bytes written)", c.bytes.Load())
+	}
+}
