@@ -132,6 +132,14 @@ func TestVolumesOnControlPlane(t *testing.T) {
 			Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// Admission judges a quota by its status, which the quota controller fills: until then it
+		// admits pods (a CI run on a loaded machine saw the Job's pod created).
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			q, err := kube.CoreV1().ResourceQuotas("quota").Get(ctx, "no-pods", metav1.GetOptions{})
+			return err == nil && len(q.Status.Hard) > 0, nil
+		}); err != nil {
+			t.Fatalf("the quota controller did not compute quota/no-pods: %v", err)
+		}
 		c2 := cfg("quota", volumes.ModeFS)
 		c2.Timeout = time.Minute
 		start := time.Now()
