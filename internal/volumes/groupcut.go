@@ -152,7 +152,7 @@ func (r *backupRun) cutGroup(ctx context.Context, g *VolumeGroup) error {
 			continue
 		}
 		r.members[v.Namespace+"/"+v.PVC] = vs
-		v.GroupSnapshot = c.name
+		v.GroupSnapshot, v.GroupSnapshotAPIVersion = c.name, GroupSnapshotGroup+"/"+c.facts.Version
 		v.Reason += "; cut with volume group " + g.Name() + " (" + c.what() + "): " + g.Why()
 	}
 	return nil

@@ -98,7 +98,7 @@ func TestCutGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range r.plan {
-		if v.Status != "" || v.GroupSnapshot == "" || !strings.Contains(v.Reason, "cut with volume group app/"+LabelVolumeGroup+"=db") {
+		if v.Status != "" || v.GroupSnapshot == "" || v.GroupSnapshotAPIVersion != GroupSnapshotGroup+"/v1beta2" || !strings.Contains(v.Reason, "cut with volume group app/"+LabelVolumeGroup+"=db") {
 			t.Errorf("volume %s: %+v, want it cut with its group", v.PVC, v)
 		}
 		tk := r.backupTask(&v)
