@@ -12,7 +12,9 @@ import (
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -119,31 +121,42 @@ func lineWith(s, sub string) string {
 // tool, not the CRDs), and no group snapshot kinds.
 func installSnapshotCRDs(ctx context.Context, t *testing.T, dyn dynamic.Interface, kube kubernetes.Interface) {
 	t.Helper()
+	installCRDs(ctx, t, dyn, kube, "snapshot.storage.k8s.io", "v1", "VolumeSnapshot")
+}
+
+// installCRDs serves group/version with kinds K (namespaced), KContent and KClass, as
+// external-snapshotter's CRDs do, with open schemas.
+func installCRDs(ctx context.Context, t *testing.T, dyn dynamic.Interface, kube kubernetes.Interface, group, version, kind string) {
+	t.Helper()
 	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
 	for _, k := range []struct {
-		kind, plural, scope string
-	}{{"VolumeSnapshot", "volumesnapshots", "Namespaced"}, {"VolumeSnapshotContent", "volumesnapshotcontents", "Cluster"}, {"VolumeSnapshotClass", "volumesnapshotclasses", "Cluster"}} {
-		version := map[string]any{"name": "v1", "served": true, "storage": true,
+		kind, scope string
+	}{{kind, "Namespaced"}, {kind + "Content", "Cluster"}, {kind + "Class", "Cluster"}} {
+		plural := strings.ToLower(k.kind) + "s"
+		if strings.HasSuffix(k.kind, "Class") {
+			plural = strings.ToLower(k.kind) + "es"
+		}
+		version := map[string]any{"name": version, "served": true, "storage": true,
 			"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
-		if k.kind != "VolumeSnapshotClass" {
+		if !strings.HasSuffix(k.kind, "Class") {
 			version["subresources"] = map[string]any{"status": map[string]any{}}
 		}
 		crd := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-			"metadata": map[string]any{"name": k.plural + ".snapshot.storage.k8s.io",
+			"metadata": map[string]any{"name": plural + "." + group,
 				"annotations": map[string]any{"api-approved.kubernetes.io": "https://github.com/kubernetes-csi/external-snapshotter/pull/955"}},
-			"spec": map[string]any{"group": "snapshot.storage.k8s.io", "scope": k.scope,
-				"names":    map[string]any{"kind": k.kind, "listKind": k.kind + "List", "plural": k.plural, "singular": strings.ToLower(k.kind)},
+			"spec": map[string]any{"group": group, "scope": k.scope,
+				"names":    map[string]any{"kind": k.kind, "listKind": k.kind + "List", "plural": plural, "singular": strings.ToLower(k.kind)},
 				"versions": []any{version}}}}
 		if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		res, err := kube.Discovery().ServerResourcesForGroupVersion("snapshot.storage.k8s.io/v1")
+		res, err := kube.Discovery().ServerResourcesForGroupVersion(group + "/" + version)
 		return err == nil && len(res.APIResources) >= 5, nil // three kinds, two status subresources
 	})
 	if err != nil {
-		t.Fatalf("the snapshot CRDs are not served: %v", err)
+		t.Fatalf("the %s/%s CRDs are not served: %v", group, version, err)
 	}
 }
 
@@ -230,4 +243,91 @@ func playKubelet(ctx context.Context, t *testing.T, kube kubernetes.Interface, n
 			t.Errorf("end mover pod %s: %v", p.Name, err)
 		}
 	}
+}
+
+// create's preflight, run by the CLI on a real apiserver that serves VolumeGroupSnapshots, as a
+// ServiceAccount that may do everything create does but touch group snapshots: claims labelled
+// into a group whose driver has a VolumeGroupSnapshotClass make the preflight fail, naming the
+// missing right and what it is for, and nothing is created.
+func TestCreatePreflightGroupRightsOnControlPlane(t *testing.T) {
+	cp := controlplane.ForTest(t)
+	kube := kubernetes.NewForConfigOrDie(cp.Config)
+	snap := snapclient.NewForConfigOrDie(cp.Config)
+	dyn := dynamic.NewForConfigOrDie(cp.Config)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	installSnapshotCRDs(ctx, t, dyn, kube)
+	installCRDs(ctx, t, dyn, kube, volumes.GroupSnapshotGroup, "v1beta2", "VolumeGroupSnapshot")
+	if _, err := snap.SnapshotV1().VolumeSnapshotClasses().Create(ctx, &snapv1.VolumeSnapshotClass{ObjectMeta: metav1.ObjectMeta{Name: "dir",
+		Annotations: map[string]string{volumes.AnnotationDefaultClass: "true"}}, Driver: "dir.csi", DeletionPolicy: snapv1.VolumeSnapshotContentDelete}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	groups := schema.GroupVersionResource{Group: volumes.GroupSnapshotGroup, Version: "v1beta2", Resource: "volumegroupsnapshots"}
+	classes := groups.GroupVersion().WithResource("volumegroupsnapshotclasses")
+	if _, err := dyn.Resource(classes).Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": volumes.GroupSnapshotGroup + "/v1beta2",
+		"kind": "VolumeGroupSnapshotClass", "metadata": map[string]any{"name": "dir-group"}, "driver": "dir.csi", "deletionPolicy": "Delete"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "db"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	csiClaim(ctx, t, kube, "db", "data")
+	csiClaim(ctx, t, kube, "db", "wal")
+	token := serviceAccountWithout(ctx, t, kube, "db", "backup", volumes.GroupSnapshotGroup)
+
+	t.Setenv("PVBACKUP_PASSWORD", "integration-pw")
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	root := cli.NewRootCmd(ctx, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	root.SetArgs([]string{"--kubeconfig", cp.Kubeconfig, "--token", token, "create", "db-1", "--to", "file://" + dir,
+		"--include-namespaces", "db", "--volumes", "snapshot-move", "--mover-location", "s3://backups/db?endpoint=http://s3.storage:8333"})
+	err := root.ExecuteContext(ctx)
+	t.Logf("create as %s: %v\n%s", "db/backup", err, errOut.String())
+	want := "create volumegroupsnapshots." + volumes.GroupSnapshotGroup + " (create: cut a volume group at one instant)"
+	if err == nil || !strings.Contains(err.Error(), "preflight: ") || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "nothing was created") {
+		t.Fatalf("create: %v; want the preflight to fail naming %q", err, want)
+	}
+	if list, err := snap.SnapshotV1().VolumeSnapshots("db").List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
+		t.Errorf("VolumeSnapshots after the refused run: %v %v", list, err)
+	}
+	if list, err := dyn.Resource(groups).Namespace("db").List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
+		t.Errorf("VolumeGroupSnapshots after the refused run: %v %v", list, err)
+	}
+	if list, err := kube.BatchV1().Jobs("db").List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
+		t.Errorf("Jobs after the refused run: %v %v", list, err)
+	}
+}
+
+// serviceAccountWithout makes ServiceAccount ns/name, allowed everything on every API group but
+// without, and returns a token of it.
+func serviceAccountWithout(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, name, without string) string {
+	t.Helper()
+	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := kube.Discovery().ServerGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := []string{""}
+	for _, g := range groups.Groups {
+		if g.Name != without {
+			allowed = append(allowed, g.Name)
+		}
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name + "-without-" + without},
+		Rules: []rbacv1.PolicyRule{{APIGroups: allowed, Resources: []string{"*"}, Verbs: []string{"*"}}}}
+	if _, err := kube.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Status.Token
 }
