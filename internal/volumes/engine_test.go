@@ -39,6 +39,7 @@ type sim struct {
 	noController  bool   // leave VolumeSnapshots without status
 	podWaiting    string // leave the container waiting with this reason
 	podMessage    string // ... and this message (default: a pull back-off's)
+	podPullRetry  bool   // ... then back off and retry, as a kubelet does after a failed pull
 	jobEvent      string // emit this Warning event on the Job instead of creating a pod
 	oom           bool
 	moverError    string // the mover fails with this error (result.error, exit 1)
@@ -143,8 +144,11 @@ func (s *sim) run(ctx context.Context) {
 				if s.podMessage != "" {
 					msg = s.podMessage
 				}
-				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: s.podWaiting, Message: msg}}}}
-				s.resyncPod(ctx, p)
+				waits := []corev1.ContainerStateWaiting{{Reason: s.podWaiting, Message: msg}}
+				if s.podPullRetry {
+					waits = append(waits, corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image: ErrImagePull: " + msg}, waits[0])
+				}
+				s.podWaits(ctx, p, waits)
 				continue
 			}
 			op := j.Spec.Template.Spec.Containers[0].Args[0]
@@ -181,6 +185,25 @@ func (s *sim) resync(ctx context.Context, apply func() bool) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// podWaits leaves p's container waiting in each state in turn, 300 ms each, the last one for good.
+func (s *sim) podWaits(ctx context.Context, p *corev1.Pod, waits []corev1.ContainerStateWaiting) {
+	go func() {
+		for i, w := range waits {
+			end := time.Now().Add(300 * time.Millisecond)
+			s.resync(ctx, func() bool {
+				cur, err := s.kube.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+				if err != nil {
+					return false
+				}
+				cur.Status.Phase = corev1.PodPending
+				cur.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Waiting: &w}}}
+				_, err = s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+				return err == nil && (i == len(waits)-1 || time.Now().Before(end))
+			})
+		}
+	}()
 }
 
 func (s *sim) resyncPod(ctx context.Context, p *corev1.Pod) {

@@ -26,6 +26,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 	}
 	var (
 		following = map[types.UID]bool{}
+		pulls     = newPullRetries()
 		finished  *corev1.Pod
 		wg        sync.WaitGroup
 	)
@@ -48,7 +49,7 @@ func (e *engine) runMover(ctx context.Context, t Task, created *createdObjects, 
 		if p.Spec.NodeName != "" {
 			node = p.Spec.NodeName
 		}
-		done, status, err := podStatus(p)
+		done, status, err := podStatus(p, pulls)
 		if err != nil {
 			return false, status, err
 		}

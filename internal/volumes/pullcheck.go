@@ -139,6 +139,7 @@ func (e *engine) runCheckPod(ctx context.Context, t Task, created *createdObject
 		return nil, fmt.Errorf("create pod %s/%s: %w", t.Namespace, pod.Name, err)
 	}
 	var last *corev1.Pod
+	pulls := newPullRetries()
 	err := until(ctx, e.d.Kube, waitSpec{
 		Namespace: t.Namespace,
 		What:      fmt.Sprintf("pod %s/%s (image %s on a linux/%s node)", t.Namespace, pod.Name, e.cfg.Mover.Image, arch),
@@ -149,7 +150,7 @@ func (e *engine) runCheckPod(ctx context.Context, t Task, created *createdObject
 		Events:    func(ref corev1.ObjectReference) bool { return ref.Kind == "Pod" && ref.Name == pod.Name },
 		Cond: func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 			last = o.(*corev1.Pod)
-			return podStatus(last)
+			return podStatus(last, pulls)
 		},
 	})
 	return last, err

@@ -62,14 +62,16 @@ func TestPullSecretCopiedPerMover(t *testing.T) {
 	}
 }
 
-// TestPullSecretRefusedFailsFast: a registry that refuses the credentials fails the mover at its
-// first ErrImagePull, naming the registry's answer, and the copy is removed.
+// TestPullSecretRefusedFailsFast: a registry that refuses the credentials fails the mover at the
+// kubelet's retry (the first attempt may have been made before the kubelet had the copied Secret),
+// naming the registry's answer, in seconds, and the copy is removed.
 func TestPullSecretRefusedFailsFast(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s := newSim(t, boundClaim("data", "pv1"), userPullSecret(corev1.SecretTypeDockerConfigJson))
 	s.podWaiting = "ErrImagePull"
 	s.podMessage = `failed to pull and unpack image "10.244.0.1:5001/m:x": failed to resolve reference "10.244.0.1:5001/m:x": unexpected status from HEAD request to http://10.244.0.1:5001/v2/m/manifests/x: 401 Unauthorized`
+	s.podPullRetry = true
 	s.run(ctx)
 	cfg := testConfig(ModeAuto)
 	cfg.Timeout = time.Minute // the failure must not come from the step timeout

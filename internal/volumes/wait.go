@@ -177,32 +177,10 @@ func registryRefused(msg string) bool {
 	return false
 }
 
-// pullSecretGrace is how long after the pod's sandbox is ready a refused pull of a pod with pull
-// Secrets is taken for the kubelet not having synced the Secret yet: the plugin copies the Secret
-// just before it creates the pod, a kubelet that cannot read it within a second pulls without it
-// ("Unable to retrieve pull secret, the image pull may not succeed") and gets 401, and its retry
-// after the 10 s back-off has it. Only the first attempt falls in it: a wrong Secret still fails
-// at the retry, in seconds.
-const pullSecretGrace = 8 * time.Second
-
-// pullSecretNotSynced says whether a refused pull (or the back-off after it) may still be the
-// kubelet's secret cache: the pod has pull Secrets and its sandbox became ready less than
-// pullSecretGrace ago (no PodReadyToStartContainers condition: not assumed).
-func pullSecretNotSynced(p *corev1.Pod, w *corev1.ContainerStateWaiting) bool {
-	if len(p.Spec.ImagePullSecrets) == 0 || !(w.Reason == "ImagePullBackOff" || w.Reason == "ErrImagePull" && registryRefused(w.Message)) {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReadyToStartContainers && c.Status == corev1.ConditionTrue {
-			return time.Since(c.LastTransitionTime.Time) < pullSecretGrace
-		}
-	}
-	return false
-}
-
 // podStatus inspects a mover pod: done when its container has terminated; an error for a
-// container that cannot start.
-func podStatus(p *corev1.Pod) (done bool, status string, err error) {
+// container that cannot start. pulls tells a first pull made without the pull Secret from a
+// refusal (nil: every refusal is final).
+func podStatus(p *corev1.Pod, pulls *pullRetries) (done bool, status string, err error) {
 	status = fmt.Sprintf("pod %s %s", p.Name, p.Status.Phase)
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
@@ -224,7 +202,7 @@ func podStatus(p *corev1.Pod) (done bool, status string, err error) {
 			}
 			// A Secret the kubelet has not synced yet resolves by itself; a missing one does not.
 			transient := w.Reason == "CreateContainerConfigError" && !strings.Contains(w.Message, "not found")
-			if pullSecretNotSynced(p, w) {
+			if pulls.mayBeSecretCache(p, w) {
 				continue
 			}
 			if terminalWaiting[w.Reason] && !transient || w.Reason == "ErrImagePull" && registryRefused(w.Message) {
