@@ -28,6 +28,7 @@ import (
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/cli"
+	pvbkube "github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/mover"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/volumes"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/test/controlplane"
@@ -190,46 +191,34 @@ func csiClaim(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, 
 	return c
 }
 
-// playSnapshotController makes each VolumeSnapshot created in ns ready, as the snapshot
-// controller would once the driver cut it, and sends the name of its claim to cuts first.
+// playSnapshotController makes each VolumeSnapshot of ns ready, as the snapshot controller would
+// once the driver cut it, and sends the name of its claim to cuts first. An informer (kube.Until)
+// finds the snapshots made before it started too, and outlives a watch the apiserver ends.
 func playSnapshotController(ctx context.Context, t *testing.T, snap snapclient.Interface, ns string, cuts chan<- string) {
-	w, err := snap.SnapshotV1().VolumeSnapshots(ns).Watch(ctx, metav1.ListOptions{})
-	if err != nil && ctx.Err() == nil {
-		t.Error(err)
-	}
-	if err != nil {
-		return
-	}
-	defer w.Stop()
-	for ev := range w.ResultChan() {
+	_ = pvbkube.Until(ctx, pvbkube.ListWatch(snap.SnapshotV1().VolumeSnapshots(ns), snap, nil), &snapv1.VolumeSnapshot{}, nil, func(ev watch.Event) (bool, error) {
 		s, ok := ev.Object.(*snapv1.VolumeSnapshot)
-		if !ok || ev.Type != watch.Added {
-			continue
+		if !ok || ev.Type != watch.Added || s.Status != nil {
+			return false, nil
 		}
+		s = s.DeepCopy()
 		cuts <- ptr.Deref(s.Spec.Source.PersistentVolumeClaimName, "")
 		s.Status = &snapv1.VolumeSnapshotStatus{ReadyToUse: ptr.To(true), CreationTime: ptr.To(metav1.Now()), RestoreSize: ptr.To(resource.MustParse("1Gi"))}
 		if _, err := snap.SnapshotV1().VolumeSnapshots(ns).UpdateStatus(ctx, s, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
 			t.Errorf("make VolumeSnapshot %s ready: %v", s.Name, err)
 		}
-	}
+		return false, nil
+	})
 }
 
 // playKubelet ends each mover pod the Job controller creates in ns as a mover that backed its
 // volume up would.
 func playKubelet(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string) {
-	w, err := kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
-	if err != nil && ctx.Err() == nil {
-		t.Error(err)
-	}
-	if err != nil {
-		return
-	}
-	defer w.Stop()
-	for ev := range w.ResultChan() {
+	_ = pvbkube.Until(ctx, pvbkube.ListWatch(kube.CoreV1().Pods(ns), kube, nil), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		p, ok := ev.Object.(*corev1.Pod)
-		if !ok || ev.Type != watch.Added || len(p.Spec.Containers) == 0 {
-			continue
+		if !ok || ev.Type != watch.Added || len(p.Spec.Containers) == 0 || p.Status.Phase == corev1.PodSucceeded {
+			return false, nil
 		}
+		p = p.DeepCopy()
 		c := p.Spec.Containers[0]
 		res := mover.Result{Op: c.Args[0], OK: true, SnapshotID: "k-" + p.Name, Files: 1, Bytes: 10, DurationSeconds: 0.1}
 		for _, e := range c.Env {
@@ -242,7 +231,8 @@ func playKubelet(ctx context.Context, t *testing.T, kube kubernetes.Interface, n
 		if _, err := kube.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
 			t.Errorf("end mover pod %s: %v", p.Name, err)
 		}
-	}
+		return false, nil
+	})
 }
 
 // create's preflight, run by the CLI on a real apiserver that serves VolumeGroupSnapshots, as a
