@@ -562,14 +562,16 @@ type Volume struct {
 	VolumeMode string `json:"volumeMode,omitempty"`
 	// VolumeGroup is the claim's volume group (namespace/label=value) when it is in one;
 	// GroupSnapshot the VolumeGroupSnapshot that cut it, empty when it was cut alone (Reason and
-	// Warnings say why).
-	VolumeGroup    string `json:"volumeGroup,omitempty"`
-	GroupSnapshot  string `json:"groupSnapshot,omitempty"`
-	SnapshotClass  string `json:"snapshotClass,omitempty"`
-	VolumeSnapshot string `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
-	SnapshotHandle string `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
-	KopiaSnapshot  string `json:"kopiaSnapshot,omitempty"`
-	KopiaParent    string `json:"kopiaParent,omitempty"`
+	// Warnings say why), and GroupSnapshotAPIVersion the API version it was made with
+	// (groupsnapshot.storage.k8s.io/v1 or v1beta2, found at run time).
+	VolumeGroup             string `json:"volumeGroup,omitempty"`
+	GroupSnapshot           string `json:"groupSnapshot,omitempty"`
+	GroupSnapshotAPIVersion string `json:"groupSnapshotAPIVersion,omitempty"`
+	SnapshotClass           string `json:"snapshotClass,omitempty"`
+	VolumeSnapshot          string `json:"volumeSnapshot,omitempty"` // snapshot mode: the kept VolumeSnapshot
+	SnapshotHandle          string `json:"snapshotHandle,omitempty"` // the storage system's snapshot ID
+	KopiaSnapshot           string `json:"kopiaSnapshot,omitempty"`
+	KopiaParent             string `json:"kopiaParent,omitempty"`
 	// Compression is what the mover was told (create --compression, or the PVC's annotation
 	// pvbackup.io/compression): none, auto or a Kopia compressor. Empty in older backups: none.
 	Compression   string `json:"compression,omitempty"`

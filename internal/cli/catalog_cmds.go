@@ -171,6 +171,9 @@ func describeManifest(streams genericiooptions.IOStreams, m *catalog.Manifest) e
 		if err := printVolumes(w, m.Volumes, false); err != nil {
 			return err
 		}
+		if err := describeVolumeGroups(w, m.Volumes); err != nil {
+			return err
+		}
 	}
 	if err := describeExcluded(w, m); err != nil {
 		return err
@@ -236,6 +239,36 @@ func describeResources(w io.Writer, m *catalog.Manifest) error {
 	}
 	if empty > 0 {
 		fmt.Fprintf(tw, "  (%s with no objects)\n", progress.Plural(empty, "resource type", "resource types"))
+	}
+	return tw.Flush()
+}
+
+// describeVolumeGroups prints, for each volume in a volume group, the group, the
+// VolumeGroupSnapshot that cut it and its API version, or that it was cut alone (its DETAIL says
+// why); nothing when no volume is in a group.
+func describeVolumeGroups(w io.Writer, vols []catalog.Volume) error {
+	n, groups := 0, map[string]bool{}
+	for _, v := range vols {
+		if v.VolumeGroup != "" {
+			n, groups[v.VolumeGroup] = n+1, true
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "Groups:       %s in %s\n", progress.Plural(n, "volume", "volumes"), progress.Plural(len(groups), "volume group", "volume groups"))
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VOLUME\tGROUP\tGROUP SNAPSHOT\tAPI VERSION")
+	q := printable.Name
+	for _, v := range vols {
+		if v.VolumeGroup == "" {
+			continue
+		}
+		snap, api := "cut alone", "-"
+		if v.GroupSnapshot != "" {
+			snap, api = q(v.GroupSnapshot), orDash(v.GroupSnapshotAPIVersion)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", q(v.Namespace+"/"+v.PVC), q(v.VolumeGroup), snap, api)
 	}
 	return tw.Flush()
 }

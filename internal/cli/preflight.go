@@ -43,6 +43,7 @@ func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, 
 				done("", err)
 				return err
 			}
+			plan.Groups, plan.AutoGroups = volumes.GroupsToCut(ctx, vd, *o.volCfg, plan.Volumes, claims)
 			cfg.Mover, cfg.Mode, cfg.SnapshotClasses = o.volCfg.Mover, o.volCfg.Mode, o.volCfg.SnapshotClasses
 		}
 		r := doctor.CreatePreflight(ctx, deps, cfg, plan)

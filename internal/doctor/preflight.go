@@ -28,6 +28,9 @@ type CreatePlan struct {
 	Resources []string
 	// ClusterNeeds: the backup fetches the cluster objects the selected ones refer to.
 	ClusterNeeds bool
+	// Groups: the backup cuts volume groups with VolumeGroupSnapshots (volumes.GroupsToCut);
+	// AutoGroups: one of them is --volume-groups=auto's, whose members it labels.
+	Groups, AutoGroups bool
 }
 
 // CreatePreflight runs the static checks that concern a backup's plan: the volume decisions, the
@@ -60,6 +63,12 @@ func CreatePreflight(ctx context.Context, d Deps, cfg Config, plan CreatePlan) *
 	}
 	if snapshots {
 		needs = append(needs, "snapshots")
+	}
+	if plan.Groups {
+		needs = append(needs, "groups") // the rights doctor checks, required here: the run cuts groups
+	}
+	if plan.AutoGroups {
+		needs = append(needs, "auto-groups")
 	}
 	if plan.Hooks {
 		needs = append(needs, "hooks")

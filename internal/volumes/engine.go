@@ -63,7 +63,10 @@ type Config struct {
 	Timeout time.Duration
 	// ControllerTimeout bounds the wait for a snapshot controller to take up a VolumeSnapshot.
 	ControllerTimeout time.Duration
-	DryRun            bool
+	// ErrorGrace is how long a snapshot's or group snapshot's status.error may stand before it
+	// fails the wait (0: DefaultErrorGrace); an API conflict there never does by itself.
+	ErrorGrace time.Duration
+	DryRun     bool
 	// HookFlags are the --pre-hook/--post-hook settings; pod annotations come first.
 	HookFlags hooks.Flags
 	// RunID makes this run's object names unique (default: random).
@@ -99,6 +102,9 @@ func (c *Config) defaults() {
 	}
 	if c.ControllerTimeout == 0 {
 		c.ControllerTimeout = 30 * time.Second
+	}
+	if c.ErrorGrace == 0 {
+		c.ErrorGrace = DefaultErrorGrace
 	}
 	c.Mover.Defaults()
 }

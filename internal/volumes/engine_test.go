@@ -231,7 +231,7 @@ func boundClaim(name, pv string, modes ...corev1.PersistentVolumeAccessMode) *co
 }
 
 func testConfig(mode Mode) Config {
-	return Config{Backup: "b1", Mode: mode, RunID: "r0001", Parallel: 2, Timeout: 5 * time.Second, ControllerTimeout: time.Second,
+	return Config{Backup: "b1", Mode: mode, RunID: "r0001", Parallel: 2, Timeout: 5 * time.Second, ControllerTimeout: time.Second, ErrorGrace: 500 * time.Millisecond,
 		Mover: MoverConfig{Image: "mover:test", Location: "s3://bucket/prefix", RepoPassword: repoKey, Env: map[string]string{"AWS_ACCESS_KEY_ID": "k"}}}
 }
 

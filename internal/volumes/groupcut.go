@@ -8,9 +8,11 @@ import (
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
@@ -150,7 +152,7 @@ func (r *backupRun) cutGroup(ctx context.Context, g *VolumeGroup) error {
 			continue
 		}
 		r.members[v.Namespace+"/"+v.PVC] = vs
-		v.GroupSnapshot = c.name
+		v.GroupSnapshot, v.GroupSnapshotAPIVersion = c.name, GroupSnapshotGroup+"/"+c.facts.Version
 		v.Reason += "; cut with volume group " + g.Name() + " (" + c.what() + "): " + g.Why()
 	}
 	return nil
@@ -166,35 +168,57 @@ func (r *backupRun) madeFor(g *VolumeGroup) *cutGroup {
 	return nil
 }
 
-// waitGroup watches the VolumeGroupSnapshot until it is ready to use (cut: until it is cut); its
-// status.error fails it at once with the driver's reason.
+// waitGroup watches the VolumeGroupSnapshot until it is ready to use (cut: until it is cut),
+// following its events; its status.error fails it once it stands (errorGate) with the driver's
+// reason.
 func (r *backupRun) waitGroup(ctx context.Context, c *cutGroup, cut bool) error {
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	lw := kube.ListWatch(r.d.Dynamic.Resource(c.facts.Resource("volumegroupsnapshots")).Namespace(c.namespace), r.d.Dynamic, kube.Named(c.name))
-	var failed string
-	err := kube.Until(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
-		u, ok := ev.Object.(*unstructured.Unstructured)
-		if !ok {
-			return false, nil
-		}
-		if msg, _, _ := unstructured.NestedString(u.Object, "status", "error", "message"); msg != "" {
-			failed = msg
-			return true, nil
-		}
-		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
-		at, _, _ := unstructured.NestedString(u.Object, "status", "creationTime")
-		return ready || (cut && at != ""), nil
-	})
-	switch {
-	case failed != "":
-		return fmt.Errorf("%s failed: %s", c.what(), failed)
-	case err != nil && wctx.Err() != nil && ctx.Err() == nil:
-		return fmt.Errorf("%s not ready within %s (does the snapshot controller run with --feature-gates=CSIVolumeGroupSnapshot=true?): see kubectl describe volumegroupsnapshot -n %s %s", c.what(), r.cfg.Timeout, c.namespace, c.name)
-	case err != nil:
-		return fmt.Errorf("%s: %w", c.what(), err)
+	w := waitSpec{
+		Namespace: c.namespace,
+		What:      c.what() + ": waiting until ready",
+		Timeout:   r.cfg.Timeout,
+		LW:        kube.ListWatch(r.d.Dynamic.Resource(c.facts.Resource("volumegroupsnapshots")).Namespace(c.namespace), r.d.Dynamic, kube.Named(c.name)),
+		Obj:       &unstructured.Unstructured{},
+		Mine:      named(c.name),
+		Events: func(ref corev1.ObjectReference) bool {
+			return ref.Kind == "VolumeGroupSnapshot" && ref.Name == c.name
+		},
+		Status:     groupReport(c.what()),
+		ErrorGrace: r.cfg.ErrorGrace,
+		Cond: func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
+			u := o.(*unstructured.Unstructured)
+			ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
+			at, _, _ := unstructured.NestedString(u.Object, "status", "creationTime")
+			return ready || (cut && at != ""), groupProgress(u), nil
+		},
 	}
-	return nil
+	if cut {
+		w.What = c.what() + ": waiting until it is cut"
+	}
+	err := until(ctx, r.d.Kube, w)
+	if errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("%w (does the snapshot controller run with --feature-gates=CSIVolumeGroupSnapshot=true? see kubectl describe volumegroupsnapshot -n %s %s)", err, c.namespace, c.name)
+	}
+	return err
+}
+
+// groupReport reads a VolumeGroupSnapshot's status error for errorGate; what names it.
+func groupReport(what string) func(runtime.Object) statusReport {
+	return func(o runtime.Object) statusReport {
+		u := o.(*unstructured.Unstructured)
+		msg, _, _ := unstructured.NestedString(u.Object, "status", "error", "message")
+		if msg == "" {
+			return statusReport{}
+		}
+		return statusReport{Msg: msg, Failed: fmt.Errorf("%s failed: %s", what, msg), Progress: groupProgress(u)}
+	}
+}
+
+// groupProgress is a VolumeGroupSnapshot's status besides its error, as a status line.
+func groupProgress(u *unstructured.Unstructured) string {
+	ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
+	at, _, _ := unstructured.NestedString(u.Object, "status", "creationTime")
+	content, _, _ := unstructured.NestedString(u.Object, "status", "boundVolumeGroupSnapshotContentName")
+	return fmt.Sprintf("VolumeGroupSnapshot %s/%s: ready %v, cut at %q, content %q", u.GetNamespace(), u.GetName(), ready, at, content)
 }
 
 // groupMembers maps each claim cut in the group to its member VolumeSnapshot: the snapshot
@@ -274,11 +298,12 @@ func deleteGroup(ctx context.Context, snap snapclient.Interface, dyn dynamic.Int
 // deleted anyway.
 const groupSettle = time.Minute
 
-// groupSettled says whether a VolumeGroupSnapshot's cut has ended: ready, or failed.
+// groupSettled says whether a VolumeGroupSnapshot's cut has ended: ready, or failed (an API
+// conflict in its status is an attempt the controller retries).
 func groupSettled(u *unstructured.Unstructured) bool {
 	ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
 	msg, _, _ := unstructured.NestedString(u.Object, "status", "error", "message")
-	return ready || msg != ""
+	return ready || msg != "" && !TransientStatusError(msg)
 }
 
 // settleGroup waits (at most groupSettle) until the cut of VolumeGroupSnapshot ns/name has ended

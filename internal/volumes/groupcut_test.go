@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	fakedynamic "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
@@ -72,8 +73,8 @@ func groupRun(t *testing.T, fail string) (*backupRun, *snapfake.Clientset) {
 	one := groupClaim("one", map[string]string{LabelVolumeGroup: "db"})
 	two := groupClaim("two", map[string]string{LabelVolumeGroup: "db"})
 	snap := snapfake.NewSimpleClientset()
-	d := Deps{Snap: snap, Discovery: groupDiscovery("v1beta2"), Dynamic: groupController(t, snap, []*corev1.PersistentVolumeClaim{one, two}, fail), Progress: progress.Discard{}}
-	cfg := Config{Backup: "b1"}
+	d := Deps{Kube: fake.NewSimpleClientset(), Snap: snap, Discovery: groupDiscovery("v1beta2"), Dynamic: groupController(t, snap, []*corev1.PersistentVolumeClaim{one, two}, fail), Progress: progress.Discard{}}
+	cfg := Config{Backup: "b1", ErrorGrace: 300 * time.Millisecond}
 	cfg.defaults()
 	r := &backupRun{
 		engine: &engine{d: d, cfg: cfg, precreated: map[string]bool{}, done: map[string]bool{}, members: map[string]string{}},
@@ -97,7 +98,7 @@ func TestCutGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range r.plan {
-		if v.Status != "" || v.GroupSnapshot == "" || !strings.Contains(v.Reason, "cut with volume group app/"+LabelVolumeGroup+"=db") {
+		if v.Status != "" || v.GroupSnapshot == "" || v.GroupSnapshotAPIVersion != GroupSnapshotGroup+"/v1beta2" || !strings.Contains(v.Reason, "cut with volume group app/"+LabelVolumeGroup+"=db") {
 			t.Errorf("volume %s: %+v, want it cut with its group", v.PVC, v)
 		}
 		tk := r.backupTask(&v)
@@ -115,7 +116,8 @@ func TestCutGroups(t *testing.T) {
 	}
 }
 
-// A group the driver fails fails its volumes at once with the driver's reason.
+// A group the driver fails fails its volumes with the driver's reason once the error has stood for
+// its grace.
 func TestCutGroupsFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -2,12 +2,15 @@ package volumes
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v6/apis/volumesnapshot/v1"
 	snapfake "github.com/kubernetes-csi/external-snapshotter/client/v6/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -15,6 +18,7 @@ import (
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	fakedynamic "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 )
@@ -200,5 +204,53 @@ func TestPlanGroups(t *testing.T) {
 	plan3 := []catalog.Volume{mk("data", "zonal.csi", ModeSnapshotMove)}
 	if g := planGroups(plan3, claims, GroupChoice{}, facts); len(g) != 0 || !strings.Contains(strings.Join(plan3[0].Warnings, ""), "has no VolumeGroupSnapshotClass") {
 		t.Errorf("no class: groups %v, warnings %q", g, plan3[0].Warnings)
+	}
+}
+
+// GroupsToCut tells create's preflight whether the run cuts volume groups (and an automatic one):
+// only then are the rights of group snapshots required.
+func TestGroupsToCut(t *testing.T) {
+	ctx := context.Background()
+	gvr := schema.GroupVersionResource{Group: GroupSnapshotGroup, Version: "v1beta2", Resource: "volumegroupsnapshotclasses"}
+	classes := func(objs ...runtime.Object) *fakedynamic.FakeDynamicClient {
+		return fakedynamic.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "VolumeGroupSnapshotClassList"}, objs...)
+	}
+	forbidden := classes()
+	forbidden.PrependReactor("list", "volumegroupsnapshotclasses", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(gvr.GroupResource(), "", errors.New("no"))
+	})
+	vol := func(pvc, driver string) catalog.Volume {
+		return catalog.Volume{Namespace: "app", PVC: pvc, Driver: driver, Mode: string(ModeSnapshotMove)}
+	}
+	labelled := []*corev1.PersistentVolumeClaim{groupClaim("one", map[string]string{LabelVolumeGroup: "db"}), groupClaim("two", map[string]string{LabelVolumeGroup: "db"})}
+	plain := []*corev1.PersistentVolumeClaim{groupClaim("one", nil), groupClaim("two", nil)}
+	plan := []catalog.Volume{vol("one", "dir.csi"), vol("two", "dir.csi")}
+	for _, tc := range []struct {
+		name           string
+		disc           *fakediscovery.FakeDiscovery
+		dyn            *fakedynamic.FakeDynamicClient
+		cfg            Config
+		claims         []*corev1.PersistentVolumeClaim
+		groups, autoGr bool
+	}{
+		{"labelled claims, a class", groupDiscovery("v1beta2"), classes(groupClass("dir", "dir.csi", true)), Config{}, labelled, true, false},
+		{"labelled claims, no class for their driver", groupDiscovery("v1beta2"), classes(groupClass("other", "other.csi", true)), Config{}, labelled, false, false},
+		{"labelled claims, no group API", groupDiscovery(), classes(), Config{}, labelled, false, false},
+		{"labelled claims, classes unreadable", groupDiscovery("v1beta2"), forbidden, Config{}, labelled, true, false},
+		{"no labels", groupDiscovery("v1beta2"), classes(groupClass("dir", "dir.csi", true)), Config{}, plain, false, false},
+		{"no labels, --volume-groups=auto", groupDiscovery("v1beta2"), classes(groupClass("dir", "dir.csi", true)), Config{VolumeGroups: GroupsAuto}, plain, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := slices.Clone(plan)
+			groups, auto := GroupsToCut(ctx, Deps{Discovery: tc.disc, Dynamic: tc.dyn}, tc.cfg, p, tc.claims)
+			if groups != tc.groups || auto != tc.autoGr {
+				t.Errorf("groups %v, auto %v; want %v, %v", groups, auto, tc.groups, tc.autoGr)
+			}
+			for i := range p {
+				if p[i].Reason != "" || len(p[i].Warnings) != 0 {
+					t.Errorf("the plan was written: %+v", p[i])
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -98,6 +99,41 @@ func planGroupsAhead(ctx context.Context, d Deps, cfg Config, plan []catalog.Vol
 		}
 	}
 	return nil
+}
+
+// GroupsToCut says whether a backup of plan (volumes.Plan's) will cut volume groups with
+// VolumeGroupSnapshots, and whether one of them is an automatic group (--volume-groups=auto,
+// whose members it labels): create's preflight then checks the rights of group snapshots. A
+// cluster that serves no group API cuts none; when its VolumeGroupSnapshotClasses cannot be read
+// (a right the preflight then names) every driver is taken to have one.
+func GroupsToCut(ctx context.Context, d Deps, cfg Config, plan []catalog.Volume, claims []*corev1.PersistentVolumeClaim) (groups, auto bool) {
+	v, err := GroupSnapshotVersion(d.Discovery)
+	if err != nil || v == "" {
+		return false, false // the run cuts every claim alone, with a warning
+	}
+	facts, err := ReadGroupFacts(ctx, d.Discovery, d.Dynamic)
+	if err != nil {
+		facts = &GroupFacts{Version: v, Classes: map[string]string{}}
+		for _, vol := range plan {
+			facts.Classes[vol.Driver] = "(unreadable)"
+		}
+	}
+	if facts.UseClasses(cfg.GroupSnapshotClasses) != nil {
+		return false, false // Plan has refused the names already
+	}
+	byKey := map[string]*corev1.PersistentVolumeClaim{}
+	for _, c := range claims {
+		byKey[c.Namespace+"/"+c.Name] = c
+	}
+	scratch := make([]catalog.Volume, len(plan)) // planGroups writes reasons and warnings
+	for i, vol := range plan {
+		vol.Warnings = slices.Clone(vol.Warnings)
+		scratch[i] = vol
+	}
+	for _, g := range planGroups(scratch, byKey, cfg.groupChoice(), facts) {
+		groups, auto = true, auto || g.Auto
+	}
+	return groups, auto
 }
 
 // volumeCompression is a volume's compression: its PVC's annotation, else the backup's, else the

@@ -21,7 +21,8 @@ import (
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/kube"
 )
 
-// snapshot creates the VolumeSnapshot and waits until it is ready, failing at once on its error.
+// snapshot creates the VolumeSnapshot and waits until it is ready, failing on its error once it
+// stands (errorGate).
 func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, created *createdObjects, kept bool) (*snapv1.VolumeSnapshot, error) {
 	name := t.SnapshotName()
 	if kept {
@@ -39,7 +40,7 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 		created.snapshot = true
 	}
 	what := fmt.Sprintf("VolumeSnapshot %s/%s (class %s)", t.Namespace, name, v.SnapshotClass)
-	ready, err := e.readySnapshot(ctx, t.Namespace, name, what)
+	ready, err := e.readySnapshot(ctx, t.Namespace, name)
 	if err == nil && ready == nil {
 		ready, err = e.waitSnapshot(ctx, t, name, what)
 	}
@@ -51,12 +52,12 @@ func (e *engine) snapshot(ctx context.Context, t Task, v *catalog.Volume, create
 }
 
 // waitSnapshot waits until VolumeSnapshot name of t's claim has a status (a snapshot controller
-// took it up), then until it is ready, failing at once on its error.
+// took it up), then until it is ready, failing on its error once it stands.
 func (e *engine) waitSnapshot(ctx context.Context, t Task, name, what string) (*snapv1.VolumeSnapshot, error) {
 	w := e.snapshotWait(t, name, what)
 	// A snapshot controller sets a status at once; none means none runs.
 	w.What, w.Timeout = what+": waiting for a snapshot controller", e.cfg.ControllerTimeout
-	w.Cond = snapshotCond(name, what, func(s *snapv1.VolumeSnapshot) (bool, string) { return s.Status != nil, "" })
+	w.Cond = snapshotCond(name, func(s *snapv1.VolumeSnapshot) (bool, string) { return s.Status != nil, "" })
 	err := until(ctx, e.d.Kube, w)
 	if errors.Is(err, ErrTimeout) {
 		return nil, fmt.Errorf("%s has no status after %s: no snapshot controller seems to run in this cluster (install snapshot-controller, or use --volumes=fs)", what, e.cfg.ControllerTimeout)
@@ -66,7 +67,7 @@ func (e *engine) waitSnapshot(ctx context.Context, t Task, name, what string) (*
 	}
 	var ready *snapv1.VolumeSnapshot
 	w.What, w.Timeout = what+": waiting until readyToUse", e.cfg.Timeout
-	w.Cond = snapshotCond(name, what, func(s *snapv1.VolumeSnapshot) (bool, string) {
+	w.Cond = snapshotCond(name, func(s *snapv1.VolumeSnapshot) (bool, string) {
 		status := what + ": not ready"
 		if s.Status != nil && s.Status.BoundVolumeSnapshotContentName != nil {
 			status += ", content " + *s.Status.BoundVolumeSnapshotContentName
@@ -84,16 +85,13 @@ func (e *engine) waitSnapshot(ctx context.Context, t Task, name, what string) (*
 }
 
 // readySnapshot reads VolumeSnapshot ns/name once: it is returned when it is ready already (a
-// snapshot requested ahead, whose volume's turn came after it was cut), nil when it is not, an
-// error when it failed. Two waits, each listing and watching it and its events, cost a loaded
+// snapshot requested ahead, whose volume's turn came after it was cut), nil when it is not (an
+// error in its status too: the waits give it its grace). Two waits, each listing and watching it and its events, cost a loaded
 // apiserver more than this one read.
-func (e *engine) readySnapshot(ctx context.Context, ns, name, what string) (*snapv1.VolumeSnapshot, error) {
+func (e *engine) readySnapshot(ctx context.Context, ns, name string) (*snapv1.VolumeSnapshot, error) {
 	s, err := e.d.Snap.SnapshotV1().VolumeSnapshots(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, nil // the waits say what is wrong, with their deadlines
-	}
-	if s.Status != nil && s.Status.Error != nil && s.Status.Error.Message != nil {
-		return nil, fmt.Errorf("%s failed: %s", what, *s.Status.Error.Message)
 	}
 	if s.Status != nil && ptr.Deref(s.Status.ReadyToUse, false) {
 		return s, nil
@@ -111,7 +109,8 @@ func (e *engine) snapshotHandle(ctx context.Context, v *catalog.Volume, s *snapv
 	}
 }
 
-// snapshotWait is the wait for VolumeSnapshot ns/name of t's claim, following the events of both.
+// snapshotWait is the wait for VolumeSnapshot ns/name of t's claim, following the events of both;
+// its status error fails it once it stands.
 func (e *engine) snapshotWait(t Task, name, what string) waitSpec {
 	return waitSpec{
 		Namespace: t.Namespace,
@@ -123,18 +122,30 @@ func (e *engine) snapshotWait(t Task, name, what string) waitSpec {
 		Events: func(ref corev1.ObjectReference) bool {
 			return (ref.Kind == "VolumeSnapshot" && ref.Name == name) || (ref.Kind == "PersistentVolumeClaim" && ref.Name == t.PVC)
 		},
+		Status:     snapshotReport(fmt.Sprintf("VolumeSnapshot %s/%s", t.Namespace, name)),
+		ErrorGrace: e.cfg.ErrorGrace,
 	}
 }
 
-// snapshotCond fails at once on the snapshot's error, else asks done.
-func snapshotCond(name, what string, done func(*snapv1.VolumeSnapshot) (bool, string)) func(runtime.Object, *kube.Stall) (bool, string, error) {
+// snapshotReport reads a VolumeSnapshot's status error for errorGate; what names it in the error.
+func snapshotReport(what string) func(runtime.Object) statusReport {
+	return func(o runtime.Object) statusReport {
+		st := o.(*snapv1.VolumeSnapshot).Status
+		if st == nil || st.Error == nil || st.Error.Message == nil || *st.Error.Message == "" {
+			return statusReport{}
+		}
+		msg := *st.Error.Message
+		return statusReport{Msg: msg, Failed: fmt.Errorf("%s failed: %s", what, msg),
+			Progress: fmt.Sprintf("ready %v, cut %v, content %s", ptr.Deref(st.ReadyToUse, false), st.CreationTime != nil, ptr.Deref(st.BoundVolumeSnapshotContentName, ""))}
+	}
+}
+
+// snapshotCond asks done of the snapshot (its error is the wait's Status).
+func snapshotCond(name string, done func(*snapv1.VolumeSnapshot) (bool, string)) func(runtime.Object, *kube.Stall) (bool, string, error) {
 	return func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 		s := o.(*snapv1.VolumeSnapshot)
 		if s.Name != name {
 			return false, "", nil
-		}
-		if s.Status != nil && s.Status.Error != nil && s.Status.Error.Message != nil {
-			return false, "", fmt.Errorf("%s failed: %s", what, *s.Status.Error.Message)
 		}
 		ok, status := done(s)
 		return ok, status, nil
@@ -155,7 +166,7 @@ func (e *engine) createSnapshot(ctx context.Context, t Task, v *catalog.Volume, 
 }
 
 // waitCut waits until the storage system has cut the snapshot (status.creationTime set, or ready),
-// failing at once on its error: the moment a post hook may run.
+// failing on its error once it stands: the moment a post hook may run.
 func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bool) error {
 	name := t.SnapshotName()
 	if kept {
@@ -165,9 +176,6 @@ func (e *engine) waitCut(ctx context.Context, t Task, v *catalog.Volume, kept bo
 	w.Events = func(ref corev1.ObjectReference) bool { return ref.Kind == "VolumeSnapshot" && ref.Name == name }
 	w.Cond = func(o runtime.Object, _ *kube.Stall) (bool, string, error) {
 		st := o.(*snapv1.VolumeSnapshot).Status
-		if st != nil && st.Error != nil && st.Error.Message != nil {
-			return false, "", fmt.Errorf("VolumeSnapshot %s/%s failed: %s", t.Namespace, name, *st.Error.Message)
-		}
 		return st != nil && (st.CreationTime != nil || ptr.Deref(st.ReadyToUse, false)), "", nil
 	}
 	return until(ctx, e.d.Kube, w)

@@ -92,9 +92,14 @@ type waitSpec struct {
 	Events eventMatcher
 	// Cond says whether an object is done; its status line is "last seen" (a change is progress).
 	Cond func(runtime.Object, *kube.Stall) (done bool, status string, err error)
+	// Status, when set, reads an object's status.error: it fails the wait once it stands for
+	// ErrorGrace (errorGate), and a timeout names the last one seen.
+	Status     func(runtime.Object) statusReport
+	ErrorGrace time.Duration
 }
 
-// until watches w's objects until w.Cond says done, while the events of w.Events are followed.
+// until watches w's objects until w.Cond says done, while the events of w.Events are followed
+// and a status error (w.Status) is given its grace.
 func until(ctx context.Context, c kubernetes.Interface, w waitSpec) error {
 	what, mine, cond := w.What, w.Mine, w.Cond
 	ctx, st, stop := kube.NoProgress(ctx, w.Timeout, what)
@@ -104,6 +109,8 @@ func until(ctx context.Context, c kubernetes.Interface, w waitSpec) error {
 	if w.Events != nil {
 		go watchEvents(ctx, c, w.Namespace, w.Events, st, func(err error) { cancel(err) })
 	}
+	gate := newErrorGate(w.ErrorGrace, func(err error) { cancel(err) })
+	defer gate.stop()
 	err := kube.Until(ctx, w.LW, w.Obj, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {
 			// Only objects the step waits for: a field selector may not filter (fake clients).
@@ -115,11 +122,25 @@ func until(ctx context.Context, c kubernetes.Interface, w waitSpec) error {
 		if m, err := meta.Accessor(ev.Object); err != nil || !mine(m) {
 			return false, nil // selectors may not filter (fake clients)
 		}
+		var report statusReport
+		if w.Status != nil {
+			report = w.Status(ev.Object)
+			gate.see(report)
+		}
 		done, status, err := cond(ev.Object, st)
+		if report.Msg != "" {
+			status = strings.TrimPrefix(status+"; status.error: "+report.Msg, "; ")
+		}
 		st.See(status, false)
 		return done, err
 	})
+	if failed := gate.failed(); err != nil && failed != nil {
+		return failed
+	}
 	if err != nil && ctx.Err() != nil {
+		if errors.Is(err, ErrTimeout) && gate.lastError() != "" && !strings.Contains(err.Error(), gate.lastError()) {
+			return fmt.Errorf("%w; last status.error: %s", err, gate.lastError())
+		}
 		if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
