@@ -93,6 +93,7 @@ type CreateOptions struct {
 	cfg       backup.Config
 	volCfg    *volumes.Config // nil: resources only
 	volNotice string
+	early     *earlyRepos // the repositories created from the preflight on (nil: resources only)
 }
 
 // NewCreateCmd builds `create`.
@@ -368,6 +369,9 @@ func (o *CreateOptions) run(ctx context.Context) error {
 		return err
 	}
 	err := o.backup(ctx, deps)
+	if o.early != nil {
+		o.early.wait()
+	}
 	if deps.Catalog != nil && !o.DryRun && !o.SkipMaintenance && repoPassword != nil {
 		o.maintain(ctx, deps, repoPassword)
 	}
@@ -419,10 +423,11 @@ func (o *CreateOptions) connect(ctx context.Context, deps *backup.Deps, repoPass
 	if o.volCfg != nil {
 		vc := *o.volCfg
 		vc.Mover.RepoPassword = repoPassword
+		o.early = newEarlyRepos(o.lockedRepos(repoPassword, lock).Ensure)
 		deps.Volumes = &volumes.Runner{Config: vc, Deps: volumes.Deps{Kube: clients.Typed, Snap: clients.Snap, Discovery: clients.Discovery, Dynamic: clients.Dynamic,
 			Progress: deps.Progress, OnEvent: volumes.DataProgress(deps.Progress),
 			Hooks:            &hooks.Executor{Kube: clients.Typed, Config: clients.Config},
-			EnsureRepository: o.lockedRepos(repoPassword, lock).Ensure}}
+			EnsureRepository: o.early.Ensure}}
 	}
 	if !o.SkipPreflight {
 		deps.Preflight = o.preflight(clients, deps.Progress, repoPassword)

@@ -70,7 +70,7 @@ func (o *MoverOptions) addCommonFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Location, "location", "", "backup location URL, e.g. s3://bucket/prefix?region=eu-west-1 (env "+store.EnvLocation+")")
 	f.StringVar(&o.Namespace, "source-namespace", "", "namespace the volume belongs to: selects the repository <prefix>/kopia/<namespace>/ (env "+mover.EnvSourceNamespace+")")
 	f.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password (env "+mover.EnvPasswordFile+"; else env "+password.EnvPassword+")")
-	f.IntVar(&o.Parallel, "parallel", 0, "files (and 64 MiB parts of bigger files) processed in parallel (0 = the CPU limit, at least 2, for backup; 8 for restore; env "+mover.EnvParallel+")")
+	f.IntVar(&o.Parallel, "parallel", 0, "files (and 64 MiB parts of bigger files; on a block restore, the image's chunks) processed in parallel (0 = the CPU limit, at least 2, for backup; 8 for restore; env "+mover.EnvParallel+")")
 	f.StringVar(&o.OnError, "on-error", "", "a file that cannot be read or written: fail (default) or skip, naming it in the result (env "+mover.EnvOnError+")")
 	f.StringVar(&o.Result, "result", "", "file the final result is written to as JSON (default "+DefaultResultPath+"; env "+mover.EnvResult+"; \"-\" for none)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "parent of Kopia's temporary cache directory (default $TMPDIR; env "+mover.EnvCacheDir+")")

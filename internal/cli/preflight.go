@@ -46,7 +46,13 @@ func (o *CreateOptions) preflight(clients *kube.Clients, rep progress.Reporter, 
 			cfg.Mover, cfg.Mode, cfg.SnapshotClasses = o.volCfg.Mover, o.volCfg.Mode, o.volCfg.SnapshotClasses
 		}
 		r := doctor.CreatePreflight(ctx, deps, cfg, plan)
-		return judgePreflight(ctx, r, rep, done, start)
+		if err := judgePreflight(ctx, r, rep, done, start); err != nil {
+			return err
+		}
+		if o.early != nil && repoKey != nil {
+			o.early.startFor(ctx, plan.Volumes) // while the resources archive is written
+		}
+		return nil
 	}
 }
 

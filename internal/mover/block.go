@@ -32,8 +32,9 @@ const BlockEntry = "volume.img"
 // small change uploads the changed chunks (content-defined chunks, 4 MiB on average, carried
 // zeros next to data). A changed extent rarely starts at a chunk's start, so it uploads its size
 // plus up to one chunk: 1 MiB written at a 4 KiB offset uploads 1.5 MiB (1 MiB chunks: 2 MiB).
-// Smaller chunks cost restores: each is one read from the bucket (make bench-block, 2 GiB:
-// restore throughput 0.72-0.94x the kopia CLI's at 512 KiB, 0.65-0.72x at 256 KiB, ~1.0x at 1 MiB).
+// Each chunk is one read from the bucket: a restore fetches --parallel of them at once
+// (fetchImage; make bench-block, 2 GiB: 1.2-2.5x the kopia CLI's restore throughput, 0.76x once at
+// load 30; read one after the other, 0.72-1.0x).
 const BlockSplitter = "FIXED-512K"
 
 // blockSplitterBefore is the splitter of the block snapshots made before TagBlockSplitter (all
@@ -257,12 +258,16 @@ func restoreBlockVolume(ctx context.Context, r kopiarepo.Repository, cfg Restore
 	if err != nil {
 		return err
 	}
-	f, err := blockFile(ctx, root, "snapshot "+cfg.SnapshotID)
+	what := "snapshot " + cfg.SnapshotID
+	if res.PVC != "" {
+		what += " of volume " + res.Namespace + "/" + res.PVC
+	}
+	f, err := blockFile(ctx, root, what)
 	if err != nil {
 		return err
 	}
-	if err := restoreImage(ctx, f, cfg.Target, blockWorkers(cfg.Parallel), &c); err != nil {
-		return fmt.Errorf("restore snapshot %s into %s: %w", cfg.SnapshotID, cfg.Target, err)
+	if err := restoreImage(ctx, r, f, cfg.Target, cfg.Parallel, &c); err != nil {
+		return fmt.Errorf("restore %s into %s: %w", what, cfg.Target, err)
 	}
 	return nil
 }
@@ -280,10 +285,10 @@ func blockWorkers(parallel int) int {
 	return n
 }
 
-// restoreImage writes the image f over the device target, workers parts of blockPart at once,
-// each through a reader of its own (Kopia's object readers seek): decrypting and writing one
-// stream keeps one CPU busy at most.
-func restoreImage(ctx context.Context, f fs.File, target string, workers int, c *counters) error {
+// restoreImage writes the image f over the device target: its chunks fetched parallel at once
+// (fetchImage), or, for an image without an index, blockWorkers parts of blockPart at once, each
+// through a reader of its own (Kopia's object readers seek).
+func restoreImage(ctx context.Context, r kopiarepo.Repository, f fs.File, target string, parallel int, c *counters) error {
 	dev, err := os.OpenFile(target, os.O_RDWR, 0)
 	if err != nil {
 		return blockOpenError(target, "write", err)
@@ -293,6 +298,27 @@ func restoreImage(ctx context.Context, f fs.File, target string, workers int, c 
 	if have, err := dev.Seek(0, io.SeekEnd); err == nil && size > have {
 		return fmt.Errorf("the target device %s holds %d bytes, the backed-up volume %d: restore into a claim at least as large", target, have, size)
 	}
+	chunks, indexed, err := imageChunks(ctx, r, f)
+	switch {
+	case err != nil:
+		return err
+	case indexed:
+		err = fetchImage(ctx, r, chunks, dev, fetchers(chunks, parallel), c)
+	default:
+		err = readParts(ctx, f, dev, blockWorkers(parallel), c)
+	}
+	if err != nil {
+		return err
+	}
+	if err := dev.Sync(); err != nil {
+		return fmt.Errorf("flush %s: %w", target, err)
+	}
+	return nil
+}
+
+// readParts writes the image f over dev, workers parts of blockPart at once, each through a
+// reader of its own: decrypting and writing one stream keeps one CPU busy at most.
+func readParts(ctx context.Context, f fs.File, dev *os.File, workers int, c *counters) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	parts := make(chan int64)
@@ -306,7 +332,7 @@ func restoreImage(ctx context.Context, f fs.File, target string, workers int, c 
 		})
 	}
 feed:
-	for off := int64(0); off < size; off += blockPart {
+	for off := int64(0); off < f.Size(); off += blockPart {
 		select {
 		case parts <- off:
 		case <-wctx.Done():
@@ -318,13 +344,7 @@ feed:
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := dev.Sync(); err != nil {
-		return fmt.Errorf("flush %s: %w", target, err)
-	}
-	return nil
+	return ctx.Err()
 }
 
 // restoreParts writes the parts it receives (offsets) from one reader of the image.

@@ -75,7 +75,7 @@ type RestoreConfig struct {
 	// is opened.
 	FromDir    string
 	Target     string // the mounted (empty) volume
-	Parallel   int    // files restored in parallel (0 = 8, as the kopia CLI)
+	Parallel   int    // files (a block image's chunks) restored in parallel (0 = 8, as the kopia CLI)
 	OnError    string
 	SkipOwners bool // do not chown (a non-root mover cannot)
 	Sparse     bool // write runs of zeros as holes

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/catalog"
 	"github.com/kubectl-pvbackup/kubectl-pvbackup/internal/store"
 )
 
@@ -144,7 +146,8 @@ func veleroServerPod(t *testing.T) string {
 	return strings.TrimPrefix(strings.TrimSpace(kubectl(t, time.Minute, "-n", veleroNamespace, "get", "pods", "-l", "deploy=velero", "-o", "name")), "pod/")
 }
 
-// runMeasured runs a command and returns its wall time and peak RSS.
+// runMeasured runs a command and returns its wall time and peak RSS, and logs its output (our
+// commands print each step with its time).
 func runMeasured(t *testing.T, timeout time.Duration, name string, args ...string) (time.Duration, int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -157,7 +160,27 @@ func runMeasured(t *testing.T, timeout time.Duration, name string, args ...strin
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, head(out.String()))
 	}
-	return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	wall := time.Since(start)
+	t.Logf("MEASURE output of %s %s:\n%s", filepath.Base(name), args[0], strings.TrimSpace(out.String()))
+	return wall, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+}
+
+// logMoverTimes logs, per volume of backup name, its time in the backup and how much of it its
+// mover took, and of that the opening of the repository (backup.json).
+func logMoverTimes(t *testing.T, name, from string) {
+	t.Helper()
+	r := runPlugin(t, time.Minute, "describe", name, "--from", from, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("describe %s: exit %d: %s", name, r.code, r.stderr)
+	}
+	var m catalog.Manifest
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
+		t.Fatalf("describe %s -o json: %v", name, err)
+	}
+	for _, v := range m.Volumes {
+		t.Logf("MEASURE volume %s/%s: %.1fs in the backup, mover %.1fs (repository open %.1fs) on %s, %d bytes uploaded",
+			v.Namespace, v.PVC, v.Seconds, v.MoverSeconds, v.MoverOpenSeconds, v.MoverNode, v.UploadedBytes)
+	}
 }
 
 // bucketBytes is the size of every object of url (a bucket and prefix).
@@ -296,8 +319,10 @@ func TestMeasureVelero(t *testing.T) {
 	name := "bench-" + randomSuffix()
 	before := bucketBytes(t, veleroURL)
 	mem := c.sampleMemory(t)
+	steps := watchPhases(t, ns, veleroNamespace)
 	walls["velero backup"], _ = runMeasured(t, 30*time.Minute, veleroBin, append(kc, "backup", "create", name, "--include-namespaces", ns, "--snapshot-move-data", "--wait")...)
 	peaks := mem.stop()
+	steps.report(t, "velero backup")
 	if phase := kubectl(t, time.Minute, "-n", veleroNamespace, "get", "backup", name, "-o", "jsonpath={.status.phase}"); phase != "Completed" {
 		t.Fatalf("Velero's backup is %s", phase)
 	}
@@ -308,9 +333,12 @@ func TestMeasureVelero(t *testing.T) {
 	}
 
 	mem = c.sampleMemory(t)
+	steps = watchPhases(t, ns)
 	var rss int64
 	walls["pvbackup create"], rss = runMeasured(t, 30*time.Minute, pluginBin, append([]string{"create", name, "--to", ours, "--include-namespaces", ns, "--volumes", "snapshot-move"}, moverArgs()...)...)
 	peaks = mem.stop()
+	steps.report(t, "pvbackup create")
+	logMoverTimes(t, name, ours)
 	ourBytes := bucketBytes(t, ours)
 	report["pvbackup create"] = fmt.Sprintf("command %d MiB + movers %s", rss>>20, memSummary(peaks, isOurs))
 
@@ -319,16 +347,20 @@ func TestMeasureVelero(t *testing.T) {
 		t.Cleanup(func() { c.deleteNamespace(t, n) })
 	}
 	mem = c.sampleMemory(t)
+	steps = watchPhases(t, veleroNS, veleroNamespace)
 	walls["velero restore"], _ = runMeasured(t, 30*time.Minute, veleroBin, append(kc, "restore", "create", name, "--from-backup", name, "--namespace-mappings", ns+":"+veleroNS, "--wait")...)
 	peaks = mem.stop()
+	steps.report(t, "velero restore")
 	if phase := kubectl(t, time.Minute, "-n", veleroNamespace, "get", "restore", name, "-o", "jsonpath={.status.phase}"); phase != "Completed" {
 		t.Fatalf("Velero's restore is %s:\n%s", phase, head(veleroCLI(t, time.Minute, "restore", "describe", name, "--details")))
 	}
 	report["velero restore"] = memSummary(peaks, isVelero)
 
 	mem = c.sampleMemory(t)
+	steps = watchPhases(t, ourNS)
 	walls["pvbackup restore"], rss = runMeasured(t, 30*time.Minute, pluginBin, append([]string{"restore", name, "--from", ours, "--namespace-mapping", ns + ":" + ourNS}, moverArgs()...)...)
 	peaks = mem.stop()
+	steps.report(t, "pvbackup restore")
 	report["pvbackup restore"] = fmt.Sprintf("command %d MiB + movers %s", rss>>20, memSummary(peaks, isOurs))
 
 	for _, target := range []string{veleroNS, ourNS} {
