@@ -275,7 +275,7 @@ func (s *Storage) putBlob(ctx context.Context, id kblob.ID, data kblob.Bytes, op
 	if s.s3 != nil {
 		return s.putS3(ctx, id, data, opts)
 	}
-	r := data.Reader()
+	r := newBlobReader(data)
 	defer r.Close() //nolint:errcheck // an in-memory reader
 	wopts := &blob.WriterOptions{
 		ContentType:    "application/x-kopia",
