@@ -118,7 +118,7 @@ func (o *RepoChangePasswordOptions) Validate() error {
 }
 
 // Run changes the password and says what happened.
-func (o *RepoChangePasswordOptions) Run(ctx context.Context) error {
+func (o *RepoChangePasswordOptions) Run(ctx context.Context) (err error) {
 	loc, err := store.Open(ctx, o.location.URL)
 	if err != nil {
 		return err
@@ -131,7 +131,7 @@ func (o *RepoChangePasswordOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the password was not changed: %w", err)
 	}
-	defer func() { _ = l.Release(ctx) }()
+	defer func() { err = errors.Join(err, l.Release(ctx)) }()
 	res, err := keyring.ChangePassword(ctx, loc, o.current, o.next, keyring.ChangeOptions{AfterStep: o.afterStep})
 	if err != nil {
 		return err

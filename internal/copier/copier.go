@@ -11,6 +11,7 @@ package copier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -77,7 +78,7 @@ func (r *Result) Failed() int {
 // Run copies the chosen backups: the keys first, then every namespace repository they use, then
 // each backup's files (its manifest last, so that a backup appears in the second location only
 // once all of it is there).
-func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
+func Run(ctx context.Context, d Deps, cfg Config) (_ *Result, err error) {
 	start := time.Now()
 	if d.Progress == nil {
 		d.Progress = progress.Discard{}
@@ -86,7 +87,6 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err := checkLocks(d.From, d.To); err != nil {
 		return nil, err
 	}
-	var err error
 	if d.throttle, err = repo.NewThrottle(d.Limits); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
+	defer func() { err = errors.Join(err, l.Release(context.WithoutCancel(ctx))) }()
 	for _, ns := range namespaces(chosen) {
 		if err := l.Err(); err != nil {
 			return res, err

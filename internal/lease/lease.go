@@ -214,7 +214,8 @@ func (l *Lease) Record() Record {
 	return l.rec
 }
 
-// Release stops renewal and removes the lease if it is still this run's.
+// Release stops renewal and removes the lease if it is still this run's. Its error says when the
+// lease expires by itself: until then other runs' maintenance, prune and copy of the location wait.
 func (l *Lease) Release(ctx context.Context) error {
 	l.stop()
 	<-l.done
@@ -225,13 +226,18 @@ func (l *Lease) Release(ctx context.Context) error {
 		if store.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("release the maintenance lease in %s: %w", l.display, err)
+		return l.releaseError(err)
 	}
 	if cur.ID != l.rec.ID {
 		return nil
 	}
 	if err := l.b.Delete(ctx, Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-		return fmt.Errorf("release the maintenance lease in %s: %w", l.display, err)
+		return l.releaseError(err)
 	}
 	return nil
+}
+
+func (l *Lease) releaseError(err error) error {
+	return fmt.Errorf("release the maintenance lease in %s: %w (it expires by itself at %s; until then maintenance, prune and copy of the location wait, or delete %s once no run uses it)",
+		l.display, err, l.Record().Expires.Format(time.RFC3339), Key)
 }

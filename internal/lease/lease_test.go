@@ -263,3 +263,27 @@ func TestLeaseOfADeadLocalProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseErrorSaysWhatToDo: a lease that cannot be released (the store fails at the end of a
+// run) is an error naming the location and when the lease expires by itself; callers join it to
+// their own instead of dropping it.
+func TestReleaseErrorSaysWhatToDo(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	loc := store.FromBucket(b, "mem://loc")
+	l, err := Acquire(ctx, loc, "prune", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close() // the store fails from now on
+	err = l.Release(ctx)
+	if err == nil {
+		t.Fatal("release on a failing store: no error")
+	}
+	want := l.Record().Expires.Format(time.RFC3339)
+	for _, part := range []string{"release the maintenance lease in mem://loc", "it expires by itself at " + want, "delete " + Key} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not say %q", err, part)
+		}
+	}
+}

@@ -25,7 +25,7 @@ type AutoResult struct {
 // location that only ever sees `create` keeps every index blob in its first epoch and each mover's
 // open grows with the backups (docs/mover-benchmarks.md). It never waits: when another run holds
 // the location's lease it does nothing and says who.
-func Auto(ctx context.Context, d Deps, namespaces []string) (*AutoResult, error) {
+func Auto(ctx context.Context, d Deps, namespaces []string) (_ *AutoResult, err error) {
 	res := &AutoResult{}
 	if len(namespaces) == 0 {
 		return res, nil
@@ -38,7 +38,7 @@ func Auto(ctx context.Context, d Deps, namespaces []string) (*AutoResult, error)
 	if err != nil {
 		return res, err
 	}
-	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
+	defer func() { err = errors.Join(err, l.Release(context.WithoutCancel(ctx))) }()
 	var errs []string
 	for _, ns := range namespaces {
 		if err := l.Err(); err != nil {

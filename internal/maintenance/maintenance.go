@@ -120,7 +120,7 @@ func (r *Result) Failed() bool {
 
 // Run takes the location's lease and maintains every selected repository. A repository that
 // fails is recorded and the others still run.
-func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
+func Run(ctx context.Context, d Deps, cfg Config) (_ *Result, err error) {
 	if d.Progress == nil {
 		d.Progress = progress.Discard{}
 	}
@@ -132,7 +132,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = l.Release(ctx) }()
+	defer func() { err = errors.Join(err, l.Release(ctx)) }()
 	res := &Result{Location: d.Location.String(), Repositories: []RepoResult{}}
 	for _, ns := range namespaces {
 		if err := l.Err(); err != nil {

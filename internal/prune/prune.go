@@ -5,6 +5,7 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -84,7 +85,7 @@ func (r *Result) Failed() bool {
 
 // Run prunes the location. A dry run decides and prints, and neither takes the lease nor
 // changes anything.
-func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
+func Run(ctx context.Context, d Deps, cfg Config) (_ *Result, err error) {
 	d, cfg = withDefaults(d, cfg)
 	loc := d.Catalog.Location()
 	res := &Result{Location: loc.String(), Policy: cfg.Policy.String(), DryRun: cfg.DryRun, Items: []Item{}}
@@ -95,7 +96,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer func() { _ = l.Release(ctx) }()
+		defer func() { err = errors.Join(err, l.Release(ctx)) }()
 		held = l.Err
 	}
 	targets, err := decide(ctx, d, cfg, res)
