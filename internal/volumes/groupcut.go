@@ -303,7 +303,7 @@ const groupSettle = time.Minute
 func groupSettled(u *unstructured.Unstructured) bool {
 	ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
 	msg, _, _ := unstructured.NestedString(u.Object, "status", "error", "message")
-	return ready || msg != "" && !TransientStatusError(msg)
+	return ready || msg != "" && !transientStatusError(msg)
 }
 
 // settleGroup waits (at most groupSettle) until the cut of VolumeGroupSnapshot ns/name has ended

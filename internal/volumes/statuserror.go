@@ -23,10 +23,9 @@ import (
 // still fails it in seconds.
 const DefaultErrorGrace = 10 * time.Second
 
-// TransientStatusError says whether a status.error message is never final by itself: an API
+// transientStatusError says whether a status.error message is never final by itself: an API
 // conflict (an update that lost a race with another writer), which the controller retries.
-// The e2e tests may use it on the objects they wait for.
-func TransientStatusError(msg string) bool {
+func transientStatusError(msg string) bool {
 	msg = strings.ToLower(msg)
 	return strings.Contains(msg, "the object has been modified") || strings.Contains(msg, "please apply your changes to the latest version")
 }
@@ -70,7 +69,7 @@ func (g *errorGate) see(r statusReport) {
 	if r.Msg != "" {
 		g.last = r.Msg
 	}
-	if r.Msg == "" || TransientStatusError(r.Msg) {
+	if r.Msg == "" || transientStatusError(r.Msg) {
 		g.disarm()
 		return
 	}

@@ -191,8 +191,8 @@ func TestTransientStatusError(t *testing.T) {
 		"failed to take group snapshot of the volumes [v1 v2]: rpc error: code = InvalidArgument": false,
 		"": false,
 	} {
-		if got := TransientStatusError(msg); got != want {
-			t.Errorf("TransientStatusError(%q) = %v, want %v", msg, got, want)
+		if got := transientStatusError(msg); got != want {
+			t.Errorf("transientStatusError(%q) = %v, want %v", msg, got, want)
 		}
 	}
 }

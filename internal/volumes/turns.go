@@ -70,7 +70,7 @@ func (t *turns) follow(ctx context.Context, e *engine, namespaces []string) {
 		go func() {
 			_ = kube.Until(ctx, lw, &snapv1.VolumeSnapshot{}, nil, func(ev watch.Event) (bool, error) {
 				s, ok := ev.Object.(*snapv1.VolumeSnapshot)
-				if ok && s.Status != nil && (ptr.Deref(s.Status.ReadyToUse, false) || s.Status.Error != nil && !TransientStatusError(ptr.Deref(s.Status.Error.Message, ""))) {
+				if ok && s.Status != nil && (ptr.Deref(s.Status.ReadyToUse, false) || s.Status.Error != nil && !transientStatusError(ptr.Deref(s.Status.Error.Message, ""))) {
 					t.settle(s.Namespace + "/" + s.Name)
 				}
 				return false, nil
